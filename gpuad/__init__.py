@@ -1,0 +1,25 @@
+"""gpuad: reverse-mode automatic differentiation on numpy (CPU) and CuPy (CUDA) arrays.
+
+Re-exports only. The data flow, bottom up: backend (arrays, devices) -> tensor + autograd (Tensor,
+tape, backward) -> ops (forward + vjp) -> nn -> optim -> data.
+"""
+from . import autograd, backend, cuda, ops  # noqa: F401
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .backend import Device, device  # noqa: F401
+from .backend import bool_ as bool  # noqa: F401,A001  (gpuad.bool, like torch.bool)
+from .backend import float16, float32, float64, int8, int32, int64, uint8  # noqa: F401
+from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace,  # noqa: F401
+                       manual_seed, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like)
+from .tensor import Tensor  # noqa: F401
+from .testing import GradcheckError, gradcheck  # noqa: F401
+
+globals().update(ops.REGISTRY)  # every public op: gpuad.add, gpuad.sum, gpuad.matmul, ...
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """d(outputs)/d(inputs) as a tuple, without touching any .grad (torch.autograd.grad)."""
+    return autograd.grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused)
+
+
+__version__ = "0.1.0"

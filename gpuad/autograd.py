@@ -1,0 +1,235 @@
+"""The tape: Nodes recorded by ops, grad modes, and the one reverse walk that applies their rules.
+
+Sits between tensor.py and ops/: ops record a Node on each output that needs a gradient; backward()
+and grad() walk those Nodes once, in reverse topological order, without recursion. This module
+knows no op by name and no backend.
+"""
+import threading
+
+from . import backend
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_mode = _GradMode()
+
+
+def is_grad_enabled():
+    return _mode.enabled
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that sets grad mode for this thread, like torch's."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+        self.prev = _mode.enabled
+        _mode.enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _mode.enabled = self.prev
+
+    def __call__(self, fn):
+        mode = self.mode
+        _mode.enabled = self.prev  # used as a decorator: undo the switch made in __init__
+
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Record nothing inside this block (thread-local, restored on exceptions)."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    def __init__(self):
+        super().__init__(True)
+
+
+class Node:
+    """One recorded op application: its rule, its inputs and their versions at record time."""
+    __slots__ = ("name", "vjp", "inputs", "kwargs", "versions")
+
+    def __init__(self, name, vjp, inputs, kwargs, versions):
+        self.name, self.vjp, self.inputs, self.kwargs, self.versions = name, vjp, inputs, kwargs, versions
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"
+
+
+def _check_saved(t, node):
+    if node.inputs is None:
+        raise RuntimeError(
+            f"backward: trying to backward through the graph a second time (through '{node.name}'): "
+            "its saved tensors were freed by the first backward. Pass retain_graph=True to the first "
+            "backward() or grad() call if you need to backward through it again.")
+    if t._version != 0 or any(getattr(x, "_version", 0) != v for x, v in zip(node.inputs, node.versions)):
+        raise RuntimeError(
+            f"backward: a tensor saved by '{node.name}' was modified in place after it was used "
+            f"(its version changed), so its gradient would be wrong. Use an out-of-place operation "
+            f"(x = x + y rather than x += y), or .clone() the tensor before modifying it.")
+
+
+def _topological_order(roots):
+    """Non-leaf tensors reachable from roots, each after every tensor it feeds (Kahn's algorithm)."""
+    consumers, seen, stack = {}, set(), [t for t in roots if t._node is not None]
+    tensors = {}
+    while stack:  # iterative: a 100,000-op chain must not hit Python's recursion limit
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        tensors[id(t)] = t
+        if t._node.inputs is None:
+            continue  # freed: reported when (and if) we try to run it
+        for x in t._node.inputs:
+            if getattr(x, "requires_grad", False):
+                consumers[id(x)] = consumers.get(id(x), 0) + 1
+                if x._node is not None and id(x) not in seen:
+                    stack.append(x)
+    order, ready = [], [t for t in roots if t._node is not None and consumers.get(id(t), 0) == 0]
+    queued = set(map(id, ready))
+    while ready:
+        t = ready.pop()
+        order.append(t)
+        if t._node.inputs is None:
+            continue
+        for x in t._node.inputs:
+            if getattr(x, "requires_grad", False) and x._node is not None:
+                consumers[id(x)] -= 1
+                if consumers[id(x)] == 0 and id(x) not in queued:
+                    queued.add(id(x))
+                    ready.append(x)
+    return order
+
+
+def _accumulate(pending, x, g):
+    entry = pending.get(id(x))
+    if entry is None:
+        pending[id(x)] = [x, g, False]  # first contribution stored as is: a rule may share it
+    elif entry[2]:
+        entry[1].data += g.data  # an array this walk allocated and nobody else holds
+    else:
+        entry[1] = entry[1] + g
+        entry[2] = not entry[1].requires_grad
+
+
+def _run_hooks(t, g):
+    for hook in t._hooks or ():
+        replaced = hook(g)
+        if replaced is not None:
+            g = replaced
+    return g
+
+
+def _unaliased(g, owned, deposited):
+    """g, or a copy when another tensor may share its array (a shared rule output or a view)."""
+    if owned or g.requires_grad or (g.data.base is None and id(g.data) not in deposited):
+        deposited.add(id(g.data))
+        return g
+    return type(g)(g.data.copy())
+
+
+def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_unused=False):
+    """The reverse walk shared by Tensor.backward (inputs=None: fill leaf .grad) and grad()."""
+    from .tensor import Tensor
+    from .ops import sum_to
+
+    pending = {}  # id(tensor) -> [tensor, gradient so far, whether this walk owns the gradient]
+    deposited = set()
+    for t, g in zip(outputs, grad_outputs):
+        if not t.requires_grad:
+            raise RuntimeError("backward: element of outputs does not require grad and has no "
+                               "grad_fn; did you compute it under no_grad() or from tensors with "
+                               "requires_grad=False?")
+        if g is None:
+            if t.data.size != 1:
+                raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
+                                   f"outputs, but the output has shape {t.shape}; pass gradient= "
+                                   f"(a tensor of that shape) to backward()")
+            g = Tensor(backend.xp_of(t.data).ones_like(t.data))
+        else:
+            if not isinstance(g, Tensor):
+                g = Tensor(backend.asarray(g, t.dtype, t.device))
+            if g.shape != t.shape:
+                raise RuntimeError(f"backward: gradient has shape {g.shape} but the output has "
+                                   f"shape {t.shape}; they must match")
+            if g.device != t.device:
+                raise RuntimeError(f"backward: gradient is on {g.device} but the output is on "
+                                   f"{t.device}; move it with .to({str(t.device)!r})")
+            deposited.add(id(g.data))  # the caller's array: never hand it out as a .grad
+        _accumulate(pending, t, g)
+
+    wanted = None if inputs is None else {id(x): i for i, x in enumerate(inputs)}
+    results = [None] * (0 if inputs is None else len(inputs))
+    prev_mode = _mode.enabled
+    _mode.enabled = create_graph  # rules are gpuad ops: recorded only when asked to
+    try:
+        for t in _topological_order(outputs):
+            entry = pending.pop(id(t), None)
+            if entry is None:
+                continue
+            node = t._node
+            _check_saved(t, node)
+            g = _run_hooks(t, entry[1])
+            if wanted is not None:
+                if id(t) in wanted:
+                    results[wanted[id(t)]] = g
+            elif t._retains_grad:
+                t.grad = _unaliased(g, False, deposited) if t.grad is None else t.grad + g
+            grads = node.vjp(g, t, *node.inputs, **node.kwargs)
+            for x, gx in zip(node.inputs, grads):
+                if gx is None or not getattr(x, "requires_grad", False):
+                    continue
+                if gx.shape != x.shape:
+                    gx = sum_to(gx, x.shape)  # the engine's one unbroadcast
+                if gx.dtype != x.dtype:
+                    gx = gx.to(x.dtype)  # a float32 input gets a float32 gradient, as in PyTorch
+                _accumulate(pending, x, gx)
+            if not retain_graph:
+                node.inputs = None  # frees what the node saved; a second backward raises
+        for leaf, g, owned in pending.values():  # what is left belongs to leaves
+            g = _run_hooks(leaf, g)
+            if wanted is not None:
+                if id(leaf) in wanted:
+                    results[wanted[id(leaf)]] = g
+            elif leaf.grad is None:
+                leaf.grad = _unaliased(g, owned, deposited)
+            else:
+                leaf.grad = leaf.grad + g
+    finally:
+        _mode.enabled = prev_mode
+    if inputs is not None and not allow_unused:
+        for i, (x, r) in enumerate(zip(inputs, results)):
+            if r is None:
+                raise RuntimeError(f"grad: input {i} (shape {x.shape}) was not used to compute the "
+                                   f"outputs; pass allow_unused=True to get None for it")
+    return results
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of outputs w.r.t. inputs, returned as a tuple; no .grad is touched."""
+    single = not isinstance(outputs, (tuple, list))
+    outputs = [outputs] if single else list(outputs)
+    inputs = [inputs] if not isinstance(inputs, (tuple, list)) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (tuple, list)):
+        grad_outputs = [grad_outputs]
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise RuntimeError(f"grad: input {i} (shape {x.shape}) does not require grad")
+    retain = create_graph if retain_graph is None else retain_graph
+    return tuple(run_backward(outputs, grad_outputs, retain, create_graph, inputs, allow_unused))

@@ -1,0 +1,275 @@
+"""Devices and array modules: the bottom of gpuad's data flow.
+
+The only module that imports cupy. Everything that differs between numpy and CuPy (device lookup,
+transfers, scatter-add, random numbers) is a named function here, so ops are written once against
+`xp_of(array)` and never branch on the backend.
+"""
+import threading
+
+import numpy
+
+try:  # importing gpuad must never fail because CuPy or a GPU is missing
+    import cupy
+except Exception:  # ImportError, or a CuPy install whose CUDA libraries cannot load
+    cupy = None
+
+float16, float32, float64 = numpy.dtype("float16"), numpy.dtype("float32"), numpy.dtype("float64")
+int8, int32, int64, uint8 = numpy.dtype("int8"), numpy.dtype("int32"), numpy.dtype("int64"), numpy.dtype("uint8")
+bool_ = numpy.dtype("bool")
+DEFAULT_FLOAT = float32
+
+_CUDA_HELP = ('install the CUDA extra for your toolkit: pip install "gpuad[cuda12]" '
+              '(CUDA 12) or "gpuad[cuda13]" (CUDA 13), on a machine with an NVIDIA GPU')
+
+
+class Device:
+    """A device: `cpu`, `cuda:N`, or `strict` (a numpy test backend that behaves like CuPy)."""
+    __slots__ = ("type", "index")
+
+    def __init__(self, type, index=None):
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "index", index)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Device is immutable")
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+    @property
+    def xp(self):
+        """The array module that serves this device."""
+        if self.type == "cuda":
+            _require_cuda(self)
+            return cupy
+        if self.type == "strict":
+            return _strict().xp
+        return numpy
+
+
+CPU = Device("cpu")
+
+
+def device(spec="cpu"):
+    """Parse 'cpu', 'cuda', 'cuda:1' or 'strict' (or pass a Device through), like torch.device."""
+    if isinstance(spec, Device):
+        return spec
+    if spec is None:
+        return CPU
+    if not isinstance(spec, str):
+        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got {spec!r}")
+    kind, _, index = spec.strip().lower().partition(":")
+    if kind == "cpu" and not index:
+        return CPU
+    if kind == "strict" and not index:
+        return Device("strict")
+    if kind == "cuda":
+        if not index:
+            return Device("cuda", 0)
+        if index.isdigit():
+            return Device("cuda", int(index))
+    raise ValueError(f"device: unknown device {spec!r}; expected 'cpu', 'cuda', 'cuda:N' or 'strict'")
+
+
+def cuda_available():
+    if cupy is None:
+        return False
+    try:
+        return bool(cupy.is_available())
+    except Exception:  # older CuPy without is_available, or a broken driver
+        return False
+
+
+def cuda_device_count():
+    if not cuda_available():
+        return 0
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+def _require_cuda(dev):
+    if cupy is None:
+        raise RuntimeError(f"{dev} was requested but CuPy is not installed: {_CUDA_HELP}")
+    if not cuda_available():
+        raise RuntimeError(f"{dev} was requested but CuPy sees no usable CUDA GPU; "
+                           f"check `nvidia-smi`, or {_CUDA_HELP}")
+    if dev.index >= cuda_device_count():
+        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) exist")
+
+
+def _strict():
+    from .testing import strict
+    return strict
+
+
+# Hot path: one dict lookup from array type to module / device. CuPy and the strict backend
+# register their array types below or when first used.
+_XP = {numpy.ndarray: numpy}
+_DEVICE_OF = {numpy.ndarray: lambda a: CPU}
+if cupy is not None:
+    _XP[cupy.ndarray] = cupy
+    _DEVICE_OF[cupy.ndarray] = lambda a: Device("cuda", a.device.id)
+
+
+def register_array_type(array_type, module, device_of):
+    """Let a further array type (the strict test backend) be served like numpy and CuPy."""
+    _XP[array_type] = module
+    _DEVICE_OF[array_type] = device_of
+
+
+def xp_of(array):
+    """The array module (numpy, cupy, or the strict module) that owns `array`."""
+    return _XP.get(type(array), numpy)
+
+
+def device_of(array):
+    return _DEVICE_OF[type(array)](array)
+
+
+def is_array(value):
+    return type(value) in _XP
+
+
+def asnumpy(array):
+    """A numpy copy (or view, on the CPU) of any backend's array: the one host transfer."""
+    if type(array) is numpy.ndarray:
+        return array
+    if isinstance(array, (numpy.generic, int, float, bool)):
+        return numpy.asarray(array)
+    if cupy is not None and type(array) is cupy.ndarray:
+        return cupy.asnumpy(array)
+    return array.unwrap()  # strict arrays
+
+
+def to_device(array, dev):
+    """Copy `array` to device `dev` (no copy when it is already there)."""
+    dev = device(dev)
+    if device_of(array) == dev:
+        return array
+    host = asnumpy(array)
+    if dev.type == "cuda":
+        _require_cuda(dev)
+        with cupy.cuda.Device(dev.index):
+            return cupy.asarray(host)
+    if dev.type == "strict":
+        return _strict().wrap(numpy.array(host))
+    return numpy.array(host) if type(array) is not numpy.ndarray else host
+
+
+def asarray(data, dtype=None, dev=CPU):
+    """Make an array of `data` (nested lists, scalars, arrays of any backend) on device `dev`."""
+    dev = device(dev)
+    if is_array(data):
+        data = to_device(data, dev)
+        return data if dtype is None or data.dtype == dtype else data.astype(dtype)
+    return to_device(numpy.asarray(data, dtype=dtype), dev)
+
+
+def scatter_add(target, index, values):
+    """target[index] += values in place, accumulating repeated indices (numpy's ufunc.at)."""
+    if cupy is not None and type(target) is cupy.ndarray:
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    else:
+        xp_of(target).add.at(target, index, values)
+    return target
+
+
+class _Generators(threading.local):
+    def __init__(self):
+        self.seed = None
+        self.by_device = {}
+
+
+_generators = _Generators()
+
+
+def manual_seed(seed):
+    """Seed every backend's generator, like torch.manual_seed."""
+    _generators.seed = int(seed)
+    _generators.by_device = {}
+
+
+def _generator(dev):
+    gen = _generators.by_device.get(dev)
+    if gen is None:
+        seed = _generators.seed
+        if dev.type == "cuda":
+            with cupy.cuda.Device(dev.index):
+                gen = cupy.random.RandomState(seed)
+        else:
+            gen = numpy.random.Generator(numpy.random.PCG64(seed))
+        _generators.by_device[dev] = gen
+    return gen
+
+
+def random(kind, shape, dtype, dev, low=0, high=None):
+    """Draw `kind` in {'uniform', 'normal', 'integers'} on device `dev` from its seeded generator."""
+    dev = device(dev)
+    gen = _generator(dev)
+    if dev.type == "cuda":
+        with cupy.cuda.Device(dev.index):
+            if kind == "uniform":
+                return gen.random_sample(shape, dtype=dtype)
+            if kind == "normal":
+                return gen.standard_normal(shape, dtype=dtype)
+            return gen.randint(low, high, size=shape).astype(dtype, copy=False)
+    if kind == "uniform":
+        out = gen.random(shape, dtype=dtype)
+    elif kind == "normal":
+        out = gen.standard_normal(shape, dtype=dtype)
+    else:
+        out = gen.integers(low, high, size=shape).astype(dtype, copy=False)
+    return to_device(numpy.asarray(out), dev)
+
+
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969):
+# numpy has no erf, and scipy is not a dependency. Accurate to float64 rounding.
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
+
+
+def _rational(t, num, den, n):
+    xnum, xden = num[-1] * t, t
+    for i in range(n):
+        xnum, xden = (xnum + num[i]) * t, (xden + den[i]) * t
+    return (xnum + num[n]) / (xden + den[n])
+
+
+def erf(x):
+    """The error function, elementwise (cupyx.scipy.special.erf on CUDA, Cody's on the host)."""
+    if cupy is not None and type(x) is cupy.ndarray:
+        import cupyx.scipy.special
+        return cupyx.scipy.special.erf(x)
+    xp = xp_of(x)
+    y = xp.abs(x.astype(float64))
+    small = x * _rational(y * y, _ERF_A, _ERF_B, 3)
+    y_mid, y_big = xp.clip(y, 0.46875, 4.0), xp.maximum(y, 4.0)
+    erfc_mid = _rational(y_mid, _ERF_C, _ERF_D, 7)
+    isq = 1.0 / (y_big * y_big)
+    erfc_big = (0.56418958354775628695 - isq * _rational(isq, _ERF_P, _ERF_Q, 4)) / y_big
+    erfc = xp.where(y <= 4.0, erfc_mid, erfc_big) * xp.exp(-y * y)
+    out = xp.where(y <= 0.46875, small, xp.sign(x) * (1.0 - erfc))
+    return out.astype(x.dtype, copy=False)

@@ -1,0 +1,331 @@
+"""Elementwise ops: forward on raw arrays, vjp on Tensors, side by side (a table of derivatives).
+
+Binary ops broadcast like numpy; the engine reduces each gradient back to its input's shape, so no
+rule here unbroadcasts. Composites at the bottom need no rule of their own.
+"""
+import math
+
+from .. import backend
+from ..backend import xp_of
+from . import primitive, public
+
+
+# ---- arithmetic -------------------------------------------------------------------------------
+@primitive(vjp=lambda g, y, a, b: (g, g), promote=True)
+def add(a, b):
+    """a + b with numpy broadcasting."""
+    return a + b
+
+
+@primitive(vjp=lambda g, y, a, b: (g, -g), promote=True)
+def sub(a, b):
+    return a - b
+
+
+@primitive(vjp=lambda g, y, a, b: (g * b, g * a), promote=True)
+def mul(a, b):
+    return a * b
+
+
+@primitive(vjp=lambda g, y, a, b: (g / b, -g * y / b), promote=True)
+def div(a, b):
+    """True division; integer inputs give a float result, like torch.div."""
+    out = a / b
+    return out if out.dtype.kind != "f" or out.dtype == _float_of(a, b) else out.astype(_float_of(a, b))
+
+
+def _float_of(a, b):
+    dtypes = [x.dtype for x in (a, b) if hasattr(x, "dtype") and x.dtype.kind == "f"]
+    return dtypes[0] if dtypes else backend.DEFAULT_FLOAT
+
+
+@primitive(vjp=lambda g, y, x: (-g,))
+def neg(x):
+    return -x
+
+
+def _pow_vjp(g, y, a, b):
+    ga = g * b * a ** (b - 1) if _needs(a) else None
+    gb = g * y * log(where(a > 0, a, 1)) if _needs(b) else None  # d a^b/db = a^b ln a, for a > 0
+    return ga, gb
+
+
+def _needs(x):
+    return getattr(x, "requires_grad", False)
+
+
+@primitive(vjp=_pow_vjp, promote=True)
+def pow(a, b):
+    """a ** b for tensor or scalar exponents and bases."""
+    return a ** b
+
+
+# ---- exponentials, roots, trigonometry --------------------------------------------------------
+@primitive(vjp=lambda g, y, x: (g * y,))  # d exp = exp: reuse the output
+def exp(x):
+    return xp_of(x).exp(x)
+
+
+@primitive(vjp=lambda g, y, x: (g / x,))
+def log(x):
+    return xp_of(x).log(x)
+
+
+@primitive(vjp=lambda g, y, x: (g / (x + 1),))
+def log1p(x):
+    return xp_of(x).log1p(x)
+
+
+@primitive(vjp=lambda g, y, x: (g * (y + 1),))
+def expm1(x):
+    return xp_of(x).expm1(x)
+
+
+@primitive(vjp=lambda g, y, x: (g / (2 * y),))
+def sqrt(x):
+    return xp_of(x).sqrt(x)
+
+
+@primitive(vjp=lambda g, y, x: (g * sign(x),))  # 0 at 0, like torch.abs
+def abs(x):
+    return xp_of(x).abs(x)
+
+
+@primitive(vjp=lambda g, y, x: (g * cos(x),))
+def sin(x):
+    return xp_of(x).sin(x)
+
+
+@primitive(vjp=lambda g, y, x: (-g * sin(x),))
+def cos(x):
+    return xp_of(x).cos(x)
+
+
+@primitive(vjp=lambda g, y, x: (g * (1 + y * y),))
+def tan(x):
+    return xp_of(x).tan(x)
+
+
+@primitive(vjp=lambda g, y, x: (g * (1 - y * y),))
+def tanh(x):
+    return xp_of(x).tanh(x)
+
+
+def _sigmoid_forward(x):
+    xp = xp_of(x)
+    z = xp.exp(-xp.abs(x))  # never overflows: exp of a non-positive number
+    return xp.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+
+
+@primitive(vjp=lambda g, y, x: (g * y * (1 - y),))  # kept primitive for stability, like tinygrad
+def sigmoid(x):
+    return _sigmoid_forward(x)
+
+
+@primitive(vjp=lambda g, y, x: (g * (2 / math.sqrt(math.pi)) * exp(-x * x),))
+def erf(x):
+    return backend.erf(x)
+
+
+def _softplus_vjp(g, y, x, *, beta, threshold):
+    return (where(x * beta > threshold, g, g * sigmoid(x * beta)),)  # d softplus = sigmoid
+
+
+@primitive(vjp=_softplus_vjp)
+def softplus(x, *, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta*x)) / beta, linear above `threshold` like torch.nn.functional.softplus."""
+    xp = xp_of(x)
+    bx = x * beta
+    stable = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / beta
+    return xp.where(bx > threshold, x, stable).astype(x.dtype, copy=False)
+
+
+# ---- piecewise ----------------------------------------------------------------------------------
+@primitive(vjp=lambda g, y, x: (g * (y > 0),))  # comparison yields a no-grad mask
+def relu(x):
+    return xp_of(x).maximum(x, 0)
+
+
+def _clamp_vjp(g, y, x, *, min, max):
+    inside = (x >= min) if min is not None else None
+    if max is not None:
+        inside = (x <= max) if inside is None else inside & (x <= max)
+    return (g if inside is None else g * inside,)
+
+
+@primitive(vjp=_clamp_vjp)
+def clamp(x, *, min=None, max=None):
+    """Clip to [min, max] (either may be None); the gradient passes where x is inside, like torch."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return xp_of(x).clip(x, min, max).astype(x.dtype, copy=False)
+
+
+@primitive(vjp=lambda g, y, a, b: (where(a > b, g, where(a == b, g / 2, 0)),
+                                   where(b > a, g, where(a == b, g / 2, 0))), promote=True)
+def maximum(a, b):
+    """Elementwise max; ties share the gradient evenly, like torch.maximum."""
+    return xp_of(a if hasattr(a, "dtype") else b).maximum(a, b)
+
+
+@primitive(vjp=lambda g, y, a, b: (where(a < b, g, where(a == b, g / 2, 0)),
+                                   where(b < a, g, where(a == b, g / 2, 0))), promote=True)
+def minimum(a, b):
+    return xp_of(a if hasattr(a, "dtype") else b).minimum(a, b)
+
+
+def _where_forward(cond, a, b):
+    xp = xp_of(cond)
+    if cond.dtype != bool:
+        cond = cond.astype(bool)
+    out = xp.where(cond, a, b)
+    dtype = _promoted(a, b)
+    return out if dtype is None or out.dtype == dtype else out.astype(dtype)
+
+
+def _promoted(a, b):
+    from . import _promoted_dtype
+    return _promoted_dtype([a, b]) if hasattr(a, "dtype") or hasattr(b, "dtype") else None
+
+
+@primitive(vjp=lambda g, y, cond, a, b: (None, where(cond, g, 0), where(cond, 0, g)))
+def where(cond, a, b):
+    """a where cond is true, else b (broadcasting all three), like torch.where."""
+    return _where_forward(cond, a, b)
+
+
+# ---- no gradient: signs, comparisons, logic, tests --------------------------------------------
+@primitive()
+def sign(x):
+    return xp_of(x).sign(x)
+
+
+@primitive(promote=True)
+def eq(a, b):
+    return a == b
+
+
+@primitive(promote=True)
+def ne(a, b):
+    return a != b
+
+
+@primitive(promote=True)
+def lt(a, b):
+    return a < b
+
+
+@primitive(promote=True)
+def le(a, b):
+    return a <= b
+
+
+@primitive(promote=True)
+def gt(a, b):
+    return a > b
+
+
+@primitive(promote=True)
+def ge(a, b):
+    return a >= b
+
+
+@primitive()
+def logical_and(a, b):
+    return xp_of(a).logical_and(a, b)
+
+
+@primitive()
+def logical_or(a, b):
+    return xp_of(a).logical_or(a, b)
+
+
+@primitive()
+def logical_not(x):
+    return xp_of(x).logical_not(x)
+
+
+@primitive()
+def isnan(x):
+    return xp_of(x).isnan(x)
+
+
+@primitive()
+def isinf(x):
+    return xp_of(x).isinf(x)
+
+
+@primitive()
+def isfinite(x):
+    return xp_of(x).isfinite(x)
+
+
+# ---- dtype, device, copies ----------------------------------------------------------------------
+@primitive(vjp=lambda g, y, x, *, dtype: (cast(g, dtype=x.dtype),))
+def cast(x, *, dtype):
+    """x converted to `dtype` (Tensor.to(dtype), .float(), .double(), ...)."""
+    return x.astype(dtype)
+
+
+@primitive(vjp=lambda g, y, x, *, device: (to_device(g, device=x.device),))
+def to_device(x, *, device):
+    """x copied to `device`; the gradient flows back to x's device (Tensor.to(device))."""
+    return backend.to_device(x, device)
+
+
+@primitive(vjp=lambda g, y, x: (g,))
+def clone(x):
+    return x.copy()
+
+
+# ---- composites ---------------------------------------------------------------------------------
+@public
+def rsqrt(x):
+    return 1 / sqrt(x)
+
+
+@public
+def square(x):
+    return x * x
+
+
+@public
+def reciprocal(x):
+    return 1 / x
+
+
+@public
+def leaky_relu(x, negative_slope=0.01):
+    return where(x > 0, x, x * negative_slope)
+
+
+@public
+def elu(x, alpha=1.0):
+    return where(x > 0, x, alpha * expm1(minimum(x, 0)))  # minimum: no inf in the unused branch
+
+
+@public
+def gelu(x, approximate="none"):
+    """x * Phi(x) with the exact erf form; approximate='tanh' uses PyTorch's tanh formula."""
+    if approximate == "tanh":
+        return 0.5 * x * (1 + tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+
+
+@public
+def silu(x):
+    return x * sigmoid(x)
+
+
+@public
+def masked_fill(x, mask, value):
+    """x with `value` where the boolean mask is true (mask broadcasts against x), like torch."""
+    return where(mask, value, x)
+
+
+@public
+def clip(x, min=None, max=None):
+    """numpy's name for clamp."""
+    return clamp(x, min=min, max=max)

@@ -1,0 +1,361 @@
+"""Tensor: an array of one backend plus what autograd needs (grad, requires_grad, its Node).
+
+Operators and methods are one-line delegations to gpuad.ops, so reading this file shows the whole
+Tensor API; the maths lives in ops/. The only logic here is in-place updates and device moves.
+"""
+import numpy
+
+from . import autograd, backend
+
+
+class Tensor:
+    """A numpy (CPU) or CuPy (CUDA) array that can record operations for reverse-mode autodiff."""
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "_retains_grad", "_hooks",
+                 "__weakref__")
+    __array_ufunc__ = None  # `ndarray * tensor` defers to Tensor.__rmul__ instead of converting us
+    __hash__ = object.__hash__  # identity, like torch; __eq__ below is elementwise
+
+    def __init__(self, data, requires_grad=False):
+        self.data = data
+        self.grad = None
+        self._requires_grad = False
+        self._node = None
+        self._version = 0
+        self._retains_grad = False
+        self._hooks = None
+        if requires_grad:
+            self.requires_grad = True
+
+    # ---- attributes ------------------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.data.dtype.kind not in "fc":
+            raise RuntimeError(f"requires_grad: only floating point tensors can require gradients, "
+                               f"but this tensor is {self.data.dtype}; convert it first, e.g. "
+                               f"x.float().requires_grad_()")
+        if not value and self._node is not None:
+            raise RuntimeError("requires_grad: you can only change requires_grad of leaf tensors; "
+                               "use .detach() to get a tensor that does not require grad")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self._node is None)
+    grad_fn = property(lambda self: self._node)
+    is_cuda = property(lambda self: self.device.type == "cuda")
+    T = property(lambda self: ops.permute(self, tuple(range(self.ndim - 1, -1, -1))))
+    mT = property(lambda self: ops.swapaxes(self, -1, -2))
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self):
+        return self.ndim
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self):
+        body = numpy.array2string(backend.asnumpy(self.data), separator=", ", prefix="tensor(")
+        extra = f", device='{self.device}', dtype={self.dtype}"
+        if self._node is not None:
+            extra += f", grad_fn=<{self._node.name}Backward>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    # ---- leaving the graph, the device, Python -----------------------------------------------
+    def detach(self):
+        """A tensor sharing this data but cut from the graph."""
+        return Tensor(self.data)
+
+    def clone(self):
+        return ops.clone(self)
+
+    def to(self, *args, dtype=None, device=None):
+        """Move to a device and/or cast to a dtype: `x.to('cuda')`, `x.to(gpuad.float64)`."""
+        for arg in args:
+            if isinstance(arg, (str, backend.Device)):
+                device = arg
+            else:
+                dtype = arg
+        out = self
+        if dtype is not None and numpy.dtype(dtype) != self.dtype:
+            out = ops.cast(out, numpy.dtype(dtype))
+        if device is not None and backend.device(device) != self.device:
+            out = ops.to_device(out, backend.device(device))
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{int(device)}")
+
+    def float(self):
+        return self.to(backend.float32)
+
+    def double(self):
+        return self.to(backend.float64)
+
+    def half(self):
+        return self.to(backend.float16)
+
+    def long(self):
+        return self.to(backend.int64)
+
+    def int(self):
+        return self.to(backend.int32)
+
+    def bool(self):
+        return self.to(backend.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def numpy(self):
+        """The numpy array itself (shared memory), for a CPU tensor that needs no grad."""
+        if self.requires_grad:
+            raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; use "
+                               "tensor.detach().numpy() instead")
+        if type(self.data) is not numpy.ndarray:
+            raise TypeError(f"numpy: can't convert a {self.device} tensor to numpy; copy it to the "
+                            f"host first with tensor.cpu().numpy()")
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"item: only one-element tensors can be converted to Python scalars, "
+                               f"but this one has shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return backend.asnumpy(self.data).tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        if type(self.data) is not numpy.ndarray:
+            raise TypeError(f"can't convert a {self.device} tensor to a numpy array implicitly; "
+                            f"use tensor.cpu().numpy()")
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub":
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is "
+                               f"ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    # ---- autograd ------------------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's .grad; see autograd.run_backward."""
+        retain = create_graph if retain_graph is None else retain_graph
+        autograd.run_backward([self], [gradient], retain, create_graph)
+
+    def retain_grad(self):
+        """Keep .grad on this non-leaf tensor after backward."""
+        if self._node is not None:
+            self._retains_grad = True
+
+    def register_hook(self, hook):
+        """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't "
+                               "require gradient")
+        self._hooks = (self._hooks or []) + [hook]
+        return hook
+
+    # ---- in place (only where no gradient can be corrupted) ------------------------------------
+    def _inplace(self, name):
+        if self._requires_grad and autograd._mode.enabled:
+            kind = "a leaf tensor" if self._node is None else "a tensor"
+            raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
+                               f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
+                               f"updates) or use the out-of-place form (x = x + y)")
+        self._version += 1  # nodes that saved this tensor will refuse to use it
+
+    def _inplace_value(self, value):
+        if isinstance(value, Tensor):
+            if value.device != self.device:
+                raise RuntimeError(f"in-place update: value is on {value.device} but the tensor "
+                                   f"is on {self.device}")
+            return value.data
+        return value if isinstance(value, (int, float, bool)) else backend.asarray(value, self.dtype, self.device)
+
+    def copy_(self, src):
+        self._inplace("copy_")
+        self.data[...] = self._inplace_value(src)
+        return self
+
+    def zero_(self):
+        self._inplace("zero_")
+        self.data.fill(0)
+        return self
+
+    def fill_(self, value):
+        self._inplace("fill_")
+        self.data.fill(value)
+        return self
+
+    def __setitem__(self, index, value):
+        self._inplace("__setitem__")
+        self.data[ops.raw_index(index, self.data)] = self._inplace_value(value)
+
+    def add_(self, other, alpha=1):
+        self._inplace("add_")
+        self.data += self._inplace_value(other) if alpha == 1 else self._inplace_value(other) * alpha
+        return self
+
+    def sub_(self, other):
+        self._inplace("sub_")
+        self.data -= self._inplace_value(other)
+        return self
+
+    def mul_(self, other):
+        self._inplace("mul_")
+        self.data *= self._inplace_value(other)
+        return self
+
+    def div_(self, other):
+        self._inplace("div_")
+        self.data /= self._inplace_value(other)
+        return self
+
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+
+    # ---- operators -----------------------------------------------------------------------------
+    def __add__(self, o): return ops.add(self, o)
+    def __radd__(self, o): return ops.add(o, self)
+    def __sub__(self, o): return ops.sub(self, o)
+    def __rsub__(self, o): return ops.sub(o, self)
+    def __mul__(self, o): return ops.mul(self, o)
+    def __rmul__(self, o): return ops.mul(o, self)
+    def __truediv__(self, o): return ops.div(self, o)
+    def __rtruediv__(self, o): return ops.div(o, self)
+    def __pow__(self, o): return ops.pow(self, o)
+    def __rpow__(self, o): return ops.pow(o, self)
+    def __matmul__(self, o): return ops.matmul(self, o)
+    def __rmatmul__(self, o): return ops.matmul(o, self)
+    def __neg__(self): return ops.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return ops.abs(self)
+    def __eq__(self, o): return ops.eq(self, o)
+    def __ne__(self, o): return ops.ne(self, o)
+    def __lt__(self, o): return ops.lt(self, o)
+    def __le__(self, o): return ops.le(self, o)
+    def __gt__(self, o): return ops.gt(self, o)
+    def __ge__(self, o): return ops.ge(self, o)
+    def __and__(self, o): return ops.logical_and(self, o)
+    def __or__(self, o): return ops.logical_or(self, o)
+    def __invert__(self): return ops.logical_not(self)
+    def __getitem__(self, index): return ops.getitem(self, index)
+
+    # ---- methods (PyTorch names) ---------------------------------------------------------------
+    def add(self, o): return ops.add(self, o)
+    def sub(self, o): return ops.sub(self, o)
+    def mul(self, o): return ops.mul(self, o)
+    def div(self, o): return ops.div(self, o)
+    def pow(self, o): return ops.pow(self, o)
+    def neg(self): return ops.neg(self)
+    def exp(self): return ops.exp(self)
+    def log(self): return ops.log(self)
+    def log1p(self): return ops.log1p(self)
+    def expm1(self): return ops.expm1(self)
+    def sqrt(self): return ops.sqrt(self)
+    def rsqrt(self): return ops.rsqrt(self)
+    def square(self): return ops.square(self)
+    def reciprocal(self): return ops.reciprocal(self)
+    def abs(self): return ops.abs(self)
+    def sign(self): return ops.sign(self)
+    def sin(self): return ops.sin(self)
+    def cos(self): return ops.cos(self)
+    def tan(self): return ops.tan(self)
+    def tanh(self): return ops.tanh(self)
+    def sigmoid(self): return ops.sigmoid(self)
+    def relu(self): return ops.relu(self)
+    def erf(self): return ops.erf(self)
+    def clamp(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
+    def clip(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
+    def maximum(self, o): return ops.maximum(self, o)
+    def minimum(self, o): return ops.minimum(self, o)
+    def where(self, condition, o): return ops.where(condition, self, o)
+    def masked_fill(self, mask, value): return ops.masked_fill(self, mask, value)
+    def isnan(self): return ops.isnan(self)
+    def isinf(self): return ops.isinf(self)
+    def isfinite(self): return ops.isfinite(self)
+    def sum(self, *a, **k): return ops.sum(self, *a, **k)
+    def mean(self, *a, **k): return ops.mean(self, *a, **k)
+    def prod(self, *a, **k): return ops.prod(self, *a, **k)
+    def max(self, *a, **k): return ops.max(self, *a, **k)
+    def min(self, *a, **k): return ops.min(self, *a, **k)
+    def amax(self, *a, **k): return ops.amax(self, *a, **k)
+    def amin(self, *a, **k): return ops.amin(self, *a, **k)
+    def var(self, *a, **k): return ops.var(self, *a, **k)
+    def std(self, *a, **k): return ops.std(self, *a, **k)
+    def logsumexp(self, *a, **k): return ops.logsumexp(self, *a, **k)
+    def norm(self, *a, **k): return ops.norm(self, *a, **k)
+    def argmax(self, *a, **k): return ops.argmax(self, *a, **k)
+    def argmin(self, *a, **k): return ops.argmin(self, *a, **k)
+    def any(self, *a, **k): return ops.any(self, *a, **k)
+    def all(self, *a, **k): return ops.all(self, *a, **k)
+    def reshape(self, *shape): return ops.reshape(self, _shape_arg(shape))
+    def view(self, *shape): return ops.reshape(self, _shape_arg(shape))
+    def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
+    def permute(self, *dims): return ops.permute(self, _shape_arg(dims))
+    def transpose(self, dim0, dim1): return ops.swapaxes(self, dim0, dim1)
+    def swapaxes(self, dim0, dim1): return ops.swapaxes(self, dim0, dim1)
+    def squeeze(self, dim=None): return ops.squeeze(self, dim)
+    def unsqueeze(self, dim): return ops.unsqueeze(self, dim)
+    def expand(self, *shape): return ops.expand(self, _shape_arg(shape))
+    def expand_as(self, other): return ops.expand(self, other.shape)
+    def broadcast_to(self, shape): return ops.expand(self, tuple(shape))
+    def repeat(self, *repeats): return ops.repeat(self, _shape_arg(repeats))
+    def tile(self, *reps): return ops.tile(self, _shape_arg(reps))
+    def split(self, split_size_or_sections, dim=0): return ops.split(self, split_size_or_sections, dim)
+    def chunk(self, chunks, dim=0): return ops.chunk(self, chunks, dim)
+    def flip(self, *dims): return ops.flip(self, _shape_arg(dims))
+    def gather(self, dim, index): return ops.gather(self, dim, index)
+    def index_select(self, dim, index): return ops.index_select(self, dim, index)
+    def tril(self, diagonal=0): return ops.tril(self, diagonal)
+    def triu(self, diagonal=0): return ops.triu(self, diagonal)
+    def matmul(self, o): return ops.matmul(self, o)
+    def dot(self, o): return ops.dot(self, o)
+    def outer(self, o): return ops.outer(self, o)
+    def contiguous(self): return self
+
+
+def _shape_arg(args):
+    """x.reshape(2, 3) and x.reshape((2, 3)) both mean the shape (2, 3), as in PyTorch."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+from . import ops  # noqa: E402  (ops import Tensor; methods look ops up at call time)
