@@ -13,7 +13,7 @@ from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace
 from .tensor import Tensor  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
 
-globals().update(ops.REGISTRY)  # every public op: gpuad.add, gpuad.sum, gpuad.matmul, ...
+globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith("_")})  # gpuad.add, ...
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
