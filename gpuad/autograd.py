@@ -4,6 +4,7 @@ Sits between tensor.py and ops/: ops record a Node on each output that needs a g
 and grad() walk those Nodes once, in reverse topological order, without recursion. This module
 knows no op by name and no backend.
 """
+import itertools
 import threading
 
 from . import backend
@@ -57,61 +58,62 @@ class enable_grad(set_grad_enabled):
         super().__init__(True)
 
 
+_creation_order = itertools.count()
+
+
 class Node:
-    """One recorded op application: its rule, its inputs and their versions at record time."""
-    __slots__ = ("name", "vjp", "inputs", "kwargs", "versions")
+    """One recorded op application: its rule, its inputs, the sum of their versions, and a creation
+    number (a node is always created after the nodes of its inputs, so it orders the walk)."""
+    __slots__ = ("name", "vjp", "inputs", "kwargs", "versions", "seq")
 
     def __init__(self, name, vjp, inputs, kwargs, versions):
         self.name, self.vjp, self.inputs, self.kwargs, self.versions = name, vjp, inputs, kwargs, versions
+        self.seq = next(_creation_order)
 
     def __repr__(self):
         return f"<{self.name}Backward>"
 
 
 def _check_saved(t, node):
+    """Raise if the node was freed or a tensor it saved changed since (see Node.versions)."""
     if node.inputs is None:
         raise RuntimeError(
             f"backward: trying to backward through the graph a second time (through '{node.name}'): "
             "its saved tensors were freed by the first backward. Pass retain_graph=True to the first "
             "backward() or grad() call if you need to backward through it again.")
-    if t._version != 0 or any(getattr(x, "_version", 0) != v for x, v in zip(node.inputs, node.versions)):
+    if t._version != 0 or _version_sum(node.inputs) != node.versions:
         raise RuntimeError(
             f"backward: a tensor saved by '{node.name}' was modified in place after it was used "
             f"(its version changed), so its gradient would be wrong. Use an out-of-place operation "
             f"(x = x + y rather than x += y), or .clone() the tensor before modifying it.")
 
 
+def _version_sum(inputs):
+    # versions only grow, so an unchanged sum means no input was modified in place since
+    return sum([getattr(a, "_version", 0) for a in inputs])
+
+
 def _topological_order(roots):
-    """Non-leaf tensors reachable from roots, each after every tensor it feeds (Kahn's algorithm)."""
-    consumers, seen, stack = {}, set(), [t for t in roots if t._node is not None]
-    tensors = {}
+    """Non-leaf tensors reachable from roots, consumers before producers: newest node first."""
+    stack = [t for t in roots if t._node is not None]
+    seen = set(map(id, stack))
+    found = []
     while stack:  # iterative: a 100,000-op chain must not hit Python's recursion limit
         t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        tensors[id(t)] = t
-        if t._node.inputs is None:
-            continue  # freed: reported when (and if) we try to run it
-        for x in t._node.inputs:
-            if getattr(x, "requires_grad", False):
-                consumers[id(x)] = consumers.get(id(x), 0) + 1
-                if x._node is not None and id(x) not in seen:
-                    stack.append(x)
-    order, ready = [], [t for t in roots if t._node is not None and consumers.get(id(t), 0) == 0]
-    queued = set(map(id, ready))
-    while ready:
-        t = ready.pop()
-        order.append(t)
-        if t._node.inputs is None:
-            continue
-        for x in t._node.inputs:
-            if getattr(x, "requires_grad", False) and x._node is not None:
-                consumers[id(x)] -= 1
-                if consumers[id(x)] == 0 and id(x) not in queued:
-                    queued.add(id(x))
-                    ready.append(x)
-    return order
+        node = t._node
+        found.append((node.seq, t))
+        if node.inputs is None:
+            continue  # freed: reported when (and if) the walk reaches it
+        for x in node.inputs:
+            if getattr(x, "_node", None) is not None and id(x) not in seen:
+                seen.add(id(x))
+                stack.append(x)
+    found.sort(key=_first, reverse=True)
+    return [t for _, t in found]
+
+
+def _first(pair):
+    return pair[0]
 
 
 def _accumulate(pending, x, g):
@@ -181,22 +183,31 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             if entry is None:
                 continue
             node = t._node
-            _check_saved(t, node)
-            g = _run_hooks(t, entry[1])
+            inputs_ = node.inputs
+            if inputs_ is None or t._version or _version_sum(inputs_) != node.versions:
+                _check_saved(t, node)  # raises the error that explains which
+            g = _run_hooks(t, entry[1]) if t._hooks else entry[1]
             if wanted is not None:
                 if id(t) in wanted:
                     results[wanted[id(t)]] = g
             elif t._retains_grad:
                 t.grad = _unaliased(g, False, deposited) if t.grad is None else t.grad + g
-            grads = node.vjp(g, t, *node.inputs, **node.kwargs)
-            for x, gx in zip(node.inputs, grads):
-                if gx is None or not getattr(x, "requires_grad", False):
+            grads = node.vjp(g, t, *inputs_, **node.kwargs)
+            for x, gx in zip(inputs_, grads):
+                if gx is None or not getattr(x, "_requires_grad", False):
                     continue
-                if gx.shape != x.shape:
-                    gx = sum_to(gx, x.shape)  # the engine's one unbroadcast
-                if gx.dtype != x.dtype:
-                    gx = gx.to(x.dtype)  # a float32 input gets a float32 gradient, as in PyTorch
-                _accumulate(pending, x, gx)
+                if gx.data.shape != x.data.shape:
+                    gx = sum_to(gx, x.data.shape)  # the engine's one unbroadcast
+                if gx.data.dtype != x.data.dtype:
+                    gx = gx.to(x.data.dtype)  # a float32 input gets a float32 gradient, as in PyTorch
+                acc = pending.get(id(x))
+                if acc is None:
+                    pending[id(x)] = [x, gx, False]  # stored as is: a rule may share it
+                elif acc[2]:
+                    acc[1].data += gx.data  # an array this walk allocated and nobody else holds
+                else:
+                    acc[1] = acc[1] + gx
+                    acc[2] = not acc[1]._requires_grad
             if not retain_graph:
                 node.inputs = None  # frees what the node saved; a second backward raises
         for leaf, g, owned in pending.values():  # what is left belongs to leaves
@@ -233,3 +244,59 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"grad: input {i} (shape {x.shape}) does not require grad")
     retain = create_graph if retain_graph is None else retain_graph
     return tuple(run_backward(outputs, grad_outputs, retain, create_graph, inputs, allow_unused))
+
+
+class FunctionCtx:
+    """What a custom Function's forward leaves for its backward (PyTorch's ctx)."""
+
+    def save_for_backward(self, *arrays):
+        self.saved_tensors = arrays
+
+
+def _function_forward(*arrays, ctx, function):
+    return function.forward(ctx, *arrays)
+
+
+def _function_vjp(g, y, *inputs, ctx, function):
+    from .tensor import Tensor
+    grads = function.backward(ctx, g.data)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    if len(grads) != len(inputs):
+        raise RuntimeError(f"{function.__name__}.backward returned {len(grads)} gradients, but "
+                           f"forward took {len(inputs)} inputs; return None for an input without one")
+    return tuple(None if gx is None else Tensor(gx) for gx in grads)
+
+
+class Function:
+    """A user-defined op with its own backward rule, on raw arrays of either backend:
+
+        class Cube(gpuad.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):            # x: a numpy or CuPy array
+                ctx.save_for_backward(x)
+                return x ** 3
+            @staticmethod
+            def backward(ctx, g):           # one gradient array per forward input (or None)
+                x, = ctx.saved_tensors
+                return 3 * x ** 2 * g
+        y = Cube.apply(t)
+
+    It records the same Node as a built-in op, so it is as fast and as gradcheck-able; its
+    gradient is not differentiable again (like PyTorch's once_differentiable).
+    """
+
+    @staticmethod
+    def forward(ctx, *arrays):
+        raise NotImplementedError("Function subclasses define a static forward(ctx, *arrays)")
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError("Function subclasses define a static backward(ctx, grad)")
+
+    @classmethod
+    def apply(cls, *args):
+        from .ops import apply as apply_op
+        ctx = FunctionCtx()
+        ctx.needs_input_grad = tuple(getattr(a, "requires_grad", False) for a in args)
+        return apply_op(cls.__name__, _function_forward, _function_vjp, args,
+                        {"ctx": ctx, "function": cls})

@@ -121,10 +121,14 @@ if cupy is not None:
     _DEVICE_OF[cupy.ndarray] = lambda a: Device("cuda", a.device.id)
 
 
+ARRAY_TYPES = set(_XP)  # the array types gpuad accepts as Tensor data
+
+
 def register_array_type(array_type, module, device_of):
     """Let a further array type (the strict test backend) be served like numpy and CuPy."""
     _XP[array_type] = module
     _DEVICE_OF[array_type] = device_of
+    ARRAY_TYPES.add(array_type)
 
 
 def xp_of(array):
@@ -173,6 +177,16 @@ def asarray(data, dtype=None, dev=CPU):
         data = to_device(data, dev)
         return data if dtype is None or data.dtype == dtype else data.astype(dtype)
     return to_device(numpy.asarray(data, dtype=dtype), dev)
+
+
+def create(dev, name, *args, **kwargs):
+    """xp.<name>(*args) allocated on device `dev` (on the right GPU when there are several)."""
+    dev = device(dev)
+    if dev.type == "cuda":
+        _require_cuda(dev)
+        with cupy.cuda.Device(dev.index):
+            return getattr(cupy, name)(*args, **kwargs)
+    return getattr(dev.xp, name)(*args, **kwargs)
 
 
 def scatter_add(target, index, values):
@@ -273,3 +287,10 @@ def erf(x):
     erfc = xp.where(y <= 4.0, erfc_mid, erfc_big) * xp.exp(-y * y)
     out = xp.where(y <= 0.46875, small, xp.sign(x) * (1.0 - erfc))
     return out.astype(x.dtype, copy=False)
+
+
+def synchronize(dev):
+    """Wait for the device's queued work (timing only; ops never synchronize)."""
+    dev = device(dev)
+    if dev.type == "cuda":
+        cupy.cuda.Device(dev.index).synchronize()

@@ -53,7 +53,7 @@ def _full(size, value, dtype, device, requires_grad):
     if dtype is None:
         dtype = (backend.bool_ if isinstance(value, bool) else
                  backend.int64 if isinstance(value, int) else backend.DEFAULT_FLOAT)
-    return _make(dev.xp.full(_size(size), value, dtype=numpy.dtype(dtype)), requires_grad)
+    return _make(backend.create(dev, "full", _size(size), value, dtype=numpy.dtype(dtype)), requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
@@ -65,8 +65,7 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    dev = backend.device(device)
-    return _make(dev.xp.empty(_size(size), dtype=_float_dtype(dtype)), requires_grad)
+    return _make(backend.create(device, "empty", _size(size), dtype=_float_dtype(dtype)), requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -100,17 +99,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if dtype is None:
         ints = all(isinstance(v, int) for v in (start, end, step))
         dtype = backend.int64 if ints else backend.DEFAULT_FLOAT
-    return _make(backend.device(device).xp.arange(start, end, step, dtype=numpy.dtype(dtype)),
+    return _make(backend.create(device, "arange", start, end, step, dtype=numpy.dtype(dtype)),
                  requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    xp = backend.device(device).xp
-    return _make(xp.linspace(start, end, steps).astype(_float_dtype(dtype)), requires_grad)
+    return _make(backend.create(device, "linspace", start, end, steps, dtype=_float_dtype(dtype)),
+                 requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _make(backend.device(device).xp.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
+    return _make(backend.create(device, "eye", n, m, dtype=_float_dtype(dtype)), requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):

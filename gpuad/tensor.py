@@ -16,6 +16,8 @@ class Tensor:
     __hash__ = object.__hash__  # identity, like torch; __eq__ below is elementwise
 
     def __init__(self, data, requires_grad=False):
+        if type(data) not in backend.ARRAY_TYPES:  # gpuad.Tensor([1, 2]) is float32, like torch.Tensor
+            data = backend.asarray(data, backend.DEFAULT_FLOAT)
         self.data = data
         self.grad = None
         self._requires_grad = False
@@ -226,7 +228,7 @@ class Tensor:
 
     def __setitem__(self, index, value):
         self._inplace("__setitem__")
-        self.data[ops.raw_index(index, self.data)] = self._inplace_value(value)
+        self.data[ops.shape.raw_index(index, self.data)] = self._inplace_value(value)
 
     def add_(self, other, alpha=1):
         self._inplace("add_")
@@ -323,6 +325,7 @@ class Tensor:
     def norm(self, *a, **k): return ops.norm(self, *a, **k)
     def argmax(self, *a, **k): return ops.argmax(self, *a, **k)
     def argmin(self, *a, **k): return ops.argmin(self, *a, **k)
+    def cumsum(self, dim, dtype=None): return ops.cumsum(self, dim, dtype=dtype)
     def any(self, *a, **k): return ops.any(self, *a, **k)
     def all(self, *a, **k): return ops.all(self, *a, **k)
     def reshape(self, *shape): return ops.reshape(self, _shape_arg(shape))

@@ -8,13 +8,14 @@ arrays and `xp_of`; rules see Tensors, so they are differentiable again under cr
 Positional parameters of a forward are its tensor inputs; keyword-only ones are attributes (the
 caller may still pass those positionally, after the inputs, as PyTorch allows).
 """
+import builtins
 import inspect
 import numbers
 
 import numpy
 
 from .. import backend
-from ..autograd import Node, _mode
+from ..autograd import Node, _mode, _version_sum
 from ..tensor import Tensor
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
@@ -27,11 +28,11 @@ def _promoted_dtype(raw):
     Python scalars, so a float32 tensor stays float32 next to an int64 array or a float64 scalar."""
     arrays = [a for a in raw if hasattr(a, "dtype")]
     first = arrays[0].dtype
-    scalar_kind = max((2 if isinstance(a, float) else 1 if isinstance(a, int) and not isinstance(a, bool) else 0
+    scalar_kind = builtins.max((2 if isinstance(a, float) else 1 if isinstance(a, int) and not isinstance(a, bool) else 0
                        for a in raw if isinstance(a, numbers.Number)), default=-1)
-    if all(a.dtype == first for a in arrays) and scalar_kind <= _CATEGORY[first.kind]:
+    if builtins.all(a.dtype == first for a in arrays) and scalar_kind <= _CATEGORY[first.kind]:
         return None
-    top = max(max(_CATEGORY[a.dtype.kind] for a in arrays), scalar_kind)
+    top = builtins.max(builtins.max(_CATEGORY[a.dtype.kind] for a in arrays), scalar_kind)
     best = [a for a in arrays if _CATEGORY[a.dtype.kind] == top]
     if not best:
         return backend.DEFAULT_FLOAT if top == 2 else backend.int64
@@ -41,45 +42,69 @@ def _promoted_dtype(raw):
 
 def _device_error(name, a, b):
     return RuntimeError(
-        f"{name}: expected all tensors to be on the same device, but found at least two devices, "
+        f"{name.lstrip('_')}: expected all tensors to be on the same device, but found at least two devices, "
         f"{backend.device_of(a)} and {backend.device_of(b)}; move them with .to(device) first")
 
 
+_SCALARS = (float, int, bool)
+
+
+def _as_input(a):
+    """A non-Tensor argument as an op input: Python scalars and None as they are, numpy scalars as
+    Python ones (weak, like PyTorch's), arrays and lists as constant Tensors."""
+    if a is None or type(a) in _SCALARS:
+        return a
+    if isinstance(a, numpy.generic):
+        return a.item()
+    if isinstance(a, numbers.Number):
+        return a
+    return Tensor(a if backend.is_array(a) else backend.asarray(a))
+
+
 def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None):
-    """Run `forward` on the raw arrays of `args` and record a Node for `vjp` if needed."""
-    inputs, raw, versions = [], [], []
-    needs_grad, first = False, None
+    """Run `forward` on the raw arrays of `args` and record a Node for `vjp` if needed.
+    This is the per-op hot path: keep it to one pass over the inputs and no work when nothing
+    needs a gradient."""
+    raw = []
+    needs_grad = mixed = has_float = False
+    first = first_dtype = None
     for a in args:
-        if not isinstance(a, Tensor):
-            if isinstance(a, numpy.generic):
-                a = a.item()  # numpy scalars are weak like Python's, not float64 tensors
-            elif a is not None and not isinstance(a, numbers.Number):
-                a = Tensor(backend.asarray(a) if not backend.is_array(a) else a)
-        if isinstance(a, Tensor):
-            data = a.data
-            if first is None:
-                first = data
-            elif type(data) is not type(first) or (type(data) is not numpy.ndarray
-                                                  and backend.device_of(data) != backend.device_of(first)):
-                raise _device_error(name, first, data)
-            needs_grad = needs_grad or a.requires_grad
-            versions.append(a._version)
-            raw.append(data)
+        if type(a) is not Tensor and not isinstance(a, Tensor):
+            if type(a) is float:
+                has_float = True
+                raw.append(a)
+                continue
+            converted = _as_input(a)
+            if not isinstance(converted, Tensor):
+                has_float = has_float or type(converted) is float
+                raw.append(converted)
+                continue
+            args = tuple(converted if b is a else b for b in args)  # record the Tensor, not the list
+            a = converted
+        data = a.data
+        if first is None:
+            first, first_dtype = data, data.dtype
         else:
-            versions.append(0)
-            raw.append(a)
-        inputs.append(a)
-    if promote and first is not None and len(raw) > 1:
+            if type(data) is not type(first) or (type(data) is not numpy.ndarray and
+                                                 backend.device_of(data) != backend.device_of(first)):
+                raise _device_error(name, first, data)
+            if data.dtype is not first_dtype:
+                mixed = True
+        if a._requires_grad:
+            needs_grad = True
+        raw.append(data)
+    if promote and (mixed or (has_float and first_dtype is not None and first_dtype.kind not in "fc")):
         dtype = _promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
     out = forward(*raw, **kwargs)
-    if not backend.is_array(out):
+    if type(out) not in backend.ARRAY_TYPES:
         out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
     result = Tensor(out)
     if needs_grad and vjp is not None and _mode.enabled:
-        result._node = Node(name, vjp, tuple(inputs), {**defaults, **kwargs} if defaults else kwargs,
-                            tuple(versions))
+        inputs = tuple(args)
+        result._node = Node(name, vjp, inputs, {**defaults, **kwargs} if defaults else kwargs,
+                            _version_sum(inputs))
         result._requires_grad = True
     return result
 
@@ -90,8 +115,8 @@ def primitive(vjp=None, name=None, promote=False):
     def decorate(forward):
         op_name = name or forward.__name__
         params = inspect.signature(forward).parameters.values()
-        variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
-        n_inputs = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        variadic = builtins.any(p.kind is p.VAR_POSITIONAL for p in params)
+        n_inputs = builtins.sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
         attrs = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
         defaults = {p.name: p.default for p in params
                     if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}  # rules see them all

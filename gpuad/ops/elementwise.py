@@ -10,6 +10,10 @@ from ..backend import xp_of
 from . import primitive, public
 
 
+def _needs(x):
+    return getattr(x, "requires_grad", False)
+
+
 # ---- arithmetic -------------------------------------------------------------------------------
 @primitive(vjp=lambda g, y, a, b: (g, g), promote=True)
 def add(a, b):
@@ -17,17 +21,19 @@ def add(a, b):
     return a + b
 
 
-@primitive(vjp=lambda g, y, a, b: (g, -g), promote=True)
+@primitive(vjp=lambda g, y, a, b: (g, -g if _needs(b) else None), promote=True)
 def sub(a, b):
     return a - b
 
 
-@primitive(vjp=lambda g, y, a, b: (g * b, g * a), promote=True)
+@primitive(vjp=lambda g, y, a, b: (g * b if _needs(a) else None, g * a if _needs(b) else None),
+           promote=True)
 def mul(a, b):
     return a * b
 
 
-@primitive(vjp=lambda g, y, a, b: (g / b, -g * y / b), promote=True)
+@primitive(vjp=lambda g, y, a, b: (g / b if _needs(a) else None, -g * y / b if _needs(b) else None),
+           promote=True)
 def div(a, b):
     """True division; integer inputs give a float result, like torch.div."""
     out = a / b
@@ -48,10 +54,6 @@ def _pow_vjp(g, y, a, b):
     ga = g * b * a ** (b - 1) if _needs(a) else None
     gb = g * y * log(where(a > 0, a, 1)) if _needs(b) else None  # d a^b/db = a^b ln a, for a > 0
     return ga, gb
-
-
-def _needs(x):
-    return getattr(x, "requires_grad", False)
 
 
 @primitive(vjp=_pow_vjp, promote=True)
@@ -301,7 +303,8 @@ def leaky_relu(x, negative_slope=0.01):
 
 @public
 def elu(x, alpha=1.0):
-    return where(x > 0, x, alpha * expm1(minimum(x, 0)))  # minimum: no inf in the unused branch
+    negative = where(x > 0, 0, x)  # keeps inf out of the unused branch (and its gradient)
+    return where(x > 0, x, alpha * expm1(negative))
 
 
 @public

@@ -1,38 +1,357 @@
-"""Reductions: sum, mean, max/min, var/std, logsumexp, norm, ... over dim=None | int | tuple.
+"""Reductions: sum, mean, prod, amax/amin, max/min, var/std, logsumexp, norm, argmax, any, cumsum.
 
-PyTorch's names (dim, keepdim) with numpy's (axis, keepdims) accepted; negative dims count from the
-end. sum_to is the engine's unbroadcast.
+PyTorch's names (dim, keepdim) with numpy's (axis, keepdims) accepted; dim is None, an int or a
+tuple, negative dims count from the end, and an empty tuple means every dim, as in PyTorch.
+sum_to is the engine's unbroadcast. Forwards touch raw arrays only through methods and `xp_of`.
 """
+import builtins
+import collections
+import math
+import numbers
+import operator
+
+from .. import backend
+from ..autograd import is_grad_enabled
 from ..backend import xp_of
+from ..tensor import Tensor
+from . import elementwise as _ew
 from . import primitive, public
 
 
-def _dims(dim, ndim):
-    """dim=None | int | tuple -> a sorted tuple of non-negative axes."""
+# ---- dims ----------------------------------------------------------------------------------------
+def _axis(op, d, shape):
+    """One dim, checked against `shape` and made non-negative (0-d tensors accept 0 and -1)."""
+    try:
+        d = operator.index(d)
+    except TypeError:
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {d!r}") from None
+    n = len(shape) or 1
+    if not -n <= d < n:
+        raise IndexError(f"{op}: dim {d} is out of range for a tensor of shape {tuple(shape)} "
+                         f"(expected a dim in [{-n}, {n - 1}])")
+    return d % n
+
+
+def _dims(op, dim, shape):
+    """dim=None | int | sequence -> a sorted tuple of non-negative axes (None and () mean all)."""
     if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    return tuple(sorted(d % ndim if ndim else 0 for d in dims))
+        return tuple(range(len(shape)))
+    if isinstance(dim, (tuple, list)):
+        axes = [_axis(op, d, shape) for d in dim]
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{op}: dim={tuple(dim)} names a dim more than once (tensor of shape "
+                             f"{tuple(shape)})")
+        return tuple(sorted(axes)) if axes and shape else tuple(range(len(shape)))
+    axis = _axis(op, dim, shape)
+    return (axis,) if shape else ()
 
 
-def _keep(g, shape, dim, keepdim):
-    """Reshape a reduced gradient so it broadcasts against the input again."""
-    if keepdim or not shape:
-        return g
-    dims = _dims(dim, len(shape))
-    return g.reshape(tuple(1 if i in dims else n for i, n in enumerate(shape)))
+def _kept_shape(shape, dims):
+    return tuple(1 if i in dims else n for i, n in enumerate(shape))
 
 
-@primitive(vjp=lambda g, y, x, *, dim=None, keepdim=False: (_keep(g, x.shape, dim, keepdim).expand(x.shape),))
-def sum(x, *, dim=None, keepdim=False):
-    """Sum over dim (all by default), like torch.sum."""
-    return x.sum(axis=_dims(dim, x.ndim) if dim is not None else None, keepdims=keepdim)
+def _keep(t, shape, dims, keepdim):
+    """A reduced tensor (gradient or output) reshaped to broadcast against the input again."""
+    return t if keepdim or t.ndim == len(shape) else t.reshape(_kept_shape(shape, dims))
+
+
+def _iota(x, dim):
+    """0, 1, ..., n-1 along `dim` of x (size 1 elsewhere), on x's device: a one-hot helper."""
+    shape = [1] * x.ndim
+    shape[dim] = x.shape[dim]
+    return Tensor(xp_of(x.data).arange(x.shape[dim]).reshape(shape))
+
+
+def _sqrt_or_zero(v, p=2):
+    """v ** (1/p) whose gradient at v == 0 is 0 rather than inf * 0 (torch's std and norm)."""
+    zero = v == 0
+    safe = _ew.where(zero, 1, v)
+    return _ew.where(zero, 0, _ew.sqrt(safe) if p == 2 else safe ** (1 / p))
+
+
+# ---- sums ----------------------------------------------------------------------------------------
+def _sum_vjp(g, y, x, *, dim, keepdim, dtype):
+    return (_keep(g, x.shape, _dims("sum", dim, x.shape), keepdim).expand(x.shape),)
+
+
+@primitive(vjp=_sum_vjp)
+def sum(x, *, dim=None, keepdim=False, dtype=None):
+    """Sum over dim (all by default), like torch.sum; bool and int inputs sum to int64."""
+    return x.sum(axis=_dims("sum", dim, x.shape), keepdims=keepdim, dtype=dtype)
 
 
 @primitive(vjp=lambda g, y, x, *, shape: (g.expand(x.shape),))
 def sum_to(x, *, shape):
     """Sum x down to `shape` (the inverse of broadcasting): the engine's unbroadcast."""
     lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+    if lead < 0 or _mismatch(x.shape[lead:], shape):
+        raise ValueError(f"sum_to: shape {tuple(shape)} does not broadcast to {x.shape}, so a "
+                         f"gradient of shape {x.shape} cannot be summed down to it")
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                      if n == 1 and x.shape[lead + i] != 1)
     out = x.sum(axis=axes, keepdims=True) if axes else x
     return out.reshape(shape)
+
+
+def _mismatch(have, want):
+    return builtins.any(w != 1 and w != h for h, w in zip(have, want))
+
+
+@public
+def mean(x, dim=None, keepdim=False, *, dtype=None):
+    """Average over dim (all by default), like torch.mean."""
+    dims = _dims("mean", dim, x.shape)
+    return sum(x, dims, keepdim, dtype=dtype) / math.prod(x.shape[d] for d in dims)
+
+
+def _cumsum_vjp(g, y, x, *, dim, dtype):
+    return (_cumsum_reverse(g, dim=dim),)
+
+
+@primitive(vjp=_cumsum_vjp)
+def cumsum(x, *, dim, dtype=None):
+    """Running sum along dim, like torch.cumsum."""
+    d = _axis("cumsum", dim, x.shape)
+    return x.cumsum(axis=d, dtype=dtype) if x.ndim else x.astype(dtype or x.dtype, copy=True)
+
+
+@primitive(vjp=lambda g, y, x, *, dim: (cumsum(g, dim=dim),))
+def _cumsum_reverse(x, *, dim):
+    """Running sum from the end along dim: cumsum's gradient (and cumsum is its gradient)."""
+    d = _axis("cumsum", dim, x.shape)
+    xp = xp_of(x)
+    return xp.flip(xp.flip(x, d).cumsum(axis=d), d) if x.ndim else x.copy()
+
+
+# ---- products ------------------------------------------------------------------------------------
+def _prod_vjp(g, y, x, *, dim, keepdim, dtype):
+    # d prod / dx_i = the product of the others: y / x_i without zeros; with one zero in a slice,
+    # only the zero's entry is non-zero; with several, every entry is zero.
+    dims = _dims("prod", dim, x.shape)
+    g = _keep(g, x.shape, dims, keepdim)
+    zero = x == 0
+    zeros = sum(zero, dims, True)
+    safe = _ew.where(zero, 1, x)
+    rest = prod(safe, dims, True)  # the product of the non-zero entries
+    at_zero, next_to_zero = _ew.where(zeros == 1, rest, 0), 0  # slice-sized, not input-sized
+    if is_grad_enabled():  # create_graph: keep the zeros as factors (value 0) so that second
+        zero_sum = sum(_ew.where(zero, x, 0), dims, True)  # derivatives are exact too
+        next_to_zero = _ew.where(zeros == 1, zero_sum * rest, 0)
+        at_zero = _ew.where(zeros == 2, (zero_sum - x) * rest, at_zero)  # the other zero
+    elsewhere = _ew.where(zeros == 0, rest, next_to_zero)
+    return (_ew.where(zero, g * at_zero, g * elsewhere / safe),)
+
+
+@primitive(vjp=_prod_vjp)
+def prod(x, *, dim=None, keepdim=False, dtype=None):
+    """Product over dim (all by default), like torch.prod; the gradient is exact with zeros."""
+    return x.prod(axis=_dims("prod", dim, x.shape), keepdims=keepdim, dtype=dtype)
+
+
+# ---- extrema -------------------------------------------------------------------------------------
+def _extremum_vjp(g, y, x, *, dim, keepdim):
+    dims = _dims("amax", dim, x.shape)
+    hit = x == _keep(y, x.shape, dims, keepdim)  # every tie gets an even share
+    return (_ew.where(hit, _keep(g, x.shape, dims, keepdim) / sum(hit, dims, True), 0),)
+
+
+@primitive(vjp=_extremum_vjp)
+def amax(x, *, dim=None, keepdim=False):
+    """Maximum over dim (all by default); ties share the gradient evenly, like torch.amax."""
+    return x.max(axis=_dims("amax", dim, x.shape), keepdims=keepdim)
+
+
+@primitive(vjp=_extremum_vjp)
+def amin(x, *, dim=None, keepdim=False):
+    """Minimum over dim (all by default); ties share the gradient evenly, like torch.amin."""
+    return x.min(axis=_dims("amin", dim, x.shape), keepdims=keepdim)
+
+
+def _arg_extremum(op, x, dim, keepdim):
+    if dim is None:  # of the flattened tensor; keepdim gives all-ones dims, like torch 2
+        out = getattr(x.reshape(-1), op)(axis=0).reshape((1,) * x.ndim if keepdim else ())
+    elif x.ndim == 0:
+        _axis(op, dim, x.shape)
+        out = xp_of(x).zeros((), dtype=backend.int64)
+    else:
+        out = getattr(x, op)(axis=_axis(op, dim, x.shape), keepdims=keepdim)
+    return out.astype(backend.int64, copy=False)
+
+
+@primitive()
+def argmax(x, *, dim=None, keepdim=False):
+    """Index of the first maximum along dim (of the flattened tensor for dim=None), int64, like
+    torch.argmax; no gradient."""
+    return _arg_extremum("argmax", x, dim, keepdim)
+
+
+@primitive()
+def argmin(x, *, dim=None, keepdim=False):
+    """Index of the first minimum along dim (flattened for dim=None), int64, like torch.argmin."""
+    return _arg_extremum("argmin", x, dim, keepdim)
+
+
+@primitive(vjp=lambda g, y, x, index, *, dim: (_ew.where(_iota(x, dim) == index, g, 0), None))
+def _pick(x, index, *, dim):
+    """x's entries at `index` along dim, where index has size 1 along dim (max/min's values)."""
+    return xp_of(x).take_along_axis(x, index, axis=dim)
+
+
+_MaxResult = collections.namedtuple("max", ("values", "indices"))  # like torch.return_types.max
+_MinResult = collections.namedtuple("min", ("values", "indices"))
+
+
+def _extremum(op, x, dim, keepdim, whole, arg, pairwise, result):
+    if dim is None:
+        return whole(x, keepdim=keepdim)
+    if not isinstance(dim, numbers.Integral):
+        if isinstance(dim, (tuple, list)):
+            raise TypeError(f"{op}: dim must be a single int, got {dim!r}; use a{op}() to reduce "
+                            f"over several dims")
+        return pairwise(x, dim)
+    d = _axis(op, dim, x.shape)
+    index = arg(x, d, keepdim=True)
+    if x.ndim == 0:
+        return result(_ew.clone(x), index)
+    values = _pick(x, index, dim=d)
+    if not keepdim:
+        shape = x.shape[:d] + x.shape[d + 1:]
+        values, index = values.reshape(shape), index.reshape(shape)
+    return result(values, index)
+
+
+@public
+def max(x, dim=None, keepdim=False):
+    """torch.max: max(x) is amax over everything (ties share the gradient); max(x, dim) is a
+    namedtuple (values, indices) whose gradient goes to the index; max(x, other) is maximum."""
+    return _extremum("max", x, dim, keepdim, amax, argmax, _ew.maximum, _MaxResult)
+
+
+@public
+def min(x, dim=None, keepdim=False):
+    """torch.min: min(x), the namedtuple min(x, dim) = (values, indices), or minimum(x, other)."""
+    return _extremum("min", x, dim, keepdim, amin, argmin, _ew.minimum, _MinResult)
+
+
+# ---- statistics ----------------------------------------------------------------------------------
+def _correction(op, dim, unbiased, correction, ddof):
+    if isinstance(dim, bool):  # torch's var(x, unbiased) overload
+        if unbiased is not None:
+            raise TypeError(f"{op}: unbiased given twice")
+        dim, unbiased = None, dim
+    given = [c for c in (correction, ddof, None if unbiased is None else int(unbiased))
+             if c is not None]
+    if len(given) > 1:
+        raise TypeError(f"{op}: pass only one of correction, unbiased and ddof")
+    return dim, (given[0] if given else 1)
+
+
+def _var_vjp(g, y, x, *, dim, unbiased, keepdim, correction, ddof):
+    dim, correction = _correction("var", dim, unbiased, correction, ddof)
+    dims = _dims("var", dim, x.shape)
+    count = math.prod(x.shape[d] for d in dims) - correction
+    scale = _keep(g, x.shape, dims, keepdim) * (2 / count if count > 0 else math.nan)
+    return ((x - mean(x, dims, True)) * scale,)
+
+
+@primitive(vjp=_var_vjp)  # primitive: the composite's backward is three times slower
+def var(x, *, dim=None, unbiased=None, keepdim=False, correction=None, ddof=None):
+    """Variance over dim with Bessel's correction by default (correction=1, like torch.var);
+    torch's unbiased= (also var(x, dim, unbiased) and var(x, unbiased)) and numpy's ddof= work."""
+    dim, correction = _correction("var", dim, unbiased, correction, ddof)
+    dims = _dims("var", dim, x.shape)
+    if x.dtype.kind not in "fc":
+        x = x.astype(backend.DEFAULT_FLOAT)
+    count = math.prod(x.shape[d] for d in dims) - correction
+    centered = x - x.mean(axis=dims, keepdims=True)
+    return (centered * centered).sum(axis=dims, keepdims=keepdim) * (
+        1 / count if count > 0 else math.nan)  # no divide-by-zero warning, NaN like torch's
+
+
+@public
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None):
+    """Standard deviation, sqrt(var(...)), like torch.std; its gradient is 0 where it is 0."""
+    dim, correction = _correction("std", dim, unbiased, correction, ddof)
+    dims = _dims("std", dim, x.shape)
+    return _sqrt_or_zero(var(x, dims, keepdim=keepdim, correction=correction))
+
+
+def _logsumexp_vjp(g, y, x, *, dim, keepdim):
+    # d lse = softmax = exp(x - lse); rows of -inf (lse = -inf) get 0 rather than torch's NaN
+    dims = _dims("logsumexp", dim, x.shape)
+    y = _keep(y, x.shape, dims, keepdim)
+    return (_keep(g, x.shape, dims, keepdim) * (x - _ew.where(y == -math.inf, 0, y)).exp(),)
+
+
+@primitive(vjp=_logsumexp_vjp)  # primitive: the composite would save two input-sized arrays
+def logsumexp(x, *, dim=None, keepdim=False):
+    """log(sum(exp(x))) over dim without overflow (the max is subtracted first); rows of -inf give
+    -inf, like torch.logsumexp."""
+    xp = xp_of(x)
+    if x.dtype.kind not in "fc":
+        x = x.astype(backend.DEFAULT_FLOAT)
+    dims = _dims("logsumexp", dim, x.shape)
+    top = x.max(axis=dims, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0)  # all -inf (or an inf): shift by 0 instead
+    total = xp.exp(x - top).sum(axis=dims, keepdims=True)
+    empty = total == 0  # every entry -inf: the answer is -inf, without log(0)'s warning
+    out = xp.where(empty, -math.inf, xp.log(xp.where(empty, 1, total)) + top)
+    return out if keepdim else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in dims))
+
+
+def _norm2_vjp(g, y, x, *, dim, keepdim):
+    dims = _dims("norm", dim, x.shape)
+    y = _keep(y, x.shape, dims, keepdim)
+    zero = y == 0  # an all-zero slice: gradient 0, like torch
+    scale = _ew.where(zero, 0, _keep(g, x.shape, dims, keepdim) / _ew.where(zero, 1, y))
+    return (x * scale,)
+
+
+@primitive(vjp=_norm2_vjp)  # primitive: one input-sized product in backward instead of four
+def _norm2(x, *, dim=None, keepdim=False):
+    """The Euclidean norm over dim, for norm(p=2 or 'fro')."""
+    if x.dtype.kind not in "fc":
+        x = x.astype(backend.DEFAULT_FLOAT)
+    return xp_of(x).sqrt((x * x).sum(axis=_dims("norm", dim, x.shape), keepdims=keepdim))
+
+
+@public
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector norm over dim (all by default), like torch.norm: p is 'fro' (= 2), 1, 2, inf, -inf, 0
+    (count of non-zeros) or any number; the gradient at an all-zero input is 0, not NaN."""
+    if dtype is not None:
+        x = x.to(dtype)
+    dims = _dims("norm", dim, x.shape)
+    if isinstance(p, str) and p != "fro":
+        raise ValueError(f"norm: p={p!r} is not supported; use 'fro' or a number (matrix norms "
+                         f"such as 'nuc' are not implemented)")
+    if p == "fro" or p == 2:
+        return _norm2(x, dim=dims, keepdim=keepdim)
+    if p == 1:
+        return sum(_ew.abs(x), dims, keepdim)
+    if p == math.inf:
+        return amax(_ew.abs(x), dims, keepdim)
+    if p == -math.inf:
+        return amin(_ew.abs(x), dims, keepdim)
+    if p == 0:  # the count of non-zeros, with a zero gradient as in torch
+        zero = x == 0
+        return sum(_ew.where(zero, _ew.where(zero, x, 0) * 0, 1), dims, keepdim)
+    if 0 < p < 1:  # |x|^p has an infinite slope at 0: give those entries a zero gradient
+        zero = x == 0
+        powers = _ew.where(zero, 0, _ew.abs(_ew.where(zero, 1, x)) ** p)
+    else:
+        powers = _ew.abs(x) ** p
+    return _sqrt_or_zero(sum(powers, dims, keepdim), p)
+
+
+# ---- logic ---------------------------------------------------------------------------------------
+@primitive()
+def any(x, *, dim=None, keepdim=False):
+    """Whether any element over dim is non-zero (bool), like torch.any."""
+    return x.any(axis=_dims("any", dim, x.shape), keepdims=keepdim)
+
+
+@primitive()
+def all(x, *, dim=None, keepdim=False):
+    """Whether every element over dim is non-zero (bool), like torch.all."""
+    return x.all(axis=_dims("all", dim, x.shape), keepdims=keepdim)

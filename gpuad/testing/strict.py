@@ -77,6 +77,8 @@ class StrictArray:
         return self._a
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # no __array_interface__ & co: numpy must not see through us
+            raise AttributeError(name)
         USED.add("ndarray." + name)
         attr = getattr(self._a, name)
         if callable(attr):

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# On a lent CUDA machine, in one call of a few minutes: the test suite on the cuda device, then the
+# benchmarks against PyTorch CUDA. Results go under $OUT when it is set (else /tmp/gpuad-gpu-check).
+#   PYTHONPATH=. bash scripts/gpu_check.sh
+# Needs CuPy, numpy, pytest (and torch for the comparison) already installed; installs nothing.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+out="${OUT:-/tmp/gpuad-gpu-check}"
+mkdir -p "$out"
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
+python3 -c "import cupy, numpy, gpuad; print('cupy', cupy.__version__, 'numpy', numpy.__version__, \
+'cuda available', gpuad.cuda.is_available())" 2>&1 | tee -a "$out/gpu.txt"
+python3 -c "import gpuad, sys; sys.exit(0 if gpuad.cuda.is_available() else 1)" || {
+    echo "gpu_check: CuPy sees no CUDA GPU here; nothing to check" | tee -a "$out/gpu.txt"; exit 1; }
+
+# Every test that runs on the cuda device (the device fixture's 'cuda' ids) or is marked gpu.
+timeout 200 python3 -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests 2>&1 | tee "$out/tests.txt"
+tests_rc=${PIPESTATUS[0]}
+
+timeout 80 python3 scripts/bench.py --all --device cuda --repeats 5 --json "$out/bench.jsonl" 2>&1 \
+    | tee "$out/bench.txt"
+bench_rc=${PIPESTATUS[0]}
+
+echo "gpu_check: tests rc=$tests_rc bench rc=$bench_rc" | tee -a "$out/gpu.txt"
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

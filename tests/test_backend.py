@@ -1,0 +1,112 @@
+"""Devices, array modules and the strict backend (gpuad/backend.py, gpuad/testing/strict.py)."""
+import numpy as np
+import pytest
+
+import gpuad
+from gpuad import backend
+from gpuad.testing import strict
+
+
+def test_device_parsing():
+    assert gpuad.device("cpu") == backend.CPU and str(gpuad.device("cpu")) == "cpu"
+    assert gpuad.device("cuda") == gpuad.device("cuda:0") == "cuda:0"
+    assert gpuad.device("cuda:1").index == 1 and gpuad.device("cuda:1").type == "cuda"
+    assert gpuad.device(gpuad.device("strict")) == "strict"
+    assert repr(gpuad.device("cuda:1")) == "device(type='cuda', index=1)"
+    assert len({gpuad.device("cpu"), gpuad.device("cpu"), gpuad.device("cuda:0")}) == 2
+    for bad in ("gpu", "cuda:x", "cpu:1", ""):
+        with pytest.raises(ValueError, match="unknown device"):
+            gpuad.device(bad)
+    with pytest.raises(TypeError, match="expected a string"):
+        gpuad.device(3)
+    with pytest.raises(AttributeError):
+        gpuad.device("cpu").type = "cuda"
+
+
+def test_cuda_queries_never_fail():
+    assert isinstance(gpuad.cuda.is_available(), bool)
+    assert gpuad.cuda.device_count() >= 0
+    if not gpuad.cuda.is_available():
+        assert gpuad.cuda.device_count() == 0
+
+
+@pytest.mark.skipif(gpuad.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_says_how_to_get_one():
+    with pytest.raises(RuntimeError, match=r"cuda:0 was requested.*gpuad\[cuda12\]"):
+        gpuad.zeros(2, device="cuda")
+    with pytest.raises(RuntimeError, match="cuda:0 was requested"):
+        gpuad.tensor([1.0]).cuda()
+
+
+def test_xp_of_and_device_of():
+    a = np.zeros(2)
+    assert backend.xp_of(a) is np and backend.device_of(a) == "cpu"
+    s = backend.to_device(a, "strict")
+    assert backend.xp_of(s) is strict.xp and backend.device_of(s) == "strict"
+    assert backend.to_device(s, "cpu").__class__ is np.ndarray
+
+
+def test_strict_arrays_refuse_what_cupy_refuses():
+    s = backend.to_device(np.arange(3.0), "strict")
+    with pytest.raises(TypeError, match="implicit conversion"):
+        np.asarray(s)
+    with pytest.raises(TypeError):
+        np.exp(s)  # a numpy function on a device array
+    with pytest.raises(TypeError):
+        np.sum(s)
+    with pytest.raises(TypeError, match="host numpy.ndarray"):
+        s + np.ones(3)  # mixing host and device arrays
+    with pytest.raises(TypeError, match="host numpy.ndarray"):
+        np.ones(3) * s
+    with pytest.raises(TypeError, match="host numpy.ndarray"):
+        s[np.array([0, 1])]  # host index arrays
+    with pytest.raises(TypeError, match="host numpy.ndarray"):
+        strict.xp.maximum(s, np.ones(3))
+
+
+def test_strict_arrays_do_what_cupy_does():
+    xp = strict.xp
+    s = backend.to_device(np.arange(6.0).reshape(2, 3), "strict")
+    total = s.sum()
+    assert isinstance(total, strict.StrictArray) and total.ndim == 0  # 0-d array, not a scalar
+    assert float(total) == 15.0
+    assert isinstance(xp.exp(s), strict.StrictArray)
+    assert isinstance(s * 2 + np.float32(1), strict.StrictArray)
+    assert s.shape == (2, 3) and s.T.shape == (3, 2)
+    s[0, 1] = 10.0
+    assert float(s[0, 1]) == 10.0
+    host = backend.asnumpy(s)
+    assert type(host) is np.ndarray and host[0, 1] == 10.0
+    assert "exp" in strict.USED and "ndarray.sum" in strict.USED
+
+
+def test_the_op_suite_only_calls_functions_that_cupy_has():
+    """Run every op case forward and backward on the strict backend, then look up each array-module
+    function and array method it reached in CuPy's namespace (CuPy imports without a GPU)."""
+    cupy = pytest.importorskip("cupy")
+    from op_cases import CASES
+    from test_ops import _tensors
+
+    strict.USED.clear()
+    for case in CASES:
+        for shapes in case.shapes:
+            for kwargs in case.kwargs:
+                inputs = _tensors(case, case.sample(shapes), "strict")
+                outs = case.fn(*inputs, **kwargs)
+                outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+                total = [o.sum() for o in outs if o.requires_grad]
+                if total:
+                    sum(total).backward()
+    gpuad.erf(gpuad.tensor([0.1, 1.0, 5.0], device="strict"))  # Cody's path on the host arrays
+    missing = []
+    for name in sorted(strict.USED):
+        owner = cupy
+        if name.startswith("ndarray."):
+            owner, name = cupy.ndarray, name[len("ndarray."):]
+        target = owner
+        for part in name.split("."):
+            target = getattr(target, part, None)
+        if target is None:
+            missing.append(name)
+    assert len(strict.USED) > 20
+    assert not missing, f"CuPy lacks {missing}: add a helper to gpuad/backend.py"

@@ -1,0 +1,216 @@
+"""Tensor creation, attributes, operators, dtypes and moves (gpuad/tensor.py, gpuad/creation.py)."""
+import numpy as np
+import pytest
+
+import gpuad
+from gpuad import backend
+
+
+def test_default_dtypes_follow_pytorch():
+    assert gpuad.tensor([1.0, 2.0]).dtype == gpuad.float32
+    assert gpuad.tensor(2.5).dtype == gpuad.float32
+    assert gpuad.tensor([1, 2]).dtype == gpuad.int64
+    assert gpuad.tensor([True, False]).dtype == gpuad.bool
+    assert gpuad.tensor(np.zeros(2)).dtype == gpuad.float64  # arrays keep their dtype
+    assert gpuad.tensor([1, 2], dtype=gpuad.float64).dtype == gpuad.float64
+    assert gpuad.zeros(2, 3).dtype == gpuad.float32
+    assert gpuad.arange(5).dtype == gpuad.int64
+    assert gpuad.arange(0, 1, 0.25).dtype == gpuad.float32
+    assert gpuad.full((2,), 7).dtype == gpuad.int64
+    assert gpuad.full((2,), 7.0).dtype == gpuad.float32
+
+
+def test_tensor_copies_its_data_but_from_numpy_shares():
+    a = np.ones(3, dtype=np.float32)
+    t, s = gpuad.tensor(a), gpuad.from_numpy(a)
+    a[0] = 5
+    assert t.data[0] == 1 and s.data[0] == 5
+    assert s.numpy() is a
+
+
+def test_creation_functions(device):
+    dev = gpuad.device(device)
+    checks = [
+        (gpuad.zeros(2, 3, device=device), (2, 3), 0.0),
+        (gpuad.zeros((2, 3), device=device), (2, 3), 0.0),
+        (gpuad.ones(4, device=device), (4,), 1.0),
+        (gpuad.full((2, 2), 3.5, device=device), (2, 2), 3.5),
+        (gpuad.empty(3, 1, device=device), (3, 1), None),
+    ]
+    for t, shape, value in checks:
+        assert t.shape == shape and t.device == dev and t.dtype == gpuad.float32
+        if value is not None:
+            assert (backend.asnumpy(t.data) == value).all()
+    like = gpuad.ones_like(gpuad.zeros(2, dtype=gpuad.float64, device=device))
+    assert like.dtype == gpuad.float64 and like.device == dev
+    assert gpuad.zeros_like(like).tolist() == [0.0, 0.0]
+    assert gpuad.full_like(like, 2).tolist() == [2.0, 2.0]
+    assert gpuad.arange(1, 7, 2, device=device).tolist() == [1, 3, 5]
+    np.testing.assert_allclose(gpuad.linspace(0, 1, 5, device=device).tolist(), [0, .25, .5, .75, 1])
+    np.testing.assert_array_equal(backend.asnumpy(gpuad.eye(3, device=device).data), np.eye(3))
+
+
+def test_random_creation_is_seeded(device):
+    gpuad.manual_seed(123)
+    a = gpuad.randn(4, 5, device=device)
+    u = gpuad.rand(100, device=device)
+    i = gpuad.randint(0, 10, (50,), device=device)
+    gpuad.manual_seed(123)
+    b = gpuad.randn(4, 5, device=device)
+    assert a.dtype == gpuad.float32 and a.device == gpuad.device(device)
+    np.testing.assert_array_equal(backend.asnumpy(a.data), backend.asnumpy(b.data))
+    uu = backend.asnumpy(u.data)
+    assert (uu >= 0).all() and (uu < 1).all()
+    ii = backend.asnumpy(i.data)
+    assert i.dtype == gpuad.int64 and ii.min() >= 0 and ii.max() < 10
+    assert gpuad.randint(5, size=(3,)).shape == (3,)
+
+
+def test_attributes_and_repr():
+    x = gpuad.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    assert x.shape == (2, 3) and x.ndim == 2 and x.dim() == 2 and len(x) == 2
+    assert x.size() == (2, 3) and x.size(1) == 3 and x.numel() == 6
+    assert x.is_leaf and x.grad is None and x.grad_fn is None
+    assert x.device == gpuad.device("cpu") == "cpu"
+    assert "requires_grad=True" in repr(x) and "dtype=float32" in repr(x) and "device='cpu'" in repr(x)
+    y = x * 2
+    assert not y.is_leaf and "grad_fn=<mulBackward>" in repr(y)
+    assert x.T.shape == (3, 2)
+
+
+def test_only_float_tensors_can_require_grad():
+    with pytest.raises(RuntimeError, match="only floating point tensors can require gradients.*int64"):
+        gpuad.tensor([1, 2], requires_grad=True)
+    t = gpuad.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="floating point"):
+        t.requires_grad_()
+    assert not t.requires_grad
+
+
+def test_operators_with_scalars_arrays_and_reflection():
+    x = gpuad.tensor([1.0, 2.0, 4.0])
+    np.testing.assert_allclose((x + 1).tolist(), [2, 3, 5])
+    np.testing.assert_allclose((1 + x).tolist(), [2, 3, 5])
+    np.testing.assert_allclose((10 - x).tolist(), [9, 8, 6])
+    np.testing.assert_allclose((2 * x).tolist(), [2, 4, 8])
+    np.testing.assert_allclose((8 / x).tolist(), [8, 4, 2])
+    np.testing.assert_allclose((x ** 2).tolist(), [1, 4, 16])
+    np.testing.assert_allclose((2 ** x).tolist(), [2, 4, 16])
+    np.testing.assert_allclose((-x).tolist(), [-1, -2, -4])
+    np.testing.assert_allclose((np.float32(2) * x).tolist(), [2, 4, 8])
+    arr = np.array([1.0, 1.0, 1.0], dtype=np.float32)
+    assert isinstance(arr + x, gpuad.Tensor) and isinstance(x + arr, gpuad.Tensor)
+    assert (x > 1.5).tolist() == [False, True, True]
+    assert (x == 2).dtype == gpuad.bool and not (x == 2).requires_grad
+    assert ((x > 1) & (x < 3)).tolist() == [False, True, False]
+    assert (~(x > 1)).tolist() == [True, False, False]
+
+
+def test_comparisons_carry_no_gradient():
+    x = gpuad.tensor([1.0, 2.0], requires_grad=True)
+    assert not (x > 0).requires_grad
+    assert not x.sign().requires_grad
+
+
+def test_float32_work_stays_float32_next_to_float64_scalars_and_int_arrays():
+    """numpy 2 would promote each of these to float64; PyTorch's rules keep float32."""
+    w = gpuad.randn(10, 3, requires_grad=True)
+    labels = np.array([0, 2, 1, 1, 0, 2, 2, 1, 0, 0])
+    one_hot = np.eye(3, dtype=np.int64)[labels]  # an int64 array
+    scale = np.sqrt(1 / 3)  # an np.float64 scalar
+    h = w * scale + 0.5
+    loss = ((h - one_hot) ** 2).mean() if hasattr(gpuad, "mean") else ((h - one_hot) ** 2).sum()
+    assert h.dtype == gpuad.float32 and loss.dtype == gpuad.float32
+    loss.backward()
+    assert w.grad.dtype == gpuad.float32
+    with gpuad.no_grad():
+        w -= np.float64(0.1) * w.grad
+    assert w.dtype == gpuad.float32
+    assert (w * gpuad.tensor(2.0, dtype=gpuad.float64)).dtype == gpuad.float32  # 0-d doesn't promote
+    assert (gpuad.tensor([1, 2]) * 1.5).dtype == gpuad.float32  # int tensor * float -> default float
+    assert (gpuad.tensor([1, 2]) / gpuad.tensor([2, 2])).dtype == gpuad.float32  # true division
+
+
+def test_mixed_float_tensors_promote_and_gradients_keep_input_dtypes():
+    a = gpuad.ones(2, requires_grad=True)
+    b = gpuad.ones(2, dtype=gpuad.float64, requires_grad=True)
+    y = a * b
+    assert y.dtype == gpuad.float64
+    y.sum().backward()
+    assert a.grad.dtype == gpuad.float32 and b.grad.dtype == gpuad.float64
+
+
+def test_to_dtype_is_differentiable_and_grads_come_back_in_the_input_dtype():
+    x = gpuad.tensor([1.0, 2.0], requires_grad=True)
+    y = x.double()
+    assert y.dtype == gpuad.float64 and not y.is_leaf
+    (y * y).sum().backward()
+    assert x.grad.dtype == gpuad.float32 and x.grad.tolist() == [2.0, 4.0]
+    assert x.to(gpuad.float16).dtype == gpuad.float16
+    assert x.long().dtype == gpuad.int64 and x.int().dtype == gpuad.int32 and x.bool().dtype == gpuad.bool
+    assert x.half().dtype == gpuad.float16 and x.float() is x
+
+
+def test_moving_between_devices_keeps_gradients_flowing():
+    x = gpuad.tensor([1.0, 2.0], requires_grad=True)
+    s = x.to("strict")
+    assert s.device == gpuad.device("strict") and not s.is_leaf
+    (s * s).sum().backward()
+    assert x.grad.device == gpuad.device("cpu") and x.grad.tolist() == [2.0, 4.0]
+    assert s.cpu().device == "cpu" and x.to(device="cpu") is x
+
+
+def test_numpy_item_tolist():
+    x = gpuad.tensor([[1.5, 2.5]])
+    assert x.numpy().dtype == np.float32 and x.tolist() == [[1.5, 2.5]]
+    assert gpuad.tensor(3.0).item() == 3.0 and float(gpuad.tensor([2.0])) == 2.0
+    with pytest.raises(RuntimeError, match=r"only one-element tensors.*shape \(1, 2\)"):
+        x.item()
+    with pytest.raises(RuntimeError, match=r"numpy\(\) on a tensor that requires grad.*detach\(\)\.numpy\(\)"):
+        gpuad.tensor([1.0], requires_grad=True).numpy()
+    with pytest.raises(TypeError, match=r"can't convert a strict tensor to numpy.*\.cpu\(\)\.numpy\(\)"):
+        gpuad.tensor([1.0], device="strict").numpy()
+    with pytest.raises(TypeError, match="implicitly"):
+        np.asarray(gpuad.tensor([1.0], device="strict"))
+    np.testing.assert_array_equal(np.asarray(x), x.numpy())
+
+
+def test_detach_and_clone():
+    x = gpuad.tensor([1.0, 2.0], requires_grad=True)
+    d = x.detach()
+    assert not d.requires_grad and d.data is x.data
+    c = x.clone()
+    assert c.data is not x.data and c.requires_grad and not c.is_leaf
+    (c * 3).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_in_place_updates_on_plain_tensors():
+    x = gpuad.zeros(3)
+    x += 1
+    x *= gpuad.tensor([1.0, 2.0, 3.0])
+    x -= 0.5
+    x /= 2
+    assert x.tolist() == [0.25, 0.75, 1.25]
+    x.fill_(2.0)
+    x.copy_(np.array([1.0, 2.0, 3.0]))
+    assert x.tolist() == [1.0, 2.0, 3.0]
+    assert x.zero_().tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(RuntimeError, match="value is on strict but the tensor is on cpu"):
+        x.copy_(gpuad.ones(3, device="strict"))
+
+
+def test_truth_value_of_a_multi_element_tensor_is_an_error():
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(gpuad.tensor([1.0, 2.0]))
+    assert bool(gpuad.tensor([1.0]))
+
+
+def test_tensors_hash_by_identity():
+    a, b = gpuad.tensor([1.0]), gpuad.tensor([1.0])
+    assert len({a: 1, b: 2}) == 2
+
+
+def test_tensor_class_from_python_data_is_float32_like_torch_Tensor():
+    t = gpuad.Tensor([1, 2])
+    assert t.dtype == gpuad.float32 and t.tolist() == [1.0, 2.0]
