@@ -59,15 +59,20 @@ class enable_grad(set_grad_enabled):
 
 
 _creation_order = itertools.count()
+# In-place updates: every one takes the next number from this clock and stamps it on the tensor
+# (Tensor._version). A node remembers the clock when it was recorded; if the clock has not moved
+# by backward time, nothing was modified and the check costs one comparison.
+INPLACE_CLOCK = [0]
 
 
 class Node:
-    """One recorded op application: its rule, its inputs, the sum of their versions, and a creation
-    number (a node is always created after the nodes of its inputs, so it orders the walk)."""
-    __slots__ = ("name", "vjp", "inputs", "kwargs", "versions", "seq")
+    """One recorded op application: its rule, its inputs, the in-place clock at record time, and a
+    creation number (a node is created after the nodes of its inputs, so it orders the walk)."""
+    __slots__ = ("name", "vjp", "inputs", "kwargs", "clock", "seq")
 
-    def __init__(self, name, vjp, inputs, kwargs, versions):
-        self.name, self.vjp, self.inputs, self.kwargs, self.versions = name, vjp, inputs, kwargs, versions
+    def __init__(self, name, vjp, inputs, kwargs):
+        self.name, self.vjp, self.inputs, self.kwargs = name, vjp, inputs, kwargs
+        self.clock = INPLACE_CLOCK[0]
         self.seq = next(_creation_order)
 
     def __repr__(self):
@@ -75,22 +80,17 @@ class Node:
 
 
 def _check_saved(t, node):
-    """Raise if the node was freed or a tensor it saved changed since (see Node.versions)."""
+    """Raise if the node was freed or a tensor it saved changed since (see INPLACE_CLOCK)."""
     if node.inputs is None:
         raise RuntimeError(
             f"backward: trying to backward through the graph a second time (through '{node.name}'): "
             "its saved tensors were freed by the first backward. Pass retain_graph=True to the first "
             "backward() or grad() call if you need to backward through it again.")
-    if t._version != 0 or _version_sum(node.inputs) != node.versions:
+    if t._version > node.clock or any(getattr(x, "_version", 0) > node.clock for x in node.inputs):
         raise RuntimeError(
             f"backward: a tensor saved by '{node.name}' was modified in place after it was used "
             f"(its version changed), so its gradient would be wrong. Use an out-of-place operation "
             f"(x = x + y rather than x += y), or .clone() the tensor before modifying it.")
-
-
-def _version_sum(inputs):
-    # versions only grow, so an unchanged sum means no input was modified in place since
-    return sum([getattr(a, "_version", 0) for a in inputs])
 
 
 def _topological_order(roots):
@@ -184,8 +184,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                 continue
             node = t._node
             inputs_ = node.inputs
-            if inputs_ is None or t._version or _version_sum(inputs_) != node.versions:
-                _check_saved(t, node)  # raises the error that explains which
+            if inputs_ is None or node.clock != INPLACE_CLOCK[0]:
+                _check_saved(t, node)  # raises if freed, or if a saved tensor changed since
             g = _run_hooks(t, entry[1]) if t._hooks else entry[1]
             if wanted is not None:
                 if id(t) in wanted:

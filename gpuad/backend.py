@@ -4,6 +4,7 @@ The only module that imports cupy. Everything that differs between numpy and CuP
 transfers, scatter-add, random numbers) is a named function here, so ops are written once against
 `xp_of(array)` and never branch on the backend.
 """
+import contextlib
 import threading
 
 import numpy
@@ -187,6 +188,33 @@ def create(dev, name, *args, **kwargs):
         with cupy.cuda.Device(dev.index):
             return getattr(cupy, name)(*args, **kwargs)
     return getattr(dev.xp, name)(*args, **kwargs)
+
+
+# Checking that index arrays are in range needs their values on the host: free for numpy, a device
+# synchronisation for CuPy (which would otherwise wrap bad indices silently, where PyTorch raises a
+# device-side assert). Off on CUDA by default so training steps never wait; turn it on to debug.
+CHECK_DEVICE_INDICES = False
+
+
+def indices_outside(index, low, high):
+    """The first entry of the index array outside [low, high), or None; on CUDA None without
+    looking (no sync) unless CHECK_DEVICE_INDICES is set."""
+    if cupy is not None and type(index) is cupy.ndarray and not CHECK_DEVICE_INDICES:
+        return None
+    bad = (index < low) | (index >= high)
+    if not (index.size and bool(bad.any())):
+        return None
+    return int(index[bad].ravel()[0])
+
+
+def device_scope(array):
+    """A context that makes `array`'s GPU the current one (so new arrays land there too)."""
+    if cupy is not None and type(array) is cupy.ndarray:
+        return array.device
+    return _NO_SCOPE
+
+
+_NO_SCOPE = contextlib.nullcontext()
 
 
 def scatter_add(target, index, values):

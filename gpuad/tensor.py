@@ -201,7 +201,8 @@ class Tensor:
             raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
                                f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
                                f"updates) or use the out-of-place form (x = x + y)")
-        self._version += 1  # nodes that saved this tensor will refuse to use it
+        autograd.INPLACE_CLOCK[0] += 1  # nodes recorded before now will refuse to use this tensor
+        self._version = autograd.INPLACE_CLOCK[0]
 
     def _inplace_value(self, value):
         if isinstance(value, Tensor):

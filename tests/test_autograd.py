@@ -309,3 +309,10 @@ def test_graph_is_freed_after_backward():
         assert ref() is None  # freed by reference counting alone, no cycle
     finally:
         gc.enable()
+
+
+def test_array_library_errors_name_the_op_and_the_shapes():
+    with pytest.raises(ValueError, match=r"add: operands could not be broadcast.*\(2, 3\), \(4,\)"):
+        gpuad.ones(2, 3) + gpuad.ones(4)
+    with pytest.raises(ValueError, match=r"^mul: .*\(2, 3\), \(3, 2\)"):
+        gpuad.ones(2, 3) * gpuad.ones(3, 2)

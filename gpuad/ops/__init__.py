@@ -15,7 +15,7 @@ import numbers
 import numpy
 
 from .. import backend
-from ..autograd import Node, _mode, _version_sum
+from ..autograd import Node, _mode
 from ..tensor import Tensor
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
@@ -97,16 +97,36 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None):
         dtype = _promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
-    out = forward(*raw, **kwargs)
+    try:
+        if type(first) is numpy.ndarray or first is None:
+            out = forward(*raw, **kwargs)
+        else:
+            with backend.device_scope(first):  # several GPUs: compute where the inputs live
+                out = forward(*raw, **kwargs)
+    except (ValueError, IndexError, TypeError, RuntimeError) as error:
+        raise _with_context(error, name, raw) from None
     if type(out) not in backend.ARRAY_TYPES:
         out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
     result = Tensor(out)
     if needs_grad and vjp is not None and _mode.enabled:
         inputs = tuple(args)
-        result._node = Node(name, vjp, inputs, {**defaults, **kwargs} if defaults else kwargs,
-                            _version_sum(inputs))
+        result._node = Node(name, vjp, inputs, {**defaults, **kwargs} if defaults else kwargs)
         result._requires_grad = True
     return result
+
+
+def _with_context(error, name, raw):
+    """The array library's error, prefixed with the op and the input shapes unless ours already
+    names the op."""
+    message = str(error)
+    public_name = name.lstrip("_")
+    if message.startswith((f"{public_name}:", f"{name}:")) or "strict backend" in message:
+        return error
+    shapes = ", ".join(str(tuple(a.shape)) if hasattr(a, "shape") else repr(a) for a in raw)
+    try:
+        return type(error)(f"{public_name}: {message} (inputs of shapes {shapes})")
+    except Exception:  # an exception type with another constructor: keep it as it was
+        return error
 
 
 def primitive(vjp=None, name=None, promote=False):

@@ -372,14 +372,13 @@ def triu(x, *, diagonal=0):
 # ---- integer indices: gather / scatter-add, index_select, one_hot -------------------------------
 def _check_range(op, index, n, dim, shape, negative=True):
     """Raise the IndexError of torch for indices outside [-n, n) ([0, n) without `negative`):
-    CuPy would wrap them silently. Costs one reduction (and a device sync) per index array."""
+    CuPy would wrap them silently (see backend.indices_outside for what this costs on CUDA)."""
     lo = -n if negative else 0
     if isinstance(index, numbers.Integral):
         bad = not lo <= index < n
     else:
-        bad = index.size and bool(((index < lo) | (index >= n)).any())
-        if bad:
-            index = int(index[(index < lo) | (index >= n)].ravel()[0])
+        index = backend.indices_outside(index, lo, n)
+        bad = index is not None
     if bad:
         raise IndexError(f"{op}: index {index} is out of range for dim {dim} with size {n} "
                          f"(tensor shape {tuple(shape)})")
