@@ -8,8 +8,8 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  #
 from .backend import Device, device  # noqa: F401
 from .backend import bool_ as bool  # noqa: F401,A001  (gpuad.bool, like torch.bool)
 from .backend import float16, float32, float64, int8, int32, int64, uint8  # noqa: F401
-from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace,  # noqa: F401
-                       manual_seed, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like)
+from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
+                       linspace, manual_seed, ones, set_rng_state, ones_like, rand, randint, randn, tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
 

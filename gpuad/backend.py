@@ -255,6 +255,21 @@ def _generator(dev):
     return gen
 
 
+def get_rng_state():
+    """The host generators' state (JSON-friendly), for checkpoints; CUDA generators are reseeded
+    from the saved seed instead, since CuPy exposes no state."""
+    return {"seed": _generators.seed,
+            "host": {str(dev): gen.bit_generator.state for dev, gen in _generators.by_device.items()
+                     if dev.type != "cuda"}}
+
+
+def set_rng_state(state):
+    """Restore what get_rng_state returned."""
+    _generators.seed, _generators.by_device = state["seed"], {}
+    for name, host_state in state["host"].items():
+        _generator(device(name)).bit_generator.state = host_state
+
+
 def random(kind, shape, dtype, dev, low=0, high=None):
     """Draw `kind` in {'uniform', 'normal', 'integers'} on device `dev` from its seeded generator."""
     dev = device(dev)

@@ -135,3 +135,12 @@ def randint(low, high=None, size=(), dtype=None, device=None):
 def manual_seed(seed):
     """Seed the generators of every device, like torch.manual_seed."""
     backend.manual_seed(seed)
+
+
+def get_rng_state():
+    """The random generators' state, to save in a checkpoint (gpuad.set_rng_state restores it)."""
+    return backend.get_rng_state()
+
+
+def set_rng_state(state):
+    backend.set_rng_state(state)

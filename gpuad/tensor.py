@@ -201,7 +201,12 @@ class Tensor:
             raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
                                f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
                                f"updates) or use the out-of-place form (x = x + y)")
-        autograd.INPLACE_CLOCK[0] += 1  # nodes recorded before now will refuse to use this tensor
+        self._bump_version()
+
+    def _bump_version(self):
+        """Record that .data is about to change in place (optimizers call this before writing
+        parameters): nodes recorded before now will refuse to use this tensor."""
+        autograd.INPLACE_CLOCK[0] += 1
         self._version = autograd.INPLACE_CLOCK[0]
 
     def _inplace_value(self, value):

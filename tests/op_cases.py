@@ -165,8 +165,10 @@ CASES = [
 from reduce_cases import REDUCE_CASES  # noqa: E402
 from shape_cases import SHAPE_CASES  # noqa: E402
 from linalg_cases import LINALG_CASES  # noqa: E402
+from conv_cases import CONV_CASES  # noqa: E402
+from nn_cases import NN_CASES  # noqa: E402
 
-CASES += REDUCE_CASES + SHAPE_CASES + LINALG_CASES
+CASES += REDUCE_CASES + SHAPE_CASES + LINALG_CASES + CONV_CASES + NN_CASES
 
 
 def expand(cases):

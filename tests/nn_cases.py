@@ -1,0 +1,9 @@
+"""Rows of the op table for nn (merged into op_cases.CASES)."""
+import numpy as np  # noqa: F401
+
+import gpuad  # noqa: F401
+from op_cases import (AWAY_FROM_ZERO, BINARY_SHAPES, DISTINCT, POSITIVE, REAL, REDUCE_KWARGS,  # noqa: F401
+                      UNARY_SHAPES, UNIT, Case)
+
+NN_CASES = [
+]
