@@ -11,6 +11,8 @@ from .backend import float16, float32, float64, int8, int32, int64, uint8  # noq
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
                        linspace, manual_seed, ones, set_rng_state, ones_like, rand, randint, randn, tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
+from .checkpoint import load, save  # noqa: F401
+from . import data, nn, optim, training  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
 
 globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith("_")})  # gpuad.add, ...

@@ -1,1 +1,404 @@
-"""Convolution and pooling (issue: train real networks): placeholder until the conv family lands."""
+"""Convolution and pooling (NCHW in and out, torch.nn.functional semantics) on two adjoint pairs.
+
+`_im2col` copies every kernel window of a padded input into one array with ONE strided-view copy;
+`_col2im` adds such an array back with one strided add per kernel offset (never a loop over pixels).
+Each is the other's gradient, so conv2d (im2col, then one GEMM) and avg_pool2d (im2col, then a sum)
+are composites, differentiable to every order. Max pooling needs no copy: `_pool_gather` picks each
+window's first maximum from kh*kw strided views, `_pool_scatter` sends gradients back to it, and
+each of those is the other's gradient too.
+"""
+import functools
+import math
+import numbers
+
+import numpy
+
+from .. import backend
+from ..backend import xp_of
+from ..tensor import Tensor
+from . import _as_input, primitive, public
+from . import linalg as _linalg
+from . import reduce as _reduce
+from . import shape as _shape
+
+
+# ---- geometry -----------------------------------------------------------------------------------
+def _pair(op, name, value, minimum):
+    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if (len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair)
+            or min(pair) < minimum):
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, each at least {minimum}; "
+                         f"got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _extent(kernel, dilation):
+    return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+
+
+def _out_size(shape, kernel, stride, padding, dilation):
+    """(Ho, Wo) for a (..., H, W) input padded by (top, bottom, left, right)."""
+    top, bottom, left, right = padding
+    (eh, ew), (sh, sw) = _extent(kernel, dilation), stride
+    return (shape[-2] + top + bottom - eh) // sh + 1, (shape[-1] + left + right - ew) // sw + 1
+
+
+def _check_fits(op, shape, kernel, padding, dilation):
+    padded = (shape[-2] + padding[0] + padding[1], shape[-1] + padding[2] + padding[3])
+    extent = _extent(kernel, dilation)
+    if extent[0] > padded[0] or extent[1] > padded[1]:
+        dilated = f" (dilated to {extent})" if extent != tuple(kernel) else ""
+        raise ValueError(f"{op}: kernel size {tuple(kernel)}{dilated} is larger than the padded "
+                         f"input size {padded} (input shape {tuple(shape)}, padding "
+                         f"(top, bottom, left, right) {tuple(padding)})")
+
+
+def _batched(op, x):
+    """x as a 4-D Tensor and whether it was unbatched (C, H, W), like torch's pooling and conv."""
+    if not isinstance(x, Tensor):
+        x = _as_input(x)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
+                         f"{tuple(x.shape)}")
+    return (x, False) if x.ndim == 4 else (_shape.reshape(x, shape=(1,) + tuple(x.shape)), True)
+
+
+def _unbatched(y, was_unbatched):
+    return _shape.reshape(y, shape=tuple(y.shape[1:])) if was_unbatched else y
+
+
+# ---- batch-last windows: the _im2col / _col2im pair ---------------------------------------------
+# Internally the batch dim is LAST: windows are (C, kh, kw, Ho, Wo, N) and results (C, Ho, Wo, N),
+# shown to the caller as (N, C, Ho, Wo) views. A window row then is one contiguous run of Wo*N
+# numbers, so numpy's strided copies and adds run 2-5x faster than in NCHW order, and a layer fed
+# by another conv or pool gets its input in that order already (no transposing copy).
+def _offsets(kernel, stride, dilation, out):
+    """For each kernel offset (i, j): the (rows, cols) slices of the padded input it touches."""
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, (slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+                         slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
+
+
+def _batch_last(x, padding, value):
+    """x (N, C, H, W) as a (C, H, W, N) view, or as a padded (C, Hp, Wp, N) copy."""
+    x = x.transpose(1, 2, 3, 0)
+    if not any(padding):
+        return x
+    c, h, w, n = x.shape
+    top, bottom, left, right = padding
+    padded = xp_of(x).full((c, h + top + bottom, w + left + right, n), value, dtype=x.dtype)
+    padded[:, top:top + h, left:left + w, :] = x
+    return padded
+
+
+def _to_nchw(y):
+    """A (C, Ho, Wo, N) result as the (N, C, Ho, Wo) view the caller sees."""
+    return _shape.permute(y, dims=(3, 0, 1, 2))
+
+
+@primitive(vjp=lambda g, y, x, *, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+           value=0: (_col2im(g, shape=x.shape, kernel=kernel, stride=stride, padding=padding,
+                             dilation=dilation),), name="_im2col")
+def _im2col(x, *, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), value=0):
+    """The windows of x (N, C, H, W), padded by (top, bottom, left, right) with `value`, as a
+    contiguous (C, kh, kw, Ho, Wo, N) array: reshaped to (C*kh*kw, Ho*Wo*N) it is the GEMM operand
+    of a convolution, and the kernel axes are where pooling reduces. One strided-view copy."""
+    _check_fits("im2col", x.shape, kernel, padding, dilation)
+    n, c = x.shape[:2]
+    ho, wo = _out_size(x.shape, kernel, stride, padding, dilation)
+    x = _batch_last(x, padding, value)
+    s_c, s_h, s_w, s_n = x.strides
+    view = xp_of(x).lib.stride_tricks.as_strided(
+        x, shape=(c, kernel[0], kernel[1], ho, wo, n),
+        strides=(s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1], s_n))
+    return view.copy()
+
+
+@primitive(vjp=lambda g, y, cols, *, shape, kernel, stride=(1, 1), padding=(0, 0, 0, 0),
+           dilation=(1, 1): (_im2col(g, kernel=kernel, stride=stride, padding=padding,
+                                     dilation=dilation),), name="_col2im")
+def _col2im(cols, *, shape, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
+    """The adjoint of _im2col: an (N, C, H, W) array with each entry of cols (C, kh, kw, Ho, Wo, N)
+    added at its input position (one strided add per kernel offset); padding entries are dropped."""
+    n, c, h, w = shape
+    top, bottom, left, right = padding
+    ho, wo = cols.shape[3:5]
+    out = xp_of(cols).zeros((c, h + top + bottom, w + left + right, n), dtype=cols.dtype)
+    disjoint = all(s >= e for s, e in zip(stride, _extent(kernel, dilation)))  # e.g. 2x2 pooling
+    for i, j, (rows, columns) in _offsets(kernel, stride, dilation, (ho, wo)):
+        if disjoint:
+            out[:, rows, columns, :] = cols[:, i, j]
+        else:
+            out[:, rows, columns, :] += cols[:, i, j]
+    return out[:, top:top + h, left:left + w, :].transpose(3, 0, 1, 2)
+
+
+# ---- convolution --------------------------------------------------------------------------------
+def _conv_padding(padding, kernel, stride, dilation):
+    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same' (extra at the bottom and
+    right when the total is odd, like torch)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding != "same":
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got "
+                             f"{padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"conv2d: padding='same' is not supported for strided convolutions "
+                             f"(stride {stride}); pad explicitly instead")
+        (th, tw) = (e - 1 for e in _extent(kernel, dilation))
+        return th // 2, th - th // 2, tw // 2, tw - tw // 2
+    ph, pw = _pair("conv2d", "padding", padding, 0)
+    return ph, ph, pw, pw
+
+
+def _check_conv(x, weight, bias, groups):
+    xs, ws = tuple(x.shape), tuple(weight.shape)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.device != x.device:
+            raise RuntimeError(f"conv2d: the input is on {x.device} but the {name} is on "
+                               f"{t.device}; move them to one device with .to(device)")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: expected a 4-D weight (out_channels, in_channels/groups, kh, "
+                         f"kw), got shape {ws}")
+    if not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    if ws[0] % groups:
+        raise ValueError(f"conv2d: groups={groups} must divide the {ws[0]} output channels (weight "
+                         f"shape {ws}, input shape {xs})")
+    if xs[1] % groups:
+        raise ValueError(f"conv2d: groups={groups} must divide the {xs[1]} input channels (input "
+                         f"shape {xs}, weight shape {ws})")
+    if xs[1] != ws[1] * groups:
+        raise ValueError(f"conv2d: input has {xs[1]} channels but weight expects {ws[1] * groups} "
+                         f"(weight shape {ws}, groups={groups})")
+    if bias is not None and tuple(bias.shape) != (ws[0],):
+        raise ValueError(f"conv2d: bias must have shape ({ws[0]},) for a weight of shape {ws}, got "
+                         f"{tuple(bias.shape)}")
+
+
+@public
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation like torch.nn.functional.conv2d: input (N, C, H, W) or (C, H, W),
+    weight (out, C/groups, kh, kw); padding an int, a pair, 'valid' or 'same'. One im2col copy and
+    one GEMM (a batch of `groups` GEMMs); gradients for input, weight and bias, of every order."""
+    x, was_unbatched = _batched("conv2d", input)
+    weight = weight if isinstance(weight, Tensor) else _as_input(weight)
+    bias = bias if bias is None or isinstance(bias, Tensor) else _as_input(bias)
+    _check_conv(x, weight, bias, groups)
+    stride = _pair("conv2d", "stride", stride, 1)
+    dilation = _pair("conv2d", "dilation", dilation, 1)
+    out_c, group_c, kh, kw = weight.shape
+    pads = _conv_padding(padding, (kh, kw), stride, dilation)
+    _check_fits("conv2d", x.shape, (kh, kw), pads, dilation)
+    cols = _im2col(x, kernel=(kh, kw), stride=stride, padding=pads, dilation=dilation)
+    ho, wo, n = cols.shape[3:]
+    depth, size = group_c * kh * kw, ho * wo * n
+    if groups == 1:
+        out = _linalg.matmul(_shape.reshape(weight, shape=(out_c, depth)),
+                             _shape.reshape(cols, shape=(depth, size)))
+    else:
+        out = _linalg.matmul(_shape.reshape(weight, shape=(groups, out_c // groups, depth)),
+                             _shape.reshape(cols, shape=(groups, depth, size)))
+    out = _to_nchw(_shape.reshape(out, shape=(out_c, ho, wo, n)))
+    if bias is not None:
+        out = out + _shape.reshape(bias, shape=(1, out_c, 1, 1))
+    return _unbatched(out, was_unbatched)
+
+
+# ---- pooling geometry ---------------------------------------------------------------------------
+def _pool_geometry(op, shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """kernel, stride, dilation, (top, bottom, left, right) padding and output size of a pooling
+    with torch's rules: stride defaults to the kernel, padding at most half the kernel, and in
+    ceil_mode a last partial window counts if it starts inside the input or the left padding (the
+    padding is extended at the bottom and right to hold it)."""
+    kernel = _pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None or (not isinstance(stride, numbers.Integral) and
+                                          len(stride) == 0) else _pair(op, "stride", stride, 1)
+    dilation = _pair(op, "dilation", dilation, 1)
+    pad = _pair(op, "padding", padding, 0)
+    if pad[0] * 2 > kernel[0] or pad[1] * 2 > kernel[1]:
+        raise ValueError(f"{op}: padding {pad} must be at most half the kernel size {kernel}")
+    pads, out = [], []
+    for n, k, s, d, p in zip(shape[-2:], kernel, stride, dilation, pad):
+        extent = d * (k - 1) + 1
+        if n + 2 * p < extent:
+            raise ValueError(f"{op}: kernel size {kernel} (extent {_extent(kernel, dilation)}) is "
+                             f"larger than the padded input size "
+                             f"{tuple(m + 2 * q for m, q in zip(shape[-2:], pad))} (input shape "
+                             f"{tuple(shape)}, padding {pad})")
+        size = (n + 2 * p - extent + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (size - 1) * s >= n + p:
+            size -= 1  # the last window would start in the right padding
+        out.append(size)
+        pads += [p, max((size - 1) * s + extent - n - p, p)]
+    return kernel, stride, dilation, tuple(pads), tuple(out)
+
+
+def _window_axes(cols):
+    """(C, kh, kw, Ho, Wo, N) windows as (C, kh*kw, Ho, Wo, N)."""
+    c, kh, kw, ho, wo, n = cols.shape
+    return _shape.reshape(cols, shape=(c, kh * kw, ho, wo, n))
+
+
+# ---- max pooling: the _pool_gather / _pool_scatter pair ------------------------------------------
+def _window_views(x, geometry, value):
+    """The (C, Ho, Wo, N) view of x's padded batch-last copy at each kernel offset."""
+    kernel, stride, padding, dilation = geometry
+    padded = _batch_last(x, padding, value)
+    out = _out_size(x.shape, kernel, stride, padding, dilation)
+    return [padded[:, rows, columns, :] for _, _, (rows, columns) in
+            _offsets(kernel, stride, dilation, out)]
+
+
+def _window_max(windows):
+    best = windows[0] if len(windows) > 1 else windows[0].copy()  # never a view of the input
+    for window in windows[1:]:
+        best = xp_of(best).maximum(best, window)  # NaN propagates, as in torch
+    return best
+
+
+def _first_max_hits(windows, best):
+    """For each offset, where its entry is the first maximum of its window: torch's max pooling
+    sends a window's gradient to that one entry, so ties are not split. (A window holding a NaN has
+    a NaN maximum, as in torch, and no hit: its gradient is lost.)"""
+    taken = None
+    for k, window in enumerate(windows):
+        hit = window >= best
+        if taken is None:
+            taken = hit.copy()
+        else:
+            hit = hit > taken  # a maximum not taken by an earlier offset
+            if k < len(windows) - 1:
+                taken |= hit
+        yield hit
+
+
+@primitive(vjp=lambda g, y, v, x, *, kernel, stride, padding, dilation: (
+    _pool_scatter(g, x, kernel=kernel, stride=stride, padding=padding, dilation=dilation), None),
+           name="_pool_gather")
+def _pool_gather(v, x, *, kernel, stride, padding, dilation):
+    """(N, C, Ho, Wo): for each window of x (padded with -inf), the entry of v (shaped like x) at
+    the window's first maximum. _pool_gather(x, x) is max pooling; x only chooses, so it gets no
+    gradient (the choice is piecewise constant)."""
+    geometry = (kernel, stride, padding, dilation)
+    windows = _window_views(x, geometry, -math.inf)
+    best = _window_max(windows)
+    if v is x:  # max pooling itself: the value at the first maximum is the maximum
+        return best.transpose(3, 0, 1, 2)
+    out = 0
+    for hit, window in zip(_first_max_hits(windows, best), _window_views(v, geometry, 0)):
+        out = out + window * hit
+    return out.transpose(3, 0, 1, 2)
+
+
+@primitive(vjp=lambda g, y, v, x, *, kernel, stride, padding, dilation: (
+    _pool_gather(g, x, kernel=kernel, stride=stride, padding=padding, dilation=dilation), None),
+           name="_pool_scatter")
+def _pool_scatter(v, x, *, kernel, stride, padding, dilation):
+    """The adjoint of _pool_gather in its first argument: zeros shaped like x with each entry of v
+    (N, C, Ho, Wo) added at the first maximum of its window of x, overlapping windows adding up."""
+    n, c, h, w = x.shape
+    top, bottom, left, right = padding
+    out = xp_of(v).zeros((c, h + top + bottom, w + left + right, n), dtype=v.dtype)
+    v = v.transpose(1, 2, 3, 0)
+    disjoint = all(s >= e for s, e in zip(stride, _extent(kernel, dilation)))
+    windows = _window_views(x, (kernel, stride, padding, dilation), -math.inf)
+    hits = _first_max_hits(windows, _window_max(windows))
+    for hit, (_, _, (rows, columns)) in zip(hits, _offsets(kernel, stride, dilation, v.shape[1:3])):
+        if disjoint:
+            xp_of(v).multiply(v, hit, out=out[:, rows, columns, :])
+        else:
+            out[:, rows, columns, :] += v * hit
+    return out[:, top:top + h, left:left + w, :].transpose(3, 0, 1, 2)
+
+
+@public
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max over each window, like torch.nn.functional.max_pool2d (padding counts as -inf); the
+    gradient goes to the first maximum of each window and accumulates where windows overlap."""
+    if return_indices:
+        raise NotImplementedError("max_pool2d: return_indices=True is not supported")
+    x, was_unbatched = _batched("max_pool2d", input)
+    kernel, stride, dilation, pads, _ = _pool_geometry("max_pool2d", x.shape, kernel_size, stride,
+                                                       padding, dilation, ceil_mode)
+    y = _pool_gather(x, x, kernel=kernel, stride=stride, padding=pads, dilation=dilation)
+    return _unbatched(y, was_unbatched)
+
+
+# ---- average pooling ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _pool_divisor(shape, kernel, stride, pads, out, count_include_pad):
+    """torch's avg_pool2d divisor per output position, on the host: the window clipped to the
+    padded input (count_include_pad) or to the input itself; the ceil_mode overhang never counts."""
+    counts = []
+    for n, k, s, lo, size in zip(shape[-2:], kernel, stride, pads[::2], out):
+        start = numpy.arange(size) * s - lo
+        end = numpy.minimum(start + k, n + lo)
+        if not count_include_pad:
+            start, end = numpy.maximum(start, 0), numpy.minimum(end, n)
+        counts.append(end - start)
+    return numpy.outer(*counts)
+
+
+@public
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over each window, like torch.nn.functional.avg_pool2d: zero padding counts in the
+    divisor unless count_include_pad=False; divisor_override replaces the divisor."""
+    x, was_unbatched = _batched("avg_pool2d", input)
+    kernel, stride, _, pads, out = _pool_geometry("avg_pool2d", x.shape, kernel_size, stride,
+                                                         padding, 1, ceil_mode)
+    windows = _window_axes(_im2col(x, kernel=kernel, stride=stride, padding=pads))
+    total = _to_nchw(_reduce.sum(windows, dim=1))
+    if divisor_override is not None:
+        if not divisor_override:
+            raise ValueError("avg_pool2d: divisor_override must not be zero")
+        divisor = divisor_override
+    else:
+        divisor = _pool_divisor(tuple(x.shape), kernel, stride, pads, out, count_include_pad)
+        if (divisor == divisor.flat[0]).all():
+            divisor = int(divisor.flat[0])
+        else:
+            divisor = Tensor(backend.asarray(divisor, x.dtype, x.device))
+    return _unbatched(total / divisor, was_unbatched)
+
+
+def _adaptive_matrix(n, size, dtype, device):
+    """The (size, n) averaging matrix of torch's adaptive windows, which are
+    [floor(i*n/size), ceil((i+1)*n/size)) for output i."""
+    matrix = numpy.zeros((size, n))
+    for i in range(size):
+        start, end = (i * n) // size, -(-(i + 1) * n // size)
+        matrix[i, start:end] = 1 / (end - start)
+    return Tensor(backend.asarray(matrix, dtype, device))
+
+
+@public
+def adaptive_avg_pool2d(input, output_size):
+    """Average over torch's adaptive windows, like torch.nn.functional.adaptive_avg_pool2d:
+    output_size an int or a pair (None keeps that dim). Sizes that divide the input are plain
+    average pools; others are two GEMMs with averaging matrices (windows may overlap)."""
+    x, was_unbatched = _batched("adaptive_avg_pool2d", input)
+    size = (output_size, output_size) if output_size is None or isinstance(
+        output_size, numbers.Integral) else tuple(output_size)
+    if len(size) != 2:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got "
+                         f"{output_size!r}")
+    h, w = x.shape[-2:]
+    ho, wo = (h if size[0] is None else size[0]), (w if size[1] is None else size[1])
+    if min(ho, wo) < 1 or min(h, w) < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output size {(ho, wo)} and input size {(h, w)} "
+                         f"must be positive (input shape {tuple(x.shape)})")
+    if (ho, wo) == (1, 1):
+        out = _reduce.mean(x, dim=(2, 3), keepdim=True)
+    elif h % ho == 0 and w % wo == 0:
+        out = avg_pool2d(x, (h // ho, w // wo))
+    else:
+        rows = _adaptive_matrix(h, ho, x.dtype, x.device)
+        columns = _adaptive_matrix(w, wo, x.dtype, x.device)
+        out = _linalg.matmul(_linalg.matmul(rows, x), _shape.transpose(columns, 0, 1))
+    return _unbatched(out, was_unbatched)

@@ -1,0 +1,12 @@
+"""gpuad.nn: Modules, layers and their functional maths, with torch.nn's names and defaults.
+
+Above ops/ (which it composes) and below optim/ (which updates the Parameters it registers).
+Re-exports only: module.py (Module, Parameter, containers), layers.py, and the submodules
+functional, init and utils.
+"""
+from . import functional, init, utils  # noqa: F401
+from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,  # noqa: F401
+                     BCELoss, BCEWithLogitsLoss, Conv2d, CrossEntropyLoss, Dropout, Embedding,
+                     Flatten, Identity, L1Loss, LayerNorm, LeakyReLU, Linear, LogSoftmax,
+                     MaxPool2d, MSELoss, NLLLoss, ReLU, Sigmoid, SiLU, Softmax, Tanh)
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401

@@ -1,0 +1,431 @@
+"""nn.functional: the maths of the layers (linear, norms, dropout, softmax, losses), like
+torch.nn.functional.
+
+Sits above ops/ and below layers.py: everything here is a composite of gpuad ops except four
+primitives kept for speed and memory (softmax, log_softmax and the fused log_softmax + NLL of
+cross_entropy with its own differentiable gradient). Convolution and pooling live in
+gpuad/ops/conv.py and are looked up at call time. No parameters, no module state.
+"""
+import math
+import numbers
+import warnings
+
+from .. import backend, creation, ops
+from ..autograd import is_grad_enabled, no_grad
+from ..backend import xp_of
+from ..ops import primitive
+from ..ops.reduce import _axis
+from ..ops.shape import _along
+from ..tensor import Tensor
+
+# activations: the gpuad ops themselves (torch.nn.functional.relu is torch.relu too)
+relu, leaky_relu, gelu, silu = ops.relu, ops.leaky_relu, ops.gelu, ops.silu
+tanh, sigmoid, softplus, elu = ops.tanh, ops.sigmoid, ops.softplus, ops.elu
+pad, one_hot = ops.pad, ops.one_hot
+
+
+# ---- linear, convolution, pooling ------------------------------------------------------------
+def linear(input, weight, bias=None):
+    """input @ weight.T + bias, with weight of shape (out_features, in_features), like torch."""
+    out = ops.matmul(input, weight.T)
+    return out if bias is None else out + bias
+
+
+def _conv_op(name):
+    op = ops.REGISTRY.get(name) or getattr(ops.conv, name, None)
+    if op is None:
+        raise NotImplementedError(f"{name}: gpuad.ops.conv does not define {name} yet")
+    return op
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution of (N, C_in, H, W) by (C_out, C_in/groups, kH, kW): gpuad.conv2d."""
+    return _conv_op("conv2d")(input, weight, bias, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling (gpuad.max_pool2d); stride defaults to kernel_size."""
+    return _conv_op("max_pool2d")(input, kernel_size=kernel_size, stride=stride, padding=padding,
+                                  dilation=dilation, ceil_mode=ceil_mode,
+                                  return_indices=return_indices)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling (gpuad.avg_pool2d); stride defaults to kernel_size."""
+    return _conv_op("avg_pool2d")(input, kernel_size=kernel_size, stride=stride, padding=padding,
+                                  ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                                  divisor_override=divisor_override)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a fixed (H_out, W_out) (gpuad.adaptive_avg_pool2d)."""
+    return _conv_op("adaptive_avg_pool2d")(input, output_size=output_size)
+
+
+# ---- normalisation, dropout, embedding -------------------------------------------------------
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Normalise each channel (dim 1) by its batch statistics (training) or the running ones, like
+    torch: training normalises with the biased variance and, under no_grad, moves the running
+    buffers in place by `momentum` toward the batch mean and the UNBIASED batch variance."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input of shape (N, C, ...), got {input.shape}")
+    channels = input.shape[1]
+    shape = (1, channels) + (1,) * (input.ndim - 2)
+    if training:
+        dims = (0,) + tuple(range(2, input.ndim))
+        count = math.prod(input.shape[d] for d in dims)
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input of shape {input.shape}")
+        mean = ops.mean(input, dims, keepdim=True)
+        var = ops.var(input, dim=dims, keepdim=True, correction=0)
+        if running_mean is not None:
+            with no_grad():
+                running_mean.mul_(1 - momentum).add_(mean.reshape(channels) * momentum)
+        if running_var is not None:
+            with no_grad():
+                unbiased = var.reshape(channels) * (momentum * count / (count - 1))
+                running_var.mul_(1 - momentum).add_(unbiased)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when "
+                             "training=False")
+        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+    scale = ops.rsqrt(var + eps)  # per channel: fold weight and bias in, then one pass over x
+    if weight is not None:
+        scale = scale * weight.reshape(shape)
+    shift = -mean * scale
+    if bias is not None:
+        shift = shift + bias.reshape(shape)
+    return input * scale + shift
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the last len(normalized_shape) dims (biased variance), like torch."""
+    normalized_shape = ((normalized_shape,) if isinstance(normalized_shape, numbers.Integral)
+                        else tuple(normalized_shape))
+    k = len(normalized_shape)
+    if tuple(input.shape[input.ndim - k:]) != normalized_shape or k > input.ndim:
+        raise ValueError(f"layer_norm: normalized_shape {normalized_shape} does not match the "
+                         f"last dims of the input of shape {input.shape}")
+    dims = tuple(range(input.ndim - k, input.ndim))
+    centered = input - ops.mean(input, dims, keepdim=True)
+    out = centered * ops.rsqrt(ops.var(input, dim=dims, keepdim=True, correction=0) + eps)
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout);
+    the identity when not training. Random bits come from gpuad's seeded generator on the input's
+    device. `inplace` is accepted for torch compatibility; the result is always a new tensor."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0
+    keep = creation.rand(*input.shape, dtype=backend.float32, device=input.device) >= p
+    return ops.where(keep, input * (1 / (1 - p)), 0)
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows of weight at the integer indices `input` (any shape), like torch: repeated indices
+    accumulate in the gradient, and the row `padding_idx` receives none."""
+    if not isinstance(input, Tensor):
+        input = creation.tensor(input, device=weight.device)
+    if input.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be an integer tensor, got dtype {input.dtype} "
+                        f"(shape {input.shape}); convert them with .long()")
+    _same_device("embedding", weight, input, "indices")
+    rows = weight.shape[0]
+    bad = backend.indices_outside(input.data, 0, rows)
+    if bad is not None:
+        raise IndexError(f"embedding: index {bad} is out of range for an embedding of {rows} rows "
+                         f"(weight shape {weight.shape}); indices must be in [0, {rows})")
+    out = ops._getitem(weight, index=input.data)
+    if padding_idx is not None and weight.requires_grad and is_grad_enabled():
+        pad_row = padding_idx + rows if padding_idx < 0 else padding_idx
+        out = ops.where((input == pad_row).unsqueeze(-1), out.detach(), out)
+    return out
+
+
+# ---- softmax ---------------------------------------------------------------------------------
+def _float(x):
+    return x if x.dtype.kind in "fc" else x.astype(backend.DEFAULT_FLOAT)
+
+
+@primitive(vjp=lambda g, y, x, *, dim: (y * (g - ops.sum(g * y, dim=dim, keepdim=True)),))
+def _softmax(x, *, dim):
+    """exp(x) / sum(exp(x)) along dim, with the max subtracted first (softmax's primitive)."""
+    x = _float(x)
+    e = x - x.max(axis=dim, keepdims=True)
+    xp_of(e).exp(e, out=e)
+    e /= e.sum(axis=dim, keepdims=True)
+    return e
+
+
+@primitive(vjp=lambda g, y, x, *, dim: (g - ops.exp(y) * ops.sum(g, dim=dim, keepdim=True),))
+def _log_softmax(x, *, dim):
+    """x - logsumexp(x) along dim, with the max subtracted first (log_softmax's primitive)."""
+    xp = xp_of(x)
+    s = _float(x) - x.max(axis=dim, keepdims=True)
+    s -= xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
+    return s
+
+
+def _softmax_args(name, input, dim, dtype):
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:  # torch's legacy implicit choice
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+        warnings.warn(f"{name}: implicit dimension choice is deprecated; pass dim=", UserWarning,
+                      stacklevel=3)
+    return input, _axis(name, dim, input.shape)
+
+
+def softmax(input, dim=None, dtype=None):
+    """softmax along dim, like torch.nn.functional.softmax (stable for large inputs)."""
+    input, dim = _softmax_args("softmax", input, dim, dtype)
+    if input.ndim == 0:
+        return _softmax(input.reshape((1,)), dim=0).reshape(())
+    return _softmax(input, dim=dim)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    """log(softmax) along dim, computed stably, like torch.nn.functional.log_softmax."""
+    input, dim = _softmax_args("log_softmax", input, dim, dtype)
+    if input.ndim == 0:
+        return _log_softmax(input.reshape((1,)), dim=0).reshape(())
+    return _log_softmax(input, dim=dim)
+
+
+# ---- cross entropy: a fused primitive whose gradient is a primitive too ----------------------
+def _softmax_nll_grad_vjp(h, y, x, target, scale):
+    p = _softmax(x, dim=1)
+    hp = ops.sum(h * p, dim=1, keepdim=True)
+    gx = scale.unsqueeze(1) * p * (h - hp) if x.requires_grad else None
+    gs = hp.squeeze(1) - _pick(h, target) if scale.requires_grad else None
+    return gx, None, gs
+
+
+@primitive(vjp=_softmax_nll_grad_vjp)
+def _softmax_nll_grad(x, target, scale):
+    """(softmax(x, 1) - one_hot(target, dim 1)) * scale[:, None]: _softmax_nll's gradient, in
+    three passes over x and without a one-hot array."""
+    xp = xp_of(x)
+    p = x - x.max(axis=1, keepdims=True)
+    xp.exp(p, out=p)
+    s = scale[:, None].astype(p.dtype, copy=False)
+    p *= s / p.sum(axis=1, keepdims=True)
+    p[_along(target[:, None], 1)] -= s
+    return p
+
+
+@primitive(vjp=lambda g, y, x, target, w: (_softmax_nll_grad(x, target, g * w), None, None))
+def _softmax_nll(x, target, w):
+    """-w * log_softmax(x, 1) at the class `target` (dim 1 removed): cross_entropy's fused
+    per-element loss for logits x (N, C, ...), valid indices target (N, ...) and weights w."""
+    xp = xp_of(x)
+    top = x.max(axis=1, keepdims=True)
+    e = x - top
+    xp.exp(e, out=e)
+    lse = xp.log(e.sum(axis=1)) + top[:, 0]
+    picked = xp.take_along_axis(x, target[:, None], axis=1)[:, 0]
+    return (lse - picked) * w.astype(x.dtype, copy=False)
+
+
+def _pick(x, index):
+    """x[n, index[n, ...], ...]: the entries at the class indices along dim 1 (dim 1 removed)."""
+    return ops._gather(x, index.unsqueeze(1), dim=1).squeeze(1)
+
+
+def _same_device(name, input, other, what):
+    if other.device != input.device:
+        raise RuntimeError(f"{name}: {what} is on {other.device} but the input is on "
+                           f"{input.device}; move it with .to({str(input.device)!r})")
+
+
+def _class_input(name, input, target, ignore_index):
+    """Check class-index targets against input (N, C, d1, ...) or (C,); returns the input with a
+    batch dim, the target with one, and whether to drop it again."""
+    if not isinstance(target, Tensor):
+        target = creation.tensor(target, device=input.device)
+    if target.dtype.kind not in "iu":
+        hint = (f", or pass class probabilities of the input's shape {tuple(input.shape)}"
+                if name == "cross_entropy" else "")
+        raise TypeError(f"{name}: class-index targets must be an integer tensor, but target has "
+                        f"dtype {target.dtype} and shape {tuple(target.shape)} (input shape "
+                        f"{tuple(input.shape)}); convert it with target.long(){hint}")
+    _same_device(name, input, target, "target")
+    single = input.ndim == 1
+    expected = () if single else (input.shape[0],) + tuple(input.shape[2:])
+    if input.ndim == 0 or tuple(target.shape) != expected:
+        raise ValueError(f"{name}: target of shape {tuple(target.shape)} does not fit input of "
+                         f"shape {tuple(input.shape)}: input (N, C, d1, ...) takes target "
+                         f"(N, d1, ...) and input (C,) a 0-d target")
+    classes = input.shape[0 if single else 1]
+    checked = target if ignore_index is None else ops.where(target == ignore_index, 0, target)
+    bad = backend.indices_outside(checked.data, 0, classes)
+    if bad is not None:
+        raise IndexError(f"{name}: target contains class index {bad}, out of range for input of "
+                         f"shape {tuple(input.shape)} with {classes} classes; class indices must "
+                         f"be in [0, {classes}) or equal ignore_index={ignore_index}")
+    if single:
+        return input.unsqueeze(0), target.reshape((1,)), True
+    return input, target, False
+
+
+def _check_weight(name, input, weight, classes):
+    if weight is not None:
+        _same_device(name, input, weight, "weight")
+        if tuple(weight.shape) != (classes,):
+            raise ValueError(f"{name}: weight must have shape ({classes},), one entry per class; "
+                             f"got {tuple(weight.shape)}")
+
+
+def _target_weights(target, weight, ignore_index, dtype):
+    """(target with ignored entries set to 0, per-entry weight (0 where ignored), valid mask)."""
+    valid = target != ignore_index
+    safe = ops.where(valid, target, 0)
+    if weight is None:
+        return safe, valid.to(dtype), valid
+    picked = ops._getitem(weight.detach(), index=safe.data)
+    return safe, ops.where(valid, picked, 0).to(dtype), valid
+
+
+def _check_reduction(name, reduction):
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{name}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+
+
+def _reduce_class_loss(loss, w, reduction, single):
+    """'mean' divides by the summed weights of the non-ignored targets (NaN if there are none)."""
+    if reduction == "none":
+        return loss.reshape(()) if single else loss
+    total = ops.sum(loss)
+    if reduction == "sum":
+        return total
+    denominator = ops.sum(w)
+    return total / ops.where(denominator == 0, math.nan, denominator)
+
+
+def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+    """Negative log likelihood of log-probabilities input (N, C, d1, ...) or (C,) at the integer
+    class indices target, like torch.nn.functional.nll_loss (weighted mean for 'mean')."""
+    _check_reduction("nll_loss", reduction)
+    x, t, single = _class_input("nll_loss", input, target, ignore_index)
+    _check_weight("nll_loss", x, weight, x.shape[1])
+    safe, w, _ = _target_weights(t, weight, ignore_index, x.dtype)
+    return _reduce_class_loss(-_pick(x, safe) * w, w, reduction, single)
+
+
+def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Cross entropy of logits input (N, C, d1, ...) or (C,), like
+    torch.nn.functional.cross_entropy: target holds integer class indices (N, d1, ...) or class
+    probabilities of the input's shape. With indices, 'mean' is the weighted mean over targets
+    that are not ignore_index, and label smoothing mixes in the uniform distribution with torch's
+    weighting; with probabilities, 'mean' divides by N * d1 * ... and ignore_index is unused."""
+    _check_reduction("cross_entropy", reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if not isinstance(target, Tensor):
+        target = creation.tensor(target, device=input.device)
+    if target.dtype.kind == "f" and tuple(target.shape) == tuple(input.shape):
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
+    x, t, single = _class_input("cross_entropy", input, target, ignore_index)
+    classes = x.shape[1]
+    _check_weight("cross_entropy", x, weight, classes)
+    safe, w, valid = _target_weights(t, weight, ignore_index, x.dtype)
+    if label_smoothing == 0:
+        loss = _softmax_nll(x, safe, w)
+    else:
+        logp = _log_softmax(x, dim=1)
+        weighted = logp if weight is None else logp * _class_weights(weight, x.dtype, x.ndim, 1)
+        smooth = ops.where(valid, -ops.sum(weighted, dim=1), 0)
+        loss = (1 - label_smoothing) * (-_pick(logp, safe) * w) + (
+            label_smoothing / classes) * smooth
+    return _reduce_class_loss(loss, w, reduction, single)
+
+
+def _class_weights(weight, dtype, ndim, class_dim):
+    """weight (C,) shaped to broadcast along the class dim of an ndim-dim input."""
+    return weight.detach().to(dtype).reshape((weight.shape[0],) + (1,) * (ndim - class_dim - 1))
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
+    class_dim = 0 if input.ndim == 1 else 1
+    classes = input.shape[class_dim]
+    _check_weight("cross_entropy", input, weight, classes)
+    logp = _log_softmax(input, dim=class_dim)
+    if label_smoothing > 0:
+        target = target * (1 - label_smoothing) + label_smoothing / classes
+    terms = logp * target
+    if weight is not None:
+        terms = terms * _class_weights(weight, input.dtype, input.ndim, class_dim)
+    if reduction == "none":
+        return -ops.sum(terms, dim=class_dim)
+    total = -ops.sum(terms)
+    return total if reduction == "sum" else total / (math.prod(input.shape) / classes)
+
+
+# ---- regression and binary losses ------------------------------------------------------------
+def _reduce(loss, reduction):
+    return loss if reduction == "none" else ops.sum(loss) if reduction == "sum" else ops.mean(loss)
+
+
+def _pointwise_target(name, input, target, reduction, same_shape):
+    _check_reduction(name, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        message = (f"{name}: target shape {tuple(target.shape)} differs from input shape "
+                   f"{tuple(input.shape)}")
+        if same_shape:
+            raise ValueError(message + "; they must match")
+        warnings.warn(message + "; they will be broadcast, which is likely a bug", UserWarning,
+                      stacklevel=3)
+
+
+def mse_loss(input, target, *, reduction="mean"):
+    """(input - target)^2, averaged or summed, like torch.nn.functional.mse_loss."""
+    _pointwise_target("mse_loss", input, target, reduction, same_shape=False)
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input, target, *, reduction="mean"):
+    """|input - target|, averaged or summed, like torch.nn.functional.l1_loss."""
+    _pointwise_target("l1_loss", input, target, reduction, same_shape=False)
+    return _reduce(ops.abs(input - target), reduction)
+
+
+def _clamped_log(x):
+    """log(x) clamped at -100, like torch's binary_cross_entropy (x == 0 gives -100 without a
+    log(0) warning, and no gradient)."""
+    positive = x > 0
+    return ops.where(positive, ops.clamp(ops.log(ops.where(positive, x, 1)), min=-100), -100)
+
+
+def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
+    """-w (t log x + (1 - t) log(1 - x)) for probabilities x, with each log clamped at -100, like
+    torch.nn.functional.binary_cross_entropy."""
+    _pointwise_target("binary_cross_entropy", input, target, reduction, same_shape=True)
+    loss = -(target * _clamped_log(input) + (1 - target) * _clamped_log(1 - input))
+    return _reduce(loss if weight is None else loss * weight, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, *,
+                                     reduction="mean"):
+    """Binary cross entropy of sigmoid(input), computed from the logits without overflow as
+    (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), like torch; pos_weight weighs the
+    positive class and broadcasts along the last (class) dim."""
+    _pointwise_target("binary_cross_entropy_with_logits", input, target, reduction,
+                      same_shape=True)
+    log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
+    loss = (1 - target) * input + log_weight * ops.softplus(-input, threshold=math.inf)
+    return _reduce(loss if weight is None else loss * weight, reduction)

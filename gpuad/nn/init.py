@@ -1,0 +1,119 @@
+"""nn.init: in-place initialisers with torch.nn.init's names, arguments and formulas.
+
+They write into a tensor's array on its own device (no grad is recorded; the tensor's version is
+bumped so a graph recorded before cannot silently use the new values), drawing from gpuad's seeded
+per-device generators (gpuad.manual_seed). Used by layers.py; knows nothing of Modules.
+"""
+import math
+import numbers
+
+from .. import backend
+
+
+def _write(tensor, values):
+    tensor._bump_version()
+    tensor.data[...] = values
+    return tensor
+
+
+def _draw(kind, tensor):
+    dtype = tensor.dtype if tensor.dtype in (backend.float32, backend.float64) else backend.float32
+    return backend.random(kind, tensor.shape, dtype, tensor.device)
+
+
+def uniform_(tensor, a=0.0, b=1.0):
+    """Fill with U(a, b)."""
+    return _write(tensor, _draw("uniform", tensor) * (b - a) + a)
+
+
+def normal_(tensor, mean=0.0, std=1.0):
+    """Fill with N(mean, std^2)."""
+    return _write(tensor, _draw("normal", tensor) * std + mean)
+
+
+def constant_(tensor, val):
+    tensor._bump_version()
+    tensor.data.fill(val)
+    return tensor
+
+
+def zeros_(tensor):
+    return constant_(tensor, 0)
+
+
+def ones_(tensor):
+    return constant_(tensor, 1)
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for a nonlinearity, like torch.nn.init.calculate_gain: 1 for linear,
+    conv and sigmoid, 5/3 for tanh, sqrt(2) for relu, sqrt(2 / (1 + slope^2)) for leaky_relu
+    (slope `param`, default 0.01), 3/4 for selu."""
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                        "conv_transpose2d", "conv_transpose3d", "sigmoid"):
+        return 1
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, numbers.Real) and not isinstance(param, bool):
+            slope = param
+        else:
+            raise ValueError(f"calculate_gain: negative_slope {param} is not a valid number")
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def _calculate_fan_in_and_fan_out(tensor):
+    """(fan_in, fan_out) = (size(1), size(0)) times the receptive field (the product of the
+    remaining dims), as in torch."""
+    if tensor.ndim < 2:
+        raise ValueError(f"fan in and fan out can not be computed for a tensor with fewer than 2 "
+                         f"dimensions (shape {tuple(tensor.shape)})")
+    receptive = math.prod(tensor.shape[2:])
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def _calculate_correct_fan(tensor, mode):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode {mode!r} not supported, please use one of 'fan_in', 'fan_out'")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def xavier_uniform_(tensor, gain=1.0):
+    """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(tensor, -bound, bound)
+
+
+def xavier_normal_(tensor, gain=1.0):
+    """N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def _kaiming_std(tensor, a, mode, nonlinearity):
+    return calculate_gain(nonlinearity, a) / math.sqrt(_calculate_correct_fan(tensor, mode))
+
+
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+    """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015); `a` is the leaky_relu slope.
+    Linear and Conv2d use a=sqrt(5), which gives b = 1 / sqrt(fan_in), as in torch."""
+    if 0 in tensor.shape:
+        return tensor
+    return uniform_(tensor, *(s * math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
+                              for s in (-1, 1)))
+
+
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+    """N(0, std^2) with std = gain / sqrt(fan) (He et al., 2015)."""
+    if 0 in tensor.shape:
+        return tensor
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))

@@ -1,0 +1,461 @@
+"""Module, Parameter and the containers: how a network holds its state, like torch.nn.Module.
+
+Sits above ops/ and below optim/: attribute assignment registers Parameters, buffers and
+sub-modules in ordered dicts, so parameter and state_dict order is assignment order. No maths here
+(layers.py, functional.py) and no hook registries.
+"""
+import collections
+import operator
+
+import numpy
+
+from .. import backend
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as a parameter: a leaf requiring grad by default. It shares
+    memory with the tensor or array it wraps, like torch.nn.Parameter."""
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = backend.create("cpu", "empty", (0,), dtype=backend.DEFAULT_FLOAT)
+        elif isinstance(data, Tensor):
+            data = data.data
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+_IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _check_name(module, kind, name):
+    if "_parameters" not in module.__dict__:
+        raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
+    if not isinstance(name, str) or not name or "." in name:
+        raise KeyError(f"{kind} name must be a non-empty string without '.', got {name!r}")
+
+
+class Module:
+    """Base class of layers and models: assign Parameters, Modules and (via register_buffer)
+    buffers as attributes in __init__, and define forward."""
+
+    def __init__(self):
+        for name, value in (("training", True), ("_parameters", {}), ("_buffers", {}),
+                            ("_non_persistent_buffers", set()), ("_modules", {})):
+            object.__setattr__(self, name, value)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward(); define it in the "
+                                  f"subclass")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---- registration ----------------------------------------------------------------------
+    def _forget(self, name, keep=None):
+        for group in (self.__dict__, self._parameters, self._buffers, self._modules):
+            if group is not keep:  # the group being assigned keeps the name's position
+                group.pop(name, None)
+        self._non_persistent_buffers.discard(name)
+
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        if isinstance(value, Parameter):
+            _check_name(self, "parameter", name)
+            self._forget(name, self._parameters)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            _check_name(self, "module", name)
+            self._forget(name, self._modules)
+            self._modules[name] = value
+        elif name in d.get("_parameters", ()):
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' "
+                                f"(gpuad.nn.Parameter or None expected)")
+            self._parameters[name] = None
+        elif name in d.get("_modules", ()):
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' "
+                                f"(gpuad.nn.Module or None expected)")
+            self._modules[name] = None
+        elif name in d.get("_buffers", ()):
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' "
+                                f"(gpuad.Tensor or None expected)")
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):  # only reached when normal lookup fails
+        d = self.__dict__
+        for group in ("_parameters", "_buffers", "_modules"):
+            if name in d.get(group, ()):
+                return d[group][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        if name in self._parameters or name in self._buffers or name in self._modules:
+            self._forget(name)
+        else:
+            object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        """Add a Parameter (or None, a declared but absent one) under `name`."""
+        _check_name(self, "parameter", name)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: cannot assign {type(param).__name__} as "
+                            f"parameter '{name}' (gpuad.nn.Parameter or None expected)")
+        if hasattr(self, name) and name not in self._parameters:
+            raise KeyError(f"register_parameter: attribute '{name}' already exists")
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add a tensor that is state but not a parameter (running statistics); persistent buffers
+        are part of state_dict."""
+        _check_name(self, "buffer", name)
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: cannot assign {type(tensor).__name__} as buffer "
+                            f"'{name}' (gpuad.Tensor or None expected)")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"register_buffer: attribute '{name}' already exists")
+        self._buffers[name] = tensor
+        (self._non_persistent_buffers.discard if persistent
+         else self._non_persistent_buffers.add)(name)
+
+    def add_module(self, name, module):
+        """Add a child module (or None) under `name`."""
+        _check_name(self, "module", name)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {type(module).__name__} is not a Module")
+        self._forget(name, self._modules)
+        self._modules[name] = module
+
+    register_module = add_module
+
+    # ---- traversal -------------------------------------------------------------------------
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module and every descendant, depth first."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, module in self._modules.items():
+            if module is not None:
+                yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                                remove_duplicate)
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_children(self):
+        return ((name, m) for name, m in self._modules.items() if m is not None)
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def _named_members(self, group, prefix, recurse, remove_duplicate=True):
+        seen = set()
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for path, module in modules:
+            for name, value in getattr(module, group).items():
+                if value is None or (remove_duplicate and id(value) in seen):
+                    continue
+                seen.add(id(value))
+                yield (f"{path}.{name}" if path else name), value
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
+
+    # ---- modes, gradients, devices -----------------------------------------------------------
+    def train(self, mode=True):
+        """Set training mode here and in every descendant (dropout, batch norm); returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Drop every parameter's .grad (or zero it in place with set_to_none=False)."""
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                if p.grad.grad_fn is not None:
+                    p.grad = p.grad.detach()
+                p.grad.zero_()
+
+    def apply(self, fn):
+        """Call fn on every descendant, then on self (e.g. custom initialisation); returns self."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    def to(self, *args, device=None, dtype=None):
+        """Move parameters, their grads and buffers to a device and/or cast the floating ones to a
+        dtype, IN PLACE: the Parameter objects stay the same, so an optimizer built before keeps
+        working. `module.to('cuda')`, `module.to(gpuad.float64)`."""
+        for arg in args:
+            if isinstance(arg, (str, backend.Device)):
+                device = arg
+            else:
+                dtype = arg
+        device = None if device is None else backend.device(device)
+        dtype = None if dtype is None else numpy.dtype(dtype)
+        if dtype is not None and dtype.kind not in "fc":
+            raise TypeError(f"Module.to: only floating point dtypes are allowed, got {dtype}")
+        for t in [*self.parameters(), *(p.grad for p in self.parameters()), *self.buffers()]:
+            if t is None:
+                continue
+            data = t.data
+            if dtype is not None and data.dtype.kind in "fc" and data.dtype != dtype:
+                data = data.astype(dtype)
+            if device is not None:
+                data = backend.to_device(data, device)
+            if data is not t.data:
+                t._bump_version()  # graphs recorded before the move must not use the new data
+                t.data = data
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{int(device)}")
+
+    def float(self):
+        return self.to(backend.float32)
+
+    def double(self):
+        return self.to(backend.float64)
+
+    def half(self):
+        return self.to(backend.float16)
+
+    # ---- state -------------------------------------------------------------------------------
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """Parameters and persistent buffers by dotted name ("0.weight", "bn.running_mean"), in
+        registration order, as detached tensors sharing memory with the module's."""
+        out = collections.OrderedDict() if destination is None else destination
+        for path, module in self.named_modules(remove_duplicate=False):
+            head = prefix + (path + "." if path else "")
+            for name, p in module._parameters.items():
+                if p is not None:
+                    out[head + name] = p if keep_vars else p.detach()
+            for name, b in module._buffers.items():
+                if b is not None and name not in module._non_persistent_buffers:
+                    out[head + name] = b if keep_vars else b.detach()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values (tensors or arrays of any device) into the existing parameters and buffers,
+        keeping their device and dtype. Everything is checked first: missing and unexpected keys
+        (when strict) and shape mismatches (always) raise one error naming every offending key,
+        and the module is then left unchanged. Returns (missing_keys, unexpected_keys)."""
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors, staged = [], []
+        if strict and unexpected:
+            errors.append("Unexpected key(s) in state_dict: " + ", ".join(map(repr, unexpected)))
+        if strict and missing:
+            errors.append("Missing key(s) in state_dict: " + ", ".join(map(repr, missing)))
+        for key, target in own.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            value = value.data if isinstance(value, Tensor) else value
+            shape = tuple(value.shape) if hasattr(value, "shape") else numpy.shape(value)
+            if shape != tuple(target.shape):
+                errors.append(f"size mismatch for {key}: copying a param with shape {shape} from "
+                              f"checkpoint, the shape in current model is {tuple(target.shape)}")
+                continue
+            try:
+                staged.append((target, backend.asarray(value, target.dtype, target.device)))
+            except (TypeError, ValueError) as error:  # not convertible to that dtype
+                errors.append(f"while copying {key!r}: {error}")
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(errors))
+        for target, data in staged:
+            target._bump_version()
+            target.data[...] = data
+        return _IncompatibleKeys(missing, unexpected)
+
+    # ---- repr --------------------------------------------------------------------------------
+    def extra_repr(self):
+        """The text inside this module's parentheses in repr (its settings)."""
+        return ""
+
+    def __repr__(self):
+        lines = [line for line in self.extra_repr().split("\n") if line]
+        children = [f"({name}): " + repr(m).replace("\n", "\n  ")
+                    for name, m in self._modules.items()]
+        if len(lines) == 1 and not children:
+            return f"{type(self).__name__}({lines[0]})"
+        body = "".join(f"\n  {line}" for line in lines + children)
+        return f"{type(self).__name__}({body}\n)" if body else f"{type(self).__name__}()"
+
+
+def _index(i, n, what):
+    i = operator.index(i)
+    if not -n <= i < n:
+        raise IndexError(f"{what}: index {i} is out of range for {n} modules")
+    return i % n
+
+
+class Sequential(Module):
+    """Modules applied in order: Sequential(m0, m1, ...) or Sequential(OrderedDict(name=m))."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        items = modules[0].items() if len(modules) == 1 and isinstance(modules[0], dict) else (
+            (str(i), m) for i, m in enumerate(modules))
+        for name, module in items:
+            self.add_module(name, module)
+
+    def __getitem__(self, index):
+        items = list(self._modules.items())
+        if isinstance(index, slice):
+            return type(self)(collections.OrderedDict(items[index]))
+        return items[_index(index, len(items), "Sequential")][1]
+
+    def __setitem__(self, index, module):
+        setattr(self, list(self._modules)[_index(index, len(self), "Sequential")], module)
+
+    def __delitem__(self, index):  # renumbers the rest, as torch does
+        modules = list(self._modules.values())
+        if not isinstance(index, slice):
+            index = _index(index, len(modules), "Sequential")
+        del modules[index]
+        self._modules.clear()
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def forward(self, input):
+        for module in self._modules.values():
+            input = module(input)
+        return input
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters the parent registers; indexing like a Python list."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self.extend(modules or ())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return type(self)(list(self._modules.values())[index])
+        return self._modules[str(_index(index, len(self), "ModuleList"))]
+
+    def __setitem__(self, index, module):
+        self.add_module(str(_index(index, len(self), "ModuleList")), module)
+
+    def __delitem__(self, index):
+        modules = list(self._modules.values())
+        del modules[index]
+        self._modules.clear()
+        self.extend(modules)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._modules.clear()
+        self.extend(modules)
+
+
+class ModuleDict(Module):
+    """An ordered dict of modules whose parameters the parent registers."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self.update(modules or {})
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        del self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def pop(self, key):
+        return self._modules.pop(key)
+
+    def update(self, modules):
+        for key, module in (modules.items() if isinstance(modules, dict) else modules):
+            self.add_module(key, module)

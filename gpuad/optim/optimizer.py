@@ -1,0 +1,148 @@
+"""Optimizer: the base of gpuad.optim, after nn in the data flow.
+
+It owns parameter groups, per-parameter state and the step loop; each optimizer adds one `_update`
+on raw arrays. Nothing here records on the tape or moves data to the host during a step.
+"""
+from .. import backend
+from ..autograd import enable_grad, no_grad
+from ..tensor import Tensor
+
+
+def _nonnegative(owner, **hyper):
+    for name, value in hyper.items():
+        if not value >= 0:  # `not >=` also refuses NaN
+            raise ValueError(f"{owner}: invalid {name} {value!r}; it must be >= 0")
+
+
+class Optimizer:
+    """Base class: param groups, lazily created per-parameter `state`, `zero_grad`, `step`,
+    `state_dict`/`load_state_dict` in torch.optim.Optimizer's format. Subclasses write
+    `_update(p, g, state, group)`: update the raw array `p` in place from the gradient array `g`."""
+
+    def __init__(self, params, defaults):
+        name = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(f"{name}: params must be an iterable of Tensors or of dicts, not a "
+                            f"Tensor; pass [tensor] or model.parameters()")
+        self.defaults = dict(defaults)
+        self.state = {}  # parameter Tensor (hashed by identity) -> dict of raw arrays and steps
+        self.param_groups = []
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{name}: got an empty parameter list")
+        for group in groups if isinstance(groups[0], dict) else [{"params": groups}]:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group):
+        """Add a dict with "params" and optional hyper-parameters (the rest come from defaults)."""
+        name = type(self).__name__
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError(f"{name}: a parameter group must be a dict with a 'params' entry, "
+                            f"got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"{name}: parameters must be an ordered collection (a list), not a "
+                            f"set: the order of a set changes between runs")
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor")
+            if not p.is_leaf:
+                raise ValueError(f"{name}: parameter {i} is not a leaf tensor (it was computed by "
+                                 f"an op); optimize the tensor it came from, or .detach() it")
+            if id(p) in seen:
+                raise ValueError(f"{name}: parameter {i} (shape {p.shape}) appears twice, in one "
+                                 f"group or in two; each parameter belongs to exactly one group")
+            seen.add(id(p))
+        group = {**self.defaults, **param_group, "params": params}
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        """Drop every parameter's .grad (default), or zero it in place with set_to_none=False."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    if p.grad.requires_grad:  # a gradient recorded with create_graph=True
+                        p.grad = p.grad.detach()
+                    p.grad.zero_()
+
+    def step(self, closure=None):
+        """Update every parameter that has a .grad; `closure` re-evaluates and returns the loss."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    p._bump_version()  # a retained graph that saved p now refuses to backward
+                    self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+        return loss
+
+    def _update(self, p, g, state, group):
+        raise NotImplementedError(f"{type(self).__name__} must define _update(p, g, state, group)")
+
+    def state_dict(self):
+        """{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}, like torch;
+        state arrays come back as Tensors sharing this optimizer's memory (torch returns references)."""
+        index, groups = {}, []
+        for group in self.param_groups:
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+            groups.append({**group, "params": [index[id(p)] for p in group["params"]]})
+        state = {index[id(p)]: {k: Tensor(v) if backend.is_array(v) else v for k, v in s.items()}
+                 for p, s in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore state and hyper-parameters saved by state_dict(); state arrays are copied onto
+        each parameter's device and dtype."""
+        name, saved = type(self).__name__, state_dict["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved)} parameter "
+                             f"group(s) but this optimizer has {len(self.param_groups)}")
+        for i, (group, s) in enumerate(zip(self.param_groups, saved)):
+            if len(group["params"]) != len(s["params"]):
+                raise ValueError(f"{name}.load_state_dict: parameter group {i} has "
+                                 f"{len(s['params'])} parameters in the state dict but "
+                                 f"{len(group['params'])} in this optimizer")
+        params = {int(i): p for group, s in zip(self.param_groups, saved)
+                  for i, p in zip(s["params"], group["params"])}
+        state = {}
+        for i, entry in state_dict["state"].items():
+            if int(i) not in params:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {i}, which no "
+                                 f"parameter group lists")
+            p = params[int(i)]
+            state[p] = {k: _restore(v, p, k, name) for k, v in entry.items()}
+        self.state = state
+        # defaults first: a checkpoint from before an option existed still loads
+        self.param_groups = [{**self.defaults, **s, "params": group["params"]}
+                             for group, s in zip(self.param_groups, saved)]
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])
+
+
+def _restore(value, p, key, name):
+    if isinstance(value, Tensor):
+        value = value.data
+    if not backend.is_array(value):
+        return value  # steps and other Python values
+    if key == "step":
+        return int(value.item())  # a torch-style step tensor; load time, so the sync is harmless
+    if value.shape != p.shape:
+        raise ValueError(f"{name}.load_state_dict: state {key!r} has shape {value.shape} but its "
+                         f"parameter has shape {p.shape}")
+    return backend.to_device(value, p.device).astype(p.dtype)  # astype copies: no aliasing

@@ -1,0 +1,82 @@
+"""The epoch loop and its meters: what every training script would otherwise write again.
+
+Sits above nn, optim and data. Losses and accuracies are accumulated on the device and read back
+(a host synchronisation) only every `log_every` steps for the progress bar and once at the end.
+"""
+import time
+
+from tqdm.auto import tqdm
+
+from .autograd import no_grad
+
+
+def accuracy(logits, targets):
+    """Fraction of rows whose arg-max equals the integer target, as a 0-d tensor on the device."""
+    return (logits.argmax(dim=-1) == targets).float().mean()
+
+
+class RunningMean:
+    """A weighted running mean kept on the device: add(value, n) costs no host sync; .value does."""
+
+    def __init__(self):
+        self.total, self.count = None, 0
+
+    def add(self, value, n=1):
+        value = value.detach() * n
+        self.total = value if self.total is None else self.total + value
+        self.count += n
+
+    @property
+    def value(self):
+        return float(self.total.item()) / self.count if self.count else float("nan")
+
+
+def train_epoch(model, loader, optimizer, loss_fn, *, max_steps=None, progress=True,
+                desc="train", log_every=20, scheduler=None):
+    """One pass over `loader`: forward, loss, backward, optimizer step (and scheduler step per batch
+    when given). Returns {"loss", "samples", "steps", "seconds", "samples_per_s"}."""
+    model.train()
+    meter, samples, steps = RunningMean(), 0, 0
+    total = len(loader) if max_steps is None else min(len(loader), max_steps)
+    start = time.perf_counter()
+    with tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+        for inputs, targets in loader:
+            if max_steps is not None and steps >= max_steps:
+                break
+            loss = loss_fn(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            n = len(targets)
+            meter.add(loss, n)
+            samples, steps = samples + n, steps + 1
+            bar.update(1)
+            if progress and steps % log_every == 0:  # the only host syncs in the loop
+                bar.set_postfix(loss=f"{meter.value:.4f}",
+                                samples_s=f"{samples / (time.perf_counter() - start):.0f}")
+    seconds = time.perf_counter() - start
+    return {"loss": meter.value, "samples": samples, "steps": steps, "seconds": seconds,
+            "samples_per_s": samples / seconds if seconds else float("nan")}
+
+
+def evaluate(model, loader, loss_fn, *, max_steps=None, progress=True, desc="eval"):
+    """Mean loss and accuracy over `loader` (its first max_steps batches) in eval mode, without
+    recording a graph."""
+    model.eval()
+    losses, correct, samples = RunningMean(), RunningMean(), 0
+    start = time.perf_counter()
+    with no_grad():
+        for step, (inputs, targets) in enumerate(tqdm(loader, desc=desc, unit="batch",
+                                                      disable=not progress, leave=False)):
+            if max_steps is not None and step >= max_steps:
+                break
+            logits = model(inputs)
+            n = len(targets)
+            losses.add(loss_fn(logits, targets), n)
+            correct.add(accuracy(logits, targets), n)
+            samples += n
+    seconds = time.perf_counter() - start
+    return {"loss": losses.value, "accuracy": correct.value, "samples": samples,
+            "seconds": seconds, "samples_per_s": samples / seconds if seconds else float("nan")}

@@ -1,0 +1,114 @@
+"""Train a reference model on MNIST, on the GPU when there is one and on the CPU otherwise.
+
+    python scripts/train_mnist.py                          # MLP, 5 epochs: about 98% test accuracy
+    python scripts/train_mnist.py --model cnn --epochs 2   # LeNet-5-style CNN: about 98.8%
+    python scripts/train_mnist.py --checkpoint run.ckpt --resume
+
+Prints one JSON line per epoch (train loss, test loss, test accuracy, samples/s, device), shows tqdm
+progress bars, writes a checkpoint after every epoch (atomically, so Ctrl-C or a crash leaves the
+last complete one intact) and with --resume continues from it exactly as an uninterrupted run.
+"""
+import argparse
+import json
+import os
+import sys
+
+import gpuad
+import gpuad.nn.functional as F
+from gpuad import optim
+from gpuad.data import DataLoader
+from gpuad.data.datasets import MNIST
+from gpuad.training import evaluate, train_epoch
+
+import models
+
+MODELS = {"mlp": models.MLP, "cnn": models.LeNet5, "resnet": models.ResNet}
+# per model: optimizer, learning rate, batch size that train well in the default epochs
+DEFAULTS = {"mlp": ("sgd", 0.02, 128), "cnn": ("adam", 1e-3, 64), "resnet": ("adam", 1e-3, 64)}
+OPTIMIZERS = {"sgd": lambda p, lr: optim.SGD(p, lr=lr, momentum=0.9),
+              "adam": lambda p, lr: optim.Adam(p, lr=lr),
+              "adamw": lambda p, lr: optim.AdamW(p, lr=lr),
+              "rmsprop": lambda p, lr: optim.RMSprop(p, lr=lr),
+              "adagrad": lambda p, lr: optim.Adagrad(p, lr=lr)}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, help="default: 128 for mlp, 64 otherwise")
+    parser.add_argument("--lr", type=float, help="default: 0.02 for sgd (mlp), 1e-3 for adam")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
+                        help="default: sgd with momentum 0.9 for mlp, adam otherwise")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", help="folder with the MNIST files (default: $GPUAD_DATA, then "
+                                       "~/.cache/gpuad)")
+    parser.add_argument("--download", action="store_true", help="fetch MNIST if it is missing")
+    parser.add_argument("--checkpoint", help="write a checkpoint here after every epoch")
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    parser.add_argument("--max-steps", type=int,
+                        help="at most this many training (and test) batches per epoch: smoke tests")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    optimizer, lr, batch_size = DEFAULTS[args.model]
+    args.optimizer = args.optimizer or optimizer
+    args.lr = args.lr if args.lr is not None else (lr if args.optimizer == optimizer else 1e-3)
+    args.batch_size = args.batch_size or batch_size
+    if args.device == "auto":
+        args.device = "cuda" if gpuad.cuda.is_available() else "cpu"
+    if args.resume and not args.checkpoint:
+        parser.error("--resume needs --checkpoint PATH")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    gpuad.manual_seed(args.seed)
+    train_set = MNIST(args.data, train=True, download=args.download)
+    test_set = MNIST(args.data, train=False, download=args.download)
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                              device=args.device)
+    test_loader = DataLoader(test_set, batch_size=1000, device=args.device)
+    model = MODELS[args.model]().to(args.device)
+    optimizer = OPTIMIZERS[args.optimizer](model.parameters(), args.lr)
+
+    first_epoch = 0
+    if args.resume and os.path.exists(args.checkpoint):
+        state = gpuad.load(args.checkpoint, device=args.device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gpuad.set_rng_state(state["rng"])
+        first_epoch = state["epoch"] + 1
+        print(json.dumps({"resumed_from": args.checkpoint, "epoch": state["epoch"]}), flush=True)
+
+    progress = not args.no_progress
+    history = []
+    try:
+        for epoch in range(first_epoch, args.epochs):
+            train_loader.set_epoch(epoch)
+            train = train_epoch(model, train_loader, optimizer, F.cross_entropy,
+                                max_steps=args.max_steps, progress=progress,
+                                desc=f"epoch {epoch + 1}/{args.epochs}")
+            test = evaluate(model, test_loader, F.cross_entropy, max_steps=args.max_steps,
+                            progress=progress, desc="test")
+            summary = {"epoch": epoch + 1, "train_loss": round(train["loss"], 5),
+                       "test_loss": round(test["loss"], 5), "test_accuracy": round(test["accuracy"], 5),
+                       "samples_per_s": round(train["samples_per_s"], 1), "device": str(args.device),
+                       "model": args.model}
+            history.append(summary)
+            print(json.dumps(summary), flush=True)
+            if args.checkpoint:
+                gpuad.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "epoch": epoch, "rng": gpuad.get_rng_state(), "args": vars(args)},
+                           args.checkpoint)
+    except KeyboardInterrupt:
+        print("interrupted: the last complete checkpoint is intact"
+              + (f" at {args.checkpoint}; continue with --resume" if args.checkpoint else ""),
+              file=sys.stderr)
+        raise SystemExit(130)
+    return {"history": history, "model": model}
+
+
+if __name__ == "__main__":
+    main()
