@@ -31,6 +31,12 @@ class RunningMean:
         return float(self.total.item()) / self.count if self.count else float("nan")
 
 
+def _show(bar, start, samples, **meters):
+    """Running means and throughput on the progress bar (reading the meters syncs the device)."""
+    bar.set_postfix(**{name: f"{m.value:.4f}" for name, m in meters.items()},
+                    samples_s=f"{samples / (time.perf_counter() - start):.0f}")
+
+
 def train_epoch(model, loader, optimizer, loss_fn, *, max_steps=None, progress=True,
                 desc="train", log_every=20, scheduler=None):
     """One pass over `loader`: forward, loss, backward, optimizer step (and scheduler step per batch
@@ -54,29 +60,32 @@ def train_epoch(model, loader, optimizer, loss_fn, *, max_steps=None, progress=T
             samples, steps = samples + n, steps + 1
             bar.update(1)
             if progress and steps % log_every == 0:  # the only host syncs in the loop
-                bar.set_postfix(loss=f"{meter.value:.4f}",
-                                samples_s=f"{samples / (time.perf_counter() - start):.0f}")
+                _show(bar, start, samples, loss=meter)
     seconds = time.perf_counter() - start
     return {"loss": meter.value, "samples": samples, "steps": steps, "seconds": seconds,
             "samples_per_s": samples / seconds if seconds else float("nan")}
 
 
-def evaluate(model, loader, loss_fn, *, max_steps=None, progress=True, desc="eval"):
+def evaluate(model, loader, loss_fn, *, max_steps=None, progress=True, desc="eval", log_every=20):
     """Mean loss and accuracy over `loader` (its first max_steps batches) in eval mode, without
     recording a graph."""
     model.eval()
-    losses, correct, samples = RunningMean(), RunningMean(), 0
+    losses, correct, samples, steps = RunningMean(), RunningMean(), 0, 0
+    total = len(loader) if max_steps is None else min(len(loader), max_steps)
     start = time.perf_counter()
-    with no_grad():
-        for step, (inputs, targets) in enumerate(tqdm(loader, desc=desc, unit="batch",
-                                                      disable=not progress, leave=False)):
-            if max_steps is not None and step >= max_steps:
+    with no_grad(), tqdm(total=total, desc=desc, unit="batch", disable=not progress,
+                         leave=False) as bar:
+        for inputs, targets in loader:
+            if max_steps is not None and steps >= max_steps:
                 break
             logits = model(inputs)
             n = len(targets)
             losses.add(loss_fn(logits, targets), n)
             correct.add(accuracy(logits, targets), n)
-            samples += n
+            samples, steps = samples + n, steps + 1
+            bar.update(1)
+            if progress and steps % log_every == 0:
+                _show(bar, start, samples, loss=losses, accuracy=correct)
     seconds = time.perf_counter() - start
     return {"loss": losses.value, "accuracy": correct.value, "samples": samples,
             "seconds": seconds, "samples_per_s": samples / seconds if seconds else float("nan")}
