@@ -1,7 +1,7 @@
 """gpuad: reverse-mode automatic differentiation on numpy (CPU) and CuPy (CUDA) arrays.
 
 Re-exports only. The data flow, bottom up: backend (arrays, devices) -> tensor + autograd (Tensor,
-tape, backward) -> ops (forward + vjp) -> nn -> optim -> data.
+tape, backward) -> ops (forward + vjp) -> nn -> optim -> data -> training (+ models/, scripts/).
 """
 from . import autograd, backend, cuda, ops  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
@@ -9,10 +9,11 @@ from .backend import Device, device  # noqa: F401
 from .backend import bool_ as bool  # noqa: F401,A001  (gpuad.bool, like torch.bool)
 from .backend import float16, float32, float64, int8, int32, int64, uint8  # noqa: F401
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
-                       linspace, manual_seed, ones, set_rng_state, ones_like, rand, randint, randn, tensor, zeros, zeros_like)
+                       linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
+                       tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
-from . import data, nn, optim, training  # noqa: F401
+from . import data, func, nn, optim, training  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
 
 globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith("_")})  # gpuad.add, ...

@@ -112,6 +112,18 @@ def _topological_order(roots):
     return [t for _, t in found]
 
 
+def _leading_to(order, wanted):
+    """For grad(outputs, inputs): the tensors of `order` to visit (a wanted one, or one whose
+    rule feeds a wanted one) and those whose rule must run, so nothing upstream of the inputs
+    runs a rule, fires a hook or is freed."""
+    leads, run = set(wanted), set()
+    for t in reversed(order):  # producers first, so every input's answer is known
+        if t._node.inputs is not None and any(id(x) in leads for x in t._node.inputs):
+            run.add(id(t))
+            leads.add(id(t))
+    return [t for t in order if id(t) in leads], run
+
+
 def _first(pair):
     return pair[0]
 
@@ -178,7 +190,11 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     prev_mode = _mode.enabled
     _mode.enabled = create_graph  # rules are gpuad ops: recorded only when asked to
     try:
-        for t in _topological_order(outputs):
+        order = _topological_order(outputs)
+        run = None
+        if wanted is not None:
+            order, run = _leading_to(order, wanted)
+        for t in order:
             entry = pending.pop(id(t), None)
             if entry is None:
                 continue
@@ -192,6 +208,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                     results[wanted[id(t)]] = g
             elif t._retains_grad:
                 t.grad = _unaliased(g, False, deposited) if t.grad is None else t.grad + g
+            if run is not None and id(t) not in run:
+                continue  # a wanted tensor with nothing wanted upstream
             grads = node.vjp(g, t, *inputs_, **node.kwargs)
             for x, gx in zip(inputs_, grads):
                 if gx is None or not getattr(x, "_requires_grad", False):
@@ -211,14 +229,12 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             if not retain_graph:
                 node.inputs = None  # frees what the node saved; a second backward raises
         for leaf, g, owned in pending.values():  # what is left belongs to leaves
-            g = _run_hooks(leaf, g)
             if wanted is not None:
                 if id(leaf) in wanted:
-                    results[wanted[id(leaf)]] = g
-            elif leaf.grad is None:
-                leaf.grad = _unaliased(g, owned, deposited)
-            else:
-                leaf.grad = leaf.grad + g
+                    results[wanted[id(leaf)]] = _run_hooks(leaf, g)
+                continue
+            g = _run_hooks(leaf, g)
+            leaf.grad = _unaliased(g, owned, deposited) if leaf.grad is None else leaf.grad + g
     finally:
         _mode.enabled = prev_mode
     if inputs is not None and not allow_unused:
@@ -264,7 +280,21 @@ def _function_vjp(g, y, *inputs, ctx, function):
     if len(grads) != len(inputs):
         raise RuntimeError(f"{function.__name__}.backward returned {len(grads)} gradients, but "
                            f"forward took {len(inputs)} inputs; return None for an input without one")
-    return tuple(None if gx is None else Tensor(gx) for gx in grads)
+    grads = tuple(None if gx is None else Tensor(gx) for gx in grads)
+    recorded = [x for x in (g,) + inputs if getattr(x, "_requires_grad", False)]
+    if _mode.enabled and recorded:  # create_graph: differentiating these again must fail loudly
+        for gx in grads:
+            if gx is not None:
+                gx._node = Node(f"{function.__name__}Backward", _not_twice, tuple(recorded),
+                                {"function": function.__name__})
+                gx._requires_grad = True
+    return grads
+
+
+def _not_twice(g, y, *inputs, function):
+    raise RuntimeError(f"{function}: the backward of a custom Function works on raw arrays, so it "
+                       f"cannot be differentiated again (create_graph=True reached it); write "
+                       f"the backward with gpuad ops, or make {function} a composite of gpuad ops")
 
 
 class Function:

@@ -316,3 +316,16 @@ def test_array_library_errors_name_the_op_and_the_shapes():
         gpuad.ones(2, 3) + gpuad.ones(4)
     with pytest.raises(ValueError, match=r"^mul: .*\(2, 3\), \(3, 2\)"):
         gpuad.ones(2, 3) * gpuad.ones(3, 2)
+
+
+def test_grad_walks_only_between_outputs_and_inputs():
+    """grad(outputs, inputs) runs no rule, fires no hook and frees no node upstream of inputs."""
+    a = leaf([1.0, 2.0])
+    b = a * 2
+    seen = []
+    a.register_hook(lambda g: seen.append(g))
+    (gb,) = gpuad.grad((b * 3).sum(), b)
+    np.testing.assert_allclose(gb.numpy(), [3.0, 3.0])
+    assert not seen
+    (b * 4).sum().backward()  # b's own node was not freed by the grad() call
+    np.testing.assert_allclose(a.grad.numpy(), [8.0, 8.0])
