@@ -13,7 +13,8 @@ from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_
                        tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
-from . import data, func, nn, optim, training  # noqa: F401
+from . import data, func, nn, optim, training, utils  # noqa: F401
+from .trace import trace  # noqa: F401  (the evaluation trace; not torch.trace)
 from .testing import GradcheckError, gradcheck  # noqa: F401
 
 globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith("_")})  # gpuad.add, ...

@@ -17,3 +17,11 @@ def test_quick_start_trains(capsys):
     assert namespace["loss"].item() < 0.02
     np.testing.assert_allclose(np.array(namespace["w"].tolist()).ravel(), [2.0, -1.0, 0.5], atol=0.05)
     assert printed.strip() in section  # the output the README shows is the output it gets
+
+
+def test_functional_section_prints_what_it_shows(capsys):
+    text = README.read_text()
+    section = text[text.index("## Functional autodiff"):]
+    code, shown = re.search(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", section, re.S).groups()
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == shown
