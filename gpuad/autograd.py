@@ -5,6 +5,8 @@ and grad() walk those Nodes once, in reverse topological order, without recursio
 knows no op by name and no backend.
 """
 import itertools
+import os
+import sys
 import threading
 
 from . import backend
@@ -12,6 +14,7 @@ from . import backend
 
 class _GradMode(threading.local):
     enabled = True
+    in_backward = False  # rules' own ops skip the forward anomaly check; the walk checks them
 
 
 _mode = _GradMode()
@@ -58,6 +61,73 @@ class enable_grad(set_grad_enabled):
         super().__init__(True)
 
 
+# ---- anomaly detection and debug mode: off by default, one list lookup per op when off ---------
+ANOMALY = [False]
+DEBUG = [False]
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class AnomalyError(RuntimeError):
+    """An op produced NaN or Inf while anomaly detection was on."""
+
+
+def set_detect_anomaly(mode):
+    """Globally turn anomaly detection on or off (torch.autograd.set_detect_anomaly)."""
+    ANOMALY[0] = bool(mode)
+
+
+def is_anomaly_enabled():
+    return ANOMALY[0]
+
+
+class detect_anomaly:
+    """Within this block, the first op whose forward or backward produces NaN or Inf raises
+    AnomalyError naming the op, the user code line that created it and the input shapes. Costs a
+    finiteness check (a device sync on CUDA) per op: a debugging tool, like torch's."""
+
+    def __init__(self, mode=True):
+        self.mode, self.prev = bool(mode), ANOMALY[0]
+
+    def __enter__(self):
+        self.prev, ANOMALY[0] = ANOMALY[0], self.mode
+        return self
+
+    def __exit__(self, *exc):
+        ANOMALY[0] = self.prev
+
+
+def set_debug(mode):
+    """Verbose checks for debugging a model: op errors also give every input's dtype and device
+    and the user code line, and Module errors say which submodule raised."""
+    DEBUG[0] = bool(mode)
+
+
+def is_debug_enabled():
+    return DEBUG[0]
+
+
+def user_site():
+    """'file:line' of the innermost caller outside the gpuad package (where a user called an op)."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)).startswith(
+            _PACKAGE_DIR):
+        frame = frame.f_back
+    return "<unknown>" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _shapes(values):
+    return ", ".join(str(tuple(v.shape)) if hasattr(v, "shape") else repr(v) for v in values)
+
+
+def check_finite(what, name, site, output, inputs):
+    """Raise AnomalyError if `output` (an array) holds NaN or Inf."""
+    if output.dtype.kind in "fc" and not bool(backend.xp_of(output).isfinite(output).all()):
+        kind = "NaN" if bool(backend.xp_of(output).isnan(output).any()) else "Inf"
+        raise AnomalyError(f"detect_anomaly: {what} of '{name}' produced {kind} (output shape "
+                           f"{tuple(output.shape)}, inputs of shapes {_shapes(inputs)}); the op was "
+                           f"called at {site}")
+
+
 _creation_order = itertools.count()
 # In-place updates: every one takes the next number from this clock and stamps it on the tensor
 # (Tensor._version). A node remembers the clock when it was recorded; if the clock has not moved
@@ -68,7 +138,7 @@ INPLACE_CLOCK = [0]
 class Node:
     """One recorded op application: its rule, its inputs, the in-place clock at record time, and a
     creation number (a node is created after the nodes of its inputs, so it orders the walk)."""
-    __slots__ = ("name", "vjp", "inputs", "kwargs", "clock", "seq")
+    __slots__ = ("name", "vjp", "inputs", "kwargs", "clock", "seq", "site")  # site: debug only
 
     def __init__(self, name, vjp, inputs, kwargs):
         self.name, self.vjp, self.inputs, self.kwargs = name, vjp, inputs, kwargs
@@ -187,8 +257,9 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
 
     wanted = None if inputs is None else {id(x): i for i, x in enumerate(inputs)}
     results = [None] * (0 if inputs is None else len(inputs))
-    prev_mode = _mode.enabled
+    prev_mode, prev_in_backward = _mode.enabled, _mode.in_backward
     _mode.enabled = create_graph  # rules are gpuad ops: recorded only when asked to
+    _mode.in_backward = True
     try:
         order = _topological_order(outputs)
         run = None
@@ -211,6 +282,11 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             if run is not None and id(t) not in run:
                 continue  # a wanted tensor with nothing wanted upstream
             grads = node.vjp(g, t, *inputs_, **node.kwargs)
+            if ANOMALY[0]:
+                for gx in grads:
+                    if gx is not None:
+                        check_finite("backward", node.name, getattr(node, "site", "<unknown>"),
+                                     gx.data, inputs_)
             for x, gx in zip(inputs_, grads):
                 if gx is None or not getattr(x, "_requires_grad", False):
                     continue
@@ -236,7 +312,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             g = _run_hooks(leaf, g)
             leaf.grad = _unaliased(g, owned, deposited) if leaf.grad is None else leaf.grad + g
     finally:
-        _mode.enabled = prev_mode
+        _mode.enabled, _mode.in_backward = prev_mode, prev_in_backward
     if inputs is not None and not allow_unused:
         for i, (x, r) in enumerate(zip(inputs, results)):
             if r is None:

@@ -9,7 +9,7 @@ import operator
 
 import numpy
 
-from .. import backend
+from .. import autograd, backend
 from ..tensor import Tensor
 
 
@@ -53,7 +53,15 @@ class Module:
                                   f"subclass")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if not autograd.DEBUG[0]:
+            return self.forward(*args, **kwargs)
+        try:  # debug mode: say which (sub)module raised, innermost first
+            return self.forward(*args, **kwargs)
+        except (ValueError, TypeError, IndexError, RuntimeError) as error:
+            note = f"in {type(self).__name__}.forward with inputs of shapes " + ", ".join(
+                str(tuple(a.shape)) for a in args if hasattr(a, "shape"))
+            error.add_note(note)
+            raise
 
     # ---- registration ----------------------------------------------------------------------
     def _forget(self, name, keep=None):

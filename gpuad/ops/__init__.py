@@ -15,7 +15,7 @@ import numbers
 import numpy
 
 from .. import backend
-from ..autograd import Node, _mode
+from ..autograd import ANOMALY, DEBUG, Node, _mode, check_finite, user_site
 from ..tensor import Tensor
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
@@ -107,10 +107,14 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None):
         raise _with_context(error, name, raw) from None
     if type(out) not in backend.ARRAY_TYPES:
         out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
+    if ANOMALY[0] and not _mode.in_backward:
+        check_finite("forward", name, user_site(), out, raw)
     result = Tensor(out)
     if needs_grad and vjp is not None and _mode.enabled:
         inputs = tuple(args)
         result._node = Node(name, vjp, inputs, {**defaults, **kwargs} if defaults else kwargs)
+        if ANOMALY[0] or DEBUG[0]:
+            result._node.site = user_site()  # where the user created it, for backward's errors
         result._requires_grad = True
     return result
 
@@ -123,6 +127,10 @@ def _with_context(error, name, raw):
     if message.startswith((f"{public_name}:", f"{name}:")) or "strict backend" in message:
         return error
     shapes = ", ".join(str(tuple(a.shape)) if hasattr(a, "shape") else repr(a) for a in raw)
+    if DEBUG[0]:
+        shapes += "; dtypes " + ", ".join(str(getattr(a, "dtype", type(a).__name__)) for a in raw)
+        shapes += "; devices " + ", ".join(str(backend.device_of(a)) for a in raw if backend.is_array(a))
+        shapes += f"; called at {user_site()}"
     try:
         return type(error)(f"{public_name}: {message} (inputs of shapes {shapes})")
     except Exception:  # an exception type with another constructor: keep it as it was
