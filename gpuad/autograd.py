@@ -188,7 +188,8 @@ def _leading_to(order, wanted):
     runs a rule, fires a hook or is freed."""
     leads, run = set(wanted), set()
     for t in reversed(order):  # producers first, so every input's answer is known
-        if t._node.inputs is not None and any(id(x) in leads for x in t._node.inputs):
+        # a freed node may have led to an input: visit it, so the walk says it was freed
+        if t._node.inputs is None or any(id(x) in leads for x in t._node.inputs):
             run.add(id(t))
             leads.add(id(t))
     return [t for t in order if id(t) in leads], run

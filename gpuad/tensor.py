@@ -3,6 +3,8 @@
 Operators and methods are one-line delegations to gpuad.ops, so reading this file shows the whole
 Tensor API; the maths lives in ops/. The only logic here is in-place updates and device moves.
 """
+import operator
+
 import numpy
 
 from . import autograd, backend
@@ -195,66 +197,64 @@ class Tensor:
         return hook
 
     # ---- in place (only where no gradient can be corrupted) ------------------------------------
-    def _inplace(self, name):
+    def _inplace(self, name, write, value=None):
+        """Run write(data, raw value) on this tensor's array; a refused or failed update changes
+        nothing, not even the version."""
         if self._requires_grad and autograd._mode.enabled:
             kind = "a leaf tensor" if self._node is None else "a tensor"
             raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
                                f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
                                f"updates) or use the out-of-place form (x = x + y)")
+        raw = self._inplace_value(name, value)
+        try:
+            write(self.data, raw)
+        except (ValueError, TypeError, IndexError) as error:
+            detail = f"tensor {self.dtype} {self.shape}, value " + (
+                f"{raw.dtype} {raw.shape}" if hasattr(raw, "shape") else repr(raw))
+            raise rebuilt(error, f"{name}: {error} ({detail})") from None
         self._bump_version()
+        return self
 
     def _bump_version(self):
-        """Record that .data is about to change in place (optimizers call this before writing
-        parameters): nodes recorded before now will refuse to use this tensor."""
+        """Record that .data changed in place (optimizers call this before writing parameters):
+        nodes recorded before now will refuse to use this tensor."""
         autograd.INPLACE_CLOCK[0] += 1
         self._version = autograd.INPLACE_CLOCK[0]
 
-    def _inplace_value(self, value):
+    def _inplace_value(self, name, value):
         if isinstance(value, Tensor):
             if value.device != self.device:
-                raise RuntimeError(f"in-place update: value is on {value.device} but the tensor "
-                                   f"is on {self.device}")
+                raise RuntimeError(f"{name}: value is on {value.device} but the tensor is on "
+                                   f"{self.device}; move it with .to('{self.device}')")
             return value.data
-        return value if isinstance(value, (int, float, bool)) else backend.asarray(value, self.dtype, self.device)
+        if value is None or isinstance(value, (int, float, bool)):
+            return value
+        return backend.asarray(value, self.dtype, self.device)
 
     def copy_(self, src):
-        self._inplace("copy_")
-        self.data[...] = self._inplace_value(src)
-        return self
+        return self._inplace("copy_", _assign_all, src)
 
     def zero_(self):
-        self._inplace("zero_")
-        self.data.fill(0)
-        return self
+        return self._inplace("zero_", lambda a, _: a.fill(0))
 
     def fill_(self, value):
-        self._inplace("fill_")
-        self.data.fill(value)
-        return self
+        return self._inplace("fill_", lambda a, v: a.fill(v), value)
 
     def __setitem__(self, index, value):
-        self._inplace("__setitem__")
-        self.data[ops.shape.raw_index(index, self.data)] = self._inplace_value(value)
+        index = ops.shape.raw_index(index, self.data)
+        self._inplace("__setitem__", lambda a, v: a.__setitem__(index, v), value)
 
     def add_(self, other, alpha=1):
-        self._inplace("add_")
-        self.data += self._inplace_value(other) if alpha == 1 else self._inplace_value(other) * alpha
-        return self
+        return self._inplace("add_", _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha), other)
 
     def sub_(self, other):
-        self._inplace("sub_")
-        self.data -= self._inplace_value(other)
-        return self
+        return self._inplace("sub_", _isub, other)
 
     def mul_(self, other):
-        self._inplace("mul_")
-        self.data *= self._inplace_value(other)
-        return self
+        return self._inplace("mul_", _imul, other)
 
     def div_(self, other):
-        self._inplace("div_")
-        self.data /= self._inplace_value(other)
-        return self
+        return self._inplace("div_", _itruediv, other)
 
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
@@ -358,6 +358,25 @@ class Tensor:
     def dot(self, o): return ops.dot(self, o)
     def outer(self, o): return ops.outer(self, o)
     def contiguous(self): return self
+
+
+def _assign_all(a, v):
+    a[...] = v
+
+
+_iadd, _isub, _imul, _itruediv = operator.iadd, operator.isub, operator.imul, operator.itruediv
+
+
+def rebuilt(error, message):
+    """`error` with a new message, as the same type when it can be rebuilt from one (numpy's
+    UFuncTypeError cannot), else as the nearest builtin type."""
+    try:
+        return type(error)(message)
+    except Exception:
+        for kind in (IndexError, TypeError, ValueError):
+            if isinstance(error, kind):
+                return kind(message)
+        return RuntimeError(message)
 
 
 def _shape_arg(args):

@@ -10,6 +10,8 @@ import math
 import numbers
 import warnings
 
+import numpy
+
 from .. import backend, creation, ops
 from ..autograd import is_grad_enabled, no_grad
 from ..backend import xp_of
@@ -27,8 +29,28 @@ pad, one_hot = ops.pad, ops.one_hot
 # ---- linear, convolution, pooling ------------------------------------------------------------
 def linear(input, weight, bias=None):
     """input @ weight.T + bias, with weight of shape (out_features, in_features), like torch."""
-    out = ops.matmul(input, weight.T)
-    return out if bias is None else out + bias
+    try:
+        out = ops.matmul(input, weight.T)
+        return out if bias is None else out + bias
+    except ValueError:  # explained only on failure: the common path pays nothing
+        message = _linear_mismatch(input, weight, bias)
+        if message is None:
+            raise
+        raise ValueError(message) from None
+
+
+def _linear_mismatch(input, weight, bias):
+    """Which of linear's shapes do not fit, in words, or None."""
+    shape, ws = tuple(getattr(input, "shape", ())), tuple(weight.shape)
+    if len(ws) not in (1, 2):
+        return f"linear: weight must have shape (out_features, in_features), got {ws}"
+    if shape[-1:] != ws[-1:]:
+        return (f"linear: input of shape {shape} does not fit weight of shape {ws} "
+                f"(out_features, in_features): expected {ws[-1]} features in the input's last dim")
+    if bias is not None and len(ws) == 2:
+        return (f"linear: bias of shape {tuple(bias.shape)} does not fit weight of shape {ws}; "
+                f"expected ({ws[0]},)")
+    return None
 
 
 def _conv_op(name):
@@ -74,6 +96,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected an input of shape (N, C, ...), got {input.shape}")
     channels = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (channels,):  # before any buffer moves
+            raise ValueError(f"batch_norm: {name} of shape {tuple(t.shape)} does not fit input of "
+                             f"shape {tuple(input.shape)}; expected ({channels},), one entry per "
+                             f"channel (dim 1)")
     shape = (1, channels) + (1,) * (input.ndim - 2)
     if training:
         dims = (0,) + tuple(range(2, input.ndim))
@@ -387,6 +415,10 @@ def _pointwise_target(name, input, target, reduction, same_shape):
                    f"{tuple(input.shape)}")
         if same_shape:
             raise ValueError(message + "; they must match")
+        try:
+            numpy.broadcast_shapes(tuple(target.shape), tuple(input.shape))
+        except ValueError:
+            raise ValueError(message + "; they must match (or broadcast)") from None
         warnings.warn(message + "; they will be broadcast, which is likely a bug", UserWarning,
                       stacklevel=3)
 

@@ -54,7 +54,15 @@ class Linear(Module):
         _reset_like_torch(self.weight, self.bias)
 
     def forward(self, input):
-        return F.linear(input, self.weight, self.bias)
+        try:
+            return F.linear(input, self.weight, self.bias)
+        except ValueError:  # checked only on failure: the common path pays nothing
+            shape = tuple(getattr(input, "shape", ()))
+            if shape[-1:] == (self.in_features,):
+                raise
+            raise ValueError(f"Linear(in_features={self.in_features}, out_features="
+                             f"{self.out_features}): expected input with {self.in_features} "
+                             f"features in its last dim, got shape {shape}") from None
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -84,8 +92,17 @@ class Conv2d(Module):
         _reset_like_torch(self.weight, self.bias)
 
     def forward(self, input):
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        try:
+            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
+                            self.dilation, self.groups)
+        except ValueError:  # checked only on failure: the common path pays nothing
+            shape = tuple(getattr(input, "shape", ()))
+            if len(shape) in (3, 4) and shape[-3] == self.in_channels:
+                raise  # the channels fit: the error is about sizes, and conv2d names them
+            raise ValueError(f"Conv2d({self.extra_repr()}): expected input with "
+                             f"{self.in_channels} input channels, of shape (N, "
+                             f"{self.in_channels}, H, W) or ({self.in_channels}, H, W), got shape "
+                             f"{shape}") from None
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -177,6 +194,10 @@ class _BatchNorm(Module):
         if input.ndim not in self._input_dims:
             dims = " or ".join(map(str, self._input_dims))
             raise ValueError(f"{type(self).__name__}: expected a {dims}-D input, got shape "
+                             f"{tuple(input.shape)}")
+        if input.shape[1] != self.num_features:  # before the running statistics move
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
+                             f"{self.num_features} channels in dim 1, got shape "
                              f"{tuple(input.shape)}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:

@@ -16,7 +16,7 @@ import numpy
 
 from .. import backend
 from ..autograd import ANOMALY, DEBUG, Node, _mode, check_finite, user_site
-from ..tensor import Tensor
+from ..tensor import Tensor, rebuilt
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
 _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
@@ -49,19 +49,23 @@ def _device_error(name, a, b):
 _SCALARS = (float, int, bool)
 
 
-def _as_input(a):
+def _as_input(a, name):
     """A non-Tensor argument as an op input: Python scalars and None as they are, numpy scalars as
     Python ones (weak, like PyTorch's), arrays and lists as constant Tensors."""
     if a is None or type(a) in _SCALARS:
         return a
-    if isinstance(a, numpy.generic):
+    if isinstance(a, numpy.generic) and a.dtype.kind in _CATEGORY:
         return a.item()
     if isinstance(a, numbers.Number):
         return a
-    return Tensor(a if backend.is_array(a) else backend.asarray(a))
+    array = a if backend.is_array(a) else backend.asarray(a)
+    if array.dtype.kind not in _CATEGORY:
+        raise TypeError(f"{name.lstrip('_')}: expected a tensor, an array or a number, got "
+                        f"{type(a).__name__} {a!r:.40} (dtype {array.dtype})")
+    return Tensor(array)
 
 
-def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None):
+def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floating=False):
     """Run `forward` on the raw arrays of `args` and record a Node for `vjp` if needed.
     This is the per-op hot path: keep it to one pass over the inputs and no work when nothing
     needs a gradient."""
@@ -74,7 +78,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None):
                 has_float = True
                 raw.append(a)
                 continue
-            converted = _as_input(a)
+            converted = _as_input(a, name)
             if not isinstance(converted, Tensor):
                 has_float = has_float or type(converted) is float
                 raw.append(converted)
@@ -93,7 +97,9 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None):
         if a._requires_grad:
             needs_grad = True
         raw.append(data)
-    if promote and (mixed or (has_float and first_dtype is not None and first_dtype.kind not in "fc")):
+    if floating and first_dtype is not None and first_dtype.kind not in "fc":
+        raw = [a.astype(backend.DEFAULT_FLOAT) if hasattr(a, "dtype") else a for a in raw]
+    elif promote and (mixed or (has_float and first_dtype is not None and first_dtype.kind not in "fc")):
         dtype = _promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
@@ -131,15 +137,14 @@ def _with_context(error, name, raw):
         shapes += "; dtypes " + ", ".join(str(getattr(a, "dtype", type(a).__name__)) for a in raw)
         shapes += "; devices " + ", ".join(str(backend.device_of(a)) for a in raw if backend.is_array(a))
         shapes += f"; called at {user_site()}"
-    try:
-        return type(error)(f"{public_name}: {message} (inputs of shapes {shapes})")
-    except Exception:  # an exception type with another constructor: keep it as it was
-        return error
+    return rebuilt(error, f"{public_name}: {message} (inputs of shapes {shapes})")
 
 
-def primitive(vjp=None, name=None, promote=False):
+def primitive(vjp=None, name=None, promote=False, floating=False):
     """Declare an op: forward on raw arrays below, `vjp(g, y, *inputs, **attrs)` on Tensors
-    returning one gradient (or None) per input. `vjp=None` makes the op non-differentiable."""
+    returning one gradient (or None) per input. `vjp=None` makes the op non-differentiable.
+    `promote`: PyTorch's type promotion between inputs; `floating`: integer and bool inputs are
+    computed in the default float dtype (exp of an int tensor is float32, as in torch)."""
     def decorate(forward):
         op_name = name or forward.__name__
         params = inspect.signature(forward).parameters.values()
@@ -162,7 +167,7 @@ def primitive(vjp=None, name=None, promote=False):
                         raise TypeError(f"{op_name}() got multiple values for argument '{attr}'")
                     kwargs[attr] = value
                 args = args[:n_inputs]
-            return apply(op_name, forward, vjp, args, kwargs, promote, defaults)
+            return apply(op_name, forward, vjp, args, kwargs, promote, defaults, floating)
 
         op.__name__ = op.__qualname__ = op_name
         op.__doc__ = forward.__doc__

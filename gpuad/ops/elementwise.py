@@ -5,6 +5,8 @@ rule here unbroadcasts. Composites at the bottom need no rule of their own.
 """
 import math
 
+import numpy
+
 from .. import backend
 from ..backend import xp_of
 from . import primitive, public
@@ -63,27 +65,27 @@ def pow(a, b):
 
 
 # ---- exponentials, roots, trigonometry --------------------------------------------------------
-@primitive(vjp=lambda g, y, x: (g * y,))  # d exp = exp: reuse the output
+@primitive(vjp=lambda g, y, x: (g * y,), floating=True)  # d exp = exp: reuse the output
 def exp(x):
     return xp_of(x).exp(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / x,))
+@primitive(vjp=lambda g, y, x: (g / x,), floating=True)
 def log(x):
     return xp_of(x).log(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / (x + 1),))
+@primitive(vjp=lambda g, y, x: (g / (x + 1),), floating=True)
 def log1p(x):
     return xp_of(x).log1p(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (y + 1),))
+@primitive(vjp=lambda g, y, x: (g * (y + 1),), floating=True)
 def expm1(x):
     return xp_of(x).expm1(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / (2 * y),))
+@primitive(vjp=lambda g, y, x: (g / (2 * y),), floating=True)
 def sqrt(x):
     return xp_of(x).sqrt(x)
 
@@ -93,22 +95,22 @@ def abs(x):
     return xp_of(x).abs(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * cos(x),))
+@primitive(vjp=lambda g, y, x: (g * cos(x),), floating=True)
 def sin(x):
     return xp_of(x).sin(x)
 
 
-@primitive(vjp=lambda g, y, x: (-g * sin(x),))
+@primitive(vjp=lambda g, y, x: (-g * sin(x),), floating=True)
 def cos(x):
     return xp_of(x).cos(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (1 + y * y),))
+@primitive(vjp=lambda g, y, x: (g * (1 + y * y),), floating=True)
 def tan(x):
     return xp_of(x).tan(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (1 - y * y),))
+@primitive(vjp=lambda g, y, x: (g * (1 - y * y),), floating=True)
 def tanh(x):
     return xp_of(x).tanh(x)
 
@@ -119,12 +121,13 @@ def _sigmoid_forward(x):
     return xp.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
 
 
-@primitive(vjp=lambda g, y, x: (g * y * (1 - y),))  # kept primitive for stability, like tinygrad
+# kept primitive for stability, like tinygrad
+@primitive(vjp=lambda g, y, x: (g * y * (1 - y),), floating=True)
 def sigmoid(x):
     return _sigmoid_forward(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (2 / math.sqrt(math.pi)) * exp(-x * x),))
+@primitive(vjp=lambda g, y, x: (g * (2 / math.sqrt(math.pi)) * exp(-x * x),), floating=True)
 def erf(x):
     return backend.erf(x)
 
@@ -133,7 +136,7 @@ def _softplus_vjp(g, y, x, *, beta, threshold):
     return (where(x * beta > threshold, g, g * sigmoid(x * beta)),)  # d softplus = sigmoid
 
 
-@primitive(vjp=_softplus_vjp)
+@primitive(vjp=_softplus_vjp, floating=True)
 def softplus(x, *, beta=1.0, threshold=20.0):
     """log(1 + exp(beta*x)) / beta, linear above `threshold` like torch.nn.functional.softplus."""
     xp = xp_of(x)
@@ -324,8 +327,19 @@ def silu(x):
 
 @public
 def masked_fill(x, mask, value):
-    """x with `value` where the boolean mask is true (mask broadcasts against x), like torch."""
+    """x with `value` where the boolean mask is true (mask broadcasts to x's shape), like torch."""
+    shape, mask_shape = tuple(x.shape), tuple(numpy.shape(mask))
+    if mask_shape != shape and _broadcast(mask_shape, shape) != shape:
+        raise ValueError(f"masked_fill: mask of shape {mask_shape} does not broadcast to the "
+                         f"shape {shape} of the tensor it fills")
     return where(mask, value, x)
+
+
+def _broadcast(*shapes):
+    try:
+        return numpy.broadcast_shapes(*shapes)
+    except ValueError:
+        return None
 
 
 @public

@@ -35,6 +35,12 @@ def _dims(op, dims, shape):
     return out
 
 
+def _at_least_1d(op, x):
+    if x.ndim == 0:
+        raise RuntimeError(f"{op}: expected a tensor with at least 1 dim, got a 0-d tensor; "
+                           f"reshape it to (1,) first")
+
+
 def _int_array(item):
     return backend.is_array(item) and item.dtype.kind in "iu"
 
@@ -213,6 +219,7 @@ def flip(x, dims):
 def split(x, split_size_or_sections, dim=0):
     """Views of x along dim, like torch.split: chunks of split_size (the last may be smaller), or
     of the listed sizes, which must add up to the dim's size. Returns a tuple."""
+    _at_least_1d("split", x)
     d = _dim("split", dim, x.shape)
     n = x.shape[d]
     if isinstance(split_size_or_sections, numbers.Integral):
@@ -237,6 +244,7 @@ def chunk(x, chunks, dim=0):
     return fewer chunks than asked for). Returns a tuple."""
     if chunks <= 0:
         raise RuntimeError(f"chunk: chunks must be positive, got {chunks}")
+    _at_least_1d("chunk", x)
     n = x.shape[_dim("chunk", dim, x.shape)]
     if n == 0:
         return split(x, [0] * chunks, dim)
@@ -416,6 +424,7 @@ def _scatter_add(src, index, *, dim, shape):
 def gather(x, dim, index):
     """out[i][j] = x[index[i][j]][j] for dim=0 (and so on), like torch.gather: index has x's number
     of dims and is no larger than x outside dim; repeated indices accumulate in the gradient."""
+    _at_least_1d("gather", x)
     index = _index_array("gather", index, x.data)
     d = _dim("gather", dim, x.shape)
     if index.ndim != x.ndim or any(i > n for k, (i, n) in enumerate(zip(index.shape, x.shape))
@@ -429,6 +438,7 @@ def gather(x, dim, index):
 @public
 def index_select(x, dim, index):
     """The entries of x at the 1-D integer `index` along dim, like torch.index_select."""
+    _at_least_1d("index_select", x)
     index = _index_array("index_select", index, x.data)
     if index.ndim > 1:
         raise RuntimeError(f"index_select: index must be 1-D, got shape {index.shape}")
@@ -502,7 +512,14 @@ def _check_indices(index, shape):
                 _check_range("getitem", item, shape[axis], axis, shape)
             axis += 1
         else:
-            axis += _width(item)
+            width = _width(item)
+            if (width and backend.is_array(item) and item.dtype.kind == "b"
+                    and tuple(item.shape) != tuple(shape[axis:axis + width])):
+                dims = f"dim {axis}" if width == 1 else f"dims {axis}..{axis + width - 1}"
+                raise IndexError(f"getitem: boolean mask of shape {tuple(item.shape)} does not "
+                                 f"match {dims} of the indexed tensor (tensor shape "
+                                 f"{tuple(shape)})")
+            axis += width
 
 
 @public
@@ -514,5 +531,7 @@ def getitem(x, index):
     _check_indices(index, x.shape)
     try:
         return _getitem(x, index=index)
-    except IndexError as e:
-        raise IndexError(f"getitem: {e} (tensor shape {x.shape})") from None
+    except IndexError as e:  # the array library's words, without _with_context's own framing
+        message = str(e).removeprefix("getitem: ")
+        message = message.rpartition(" (inputs of shapes ")[0] or message
+        raise IndexError(f"getitem: {message} (tensor shape {x.shape})") from None

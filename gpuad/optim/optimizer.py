@@ -77,6 +77,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        self._check_grads()
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -85,6 +86,20 @@ class Optimizer:
                     p._bump_version()  # a retained graph that saved p now refuses to backward
                     self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
         return loss
+
+    def _check_grads(self):
+        """Refuse a step before touching anything when a gradient does not fit its parameter."""
+        for i, p in enumerate(p for group in self.param_groups for p in group["params"]):
+            g = p.grad
+            if g is None:
+                continue
+            if g.shape != p.shape:
+                raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} but its "
+                                 f"gradient has shape {g.shape}; no parameter was updated")
+            if g.device != p.device:
+                raise RuntimeError(f"{type(self).__name__}: parameter {i} is on {p.device} but its "
+                                   f"gradient is on {g.device}; no parameter was updated (move the "
+                                   f"model before backward, or clear .grad after moving it)")
 
     def _update(self, p, g, state, group):
         raise NotImplementedError(f"{type(self).__name__} must define _update(p, g, state, group)")
@@ -104,7 +119,13 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore state and hyper-parameters saved by state_dict(); state arrays are copied onto
         each parameter's device and dtype."""
-        name, saved = type(self).__name__, state_dict["param_groups"]
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            keys = list(state_dict)[:4] if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{name}.load_state_dict: expected an optimizer state dict with 'state' "
+                             f"and 'param_groups' (from optimizer.state_dict()), got {keys}; a "
+                             f"model's state dict goes to model.load_state_dict")
+        saved = state_dict["param_groups"]
         if len(saved) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved)} parameter "
                              f"group(s) but this optimizer has {len(self.param_groups)}")
