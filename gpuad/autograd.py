@@ -4,6 +4,8 @@ Sits between tensor.py and ops/: ops record a Node on each output that needs a g
 and grad() walk those Nodes once, in reverse topological order, without recursion. This module
 knows no op by name and no backend.
 """
+import functools
+import inspect
 import itertools
 import os
 import sys
@@ -24,15 +26,13 @@ def is_grad_enabled():
     return _mode.enabled
 
 
-class set_grad_enabled:
-    """Context manager (and decorator) that sets grad mode for this thread, like torch's."""
-
-    def __init__(self, mode):
-        self.mode = bool(mode)
-        self.prev = _mode.enabled
-        _mode.enabled = self.mode
+class _GradModeSwitch:
+    """Sets grad mode for this thread on entry and restores it on exit (also on exceptions); used
+    as a decorator it does so around every call, and around every resumption of a generator."""
+    mode = True
 
     def __enter__(self):
+        self.prev, _mode.enabled = _mode.enabled, self.mode
         return self
 
     def __exit__(self, *exc):
@@ -40,25 +40,54 @@ class set_grad_enabled:
 
     def __call__(self, fn):
         mode = self.mode
-        _mode.enabled = self.prev  # used as a decorator: undo the switch made in __init__
 
+        @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
+            with _switch(mode):
                 return fn(*args, **kwargs)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-        return wrapper
+
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            gen, sent = fn(*args, **kwargs), None
+            while True:
+                with _switch(mode):
+                    try:
+                        item = gen.send(sent)
+                    except StopIteration as stop:
+                        return stop.value
+                sent = yield item
+        return generator_wrapper if inspect.isgeneratorfunction(fn) else wrapper
 
 
-class no_grad(set_grad_enabled):
-    """Record nothing inside this block (thread-local, restored on exceptions)."""
+def _switch(mode):
+    switch = _GradModeSwitch()
+    switch.mode = mode
+    return switch
 
-    def __init__(self):
-        super().__init__(False)
+
+class no_grad(_GradModeSwitch):
+    """Record nothing inside this block: `with gpuad.no_grad():` or `@gpuad.no_grad()`."""
+    mode = False
 
 
-class enable_grad(set_grad_enabled):
-    def __init__(self):
-        super().__init__(True)
+class enable_grad(_GradModeSwitch):
+    """Record again inside a no_grad block."""
+    mode = True
+
+
+class set_grad_enabled(_GradModeSwitch):
+    """Set grad mode now (like torch, a plain call takes effect at once), or for a with block."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+        self.prev, _mode.enabled = _mode.enabled, self.mode
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        _mode.enabled = self.prev  # used as a decorator: undo the switch made in __init__
+        return super().__call__(fn)
 
 
 # ---- anomaly detection and debug mode: off by default, one list lookup per op when off ---------

@@ -227,9 +227,15 @@ def scatter_add(target, index, values):
     return target
 
 
+_LAST_SEED = [None]
+
+
 class _Generators(threading.local):
+    """Per-thread generators (threads never interleave each other's draws); a new thread starts
+    from the last manual_seed, so its results repeat too."""
+
     def __init__(self):
-        self.seed = None
+        self.seed = _LAST_SEED[0]
         self.by_device = {}
 
 
@@ -238,7 +244,7 @@ _generators = _Generators()
 
 def manual_seed(seed):
     """Seed every backend's generator, like torch.manual_seed."""
-    _generators.seed = int(seed)
+    _LAST_SEED[0] = _generators.seed = int(seed)
     _generators.by_device = {}
 
 

@@ -2,11 +2,14 @@
 
 One safetensors file: every array (copied to the host) is a named entry, and the structure is a JSON
 manifest in the file's metadata. Loading never unpickles anything; saving is atomic (temp file,
-fsync, os.replace), so a crash mid-save leaves the previous checkpoint intact.
+fsync, os.replace), so a crash mid-save leaves the previous checkpoint intact (plus, at worst, a
+hidden temp file, which remove_stale_temp_files clears).
 """
 import json
 import os
+import re
 import struct
+import time
 import uuid
 
 import numpy
@@ -18,6 +21,9 @@ from .tensor import Tensor
 
 FORMAT, VERSION = "gpuad.checkpoint", 1
 _SCALARS = (bool, int, float, str, type(None))
+# Test hook: seconds to pause between the fsynced temp file and os.replace, so that the crash
+# tests can kill -9 a process mid-save on purpose (tests/test_reliability_crash.py).
+_SAVE_DELAY_ENV = "GPUAD_TEST_SAVE_DELAY"
 
 
 def save(obj, path):
@@ -141,6 +147,22 @@ def _manifest(path, payload):
     return manifest
 
 
+def remove_stale_temp_files(path):
+    """Delete the temp files that a save to `path` killed mid-write (kill -9, power loss) left
+    next to it; they are never read. Call it only where no other process is saving to `path`.
+    Returns the names removed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(os.path.basename(path))}\.[0-9a-f]{{8}}\.tmp")
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    removed = [name for name in names if pattern.fullmatch(name)]
+    for name in removed:
+        try:
+            os.remove(os.path.join(folder, name))
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def _atomic_write(path, payload):
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
@@ -150,6 +172,8 @@ def _atomic_write(path, payload):
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+        if os.environ.get(_SAVE_DELAY_ENV):
+            time.sleep(float(os.environ[_SAVE_DELAY_ENV]))  # the test hook above
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

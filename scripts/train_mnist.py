@@ -5,8 +5,9 @@
     python scripts/train_mnist.py --checkpoint run.ckpt --resume
 
 Prints one JSON line per epoch (train loss, test loss, test accuracy, samples/s, device), shows tqdm
-progress bars, writes a checkpoint after every epoch (atomically, so Ctrl-C or a crash leaves the
-last complete one intact) and with --resume continues from it exactly as an uninterrupted run.
+progress bars, writes a checkpoint after every epoch (atomically, so Ctrl-C, a crash or kill -9
+leaves the last complete one intact) and with --resume continues from it exactly as an
+uninterrupted run.
 """
 import argparse
 import json
@@ -16,6 +17,7 @@ import sys
 import gpuad
 import gpuad.nn.functional as F
 from gpuad import optim
+from gpuad.checkpoint import remove_stale_temp_files
 from gpuad.data import DataLoader
 from gpuad.data.datasets import MNIST
 from gpuad.training import evaluate, train_epoch
@@ -74,13 +76,17 @@ def main(argv=None):
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), args.lr)
 
     first_epoch = 0
+    if args.checkpoint and (stale := remove_stale_temp_files(args.checkpoint)):
+        print(f"removed {len(stale)} temp file(s) left by a save that was killed midway",
+              file=sys.stderr)
     if args.resume and os.path.exists(args.checkpoint):
         state = gpuad.load(args.checkpoint, device=args.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         gpuad.set_rng_state(state["rng"])
         first_epoch = state["epoch"] + 1
-        print(json.dumps({"resumed_from": args.checkpoint, "epoch": state["epoch"]}), flush=True)
+        # the last completed epoch, numbered from 1 like the summary lines
+        print(json.dumps({"resumed_from": args.checkpoint, "epoch": first_epoch}), flush=True)
 
     progress = not args.no_progress
     history = []
