@@ -105,7 +105,7 @@ def load(path, device=None):
 
     try:
         return decode(manifest["root"])
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, RecursionError) as e:
         raise ValueError(f"gpuad.load: {path} has a corrupt gpuad manifest: {e}") from None
 
 

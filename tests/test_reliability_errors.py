@@ -21,8 +21,8 @@ Messages already pinned elsewhere are referenced here, not copied:
   manifests, naming the file, never unpickling: test_checkpoint.py (random corruption is fuzzed in
   test_reliability_properties.py)
 
-The last section holds the gaps found while writing this file, as strict xfails with the
-reproduction: each turns into a failure (XPASS) once fixed, so its marker can then be dropped.
+The last section holds the gaps found while writing this file (each was a strict xfail with its
+reproduction until the fix landed).
 """
 import gc
 import json
@@ -306,7 +306,7 @@ def test_gpuad_load_names_a_missing_file(tmp_path):
              lambda: gpuad.load(tmp_path / "nope.ck"))
 
 
-# ---- gaps found while writing this file, fixed since (the last one is still open) -------------
+# ---- gaps found while writing this file, each fixed since -------------------------------------
 def test_gap_failed_optimizer_step_leaves_every_parameter_unchanged():
     a, b = nn.Parameter(gpuad.ones(2)), nn.Parameter(gpuad.ones(3))
     a.grad, b.grad = gpuad.ones(2), gpuad.ones(4)  # b's gradient has the wrong shape
@@ -379,8 +379,6 @@ def test_gap_optimizer_load_state_dict_of_a_model_explains():
         opt.load_state_dict(net.state_dict())
 
 
-@pytest.mark.xfail(strict=True, reason="checkpoint.load decodes requires_grad onto an integer "
-                   "array: the RuntimeError of the requires_grad setter escapes, without the file")
 def test_gap_crafted_manifest_errors_name_the_file(tmp_path):
     path = tmp_path / "crafted"
     manifest = {"format": "gpuad.checkpoint", "version": 1,
