@@ -1,5 +1,7 @@
 """Backends as a fixture: every device-aware test runs on cpu, on the strict backend (numpy arrays
 that refuse what CuPy refuses) and, when CuPy sees a GPU, on cuda."""
+import pickle
+
 import pytest
 
 import gpuad
@@ -24,3 +26,12 @@ def device(request):
 @pytest.fixture(autouse=True)
 def _seed():
     gpuad.manual_seed(0)
+
+
+@pytest.fixture
+def no_unpickling(monkeypatch):
+    """Fail the test if anything unpickles (gpuad.load must never)."""
+    def fail(*args, **kwargs):
+        pytest.fail("gpuad.load tried to unpickle")
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, fail)

@@ -122,14 +122,6 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert load(path) == {"epoch": 3} and os.listdir(tmp_path) == ["ck"]
 
 
-@pytest.fixture
-def no_unpickling(monkeypatch):
-    def fail(*args, **kwargs):
-        pytest.fail("gpuad.load tried to unpickle")
-    for name in ("load", "loads", "Unpickler"):
-        monkeypatch.setattr(pickle, name, fail)
-
-
 def refused(path, *reasons):
     with pytest.raises(ValueError) as info:
         load(path)

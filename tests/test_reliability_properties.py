@@ -12,7 +12,6 @@ op table's domains (REAL, POSITIVE, AWAY_FROM_ZERO, DISTINCT), so no numpy warni
 """
 import math
 import os
-import pickle
 import tempfile
 
 import numpy as np
@@ -649,14 +648,6 @@ def _checkpoint_bytes():
 
 
 CHECKPOINT = _checkpoint_bytes()
-
-
-@pytest.fixture
-def no_unpickling(monkeypatch):
-    def fail(*args, **kwargs):
-        pytest.fail("gpuad.load tried to unpickle")
-    for name in ("load", "loads", "Unpickler"):
-        monkeypatch.setattr(pickle, name, fail)
 
 
 @fast(150)

@@ -1,18 +1,11 @@
 """The teaching scripts trace_example and numeric_vs_autodiff, smoke-tested via main([...])."""
-import importlib.util
 import json
 import pathlib
 
 import pytest
+from test_scripts import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def json_lines(text):
