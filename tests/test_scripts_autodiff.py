@@ -1,11 +1,9 @@
 """The teaching scripts trace_example and numeric_vs_autodiff, smoke-tested via main([...])."""
 import json
-import pathlib
 
 import pytest
 from test_scripts import load_script
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def json_lines(text):
