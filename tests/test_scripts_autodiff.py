@@ -5,7 +5,6 @@ import pytest
 from test_scripts import load_script
 
 
-
 def json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
