@@ -144,7 +144,8 @@ def user_site():
     return "<unknown>" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
-def _shapes(values):
+def describe_shapes(values):
+    """'(2, 3), (3,), 0.5': the shapes of arrays and the values of scalars, for error messages."""
     return ", ".join(str(tuple(v.shape)) if hasattr(v, "shape") else repr(v) for v in values)
 
 
@@ -153,8 +154,8 @@ def check_finite(what, name, site, output, inputs):
     if output.dtype.kind in "fc" and not bool(backend.xp_of(output).isfinite(output).all()):
         kind = "NaN" if bool(backend.xp_of(output).isnan(output).any()) else "Inf"
         raise AnomalyError(f"detect_anomaly: {what} of '{name}' produced {kind} (output shape "
-                           f"{tuple(output.shape)}, inputs of shapes {_shapes(inputs)}); the op was "
-                           f"called at {site}")
+                           f"{tuple(output.shape)}, inputs of shapes {describe_shapes(inputs)}); "
+                           f"the op was called at {site}")
 
 
 _creation_order = itertools.count()
@@ -236,7 +237,7 @@ def _accumulate(pending, x, g):
         entry[1].data += g.data  # an array this walk allocated and nobody else holds
     else:
         entry[1] = entry[1] + g
-        entry[2] = not entry[1].requires_grad
+        entry[2] = not entry[1]._requires_grad
 
 
 def _run_hooks(t, g):
@@ -324,14 +325,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                     gx = sum_to(gx, x.data.shape)  # the engine's one unbroadcast
                 if gx.data.dtype != x.data.dtype:
                     gx = gx.to(x.data.dtype)  # a float32 input gets a float32 gradient, as in PyTorch
-                acc = pending.get(id(x))
-                if acc is None:
-                    pending[id(x)] = [x, gx, False]  # stored as is: a rule may share it
-                elif acc[2]:
-                    acc[1].data += gx.data  # an array this walk allocated and nobody else holds
-                else:
-                    acc[1] = acc[1] + gx
-                    acc[2] = not acc[1]._requires_grad
+                _accumulate(pending, x, gx)
             if not retain_graph:
                 node.inputs = None  # frees what the node saved; a second backward raises
         for leaf, g, owned in pending.values():  # what is left belongs to leaves

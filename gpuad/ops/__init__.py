@@ -15,7 +15,7 @@ import numbers
 import numpy
 
 from .. import backend
-from ..autograd import ANOMALY, DEBUG, Node, _mode, check_finite, user_site
+from ..autograd import ANOMALY, DEBUG, Node, _mode, check_finite, describe_shapes, user_site
 from ..tensor import Tensor, rebuilt
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
@@ -132,7 +132,7 @@ def _with_context(error, name, raw):
     public_name = name.lstrip("_")
     if message.startswith((f"{public_name}:", f"{name}:")) or "strict backend" in message:
         return error
-    shapes = ", ".join(str(tuple(a.shape)) if hasattr(a, "shape") else repr(a) for a in raw)
+    shapes = describe_shapes(raw)
     if DEBUG[0]:
         shapes += "; dtypes " + ", ".join(str(getattr(a, "dtype", type(a).__name__)) for a in raw)
         shapes += "; devices " + ", ".join(str(backend.device_of(a)) for a in raw if backend.is_array(a))
