@@ -296,7 +296,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
         run = None
         if wanted is not None:
             order, run = _leading_to(order, wanted)
-        for t in order:
+        for i, t in enumerate(order):
+            order[i] = None  # the walk's last reference: t's array can go once its rule has run
             entry = pending.pop(id(t), None)
             if entry is None:
                 continue

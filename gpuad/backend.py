@@ -196,9 +196,10 @@ CHECK_DEVICE_INDICES = False
 
 
 def indices_outside(index, low, high):
-    """The first entry of the index array outside [low, high), or None; on CUDA None without
-    looking (no sync) unless CHECK_DEVICE_INDICES is set."""
-    if cupy is not None and type(index) is cupy.ndarray and not CHECK_DEVICE_INDICES:
+    """The first entry of the index array outside [low, high), or None; on a device (CUDA, and
+    the strict backend that stands in for it) None without looking (no sync) unless
+    CHECK_DEVICE_INDICES is set."""
+    if type(index) is not numpy.ndarray and not CHECK_DEVICE_INDICES:
         return None
     bad = (index < low) | (index >= high)
     if not (index.size and bool(bad.any())):
@@ -217,12 +218,9 @@ _NO_SCOPE = contextlib.nullcontext()
 
 
 def scatter_add(target, index, values):
-    """target[index] += values in place, accumulating repeated indices (numpy's ufunc.at)."""
-    if cupy is not None and type(target) is cupy.ndarray:
-        import cupyx
-        cupyx.scatter_add(target, index, values)
-    else:
-        xp_of(target).add.at(target, index, values)
+    """target[index] += values in place, accumulating repeated indices (ufunc.at; CuPy >= 13 has
+    it too, and deprecates the older cupyx.scatter_add)."""
+    xp_of(target).add.at(target, index, values)
     return target
 
 
@@ -342,3 +340,57 @@ def synchronize(dev):
     dev = device(dev)
     if dev.type == "cuda":
         cupy.cuda.Device(dev.index).synchronize()
+
+
+# float32 matmul precision, torch's names: "highest" computes in float32; "high" and "medium" let
+# cuBLAS round inputs to TF32 on the tensor cores (Ampere and later; ~8x the float32 rate, 10-bit
+# mantissa). CuPy reads its compute type once from CUPY_TF32; setting it directly works at any time.
+_MATMUL_PRECISION = ["highest"]
+
+
+def set_float32_matmul_precision(precision):
+    if precision not in ("highest", "high", "medium"):
+        raise ValueError(f"set_float32_matmul_precision: expected 'highest', 'high' or 'medium', "
+                         f"got {precision!r}")
+    if cuda_available():
+        from cupy._core import _routines_linalg as linalg  # CuPy's own switch, no public API yet
+        linalg.set_compute_type(numpy.float32, linalg.COMPUTE_TYPE_DEFAULT if precision == "highest"
+                                else linalg.COMPUTE_TYPE_TF32)
+    _MATMUL_PRECISION[0] = precision
+
+
+def get_float32_matmul_precision():
+    return _MATMUL_PRECISION[0]
+
+
+_CAPTURING = [False]
+
+
+def capturing():
+    """True while capture_graph records (libraries that refuse stream capture need another path)."""
+    return _CAPTURING[0]
+
+
+def capture_graph(fn, dev):
+    """Record the kernels that fn() launches on `dev` as a CUDA graph, without running them.
+    Returns (graph, the pool holding the graph's arrays, fn's outputs). The graph's temporaries
+    come from a pool of their own, so eager work between replays never lands in memory a replay
+    overwrites."""
+    dev = device(dev)
+    if dev.type != "cuda":
+        raise ValueError(f"cuda.graph: a CUDA graph records GPU kernels, but the step runs on "
+                         f"{dev}; call the step directly there")
+    with cupy.cuda.Device(dev.index):
+        cupy.cuda.get_current_stream().synchronize()  # eager work queued so far runs first
+        pool = cupy.cuda.MemoryPool()
+        stream = cupy.cuda.Stream(non_blocking=True)  # the legacy default stream cannot capture
+        with stream, cupy.cuda.using_allocator(pool.malloc):
+            stream.begin_capture()
+            _CAPTURING[0] = True
+            try:
+                outputs = fn()
+            finally:
+                _CAPTURING[0] = False
+                graph = stream.end_capture()
+    return graph, pool, outputs
+

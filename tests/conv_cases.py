@@ -46,6 +46,12 @@ def ref_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return out[0] if unbatched else out
 
 
+def ref_conv2d_op(x, w, b, stride, padding, dilation, groups):
+    """gpuad.ops._conv2d: padding as (top, bottom, left, right)."""
+    x = np.pad(x, ((0, 0), (0, 0), padding[:2], padding[2:]))
+    return ref_conv2d(x, w, b, stride=stride, dilation=dilation, groups=groups)
+
+
 def _pool_size(n, k, s, p, d, ceil_mode):
     """torch's pooling_output_shape."""
     size = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
@@ -174,7 +180,7 @@ def ref_pool_gather(v, x, kernel, stride, padding, dilation):
     return out["y"]
 
 
-def ref_pool_scatter(g, x, kernel, stride, padding, dilation):
+def ref_pool_scatter(g, x, best, kernel, stride, padding, dilation):
     out = np.zeros(x.shape)
     for (i, j, a, b), (r, q), _ in _first_max_positions(x, kernel, stride, padding, dilation):
         out[a, b, r, q] += g[a, b, i, j]
@@ -188,6 +194,14 @@ def _values_and_chooser(rng, shapes):
     return [REAL(rng, shapes[0]), rng.integers(0, 3, shapes[1]).astype(float)]
 
 
+def _scatter_inputs(geometry):
+    """_pool_scatter's inputs: gradients v, a tie-rich chooser x and x's window maxima."""
+    def make(rng, shapes):
+        v, x = _values_and_chooser(rng, shapes)
+        return [v, x, ref_pool_gather(x, x, **geometry)]
+    return make
+
+
 _POOL_GEOMETRIES = [  # output sizes (3, 2), (4, 4) and (3, 1) for a (5, 4) input
     {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 1, 0, 0), "dilation": (1, 1)},
     {"kernel": (3, 2), "stride": (1, 1), "padding": (1, 0, 0, 1), "dilation": (1, 1)},
@@ -195,6 +209,7 @@ _POOL_GEOMETRIES = [  # output sizes (3, 2), (4, 4) and (3, 1) for a (5, 4) inpu
 ]
 
 
+_TILED = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0, 0, 0), "dilation": (1, 1)}
 _IM2COL = {"kernel": (2, 3), "stride": (1, 2), "padding": (1, 0, 0, 2), "dilation": (2, 1)}
 _IM2COL_OUT = ref_im2col(np.zeros((2, 3, 5, 4)), **_IM2COL).shape
 
@@ -214,6 +229,9 @@ CONV_CASES = [
                  {"kernel_size": 2, "stride": 1, "dilation": 2},
                  {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}],
          domain=DISTINCT),
+    Case("max_pool2d", gpuad.max_pool2d, ref_max_pool2d, [((2, 3, 6, 4),), ((3, 4, 6),)],
+         kwargs=[{"kernel_size": 2}, {"kernel_size": (3, 2)}, {"kernel_size": 2, "ceil_mode": True}],
+         domain=DISTINCT),  # windows that tile the input: _pool_scatter's reshaped path
     Case("avg_pool2d", gpuad.avg_pool2d, ref_avg_pool2d, [((2, 3, 6, 5),), ((3, 5, 4),)],
          kwargs=[{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
                  {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False},
@@ -234,10 +252,16 @@ CONV_CASES = [
          kwargs=[{"shape": (2, 3, 4, 5), "kernel": (2, 2), "stride": (2, 2)}]),
     Case("_pool_gather", gpuad.ops._pool_gather, ref_pool_gather, [((2, 3, 5, 4), (2, 3, 5, 4))],
          kwargs=_POOL_GEOMETRIES, make=_values_and_chooser, diff=(0,)),
-    Case("_pool_scatter", gpuad.ops._pool_scatter, ref_pool_scatter, [((2, 3, 3, 2), (2, 3, 5, 4))],
-         kwargs=_POOL_GEOMETRIES[:1], make=_values_and_chooser, diff=(0,)),
-    Case("_pool_scatter", gpuad.ops._pool_scatter, ref_pool_scatter, [((2, 3, 4, 4), (2, 3, 5, 4))],
-         kwargs=_POOL_GEOMETRIES[1:2], make=_values_and_chooser, diff=(0,)),
-    Case("_pool_scatter", gpuad.ops._pool_scatter, ref_pool_scatter, [((2, 3, 3, 1), (2, 3, 5, 4))],
-         kwargs=_POOL_GEOMETRIES[2:], make=_values_and_chooser, diff=(0,)),
+    *[Case("_pool_scatter", gpuad.ops._pool_scatter, ref_pool_scatter,
+           [((2, 3) + out, (2, 3, 5, 4), (2, 3) + out)], kwargs=[geometry],
+           make=_scatter_inputs(geometry), diff=(0,))
+      for out, geometry in zip([(3, 2), (4, 4), (3, 1)], _POOL_GEOMETRIES)],
+    Case("_pool_scatter", gpuad.ops._pool_scatter, ref_pool_scatter,  # windows tile the input
+         [((2, 3, 3, 2), (2, 3, 6, 4), (2, 3, 3, 2))], kwargs=[_TILED],
+         make=_scatter_inputs(_TILED), diff=(0,)),
+    Case("_conv2d", gpuad.ops._conv2d, ref_conv2d_op, [((2, 3, 5, 4), (4, 3, 3, 2), (4,))],
+         kwargs=[{"stride": (1, 1), "padding": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1},
+                 {"stride": (2, 1), "padding": (1, 0, 2, 1), "dilation": (1, 2), "groups": 1}]),
+    Case("_conv2d", gpuad.ops._conv2d, ref_conv2d_op, [((2, 4, 7, 6), (6, 2, 3, 2), (6,))],
+         kwargs=[{"stride": (2, 2), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 2}]),
 ]

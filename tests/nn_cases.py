@@ -155,9 +155,10 @@ BN_SHAPES = [((4, 3), (3,), (3,)), ((2, 3, 4), (3,), (3,)), ((2, 3, 2, 2), (3,),
 RUNNING_SHAPES = [((4, 3), (3,), (3,), (3,), (3,)), ((2, 3, 2, 2), (3,), (3,), (3,), (3,))]
 
 NN_CASES = [
-    Case("linear", lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w.T + b,
+    Case("_linear", lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w.T + b,
          [((2, 3), (4, 3), (4,)), ((3,), (4, 3), (4,)), ((2, 2, 3), (4, 3), (4,))]),
-    Case("linear", lambda x, w: F.linear(x, w), lambda x, w: x @ w.T, [((2, 3), (4, 3))]),
+    Case("_linear", lambda x, w: F.linear(x, w), lambda x, w: x @ w.T,
+         [((2, 3), (4, 3)), ((3,), (4, 3)), ((2, 2, 3), (4, 3))]),
     # ---- softmax ----
     Case("_softmax", F._softmax, _softmax_ref, [((2, 3),), ((2, 3, 4),)], kwargs=SOFTMAX_KWARGS),
     Case("_log_softmax", F._log_softmax, _log_softmax_ref, [((2, 3),), ((2, 3, 4),)],

@@ -110,3 +110,27 @@ def test_the_op_suite_only_calls_functions_that_cupy_has():
             missing.append(name)
     assert len(strict.USED) > 20
     assert not missing, f"CuPy lacks {missing}: add a helper to gpuad/backend.py"
+
+
+# ---- float32 matmul precision (TF32 is opt-in, as in torch) --------------------------------------
+def test_matmul_precision_is_highest_by_default_and_checked():
+    assert gpuad.get_float32_matmul_precision() == "highest"
+    with pytest.raises(ValueError, match="set_float32_matmul_precision: expected 'highest'"):
+        gpuad.set_float32_matmul_precision("fast")
+    assert gpuad.get_float32_matmul_precision() == "highest"
+
+
+@pytest.mark.gpu
+def test_tf32_rounds_float32_matmul_inputs_only_when_asked():
+    """1.0001 has no TF32 representation (10-bit mantissa): with TF32 a 256-term dot product of
+    1.0001s and ones comes out 256.0, in float32 256.0256."""
+    x = gpuad.full((256, 256), 1.0001, device="cuda")
+    y = gpuad.ones(256, 256, device="cuda")
+    try:
+        exact = (x @ y)[0, 0].item()
+        gpuad.set_float32_matmul_precision("high")
+        rounded = (x @ y)[0, 0].item()
+    finally:
+        gpuad.set_float32_matmul_precision("highest")
+    assert abs(exact - 256.0256) < 1e-3 and rounded == 256.0
+    assert abs((x @ y)[0, 0].item() - 256.0256) < 1e-3  # and back

@@ -12,12 +12,11 @@ import warnings
 
 import numpy
 
-from .. import backend, creation, ops
+from .. import backend, creation, fused, ops
 from ..autograd import is_grad_enabled, no_grad
 from ..backend import xp_of
 from ..ops import primitive
 from ..ops.reduce import _axis
-from ..ops.shape import _along
 from ..tensor import Tensor
 
 # activations: the gpuad ops themselves (torch.nn.functional.relu is torch.relu too)
@@ -28,29 +27,9 @@ pad, one_hot = ops.pad, ops.one_hot
 
 # ---- linear, convolution, pooling ------------------------------------------------------------
 def linear(input, weight, bias=None):
-    """input @ weight.T + bias, with weight of shape (out_features, in_features), like torch."""
-    try:
-        out = ops.matmul(input, weight.T)
-        return out if bias is None else out + bias
-    except ValueError:  # explained only on failure: the common path pays nothing
-        message = _linear_mismatch(input, weight, bias)
-        if message is None:
-            raise
-        raise ValueError(message) from None
-
-
-def _linear_mismatch(input, weight, bias):
-    """Which of linear's shapes do not fit, in words, or None."""
-    shape, ws = tuple(getattr(input, "shape", ())), tuple(weight.shape)
-    if len(ws) not in (1, 2):
-        return f"linear: weight must have shape (out_features, in_features), got {ws}"
-    if shape[-1:] != ws[-1:]:
-        return (f"linear: input of shape {shape} does not fit weight of shape {ws} "
-                f"(out_features, in_features): expected {ws[-1]} features in the input's last dim")
-    if bias is not None and len(ws) == 2:
-        return (f"linear: bias of shape {tuple(bias.shape)} does not fit weight of shape {ws}; "
-                f"expected ({ws[0]},)")
-    return None
+    """input @ weight.T + bias, with weight of shape (out_features, in_features), like torch: one
+    op (gpuad.ops._linear) whose rule computes the weight's gradient straight into its layout."""
+    return ops._linear(input, weight, bias)
 
 
 def _conv_op(name):
@@ -244,28 +223,16 @@ def _softmax_nll_grad_vjp(h, y, x, target, scale):
 
 @primitive(vjp=_softmax_nll_grad_vjp)
 def _softmax_nll_grad(x, target, scale):
-    """(softmax(x, 1) - one_hot(target, dim 1)) * scale[:, None]: _softmax_nll's gradient, in
-    three passes over x and without a one-hot array."""
-    xp = xp_of(x)
-    p = x - x.max(axis=1, keepdims=True)
-    xp.exp(p, out=p)
-    s = scale[:, None].astype(p.dtype, copy=False)
-    p *= s / p.sum(axis=1, keepdims=True)
-    p[_along(target[:, None], 1)] -= s
-    return p
+    """(softmax(x, 1) - one_hot(target, dim 1)) * scale[:, None]: _softmax_nll's gradient, without
+    a one-hot array (one CuPy kernel for 2-D logits on the GPU)."""
+    return fused.softmax_nll_grad(x, target, scale)
 
 
 @primitive(vjp=lambda g, y, x, target, w: (_softmax_nll_grad(x, target, g * w), None, None))
 def _softmax_nll(x, target, w):
     """-w * log_softmax(x, 1) at the class `target` (dim 1 removed): cross_entropy's fused
     per-element loss for logits x (N, C, ...), valid indices target (N, ...) and weights w."""
-    xp = xp_of(x)
-    top = x.max(axis=1, keepdims=True)
-    e = x - top
-    xp.exp(e, out=e)
-    lse = xp.log(e.sum(axis=1)) + top[:, 0]
-    picked = xp.take_along_axis(x, target[:, None], axis=1)[:, 0]
-    return (lse - picked) * w.astype(x.dtype, copy=False)
+    return fused.softmax_nll(x, target, w)
 
 
 def _pick(x, index):

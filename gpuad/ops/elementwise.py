@@ -7,13 +7,28 @@ import math
 
 import numpy
 
-from .. import backend
+from .. import backend, fused
+from ..autograd import _mode
 from ..backend import xp_of
+from ..tensor import Tensor
 from . import primitive, public
 
 
 def _needs(x):
     return getattr(x, "requires_grad", False)
+
+
+# Activation rules: in a plain backward (grad mode off) one fused pass over the raw arrays (a
+# CuPy kernel on the GPU); under create_graph the same formula in gpuad ops, so it stays
+# differentiable.
+def _raw(fn, *tensors, **kwargs):
+    out = fn(*(t.data for t in tensors), **kwargs)
+    return (Tensor(out if type(out) in backend.ARRAY_TYPES else numpy.asarray(out)),)  # 0-d numpy
+
+
+def _from_output(backward, rule):
+    """A rule for an activation whose derivative is a function of its output y."""
+    return lambda g, y, x: (rule(g, y),) if _mode.enabled else _raw(backward, g, y)
 
 
 # ---- arithmetic -------------------------------------------------------------------------------
@@ -110,21 +125,15 @@ def tan(x):
     return xp_of(x).tan(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (1 - y * y),), floating=True)
+@primitive(vjp=_from_output(fused.tanh_backward, lambda g, y: g * (1 - y * y)), floating=True)
 def tanh(x):
     return xp_of(x).tanh(x)
 
 
-def _sigmoid_forward(x):
-    xp = xp_of(x)
-    z = xp.exp(-xp.abs(x))  # never overflows: exp of a non-positive number
-    return xp.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
-
-
-# kept primitive for stability, like tinygrad
-@primitive(vjp=lambda g, y, x: (g * y * (1 - y),), floating=True)
+# kept primitive for stability, like tinygrad; computed without overflow
+@primitive(vjp=_from_output(fused.sigmoid_backward, lambda g, y: g * y * (1 - y)), floating=True)
 def sigmoid(x):
-    return _sigmoid_forward(x)
+    return fused.sigmoid(x)
 
 
 @primitive(vjp=lambda g, y, x: (g * (2 / math.sqrt(math.pi)) * exp(-x * x),), floating=True)
@@ -145,8 +154,39 @@ def softplus(x, *, beta=1.0, threshold=20.0):
     return xp.where(bx > threshold, x, stable).astype(x.dtype, copy=False)
 
 
+def _gelu_vjp(g, y, x, *, approximate):
+    if not _mode.enabled:
+        return _raw(fused.gelu_backward, g, x, approximate=approximate)
+    if approximate == "tanh":  # y = x (1 + t) / 2 with t = tanh(k (x + c x^3))
+        k, c = math.sqrt(2 / math.pi), 0.044715
+        t = tanh(k * (x + c * x * x * x))
+        return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (k * (1 + 3 * c * x * x))),)
+    # d (x Phi(x)) = Phi(x) + x phi(x)
+    return (g * (0.5 * (1 + erf(x * (1 / math.sqrt(2)))) +
+                 x * (exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi)))),)
+
+
+@primitive(vjp=_gelu_vjp, floating=True)
+def gelu(x, *, approximate="none"):
+    """x * Phi(x) with the exact erf form; approximate='tanh' uses PyTorch's tanh formula."""
+    return fused.gelu(x, approximate=approximate)
+
+
+def _silu_vjp(g, y, x):
+    if not _mode.enabled:
+        return _raw(fused.silu_backward, g, x)
+    s = sigmoid(x)
+    return (g * (s * (1 + x * (1 - s))),)
+
+
+@primitive(vjp=_silu_vjp, floating=True)
+def silu(x):
+    """x * sigmoid(x), like torch.nn.functional.silu."""
+    return fused.silu(x)
+
+
 # ---- piecewise ----------------------------------------------------------------------------------
-@primitive(vjp=lambda g, y, x: (g * (y > 0),))  # comparison yields a no-grad mask
+@primitive(vjp=_from_output(fused.relu_backward, lambda g, y: g * (y > 0)))  # y > 0: no-grad mask
 def relu(x):
     return xp_of(x).maximum(x, 0)
 
@@ -310,19 +350,6 @@ def elu(x, alpha=1.0):
     return where(x > 0, x, alpha * expm1(negative))
 
 
-@public
-def gelu(x, approximate="none"):
-    """x * Phi(x) with the exact erf form; approximate='tanh' uses PyTorch's tanh formula."""
-    if approximate == "tanh":
-        return 0.5 * x * (1 + tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
-    if approximate != "none":
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
-
-
-@public
-def silu(x):
-    return x * sigmoid(x)
 
 
 @public

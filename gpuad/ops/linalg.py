@@ -11,6 +11,7 @@ import math
 import string
 
 from .. import creation
+from .. import fused as _fused
 from ..backend import xp_of
 from . import primitive, public
 from . import elementwise as _elementwise
@@ -65,12 +66,54 @@ def matmul(a, b):
     if error:
         raise ValueError(error)
     if a.ndim > 2 and b.ndim <= 2:  # one GEMM over the folded batch, as torch.matmul does
-        return (a.reshape(_rows(a.shape), a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[1:])
-    return a @ b
+        return _fused.matmul(a.reshape(_rows(a.shape), a.shape[-1]), b).reshape(
+            a.shape[:-1] + b.shape[1:])
+    return _fused.matmul(a, b)
 
 
 def _rows(shape):
     return math.prod(shape[:-1])
+
+
+# ---- linear (x @ W.T + b in one op, like torch's addmm) -----------------------------------------
+def _linear_mismatch(sx, sw, sb):
+    """Why linear cannot combine these shapes, in words, or None."""
+    if len(sw) != 2:
+        return f"linear: weight must have shape (out_features, in_features), got {sw}"
+    if not sx or sx[-1] != sw[1]:
+        return (f"linear: input of shape {sx} does not fit weight of shape {sw} "
+                f"(out_features, in_features): expected {sw[1]} features in the input's last dim")
+    if sb is not None and sb != (sw[0],):
+        return (f"linear: bias of shape {sb} does not fit weight of shape {sw}; "
+                f"expected ({sw[0]},)")
+    return None
+
+
+def _linear_vjp(g, y, x, weight, bias):
+    # Leading dims fold into rows. The weight's gradient is g^T x computed as one GEMM into a fresh
+    # (out, in) array: matmul on weight.T would hand back a transposed view the engine must copy.
+    g2 = g.reshape((_rows(g.shape), g.shape[-1]))
+    gx = gw = gb = None
+    if getattr(x, "requires_grad", False):
+        gx = matmul(g2, weight).reshape(x.shape)
+    if getattr(weight, "requires_grad", False):
+        gw = matmul(g2.mT, x.reshape((_rows(x.shape), x.shape[-1])))
+    if getattr(bias, "requires_grad", False):
+        gb = g2.sum(0)
+    return gx, gw, gb
+
+
+@primitive(vjp=_linear_vjp, promote=True)
+def _linear(x, weight, bias):
+    """x @ weight.T + bias (bias may be None) over any leading dims: F.linear's one op."""
+    error = _linear_mismatch(tuple(x.shape), tuple(weight.shape),
+                             None if bias is None else tuple(bias.shape))
+    if error:
+        raise ValueError(error)
+    out = _fused.matmul(x.reshape(_rows(x.shape), x.shape[-1]), weight.T)
+    if bias is not None:
+        out += bias
+    return out.reshape(x.shape[:-1] + weight.shape[:1])
 
 
 def _require(name, a, b, ndim_a, ndim_b, what):

@@ -1,6 +1,8 @@
-"""Adam and AdamW: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
+"""Adam and AdamW: one update rule over the Optimizer base (raw arrays, in place, one fused kernel
+on CUDA)."""
 import math
 
+from .. import fused
 from ..backend import xp_of
 from .optimizer import Optimizer, _nonnegative
 
@@ -27,21 +29,15 @@ class Adam(Optimizer):
             state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(p), xp.zeros_like(p)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = xp.zeros_like(p)
-        lr, weight_decay, (beta1, beta2) = group["lr"], group["weight_decay"], group["betas"]
-        g = -g if group["maximize"] else g
-        if weight_decay and group["decoupled_weight_decay"]:
-            p *= 1 - lr * weight_decay
-        elif weight_decay:
-            g = g + weight_decay * p
+        beta1, beta2 = group["betas"]
         state["step"] = step = state["step"] + 1
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (g - m) * (1 - beta1)  # torch's lerp_
-        v *= beta2
-        v += (1 - beta2) * g * g
-        if group["amsgrad"]:
-            v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-        denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** step) + group["eps"]
-        p -= (lr / (1 - beta1 ** step)) * m / denom
+        vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
+        fused.adam_step(p, g, state["exp_avg"], state["exp_avg_sq"], vmax,
+                        lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                        weight_decay=group["weight_decay"],
+                        decoupled=group["decoupled_weight_decay"], maximize=group["maximize"],
+                        step_size=group["lr"] / (1 - beta1 ** step),  # bias corrections: host
+                        bias_correction2_sqrt=math.sqrt(1 - beta2 ** step))
 
 
 class AdamW(Adam):

@@ -84,7 +84,8 @@ class Optimizer:
                     if p.grad is None:
                         continue
                     p._bump_version()  # a retained graph that saved p now refuses to backward
-                    self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+                    with backend.device_scope(p.data):  # state and kernels on p's GPU
+                        self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
         return loss
 
     def _check_grads(self):

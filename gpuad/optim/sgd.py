@@ -1,4 +1,6 @@
-"""SGD: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
+"""SGD: one update rule over the Optimizer base (raw arrays, in place, one fused kernel on CUDA)."""
+from .. import fused
+from ..backend import xp_of
 from .optimizer import Optimizer, _nonnegative
 
 
@@ -16,16 +18,12 @@ class SGD(Optimizer):
                                   "maximize": maximize})
 
     def _update(self, p, g, state, group):
-        g = -g if group["maximize"] else g
-        if group["weight_decay"]:
-            g = g + group["weight_decay"] * p
-        momentum = group["momentum"]
+        momentum, buf, first = group["momentum"], None, False
         if momentum:
             buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = g.copy()  # never alias the caller's .grad
-            else:
-                buf *= momentum
-                buf += (1 - group["dampening"]) * g
-            g = g + momentum * buf if group["nesterov"] else buf
-        p -= group["lr"] * g
+            if buf is None:  # the first step fills it with the gradient (never aliases .grad)
+                buf = state["momentum_buffer"] = xp_of(p).empty_like(p)
+                first = True
+        fused.sgd_step(p, g, buf, lr=group["lr"], momentum=momentum,
+                       dampening=group["dampening"], weight_decay=group["weight_decay"],
+                       nesterov=group["nesterov"], maximize=group["maximize"], first=first)

@@ -6,6 +6,7 @@ refuses: implicit conversion to numpy (`np.asarray`, `np.exp(x)`), arithmetic wi
 module function and array method the ops reach is recorded in USED, so a test can check that CuPy
 has each one.
 """
+import contextlib
 import numbers
 import operator
 import types
@@ -15,6 +16,30 @@ import numpy
 from .. import backend
 
 USED = set()  # "exp", "add.at", "ndarray.reshape", ...
+
+# Reading a device value on the host (bool(), float(), .item(), asnumpy) or an op whose result size
+# depends on the data (boolean-mask indexing, nonzero, unique) makes the host wait for the GPU.
+# Inside forbid_host_sync() the strict backend raises on each, so a CPU test can prove that a
+# training step never synchronises.
+_HOST_SYNC_FORBIDDEN = [False]
+_SYNCING = {"nonzero", "flatnonzero", "argwhere", "unique", "item", "tolist", "get", "extract",
+            "compress"}
+
+
+@contextlib.contextmanager
+def forbid_host_sync():
+    """Raise on anything that would make a CuPy program wait for the device."""
+    previous, _HOST_SYNC_FORBIDDEN[0] = _HOST_SYNC_FORBIDDEN[0], True
+    try:
+        yield
+    finally:
+        _HOST_SYNC_FORBIDDEN[0] = previous
+
+
+def _check_sync(what):
+    if _HOST_SYNC_FORBIDDEN[0]:
+        raise RuntimeError(f"strict backend: {what} would synchronise the GPU with the host inside "
+                           f"forbid_host_sync()")
 
 
 def _refuse(what, value):
@@ -74,11 +99,14 @@ class StrictArray:
         return NotImplemented  # numpy functions on a StrictArray raise TypeError
 
     def unwrap(self):
+        _check_sync("copying to the host")
         return self._a
 
     def __getattr__(self, name):
         if name.startswith("__"):  # no __array_interface__ & co: numpy must not see through us
             raise AttributeError(name)
+        if name in _SYNCING:
+            _check_sync(f"ndarray.{name}()")
         USED.add("ndarray." + name)
         attr = getattr(self._a, name)
         if callable(attr):
@@ -86,7 +114,11 @@ class StrictArray:
         return wrap(attr)
 
     def __getitem__(self, index):
-        return wrap(self._a[unwrap(index, "indexing")])
+        index = unwrap(index, "indexing")
+        if _HOST_SYNC_FORBIDDEN[0] and any(getattr(i, "dtype", None) == bool for i in
+                                           (index if type(index) is tuple else (index,))):
+            _check_sync("indexing with a boolean mask")
+        return wrap(self._a[index])
 
     def __setitem__(self, index, value):
         self._a[unwrap(index, "indexing")] = _operand(value, "[]=")
@@ -98,15 +130,19 @@ class StrictArray:
         return (wrap(v) for v in self._a)
 
     def __bool__(self):
+        _check_sync("bool() of an array")
         return bool(self._a)
 
     def __float__(self):
+        _check_sync("float() of an array")
         return float(self._a)
 
     def __int__(self):
+        _check_sync("int() of an array")
         return int(self._a)
 
     def __index__(self):
+        _check_sync("using an array as a Python int")
         return self._a.__index__()
 
     def __repr__(self):
@@ -157,6 +193,8 @@ class _StrictCallable:
         self._fn, self._name = fn, name
 
     def __call__(self, *args, **kwargs):
+        if self._name in _SYNCING:
+            _check_sync(f"{self._name}()")
         if self._name in ("asarray", "array", "ascontiguousarray") and args:
             args = (args[0] if type(args[0]) is numpy.ndarray else unwrap(args[0]),) + args[1:]
             return wrap(self._fn(*args, **unwrap(kwargs, self._name)))

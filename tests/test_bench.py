@@ -1,0 +1,200 @@
+"""scripts/bench.py and its hand-written floor (gpuad/testing/floor.py).
+
+The floor is the bar gpuad is measured against, so it must compute exactly what the benchmarked
+networks compute: its gradients and optimizer steps are checked against gpuad's autograd and
+optimizers in float64. The benchmarks themselves get smoke runs on random data (no timing
+assertions: only the shape of the results and that the ratios are those of the medians).
+"""
+import json
+import math
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.nn.functional as F
+from gpuad.testing import floor, strict
+
+import models
+from test_scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_script("bench")
+
+
+def _gpuad_grads(model, x, y):
+    loss = F.cross_entropy(model(gpuad.tensor(x)), gpuad.tensor(y))
+    loss.backward()
+    return loss.item(), [p.grad.numpy() for p in model.parameters()]
+
+
+def _mlp_case(rng):
+    model = models.MLP(6, (5, 4), 3).double()
+    x, y = rng.standard_normal((7, 6)), rng.integers(0, 3, 7)
+    return model, x, y
+
+
+def _cnn_case(rng):
+    """A tiny LeNet5 on 8x8 images with a flat background, so pooling windows hold ties (as
+    MNIST's do): the gradient must go to each window's first maximum only."""
+    model = models.LeNet5(channels=(2, 3), hidden=(5,), image_size=8).double()
+    x = np.full((4, 1, 8, 8), -0.4)
+    x[:, :, 2:6, 1:5] = rng.standard_normal((4, 1, 4, 4))
+    return model, x, rng.integers(0, 10, 4)
+
+
+@pytest.mark.parametrize("case, net", [(_mlp_case, floor.MLP), (_cnn_case, floor.CNN)],
+                         ids=["mlp", "cnn"])
+def test_floor_gradients_equal_autograd(case, net):
+    model, x, y = case(np.random.default_rng(0))
+    params = [p.data.copy() for p in model.parameters()]
+    loss, grads = _gpuad_grads(model, x, y)
+    ref = net(params)
+    assert float(ref.loss_and_grads(x, y)) == pytest.approx(loss, rel=1e-12)
+    for (name, _), got, want in zip(model.named_parameters(), ref.torch_grads(), grads):
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=name)
+        assert np.abs(want).max() > 0, name  # every layer really gets a gradient
+
+
+@pytest.mark.parametrize("case, net, make_opt", [
+    (_mlp_case, lambda p: floor.MLP(p, lr=0.1, momentum=0.9),
+     lambda m: gpuad.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)),
+    (_cnn_case, lambda p: floor.CNN(p, lr=0.01),
+     lambda m: gpuad.optim.Adam(m.parameters(), lr=0.01)),
+], ids=["mlp-sgd", "cnn-adam"])
+def test_floor_training_steps_equal_gpuad(case, net, make_opt):
+    """Three steps of the floor's in-place update on its flat buffers land where gpuad's optimizer
+    does (SGD momentum's first step, bias corrections of Adam's first steps)."""
+    model, x, y = case(np.random.default_rng(1))
+    ref = net([p.data.copy() for p in model.parameters()])
+    opt = make_opt(model)
+    for _ in range(3):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(gpuad.tensor(x)), gpuad.tensor(y))
+        loss.backward()
+        opt.step()
+        assert float(ref.train_step(x, y)) == pytest.approx(loss.item(), rel=1e-10)
+    for (name, p), got in zip(model.named_parameters(), ref.params):
+        np.testing.assert_allclose(np.asarray(got).reshape(p.shape), p.data, rtol=1e-9,
+                                   atol=1e-12, err_msg=name)
+
+
+def test_floor_runs_on_the_strict_backend_without_syncing_and_only_calls_what_cupy_has():
+    """The floor is written once for numpy and CuPy: on the strict backend (arrays that refuse what
+    CuPy refuses) a training step gives numpy's numbers, never waits for the device, and every
+    array function it reaches exists in CuPy."""
+    rng = np.random.default_rng(2)
+    used_before = set(strict.USED)
+    strict.USED.clear()
+    try:
+        for case, net in ((_mlp_case, floor.MLP), (_cnn_case, floor.CNN)):
+            model, x, y = case(rng)
+            params = [p.data.astype(np.float32) for p in model.parameters()]
+            x = x.astype(np.float32)
+            host = net(params)
+            host_loss = host.train_step(x, y)
+            device = net([strict.wrap(p.copy()) for p in params])
+            with strict.forbid_host_sync():
+                loss = device.train_step(strict.wrap(x), strict.wrap(y))
+            np.testing.assert_allclose(float(loss), host_loss, rtol=1e-6)
+            np.testing.assert_allclose(device.flat.unwrap(), host.flat, rtol=1e-5, atol=1e-7)
+        used = set(strict.USED)
+    finally:
+        strict.USED.update(used_before)
+    cupy = pytest.importorskip("cupy")
+    missing = []
+    for name in sorted(used):
+        target = cupy.ndarray if name.startswith("ndarray.") else cupy
+        for part in name.removeprefix("ndarray.").split("."):
+            target = getattr(target, part, None)
+        if target is None:
+            missing.append(name)
+    assert "lib.stride_tricks.as_strided" in used
+    assert not missing, f"CuPy lacks {missing}"
+
+
+def test_blas_overrides_are_dropped_from_the_environment(bench):
+    environ = {"PATH": "/bin", "OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576",
+               "OPENBLAS_NUM_THREADS": "2"}
+    env = bench.without_blas_overrides(environ)
+    assert env == {"PATH": "/bin", "OPENBLAS_NUM_THREADS": "2",
+                   bench.UNSET_NOTE: "OPENBLAS_CORETYPE=Haswell OPENBLAS_L2_SIZE=1048576"}
+    assert "OPENBLAS_CORETYPE" in environ  # the argument is left alone
+    assert bench.without_blas_overrides({"OPENBLAS_L2_SIZE": "4"}) == {
+        bench.UNSET_NOTE: "OPENBLAS_L2_SIZE=4"}
+    assert bench.without_blas_overrides({"PATH": "/bin"}) is None  # nothing to do: no re-exec
+
+
+TINY = ["--synthetic", "--steps", "2", "--repeats", "3", "--no-memory", "--matmul-batch", "64",
+        "--matmul-width", "32"]
+COMMON_KEYS = {"bench", "framework", "device", "unit", "median", "min", "max", "vs_floor",
+               "vs_torch", "machine"}
+EXTRA_KEYS = {"mlp": {"samples_per_s", "test_accuracy", "train_loss_last", "rounds", "data"},
+              "cnn": {"steps_per_s", "loss", "rounds", "data"},
+              "matmul_rate": {"tflops", "matmul_tflops", "frac_of_matmul", "rounds"},
+              "overhead": set()}
+
+
+def test_every_benchmark_smoke_runs(bench, tmp_path, capsys):
+    torch = bench._torch()
+    out = tmp_path / "bench.jsonl"
+    rows = bench.main(["overhead", "mlp", "cnn", "matmul_rate", "--json", str(out)] + TINY)
+    printed = capsys.readouterr().out
+    frameworks = ["gpuad", "floor"] + (["torch"] if torch is not None else [])
+    by = {}
+    for row in rows:
+        by.setdefault(row["bench"], []).append(row)
+        assert COMMON_KEYS | EXTRA_KEYS[row["bench"]] <= set(row), row["bench"]
+        assert row["min"] <= row["median"] <= row["max"]
+    assert set(by) == {"overhead", "mlp", "cnn", "matmul_rate"}
+    for name, group in by.items():
+        if name == "overhead":
+            continue  # two shapes, ratios per shape (kept as it was)
+        assert [r["framework"] for r in group] == frameworks
+        med = {r["framework"]: r["median"] for r in group}
+        for r in group:  # the ratios are those of the same run's medians
+            assert r["vs_floor"] == pytest.approx(r["median"] / med["floor"])
+            if torch is not None:
+                assert r["vs_torch"] == pytest.approx(r["median"] / med["torch"])
+            assert r["rounds"] == 3
+            assert r["data"] == ("random" if name == "matmul_rate" else "synthetic")
+    # same seeds, same weights, same batches: every framework ends at the same loss
+    for name, key in (("mlp", "train_loss_last"), ("cnn", "loss")):
+        losses = [r[key] for r in by[name]]
+        assert all(math.isfinite(v) for v in losses)
+        assert max(losses) - min(losses) < 1e-3 * max(losses), (name, losses)
+    for r in by["mlp"]:
+        assert 0 <= r["test_accuracy"] <= 1
+    for r in by["matmul_rate"]:
+        assert r["frac_of_matmul"] == pytest.approx(r["tflops"] / r["matmul_tflops"])
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["bench"] == "environment" and "blas" in lines[0]
+    assert lines[1:] == json.loads(json.dumps(rows))
+    assert "synthetic" in printed and "/floor" in printed and "cnn" in printed
+
+
+def test_all_runs_matmul_rate_on_cuda_only(bench):
+    assert "matmul_rate" not in bench.selected(bench.parse_args(["--all"]))
+    assert "matmul_rate" in bench.selected(bench.parse_args(["--all", "--device", "cuda"]))
+    assert bench.selected(bench.parse_args(["matmul_rate"])) == ["matmul_rate"]
+
+
+def test_memory_probe_runs_in_a_fresh_process(bench):
+    args = bench.parse_args(["--synthetic", "--steps", "2"])
+    result = bench._probe_in_subprocess("mlp", "floor", args)
+    assert result.get("memory_error") is None, result
+    assert result["framework"] == "floor" and result["memory_probe"] == "mlp"
+    assert result["peak_rss_mb"] >= result["rss_after_setup_mb"] > 0
+    assert result["rss_growth_mb"] == pytest.approx(result["peak_rss_mb"]
+                                                    - result["rss_after_setup_mb"])
+
+
+def test_missing_mnist_names_gpuad_data_and_the_data_flag(bench, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUAD_DATA", str(tmp_path))
+    with pytest.raises(SystemExit) as info:
+        bench.main(["mlp", "--no-memory", "--steps", "1"])
+    message = str(info.value)
+    assert "GPUAD_DATA" in message and "--data" in message and "--synthetic" in message
