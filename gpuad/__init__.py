@@ -10,12 +10,16 @@ from .backend import Device, device  # noqa: F401
 from .backend import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from .backend import bool_ as bool  # noqa: F401,A001  (gpuad.bool, like torch.bool)
 from .backend import float16, float32, float64, int8, int32, int64, uint8  # noqa: F401
+from .backend import bfloat16  # noqa: F401  (a dtype only with ml_dtypes; autocast explains)
+from .creation import from_dlpack  # noqa: F401
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
 from . import data, func, nn, optim, training, utils  # noqa: F401
+from . import amp  # noqa: F401
+from .amp import autocast  # noqa: F401
 from .trace import trace  # noqa: F401  (the evaluation trace; not torch.trace)
 from .testing import GradcheckError, gradcheck  # noqa: F401
 

@@ -394,3 +394,155 @@ def capture_graph(fn, dev):
                 graph = stream.end_capture()
     return graph, pool, outputs
 
+
+# ---- mixed precision (gpuad.amp) -----------------------------------------------------------------
+try:  # numpy has no bfloat16; ml_dtypes adds one, which CuPy can compute with
+    import ml_dtypes
+    bfloat16 = numpy.dtype(ml_dtypes.bfloat16)
+except ImportError:
+    bfloat16 = "bfloat16"  # a name only: without ml_dtypes no array here can hold bfloat16
+
+
+_BFLOAT16_PROBE = {}
+
+
+def bfloat16_unsupported(device_type):
+    """Why arrays on `device_type` cannot compute in bfloat16, or None when they can."""
+    if device_type != "cuda":
+        return "numpy has no bfloat16 dtype"
+    if isinstance(bfloat16, str):
+        return "bfloat16 arrays need the ml_dtypes package (pip install ml_dtypes)"
+    if not cuda_available():
+        return "no usable CUDA GPU"
+    if "cuda" not in _BFLOAT16_PROBE:
+        try:
+            a = cupy.ones((2, 2), dtype=bfloat16)
+            (a @ a).astype(float32)
+            _BFLOAT16_PROBE["cuda"] = None
+        except Exception as error:  # an older CuPy without bfloat16 kernels
+            _BFLOAT16_PROBE["cuda"] = (f"CuPy {cupy.__version__} cannot compute in bfloat16 "
+                                       f"({type(error).__name__}: {error})")
+    return _BFLOAT16_PROBE["cuda"]
+
+
+# ---- random streams that a recomputation can replay (activation checkpointing) -------------------
+_FORK_COUNT = [0]
+
+
+def fork_rng(dev):
+    """(gen, replay) for `dev`: replay() makes a new generator that draws again, from here, what
+    this thread's generator for `dev` draws next. Host generators are copied, and gen is None: the
+    draws stay on the current generator, so a checkpointed run draws what a plain one does.
+    CuPy's generators expose no state, so for CUDA gen is a new generator seeded from a host
+    counter (no device sync), which the caller draws from inside using_generator(dev, gen)."""
+    dev = device(dev)
+    if dev.type == "cuda":
+        _FORK_COUNT[0] += 1
+        seed = int(numpy.random.SeedSequence([_generators.seed or 0, _FORK_COUNT[0]])
+                   .generate_state(1)[0])
+
+        def replay_cuda():
+            with cupy.cuda.Device(dev.index):
+                return cupy.random.RandomState(seed)
+        return replay_cuda(), replay_cuda
+    gen = _generator(dev)
+    state = gen.bit_generator.state  # a new dict on every read
+
+    def replay():
+        copy = numpy.random.Generator(type(gen.bit_generator)())
+        copy.bit_generator.state = state
+        return copy
+    return None, replay
+
+
+@contextlib.contextmanager
+def using_generator(dev, gen):
+    """Inside the block, random draws on `dev` in this thread come from `gen`."""
+    dev = device(dev)
+    by_device = _generators.by_device
+    previous = by_device.get(dev)
+    by_device[dev] = gen
+    try:
+        yield
+    finally:
+        if _generators.by_device is by_device:  # else manual_seed inside replaced them all
+            if previous is None:
+                by_device.pop(dev, None)
+            else:
+                by_device[dev] = previous
+
+
+# ---- CUDA memory: CuPy's pools, in torch.cuda's terms ---------------------------------------------
+def cuda_memory_stats(dev):
+    """CuPy's default memory pool on `dev` (None: the current GPU) under torch.cuda.memory_stats' key names where they
+    exist, plus CuPy's and the driver's own figures; {} without a usable GPU (torch returns {}
+    before CUDA is initialised)."""
+    if not cuda_available():
+        return {}
+    dev = Device("cuda", cupy.cuda.runtime.getDevice()) if dev is None else device(dev)
+    if dev.type != "cuda":
+        raise ValueError(f"memory_stats: expected a CUDA device, got {dev}")
+    _require_cuda(dev)
+    pool, pinned = cupy.get_default_memory_pool(), cupy.get_default_pinned_memory_pool()
+    with cupy.cuda.Device(dev.index):
+        used, total = pool.used_bytes(), pool.total_bytes()
+        stats = {"allocated_bytes.all.current": used, "reserved_bytes.all.current": total,
+                 "inactive_split_bytes.all.current": total - used,
+                 "cupy.used_bytes": used, "cupy.total_bytes": total,
+                 "cupy.free_bytes": pool.free_bytes(), "cupy.n_free_blocks": pool.n_free_blocks(),
+                 "cupy.limit_bytes": pool.get_limit(),
+                 "cupy.pinned.n_free_blocks": pinned.n_free_blocks()}
+        free, capacity = cupy.cuda.runtime.memGetInfo()
+    stats["device.free_bytes"], stats["device.total_bytes"] = free, capacity
+    return stats
+
+
+def cuda_empty_cache():
+    """Give the free blocks of CuPy's default pool (every GPU) and of its pinned host pool back
+    to the driver; arrays in use stay. Nothing to do without a usable GPU."""
+    if not cuda_available():
+        return
+    pool = cupy.get_default_memory_pool()
+    for index in range(cuda_device_count()):
+        with cupy.cuda.Device(index):
+            pool.free_all_blocks()
+    cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+
+# ---- DLPack: zero-copy exchange with torch, JAX, CuPy, numpy, ... --------------------------------
+_DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST, _DLPACK_CUDA_MANAGED = 1, 2, 3, 13
+
+
+def _dlpack_exporter(array, what):
+    if type(array) is numpy.ndarray or (cupy is not None and type(array) is cupy.ndarray):
+        return array
+    raise BufferError(f"{what}: a {device_of(array)} tensor cannot be exported by DLPack; only "
+                      f"cpu (numpy) and cuda (CuPy) tensors can")
+
+
+def to_dlpack(array, **kwargs):
+    """array.__dlpack__(**kwargs) for a numpy or CuPy array (stream, max_version, dl_device, copy:
+    the Python array API's keywords, passed on when given)."""
+    return _dlpack_exporter(array, "__dlpack__").__dlpack__(**kwargs)
+
+
+def dlpack_device(array):
+    """(DLPack device type, index): (1, 0) for the CPU, (2, N) for cuda:N."""
+    return _dlpack_exporter(array, "__dlpack_device__").__dlpack_device__()
+
+
+def from_dlpack(obj):
+    """The array behind any DLPack exporter, sharing its memory: numpy's for host memory, CuPy's
+    for CUDA memory."""
+    if not hasattr(obj, "__dlpack__") or not hasattr(obj, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: expected an object with __dlpack__ and __dlpack_device__ "
+                        f"(a torch, JAX, CuPy or numpy array), got {type(obj).__name__}")
+    kind, index = obj.__dlpack_device__()
+    if kind in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
+        return numpy.from_dlpack(obj)
+    if kind in (_DLPACK_CUDA, _DLPACK_CUDA_MANAGED):
+        _require_cuda(Device("cuda", int(index)))
+        with cupy.cuda.Device(int(index)):
+            return cupy.from_dlpack(obj)
+    raise TypeError(f"from_dlpack: DLPack device type {int(kind)} is not supported; gpuad holds "
+                    f"host (numpy) and CUDA (CuPy) arrays")

@@ -42,10 +42,20 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 
 def from_numpy(array):
-    """A CPU tensor sharing memory with a numpy array."""
+    """A CPU tensor sharing memory with a numpy array: writes through either show in the other."""
     if type(array) is not numpy.ndarray:
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"from_numpy: can't convert an array of dtype {array.dtype}; the supported "
+                        f"kinds are bool, integer, unsigned, floating and complex")
     return Tensor(array)
+
+
+def from_dlpack(obj):
+    """A tensor sharing memory with any DLPack exporter (a torch, JAX, CuPy or numpy array, or a
+    gpuad Tensor), on the exporter's device: host memory becomes a cpu tensor, GPU memory a cuda
+    one, like torch.from_dlpack. Nothing is copied."""
+    return Tensor(backend.from_dlpack(obj))
 
 
 def _full(size, value, dtype, device, requires_grad):

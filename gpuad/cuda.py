@@ -33,3 +33,37 @@ def graph(step, device="cuda"):
     replay.graph, replay.pool = recorded, pool  # the pool must outlive the graph's arrays
     return replay
 
+
+def _cuda_device(device):
+    """None (the current GPU), an index, 'cuda:N' or a Device, as torch.cuda's functions take them."""
+    return f"cuda:{device}" if isinstance(device, int) else device
+
+
+def memory_stats(device=None):
+    """CuPy's memory pool on a GPU as a dict: torch.cuda.memory_stats' keys where they exist
+    ("allocated_bytes.all.current": bytes in live arrays, "reserved_bytes.all.current": bytes the
+    pool holds from the driver), plus "cupy.*" (the pool's own counters: used, total, free bytes,
+    free blocks, limit, the pinned pool's free blocks) and "device.*" (the driver's free and total).
+
+    Without a usable GPU it returns {}, and memory_allocated/memory_reserved return 0 and
+    empty_cache does nothing: torch's behaviour before CUDA is initialised, so logging code runs
+    unchanged on a CPU-only machine."""
+    if not backend.cuda_available():
+        return {}
+    return backend.cuda_memory_stats(_cuda_device(device))
+
+
+def memory_allocated(device=None):
+    """Bytes held by live CuPy arrays on the GPU (the default pool's used bytes); 0 without one."""
+    return memory_stats(device).get("allocated_bytes.all.current", 0)
+
+
+def memory_reserved(device=None):
+    """Bytes CuPy's default pool holds from the driver, used or cached; 0 without a GPU."""
+    return memory_stats(device).get("reserved_bytes.all.current", 0)
+
+
+def empty_cache():
+    """Release the cached free blocks of CuPy's default and pinned pools (every GPU) to the driver,
+    like torch.cuda.empty_cache; memory in live arrays stays."""
+    backend.cuda_empty_cache()

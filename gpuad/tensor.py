@@ -132,15 +132,31 @@ class Tensor:
     def type_as(self, other):
         return self.to(other.dtype)
 
-    def numpy(self):
-        """The numpy array itself (shared memory), for a CPU tensor that needs no grad."""
+    def numpy(self, force=False):
+        """The numpy array itself, sharing memory (writes show through both), for a CPU tensor that
+        needs no grad, as in PyTorch; force=True allows any tensor and may copy (detach, cpu)."""
+        if force:
+            return backend.asnumpy(self.data)
         if self.requires_grad:
-            raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; use "
-                               "tensor.detach().numpy() instead")
+            raise RuntimeError("numpy: Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
         if type(self.data) is not numpy.ndarray:
             raise TypeError(f"numpy: can't convert a {self.device} tensor to numpy; copy it to the "
                             f"host first with tensor.cpu().numpy()")
         return self.data
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """DLPack export of the data, zero-copy (torch.from_dlpack(t), numpy.from_dlpack(t),
+        cupy.from_dlpack(t)); the keywords are the array API's, passed on when given. Like torch,
+        refuses (BufferError) a tensor that requires grad."""
+        if self.requires_grad:
+            raise BufferError("__dlpack__: Can't export tensors that require gradient, use "
+                              "tensor.detach()")
+        given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
+        return backend.to_dlpack(self.data, **{k: v for k, v in given.items() if v is not None})
+
+    def __dlpack_device__(self):
+        return backend.dlpack_device(self.data)
 
     def item(self):
         if self.data.size != 1:

@@ -3,6 +3,7 @@
 Sits above nn, optim and data. Losses and accuracies are accumulated on the device and read back
 (a host synchronisation) only every `log_every` steps for the progress bar and once at the end.
 """
+import sys
 import time
 
 from tqdm.auto import tqdm
@@ -89,3 +90,11 @@ def evaluate(model, loader, loss_fn, *, max_steps=None, progress=True, desc="eva
     seconds = time.perf_counter() - start
     return {"loss": losses.value, "accuracy": correct.value, "samples": samples,
             "seconds": seconds, "samples_per_s": samples / seconds if seconds else float("nan")}
+
+
+def exit_interrupted(checkpoint=None):
+    """What a training script does on Ctrl-C: say that the last complete checkpoint is intact
+    (saves are atomic) and how to continue, then exit with the shell's code for SIGINT."""
+    print("interrupted: the last complete checkpoint is intact"
+          + (f" at {checkpoint}; continue with --resume" if checkpoint else ""), file=sys.stderr)
+    raise SystemExit(130)

@@ -7,7 +7,8 @@
 Prints one JSON line per epoch (train loss, test loss, test accuracy, samples/s, device), shows tqdm
 progress bars, writes a checkpoint after every epoch (atomically, so Ctrl-C, a crash or kill -9
 leaves the last complete one intact) and with --resume continues from it exactly as an
-uninterrupted run.
+uninterrupted run. --metrics PATH also writes each epoch's summary to a JSON-lines file
+(scripts/plot_run.py draws it).
 """
 import argparse
 import json
@@ -20,7 +21,7 @@ from gpuad import optim
 from gpuad.checkpoint import remove_stale_temp_files
 from gpuad.data import DataLoader
 from gpuad.data.datasets import MNIST
-from gpuad.training import evaluate, train_epoch
+from gpuad.training import evaluate, exit_interrupted, train_epoch
 
 import models
 
@@ -52,6 +53,9 @@ def parse_args(argv):
     parser.add_argument("--max-steps", type=int,
                         help="at most this many training (and test) batches per epoch: smoke tests")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--metrics", help="append each epoch's summary (plus its training seconds) "
+                                          "to this JSON-lines file; a run without --resume "
+                                          "starts it afresh")
     args = parser.parse_args(argv)
     optimizer, lr, batch_size = DEFAULTS[args.model]
     args.optimizer = args.optimizer or optimizer
@@ -90,6 +94,9 @@ def main(argv=None):
 
     progress = not args.no_progress
     history = []
+    if args.metrics:
+        os.makedirs(os.path.dirname(os.path.abspath(args.metrics)), exist_ok=True)
+        metrics = open(args.metrics, "a" if args.resume else "w")
     try:
         for epoch in range(first_epoch, args.epochs):
             train_loader.set_epoch(epoch)
@@ -108,11 +115,14 @@ def main(argv=None):
                 gpuad.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "epoch": epoch, "rng": gpuad.get_rng_state(), "args": vars(args)},
                            args.checkpoint)
+            if args.metrics:  # after the checkpoint: a resumed run never logs an epoch twice
+                metrics.write(json.dumps({**summary, "seconds": round(train["seconds"], 3)}) + "\n")
+                metrics.flush()
     except KeyboardInterrupt:
-        print("interrupted: the last complete checkpoint is intact"
-              + (f" at {args.checkpoint}; continue with --resume" if args.checkpoint else ""),
-              file=sys.stderr)
-        raise SystemExit(130)
+        exit_interrupted(args.checkpoint)
+    finally:
+        if args.metrics:
+            metrics.close()
     return {"history": history, "model": model}
 
 

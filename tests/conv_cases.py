@@ -187,6 +187,57 @@ def ref_pool_scatter(g, x, best, kernel, stride, padding, dilation):
     return out
 
 
+def ref_conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                         dilation=1):
+    """Scatter every input pixel times the kernel onto a canvas, then crop `padding` off each side
+    (the canvas runs output_padding past the last window at the bottom and right)."""
+    x, unbatched = _batched(x)
+    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = map(_pair, (stride, padding, output_padding,
+                                                         dilation))
+    n, in_c, h, wd = x.shape
+    _, group_out, kh, kw = w.shape
+    canvas = np.zeros((n, group_out * groups, (h - 1) * sh + dh * (kh - 1) + 1 + oh,
+                       (wd - 1) * sw + dw * (kw - 1) + 1 + ow))
+    group_in = in_c // groups
+    for c in range(in_c):
+        o0 = (c // group_in) * group_out
+        for i in range(h):
+            for j in range(wd):
+                for ki in range(kh):
+                    for kj in range(kw):
+                        canvas[:, o0:o0 + group_out, i * sh + ki * dh, j * sw + kj * dw] += (
+                            x[:, c, i, j][:, None] * w[c, :, ki, kj][None])
+    out = canvas[:, :, ph:canvas.shape[2] - ph, pw:canvas.shape[3] - pw]
+    if b is not None:
+        out = out + b[None, :, None, None]
+    return out[0] if unbatched else out
+
+
+def _fold_geometry(kernel_size, dilation, padding, stride):
+    (ph, pw) = _pair(padding)
+    return {"kernel": _pair(kernel_size), "stride": _pair(stride), "padding": (ph, ph, pw, pw),
+            "dilation": _pair(dilation)}
+
+
+def ref_unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+    x, unbatched = _batched(x)
+    cols = ref_im2col(x, **_fold_geometry(kernel_size, dilation, padding, stride))
+    c, kh, kw, ho, wo, n = cols.shape
+    out = cols.reshape(c * kh * kw, ho * wo, n).transpose(2, 0, 1)
+    return out[0] if unbatched else out
+
+
+def ref_fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    unbatched = x.ndim == 2
+    x = x[None] if unbatched else x
+    geometry = _fold_geometry(kernel_size, dilation, padding, stride)
+    (kh, kw), (n, depth, _) = geometry["kernel"], x.shape
+    ho = ref_im2col(np.zeros((1, 1) + _pair(output_size)), **geometry).shape[3:5]
+    cols = x.transpose(1, 2, 0).reshape((depth // (kh * kw), kh, kw) + ho + (n,))
+    out = ref_col2im(cols, (n, depth // (kh * kw)) + _pair(output_size), **geometry)
+    return out[0] if unbatched else out
+
+
 # ---- inputs -------------------------------------------------------------------------------------
 def _values_and_chooser(rng, shapes):
     """Values (or gradients) v, and an x whose small integers make many ties in its windows, so
@@ -264,4 +315,27 @@ CONV_CASES = [
                  {"stride": (2, 1), "padding": (1, 0, 2, 1), "dilation": (1, 2), "groups": 1}]),
     Case("_conv2d", gpuad.ops._conv2d, ref_conv2d_op, [((2, 4, 7, 6), (6, 2, 3, 2), (6,))],
          kwargs=[{"stride": (2, 2), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 2}]),
+    Case("conv_transpose2d", gpuad.conv_transpose2d, ref_conv_transpose2d,
+         [((2, 4, 3, 3), (4, 3, 3, 2), (3,))],
+         kwargs=[{}, {"stride": 2}, {"stride": 2, "padding": 1, "output_padding": 1},
+                 {"stride": (2, 3), "padding": (1, 0), "output_padding": (1, 2),
+                  "dilation": (1, 2)},
+                 {"stride": 2, "padding": 2, "output_padding": 1},  # output_padding < padding
+                 {"dilation": 2, "output_padding": 1},  # output_padding >= stride: the crop path
+                 {"stride": (1, 2), "dilation": (3, 1), "padding": (1, 0),
+                  "output_padding": (2, 1)}]),
+    Case("conv_transpose2d", gpuad.conv_transpose2d, ref_conv_transpose2d,
+         [((2, 4, 5, 4), (4, 1, 2, 3), (2,)), ((2, 4, 5, 4), (4, 1, 2, 3))],  # odd sizes, no bias
+         kwargs=[{"groups": 2}, {"groups": 2, "stride": 2, "padding": 1, "output_padding": 1}]),
+    Case("conv_transpose2d", gpuad.conv_transpose2d, ref_conv_transpose2d,
+         [((4, 3, 2), (4, 2, 2, 2), (4,))],  # unbatched, grouped
+         kwargs=[{"groups": 2, "stride": 2, "padding": 1, "output_padding": 1, "dilation": 2}]),
+    Case("unfold", gpuad.ops.conv.unfold, ref_unfold, [((2, 3, 5, 4),), ((3, 5, 4),)],
+         kwargs=[{"kernel_size": 2}, {"kernel_size": (2, 3), "stride": (2, 1), "padding": 1,
+                                      "dilation": (1, 2)}]),
+    Case("fold", gpuad.ops.conv.fold, ref_fold, [((2, 12, 12),), ((12, 12),)],
+         kwargs=[{"output_size": (5, 4), "kernel_size": 2}]),
+    Case("fold", gpuad.ops.conv.fold, ref_fold, [((2, 18, 6),), ((18, 6),)],
+         kwargs=[{"output_size": (5, 4), "kernel_size": (2, 3), "stride": (2, 1), "padding": 1,
+                  "dilation": (1, 2)}]),
 ]

@@ -100,3 +100,30 @@ def test_float32_stays_float32(case, shapes, kwargs):
 def test_every_registered_op_has_a_case():
     missing = set(gpuad.ops.REGISTRY) - {c.name for c in CASES}
     assert not missing, f"add rows to tests/op_cases.py for {sorted(missing)}"
+
+
+def table_tests(cases):
+    """The four table checks above, parametrized over another module's own rows (layers that are
+    composites, not registered ops): in that module,
+    test_forward, test_gradcheck, test_second_order_gradcheck, test_float32_stays_float32 = \\
+        table_tests(CASES)"""
+    params = expand(cases)
+    rows = pytest.mark.parametrize("case,shapes,kwargs", [p[:3] for p in params],
+                                   ids=[p[3] for p in params])
+
+    @rows
+    def forward(case, shapes, kwargs, device):
+        test_forward(case, shapes, kwargs, device)
+
+    @rows
+    def gradcheck(case, shapes, kwargs, device):
+        test_gradcheck(case, shapes, kwargs, device)
+
+    @rows
+    def second_order(case, shapes, kwargs):
+        test_second_order_gradcheck(case, shapes, kwargs)
+
+    @rows
+    def float32(case, shapes, kwargs):
+        test_float32_stays_float32(case, shapes, kwargs)
+    return forward, gradcheck, second_order, float32

@@ -5,8 +5,13 @@ Re-exports only: module.py (Module, Parameter, containers), layers.py, and the s
 functional, init and utils.
 """
 from . import functional, init, utils  # noqa: F401
+from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,  # noqa: F401
                      BCELoss, BCEWithLogitsLoss, Conv2d, CrossEntropyLoss, Dropout, Embedding,
                      Flatten, Identity, L1Loss, LayerNorm, LeakyReLU, Linear, LogSoftmax,
-                     MaxPool2d, MSELoss, NLLLoss, ReLU, Sigmoid, SiLU, Softmax, Tanh)
+                     MaxPool2d, MSELoss, NLLLoss, ReLU, Sigmoid, SiLU, Softmax, Tanh,
+                     Upsample)
+from .layers import ConvTranspose2d, Fold, Unfold  # noqa: F401
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
+from .normalization import GroupNorm, RMSNorm  # noqa: F401
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401

@@ -45,6 +45,26 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                               dilation=dilation, groups=groups)
 
 
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """2-D transposed convolution of (N, C_in, H, W) by (C_in, C_out/groups, kH, kW):
+    gpuad.conv_transpose2d (conv2d's input gradient, as a differentiable composite)."""
+    return _conv_op("conv_transpose2d")(input, weight, bias, stride=stride, padding=padding,
+                                        output_padding=output_padding, groups=groups,
+                                        dilation=dilation)
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Sliding blocks of (N, C, H, W) as (N, C*kH*kW, L), like torch (gpuad.ops.conv.unfold)."""
+    return _conv_op("unfold")(input, kernel_size, dilation=dilation, padding=padding, stride=stride)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Blocks (N, C*kH*kW, L) summed into (N, C, H, W), like torch (gpuad.ops.conv.fold)."""
+    return _conv_op("fold")(input, output_size, kernel_size, dilation=dilation, padding=padding,
+                            stride=stride)
+
+
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """2-D max pooling (gpuad.max_pool2d); stride defaults to kernel_size."""
@@ -428,3 +448,50 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input + log_weight * ops.softplus(-input, threshold=math.inf)
     return _reduce(loss if weight is None else loss * weight, reduction)
+
+
+# ---- resampling ---------------------------------------------------------------------------------
+def interpolate(input, size=None, scale_factor=None, mode="nearest"):
+    """Resample the spatial dims (everything after N, C) like torch.nn.functional.interpolate;
+    mode "nearest" only. Output index i reads input index floor(i * scale), scale = 1/scale_factor
+    when given (torch's rule) else in/out. Integer factors repeat by reshape and expand (no index
+    array, so nothing crosses to the device); other sizes gather with one index per dim."""
+    if mode != "nearest":
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented; gpuad has "
+                                  f"mode='nearest'")
+    spatial = input.ndim - 2
+    if spatial < 1:
+        raise ValueError(f"interpolate: expected an input of shape (N, C, ...) with at least one "
+                         f"spatial dim, got {tuple(input.shape)}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    in_sizes = tuple(input.shape[2:])
+    if size is not None:
+        out_sizes = (size,) * spatial if isinstance(size, numbers.Integral) else tuple(size)
+        scales = [n / m for n, m in zip(in_sizes, out_sizes)]
+    else:
+        factors = ((scale_factor,) * spatial if isinstance(scale_factor, numbers.Number)
+                   else tuple(scale_factor))
+        out_sizes = tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, factors))
+        scales = [1 / f for f in factors]
+    if len(out_sizes) != spatial or min(out_sizes) < 1:
+        raise ValueError(f"interpolate: output size {out_sizes} does not fit an input of shape "
+                         f"{tuple(input.shape)}: expected {spatial} positive sizes")
+    out = input
+    for d, (n, m, scale) in enumerate(zip(in_sizes, out_sizes, scales)):
+        dim = 2 + d
+        if m % n == 0 and scale == n / m:  # each element repeated k times
+            k = m // n
+            shape = tuple(out.shape)
+            out = out.unsqueeze(dim + 1).expand(shape[:dim + 1] + (k,) + shape[dim + 1:])
+            out = out.reshape(shape[:dim] + (m,) + shape[dim + 1:])
+        else:
+            index = numpy.minimum(numpy.floor(numpy.arange(m) * scale).astype(numpy.int64), n - 1)
+            out = out.index_select(dim, creation.tensor(index, device=input.device))
+    return out
+
+
+# ---- attention and more norms: they live in their own files (this one is at its size budget);
+# imported last because those modules import this one
+from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
+from .normalization import group_norm, rms_norm  # noqa: E402,F401

@@ -431,3 +431,113 @@ class BCEWithLogitsLoss(_Loss):
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.pos_weight,
                                                   reduction=self.reduction)
+
+
+class Upsample(Module):
+    """Nearest-neighbour upsampling of the spatial dims by `size` or `scale_factor`, like
+    torch.nn.Upsample (F.interpolate does the work)."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest"):
+        super().__init__()
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+        if mode != "nearest":
+            raise NotImplementedError(f"Upsample: mode {mode!r} is not implemented; gpuad has "
+                                      f"mode='nearest'")
+
+    def forward(self, input):
+        return F.interpolate(input, self.size, self.scale_factor, self.mode)
+
+    def extra_repr(self):
+        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{what}, mode='{self.mode}'"
+
+
+class ConvTranspose2d(Module):
+    """2-D transposed convolution with weight (in_channels, out_channels / groups, kH, kW), like
+    torch.nn.ConvTranspose2d (zero padding only); torch's initialisation, whose fan_in comes from
+    the weight's dim 1, out_channels / groups."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, device=None, dtype=None):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must both be divisible by groups ({groups})")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation = map(
+            _pair, (kernel_size, stride, padding, output_padding, dilation))
+        self.weight = _empty(in_channels, out_channels // groups, *self.kernel_size,
+                             device=device, dtype=dtype)
+        self.register_parameter("bias", _empty(out_channels, device=device, dtype=dtype)
+                                if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _reset_like_torch(self.weight, self.bias)  # fan_in = weight.shape[1] * kH * kW, as torch
+
+    def _output_padding(self, input, output_size):
+        """torch's: the output_padding that gives output_size (its last two entries)."""
+        if output_size is None:
+            return self.output_padding
+        size = tuple(output_size)[-2:]
+        shape = tuple(input.shape)
+        low = tuple((n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in zip(
+            shape[-2:], self.stride, self.padding, self.dilation, self.kernel_size))
+        high = tuple(m + s - 1 for m, s in zip(low, self.stride))
+        if len(size) != 2 or not all(a <= n <= b for a, n, b in zip(low, size, high)):
+            raise ValueError(f"ConvTranspose2d({self.extra_repr()}): requested an output size of "
+                             f"{tuple(output_size)}, but valid sizes range from {low} to {high} "
+                             f"(for an input of shape {shape})")
+        return tuple(n - a for n, a in zip(size, low))
+
+    def forward(self, input, output_size=None):
+        shape = tuple(getattr(input, "shape", ()))
+        if len(shape) not in (3, 4) or shape[-3] != self.in_channels:
+            raise ValueError(f"ConvTranspose2d({self.extra_repr()}): expected input with "
+                             f"{self.in_channels} input channels, of shape (N, {self.in_channels}, "
+                             f"H, W) or ({self.in_channels}, H, W), got shape {shape}")
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups,
+                                  self.dilation)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        for name, default in (("padding", (0, 0)), ("output_padding", (0, 0)),
+                              ("dilation", (1, 1)), ("groups", 1)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class Unfold(Module):
+    """Sliding blocks as columns, like torch.nn.Unfold (F.unfold)."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size, self.dilation, self.padding, self.stride = (kernel_size, dilation,
+                                                                      padding, stride)
+
+    def forward(self, input):
+        return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")
+
+
+class Fold(Module):
+    """Columns summed back into an image, like torch.nn.Fold (F.fold)."""
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, input):
+        return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding,
+                      self.stride)
+
+    def extra_repr(self):
+        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, "
+                f"dilation={self.dilation}, padding={self.padding}, stride={self.stride}")

@@ -19,6 +19,9 @@ from ..autograd import ANOMALY, DEBUG, Node, _mode, check_finite, describe_shape
 from ..tensor import Tensor, rebuilt
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
+# gpuad.amp sets this to its interceptor while autocast (or a checkpoint's forward) is active in
+# any thread: apply's only extra cost otherwise is one global check
+intercept = None
 _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 
@@ -69,6 +72,8 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
     """Run `forward` on the raw arrays of `args` and record a Node for `vjp` if needed.
     This is the per-op hot path: keep it to one pass over the inputs and no work when nothing
     needs a gradient."""
+    if intercept is not None:  # autocast: cast the inputs (see gpuad.amp)
+        args = intercept(name, args)
     raw = []
     needs_grad = mixed = has_float = False
     first = first_dtype = None

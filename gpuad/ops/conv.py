@@ -58,7 +58,7 @@ def _check_fits(op, shape, kernel, padding, dilation):
 def _batched(op, x):
     """x as a 4-D Tensor and whether it was unbatched (C, H, W), like torch's pooling and conv."""
     if not isinstance(x, Tensor):
-        x = _as_input(x)
+        x = _as_input(x, op)
     if x.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
                          f"{tuple(x.shape)}")
@@ -161,17 +161,23 @@ def _conv_padding(padding, kernel, stride, dilation):
     return ph, ph, pw, pw
 
 
-def _check_conv(x, weight, bias, groups):
-    xs, ws = tuple(x.shape), tuple(weight.shape)
+def _check_devices_weight_groups(op, x, weight, bias, groups, layout):
+    """The checks conv2d and conv_transpose2d share: one device, a 4-D weight, groups >= 1."""
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.device != x.device:
-            raise RuntimeError(f"conv2d: the input is on {x.device} but the {name} is on "
+            raise RuntimeError(f"{op}: the input is on {x.device} but the {name} is on "
                                f"{t.device}; move them to one device with .to(device)")
     if weight.ndim != 4:
-        raise ValueError(f"conv2d: expected a 4-D weight (out_channels, in_channels/groups, kh, "
-                         f"kw), got shape {ws}")
+        raise ValueError(f"{op}: expected a 4-D weight ({layout}, kh, kw), got shape "
+                         f"{tuple(weight.shape)}")
     if not isinstance(groups, numbers.Integral) or groups < 1:
-        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+
+
+def _check_conv(x, weight, bias, groups):
+    xs, ws = tuple(x.shape), tuple(weight.shape)
+    _check_devices_weight_groups("conv2d", x, weight, bias, groups,
+                                 "out_channels, in_channels/groups")
     if ws[0] % groups:
         raise ValueError(f"conv2d: groups={groups} must divide the {ws[0]} output channels (weight "
                          f"shape {ws}, input shape {xs})")
@@ -241,8 +247,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     weight (out, C/groups, kh, kw); padding an int, a pair, 'valid' or 'same'. One im2col copy and
     one GEMM (a batch of `groups` GEMMs); gradients for input, weight and bias, of every order."""
     x, was_unbatched = _batched("conv2d", input)
-    weight = weight if isinstance(weight, Tensor) else _as_input(weight)
-    bias = bias if bias is None or isinstance(bias, Tensor) else _as_input(bias)
+    weight = weight if isinstance(weight, Tensor) else _as_input(weight, "conv2d")
+    bias = bias if bias is None or isinstance(bias, Tensor) else _as_input(bias, "conv2d")
     _check_conv(x, weight, bias, groups)
     stride = _pair("conv2d", "stride", stride, 1)
     dilation = _pair("conv2d", "dilation", dilation, 1)
@@ -250,6 +256,134 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     _check_fits("conv2d", x.shape, tuple(weight.shape[2:]), pads, dilation)
     out = _conv2d(x, weight, bias, stride=stride, padding=pads, dilation=dilation, groups=groups)
     return _unbatched(out, was_unbatched)
+
+
+# ---- transposed convolution and torch's unfold / fold -----------------------------------------
+def _check_conv_transpose(x, weight, bias, groups):
+    xs, ws = tuple(x.shape), tuple(weight.shape)
+    _check_devices_weight_groups("conv_transpose2d", x, weight, bias, groups,
+                                 "in_channels, out_channels/groups")
+    if xs[1] != ws[0]:
+        raise ValueError(f"conv_transpose2d: input has {xs[1]} channels but the weight of shape "
+                         f"{ws} expects {ws[0]} (its dim 0 is in_channels; input shape {xs})")
+    if ws[0] % groups:
+        raise ValueError(f"conv_transpose2d: groups={groups} must divide the {ws[0]} input "
+                         f"channels (weight shape {ws}, input shape {xs})")
+    if bias is not None and tuple(bias.shape) != (ws[1] * groups,):
+        raise ValueError(f"conv_transpose2d: bias must have shape ({ws[1] * groups},) for a weight "
+                         f"of shape {ws} and groups={groups}, got {tuple(bias.shape)}")
+
+
+def _transpose_size(shape, kernel, stride, padding, output_padding, dilation):
+    """conv_transpose2d's (H_out, W_out), with torch's checks on output_padding and the size."""
+    for o, s, d in zip(output_padding, stride, dilation):
+        if o >= s and o >= d:
+            raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller "
+                             f"than either the stride {stride} or the dilation {dilation} in each "
+                             f"dim; use a smaller output_padding")
+    out = tuple((n - 1) * s - 2 * p + e + o for n, s, p, e, o in
+                zip(shape[-2:], stride, padding, _extent(kernel, dilation), output_padding))
+    if min(out) < 1:
+        raise ValueError(f"conv_transpose2d: the output size {out} is not positive (input shape "
+                         f"{tuple(shape)}, kernel {tuple(kernel)}, stride {stride}, padding "
+                         f"{padding}, output_padding {output_padding}, dilation {dilation}); "
+                         f"reduce the padding")
+    return out
+
+
+@public
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """The adjoint of conv2d in its input, like torch.nn.functional.conv_transpose2d: input
+    (N, C_in, H, W) or (C_in, H, W), weight (C_in, C_out/groups, kh, kw). One GEMM of the weight
+    with the input gives every kernel window's contribution, and _col2im (conv2d's input gradient)
+    adds them up: a composite, so differentiable to every order."""
+    x, weight, bias = (a if a is None or isinstance(a, Tensor) else _as_input(a, "conv_transpose2d")
+                       for a in (input, weight, bias))
+    x, was_unbatched = _batched("conv_transpose2d", x)
+    _check_conv_transpose(x, weight, bias, groups)
+    stride = _pair("conv_transpose2d", "stride", stride, 1)
+    padding = _pair("conv_transpose2d", "padding", padding, 0)
+    output_padding = _pair("conv_transpose2d", "output_padding", output_padding, 0)
+    dilation = _pair("conv_transpose2d", "dilation", dilation, 1)
+    in_c, group_c, kh, kw = weight.shape
+    n, _, h, w = x.shape
+    out = _transpose_size(x.shape, (kh, kw), stride, padding, output_padding, dilation)
+    rows = _shape.reshape(_shape.permute(x, dims=(1, 2, 3, 0)),  # (C_in, H, W, N) as matrices
+                          shape=_per_group(groups, in_c // groups, h * w * n))
+    matrix = _shape.reshape(weight, shape=_per_group(groups, in_c // groups, group_c * kh * kw))
+    cols = _shape.reshape(_linalg.matmul(matrix.mT, rows),
+                          shape=(group_c * groups, kh, kw, h, w, n))
+    geometry = {"kernel": (kh, kw), "stride": stride, "dilation": dilation}
+    shape = (n, group_c * groups)
+    if all(o - p < s for o, p, s in zip(output_padding, padding, stride)):
+        # _col2im's padding crops the canvas: (p, p - o) when o <= p, else (p, 0) and a canvas
+        # o - p rows taller (the floor in im2col's size keeps the pair consistent while o - p < s)
+        (ph, pw), (oh, ow) = padding, output_padding
+        y = _col2im(cols, shape=shape + out, padding=(ph, max(ph - oh, 0), pw, max(pw - ow, 0)),
+                    **geometry)
+    else:  # output_padding >= stride (allowed below the dilation): the whole canvas, then cropped
+        canvas = tuple((m - 1) * s + e for m, s, e in zip((h, w), stride,
+                                                           _extent((kh, kw), dilation)))
+        y = _col2im(cols, shape=shape + canvas, padding=(0, 0, 0, 0), **geometry)
+        (ph, pw), (oh, ow) = padding, output_padding
+        y = _shape.pad(y, (-pw, ow - pw, -ph, oh - ph))
+    if bias is not None:
+        y = y + _shape.reshape(bias, shape=(1, -1, 1, 1))
+    return _unbatched(y, was_unbatched)
+
+
+def _fold_geometry(op, kernel_size, dilation, padding, stride):
+    kernel = _pair(op, "kernel_size", kernel_size, 1)
+    dilation = _pair(op, "dilation", dilation, 1)
+    ph, pw = _pair(op, "padding", padding, 0)
+    stride = _pair(op, "stride", stride, 1)
+    return {"kernel": kernel, "stride": stride, "padding": (ph, ph, pw, pw), "dilation": dilation}
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """torch.nn.functional.unfold: the sliding blocks of input (N, C, H, W) or (C, H, W) as
+    (N, C*kh*kw, L) (or (C*kh*kw, L)), L = Ho*Wo blocks in row-major order: _im2col's windows
+    with the batch moved to the front."""
+    x = input if isinstance(input, Tensor) else _as_input(input, "unfold")
+    x, was_unbatched = _batched("unfold", x)
+    geometry = _fold_geometry("unfold", kernel_size, dilation, padding, stride)
+    _check_fits("unfold", x.shape, geometry["kernel"], geometry["padding"], geometry["dilation"])
+    cols = _im2col(x, **geometry)
+    c, kh, kw, ho, wo, n = cols.shape
+    out = _shape.permute(_shape.reshape(cols, shape=(c * kh * kw, ho * wo, n)), dims=(2, 0, 1))
+    return _unbatched(out, was_unbatched)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """torch.nn.functional.fold, the adjoint of unfold: blocks (N, C*kh*kw, L) or (C*kh*kw, L)
+    summed into (N, C, H, W) (or (C, H, W)) with (H, W) = output_size, overlaps adding up."""
+    x = input if isinstance(input, Tensor) else _as_input(input, "fold")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"fold: expected a 2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L) input, got "
+                         f"shape {tuple(x.shape)}")
+    was_unbatched, given = x.ndim == 2, tuple(x.shape)
+    if was_unbatched:
+        x = _shape.reshape(x, shape=(1,) + tuple(x.shape))
+    size = _pair("fold", "output_size", output_size, 1)
+    geometry = _fold_geometry("fold", kernel_size, dilation, padding, stride)
+    (kh, kw), (n, depth, length) = geometry["kernel"], x.shape
+    if depth % (kh * kw):
+        raise ValueError(f"fold: the input's dim {0 if was_unbatched else 1} ({depth}) must be "
+                         f"divisible by the kernel's kh*kw = {kh * kw} (input shape {given}, "
+                         f"kernel_size {(kh, kw)})")
+    _check_fits("fold", size, (kh, kw), geometry["padding"], geometry["dilation"])
+    ho, wo = _out_size(size, **{k: geometry[k] for k in ("kernel", "stride", "padding",
+                                                            "dilation")})
+    if ho * wo != length:
+        raise ValueError(f"fold: output_size {size} with kernel_size {(kh, kw)}, stride "
+                         f"{geometry['stride']}, padding {geometry['padding'][::2]} and dilation "
+                         f"{geometry['dilation']} has {ho} x {wo} = {ho * wo} blocks, but the "
+                         f"input (shape {given}) holds L = {length}")
+    cols = _shape.reshape(_shape.permute(x, dims=(1, 2, 0)),
+                          shape=(depth // (kh * kw), kh, kw, ho, wo, n))
+    y = _col2im(cols, shape=(n, depth // (kh * kw)) + size, **geometry)
+    return _unbatched(y, was_unbatched)
 
 
 # ---- pooling geometry ---------------------------------------------------------------------------

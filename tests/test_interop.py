@@ -1,0 +1,193 @@
+"""Sharing memory with other libraries: DLPack (numpy, torch, CuPy), from_numpy / numpy(), and
+gpuad.cuda's view of CuPy's memory pool."""
+import gc
+
+import numpy as np
+import pytest
+
+import gpuad
+from gpuad import backend
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+needs_torch = pytest.mark.skipif(_torch() is None, reason="torch is not installed")
+
+
+# ---- numpy: from_numpy and numpy() share memory, as in PyTorch ---------------------------------
+def test_from_numpy_and_numpy_share_memory():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = gpuad.from_numpy(a)
+    a[0, 0] = 100.0
+    assert t[0, 0].item() == 100.0
+    t.numpy()[1, 2] = -5.0
+    assert a[1, 2] == -5.0
+    t.add_(1.0)  # in place through the tensor: visible in the array
+    assert a[0, 1] == 2.0
+    assert t.numpy() is a and np.shares_memory(t.detach().numpy(), a)
+
+
+def test_numpy_refuses_tensors_that_require_grad_and_device_tensors():
+    t = gpuad.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad\. "
+                                           r"Use tensor\.detach\(\)\.numpy\(\) instead\."):
+        t.numpy()
+    assert np.shares_memory(t.detach().numpy(), t.data)
+    np.testing.assert_array_equal(t.numpy(force=True), [1.0, 2.0])
+    with pytest.raises(TypeError, match=r"\.cpu\(\)\.numpy\(\)"):
+        gpuad.tensor([1.0], device="strict").numpy()
+    np.testing.assert_array_equal(gpuad.tensor([3.0], device="strict").numpy(force=True), [3.0])
+
+
+def test_from_numpy_refuses_what_a_tensor_cannot_hold():
+    with pytest.raises(TypeError, match="expected a numpy.ndarray"):
+        gpuad.from_numpy([1, 2])
+    with pytest.raises(TypeError, match="dtype object"):
+        gpuad.from_numpy(np.array([None, 1]))
+
+
+# ---- DLPack with numpy ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64", "int32", "uint8", "bool"])
+def test_dlpack_round_trip_with_numpy_shares_memory(dtype):
+    t = gpuad.tensor(np.arange(6).reshape(2, 3) % 2).to(np.dtype(dtype))
+    assert t.__dlpack_device__() == (1, 0)
+    a = np.from_dlpack(t)
+    assert a.dtype == np.dtype(dtype) and a.shape == (2, 3)
+    assert np.shares_memory(a, t.data)
+    back = gpuad.from_dlpack(a)
+    assert back.dtype == t.dtype and back.device == gpuad.device("cpu")
+    assert np.shares_memory(back.data, t.data)
+
+
+def test_dlpack_writes_show_through_both_ways():
+    t = gpuad.zeros(4)
+    a = np.from_dlpack(t)
+    a[1] = 7.0
+    assert t.tolist() == [0.0, 7.0, 0.0, 0.0]
+    t.fill_(2.0)
+    assert a.tolist() == [2.0] * 4
+    u = gpuad.from_dlpack(t)  # a gpuad tensor is an exporter too
+    u[0] = -1.0
+    assert t[0].item() == -1.0
+
+
+def test_dlpack_of_views_and_non_contiguous_tensors():
+    t = gpuad.arange(12, dtype=gpuad.float32).reshape(3, 4)
+    view = gpuad.from_numpy(t.data[:, 1::2])
+    a = np.from_dlpack(view)
+    np.testing.assert_array_equal(a, [[1, 3], [5, 7], [9, 11]])
+    a[0, 0] = 50.0
+    assert t[0, 1].item() == 50.0
+
+
+def test_dlpack_refusals():
+    with pytest.raises(BufferError, match="Can't export tensors that require gradient"):
+        gpuad.ones(2, requires_grad=True).__dlpack__()
+    with pytest.raises(BufferError, match="strict tensor cannot be exported"):
+        gpuad.ones(2, device="strict").__dlpack__()
+    with pytest.raises(TypeError, match="expected an object with __dlpack__"):
+        gpuad.from_dlpack([1.0, 2.0])
+
+
+# ---- DLPack with torch ---------------------------------------------------------------------------
+@needs_torch
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool"])
+def test_torch_reads_gpuad_memory_and_gpuad_reads_torch_memory(dtype):
+    torch = _torch()
+    t = gpuad.tensor([[1, 0, 1], [0, 1, 1]]).to(np.dtype(dtype))
+    theirs = torch.from_dlpack(t)
+    assert str(theirs.dtype) == f"torch.{dtype}" and tuple(theirs.shape) == (2, 3)
+    np.testing.assert_array_equal(theirs.numpy(), t.numpy())
+    back = gpuad.from_dlpack(theirs)
+    assert back.dtype == t.dtype and np.shares_memory(back.data, t.data)
+
+
+@needs_torch
+def test_writes_through_torch_and_gpuad_are_shared():
+    torch = _torch()
+    t = gpuad.zeros(2, 3)
+    theirs = torch.from_dlpack(t)
+    theirs[0, 1] = 5.0
+    assert t[0, 1].item() == 5.0
+    t.fill_(1.5)
+    assert float(theirs.sum()) == 9.0
+
+    source = torch.arange(4, dtype=torch.float32)
+    ours = gpuad.from_dlpack(source)
+    ours[2] = -3.0
+    assert source.tolist() == [0.0, 1.0, -3.0, 3.0]
+    source.mul_(2)
+    assert ours.tolist() == [0.0, 2.0, -6.0, 6.0]
+    # torch's own rule, which gpuad's __dlpack__ follows too: a tensor that requires grad is not
+    # exported; a detached one is
+    w = torch.ones(2, requires_grad=True)
+    with pytest.raises(BufferError, match="require gradient"):
+        gpuad.from_dlpack(w)
+    assert gpuad.from_dlpack(w.detach()).tolist() == [1.0, 1.0]
+
+
+# ---- CUDA ----------------------------------------------------------------------------------------
+@pytest.mark.gpu
+def test_cuda_dlpack_with_cupy_shares_device_memory():
+    cupy = backend.cupy
+    t = gpuad.zeros(3, device="cuda")
+    assert t.__dlpack_device__() == (2, 0)
+    c = cupy.from_dlpack(t)
+    c[1] = 4.0
+    assert t.tolist() == [0.0, 4.0, 0.0]
+    u = gpuad.from_dlpack(c)
+    assert u.device == gpuad.device("cuda") and u.data.data.ptr == t.data.data.ptr
+    u.fill_(2.0)
+    assert float(c.sum()) == 6.0
+    with pytest.raises(TypeError, match=r"\.cpu\(\)\.numpy\(\)"):
+        t.numpy()
+
+
+@pytest.mark.gpu
+def test_cuda_dlpack_with_torch_when_torch_has_cuda():
+    torch = _torch()
+    if torch is None or not torch.cuda.is_available():
+        pytest.skip("needs a CUDA build of torch")
+    t = gpuad.zeros(3, device="cuda")
+    theirs = torch.from_dlpack(t)
+    assert theirs.is_cuda
+    theirs[2] = 9.0
+    torch.cuda.synchronize()
+    assert t.tolist() == [0.0, 0.0, 9.0]
+    ours = gpuad.from_dlpack(torch.ones(2, device="cuda"))
+    assert ours.device == gpuad.device("cuda") and ours.tolist() == [1.0, 1.0]
+
+
+@pytest.mark.skipif(gpuad.cuda.is_available(), reason="checks the no-GPU behaviour")
+def test_cuda_memory_functions_without_a_gpu_behave_like_torch():
+    assert gpuad.cuda.memory_stats() == {}
+    assert gpuad.cuda.memory_allocated() == 0 and gpuad.cuda.memory_reserved() == 0
+    gpuad.cuda.empty_cache()  # nothing to do, no error
+
+
+@pytest.mark.gpu
+def test_cuda_memory_stats_follow_the_pool():
+    gc.collect()  # arrays of earlier tests, freed now rather than in the middle of this one
+    gpuad.cuda.empty_cache()
+    stats = gpuad.cuda.memory_stats()
+    for key in ("allocated_bytes.all.current", "reserved_bytes.all.current", "cupy.used_bytes",
+                "cupy.total_bytes", "cupy.free_bytes", "cupy.n_free_blocks",
+                "cupy.pinned.n_free_blocks", "device.free_bytes", "device.total_bytes"):
+        assert key in stats, key
+    before = gpuad.cuda.memory_allocated()
+    x = gpuad.empty(64, 1024, 1024, dtype=gpuad.float32, device="cuda")  # 256 MiB
+    assert gpuad.cuda.memory_allocated() - before >= x.data.nbytes
+    assert gpuad.cuda.memory_reserved() >= gpuad.cuda.memory_allocated()
+    assert gpuad.cuda.memory_stats(0)["allocated_bytes.all.current"] == \
+        gpuad.cuda.memory_allocated("cuda:0")
+    del x
+    assert gpuad.cuda.memory_allocated() == before
+    held = gpuad.cuda.memory_reserved()
+    gpuad.cuda.empty_cache()
+    assert gpuad.cuda.memory_reserved() <= held - 256 * 2 ** 20
