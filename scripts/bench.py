@@ -230,6 +230,9 @@ class Runner:
     def __init__(self, spec, x, y):
         self.spec, self.x, self.y, self.last = spec, x, y, None
 
+    def loss(self):
+        return float(self.last.item())  # a 0-d gpuad or torch tensor (the floor overrides this)
+
     def run(self, first, count):
         b = self.spec["batch"]
         batches = -(-len(self.x) // b)  # wrapping around: matmul_rate reuses its one batch
@@ -260,9 +263,6 @@ class GpuadRunner(Runner):
         loss.backward()
         self.opt.step()
         return loss
-
-    def loss(self):
-        return float(self.last.item())
 
     def accuracy(self, x, y):
         with gpuad.no_grad():
@@ -349,9 +349,6 @@ class TorchRunner(Runner):
         loss.backward()
         self.opt.step()
         return loss
-
-    def loss(self):
-        return float(self.last.item())
 
     def accuracy(self, x, y):
         with self.torch.no_grad():
