@@ -4,6 +4,7 @@ layouts, initialisation and tensor shapes, so a state_dict maps one to one.
 Everything is a composite of gpuad ops (F.linear, sigmoid, tanh, slicing, stack), so it runs on
 either backend and differentiates to any order. A layer computes its input projection
 W_ih x + b_ih for the whole sequence in one matmul and only the hidden projection per step.
+A PackedSequence input (packing.py) runs each sequence only up to its own length.
 """
 import math
 import numbers
@@ -13,6 +14,7 @@ from .. import creation, ops
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+from .packing import PackedSequence
 
 
 # ---- one step of each cell: xw = W_ih x + b_ih is given, state is (h,) or (h, c) -------------
@@ -70,6 +72,47 @@ def _scan(step, xws, state, w_hh, b_hh, reverse):
     for t in (reversed(range(len(xws))) if reverse else range(len(xws))):
         state = step(xws[t], state, w_hh, b_hh)
         outputs[t] = state[0]
+    return outputs, state
+
+
+def _split_steps(x, sizes, out=None):
+    """A packed sequence's rows x cut into its steps, blocks of sizes[t] rows, by halving as
+    _unbind does, so that backward through the cuts stays O(N log L), not O(N L)."""
+    out = [] if out is None else out
+    if len(sizes) == 1:
+        out.append(x)
+    else:
+        half = len(sizes) // 2
+        rows = sum(sizes[:half])
+        _split_steps(x[:rows], sizes[:half], out)
+        _split_steps(x[rows:], sizes[half:], out)
+    return out
+
+
+def _scan_packed(step, xws, state, w_hh, b_hh, reverse, sizes):
+    """_scan over a packed batch (sorted by decreasing length), step t running the first
+    sizes[t] sequences, torch's shrinking prefixes. Forwards, the rows of the sequences that end
+    are set aside as their final states; backwards, each sequence joins at its own last step,
+    from its initial state. Returns the per-step outputs and the final state of every sequence."""
+    outputs = [None] * len(xws)
+    if reverse:
+        initial, state = state, tuple(s[:sizes[-1]] for s in state)
+        for t in reversed(range(len(xws))):
+            running = state[0].shape[0]
+            if sizes[t] > running:
+                state = tuple(ops.cat([s, s0[running:sizes[t]]]) for s, s0 in zip(state, initial))
+            state = step(xws[t], state, w_hh, b_hh)
+            outputs[t] = state[0]
+        return outputs, state
+    ended = []  # final states of the sequences that stopped, the shortest (last rows) first
+    for t in range(len(xws)):
+        if sizes[t] < state[0].shape[0]:
+            ended.append(tuple(s[sizes[t]:] for s in state))
+            state = tuple(s[:sizes[t]] for s in state)
+        state = step(xws[t], state, w_hh, b_hh)
+        outputs[t] = state[0]
+    if ended:
+        state = tuple(ops.cat([s, *parts[::-1]]) for s, *parts in zip(state, *ended))
     return outputs, state
 
 
@@ -155,10 +198,11 @@ class RNNBase(Module):
             raise ValueError(f"{type(self).__name__}: expected a non-empty sequence and batch, "
                              f"got input of shape {shape}")
 
-    def _initial_states(self, hx, input, batched):
+    def _initial_states(self, hx, input, batched, batch, order=None):
         """The initial state of each (layer, direction) as a tuple (h,) or (h, c), from hx of
-        shape (num_layers * num_directions, N, H), or zeros."""
-        count, batch = self.num_layers * self._directions, input.shape[1]
+        shape (num_layers * num_directions, batch, H) (its batch taken in `order` if given), or
+        zeros like input."""
+        count = self.num_layers * self._directions
         n_states = 2 if self.mode == "LSTM" else 1
         if hx is None:
             zero = creation.zeros(batch, self.hidden_size, dtype=input.dtype, device=input.device)
@@ -174,38 +218,69 @@ class RNNBase(Module):
                         tuple(state.shape), expected)
         if not batched:
             states = tuple(s.unsqueeze(1) for s in states)
+        if order is not None:
+            states = tuple(s.index_select(1, order) for s in states)
         return [tuple(s[k] for s in states) for k in range(count)]
 
     def forward(self, input, hx=None):
         """input (L, N, H_in), or (N, L, H_in) when batch_first, or (L, H_in) unbatched; returns
         (output, h_n), or (output, (h_n, c_n)) for LSTM, with output (L, N, D*H) (batch_first:
-        (N, L, D*H)) and h_n, c_n (num_layers*D, N, H): batch_first never applies to states."""
+        (N, L, D*H)) and h_n, c_n (num_layers*D, N, H): batch_first never applies to states.
+        A PackedSequence input gives a PackedSequence output, as in torch."""
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         self._check_input(input)
         batched = input.ndim == 3
         if not batched:
             input = input.unsqueeze(1)
         elif self.batch_first:
             input = input.transpose(0, 1)
-        initial = iter(self._initial_states(hx, input, batched))
-        step, finals, layer_input = _STEPS[self.mode], [], input
+        initial = self._initial_states(hx, input, batched, input.shape[1])
+        output, states = self._layers(input, iter(initial))
+        if not batched:
+            output, states = output.squeeze(1), tuple(s.squeeze(1) for s in states)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (states if self.mode == "LSTM" else states[0])
+
+    def _forward_packed(self, packed, hx):
+        """forward for a PackedSequence: the input projection is one GEMM over the packed rows,
+        each step runs only the sequences still going, h_n holds each sequence's state at its
+        own last step, and hx and h_n are in the caller's batch order, like torch."""
+        data, sizes = packed.data, packed.batch_sizes.tolist()  # batch_sizes live on the CPU
+        if data.ndim != 2 or data.shape[-1] != self.input_size:
+            raise ValueError(f"{type(self).__name__}({self.extra_repr()}): expected a "
+                             f"PackedSequence of data (sum(lengths), input_size={self.input_size})"
+                             f", got data of shape {tuple(data.shape)}")
+        initial = self._initial_states(hx, data, True, sizes[0], packed.sorted_indices)
+        output, states = self._layers(data, iter(initial), sizes)
+        if packed.unsorted_indices is not None:
+            states = tuple(s.index_select(1, packed.unsorted_indices) for s in states)
+        return packed._replace(data=output), (states if self.mode == "LSTM" else states[0])
+
+    def _layers(self, layer_input, initial, sizes=None):
+        """Every layer and direction over time-major input (L, N, H_in), or over a packed
+        sequence's rows when its batch `sizes` are given: the last layer's output (L, N, D*H) or
+        (sum(sizes), D*H), and the final states stacked (num_layers*D, N, H)."""
+        if sizes is None:
+            cut, scan, join = _unbind, _scan, ops.stack
+        else:
+            cut, join = (lambda x: _split_steps(x, sizes)), ops.cat
+            scan = (lambda *args: _scan_packed(*args, sizes))
+        step, finals = _STEPS[self.mode], []
         for layer in range(self.num_layers):
             if layer and self.dropout and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, True)
             directions = []
             for suffix in ("", "_reverse")[:self._directions]:
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, suffix)
-                xws = _unbind(F.linear(layer_input, w_ih, b_ih))  # one GEMM for all steps
-                outputs, final = _scan(step, xws, next(initial), w_hh, b_hh, bool(suffix))
-                directions.append(ops.stack(outputs))
+                xws = cut(F.linear(layer_input, w_ih, b_ih))  # one GEMM for all steps
+                outputs, final = scan(step, xws, next(initial), w_hh, b_hh, bool(suffix))
+                directions.append(join(outputs))
                 finals.append(final)
             layer_input = directions[0] if len(directions) == 1 else ops.cat(directions, dim=-1)
-        output = layer_input
         states = tuple(ops.stack([final[i] for final in finals]) for i in range(len(finals[0])))
-        if not batched:
-            output, states = output.squeeze(1), tuple(s.squeeze(1) for s in states)
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, (states if self.mode == "LSTM" else states[0])
+        return layer_input, states
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
