@@ -17,7 +17,7 @@ from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_
                        tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
-from . import data, func, nn, optim, training, utils  # noqa: F401
+from . import data, distributed, func, nn, optim, training, utils  # noqa: F401
 from . import amp  # noqa: F401
 from .amp import autocast  # noqa: F401
 from .trace import trace  # noqa: F401  (the evaluation trace; not torch.trace)

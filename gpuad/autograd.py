@@ -248,6 +248,46 @@ def _run_hooks(t, g):
     return g
 
 
+class RemovableHandle:
+    """What registering a hook returns: remove() unregisters it (torch.utils.hooks.RemovableHandle)."""
+
+    def __init__(self, owner, attribute, hook):
+        self.owner, self.attribute, self.hook = owner, attribute, hook
+
+    def remove(self):
+        hooks = getattr(self.owner, self.attribute, None) or []
+        setattr(self.owner, self.attribute, [h for h in hooks if h is not self.hook] or None)
+
+
+# Set once a post-accumulate-grad hook exists (Tensor.register_post_accumulate_grad_hook): until
+# then backward() skips the scan below, so programs without hooks pay nothing for them.
+POST_ACCUMULATE_HOOKS = [False]
+
+
+def _final_uses(order):
+    """{i: leaves}: the hooked leaves that get no more gradient once order[i]'s rule has run. Their
+    .grad is written and their hooks fired right there, mid-walk, so DistributedDataParallel
+    can start reducing a bucket while the rest of backward still runs."""
+    last = {}
+    for i, t in enumerate(order):
+        for x in t._node.inputs or ():
+            if getattr(x, "_node", 0) is None and getattr(x, "_post_accumulate_hooks", None):
+                last[id(x)] = (i, x)
+    ready = {}
+    for i, x in last.values():
+        ready.setdefault(i, []).append(x)
+    return ready
+
+
+def _deposit(leaf, g, owned, deposited):
+    """Write a leaf's finished gradient into .grad (after its hooks), then run its
+    post-accumulate hooks."""
+    g = _run_hooks(leaf, g) if leaf._hooks else g
+    leaf.grad = _unaliased(g, owned, deposited) if leaf.grad is None else leaf.grad + g
+    for hook in getattr(leaf, "_post_accumulate_hooks", None) or ():
+        hook(leaf)
+
+
 def _unaliased(g, owned, deposited):
     """g, or a copy when another tensor may share its array (a shared rule output or a view)."""
     if owned or g.requires_grad or (g.data.base is None and id(g.data) not in deposited):
@@ -293,10 +333,17 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     _mode.in_backward = True
     try:
         order = _topological_order(outputs)
-        run = None
+        run = ready = None
         if wanted is not None:
             order, run = _leading_to(order, wanted)
+        elif POST_ACCUMULATE_HOOKS[0]:
+            ready = _final_uses(order)
         for i, t in enumerate(order):
+            if ready and i - 1 in ready:  # their last consumer ran in the previous step
+                for leaf in ready.pop(i - 1):
+                    entry = pending.pop(id(leaf), None)
+                    if entry is not None:
+                        _deposit(*entry, deposited)
             order[i] = None  # the walk's last reference: t's array can go once its rule has run
             entry = pending.pop(id(t), None)
             if entry is None:
@@ -334,8 +381,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                 if id(leaf) in wanted:
                     results[wanted[id(leaf)]] = _run_hooks(leaf, g)
                 continue
-            g = _run_hooks(leaf, g)
-            leaf.grad = _unaliased(g, owned, deposited) if leaf.grad is None else leaf.grad + g
+            _deposit(leaf, g, owned, deposited)
     finally:
         _mode.enabled, _mode.in_backward = prev_mode, prev_in_backward
     if inputs is not None and not allow_unused:

@@ -546,3 +546,59 @@ def from_dlpack(obj):
             return cupy.from_dlpack(obj)
     raise TypeError(f"from_dlpack: DLPack device type {int(kind)} is not supported; gpuad holds "
                     f"host (numpy) and CUDA (CuPy) arrays")
+
+
+# ---- distributed: what the NCCL communicator needs from CuPy --------------------------------------
+def nccl_available():
+    if not cuda_available():
+        return False
+    try:
+        from cupy.cuda import nccl
+    except ImportError:
+        return False
+    return bool(getattr(nccl, "available", False))
+
+
+def nccl_communicator(world_size, rank, host, port, use_mpi):
+    """cupyx.distributed's NCCL communicator for this process's current GPU; the NCCL unique id
+    travels over MPI (use_mpi) or over a TCP store that rank 0 serves at host:port."""
+    if not nccl_available():
+        raise RuntimeError(f"init_process_group(backend='nccl'): NCCL is not available (CuPy "
+                           f"{'is not installed' if cupy is None else 'sees no GPU or no NCCL'}); "
+                           f"use backend='mpi', or {_CUDA_HELP}")
+    import cupyx.distributed
+    return cupyx.distributed.init_process_group(world_size, rank, host=host, port=port,
+                                                use_mpi=use_mpi)
+
+
+def use_cuda_device(index):
+    """Make GPU `index` this process's current one (one GPU per rank)."""
+    _require_cuda(Device("cuda", index))
+    cupy.cuda.Device(index).use()
+
+
+def current_cuda_device():
+    return Device("cuda", cupy.cuda.Device().id)
+
+
+def side_stream():
+    """A CUDA stream of its own, for collectives that overlap the compute stream."""
+    return cupy.cuda.Stream(non_blocking=True)
+
+
+def stream_after_current(stream):
+    """Make `stream` wait for what the current stream has queued so far."""
+    event = cupy.cuda.Event(disable_timing=True)
+    event.record(cupy.cuda.get_current_stream())
+    stream.wait_event(event)
+
+
+def event_on(stream):
+    """An event recorded now on `stream`: .done polls it, current_waits_for(event) orders on it."""
+    event = cupy.cuda.Event(disable_timing=True)
+    event.record(stream)
+    return event
+
+
+def current_waits_for(event):
+    cupy.cuda.get_current_stream().wait_event(event)

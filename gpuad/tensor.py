@@ -13,7 +13,7 @@ from . import autograd, backend
 class Tensor:
     """A numpy (CPU) or CuPy (CUDA) array that can record operations for reverse-mode autodiff."""
     __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "_retains_grad", "_hooks",
-                 "__weakref__")
+                 "_post_accumulate_hooks", "__weakref__")
     __array_ufunc__ = None  # `ndarray * tensor` defers to Tensor.__rmul__ instead of converting us
     __hash__ = object.__hash__  # identity, like torch; __eq__ below is elementwise
 
@@ -211,6 +211,21 @@ class Tensor:
                                "require gradient")
         self._hooks = (self._hooks or []) + [hook]
         return hook
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call hook(self) once backward has written this leaf's final gradient into .grad, while
+        the rest of backward may still run (what DistributedDataParallel overlaps with). Returns
+        a handle whose remove() unregisters it."""
+        if self._node is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors get a .grad "
+                               "to accumulate into; use register_hook on a non-leaf tensor")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a "
+                               "tensor that doesn't require gradient")
+        hooks = getattr(self, "_post_accumulate_hooks", None) or []
+        self._post_accumulate_hooks = hooks + [hook]
+        autograd.POST_ACCUMULATE_HOOKS[0] = True
+        return autograd.RemovableHandle(self, "_post_accumulate_hooks", hook)
 
     # ---- in place (only where no gradient can be corrupted) ------------------------------------
     def _inplace(self, name, write, value=None):

@@ -15,8 +15,9 @@ python3 -c "import cupy, numpy, gpuad; print('cupy', cupy.__version__, 'numpy', 
 python3 -c "import gpuad, sys; sys.exit(0 if gpuad.cuda.is_available() else 1)" || {
     echo "gpu_check: CuPy sees no CUDA GPU here; nothing to check" | tee -a "$out/gpu.txt"; exit 1; }
 
-# Every test that runs on the cuda device (the device fixture's 'cuda' ids) or is marked gpu; spread
-# over 8 processes when pytest-xdist is there, since a fresh machine compiles every CuPy kernel once.
+# Every test that runs on the cuda device (the device fixture's 'cuda' ids) or is marked gpu, NCCL
+# included (world size 1: NCCL refuses two ranks on one GPU); spread over 8 processes when
+# pytest-xdist is there, since a fresh machine compiles every CuPy kernel once.
 parallel=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
 timeout 150 python3 -m pytest -q -p no:cacheprovider -p no:benchmark $parallel -rfE -k "cuda or gpu" tests 2>&1 \
     | tee "$out/tests.txt"

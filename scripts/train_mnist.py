@@ -3,24 +3,34 @@
     python scripts/train_mnist.py                          # MLP, 5 epochs: about 98% test accuracy
     python scripts/train_mnist.py --model cnn --epochs 2   # LeNet-5-style CNN: about 98.8%
     python scripts/train_mnist.py --checkpoint run.ckpt --resume
+    mpiexec -n 2 python scripts/train_mnist.py --distributed --batch-size 64   # 2 CPU processes
+    mpiexec -n 4 python scripts/train_mnist.py --distributed --device cuda     # NCCL, 1 GPU each
 
 Prints one JSON line per epoch (train loss, test loss, test accuracy, samples/s, device), shows tqdm
 progress bars, writes a checkpoint after every epoch (atomically, so Ctrl-C, a crash or kill -9
 leaves the last complete one intact) and with --resume continues from it exactly as an
 uninterrupted run. --metrics PATH also writes each epoch's summary to a JSON-lines file
 (scripts/plot_run.py draws it).
+
+--distributed trains data-parallel (gpuad.nn.parallel.DistributedDataParallel) over the ranks of its
+launcher: MPI for CPU processes, NCCL for one GPU per process. --batch-size is per rank, so N ranks
+with batch B train like one process with batch N*B; rank 0 alone prints, logs and writes checkpoints.
 """
 import argparse
 import json
 import os
 import sys
 
+import numpy
+
 import gpuad
 import gpuad.nn.functional as F
 from gpuad import optim
 from gpuad.checkpoint import remove_stale_temp_files
-from gpuad.data import DataLoader
+from gpuad import distributed as dist
+from gpuad.data import DataLoader, DistributedSampler
 from gpuad.data.datasets import MNIST
+from gpuad.nn.parallel import DistributedDataParallel
 from gpuad.training import evaluate, exit_interrupted, train_epoch
 
 import models
@@ -56,6 +66,11 @@ def parse_args(argv):
     parser.add_argument("--metrics", help="append each epoch's summary (plus its training seconds) "
                                           "to this JSON-lines file; a run without --resume "
                                           "starts it afresh")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over the launcher's ranks (mpiexec -n N; or RANK, "
+                             "WORLD_SIZE, MASTER_ADDR, MASTER_PORT for NCCL); batch size per rank")
+    parser.add_argument("--backend", choices=("auto", "mpi", "nccl"), default="auto",
+                        help="with --distributed: auto is NCCL on cuda, MPI on the CPU")
     args = parser.parse_args(argv)
     optimizer, lr, batch_size = DEFAULTS[args.model]
     args.optimizer = args.optimizer or optimizer
@@ -70,33 +85,56 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if not args.distributed:
+        return train(args)
+    dist.init_process_group(args.backend, device=args.device)
+    try:
+        if args.device == "cuda":  # one GPU per process
+            args.device = f"cuda:{dist.get_node_local_rank() % gpuad.cuda.device_count()}"
+        return train(args)
+    finally:
+        dist.destroy_process_group()
+
+
+def train(args):
     gpuad.manual_seed(args.seed)
-    train_set = MNIST(args.data, train=True, download=args.download)
-    test_set = MNIST(args.data, train=False, download=args.download)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed,
-                              device=args.device)
-    test_loader = DataLoader(test_set, batch_size=1000, device=args.device)
-    model = MODELS[args.model]().to(args.device)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if args.distributed else (0, 1)
+    lead = rank == 0  # the rank that prints, logs and writes files
+    train_set = MNIST(args.data, train=True, download=args.download and lead)
+    test_set = MNIST(args.data, train=False, download=args.download and lead)
+    if args.distributed:  # each rank its shard; the same order one process with batch N*B sees
+        train_loader = DataLoader(train_set, batch_size=args.batch_size, device=args.device,
+                                  sampler=DistributedSampler(train_set, seed=args.seed))
+        test_loader = DataLoader(test_set, batch_size=1000, device=args.device,
+                                 sampler=range(rank, len(test_set), world))
+    else:
+        train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                                  seed=args.seed, device=args.device)
+        test_loader = DataLoader(test_set, batch_size=1000, device=args.device)
+    net = MODELS[args.model]().to(args.device)
+    model = DistributedDataParallel(net) if args.distributed else net
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), args.lr)
 
     first_epoch = 0
-    if args.checkpoint and (stale := remove_stale_temp_files(args.checkpoint)):
+    if lead and args.checkpoint and (stale := remove_stale_temp_files(args.checkpoint)):
         print(f"removed {len(stale)} temp file(s) left by a save that was killed midway",
               file=sys.stderr)
     if args.resume and os.path.exists(args.checkpoint):
         state = gpuad.load(args.checkpoint, device=args.device)
-        model.load_state_dict(state["model"])
+        net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         gpuad.set_rng_state(state["rng"])
         first_epoch = state["epoch"] + 1
-        # the last completed epoch, numbered from 1 like the summary lines
-        print(json.dumps({"resumed_from": args.checkpoint, "epoch": first_epoch}), flush=True)
+        if lead:  # the last completed epoch, numbered from 1 like the summary lines
+            print(json.dumps({"resumed_from": args.checkpoint, "epoch": first_epoch}), flush=True)
 
-    progress = not args.no_progress
+    progress = not args.no_progress and lead
     history = []
-    if args.metrics:
+    metrics = None
+    if args.metrics and lead:
         os.makedirs(os.path.dirname(os.path.abspath(args.metrics)), exist_ok=True)
         metrics = open(args.metrics, "a" if args.resume else "w")
+    save = dist.save if args.distributed else gpuad.save
     try:
         for epoch in range(first_epoch, args.epochs):
             train_loader.set_epoch(epoch)
@@ -105,25 +143,44 @@ def main(argv=None):
                                 desc=f"epoch {epoch + 1}/{args.epochs}")
             test = evaluate(model, test_loader, F.cross_entropy, max_steps=args.max_steps,
                             progress=progress, desc="test")
+            if args.distributed:
+                train, test = _over_all_ranks(train, test)
             summary = {"epoch": epoch + 1, "train_loss": round(train["loss"], 5),
                        "test_loss": round(test["loss"], 5), "test_accuracy": round(test["accuracy"], 5),
                        "samples_per_s": round(train["samples_per_s"], 1), "device": str(args.device),
                        "model": args.model}
+            if args.distributed:
+                summary["ranks"] = world
             history.append(summary)
-            print(json.dumps(summary), flush=True)
+            if lead:
+                print(json.dumps(summary), flush=True)
             if args.checkpoint:
-                gpuad.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "epoch": epoch, "rng": gpuad.get_rng_state(), "args": vars(args)},
-                           args.checkpoint)
-            if args.metrics:  # after the checkpoint: a resumed run never logs an epoch twice
+                save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                      "epoch": epoch, "rng": gpuad.get_rng_state(), "args": vars(args)},
+                     args.checkpoint)
+            if metrics is not None:  # after the checkpoint: a resumed run never logs an epoch twice
                 metrics.write(json.dumps({**summary, "seconds": round(train["seconds"], 3)}) + "\n")
                 metrics.flush()
     except KeyboardInterrupt:
         exit_interrupted(args.checkpoint)
     finally:
-        if args.metrics:
+        if metrics is not None:
             metrics.close()
-    return {"history": history, "model": model}
+    return {"history": history, "model": net}
+
+
+def _over_all_ranks(train, test):
+    """The epoch's summaries over every rank's samples (each rank measured only its own)."""
+    sums = numpy.array([train["loss"] * train["samples"], train["samples"],
+                        test["loss"] * test["samples"], test["accuracy"] * test["samples"],
+                        test["samples"]])
+    dist.all_reduce(sums)
+    seconds = numpy.array([train["seconds"]])
+    dist.all_reduce(seconds, op="max")  # the step is as slow as the slowest rank
+    train = {**train, "loss": sums[0] / sums[1], "samples": int(sums[1]),
+             "seconds": float(seconds[0]), "samples_per_s": sums[1] / seconds[0]}
+    test = {**test, "loss": sums[2] / sums[4], "accuracy": sums[3] / sums[4]}
+    return train, test
 
 
 if __name__ == "__main__":

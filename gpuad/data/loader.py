@@ -20,12 +20,18 @@ class DataLoader:
     counts epochs up from 0; `set_epoch(k)` picks the next one, like DistributedSampler. The seed is
     `seed`, else drawn once from `generator` (a numpy Generator), else from gpuad's generator (so
     gpuad.manual_seed makes runs repeat). device=None keeps the data's device (cpu for host data).
+    sampler: an iterable of indices to draw instead (a DistributedSampler, a list); the loader
+    passes its epoch to the sampler's set_epoch, so a sampler reshuffles without being told.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None,
-                 seed=None, device=None):
+                 seed=None, device=None, sampler=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True both choose the order; pass "
+                             "shuffle to the sampler (DistributedSampler shuffles by default)")
+        self.sampler = sampler
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         self.device = None if device is None else backend.device(device)
@@ -41,13 +47,18 @@ class DataLoader:
         self.epoch = int(epoch)
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset if self.sampler is None else self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        n = len(self.dataset)
-        order = (numpy.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle
-                 else numpy.arange(n))
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(self.epoch)
+            order = numpy.fromiter(iter(self.sampler), dtype=numpy.int64)
+        elif self.shuffle:
+            order = numpy.random.default_rng([self.seed, self.epoch]).permutation(len(self.dataset))
+        else:
+            order = numpy.arange(len(self.dataset))
         self.epoch += 1
         starts = range(0, len(self) * self.batch_size, self.batch_size)
         if getattr(self.dataset, "tensors", None) is not None:

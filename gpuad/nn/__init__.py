@@ -2,9 +2,9 @@
 
 Above ops/ (which it composes) and below optim/ (which updates the Parameters it registers).
 Re-exports only: module.py (Module, Parameter, containers), layers.py, and the submodules
-functional, init and utils.
+functional, init, parallel and utils.
 """
-from . import functional, init, utils  # noqa: F401
+from . import functional, init, parallel, utils  # noqa: F401
 from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,  # noqa: F401
                      BCELoss, BCEWithLogitsLoss, Conv2d, CrossEntropyLoss, Dropout, Embedding,
