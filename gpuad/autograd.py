@@ -249,7 +249,7 @@ def _run_hooks(t, g):
 
 
 class RemovableHandle:
-    """What registering a hook returns: remove() unregisters it (torch.utils.hooks.RemovableHandle)."""
+    """What registering a hook returns: remove() unregisters it (torch's RemovableHandle)."""
 
     def __init__(self, owner, attribute, hook):
         self.owner, self.attribute, self.hook = owner, attribute, hook
@@ -284,8 +284,9 @@ def _deposit(leaf, g, owned, deposited):
     post-accumulate hooks."""
     g = _run_hooks(leaf, g) if leaf._hooks else g
     leaf.grad = _unaliased(g, owned, deposited) if leaf.grad is None else leaf.grad + g
-    for hook in getattr(leaf, "_post_accumulate_hooks", None) or ():
-        hook(leaf)
+    if POST_ACCUMULATE_HOOKS[0]:
+        for hook in getattr(leaf, "_post_accumulate_hooks", None) or ():
+            hook(leaf)
 
 
 def _unaliased(g, owned, deposited):

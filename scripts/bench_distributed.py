@@ -22,7 +22,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def run(ranks, args):
-    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    mpiexec = (shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+               or shutil.which("mpiexec"))
     if mpiexec is None:
         raise SystemExit('bench_distributed: mpiexec not found; pip install "gpuad[mpi]"')
     command = [mpiexec, "-n", str(ranks), sys.executable, str(ROOT / "scripts" / "train_mnist.py"),

@@ -12,9 +12,10 @@ leaves the last complete one intact) and with --resume continues from it exactly
 uninterrupted run. --metrics PATH also writes each epoch's summary to a JSON-lines file
 (scripts/plot_run.py draws it).
 
---distributed trains data-parallel (gpuad.nn.parallel.DistributedDataParallel) over the ranks of its
-launcher: MPI for CPU processes, NCCL for one GPU per process. --batch-size is per rank, so N ranks
-with batch B train like one process with batch N*B; rank 0 alone prints, logs and writes checkpoints.
+--distributed trains data-parallel (gpuad.nn.parallel.DistributedDataParallel) over the ranks of
+its launcher: MPI for CPU processes, NCCL for one GPU per process. --batch-size is per rank, so N
+ranks with batch B train like one process with batch N*B; rank 0 alone prints, logs and writes
+checkpoints.
 """
 import argparse
 import json

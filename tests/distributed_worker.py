@@ -40,8 +40,9 @@ def collectives(rank, world):
     gathered = [gpuad.zeros(2, 2) for _ in range(world)]
     dist.all_gather(gathered, gpuad.full((2, 2), float(rank)))
     out["all_gather"] = [g.tolist() for g in gathered]
-    staged = gpuad.tensor(numpy.arange(3.0) * (rank + 1), device="strict")  # a device array:
-    dist.all_reduce(staged, op="avg")  # MPI takes it through host memory, as CuPy without CUDA-aware
+    # a device array, which MPI takes through host memory (as CuPy arrays without CUDA-aware MPI)
+    staged = gpuad.tensor(numpy.arange(3.0) * (rank + 1), device="strict")
+    dist.all_reduce(staged, op="avg")
     dist.broadcast(staged, src=world - 1)
     out["strict_staged"] = staged.tolist()
     out["strict_gather"] = dist.group().all_gather(staged.data).tolist()
@@ -142,6 +143,21 @@ def checkpoint(rank, world, outdir):
     return {"written_by": state["written_by"], "weights": state["weights"].tolist()}
 
 
+def buffers(rank, world):
+    """broadcast_buffers: a training forward takes rank 0's buffers; evaluation leaves them."""
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, momentum=0.0))  # stats stay put
+    ddp = DistributedDataParallel(model)
+    at_start = model[1].running_mean.tolist()
+    model[1].running_mean.data[...] = rank  # as if each rank's statistics had drifted apart
+    x = gpuad.randn(5, 4)
+    with gpuad.no_grad():
+        ddp(x)
+    after_evaluation = model[1].running_mean.tolist()
+    ddp(x)
+    return {"at_start": at_start, "after_evaluation": after_evaluation,
+            "after_training_forward": model[1].running_mean.tolist()}
+
+
 def mismatched_model(rank, world):
     try:
         DistributedDataParallel(make_model(width=16 + rank))
@@ -161,6 +177,7 @@ def main(scenario, outdir):
         result["no_sync"] = no_sync(rank, world)
         result["sampler"] = sampler_shards(rank, world)
         result["checkpoint"] = checkpoint(rank, world, outdir)
+        result["buffers"] = buffers(rank, world)
         result["mismatch"] = mismatched_model(rank, world)
     elif scenario == "rank_leaves":  # rank 1 returns early; the others wait in a collective
         dist.barrier()

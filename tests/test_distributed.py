@@ -260,7 +260,8 @@ def test_buckets_start_while_backward_still_runs():
 
 def test_ddp_in_a_world_of_one_matches_the_plain_model(device):
     dist.init_process_group()
-    plain, wrapped = _mlp().to(device), DistributedDataParallel(_mlp().to(device), bucket_cap_mb=0.001)
+    plain = _mlp().to(device)
+    wrapped = DistributedDataParallel(_mlp().to(device), bucket_cap_mb=0.001)
     assert list(wrapped.state_dict()) == ["module." + k for k in plain.state_dict()]
     x, y = gpuad.randn(5, 6, device=device), gpuad.tensor([0, 1, 2, 0, 1], device=device)
     for model in (plain, wrapped):
@@ -342,7 +343,8 @@ def test_nccl_world_of_one_on_the_gpu():
     dist.barrier()
     with pytest.raises(RuntimeError, match="NCCL backend moves GPU arrays only"):
         dist.all_reduce(gpuad.ones(2))
-    plain, wrapped = _mlp().to("cuda"), DistributedDataParallel(_mlp().to("cuda"), bucket_cap_mb=0.001)
+    plain = _mlp().to("cuda")
+    wrapped = DistributedDataParallel(_mlp().to("cuda"), bucket_cap_mb=0.001)
     x, y = gpuad.randn(5, 6, device="cuda"), gpuad.tensor([0, 1, 2, 0, 1], device="cuda")
     for model in (plain, wrapped):
         F.cross_entropy(model(x), y).backward()
@@ -412,6 +414,13 @@ def test_checkpoint_is_written_by_rank_zero_and_readable_by_all(mpi_world):
         assert result["checkpoint"] == {"written_by": 0, "weights": [0.0] * 3}
 
 
+def test_training_forwards_take_rank_zeros_buffers(mpi_world):
+    for rank, result in enumerate(mpi_world):
+        assert result["buffers"]["at_start"] == [0.0] * 3
+        assert result["buffers"]["after_evaluation"] == [float(rank)] * 3
+        assert result["buffers"]["after_training_forward"] == [0.0] * 3
+
+
 def test_ranks_with_different_models_get_a_clear_error(mpi_world):
     for rank, result in enumerate(mpi_world):
         assert "ranks built different models: parameter '0.weight' is float32 (16, 8) on rank 0 " \
@@ -472,4 +481,71 @@ def test_a_torchrun_style_launch_on_the_cpu_is_refused_with_the_fix(tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=60, env=env)
     assert run.returncode != 0
-    assert "the environment says 2 ranks but MPI sees 1; launch every rank with mpiexec" in run.stderr
+    assert "the environment says 2 ranks but MPI sees 1; launch every rank with mpiexec" \
+        in run.stderr
+
+
+# ---- the NCCL communicator's glue, without a GPU -----------------------------------------------
+def test_nccl_calls_match_cupyx_distributed_signatures():
+    """What nccl.py calls on cupyx.distributed's NCCLBackend, checked against the installed CuPy
+    (which imports without a GPU), as the op table checks CuPy's array functions."""
+    cupyx_distributed = pytest.importorskip("cupyx.distributed")
+    import inspect
+    backend_class = cupyx_distributed.NCCLBackend
+    expected = {"all_reduce": ["in_array", "out_array", "op", "stream"],
+                "broadcast": ["in_out_array", "root", "stream"],
+                "all_gather": ["in_array", "out_array", "count", "stream"], "barrier": []}
+    for name, params in expected.items():
+        assert list(inspect.signature(getattr(backend_class, name)).parameters)[1:] == params
+    init = inspect.signature(cupyx_distributed.init_process_group).parameters
+    assert {"n_devices", "rank", "host", "port", "use_mpi"} <= set(init)
+
+
+class FakeNCCL:
+    """cupyx.distributed.NCCLBackend's calls, on numpy arrays, for a world of two whose other
+    rank holds 10x this rank's values."""
+
+    def __init__(self):
+        self.calls = []
+
+    def all_reduce(self, in_array, out_array, op, stream):
+        self.calls.append(("all_reduce", op, stream))
+        out_array[...] = in_array * 11 if op == "sum" else np.maximum(in_array, in_array * 10)
+
+    def broadcast(self, in_out_array, root, stream):
+        self.calls.append(("broadcast", root, stream))
+        in_out_array *= 10 if root == 1 else 1
+
+    def all_gather(self, in_array, out_array, count, stream):
+        self.calls.append(("all_gather", count, stream))
+        out_array[0], out_array[1] = in_array, in_array * 10
+
+    def barrier(self):
+        self.calls.append(("barrier",))
+
+
+def test_nccl_communicator_logic_with_a_fake_nccl(monkeypatch):
+    from gpuad.distributed import nccl
+    monkeypatch.setattr(nccl.NCCLCommunicator, "_check", lambda self, array, what: None)
+    order = []
+    monkeypatch.setattr(gpuad.backend, "stream_after_current", lambda s: order.append("after"))
+    monkeypatch.setattr(gpuad.backend, "event_on", lambda s: type("E", (), {"done": True})())
+    monkeypatch.setattr(gpuad.backend, "current_waits_for", lambda e: order.append("waits"))
+    comm = nccl.NCCLCommunicator.__new__(nccl.NCCLCommunicator)
+    nccl.Communicator.__init__(comm, 0, 2, 5.0)
+    comm.nccl, comm.stream, comm.device = FakeNCCL(), "side-stream", gpuad.device("cpu")
+    a = np.array([1.0, 2.0])
+    work = comm.all_reduce(a, op="avg", async_op=True)
+    assert order == ["after"] and work.is_completed()
+    work.wait()
+    assert order == ["after", "waits"] and a.tolist() == [5.5, 11.0]  # (x + 10x) / 2
+    comm.all_reduce(a, op="max")
+    assert a.tolist() == [55.0, 110.0]
+    b = np.array([1.0, 2.0])
+    comm.broadcast(b, root=1)
+    assert b.tolist() == [10.0, 20.0]
+    assert comm.all_gather(np.array([1.0])).tolist() == [[1.0], [10.0]]
+    comm.barrier()
+    assert [c[0] for c in comm.nccl.calls] == ["all_reduce", "all_reduce", "broadcast",
+                                               "all_gather", "barrier"]
+    assert comm.nccl.calls[0] == ("all_reduce", "sum", "side-stream")  # avg = sum, then divide

@@ -51,11 +51,15 @@ class Work:
                         f"died, or the ranks called collectives in different orders (every rank "
                         f"must run the same collectives, in the same order). If a step is "
                         f"legitimately this slow, raise timeout= in init_process_group.")
-                # Yield, but keep polling for the first 20 ms: MPI advances a collective only
-                # inside MPI calls, so a rank that sleeps holds up its peers. Then back off.
-                time.sleep(pause)
-                if now - start > 0.02:
-                    pause = min(2 * pause or 1e-5, 1e-3)
+                # MPI advances a collective only inside MPI calls, so a rank that sleeps holds up
+                # its peers: poll flat out for 200 us (a collective's own time), then yield the
+                # core between polls (another rank on it may still be computing) until 20 ms,
+                # then back off to 1 ms.
+                waited = now - start
+                if waited > 2e-4:
+                    time.sleep(pause)
+                    if waited > 0.02:
+                        pause = min(2 * pause or 1e-5, 1e-3)
             self._done = True
             if self._finish is not None:
                 self.result = self._finish()

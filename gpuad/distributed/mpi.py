@@ -77,7 +77,8 @@ class MPICommunicator(Communicator):
                 backend.xp_of(buf).divide(buf, self.world_size, out=buf)
             if copy_back is not None:
                 copy_back()
-        return self._work(f"all_reduce({op}) of {array.dtype} {tuple(array.shape)}", request, finish)
+        what = f"all_reduce({op}) of {array.dtype} {tuple(array.shape)}"
+        return self._work(what, request, finish)
 
     def _start_broadcast(self, array, root):
         buf, copy_back = self._buffer(array)

@@ -21,8 +21,8 @@ class NCCLCommunicator(Communicator):
     def _check(self, array, what):
         dev = backend.device_of(array)
         if dev.type != "cuda":
-            raise RuntimeError(f"{what}: the NCCL backend moves GPU arrays only, but this one is on "
-                               f"{dev}; move the model and data to {self.device}, or use "
+            raise RuntimeError(f"{what}: the NCCL backend moves GPU arrays only, but this one is "
+                               f"on {dev}; move the model and data to {self.device}, or use "
                                f"backend='mpi' for CPU training")
         if not array.flags.c_contiguous:
             raise RuntimeError(f"{what}: NCCL needs a contiguous array, got shape "

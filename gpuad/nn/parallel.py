@@ -12,7 +12,7 @@ gradient_as_bucket_view=True: no copy back).
 import contextlib
 
 from .. import backend, distributed
-from ..autograd import _topological_order, no_grad
+from ..autograd import _topological_order, is_grad_enabled, no_grad
 from ..tensor import Tensor
 from .module import Module
 
@@ -49,7 +49,8 @@ class DistributedDataParallel(Module):
     forward and backward on its own batch; after backward, every rank holds the same averaged
     gradients, so the same optimizer step keeps the replicas identical. Construction broadcasts
     rank 0's parameters and buffers (and checks that every rank built the same model); with
-    broadcast_buffers, each forward first takes rank 0's buffers (BatchNorm statistics).
+    broadcast_buffers, each training forward (grad enabled, not in no_sync) first takes rank 0's
+    buffers (BatchNorm statistics).
 
     A parameter that gets no gradient in a backward leaves its bucket unreduced: the next forward
     raises, naming it, unless find_unused_parameters=True (each forward then finds the parameters
@@ -67,7 +68,8 @@ class DistributedDataParallel(Module):
             for t in list(module.parameters()) + list(module.buffers()):
                 self.comm.broadcast(t.data, 0)
                 t._bump_version()
-        self.parameters_in_order = [p for p in reversed(list(module.parameters())) if p.requires_grad]
+        self.parameters_in_order = [p for p in reversed(list(module.parameters()))
+                                    if p.requires_grad]
         self.buckets = _into_buckets(self.parameters_in_order, int(bucket_cap_mb * 2**20))
         self._place = {}  # id(param) -> (bucket, index in it)
         for bucket in self.buckets:
@@ -80,7 +82,10 @@ class DistributedDataParallel(Module):
 
     def forward(self, *args, **kwargs):
         self._check_last_backward_finished()
-        if self.broadcast_buffers and self.comm.world_size > 1:
+        # as in torch, only a forward that will be trained on syncs buffers: evaluation under
+        # no_grad may run a different number of batches on each rank
+        if (self.broadcast_buffers and self.comm.world_size > 1 and self._sync
+                and is_grad_enabled()):
             with no_grad():
                 for b in self.module.buffers():
                     self.comm.broadcast(b.data, 0)
