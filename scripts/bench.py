@@ -16,6 +16,10 @@ weights (drawn once with numpy, torch's default init) and feeds it the same batc
   matmul_rate  a big-batch MLP step's FLOP/s (batch 8192, 4096-4096-4096-10 on cuda, 1/64 of the
                FLOPs on cpu) as a fraction of a plain square matmul's measured in the same rounds
                (in --all on cuda only)
+  amp          the same step under autocast (float16) with a GradScaler against float32, for gpuad
+               and torch: amp_speedup = float32 time / autocast time of the same framework, and
+               gpuad_amp's vs_torch against torch_amp (in --all on cuda only: numpy has no fast
+               float16 matmul)
 
 The floor is gpuad/testing/floor.py: forward, backward and update written by hand on numpy/CuPy
 arrays. Peak memory on the CPU is per process, so each framework's mlp and cnn run once more in a
@@ -298,6 +302,23 @@ class GraphedGpuadRunner(GpuadRunner):
         return self.replay()
 
 
+class AmpGpuadRunner(GpuadRunner):
+    """GpuadRunner's step under gpuad.autocast (float16) with loss scaling, torch's recipe."""
+
+    def reset(self):
+        super().reset()
+        self.scaler = gpuad.amp.GradScaler()
+
+    def step(self, x, y):
+        with gpuad.autocast(self.dev.type, dtype=gpuad.float16):
+            loss = F.cross_entropy(self.model(gpuad.Tensor(x)), gpuad.Tensor(y))
+        self.opt.zero_grad()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return loss
+
+
 class FloorRunner(Runner):
     def __init__(self, spec, x, y, dev):
         super().__init__(spec, x, y)
@@ -356,6 +377,22 @@ class TorchRunner(Runner):
         return float((logits.argmax(1) == self.tensor(y)).float().mean().item())
 
 
+class AmpTorchRunner(TorchRunner):
+    def reset(self):
+        super().reset()
+        self.scaler = self.torch.amp.GradScaler(self.tdev)
+
+    def step(self, x, y):
+        torch = self.torch
+        with torch.autocast(self.tdev, dtype=torch.float16):
+            loss = torch.nn.functional.cross_entropy(self.model(x), y)
+        self.opt.zero_grad()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return loss
+
+
 def _check_shapes(name, shapes, init):
     if [tuple(s) for s in shapes] != [p.shape for p in init]:
         raise RuntimeError(f"bench: the {name} network's parameter shapes {shapes} differ from "
@@ -375,6 +412,10 @@ def make_runners(spec, x, y, args, torch, names=FRAMEWORKS):
             runners[name] = FloorRunner(spec, x, y, dev)
         elif name == "torch" and torch is not None:
             runners[name] = TorchRunner(spec, x, y, dev, torch)
+        elif name == "gpuad_amp":
+            runners[name] = AmpGpuadRunner(spec, x, y, dev)
+        elif name == "torch_amp" and torch is not None:
+            runners[name] = AmpTorchRunner(spec, x, y, dev, torch)
     if (names == FRAMEWORKS and dev.type == "cuda" and spec["optimizer"][0] == "sgd"
             and not spec.get("no_graph")):
         runners["gpuad_graph"] = GraphedGpuadRunner(spec, x, y, dev)
@@ -544,8 +585,28 @@ def bench_matmul_rate(args, torch):
     return rows
 
 
+def bench_amp(args, torch):
+    """matmul_rate's step in float32 and under autocast, per framework, in the same rounds."""
+    runners, spec, _ = matmul_setup(args, torch, names=("gpuad", "gpuad_amp", "torch", "torch_amp"))
+    timings = time_runners(runners, spec, args, torch)
+    timings = {k: tuple(t / spec["steps"] for t in v) for k, v in timings.items()}
+    batch, widths, _ = _matmul_sizes(args)
+    rows = _rows("amp", timings, "ms/step", 1e3, args, batch=batch, widths=list(widths),
+                 steps=spec["steps"], amp_dtype="float16", data="random")
+    for row in rows:
+        name = row["framework"]
+        base, suffix = name.removesuffix("_amp"), "_amp" if name.endswith("_amp") else ""
+        row["vs_floor"] = None  # the floor has no autocast
+        row["vs_torch"] = (timings[name][0] / timings["torch" + suffix][0]
+                           if "torch" + suffix in timings else None)  # amp against torch's amp
+        row["amp_speedup"] = timings[base][0] / timings[name][0]
+        row["loss"] = runners[name].loss()
+    return rows
+
+
 BENCHMARKS = {"overhead": bench_overhead, "mlp": bench_mlp, "cnn": bench_cnn,
-              "matmul_rate": bench_matmul_rate}
+              "matmul_rate": bench_matmul_rate, "amp": bench_amp}
+CUDA_ONLY_IN_ALL = ("matmul_rate", "amp")
 SETUPS = {"mlp": mlp_setup, "cnn": cnn_setup}
 
 
@@ -726,7 +787,7 @@ def _fmt(value, spec):
 def _case(r):
     if r["bench"] == "overhead":
         return "x".join(map(str, r["shape"]))
-    if r["bench"] == "matmul_rate":
+    if r["bench"] in ("matmul_rate", "amp"):
         return f"b{r['batch']} w{r['widths'][0]}"
     return f"b{r['batch']}x{r['steps']}"
 
@@ -739,6 +800,8 @@ def _extras(r):
         out = (f"{r['steps_per_s']:.1f} steps/s", f"loss {r['loss']:.4f}")
     elif r["bench"] == "matmul_rate":
         out = (f"{r['tflops'] * 1e3:,.1f} GFLOP/s", f"{r['frac_of_matmul']:.2f} of matmul")
+    elif r["bench"] == "amp":
+        out = (f"{r['amp_speedup']:.2f}x float32", f"loss {r['loss']:.4f}")
     else:
         return "", "", ""
     if "peak_rss_mb" in r:
@@ -772,22 +835,22 @@ def print_table(env, rows):
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)} "
-                        "(default: all but matmul_rate, which --all adds on cuda)")
+                        "(default: all but matmul_rate and amp, which --all adds on cuda)")
     parser.add_argument("--all", action="store_true", help="run every benchmark")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (torch then uses 'cuda')")
     parser.add_argument("--repeats", type=int, default=5,
-                        help="interleaved rounds (at least 3 for mlp, cnn and matmul_rate)")
+                        help="interleaved rounds (at least 3 for mlp, cnn, matmul_rate, amp)")
     parser.add_argument("--json", help="also append the JSON lines to this file")
     parser.add_argument("--data", help="folder with MNIST (default: $GPUAD_DATA, then "
                                        "~/.cache/gpuad)")
     parser.add_argument("--synthetic", action="store_true",
                         help="random data of MNIST's shapes (smoke tests; labelled in the output)")
     parser.add_argument("--steps", type=int, help="timed steps: mlp at most this many batches of "
-                        "the epoch, cnn this many instead of 200, matmul_rate instead of 10 (cuda) "
+                        "the epoch, cnn this many instead of 200, matmul_rate and amp instead of 10 (cuda) "
                         "or 3 (cpu)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--matmul-batch", type=int, help="matmul_rate batch (8192 cuda, 2048 cpu)")
-    parser.add_argument("--matmul-width", type=int, help="matmul_rate widths (4096 cuda, 1024 cpu)")
+    parser.add_argument("--matmul-batch", type=int, help="matmul_rate and amp batch (8192 cuda, 2048 cpu)")
+    parser.add_argument("--matmul-width", type=int, help="matmul_rate and amp widths (4096 cuda, 1024 cpu)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--memory-probe", nargs=2, metavar=("BENCH", "FRAMEWORK"),
                         help=argparse.SUPPRESS)  # internal: one framework's run, in a fresh process
@@ -799,12 +862,12 @@ def parse_args(argv):
 
 
 def selected(args):
-    """The benchmarks to run: those named, else all; matmul_rate (big GEMMs) only on cuda or when
-    named."""
+    """The benchmarks to run: those named, else all; matmul_rate and amp (big GEMMs) only on cuda
+    or when named."""
     if args.names and not args.all:
         return args.names
     cuda = gpuad.device(args.device).type == "cuda"
-    return [n for n in BENCHMARKS if n != "matmul_rate" or (args.all and cuda)]
+    return [n for n in BENCHMARKS if n not in CUDA_ONLY_IN_ALL or (args.all and cuda)]
 
 
 def main(argv=None):

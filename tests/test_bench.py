@@ -176,10 +176,25 @@ def test_every_benchmark_smoke_runs(bench, tmp_path, capsys):
     assert "synthetic" in printed and "/floor" in printed and "cnn" in printed
 
 
-def test_all_runs_matmul_rate_on_cuda_only(bench):
-    assert "matmul_rate" not in bench.selected(bench.parse_args(["--all"]))
-    assert "matmul_rate" in bench.selected(bench.parse_args(["--all", "--device", "cuda"]))
-    assert bench.selected(bench.parse_args(["matmul_rate"])) == ["matmul_rate"]
+def test_all_runs_matmul_rate_and_amp_on_cuda_only(bench):
+    for name in ("matmul_rate", "amp"):
+        assert name not in bench.selected(bench.parse_args(["--all"]))
+        assert name in bench.selected(bench.parse_args(["--all", "--device", "cuda"]))
+        assert bench.selected(bench.parse_args([name])) == [name]
+
+
+def test_amp_bench_compares_each_framework_with_its_own_float32(bench):
+    torch = bench._torch()
+    rows = {r["framework"]: r for r in bench.main(["amp"] + TINY)}
+    assert list(rows) == ["gpuad", "gpuad_amp"] + (["torch", "torch_amp"] if torch else [])
+    for name, r in rows.items():
+        base = name.removesuffix("_amp")
+        assert r["amp_speedup"] == pytest.approx(rows[base]["median"] / r["median"])
+        assert r["vs_floor"] is None and math.isfinite(r["loss"])
+        if torch is not None:  # gpuad's amp against torch's amp, float32 against float32
+            other = "torch_amp" if name.endswith("_amp") else "torch"
+            assert r["vs_torch"] == pytest.approx(r["median"] / rows[other]["median"])
+    assert abs(rows["gpuad_amp"]["loss"] - rows["gpuad"]["loss"]) < 1e-2  # float16 rounding
 
 
 def test_memory_probe_runs_in_a_fresh_process(bench):
