@@ -310,6 +310,20 @@ def test_find_unused_parameters_reduces_zeros_for_them():
     assert np.all(ddp.module.unused.weight.grad.data == 0)
 
 
+def test_a_deep_copy_of_the_wrapped_model_trains_on_its_own():
+    """copy.deepcopy (an EMA model, say) copies the parameters' hooks; DDP ignores the copies."""
+    import copy
+    log = []
+    ddp = DistributedDataParallel(_mlp(), process_group=RecordingCommunicator(log))
+    twin = copy.deepcopy(ddp.module)
+    hook = next(iter(twin.parameters()))._post_accumulate_hooks[0]
+    assert hook.ddp is ddp  # the DDP (and its communicator) was not copied along
+    twin(gpuad.randn(3, 6)).sum().backward()
+    assert log == [] and all(p.grad is not None for p in twin.parameters())
+    ddp(gpuad.randn(3, 6)).sum().backward()
+    assert len(log) == len(ddp.buckets)
+
+
 def test_no_sync_accumulates_without_communicating():
     log = []
     ddp = DistributedDataParallel(_mlp(), process_group=RecordingCommunicator(log))

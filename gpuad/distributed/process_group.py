@@ -57,6 +57,8 @@ def init_process_group(backend="auto", *, rank=None, world_size=None, init_metho
     if isinstance(timeout, datetime.timedelta):
         timeout = timeout.total_seconds()
     env_rank, env_world, local_rank, by_mpi = launcher_environment()
+    declared = world_size is not None or any(r in os.environ and n in os.environ
+                                             for r, n, _ in _LAUNCHERS)
     rank = env_rank if rank is None else int(rank)
     world_size = env_world if world_size is None else int(world_size)
     if not 0 <= rank < world_size:
@@ -72,7 +74,8 @@ def init_process_group(backend="auto", *, rank=None, world_size=None, init_metho
         group = LocalCommunicator(timeout)
     elif backend == "mpi":
         from .mpi import MPICommunicator
-        group = MPICommunicator(timeout, expected_world_size=world_size)
+        # a launcher the table above does not know: MPI's own count is the truth
+        group = MPICommunicator(timeout, expected_world_size=world_size if declared else None)
     else:
         group = _nccl_group(rank, world_size, local_rank, by_mpi, init_method, timeout)
     _group, _local_rank = group, local_rank

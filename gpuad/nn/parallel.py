@@ -77,7 +77,8 @@ class DistributedDataParallel(Module):
                 self._place[id(p)] = (bucket, i)
         self._next = 0  # the next bucket to start: buckets start in index order on every rank
         self._sync = True
-        self._hook_handles = [p.register_post_accumulate_grad_hook(self._grad_ready)
+        hook = _GradReady(self)
+        self._hook_handles = [p.register_post_accumulate_grad_hook(hook)
                               for p in self.parameters_in_order]
 
     def forward(self, *args, **kwargs):
@@ -107,9 +108,10 @@ class DistributedDataParallel(Module):
 
     # ---- the reduction -------------------------------------------------------------------------
     def _grad_ready(self, param):
-        if not self._sync:
+        place = self._place.get(id(param))
+        if place is None or not self._sync:  # None: a deep copy of one of our parameters
             return
-        bucket, i = self._place[id(param)]
+        bucket, i = place
         bucket.put(i, param.grad.data.reshape(-1))
         self._start_ready_buckets()
 
@@ -178,6 +180,21 @@ class DistributedDataParallel(Module):
                 f"DistributedDataParallel: ranks built different models: rank 0 has "
                 f"{len(everyone[0])} parameters and buffers, rank {rank} has {len(theirs)}; every "
                 f"rank must construct the same model")
+
+
+class _GradReady:
+    """The parameters' post-accumulate hook. copy.deepcopy of a parameter (an EMA copy of the
+    model, say) copies its hooks: this one copies to itself, so the DDP and its communicator are
+    not copied along, and _grad_ready ignores the copy."""
+
+    def __init__(self, ddp):
+        self.ddp = ddp
+
+    def __call__(self, param):
+        self.ddp._grad_ready(param)
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def _into_buckets(params, cap_bytes):
