@@ -456,7 +456,7 @@ def test_a_rank_that_leaves_makes_the_others_fail_within_the_timeout(tmp_path):
 def test_a_rank_that_crashes_ends_the_job(tmp_path):
     start = time.monotonic()
     run = mpirun(2, WORKER, "rank_crashes", tmp_path, timeout=90, env={"GPUAD_TEST_TIMEOUT": "30"})
-    assert run.returncode == 7  # the launcher stops the others and reports the dead rank's code
+    assert run.returncode != 0  # the launcher stops the others (MPICH's reports the dead rank's 7)
     assert time.monotonic() - start < 25  # long before the 30 s collective timeout
     assert not (tmp_path / "rank0.json").exists()
 
