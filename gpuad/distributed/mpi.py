@@ -8,6 +8,7 @@ wait() writes back.
 """
 import os
 import sys
+import time
 
 import numpy
 
@@ -117,6 +118,7 @@ def _abort_on_uncaught_exception(comm):
         sys.stderr.write(f"gpuad.distributed: rank {comm.Get_rank()} failed; aborting all "
                          f"{comm.Get_size()} ranks\n")
         sys.stderr.flush()
+        time.sleep(1.0)  # let the launcher pass this rank's message on before the job is killed
         comm.Abort(1)
     abort._gpuad_aborts = True
     sys.excepthook = abort
