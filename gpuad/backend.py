@@ -559,13 +559,18 @@ def nccl_available():
     return bool(getattr(nccl, "available", False))
 
 
-def nccl_communicator(world_size, rank, host, port, use_mpi):
-    """cupyx.distributed's NCCL communicator for this process's current GPU; the NCCL unique id
-    travels over MPI (use_mpi) or over a TCP store that rank 0 serves at host:port."""
+def require_nccl():
+    """Raise, saying why and what to do, unless CuPy has NCCL and a GPU to run it on."""
     if not nccl_available():
         raise RuntimeError(f"init_process_group(backend='nccl'): NCCL is not available (CuPy "
                            f"{'is not installed' if cupy is None else 'sees no GPU or no NCCL'}); "
                            f"use backend='mpi', or {_CUDA_HELP}")
+
+
+def nccl_communicator(world_size, rank, host, port, use_mpi):
+    """cupyx.distributed's NCCL communicator for this process's current GPU; the NCCL unique id
+    travels over MPI (use_mpi) or over a TCP store that rank 0 serves at host:port."""
+    require_nccl()
     import cupyx.distributed
     return cupyx.distributed.init_process_group(world_size, rank, host=host, port=port,
                                                 use_mpi=use_mpi)

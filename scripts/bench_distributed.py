@@ -13,17 +13,17 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
 import statistics
 import subprocess
 import sys
+
+from gpuad.distributed.mpi import find_mpiexec
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def run(ranks, args):
-    mpiexec = (shutil.which("mpiexec", path=os.path.dirname(sys.executable))
-               or shutil.which("mpiexec"))
+    mpiexec = find_mpiexec()
     if mpiexec is None:
         raise SystemExit('bench_distributed: mpiexec not found; pip install "gpuad[mpi]"')
     command = [mpiexec, "-n", str(ranks), sys.executable, str(ROOT / "scripts" / "train_mnist.py"),

@@ -8,7 +8,6 @@ test instead of stalling CI. They are skipped with a reason when mpi4py or mpiex
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import gpuad.nn.functional as F
 from gpuad import nn, optim
 from gpuad.data import DataLoader, DistributedSampler, TensorDataset
 from gpuad.distributed.comm import LocalCommunicator
+from gpuad.distributed.mpi import find_mpiexec
 from gpuad.nn.parallel import DistributedDataParallel
 from gpuad.testing.strict import forbid_host_sync
 
@@ -29,7 +29,7 @@ from test_scripts import load_script, needs_mnist
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKER = ROOT / "tests" / "distributed_worker.py"
-MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+MPIEXEC = find_mpiexec()
 needs_mpi = pytest.mark.skipif(not dist.is_mpi_available() or MPIEXEC is None,
                                reason='needs mpi4py and mpiexec: pip install -e ".[dev]" (or '
                                       '"gpuad[mpi]")')

@@ -7,6 +7,7 @@ float16/bfloat16 one (which MPI has no reduction for), goes through a contiguous
 wait() writes back.
 """
 import os
+import shutil
 import sys
 import time
 
@@ -17,6 +18,13 @@ from .comm import Communicator, Work
 
 _MPI_HELP = ('install the MPI extra: pip install "gpuad[mpi]" (mpi4py and the MPICH wheel), then '
              'launch with mpiexec -n N python script.py')
+
+
+def find_mpiexec():
+    """The mpiexec beside this Python (the MPICH wheel installs it into the environment's bin),
+    else the first on PATH, else None."""
+    return (shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+            or shutil.which("mpiexec"))
 
 
 def import_mpi():

@@ -13,7 +13,7 @@ import os
 from .. import backend as _backend
 from ..checkpoint import save as _save
 from ..tensor import Tensor
-from .comm import LocalCommunicator, _completed
+from .comm import LocalCommunicator, completed
 
 DEFAULT_TIMEOUT = 600.0  # seconds; torch's default for its CPU backends is 30 minutes
 BACKENDS = ("auto", "local", "mpi", "nccl")
@@ -85,8 +85,7 @@ def init_process_group(backend="auto", *, rank=None, world_size=None, init_metho
 def _nccl_group(rank, world_size, local_rank, by_mpi, init_method, timeout):
     from .nccl import NCCLCommunicator
     host, port = _rendezvous(init_method)
-    if not _backend.nccl_available():
-        _backend.nccl_communicator(world_size, rank, host, port, by_mpi)  # raises, saying why
+    _backend.require_nccl()  # before picking a GPU, whose error would not mention NCCL
     _backend.use_cuda_device(local_rank % _backend.cuda_device_count())
     if not by_mpi and world_size > 1 and (host is None or port is None):
         raise RuntimeError("init_process_group(backend='nccl'): ranks not launched by mpiexec "
@@ -196,7 +195,7 @@ def all_gather(tensor_list, tensor, async_op=False):
     for t, row in zip(tensor_list, gathered):
         _array(t, "all_gather")[...] = row
         _changed(t, None)
-    return _completed(comm, "all_gather") if async_op else None
+    return completed(comm, "all_gather") if async_op else None
 
 
 def all_gather_object(object_list, obj):
