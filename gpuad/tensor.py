@@ -10,7 +10,28 @@ import numpy
 from . import autograd, backend
 
 
-class Tensor:
+class MovesWithTo:
+    """torch's device and dtype shortcuts, each one call of self.to(...): shared by Tensor,
+    nn.Module and PackedSequence, which differ only in what their to() does."""
+    __slots__ = ()
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{int(device)}")
+
+    def float(self):
+        return self.to(backend.float32)
+
+    def double(self):
+        return self.to(backend.float64)
+
+    def half(self):
+        return self.to(backend.float16)
+
+
+class Tensor(MovesWithTo):
     """A numpy (CPU) or CuPy (CUDA) array that can record operations for reverse-mode autodiff."""
     __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "_retains_grad", "_hooks",
                  "_post_accumulate_hooks", "__weakref__")
@@ -104,21 +125,6 @@ class Tensor:
         if device is not None and backend.device(device) != self.device:
             out = ops.to_device(out, backend.device(device))
         return out
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self, device=None):
-        return self.to("cuda" if device is None else f"cuda:{int(device)}")
-
-    def float(self):
-        return self.to(backend.float32)
-
-    def double(self):
-        return self.to(backend.float64)
-
-    def half(self):
-        return self.to(backend.float16)
 
     def long(self):
         return self.to(backend.int64)

@@ -10,7 +10,7 @@ import operator
 import numpy
 
 from .. import autograd, backend
-from ..tensor import Tensor
+from ..tensor import MovesWithTo, Tensor
 
 
 class Parameter(Tensor):
@@ -39,7 +39,7 @@ def _check_name(module, kind, name):
         raise KeyError(f"{kind} name must be a non-empty string without '.', got {name!r}")
 
 
-class Module:
+class Module(MovesWithTo):
     """Base class of layers and models: assign Parameters, Modules and (via register_buffer)
     buffers as attributes in __init__, and define forward."""
 
@@ -249,21 +249,6 @@ class Module:
                 t._bump_version()  # graphs recorded before the move must not use the new data
                 t.data = data
         return self
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self, device=None):
-        return self.to("cuda" if device is None else f"cuda:{int(device)}")
-
-    def float(self):
-        return self.to(backend.float32)
-
-    def double(self):
-        return self.to(backend.float64)
-
-    def half(self):
-        return self.to(backend.float16)
 
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self, destination=None, prefix="", keep_vars=False):

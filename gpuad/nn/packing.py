@@ -11,11 +11,12 @@ import collections
 import numpy
 
 from .. import backend, creation, ops
-from ..tensor import Tensor
+from ..tensor import MovesWithTo, Tensor
 
 
 class PackedSequence(collections.namedtuple(
-        "PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])):
+        "PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"]),
+        MovesWithTo):
     """A packed batch, like torch.nn.utils.rnn.PackedSequence. `data` (sum(lengths), *) holds
     step 0 of every sequence, then step 1 of those still running, and so on, sequences sorted by
     decreasing length; `batch_sizes` (a CPU int64 tensor) says how many run at each step;
@@ -60,18 +61,6 @@ class PackedSequence(collections.namedtuple(
                                unsorted_indices=move(self.unsorted_indices))
         new._host_unsorted = self._host_unsorted  # the same order, on another device
         return new
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self, device=None):
-        return self.to("cuda" if device is None else f"cuda:{int(device)}")
-
-    def double(self):
-        return self.to(backend.float64)
-
-    def float(self):
-        return self.to(backend.float32)
 
 
 def _host_lengths(name, lengths, batch, steps, shape, layout):
