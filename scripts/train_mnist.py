@@ -101,8 +101,13 @@ def train(args):
     gpuad.manual_seed(args.seed)
     rank, world = (dist.get_rank(), dist.get_world_size()) if args.distributed else (0, 1)
     lead = rank == 0  # the rank that prints, logs and writes files
+    wait_for_download = args.distributed and args.download  # rank 0 fetches; the rest then read
+    if wait_for_download and not lead:
+        dist.barrier()
     train_set = MNIST(args.data, train=True, download=args.download and lead)
     test_set = MNIST(args.data, train=False, download=args.download and lead)
+    if wait_for_download and lead:
+        dist.barrier()
     if args.distributed:  # each rank its shard; the same order one process with batch N*B sees
         train_loader = DataLoader(train_set, batch_size=args.batch_size, device=args.device,
                                   sampler=DistributedSampler(train_set, seed=args.seed))
