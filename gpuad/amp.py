@@ -92,10 +92,10 @@ def _intercept(name, args):
     for i, a in enumerate(args):
         if not isinstance(a, Tensor):
             continue
-        dtype = a.data.dtype
+        dtype = a.array.dtype
         if dtype not in _CASTABLE:  # float64, integers and bool are never cast
             continue
-        target = state.policies.get(backend.device_of(a.data).type)
+        target = state.policies.get(backend.device_of(a.array).type)
         if target is None:
             continue
         if not low:
@@ -338,8 +338,8 @@ class GradScaler:
                     raise ValueError("GradScaler.unscale_: Attempting to unscale FP16 gradients "
                                      f"(parameter of shape {p.shape}); keep the parameters in "
                                      f"float32 and let autocast cast them")
-                by_device.setdefault(p.grad.device, []).append(p.grad.data)
-        scale = self._scale.data  # torch takes the reciprocal in float64, then rounds to float32
+                by_device.setdefault(p.grad.device, []).append(p.grad.array)
+        scale = self._scale.array  # torch takes the reciprocal in float64, then rounds to float32
         inv = backend.xp_of(scale).asarray(1.0 / scale.astype(backend.float64), backend.float32)
         state["found_inf_per_device"] = {
             dev: _unscale_and_check(arrays, backend.to_device(inv, dev))
@@ -392,7 +392,7 @@ class GradScaler:
             found = backend.to_device(flags[0], self._scale.device)
             for flag in flags[1:]:
                 found = found + backend.to_device(flag, self._scale.device)
-            _update_scale_(self._scale.data, self._growth_tracker.data, found,
+            _update_scale_(self._scale.array, self._growth_tracker.array, found,
                            self._growth_factor, self._backoff_factor, self._growth_interval)
         self._per_optimizer_states = collections.defaultdict(_fresh_state)
 
@@ -402,7 +402,7 @@ class GradScaler:
             return 1.0
         if self._scale is None:
             return self._init_scale
-        return float(backend.asnumpy(self._scale.data))
+        return float(backend.asnumpy(self._scale.array))
 
     def get_growth_factor(self):
         return self._growth_factor
@@ -425,7 +425,7 @@ class GradScaler:
     def _get_growth_tracker(self):
         if self._growth_tracker is None:
             return self._init_growth_tracker
-        return int(backend.asnumpy(self._growth_tracker.data))
+        return int(backend.asnumpy(self._growth_tracker.array))
 
     def state_dict(self):
         """torch's keys: scale, growth_factor, backoff_factor, growth_interval, _growth_tracker

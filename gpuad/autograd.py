@@ -234,7 +234,7 @@ def _accumulate(pending, x, g):
     if entry is None:
         pending[id(x)] = [x, g, False]  # first contribution stored as is: a rule may share it
     elif entry[2]:
-        entry[1].data += g.data  # an array this walk allocated and nobody else holds
+        entry[1].array += g.array  # an array this walk allocated and nobody else holds
     else:
         entry[1] = entry[1] + g
         entry[2] = not entry[1]._requires_grad
@@ -291,10 +291,10 @@ def _deposit(leaf, g, owned, deposited):
 
 def _unaliased(g, owned, deposited):
     """g, or a copy when another tensor may share its array (a shared rule output or a view)."""
-    if owned or g.requires_grad or (g.data.base is None and id(g.data) not in deposited):
-        deposited.add(id(g.data))
+    if owned or g.requires_grad or (g.array.base is None and id(g.array) not in deposited):
+        deposited.add(id(g.array))
         return g
-    return type(g)(g.data.copy())
+    return type(g)(g.array.copy())
 
 
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_unused=False):
@@ -310,11 +310,11 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                                "grad_fn; did you compute it under no_grad() or from tensors with "
                                "requires_grad=False?")
         if g is None:
-            if t.data.size != 1:
+            if t.array.size != 1:
                 raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
                                    f"outputs, but the output has shape {t.shape}; pass gradient= "
                                    f"(a tensor of that shape) to backward()")
-            g = Tensor(backend.xp_of(t.data).ones_like(t.data))
+            g = Tensor(backend.xp_of(t.array).ones_like(t.array))
         else:
             if not isinstance(g, Tensor):
                 g = Tensor(backend.asarray(g, t.dtype, t.device))
@@ -324,7 +324,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             if g.device != t.device:
                 raise RuntimeError(f"backward: gradient is on {g.device} but the output is on "
                                    f"{t.device}; move it with .to({str(t.device)!r})")
-            deposited.add(id(g.data))  # the caller's array: never hand it out as a .grad
+            deposited.add(id(g.array))  # the caller's array: never hand it out as a .grad
         _accumulate(pending, t, g)
 
     wanted = None if inputs is None else {id(x): i for i, x in enumerate(inputs)}
@@ -366,14 +366,14 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                 for gx in grads:
                     if gx is not None:
                         check_finite("backward", node.name, getattr(node, "site", "<unknown>"),
-                                     gx.data, inputs_)
+                                     gx.array, inputs_)
             for x, gx in zip(inputs_, grads):
                 if gx is None or not getattr(x, "_requires_grad", False):
                     continue
-                if gx.data.shape != x.data.shape:
-                    gx = sum_to(gx, x.data.shape)  # the engine's one unbroadcast
-                if gx.data.dtype != x.data.dtype:
-                    gx = gx.to(x.data.dtype)  # a float32 input gets a float32 gradient, as in PyTorch
+                if gx.array.shape != x.array.shape:
+                    gx = sum_to(gx, x.array.shape)  # the engine's one unbroadcast
+                if gx.array.dtype != x.array.dtype:
+                    gx = gx.to(x.array.dtype)  # a float32 input gets a float32 gradient, as in PyTorch
                 _accumulate(pending, x, gx)
             if not retain_graph:
                 node.inputs = None  # frees what the node saved; a second backward raises
@@ -423,7 +423,7 @@ def _function_forward(*arrays, ctx, function):
 
 def _function_vjp(g, y, *inputs, ctx, function):
     from .tensor import Tensor
-    grads = function.backward(ctx, g.data)
+    grads = function.backward(ctx, g.array)
     grads = grads if isinstance(grads, tuple) else (grads,)
     if len(grads) != len(inputs):
         raise RuntimeError(f"{function.__name__}.backward returned {len(grads)} gradients, but "

@@ -39,7 +39,7 @@ def save(obj, path):
                 name = where or "_"
                 while name in arrays:
                     name += "'"
-                raw = value.data if isinstance(value, Tensor) else value
+                raw = value.array if isinstance(value, Tensor) else value
                 host = backend.asnumpy(raw)  # C order, little-endian; not ascontiguousarray (0-d)
                 arrays[name] = host.astype(host.dtype.newbyteorder("<"), order="C", copy=False)
                 seen[key] = name

@@ -25,7 +25,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor copied from data (lists, scalars, numpy/CuPy arrays, Tensors), like torch.tensor:
     Python floats become float32, Python ints int64; arrays keep their dtype."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     if dtype is None and not backend.is_array(data) and not isinstance(data, numpy.generic):
         probe = numpy.asarray(data)
         if probe.dtype.kind == "f":

@@ -38,7 +38,7 @@ def _lift(x, i, level, recording):
                         f"differentiated (convert it with .double() or .float())")
     if recording and x.requires_grad:
         return ops.clone(x)  # on the caller's tape: an outer transform differentiates through us
-    copy = _Input(x.data.copy())  # a copy: later in-place edits of x cannot change our pullback
+    copy = _Input(x.array.copy())  # a copy: later in-place edits of x cannot change our pullback
     copy.requires_grad = True
     copy._level = level
     return copy

@@ -33,7 +33,7 @@ class MovesWithTo:
 
 class Tensor(MovesWithTo):
     """A numpy (CPU) or CuPy (CUDA) array that can record operations for reverse-mode autodiff."""
-    __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "_retains_grad", "_hooks",
+    __slots__ = ("array", "grad", "_requires_grad", "_node", "_version", "_retains_grad", "_hooks",
                  "_post_accumulate_hooks", "__weakref__")
     __array_ufunc__ = None  # `ndarray * tensor` defers to Tensor.__rmul__ instead of converting us
     __hash__ = object.__hash__  # identity, like torch; __eq__ below is elementwise
@@ -41,7 +41,7 @@ class Tensor(MovesWithTo):
     def __init__(self, data, requires_grad=False):
         if type(data) not in backend.ARRAY_TYPES:  # gpuad.Tensor([1, 2]) is float32, like torch.Tensor
             data = backend.asarray(data, backend.DEFAULT_FLOAT)
-        self.data = data
+        self.array = data
         self.grad = None
         self._requires_grad = False
         self._node = None
@@ -58,9 +58,9 @@ class Tensor(MovesWithTo):
 
     @requires_grad.setter
     def requires_grad(self, value):
-        if value and self.data.dtype.kind not in "fc":
+        if value and self.array.dtype.kind not in "fc":
             raise RuntimeError(f"requires_grad: only floating point tensors can require gradients, "
-                               f"but this tensor is {self.data.dtype}; convert it first, e.g. "
+                               f"but this tensor is {self.array.dtype}; convert it first, e.g. "
                                f"x.float().requires_grad_()")
         if not value and self._node is not None:
             raise RuntimeError("requires_grad: you can only change requires_grad of leaf tensors; "
@@ -71,10 +71,21 @@ class Tensor(MovesWithTo):
         self.requires_grad = requires_grad
         return self
 
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    device = property(lambda self: backend.device_of(self.data))
+    @property
+    def data(self):
+        """PyTorch's `.data`: a tensor without history that shares this one's array (in-place
+        updates through it bypass autograd). The raw numpy/CuPy array itself is `.array`."""
+        return Tensor(self.array)
+
+    @data.setter
+    def data(self, value):
+        self.array = value.array if isinstance(value, Tensor) else backend.asarray(
+            value, None, self.device)
+
+    shape = property(lambda self: self.array.shape)
+    dtype = property(lambda self: self.array.dtype)
+    ndim = property(lambda self: self.array.ndim)
+    device = property(lambda self: backend.device_of(self.array))
     is_leaf = property(lambda self: self._node is None)
     grad_fn = property(lambda self: self._node)
     is_cuda = property(lambda self: self.device.type == "cuda")
@@ -88,7 +99,7 @@ class Tensor(MovesWithTo):
         return self.ndim
 
     def numel(self):
-        return int(self.data.size)
+        return int(self.array.size)
 
     def __len__(self):
         if self.ndim == 0:
@@ -96,7 +107,7 @@ class Tensor(MovesWithTo):
         return self.shape[0]
 
     def __repr__(self):
-        body = numpy.array2string(backend.asnumpy(self.data), separator=", ", prefix="tensor(")
+        body = numpy.array2string(backend.asnumpy(self.array), separator=", ", prefix="tensor(")
         extra = f", device='{self.device}', dtype={self.dtype}"
         if self._node is not None:
             extra += f", grad_fn=<{self._node.name}Backward>"
@@ -107,7 +118,7 @@ class Tensor(MovesWithTo):
     # ---- leaving the graph, the device, Python -----------------------------------------------
     def detach(self):
         """A tensor sharing this data but cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self.array)
 
     def clone(self):
         return ops.clone(self)
@@ -142,14 +153,14 @@ class Tensor(MovesWithTo):
         """The numpy array itself, sharing memory (writes show through both), for a CPU tensor that
         needs no grad, as in PyTorch; force=True allows any tensor and may copy (detach, cpu)."""
         if force:
-            return backend.asnumpy(self.data)
+            return backend.asnumpy(self.array)
         if self.requires_grad:
             raise RuntimeError("numpy: Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        if type(self.data) is not numpy.ndarray:
+        if type(self.array) is not numpy.ndarray:
             raise TypeError(f"numpy: can't convert a {self.device} tensor to numpy; copy it to the "
                             f"host first with tensor.cpu().numpy()")
-        return self.data
+        return self.array
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """DLPack export of the data, zero-copy (torch.from_dlpack(t), numpy.from_dlpack(t),
@@ -159,25 +170,25 @@ class Tensor(MovesWithTo):
             raise BufferError("__dlpack__: Can't export tensors that require gradient, use "
                               "tensor.detach()")
         given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
-        return backend.to_dlpack(self.data, **{k: v for k, v in given.items() if v is not None})
+        return backend.to_dlpack(self.array, **{k: v for k, v in given.items() if v is not None})
 
     def __dlpack_device__(self):
-        return backend.dlpack_device(self.data)
+        return backend.dlpack_device(self.array)
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(f"item: only one-element tensors can be converted to Python scalars, "
                                f"but this one has shape {self.shape}")
-        return self.data.item()
+        return self.array.item()
 
     def tolist(self):
-        return backend.asnumpy(self.data).tolist()
+        return backend.asnumpy(self.array).tolist()
 
     def __array__(self, dtype=None, copy=None):
-        if type(self.data) is not numpy.ndarray:
+        if type(self.array) is not numpy.ndarray:
             raise TypeError(f"can't convert a {self.device} tensor to a numpy array implicitly; "
                             f"use tensor.cpu().numpy()")
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self.array if dtype is None else self.array.astype(dtype)
 
     def __float__(self):
         return float(self.item())
@@ -191,8 +202,8 @@ class Tensor(MovesWithTo):
         return int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is "
+        if self.array.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.array.size} elements is "
                                f"ambiguous; use .any() or .all()")
         return bool(self.item())
 
@@ -244,7 +255,7 @@ class Tensor(MovesWithTo):
                                f"updates) or use the out-of-place form (x = x + y)")
         raw = self._inplace_value(name, value)
         try:
-            write(self.data, raw)
+            write(self.array, raw)
         except (ValueError, TypeError, IndexError) as error:
             detail = f"tensor {self.dtype} {self.shape}, value " + (
                 f"{raw.dtype} {raw.shape}" if hasattr(raw, "shape") else repr(raw))
@@ -253,7 +264,7 @@ class Tensor(MovesWithTo):
         return self
 
     def _bump_version(self):
-        """Record that .data changed in place (optimizers call this before writing parameters):
+        """Record that .array changed in place (optimizers call this before writing parameters):
         nodes recorded before now will refuse to use this tensor."""
         autograd.INPLACE_CLOCK[0] += 1
         self._version = autograd.INPLACE_CLOCK[0]
@@ -263,7 +274,7 @@ class Tensor(MovesWithTo):
             if value.device != self.device:
                 raise RuntimeError(f"{name}: value is on {value.device} but the tensor is on "
                                    f"{self.device}; move it with .to('{self.device}')")
-            return value.data
+            return value.array
         if value is None or isinstance(value, (int, float, bool)):
             return value
         return backend.asarray(value, self.dtype, self.device)
@@ -278,7 +289,7 @@ class Tensor(MovesWithTo):
         return self._inplace("fill_", lambda a, v: a.fill(v), value)
 
     def __setitem__(self, index, value):
-        index = ops.shape.raw_index(index, self.data)
+        index = ops.shape.raw_index(index, self.array)
         self._inplace("__setitem__", lambda a, v: a.__setitem__(index, v), value)
 
     def add_(self, other, alpha=1):

@@ -109,7 +109,7 @@ def trace(f, *inputs, grad_output=None):
     CPU if none); tensors and arrays keep their dtype and device and are detached: the trace
     differentiates with respect to these values and writes no .grad. f must return one tensor;
     a non-scalar output needs grad_output (ȳ), as backward() does."""
-    arrays = [x.data if isinstance(x, Tensor) else x for x in inputs if
+    arrays = [x.array if isinstance(x, Tensor) else x for x in inputs if
               isinstance(x, Tensor) or backend.is_array(x)]
     device = backend.device_of(arrays[0]) if arrays else backend.CPU
     leaves = [_as_leaf(x, device) for x in inputs]
@@ -146,10 +146,10 @@ def _reverse_sweep(y, leaves, active, index, names, grad_output):
     """The reverse walk of autograd.run_backward, keeping each contribution instead of only sums."""
     from .ops import sum_to
     if grad_output is None:
-        if y.data.size != 1:
+        if y.array.size != 1:
             raise RuntimeError(f"trace: the output has shape {y.shape}; pass grad_output= (ȳ, a "
                                f"tensor of that shape) for a non-scalar output")
-        seed = Tensor(backend.xp_of(y.data).ones_like(y.data))
+        seed = Tensor(backend.xp_of(y.array).ones_like(y.array))
     else:
         seed = grad_output if isinstance(grad_output, Tensor) else \
             Tensor(backend.asarray(grad_output, y.dtype, y.device))
@@ -167,15 +167,15 @@ def _reverse_sweep(y, leaves, active, index, names, grad_output):
             if g is None:
                 continue  # nothing flows back through this op (its rule returned None)
             grads = node.vjp(g, t, *node.inputs, **node.kwargs)
-            scalar = t.data.size == 1
-            ones = node.vjp(Tensor(backend.xp_of(t.data).ones_like(t.data)), t, *node.inputs,
+            scalar = t.array.size == 1
+            ones = node.vjp(Tensor(backend.xp_of(t.array).ones_like(t.array)), t, *node.inputs,
                             **node.kwargs) if scalar else None
             for k, (x, gx) in enumerate(zip(node.inputs, grads)):
                 if gx is None or id(x) not in index:
                     continue
                 gx = _like(gx, x, sum_to)
                 partial = None
-                if scalar and x.data.size == 1 and ones[k] is not None:
+                if scalar and x.array.size == 1 and ones[k] is not None:
                     partial = _value(_like(ones[k], x, sum_to))
                 terms[id(x)].append(Term(names[id(t)], k, _value(g), partial, _value(gx)))
                 adjoint[id(x)] = gx if id(x) not in adjoint else adjoint[id(x)] + gx
@@ -206,7 +206,7 @@ def _ops_reaching(y):
 
 def _as_leaf(x, device):
     if isinstance(x, Tensor):
-        data = x.data
+        data = x.array
     elif backend.is_array(x):
         data = x
     else:
@@ -227,19 +227,19 @@ def _labels(f, n):
 
 
 def _like(gx, x, sum_to):
-    if gx.data.shape != x.data.shape:
-        gx = sum_to(gx, x.data.shape)  # the engine's unbroadcast, as in run_backward
-    return gx if gx.data.dtype == x.data.dtype else gx.to(x.data.dtype)
+    if gx.array.shape != x.array.shape:
+        gx = sum_to(gx, x.array.shape)  # the engine's unbroadcast, as in run_backward
+    return gx if gx.array.dtype == x.array.dtype else gx.to(x.array.dtype)
 
 
 def _value(t):
     """Plain data: a Python number for one element (as `.item()`), a numpy array otherwise."""
-    array = backend.asnumpy(t.data)
+    array = backend.asnumpy(t.array)
     return array.item() if array.ndim == 0 else array.copy()
 
 
 def _zero(t):
-    return _value(Tensor(backend.xp_of(t.data).zeros_like(t.data)))
+    return _value(Tensor(backend.xp_of(t.array).zeros_like(t.array)))
 
 
 def _fmt(value):
@@ -264,7 +264,7 @@ def _factor(value):
 def _constant(x):
     """How a constant argument (not a function of the inputs) is printed in an expression."""
     if isinstance(x, Tensor):
-        if x.data.size <= 6:
+        if x.array.size <= 6:
             return _fmt(_value(x))
         return f"const{tuple(x.shape)}"
     return repr(x)

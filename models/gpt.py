@@ -156,7 +156,7 @@ def _sample(logits, temperature, top_k):
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
-        data = logits.data  # the k-th largest per row; numpy and CuPy sort alike
+        data = logits.array  # the k-th largest per row; numpy and CuPy sort alike
         kth = gpuad.Tensor(backend.xp_of(data).sort(data, axis=-1)[:, -top_k, None])
         logits = gpuad.where(logits < kth, -math.inf, logits)
     u = gpuad.rand(*logits.shape, dtype=logits.dtype, device=logits.device)

@@ -102,7 +102,7 @@ def overhead_cases(shape, device, torch):
     cases["gpuad"] = gpuad_step
 
     xp = gpuad.device(device).xp
-    data = x.data.copy()
+    data = x.array.copy()
 
     def floor_step():  # the same chain by hand: forward saving tanh outputs, then backward
         y, saved = data, []
@@ -199,7 +199,7 @@ def load_mnist(args):
                 raise SystemExit(f"bench: MNIST not found ({e}).\nSet GPUAD_DATA to a folder whose "
                                  f"mnist/ holds the four IDX files, pass --data FOLDER, or run "
                                  f"with --synthetic (random data, labelled so).") from None
-            arrays = [t.data for s in sets for t in s.tensors]
+            arrays = [t.array for s in sets for t in s.tensors]
         _DATA[key] = [backend.to_device(a, dev) for a in arrays]
     return _DATA[key]
 
@@ -254,7 +254,7 @@ class GpuadRunner(Runner):
 
     def reset(self):
         for p, value in zip(self.model.parameters(), self.spec["init"]):
-            p.data[...] = backend.to_device(value, self.dev)
+            p.array[...] = backend.to_device(value, self.dev)
             p.grad = None
         kind, lr, extra = self.spec["optimizer"]
         params = self.model.parameters()
@@ -270,7 +270,7 @@ class GpuadRunner(Runner):
 
     def accuracy(self, x, y):
         with gpuad.no_grad():
-            logits = self.model(gpuad.Tensor(x)).data
+            logits = self.model(gpuad.Tensor(x)).array
         return float((logits.argmax(axis=1) == y).mean())
 
 
@@ -287,13 +287,13 @@ class GraphedGpuadRunner(GpuadRunner):
         self.replay, self.eager_steps = None, 0
 
     def _static_step(self):
-        return GpuadRunner.step(self, self.static_x.data, self.static_y.data)
+        return GpuadRunner.step(self, self.static_x.array, self.static_y.array)
 
     def step(self, x, y):
         if len(x) != self.spec["batch"]:  # the epoch's short last batch runs eagerly
             return super().step(x, y)
-        self.static_x.data[...] = x
-        self.static_y.data[...] = y
+        self.static_x.array[...] = x
+        self.static_y.array[...] = y
         if self.replay is None:
             self.eager_steps += 1
             if self.eager_steps <= 2:

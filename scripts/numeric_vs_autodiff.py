@@ -47,7 +47,7 @@ def fd_errors(name, f, point, dtype_name, device):
     base = numpy.array(point, dtype=dtype)
     x = gpuad.tensor(base, device=device, requires_grad=True)
     (g,) = gpuad.grad(f(x), x)
-    exact = backend.asnumpy(g.data).astype(numpy.float64)
+    exact = backend.asnumpy(g.array).astype(numpy.float64)
     scale = numpy.max(numpy.abs(exact))
     rows = []
     with gpuad.no_grad():
@@ -110,7 +110,7 @@ def _load_jvp(device):
         (g,) = _reverse_gradient(x)
         for i in range(3):
             _, t = jvp(objective, (x,), (_one_hot(3, i, device),))
-            if abs(t.item() - backend.asnumpy(g.data)[i]) > 1e-9:
+            if abs(t.item() - backend.asnumpy(g.array)[i]) > 1e-9:
                 return None
     except (ImportError, AttributeError, TypeError, ValueError, RuntimeError):
         return None  # absent, or an API this script does not know: central differences only
@@ -175,7 +175,7 @@ def timings(sizes, budget, repeats, device, seed):
     for n in sizes:
         gpuad.manual_seed(seed)
         x = gpuad.randn(n, dtype=gpuad.float64, device=device)
-        host = backend.asnumpy(x.data).copy()
+        host = backend.asnumpy(x.array).copy()
         _reverse_gradient(x)  # warm-up
         samples = []
         for _ in range(repeats):
@@ -184,7 +184,7 @@ def timings(sizes, budget, repeats, device, seed):
             (g,) = _reverse_gradient(x)
             sync()
             samples.append(time.perf_counter() - start)
-        reverse = backend.asnumpy(g.data)
+        reverse = backend.asnumpy(g.array)
         analytic = numpy.sin(host) + host * numpy.cos(host)
         rows.append({"table": "timing", "n": n, "method": "reverse", "passes": 1,
                      "seconds": statistics.median(samples), "extrapolated": False,

@@ -45,7 +45,7 @@ def collectives(rank, world):
     dist.all_reduce(staged, op="avg")
     dist.broadcast(staged, src=world - 1)
     out["strict_staged"] = staged.tolist()
-    out["strict_gather"] = dist.group().all_gather(staged.data).tolist()
+    out["strict_gather"] = dist.group().all_gather(staged.array).tolist()
     objects = [None] * world
     dist.all_gather_object(objects, {"rank": rank})
     out["all_gather_object"] = objects
@@ -60,7 +60,7 @@ def make_model(width=16):
 
 
 def flat_params(model):
-    return numpy.concatenate([p.data.ravel() for p in model.parameters()])
+    return numpy.concatenate([p.array.ravel() for p in model.parameters()])
 
 
 def ddp_equivalence(rank, world, steps=20, per_rank_batch=4):
@@ -106,18 +106,18 @@ def no_sync(rank, world):
         for k in range(2):
             x, y = micro_batch(rank, k)
             F.cross_entropy(ddp(x), y).backward()
-    local = numpy.concatenate([p.grad.data.ravel() for p in ddp.module.parameters()])
+    local = numpy.concatenate([p.grad.array.ravel() for p in ddp.module.parameters()])
     local_spread = numpy.abs(dist.group().all_gather(local) - local).max()
     x, y = micro_batch(rank, 2)
     F.cross_entropy(ddp(x), y).backward()
-    reduced = numpy.concatenate([p.grad.data.ravel() for p in ddp.module.parameters()])
+    reduced = numpy.concatenate([p.grad.array.ravel() for p in ddp.module.parameters()])
     expected = 0
     for q in range(world):  # recomputed here, without communication
         model = make_model().double()
         for k in range(3):
             x, y = micro_batch(q, k)
             F.cross_entropy(model(x), y).backward()
-        expected = expected + numpy.concatenate([p.grad.data.ravel() for p in model.parameters()])
+        expected = expected + numpy.concatenate([p.grad.array.ravel() for p in model.parameters()])
     expected /= world
     return {"unsynced_grads_differ": float(local_spread),
             "max_diff_vs_expected": float(numpy.abs(reduced - expected).max())}
@@ -148,7 +148,7 @@ def buffers(rank, world):
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, momentum=0.0))  # stats stay put
     ddp = DistributedDataParallel(model)
     at_start = model[1].running_mean.tolist()
-    model[1].running_mean.data[...] = rank  # as if each rank's statistics had drifted apart
+    model[1].running_mean.array[...] = rank  # as if each rank's statistics had drifted apart
     x = gpuad.randn(5, 4)
     with gpuad.no_grad():
         ddp(x)

@@ -12,7 +12,7 @@ from gpuad.utils import checkpoint, checkpoint_sequential
 
 
 def arr(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def grads(params):

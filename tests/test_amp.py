@@ -16,7 +16,7 @@ f16, f32, f64 = gpuad.float16, gpuad.float32, gpuad.float64
 
 
 def arr(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def _torch():

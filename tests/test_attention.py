@@ -183,7 +183,7 @@ def _randomise(module, seed=0):
     module.double()
     with gpuad.no_grad():
         for p in module.parameters():
-            p.data[...] = rng.uniform(-0.5, 0.5, p.shape)
+            p.array[...] = rng.uniform(-0.5, 0.5, p.shape)
     return module
 
 
@@ -245,7 +245,7 @@ def test_modules_run_on_every_backend(device):
     got = [encoder(xd, src_key_padding_mask=gpuad.tensor(kpm, device=device)), mha(xd, xd, xd)[1]]
     for g, w in zip(got, want):
         assert g.device == gpuad.device(device)
-        np.testing.assert_allclose(gpuad.backend.asnumpy(g.data), w, rtol=1e-12)
+        np.testing.assert_allclose(gpuad.backend.asnumpy(g.array), w, rtol=1e-12)
 
 
 def test_transformer_training_step_never_syncs_with_the_host():

@@ -34,7 +34,7 @@ def test_diamond_uses_each_path(device):
     x = leaf([1.5, -2.0], device)
     y = x * x + x  # x feeds three uses
     y.backward(gradient=gpuad.ones(2, dtype=gpuad.float64, device=device))
-    np.testing.assert_allclose(backend.asnumpy(x.grad.data), [4.0, -3.0])
+    np.testing.assert_allclose(backend.asnumpy(x.grad.array), [4.0, -3.0])
 
 
 def test_deep_chain_has_no_recursion_limit():
@@ -81,16 +81,16 @@ def test_leaf_grads_never_share_memory():
     """add's rule hands the same gradient to both inputs: each .grad must still be its own."""
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     (a + b).backward(gradient=gpuad.ones(2, dtype=gpuad.float64))
-    a.grad.data[0] = 100.0
-    assert b.grad.data[0] == 1.0
+    a.grad.array[0] = 100.0
+    assert b.grad.array[0] == 1.0
 
 
 def test_user_gradient_is_not_aliased_into_grad():
     x = leaf([1.0, 2.0])
     g = gpuad.tensor([1.0, 1.0], dtype=gpuad.float64)
     x.backward(gradient=g)
-    x.grad.data[0] = 5.0
-    assert g.data[0] == 1.0
+    x.grad.array[0] = 5.0
+    assert g.array[0] == 1.0
 
 
 def test_second_backward_without_retain_graph_raises():
@@ -152,10 +152,10 @@ def test_in_place_on_a_leaf_that_requires_grad_raises_outside_no_grad():
 def test_optimizer_style_update_after_backward_keeps_dtype_and_identity():
     p = gpuad.randn(3, requires_grad=True)  # float32
     (p * p).sum().backward()
-    before = p.data
+    before = p.array
     with gpuad.no_grad():
         p -= np.float64(0.1) * p.grad
-    assert p.data is before and p.dtype == gpuad.float32
+    assert p.array is before and p.dtype == gpuad.float32
 
 
 def test_no_grad_records_nothing_and_is_restored_on_error():

@@ -49,7 +49,7 @@ def _cnn_case(rng):
                          ids=["mlp", "cnn"])
 def test_floor_gradients_equal_autograd(case, net):
     model, x, y = case(np.random.default_rng(0))
-    params = [p.data.copy() for p in model.parameters()]
+    params = [p.array.copy() for p in model.parameters()]
     loss, grads = _gpuad_grads(model, x, y)
     ref = net(params)
     assert float(ref.loss_and_grads(x, y)) == pytest.approx(loss, rel=1e-12)
@@ -69,7 +69,7 @@ def test_floor_training_steps_equal_gpuad(case, net, make_opt):
     """Three steps of the floor's in-place update on its flat buffers land where gpuad's optimizer
     does (SGD momentum's first step, bias corrections of Adam's first steps)."""
     model, x, y = case(np.random.default_rng(1))
-    ref = net([p.data.copy() for p in model.parameters()])
+    ref = net([p.array.copy() for p in model.parameters()])
     opt = make_opt(model)
     for _ in range(3):
         opt.zero_grad()
@@ -78,7 +78,7 @@ def test_floor_training_steps_equal_gpuad(case, net, make_opt):
         opt.step()
         assert float(ref.train_step(x, y)) == pytest.approx(loss.item(), rel=1e-10)
     for (name, p), got in zip(model.named_parameters(), ref.params):
-        np.testing.assert_allclose(np.asarray(got).reshape(p.shape), p.data, rtol=1e-9,
+        np.testing.assert_allclose(np.asarray(got).reshape(p.shape), p.array, rtol=1e-9,
                                    atol=1e-12, err_msg=name)
 
 
@@ -92,7 +92,7 @@ def test_floor_runs_on_the_strict_backend_without_syncing_and_only_calls_what_cu
     try:
         for case, net in ((_mlp_case, floor.MLP), (_cnn_case, floor.CNN)):
             model, x, y = case(rng)
-            params = [p.data.astype(np.float32) for p in model.parameters()]
+            params = [p.array.astype(np.float32) for p in model.parameters()]
             x = x.astype(np.float32)
             host = net(params)
             host_loss = host.train_step(x, y)

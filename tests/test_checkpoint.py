@@ -18,7 +18,7 @@ def same(a, b):
     assert type(a) is type(b), (a, b)
     if isinstance(a, gpuad.Tensor):
         assert a.dtype == b.dtype and a.shape == b.shape and a.requires_grad == b.requires_grad
-        np.testing.assert_array_equal(backend.asnumpy(a.data), backend.asnumpy(b.data))
+        np.testing.assert_array_equal(backend.asnumpy(a.array), backend.asnumpy(b.array))
     elif isinstance(a, (np.ndarray, np.generic)):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
@@ -61,7 +61,7 @@ def test_round_trip(tmp_path):
     back = load(tmp_path / "ck.safetensors")
     same(obj, back)
     assert back["model"]["fc.weight"].device == "cpu"
-    assert back["model"]["fc.weight"].data.flags.writeable  # optimizers update in place
+    assert back["model"]["fc.weight"].array.flags.writeable  # optimizers update in place
     gpuad.set_rng_state(back["rng"])
     save({"only": "python"}, tmp_path / "plain")  # no arrays at all
     assert load(tmp_path / "plain") == {"only": "python"}
@@ -93,7 +93,7 @@ def test_other_tools_read_the_arrays(tmp_path):
     obj = checkpoint()
     save(obj, tmp_path / "ck.safetensors")
     arrays = safetensors.numpy.load_file(tmp_path / "ck.safetensors")
-    np.testing.assert_array_equal(arrays["model.fc.weight"], obj["model"]["fc.weight"].data)
+    np.testing.assert_array_equal(arrays["model.fc.weight"], obj["model"]["fc.weight"].array)
     np.testing.assert_array_equal(arrays["optimizer.state.0.exp_avg"],
                                   obj["optimizer"]["state"][0]["exp_avg"])
 

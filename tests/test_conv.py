@@ -242,9 +242,9 @@ def test_results_do_not_depend_on_the_input_memory_layout():
     results = []
     for data in (base, batch_last):
         x = gpuad.tensor(data, requires_grad=True)
-        x.data = data  # keep the given strides (tensor() may copy into C order)
+        x.array = data  # keep the given strides (tensor() may copy into C order)
         y = gpuad.max_pool2d(gpuad.conv2d(x, gpuad.tensor(w), padding=1).relu(), 2)
-        (y * gpuad.tensor(np.arange(y.data.size).reshape(y.shape))).sum().backward()
+        (y * gpuad.tensor(np.arange(y.array.size).reshape(y.shape))).sum().backward()
         results.append((y.detach().numpy(), x.grad.numpy()))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)

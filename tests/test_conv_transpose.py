@@ -11,7 +11,7 @@ from gpuad import backend, nn
 from gpuad.nn import functional as F
 
 def _np(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 TRANSPOSE_CONFIGS = [  # (in, out, kernel, keyword arguments), input size (5, 4)

@@ -23,7 +23,7 @@ MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 
 
 def host(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def xy(n=10, device="cpu"):
@@ -117,7 +117,7 @@ def test_fast_path_copies_the_dataset_once(device, monkeypatch):
     to_device = backend.to_device
 
     def counting(array, dev):
-        calls.append("data" if array is x.data or array is y.data else "other")
+        calls.append("data" if array is x.array or array is y.array else "other")
         return to_device(array, dev)
     monkeypatch.setattr(backend, "to_device", counting)
     loader = DataLoader(TensorDataset(x, y), batch_size=5, shuffle=True, seed=0, device=device)
@@ -192,7 +192,7 @@ def test_mnist_train(mnist_train):
     images, labels = ds.tensors
     assert len(ds) == 60000 and images.shape == (60000, 1, 28, 28) and labels.shape == (60000,)
     assert images.dtype == gpuad.float32 and labels.dtype == gpuad.int64
-    assert ds.data.dtype == gpuad.uint8 and ds.data.shape == (60000, 28, 28)
+    assert ds.array.dtype == gpuad.uint8 and ds.array.shape == (60000, 28, 28)
     assert ds.targets is labels and len(ds.classes) == 10
     assert host(labels)[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert np.bincount(host(labels)).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,

@@ -255,7 +255,7 @@ def test_buckets_start_while_backward_still_runs():
     assert kinds.index("all_reduce") < kinds.index("first layer's output gradient")
     sizes = [size for kind, size in log if kind == "all_reduce"]
     assert sizes == [b.flat.size for b in ddp.buckets]  # in bucket order, last layer first
-    assert sum(sizes) == sum(p.data.size for p in ddp.parameters())
+    assert sum(sizes) == sum(p.array.size for p in ddp.parameters())
 
 
 def test_ddp_in_a_world_of_one_matches_the_plain_model(device):
@@ -267,8 +267,8 @@ def test_ddp_in_a_world_of_one_matches_the_plain_model(device):
     for model in (plain, wrapped):
         F.cross_entropy(model(x), y).backward()
     for p, q in zip(plain.parameters(), wrapped.module.parameters()):
-        np.testing.assert_allclose(gpuad.backend.asnumpy(q.grad.data),
-                                   gpuad.backend.asnumpy(p.grad.data), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(gpuad.backend.asnumpy(q.grad.array),
+                                   gpuad.backend.asnumpy(p.grad.array), rtol=1e-6, atol=1e-7)
 
 
 def test_ddp_training_step_never_syncs_with_the_host():
@@ -307,7 +307,7 @@ def test_find_unused_parameters_reduces_zeros_for_them():
     for _ in range(2):
         ddp(gpuad.randn(2, 4)).sum().backward()
     assert ddp.module.used.weight.grad is not None
-    assert np.all(ddp.module.unused.weight.grad.data == 0)
+    assert np.all(ddp.module.unused.weight.grad.array == 0)
 
 
 def test_a_deep_copy_of_the_wrapped_model_trains_on_its_own():
@@ -363,8 +363,8 @@ def test_nccl_world_of_one_on_the_gpu():
     for model in (plain, wrapped):
         F.cross_entropy(model(x), y).backward()
     for p, q in zip(plain.parameters(), wrapped.module.parameters()):
-        np.testing.assert_allclose(gpuad.backend.asnumpy(q.grad.data),
-                                   gpuad.backend.asnumpy(p.grad.data), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(gpuad.backend.asnumpy(q.grad.array),
+                                   gpuad.backend.asnumpy(p.grad.array), rtol=1e-6, atol=1e-7)
 
 
 # ---- real ranks, over MPI ----------------------------------------------------------------------

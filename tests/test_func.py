@@ -13,7 +13,7 @@ F64 = gpuad.float64
 
 
 def host(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def sample(device, *shape, seed=0, low=-1.0, high=1.0):

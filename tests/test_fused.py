@@ -288,10 +288,10 @@ def test_a_plain_backward_runs_the_fused_rule_and_create_graph_does_not(op, name
     x = gpuad.tensor([[-1.5, 0.5, 2.0], [0.3, -0.1, 1.0]], device=device, requires_grad=True)
     (op(x) * x).sum().backward()  # an upstream gradient that itself depends on x
     assert calls == [1], f"a plain backward through {name[:-9]} did not use fused.{name}"
-    want = backend.asnumpy(x.grad.data).copy()
+    want = backend.asnumpy(x.grad.array).copy()
     (gx,) = gpuad.grad((op(x) * x).sum(), x, create_graph=True)
     assert calls == [1] and gx.requires_grad, "create_graph must use the differentiable rule"
-    np.testing.assert_allclose(backend.asnumpy(gx.detach().data), want, rtol=1e-6)
+    np.testing.assert_allclose(backend.asnumpy(gx.detach().array), want, rtol=1e-6)
 
 
 def test_rules_use_the_composite_under_create_graph():

@@ -111,7 +111,7 @@ def test_gradcheck_tiny_model_float64(device):
     model = models.GPT(vocab_size=5, block_size=4, n_layer=1, n_head=2, n_embd=4).to(device)
     model.double()
     for p in model.parameters():  # larger weights than GPT-2's 0.02, so every path matters
-        p.data[...] = p.data * 20
+        p.array[...] = p.array * 20
     idx, targets = tokens((2, 4), vocab=5, device=device), tokens((2, 4), vocab=5, device=device,
                                                                   seed=2)
     params = [model.wte.weight, model.wpe.weight, model.h[0].attn.c_attn.weight,

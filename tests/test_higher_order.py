@@ -13,7 +13,7 @@ F64 = gpuad.float64
 
 
 def host(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def leaf(values, device):

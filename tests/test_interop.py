@@ -38,7 +38,7 @@ def test_numpy_refuses_tensors_that_require_grad_and_device_tensors():
     with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad\. "
                                            r"Use tensor\.detach\(\)\.numpy\(\) instead\."):
         t.numpy()
-    assert np.shares_memory(t.detach().numpy(), t.data)
+    assert np.shares_memory(t.detach().numpy(), t.array)
     np.testing.assert_array_equal(t.numpy(force=True), [1.0, 2.0])
     with pytest.raises(TypeError, match=r"\.cpu\(\)\.numpy\(\)"):
         gpuad.tensor([1.0], device="strict").numpy()
@@ -59,10 +59,10 @@ def test_dlpack_round_trip_with_numpy_shares_memory(dtype):
     assert t.__dlpack_device__() == (1, 0)
     a = np.from_dlpack(t)
     assert a.dtype == np.dtype(dtype) and a.shape == (2, 3)
-    assert np.shares_memory(a, t.data)
+    assert np.shares_memory(a, t.array)
     back = gpuad.from_dlpack(a)
     assert back.dtype == t.dtype and back.device == gpuad.device("cpu")
-    assert np.shares_memory(back.data, t.data)
+    assert np.shares_memory(back.array, t.array)
 
 
 def test_dlpack_writes_show_through_both_ways():
@@ -79,7 +79,7 @@ def test_dlpack_writes_show_through_both_ways():
 
 def test_dlpack_of_views_and_non_contiguous_tensors():
     t = gpuad.arange(12, dtype=gpuad.float32).reshape(3, 4)
-    view = gpuad.from_numpy(t.data[:, 1::2])
+    view = gpuad.from_numpy(t.array[:, 1::2])
     a = np.from_dlpack(view)
     np.testing.assert_array_equal(a, [[1, 3], [5, 7], [9, 11]])
     a[0, 0] = 50.0
@@ -105,7 +105,7 @@ def test_torch_reads_gpuad_memory_and_gpuad_reads_torch_memory(dtype):
     assert str(theirs.dtype) == f"torch.{dtype}" and tuple(theirs.shape) == (2, 3)
     np.testing.assert_array_equal(theirs.numpy(), t.numpy())
     back = gpuad.from_dlpack(theirs)
-    assert back.dtype == t.dtype and np.shares_memory(back.data, t.data)
+    assert back.dtype == t.dtype and np.shares_memory(back.array, t.array)
 
 
 @needs_torch
@@ -197,10 +197,10 @@ def test_jax_copy_true_gives_an_independent_array(jax):
 def test_jax_reads_transposed_views_and_clones_of_strided_ones(jax):
     jnp = jax.numpy
     t = _aligned((3, 4), "float32")
-    transposed = gpuad.from_numpy(t.data.T)  # a permutation of the buffer: JAX takes it as is
+    transposed = gpuad.from_numpy(t.array.T)  # a permutation of the buffer: JAX takes it as is
     np.testing.assert_array_equal(np.asarray(jnp.from_dlpack(transposed)), t.numpy().T)
     # JAX takes only compact strides (no gaps between elements); a clone of a strided view is
-    every_other = gpuad.from_numpy(t.data[:, ::2]).clone()
+    every_other = gpuad.from_numpy(t.array[:, ::2]).clone()
     np.testing.assert_array_equal(np.asarray(jnp.from_dlpack(every_other)), t.numpy()[:, ::2])
 
 
@@ -252,7 +252,7 @@ def test_cuda_dlpack_with_cupy_shares_device_memory():
     c[1] = 4.0
     assert t.tolist() == [0.0, 4.0, 0.0]
     u = gpuad.from_dlpack(c)
-    assert u.device == gpuad.device("cuda") and u.data.data.ptr == t.data.data.ptr
+    assert u.device == gpuad.device("cuda") and u.data.array.ptr == t.data.array.ptr
     u.fill_(2.0)
     assert float(c.sum()) == 6.0
     with pytest.raises(TypeError, match=r"\.cpu\(\)\.numpy\(\)"):
@@ -292,7 +292,7 @@ def test_cuda_memory_stats_follow_the_pool():
         assert key in stats, key
     before = gpuad.cuda.memory_allocated()
     x = gpuad.empty(64, 1024, 1024, dtype=gpuad.float32, device="cuda")  # 256 MiB
-    assert gpuad.cuda.memory_allocated() - before >= x.data.nbytes
+    assert gpuad.cuda.memory_allocated() - before >= x.array.nbytes
     assert gpuad.cuda.memory_reserved() >= gpuad.cuda.memory_allocated()
     assert gpuad.cuda.memory_stats(0)["allocated_bytes.all.current"] == \
         gpuad.cuda.memory_allocated("cuda:0")

@@ -35,11 +35,11 @@ class Net(nn.Module):
 
 
 def _np(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def _arrays(module):
-    return {k: backend.asnumpy(v.data).copy() for k, v in module.state_dict().items()}
+    return {k: backend.asnumpy(v.array).copy() for k, v in module.state_dict().items()}
 
 
 # ---- Module bookkeeping -------------------------------------------------------------------
@@ -82,7 +82,7 @@ def test_shared_parameters_are_listed_once_and_reassignment_moves_registration()
 def test_parameter_is_a_leaf_tensor_sharing_memory():
     data = gpuad.randn(2, 3)
     p = nn.Parameter(data)
-    assert isinstance(p, gpuad.Tensor) and p.requires_grad and p.is_leaf and p.data is data.data
+    assert isinstance(p, gpuad.Tensor) and p.requires_grad and p.is_leaf and p.array is data.array
     assert nn.Parameter.__slots__ == () and not hasattr(p, "__dict__")
     assert not nn.Parameter(np.ones(2), requires_grad=False).requires_grad
     assert repr(p).startswith("Parameter containing:\ntensor(")
@@ -99,12 +99,12 @@ def test_state_dict_keys_values_and_round_trip():
                            "block.bn.running_mean", "block.bn.running_var",
                            "block.bn.num_batches_tracked", "head.weight"]  # no non-persistent
     assert all(not v.requires_grad and v.is_leaf for v in state.values())
-    assert state["head.weight"].data is net.head.weight.data  # detached, shared memory
+    assert state["head.weight"].array is net.head.weight.array  # detached, shared memory
     params = list(other.parameters())
     result = other.load_state_dict(state)
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert list(other.parameters()) == params  # same Parameter objects, values copied in
-    assert other.head.weight.data is not net.head.weight.data
+    assert other.head.weight.array is not net.head.weight.array
     x = gpuad.randn(5, 3)
     net.eval(), other.eval()
     np.testing.assert_array_equal(net(x).detach().numpy(), other(x).detach().numpy())
@@ -152,7 +152,7 @@ def test_load_state_dict_copies_onto_the_parameters_device(device):
     net.load_state_dict(state)
     assert net.weight is weight and weight.device == gpuad.device(device)
     assert weight.dtype == gpuad.float32
-    np.testing.assert_array_equal(backend.asnumpy(weight.data), np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(backend.asnumpy(weight.array), np.arange(6.0).reshape(2, 3))
 
 
 def test_train_eval_propagate_and_switch_dropout_and_batchnorm():
@@ -329,14 +329,14 @@ def test_batchnorm_running_stats_momentum_unbiased_and_eval(device):
         mean = 0.8 * mean + 0.2 * b.mean(axes)
         var = 0.8 * var + 0.2 * b.var(axes, ddof=1)  # unbiased for the running estimate
         normalised = (b - b.mean(axes, keepdims=True)) / np.sqrt(b.var(axes, keepdims=True) + 1e-5)
-        np.testing.assert_allclose(backend.asnumpy(y.data), normalised, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(backend.asnumpy(bn.running_mean.data), mean, rtol=1e-5)
-    np.testing.assert_allclose(backend.asnumpy(bn.running_var.data), var, rtol=1e-5)
+        np.testing.assert_allclose(backend.asnumpy(y.array), normalised, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(backend.asnumpy(bn.running_mean.array), mean, rtol=1e-5)
+    np.testing.assert_allclose(backend.asnumpy(bn.running_var.array), var, rtol=1e-5)
     assert bn.num_batches_tracked.item() == 3
     bn.eval()
     x = batches[0]
     expected = (x - mean.reshape(1, 3, 1, 1)) / np.sqrt(var.reshape(1, 3, 1, 1) + 1e-5)
-    np.testing.assert_allclose(backend.asnumpy(bn(gpuad.tensor(x, device=device)).data), expected,
+    np.testing.assert_allclose(backend.asnumpy(bn(gpuad.tensor(x, device=device)).array), expected,
                                rtol=1e-4, atol=1e-5)
     assert bn.num_batches_tracked.item() == 3  # eval leaves the statistics alone
 
@@ -362,15 +362,15 @@ def test_dropout_is_inverted_seeded_and_on_the_inputs_device(device):
     x = gpuad.ones(100, 100, device=device, requires_grad=True)
     gpuad.manual_seed(7)
     y = F.dropout(x, 0.3)
-    values = backend.asnumpy(y.data)
+    values = backend.asnumpy(y.array)
     assert y.device == gpuad.device(device) and y.dtype == gpuad.float32
     assert set(np.unique(values)) <= {0.0, np.float32(1 / 0.7)}
     assert abs((values == 0).mean() - 0.3) < 0.02
     y.sum().backward()
-    np.testing.assert_array_equal(backend.asnumpy(x.grad.data), values)  # same mask, same scale
+    np.testing.assert_array_equal(backend.asnumpy(x.grad.array), values)  # same mask, same scale
     gpuad.manual_seed(7)
-    np.testing.assert_array_equal(backend.asnumpy(F.dropout(x, 0.3).data), values)
-    assert not backend.asnumpy(F.dropout(x, 1.0).data).any()
+    np.testing.assert_array_equal(backend.asnumpy(F.dropout(x, 0.3).array), values)
+    assert not backend.asnumpy(F.dropout(x, 1.0).array).any()
     assert F.dropout(x, 0.3, training=False) is x
     with pytest.raises(ValueError, match="between 0 and 1"):
         F.dropout(x, 1.5)
@@ -378,14 +378,14 @@ def test_dropout_is_inverted_seeded_and_on_the_inputs_device(device):
 
 def test_embedding_padding_row_is_zero_and_gets_no_gradient(device):
     emb = nn.Embedding(6, 3, padding_idx=2).to(device)
-    weight = backend.asnumpy(emb.weight.data)
+    weight = backend.asnumpy(emb.weight.array)
     assert not weight[2].any() and weight[[0, 1, 3]].std() > 0.3  # N(0, 1) elsewhere
     index = gpuad.tensor([[2, 0, 2], [1, 0, 5]], device=device)
     out = emb(index)
     assert out.shape == (2, 3, 3)
-    np.testing.assert_array_equal(backend.asnumpy(out.data), weight[backend.asnumpy(index.data)])
+    np.testing.assert_array_equal(backend.asnumpy(out.array), weight[backend.asnumpy(index.array)])
     (out * 3).sum().backward()
-    grad = backend.asnumpy(emb.weight.grad.data)
+    grad = backend.asnumpy(emb.weight.grad.array)
     np.testing.assert_array_equal(grad[:, 0], [6, 3, 0, 0, 0, 3])  # repeats accumulate
     assert nn.Embedding(6, 3, padding_idx=-1).padding_idx == 5
     with pytest.raises(TypeError, match="embedding: indices must be an integer tensor"):
@@ -467,23 +467,23 @@ def test_init_statistics_and_gains(device):
     gpuad.manual_seed(0)
     w = gpuad.empty(200, 300, device=device)
     assert nn.init.uniform_(w, -2, 3) is w
-    values = backend.asnumpy(w.data)
+    values = backend.asnumpy(w.array)
     assert values.min() >= -2 and values.max() < 3 and abs(values.mean() - 0.5) < 0.05
     nn.init.normal_(w, 1.0, 0.5)
-    values = backend.asnumpy(w.data)
+    values = backend.asnumpy(w.array)
     assert abs(values.mean() - 1) < 0.01 and abs(values.std() - 0.5) < 0.01
     nn.init.xavier_uniform_(w, gain=2.0)
-    assert np.abs(backend.asnumpy(w.data)).max() <= 2 * math.sqrt(6 / 500)
+    assert np.abs(backend.asnumpy(w.array)).max() <= 2 * math.sqrt(6 / 500)
     nn.init.xavier_normal_(w)
-    assert abs(backend.asnumpy(w.data).std() - math.sqrt(2 / 500)) < 0.002
+    assert abs(backend.asnumpy(w.array).std() - math.sqrt(2 / 500)) < 0.002
     nn.init.kaiming_uniform_(w, nonlinearity="relu")
-    assert np.abs(backend.asnumpy(w.data)).max() <= math.sqrt(6 / 300)
+    assert np.abs(backend.asnumpy(w.array)).max() <= math.sqrt(6 / 300)
     nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
-    assert abs(backend.asnumpy(w.data).std() - math.sqrt(2 / 200)) < 0.002
+    assert abs(backend.asnumpy(w.array).std() - math.sqrt(2 / 200)) < 0.002
     nn.init.constant_(w, 0.25)
-    assert (backend.asnumpy(w.data) == 0.25).all() and w.dtype == gpuad.float32
+    assert (backend.asnumpy(w.array) == 0.25).all() and w.dtype == gpuad.float32
     nn.init.ones_(w), nn.init.zeros_(w)
-    assert not backend.asnumpy(w.data).any() and w.device == gpuad.device(device)
+    assert not backend.asnumpy(w.array).any() and w.device == gpuad.device(device)
     assert nn.init.calculate_gain("relu") == math.sqrt(2)
     assert nn.init.calculate_gain("tanh") == 5 / 3 and nn.init.calculate_gain("conv2d") == 1
     assert nn.init.calculate_gain("leaky_relu") == math.sqrt(2 / (1 + 0.01 ** 2))
@@ -514,11 +514,11 @@ def test_clip_grad_norm_(device):
     assert isinstance(total, gpuad.Tensor) and total.device == gpuad.device(device)
     assert total.dtype == gpuad.float32
     np.testing.assert_allclose(total.item(), 5.0)
-    np.testing.assert_allclose(backend.asnumpy(a.grad.data), [0.6, 0, 0], rtol=1e-5)
-    np.testing.assert_allclose(backend.asnumpy(b.grad.data), [0, 0.8], rtol=1e-5)
+    np.testing.assert_allclose(backend.asnumpy(a.grad.array), [0.6, 0, 0], rtol=1e-5)
+    np.testing.assert_allclose(backend.asnumpy(b.grad.array), [0, 0.8], rtol=1e-5)
     total = nn.utils.clip_grad_norm_([a, b], max_norm=10.0, norm_type=math.inf)  # no-op
     np.testing.assert_allclose(total.item(), 0.8, rtol=1e-5)
-    np.testing.assert_allclose(backend.asnumpy(b.grad.data), [0, 0.8], rtol=1e-5)
+    np.testing.assert_allclose(backend.asnumpy(b.grad.array), [0, 0.8], rtol=1e-5)
     assert nn.utils.clip_grad_norm_([unused], 1.0).item() == 0.0
     a.grad = gpuad.tensor([math.inf, 0, 0], device=device)
     with pytest.raises(RuntimeError, match="non-finite"):
@@ -591,7 +591,7 @@ def test_torch_twin_mlp_losses_and_gradients():
         np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), rtol=1e-8, atol=1e-12)
         _assert_grads_match(ours, theirs, rtol=1e-8, atol=1e-12)
     for (name, b), tb in zip(ours.named_buffers(), theirs.buffers()):  # 10 training steps
-        np.testing.assert_allclose(backend.asnumpy(b.data), tb.numpy(), rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(backend.asnumpy(b.array), tb.numpy(), rtol=1e-10, err_msg=name)
     ours.eval(), theirs.eval()
     np.testing.assert_allclose(ours(gpuad.tensor(x)).detach().numpy(),
                                theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
@@ -634,7 +634,7 @@ def test_torch_twin_embedding_dropout_eval_and_momentum_none():
         x = np.random.default_rng(seed).normal(size=(4, 3, 2))
         bo(gpuad.tensor(x)), bt(torch.tensor(x))
     for name, b in bo.named_buffers():
-        np.testing.assert_allclose(backend.asnumpy(b.data), getattr(bt, name).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(backend.asnumpy(b.array), getattr(bt, name).numpy(), rtol=1e-12)
 
 
 def _has_conv():
@@ -667,7 +667,7 @@ def test_torch_twin_conv_bn_relu_pool():
         lo.backward(), lt.backward()
         _assert_grads_match(ours, theirs, rtol=1e-7, atol=1e-10)
     for (name, b), (_, tb) in zip(ours.named_buffers(), theirs.named_buffers()):
-        np.testing.assert_allclose(backend.asnumpy(b.data), tb.numpy(), rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(backend.asnumpy(b.array), tb.numpy(), rtol=1e-10, err_msg=name)
     ours.eval(), theirs.eval()
     x = rng.normal(size=(2, 2, 8, 8))
     np.testing.assert_allclose(ours(gpuad.tensor(x)).detach().numpy(),

@@ -64,7 +64,7 @@ def test_the_guard_catches_each_kind_of_sync():
     """The tests above can fail: every kind of host read raises inside the guard."""
     x = gpuad.randn(4, device="strict")
     reads = {"item": lambda: x[0].item(), "float": lambda: float(x.sum()), "bool": lambda: bool(x[0] > 0),
-             "to host": lambda: x.cpu(), "mask": lambda: x[x > 0], "nonzero": lambda: x.data.nonzero()}
+             "to host": lambda: x.cpu(), "mask": lambda: x[x > 0], "nonzero": lambda: x.array.nonzero()}
     for what, read in reads.items():
         with forbid_host_sync(), pytest.raises(RuntimeError, match="synchronise"):
             read()

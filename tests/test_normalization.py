@@ -76,12 +76,12 @@ def test_modules_run_on_every_backend(device):
         module.double()
         with gpuad.no_grad():
             for p in module.parameters():
-                p.data[...] = rng.uniform(0.5, 1.5, p.shape)
+                p.array[...] = rng.uniform(0.5, 1.5, p.shape)
         want = module(gpuad.tensor(x)).detach().numpy()
         module.to(device)
         got = module(gpuad.tensor(x, device=device))
         assert got.device == gpuad.device(device)
-        np.testing.assert_allclose(gpuad.backend.asnumpy(got.data), want, rtol=1e-12)
+        np.testing.assert_allclose(gpuad.backend.asnumpy(got.array), want, rtol=1e-12)
 
 
 def test_rms_norm_eps_none_is_the_dtypes_machine_epsilon():

@@ -38,7 +38,7 @@ def test_forward(case, shapes, kwargs, device):
     for out, ref in zip(outs, refs):
         assert out.device == gpuad.device(device)
         ref = np.asarray(ref)
-        got = backend.asnumpy(out.data)
+        got = backend.asnumpy(out.array)
         assert got.shape == ref.shape, f"{case.name}: shape {got.shape}, numpy gives {ref.shape}"
         if ref.dtype.kind == "b":
             assert got.dtype == np.bool_ and (got == ref).all()

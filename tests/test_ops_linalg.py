@@ -18,7 +18,7 @@ def _t(shape, device="cpu", requires_grad=False, seed=0, dtype=np.float64):
 
 
 def _np(x):
-    return backend.asnumpy(x.data)
+    return backend.asnumpy(x.array)
 
 
 # ---- errors -------------------------------------------------------------------------------------

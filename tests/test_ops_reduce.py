@@ -17,7 +17,7 @@ def _t(values, device="cpu", dtype=np.float64, requires_grad=True):
 
 
 def _np(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def _grad(fn, x, weights=None):

@@ -15,7 +15,7 @@ def _t(array, device="cpu", requires_grad=False):
 
 
 def _np(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def _x(device, shape=(3, 4), requires_grad=True):
@@ -81,7 +81,7 @@ def test_basic_indexing_gives_views():
     for y in [x[1], x[:, 1:3], x[..., ::-1], x.reshape(4, 3), x.view(-1), x.T, x.permute(1, 0),
               x.transpose(0, 1), x.unsqueeze(0), x.squeeze(), x.expand(2, 3, 4), x.flip(0),
               *x.split(2), *x.chunk(2, 1), gpuad.flatten(x), x[None]]:
-        assert np.shares_memory(y.data, x.data)
+        assert np.shares_memory(y.array, x.array)
 
 
 def test_integer_index_on_another_device_is_refused():
@@ -98,7 +98,7 @@ def test_integer_index_on_another_device_is_refused():
 
 
 def test_raw_index_moves_host_indices_to_the_device(device):
-    data = _x(device).data
+    data = _x(device).array
     raw = raw_index((_t([1], device), [0, 2], np.array([True, False]), slice(1), None, Ellipsis, 3),
                     data)
     for item in raw[:3]:

@@ -105,7 +105,7 @@ def _set_grad(p, g):
 
 
 def _host(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 # ---- (1) the formulas, no torch needed ----------------------------------------------------------
@@ -251,9 +251,9 @@ def test_zero_grad_both_ways():
     p = _param([1.0, 2.0])
     opt = SGD([p], lr=0.1)
     _set_grad(p, [3.0, 4.0])
-    grad_array = p.grad.data
+    grad_array = p.grad.array
     opt.zero_grad(set_to_none=False)
-    assert p.grad.data is grad_array and _host(p.grad).tolist() == [0.0, 0.0]
+    assert p.grad.array is grad_array and _host(p.grad).tolist() == [0.0, 0.0]
     opt.zero_grad()
     assert p.grad is None
     opt.zero_grad()  # nothing to do, no error
@@ -297,12 +297,12 @@ def test_retained_graph_refuses_backward_after_a_step():
 @pytest.mark.parametrize("name,cls,kwargs", CASES, ids=IDS)
 def test_float32_stays_float32_and_updates_in_place(name, cls, kwargs, device):
     p = _param([1.0, -2.0], device=device, dtype=gpuad.float32)
-    data = p.data
+    data = p.array
     opt = cls([p], **kwargs)
     for g in GRADS:
         _set_grad(p, g)
         opt.step()
-    assert p.data is data and p.dtype == gpuad.float32 and p.device == gpuad.device(device)
+    assert p.array is data and p.dtype == gpuad.float32 and p.device == gpuad.device(device)
     for key, value in opt.state[p].items():
         assert key == "step" and type(value) is int or value.dtype == gpuad.float32, key
     expected = REFS[cls](np.array([1.0, -2.0]), GRADS, **kwargs)

@@ -17,7 +17,7 @@ LENGTHS = [3, 5, 1, 4]  # unsorted, distinct (so torch's unstable sort agrees wi
 
 
 def _arr(t):
-    return backend.asnumpy(t.detach().data)
+    return backend.asnumpy(t.detach().array)
 
 
 def _randn(*shape, seed=0, device="cpu", requires_grad=False):

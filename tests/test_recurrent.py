@@ -16,7 +16,7 @@ F64 = {"dtype": gpuad.float64}
 
 
 def _arr(t):
-    return backend.asnumpy(t.detach().data)
+    return backend.asnumpy(t.detach().array)
 
 
 def _randn(*shape, requires_grad=False, device="cpu", dtype=np.float64, seed=None):

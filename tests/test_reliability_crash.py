@@ -94,7 +94,7 @@ def assert_same_state(a, b, where="state"):
     """Bit-for-bit equality of checkpoint contents (Tensors, arrays, numbers, containers)."""
     if isinstance(a, gpuad.Tensor):
         assert a.dtype == b.dtype, where
-        np.testing.assert_array_equal(backend.asnumpy(a.data), backend.asnumpy(b.data),
+        np.testing.assert_array_equal(backend.asnumpy(a.array), backend.asnumpy(b.array),
                                       err_msg=where)
     elif isinstance(a, dict):
         assert list(a) == list(b), where

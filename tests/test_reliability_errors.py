@@ -39,7 +39,7 @@ from gpuad.autograd import Node
 
 
 def _np(t):
-    return backend.asnumpy(t.data).copy()
+    return backend.asnumpy(t.array).copy()
 
 
 def _live_nodes():

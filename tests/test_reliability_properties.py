@@ -42,7 +42,7 @@ SHAPES = array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
 
 
 def _np(t):
-    return backend.asnumpy(t.data)
+    return backend.asnumpy(t.array)
 
 
 def _tensors(arrays, dtype=np.float64, device="cpu"):

@@ -24,7 +24,7 @@ def test_tensor_copies_its_data_but_from_numpy_shares():
     a = np.ones(3, dtype=np.float32)
     t, s = gpuad.tensor(a), gpuad.from_numpy(a)
     a[0] = 5
-    assert t.data[0] == 1 and s.data[0] == 5
+    assert t.array[0] == 1 and s.array[0] == 5
     assert s.numpy() is a
 
 
@@ -40,14 +40,14 @@ def test_creation_functions(device):
     for t, shape, value in checks:
         assert t.shape == shape and t.device == dev and t.dtype == gpuad.float32
         if value is not None:
-            assert (backend.asnumpy(t.data) == value).all()
+            assert (backend.asnumpy(t.array) == value).all()
     like = gpuad.ones_like(gpuad.zeros(2, dtype=gpuad.float64, device=device))
     assert like.dtype == gpuad.float64 and like.device == dev
     assert gpuad.zeros_like(like).tolist() == [0.0, 0.0]
     assert gpuad.full_like(like, 2).tolist() == [2.0, 2.0]
     assert gpuad.arange(1, 7, 2, device=device).tolist() == [1, 3, 5]
     np.testing.assert_allclose(gpuad.linspace(0, 1, 5, device=device).tolist(), [0, .25, .5, .75, 1])
-    np.testing.assert_array_equal(backend.asnumpy(gpuad.eye(3, device=device).data), np.eye(3))
+    np.testing.assert_array_equal(backend.asnumpy(gpuad.eye(3, device=device).array), np.eye(3))
 
 
 def test_random_creation_is_seeded(device):
@@ -58,10 +58,10 @@ def test_random_creation_is_seeded(device):
     gpuad.manual_seed(123)
     b = gpuad.randn(4, 5, device=device)
     assert a.dtype == gpuad.float32 and a.device == gpuad.device(device)
-    np.testing.assert_array_equal(backend.asnumpy(a.data), backend.asnumpy(b.data))
-    uu = backend.asnumpy(u.data)
+    np.testing.assert_array_equal(backend.asnumpy(a.array), backend.asnumpy(b.array))
+    uu = backend.asnumpy(u.array)
     assert (uu >= 0).all() and (uu < 1).all()
-    ii = backend.asnumpy(i.data)
+    ii = backend.asnumpy(i.array)
     assert i.dtype == gpuad.int64 and ii.min() >= 0 and ii.max() < 10
     assert gpuad.randint(5, size=(3,)).shape == (3,)
 
@@ -178,9 +178,9 @@ def test_numpy_item_tolist():
 def test_detach_and_clone():
     x = gpuad.tensor([1.0, 2.0], requires_grad=True)
     d = x.detach()
-    assert not d.requires_grad and d.data is x.data
+    assert not d.requires_grad and d.array is x.array
     c = x.clone()
-    assert c.data is not x.data and c.requires_grad and not c.is_leaf
+    assert c.array is not x.array and c.requires_grad and not c.is_leaf
     (c * 3).sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]
 
@@ -214,3 +214,16 @@ def test_tensors_hash_by_identity():
 def test_tensor_class_from_python_data_is_float32_like_torch_Tensor():
     t = gpuad.Tensor([1, 2])
     assert t.dtype == gpuad.float32 and t.tolist() == [1.0, 2.0]
+
+
+def test_data_is_a_history_free_tensor_sharing_the_array(device):
+    p = gpuad.ones(3, device=device, requires_grad=True)
+    y = p * 2
+    d = y.data
+    assert isinstance(d, gpuad.Tensor) and not d.requires_grad and d.grad_fn is None
+    assert d.array is y.array
+    p.data.fill_(5.0)  # in place through .data, as optimizers written for torch do
+    p.data.add_(gpuad.ones(3, device=device), alpha=-1)
+    assert p.tolist() == [4.0, 4.0, 4.0] and p.requires_grad
+    p.data = gpuad.zeros(2, device=device)
+    assert p.shape == (2,) and p.is_leaf

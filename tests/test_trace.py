@@ -94,8 +94,8 @@ def test_grad_matches_engine_on_a_small_tensor_function(device):
     y = f(xl, wl)
     gx, gw = gpuad.grad(y, (xl, wl))
     assert t.value == pytest.approx(y.item())
-    np.testing.assert_allclose(t.grads[0], gpuad.backend.asnumpy(gx.data), rtol=1e-12)
-    np.testing.assert_allclose(t.grads[1], gpuad.backend.asnumpy(gw.data), rtol=1e-12)
+    np.testing.assert_allclose(t.grads[0], gpuad.backend.asnumpy(gx.array), rtol=1e-12)
+    np.testing.assert_allclose(t.grads[1], gpuad.backend.asnumpy(gw.array), rtol=1e-12)
     assert t.labels == ["x", "w"] and t.forward[0].name == "v-1" and t.forward[0].shape == (2, 3)
     for row in t.reverse:
         if row.seed is None and row.terms:

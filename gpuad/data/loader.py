@@ -69,7 +69,7 @@ class DataLoader:
         dev = self.device or self.dataset.tensors[0].device
         arrays = self._placed.get(dev)
         if arrays is None:
-            arrays = self._placed[dev] = tuple(backend.to_device(t.data, dev)
+            arrays = self._placed[dev] = tuple(backend.to_device(t.array, dev)
                                                for t in self.dataset.tensors)
         order = backend.to_device(order, dev)  # the epoch's one host-to-device copy
         for start in starts:
@@ -89,7 +89,7 @@ class DataLoader:
     def _stack(self, values):
         first = values[0]
         if isinstance(first, Tensor) or backend.is_array(first) or isinstance(first, numpy.generic):
-            arrays = [backend.asnumpy(v.data if isinstance(v, Tensor) else v) for v in values]
+            arrays = [backend.asnumpy(v.array if isinstance(v, Tensor) else v) for v in values]
             dev = self.device or (first.device if isinstance(first, Tensor) else
                                   backend.device_of(first) if backend.is_array(first) else
                                   backend.CPU)

@@ -158,7 +158,7 @@ def get_backend():
 
 def _array(tensor, what):
     if isinstance(tensor, Tensor):
-        return tensor.data
+        return tensor.array
     if _backend.is_array(tensor):
         return tensor
     raise TypeError(f"{what}: expected a Tensor or array, got {type(tensor).__name__}")

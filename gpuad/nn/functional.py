@@ -171,11 +171,11 @@ def embedding(input, weight, padding_idx=None):
                         f"(shape {input.shape}); convert them with .long()")
     _same_device("embedding", weight, input, "indices")
     rows = weight.shape[0]
-    bad = backend.indices_outside(input.data, 0, rows)
+    bad = backend.indices_outside(input.array, 0, rows)
     if bad is not None:
         raise IndexError(f"embedding: index {bad} is out of range for an embedding of {rows} rows "
                          f"(weight shape {weight.shape}); indices must be in [0, {rows})")
-    out = ops._getitem(weight, index=input.data)
+    out = ops._getitem(weight, index=input.array)
     if padding_idx is not None and weight.requires_grad and is_grad_enabled():
         pad_row = padding_idx + rows if padding_idx < 0 else padding_idx
         out = ops.where((input == pad_row).unsqueeze(-1), out.detach(), out)
@@ -286,7 +286,7 @@ def _class_input(name, input, target, ignore_index):
                          f"(N, d1, ...) and input (C,) a 0-d target")
     classes = input.shape[0 if single else 1]
     checked = target if ignore_index is None else ops.where(target == ignore_index, 0, target)
-    bad = backend.indices_outside(checked.data, 0, classes)
+    bad = backend.indices_outside(checked.array, 0, classes)
     if bad is not None:
         raise IndexError(f"{name}: target contains class index {bad}, out of range for input of "
                          f"shape {tuple(input.shape)} with {classes} classes; class indices must "
@@ -310,7 +310,7 @@ def _target_weights(target, weight, ignore_index, dtype):
     safe = ops.where(valid, target, 0)
     if weight is None:
         return safe, valid.to(dtype), valid
-    picked = ops._getitem(weight.detach(), index=safe.data)
+    picked = ops._getitem(weight.detach(), index=safe.array)
     return safe, ops.where(valid, picked, 0).to(dtype), valid
 
 

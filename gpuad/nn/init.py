@@ -12,7 +12,7 @@ from .. import backend
 
 def _write(tensor, values):
     tensor._bump_version()
-    tensor.data[...] = values
+    tensor.array[...] = values
     return tensor
 
 
@@ -33,7 +33,7 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 def constant_(tensor, val):
     tensor._bump_version()
-    tensor.data.fill(val)
+    tensor.array.fill(val)
     return tensor
 
 

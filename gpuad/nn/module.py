@@ -22,7 +22,7 @@ class Parameter(Tensor):
         if data is None:
             data = backend.create("cpu", "empty", (0,), dtype=backend.DEFAULT_FLOAT)
         elif isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):
@@ -240,14 +240,14 @@ class Module(MovesWithTo):
         for t in [*self.parameters(), *(p.grad for p in self.parameters()), *self.buffers()]:
             if t is None:
                 continue
-            data = t.data
+            data = t.array
             if dtype is not None and data.dtype.kind in "fc" and data.dtype != dtype:
                 data = data.astype(dtype)
             if device is not None:
                 data = backend.to_device(data, device)
-            if data is not t.data:
+            if data is not t.array:
                 t._bump_version()  # graphs recorded before the move must not use the new data
-                t.data = data
+                t.array = data
         return self
 
     # ---- state -------------------------------------------------------------------------------
@@ -282,7 +282,7 @@ class Module(MovesWithTo):
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            value = value.data if isinstance(value, Tensor) else value
+            value = value.array if isinstance(value, Tensor) else value
             shape = tuple(value.shape) if hasattr(value, "shape") else numpy.shape(value)
             if shape != tuple(target.shape):
                 errors.append(f"size mismatch for {key}: copying a param with shape {shape} from "
@@ -297,7 +297,7 @@ class Module(MovesWithTo):
                                + "\n\t".join(errors))
         for target, data in staged:
             target._bump_version()
-            target.data[...] = data
+            target.array[...] = data
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- repr --------------------------------------------------------------------------------

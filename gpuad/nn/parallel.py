@@ -23,8 +23,8 @@ class _Bucket:
         self.offsets, total = [], 0
         for p in params:
             self.offsets.append(total)
-            total += p.data.size
-        first = params[0].data
+            total += p.array.size
+        first = params[0].array
         self.flat = backend.create(backend.device_of(first), "zeros", (total,), dtype=first.dtype)
         self.ready = [False] * len(params)  # which gradients are in flat
         self.pending = len(params)
@@ -34,7 +34,7 @@ class _Bucket:
         """Write parameter i's gradient (or zeros, for values=0) into the flat buffer."""
         if not self.ready[i]:
             start = self.offsets[i]
-            self.flat[start:start + self.params[i].data.size] = values
+            self.flat[start:start + self.params[i].array.size] = values
             self.ready[i] = True
             self.pending -= 1
 
@@ -66,7 +66,7 @@ class DistributedDataParallel(Module):
         self._check_same_model()
         with no_grad():
             for t in list(module.parameters()) + list(module.buffers()):
-                self.comm.broadcast(t.data, 0)
+                self.comm.broadcast(t.array, 0)
                 t._bump_version()
         self.parameters_in_order = [p for p in reversed(list(module.parameters()))
                                     if p.requires_grad]
@@ -89,7 +89,7 @@ class DistributedDataParallel(Module):
                 and is_grad_enabled()):
             with no_grad():
                 for b in self.module.buffers():
-                    self.comm.broadcast(b.data, 0)
+                    self.comm.broadcast(b.array, 0)
                     b._bump_version()
         output = self.module(*args, **kwargs)
         if self.find_unused_parameters and self._sync and _requires_grad(output):
@@ -112,7 +112,7 @@ class DistributedDataParallel(Module):
         if place is None or not self._sync:  # None: a deep copy of one of our parameters
             return
         bucket, i = place
-        bucket.put(i, param.grad.data.reshape(-1))
+        bucket.put(i, param.grad.array.reshape(-1))
         self._start_ready_buckets()
 
     def _start_ready_buckets(self):
@@ -130,7 +130,7 @@ class DistributedDataParallel(Module):
             bucket.work.wait()
             bucket.reset()
             for p, start in zip(bucket.params, bucket.offsets):
-                p.grad = Tensor(bucket.flat[start:start + p.data.size].reshape(p.data.shape))
+                p.grad = Tensor(bucket.flat[start:start + p.array.size].reshape(p.array.shape))
         self._next = 0
 
     def _mark_unused(self, output):
@@ -203,12 +203,12 @@ def _into_buckets(params, cap_bytes):
     buckets, run, size = [], [], 0
     for p in params:
         limit = min(cap_bytes, 2**20) if not buckets else cap_bytes
-        if run and (size >= limit or p.data.dtype != run[0].data.dtype
-                    or backend.device_of(p.data) != backend.device_of(run[0].data)):
+        if run and (size >= limit or p.array.dtype != run[0].array.dtype
+                    or backend.device_of(p.array) != backend.device_of(run[0].array)):
             buckets.append(_Bucket(run))
             run, size = [], 0
         run.append(p)
-        size += p.data.nbytes
+        size += p.array.nbytes
     if run:
         buckets.append(_Bucket(run))
     return buckets

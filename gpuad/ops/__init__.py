@@ -90,7 +90,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
                 continue
             args = tuple(converted if b is a else b for b in args)  # record the Tensor, not the list
             a = converted
-        data = a.data
+        data = a.array
         if first is None:
             first, first_dtype = data, data.dtype
         else:

@@ -22,7 +22,7 @@ def _needs(x):
 # CuPy kernel on the GPU); under create_graph the same formula in gpuad ops, so it stays
 # differentiable.
 def _raw(fn, *tensors, **kwargs):
-    out = fn(*(t.data for t in tensors), **kwargs)
+    out = fn(*(t.array for t in tensors), **kwargs)
     return (Tensor(out if type(out) in backend.ARRAY_TYPES else numpy.asarray(out)),)  # 0-d numpy
 
 

@@ -59,7 +59,7 @@ def _iota(x, dim):
     """0, 1, ..., n-1 along `dim` of x (size 1 elsewhere), on x's device: a one-hot helper."""
     shape = [1] * x.ndim
     shape[dim] = x.shape[dim]
-    return Tensor(xp_of(x.data).arange(x.shape[dim]).reshape(shape))
+    return Tensor(xp_of(x.array).arange(x.shape[dim]).reshape(shape))
 
 
 def _sqrt_or_zero(v, p=2):

@@ -425,7 +425,7 @@ def gather(x, dim, index):
     """out[i][j] = x[index[i][j]][j] for dim=0 (and so on), like torch.gather: index has x's number
     of dims and is no larger than x outside dim; repeated indices accumulate in the gradient."""
     _at_least_1d("gather", x)
-    index = _index_array("gather", index, x.data)
+    index = _index_array("gather", index, x.array)
     d = _dim("gather", dim, x.shape)
     if index.ndim != x.ndim or any(i > n for k, (i, n) in enumerate(zip(index.shape, x.shape))
                                    if k != d):
@@ -439,7 +439,7 @@ def gather(x, dim, index):
 def index_select(x, dim, index):
     """The entries of x at the 1-D integer `index` along dim, like torch.index_select."""
     _at_least_1d("index_select", x)
-    index = _index_array("index_select", index, x.data)
+    index = _index_array("index_select", index, x.array)
     if index.ndim > 1:
         raise RuntimeError(f"index_select: index must be 1-D, got shape {index.shape}")
     d = _dim("index_select", dim, x.shape)
@@ -476,7 +476,7 @@ def _raw_item(item, data, op):
             raise RuntimeError(f"{op}: indices are on {item.device} but the indexed tensor is on "
                                f"{backend.device_of(data)}; move them with "
                                f".to('{backend.device_of(data)}') first")
-        return item.data
+        return item.array
     if isinstance(item, (list, tuple)):
         array = backend.asarray(item, dev=backend.device_of(data))
         return array if array.size else array.astype(backend.int64)  # [] indexes nothing
@@ -527,7 +527,7 @@ def getitem(x, index):
     """x[index] with PyTorch's (and numpy's) rules: ints, slices with any step, None, Ellipsis,
     integer and boolean Tensors, arrays or lists, and tuples mixing them. Basic indexing gives a
     view; repeated integer indices accumulate in the gradient."""
-    index = raw_index(index, x.data, "getitem")
+    index = raw_index(index, x.array, "getitem")
     _check_indices(index, x.shape)
     try:
         return _getitem(x, index=index)

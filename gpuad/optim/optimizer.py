@@ -84,8 +84,8 @@ class Optimizer:
                     if p.grad is None:
                         continue
                     p._bump_version()  # a retained graph that saved p now refuses to backward
-                    with backend.device_scope(p.data):  # state and kernels on p's GPU
-                        self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+                    with backend.device_scope(p.array):  # state and kernels on p's GPU
+                        self._update(p.array, p.grad.array, self.state.setdefault(p, {}), group)
         return loss
 
     def _check_grads(self):
@@ -159,7 +159,7 @@ class Optimizer:
 
 def _restore(value, p, key, name):
     if isinstance(value, Tensor):
-        value = value.data
+        value = value.array
     if not backend.is_array(value):
         return value  # steps and other Python values
     if key == "step":

@@ -24,7 +24,7 @@ def _as_outputs(out):
 def _weighted_sum(fn, inputs, weights):
     """sum_k <fn(*inputs)[k], weights[k]> as a float (grad mode stays on: fn may itself use grad)."""
     outs = _as_outputs(fn(*inputs))
-    return sum(float(backend.asnumpy((o.data * w).sum())) for o, w in zip(outs, weights))
+    return sum(float(backend.asnumpy((o.array * w).sum())) for o, w in zip(outs, weights))
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True):
@@ -48,8 +48,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
         analytic = [None] * len(checked)
     for i, g in zip(checked, analytic):
         x = inputs[i]
-        g = numpy.zeros(x.shape) if g is None else backend.asnumpy(g.data).astype(numpy.float64)
-        if x.data.size <= _ELEMENTWISE_LIMIT:
+        g = numpy.zeros(x.shape) if g is None else backend.asnumpy(g.array).astype(numpy.float64)
+        if x.array.size <= _ELEMENTWISE_LIMIT:
             numeric = numpy.zeros(x.shape)
             for idx in numpy.ndindex(*x.shape):
                 numeric[idx] = _central_difference(fn, inputs, weights, x, idx, eps)
@@ -64,7 +64,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
                 direction = rng.standard_normal(x.shape)
                 numeric = _central_difference(fn, inputs, weights, x, None, eps, direction)
                 analytic_dot = float((g * direction).sum())
-                if not numpy.isclose(analytic_dot, numeric, rtol=rtol, atol=atol * x.data.size ** 0.5):
+                if not numpy.isclose(analytic_dot, numeric, rtol=rtol, atol=atol * x.array.size ** 0.5):
                     return _fail(raise_exception, f"gradcheck: input {i} (shape {x.shape}), along a "
                                  f"random direction: analytic {analytic_dot:.8g} vs numeric "
                                  f"{numeric:.8g}")
@@ -72,7 +72,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
 
 
 def _central_difference(fn, inputs, weights, x, idx, eps, direction=None):
-    original = x.data
+    original = x.array
     step = eps if direction is None else backend.to_device(direction * eps, x.device)
     try:
         values = []
@@ -82,10 +82,10 @@ def _central_difference(fn, inputs, weights, x, idx, eps, direction=None):
                 shifted[idx] += sign * step
             else:
                 shifted += sign * step
-            x.data = shifted
+            x.array = shifted
             values.append(_weighted_sum(fn, inputs, weights))
     finally:
-        x.data = original
+        x.array = original
     return (values[0] - values[1]) / (2 * eps)
 
 

@@ -81,7 +81,7 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
     for i in differentiable:
         o = outputs[i]
         if o._node is not None or o._requires_grad or id(o) in ids:
-            outputs[i] = o = Tensor(o.data)  # fn returned an input (or a captured tensor) itself
+            outputs[i] = o = Tensor(o.array)  # fn returned an input (or a captured tensor) itself
     if single:
         _record(outputs[0], Node("checkpoint", _checkpoint_vjp, inputs, {"state": state}))
         return outputs[0]
@@ -102,7 +102,7 @@ def _record(t, node):
 
 def _output_vjp(g, y, token, *, state, index):
     state.grads[index] = g
-    return (Tensor(backend.xp_of(token.data).zeros_like(token.data)),)
+    return (Tensor(backend.xp_of(token.array).zeros_like(token.array)),)
 
 
 def _checkpoint_vjp(g, y, *inputs, state):
@@ -114,7 +114,7 @@ def _checkpoint_vjp(g, y, *inputs, state):
     if create_graph:
         own = list(tensors)
     else:
-        own = [Tensor(t.data, requires_grad=t._requires_grad) for t in tensors]
+        own = [Tensor(t.array, requires_grad=t._requires_grad) for t in tensors]
     args, kwargs = list(state.args), dict(state.kwargs)
     for slot, t in zip(state.slots, own):
         if isinstance(slot, int):
