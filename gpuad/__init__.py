@@ -7,7 +7,7 @@ from . import autograd, backend, cuda, ops  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .autograd import detect_anomaly, set_debug, set_detect_anomaly  # noqa: F401
 from .backend import Device, device  # noqa: F401
-from .backend import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
+from .backend.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from .backend import bool_ as bool  # noqa: F401,A001  (gpuad.bool, like torch.bool)
 from .backend import float16, float32, float64, int8, int32, int64, uint8  # noqa: F401
 from .backend import bfloat16  # noqa: F401  (a dtype only with ml_dtypes; autocast explains)

@@ -135,7 +135,7 @@ def overhead_cases(shape, device, torch):
 
 def _sync(device, torch):
     if gpuad.device(device).type == "cuda":
-        backend.synchronize(gpuad.device(device))
+        backend.cuda.synchronize(gpuad.device(device))
         if torch is not None:
             torch.cuda.synchronize()
 
@@ -696,7 +696,7 @@ def _cuda_memory(runner, name, spec, torch):
         torch.cuda.reset_peak_memory_stats()
         start = torch.cuda.memory_allocated()
     else:
-        backend.synchronize("cuda")
+        backend.cuda.synchronize("cuda")
         pool.free_all_blocks()
         start = pool.used_bytes()
     prepare()
@@ -707,7 +707,7 @@ def _cuda_memory(runner, name, spec, torch):
                 "gpu_mem_kind": "torch max_memory_allocated growth",
                 "torch_max_allocated_mb": torch.cuda.max_memory_allocated() / 2 ** 20,
                 "torch_max_reserved_mb": torch.cuda.max_memory_reserved() / 2 ** 20}
-    backend.synchronize("cuda")
+    backend.cuda.synchronize("cuda")
     return {"gpu_mem_mb": (pool.total_bytes() - start) / 2 ** 20,
             "gpu_mem_kind": "CuPy pool total_bytes growth",
             "gpu_pool_total_mb": pool.total_bytes() / 2 ** 20}
