@@ -12,10 +12,12 @@ from .backend import bool_ as bool  # noqa: F401,A001  (gpuad.bool, like torch.b
 from .backend import float16, float32, float64, int8, int32, int64, uint8  # noqa: F401
 from .backend import bfloat16  # noqa: F401  (a dtype only with ml_dtypes; autocast explains)
 from .creation import from_dlpack  # noqa: F401
+from .creation import as_tensor, is_tensor, tril_indices, triu_indices  # noqa: F401
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
+from math import e, inf, nan, pi  # noqa: F401  (gpuad.pi & co, like torch's constants)
 from .serialization import load, save  # noqa: F401
 from . import data, distributed, func, nn, optim, tape, training, utils  # noqa: F401
 from . import amp  # noqa: F401
