@@ -187,7 +187,8 @@ def _float(x):
     return x if x.dtype.kind in "fc" else x.astype(backend.DEFAULT_FLOAT)
 
 
-@primitive(vjp=lambda g, y, x, *, dim: (y * (g - ops.sum(g * y, dim=dim, keepdim=True)),))
+@primitive(vjp=lambda g, y, x, *, dim: (y * (g - ops.sum(g * y, dim=dim, keepdim=True)),),
+           autocast="float32")
 def _softmax(x, *, dim):
     """exp(x) / sum(exp(x)) along dim, with the max subtracted first (softmax's primitive)."""
     x = _float(x)
@@ -197,7 +198,8 @@ def _softmax(x, *, dim):
     return e
 
 
-@primitive(vjp=lambda g, y, x, *, dim: (g - ops.exp(y) * ops.sum(g, dim=dim, keepdim=True),))
+@primitive(vjp=lambda g, y, x, *, dim: (g - ops.exp(y) * ops.sum(g, dim=dim, keepdim=True),),
+           autocast="float32")
 def _log_softmax(x, *, dim):
     """x - logsumexp(x) along dim, with the max subtracted first (log_softmax's primitive)."""
     xp = xp_of(x)
@@ -248,7 +250,8 @@ def _softmax_nll_grad(x, target, scale):
     return fused.softmax_nll_grad(x, target, scale)
 
 
-@primitive(vjp=lambda g, y, x, target, w: (_softmax_nll_grad(x, target, g * w), None, None))
+@primitive(vjp=lambda g, y, x, target, w: (_softmax_nll_grad(x, target, g * w), None, None),
+           autocast="float32")
 def _softmax_nll(x, target, w):
     """-w * log_softmax(x, 1) at the class `target` (dim 1 removed): cross_entropy's fused
     per-element loss for logits x (N, C, ...), valid indices target (N, ...) and weights w."""

@@ -225,7 +225,7 @@ def _conv2d_vjp(g, y, x, weight, bias, *, stride, padding, dilation, groups):
     return gx, gw, gb
 
 
-@primitive(vjp=_conv2d_vjp, promote=True)
+@primitive(vjp=_conv2d_vjp, promote=True, autocast="lower")
 def _conv2d(x, weight, bias, *, stride, padding, dilation, groups):
     """conv2d's one op on a 4-D x, with (top, bottom, left, right) padding and a weight and bias
     that fit x (conv2d checks them): the im2col copy, one GEMM per group, and the bias added in

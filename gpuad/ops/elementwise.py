@@ -8,7 +8,7 @@ import math
 import numpy
 
 from .. import backend, fused
-from ..autograd import _mode
+from ..autograd import grad_mode
 from ..backend import xp_of
 from ..tensor import Tensor
 from . import primitive, public
@@ -28,7 +28,7 @@ def _raw(fn, *tensors, **kwargs):
 
 def _from_output(backward, rule):
     """A rule for an activation whose derivative is a function of its output y."""
-    return lambda g, y, x: (rule(g, y),) if _mode.enabled else _raw(backward, g, y)
+    return lambda g, y, x: (rule(g, y),) if grad_mode.enabled else _raw(backward, g, y)
 
 
 # ---- arithmetic -------------------------------------------------------------------------------
@@ -73,29 +73,30 @@ def _pow_vjp(g, y, a, b):
     return ga, gb
 
 
-@primitive(vjp=_pow_vjp, promote=True)
+@primitive(vjp=_pow_vjp, promote=True, autocast="float32")
 def pow(a, b):
     """a ** b for tensor or scalar exponents and bases."""
     return a ** b
 
 
 # ---- exponentials, roots, trigonometry --------------------------------------------------------
-@primitive(vjp=lambda g, y, x: (g * y,), floating=True)  # d exp = exp: reuse the output
+# d exp = exp: reuse the output
+@primitive(vjp=lambda g, y, x: (g * y,), floating=True, autocast="float32")
 def exp(x):
     return xp_of(x).exp(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / x,), floating=True)
+@primitive(vjp=lambda g, y, x: (g / x,), floating=True, autocast="float32")
 def log(x):
     return xp_of(x).log(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / (x + 1),), floating=True)
+@primitive(vjp=lambda g, y, x: (g / (x + 1),), floating=True, autocast="float32")
 def log1p(x):
     return xp_of(x).log1p(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (y + 1),), floating=True)
+@primitive(vjp=lambda g, y, x: (g * (y + 1),), floating=True, autocast="float32")
 def expm1(x):
     return xp_of(x).expm1(x)
 
@@ -120,7 +121,7 @@ def cos(x):
     return xp_of(x).cos(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (1 + y * y),), floating=True)
+@primitive(vjp=lambda g, y, x: (g * (1 + y * y),), floating=True, autocast="float32")
 def tan(x):
     return xp_of(x).tan(x)
 
@@ -145,7 +146,7 @@ def _softplus_vjp(g, y, x, *, beta, threshold):
     return (where(x * beta > threshold, g, g * sigmoid(x * beta)),)  # d softplus = sigmoid
 
 
-@primitive(vjp=_softplus_vjp, floating=True)
+@primitive(vjp=_softplus_vjp, floating=True, autocast="float32")
 def softplus(x, *, beta=1.0, threshold=20.0):
     """log(1 + exp(beta*x)) / beta, linear above `threshold` like torch.nn.functional.softplus."""
     xp = xp_of(x)
@@ -155,7 +156,7 @@ def softplus(x, *, beta=1.0, threshold=20.0):
 
 
 def _gelu_vjp(g, y, x, *, approximate):
-    if not _mode.enabled:
+    if not grad_mode.enabled:
         return _raw(fused.gelu_backward, g, x, approximate=approximate)
     if approximate == "tanh":  # y = x (1 + t) / 2 with t = tanh(k (x + c x^3))
         k, c = math.sqrt(2 / math.pi), 0.044715
@@ -173,7 +174,7 @@ def gelu(x, *, approximate="none"):
 
 
 def _silu_vjp(g, y, x):
-    if not _mode.enabled:
+    if not grad_mode.enabled:
         return _raw(fused.silu_backward, g, x)
     s = sigmoid(x)
     return (g * (s * (1 + x * (1 - s))),)

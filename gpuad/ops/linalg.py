@@ -59,7 +59,7 @@ def _matmul_vjp(g, y, a, b):
     return ga, gb
 
 
-@primitive(vjp=_matmul_vjp, promote=True)
+@primitive(vjp=_matmul_vjp, promote=True, autocast="lower")
 def matmul(a, b):
     """Matrix product with numpy/torch rules: 1-D operands are vectors, batch dims broadcast."""
     error = _matmul_error("matmul", getattr(a, "shape", ()), getattr(b, "shape", ()))
@@ -103,7 +103,7 @@ def _linear_vjp(g, y, x, weight, bias):
     return gx, gw, gb
 
 
-@primitive(vjp=_linear_vjp, promote=True)
+@primitive(vjp=_linear_vjp, promote=True, autocast="lower")
 def _linear(x, weight, bias):
     """x @ weight.T + bias (bias may be None) over any leading dims: F.linear's one op."""
     error = _linear_mismatch(tuple(x.shape), tuple(weight.shape),
@@ -200,7 +200,7 @@ def _einsum_vjp(g, y, *operands, equation):
                  if getattr(x, "requires_grad", False) else None for k, x in enumerate(operands))
 
 
-@primitive(vjp=_einsum_vjp, promote=True)
+@primitive(vjp=_einsum_vjp, promote=True, autocast="lower")
 def _einsum(*operands, equation):
     """einsum on an explicit equation ('ij,jk->ik': no ellipsis, sizes already consistent)."""
     return xp_of(operands[0]).einsum(equation, *operands, optimize=len(operands) > 1)

@@ -74,7 +74,7 @@ def _sum_vjp(g, y, x, *, dim, keepdim, dtype):
     return (_keep(g, x.shape, _dims("sum", dim, x.shape), keepdim).expand(x.shape),)
 
 
-@primitive(vjp=_sum_vjp)
+@primitive(vjp=_sum_vjp, autocast="float32")
 def sum(x, *, dim=None, keepdim=False, dtype=None):
     """Sum over dim (all by default), like torch.sum; bool and int inputs sum to int64."""
     return x.sum(axis=_dims("sum", dim, x.shape), keepdims=keepdim, dtype=dtype)
@@ -108,14 +108,14 @@ def _cumsum_vjp(g, y, x, *, dim, dtype):
     return (_cumsum_reverse(g, dim=dim),)
 
 
-@primitive(vjp=_cumsum_vjp)
+@primitive(vjp=_cumsum_vjp, autocast="float32")
 def cumsum(x, *, dim, dtype=None):
     """Running sum along dim, like torch.cumsum."""
     d = _axis("cumsum", dim, x.shape)
     return x.cumsum(axis=d, dtype=dtype) if x.ndim else x.astype(dtype or x.dtype, copy=True)
 
 
-@primitive(vjp=lambda g, y, x, *, dim: (cumsum(g, dim=dim),))
+@primitive(vjp=lambda g, y, x, *, dim: (cumsum(g, dim=dim),), autocast="float32")
 def _cumsum_reverse(x, *, dim):
     """Running sum from the end along dim: cumsum's gradient (and cumsum is its gradient)."""
     d = _axis("cumsum", dim, x.shape)
@@ -142,7 +142,7 @@ def _prod_vjp(g, y, x, *, dim, keepdim, dtype):
     return (_ew.where(zero, g * at_zero, g * elsewhere / safe),)
 
 
-@primitive(vjp=_prod_vjp)
+@primitive(vjp=_prod_vjp, autocast="float32")
 def prod(x, *, dim=None, keepdim=False, dtype=None):
     """Product over dim (all by default), like torch.prod; the gradient is exact with zeros."""
     return x.prod(axis=_dims("prod", dim, x.shape), keepdims=keepdim, dtype=dtype)
@@ -254,7 +254,8 @@ def _var_vjp(g, y, x, *, dim, unbiased, keepdim, correction, ddof):
     return ((x - mean(x, dims, True)) * scale,)
 
 
-@primitive(vjp=_var_vjp)  # primitive: the composite's backward is three times slower
+# primitive: the composite's backward is three times slower
+@primitive(vjp=_var_vjp, autocast="float32")
 def var(x, *, dim=None, unbiased=None, keepdim=False, correction=None, ddof=None):
     """Variance over dim with Bessel's correction by default (correction=1, like torch.var);
     torch's unbiased= (also var(x, dim, unbiased) and var(x, unbiased)) and numpy's ddof= work."""
@@ -283,7 +284,8 @@ def _logsumexp_vjp(g, y, x, *, dim, keepdim):
     return (_keep(g, x.shape, dims, keepdim) * (x - _ew.where(y == -math.inf, 0, y)).exp(),)
 
 
-@primitive(vjp=_logsumexp_vjp)  # primitive: the composite would save two input-sized arrays
+# primitive: the composite would save two input-sized arrays
+@primitive(vjp=_logsumexp_vjp, autocast="float32")
 def logsumexp(x, *, dim=None, keepdim=False):
     """log(sum(exp(x))) over dim without overflow (the max is subtracted first); rows of -inf give
     -inf, like torch.logsumexp."""
@@ -307,7 +309,8 @@ def _norm2_vjp(g, y, x, *, dim, keepdim):
     return (x * scale,)
 
 
-@primitive(vjp=_norm2_vjp)  # primitive: one input-sized product in backward instead of four
+# primitive: one input-sized product in backward instead of four
+@primitive(vjp=_norm2_vjp, autocast="float32")
 def _norm2(x, *, dim=None, keepdim=False):
     """The Euclidean norm over dim, for norm(p=2 or 'fro')."""
     if x.dtype.kind not in "fc":
