@@ -16,11 +16,10 @@ from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
-from .checkpoint import load, save  # noqa: F401
-from . import data, distributed, func, nn, optim, training, utils  # noqa: F401
+from .serialization import load, save  # noqa: F401
+from . import data, distributed, func, nn, optim, tape, training, utils  # noqa: F401
 from . import amp  # noqa: F401
 from .amp import autocast  # noqa: F401
-from .trace import trace  # noqa: F401  (the evaluation trace; not torch.trace)
 from .testing import GradcheckError, gradcheck  # noqa: F401
 
 globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith("_")})  # gpuad.add, ...
@@ -33,3 +32,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name == "checkpoint":  # renamed gpuad.serialization; importing the alias warns
+        import importlib
+        return importlib.import_module("gpuad.checkpoint")
+    raise AttributeError(f"module 'gpuad' has no attribute {name!r}")

@@ -10,7 +10,7 @@ import gpuad
 import gpuad.nn.functional as F
 from gpuad import amp, backend, nn
 from gpuad.testing import strict
-from gpuad.utils import checkpoint
+from gpuad.utils.checkpoint import checkpoint
 
 f16, f32, f64 = gpuad.float16, gpuad.float32, gpuad.float64
 

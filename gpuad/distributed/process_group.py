@@ -11,7 +11,7 @@ import datetime
 import os
 
 from .. import backend as _backend
-from ..checkpoint import save as _save
+from ..serialization import save as _save
 from ..tensor import Tensor
 from .comm import LocalCommunicator, completed
 
