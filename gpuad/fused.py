@@ -3,7 +3,9 @@
 Each fused function is a reference written in plain array-module ops (what numpy, the strict backend
 and any case a kernel does not cover run) plus a CuPy kernel compiled on first use, picked for CuPy
 arrays the kernel accepts. REGISTRY maps name -> (reference, kernel) so tests run both on the same
-inputs. Callers pass raw arrays and host Python scalars only: nothing here reads a device value.
+inputs. Every kernel is built from a source declared as data first (cuda_sources()), which tests
+compile with NVRTC without a GPU. Callers pass raw arrays and host Python scalars only: nothing
+here reads a device value.
 """
 import math
 
@@ -18,6 +20,29 @@ _CTYPE = {numpy.dtype("float32"): "float", numpy.dtype("float64"): "double"}
 # No multiply-add contraction: each kernel rounds exactly where its reference's separate ops do.
 _OPTIONS = ("--fmad=false",)
 _COMPILED = {}
+_SOURCES = {}  # kernel name -> its cuda_sources() entry: every kernel is built from one of these
+
+
+def _elementwise_source(name, in_params, out_params, operation, scalars=()):
+    """Declare the cupy.ElementwiseKernel `name`; `scalars` names the inputs that callers pass as
+    host scalars (the others are arrays)."""
+    _SOURCES[name] = {"name": name, "kind": "elementwise", "in_params": in_params,
+                      "out_params": out_params, "operation": operation, "scalars": scalars,
+                      "options": _OPTIONS, "dtypes": tuple(d.name for d in _KERNEL_DTYPES)}
+
+
+def _raw_source(name, code, functions, options=_OPTIONS):
+    """Declare raw CUDA `code` defining the kernels `functions`: it is compiled once per dtype, with
+    CTYPE (in the code and in templated function names) replaced by that dtype's C type."""
+    _SOURCES[name] = {"name": name, "kind": "raw", "code": code, "functions": functions,
+                      "options": options, "dtypes": tuple(d.name for d in _KERNEL_DTYPES)}
+
+
+def cuda_sources():
+    """Every CUDA source gpuad ships, as plain data: name, kind ('elementwise' or 'raw'), the pieces
+    CuPy is given, compile options and the dtypes it is instantiated for. Tests compile each one
+    with NVRTC, which needs no GPU."""
+    return [dict(entry) for entry in _SOURCES.values()]
 
 
 def _same_float(*arrays):
@@ -46,14 +71,30 @@ def _fused(name, kernel, accepts=_same_float):
     return decorate
 
 
-def _elementwise(name, in_params, out_params, operation):
-    """A cupy.ElementwiseKernel, compiled once per name (CuPy caches the binary per device and
-    dtype). Elementwise kernels take any strides and broadcast their inputs."""
+def _elementwise(name):
+    """The declared cupy.ElementwiseKernel `name`, built once (CuPy compiles and caches a binary per
+    device and dtype). Elementwise kernels take any strides and broadcast their inputs."""
     kernel = _COMPILED.get(name)
     if kernel is None:
+        source = _SOURCES[name]
         kernel = _COMPILED[name] = backend.cupy.ElementwiseKernel(
-            in_params, out_params, operation, "gpuad_" + name, options=_OPTIONS)
+            source["in_params"], source["out_params"], source["operation"], name,
+            options=source["options"])
     return kernel
+
+
+def _raw_kernel(name, function, dtype):
+    """Kernel `function` of the declared raw source `name` for float `dtype` (one module per name
+    and dtype)."""
+    ctype = _CTYPE[dtype]
+    module = _COMPILED.get((name, dtype))
+    if module is None:
+        source = _SOURCES[name]
+        templates = [f.replace("CTYPE", ctype) for f in source["functions"] if "<" in f]
+        module = _COMPILED[name, dtype] = backend.cupy.RawModule(
+            code=source["code"].replace("CTYPE", ctype), options=source["options"],
+            name_expressions=templates or None)
+    return module.get_function(function.replace("CTYPE", ctype))
 
 
 def _c(value):
@@ -69,10 +110,11 @@ def _sigmoid_of(x):
 
 
 _SIGMOID_C = "T z = exp(-fabs(x)); T s = x >= (T)0 ? (T)1 / ((T)1 + z) : z / ((T)1 + z);"
+_elementwise_source("gpuad_sigmoid", "T x", "T y", _SIGMOID_C + " y = s;")
 
 
 def _sigmoid_kernel(x):
-    return _elementwise("sigmoid", "T x", "T y", _SIGMOID_C + " y = s;")(x)
+    return _elementwise("gpuad_sigmoid")(x)
 
 
 @_fused("sigmoid", _sigmoid_kernel)
@@ -81,8 +123,11 @@ def sigmoid(x):
     return _sigmoid_of(x)
 
 
+_elementwise_source("gpuad_relu_backward", "T g, T y", "T out", "out = g * (T)(y > (T)0);")
+
+
 def _relu_backward_kernel(g, y):
-    return _elementwise("relu_backward", "T g, T y", "T out", "out = g * (T)(y > (T)0);")(g, y)
+    return _elementwise("gpuad_relu_backward")(g, y)
 
 
 @_fused("relu_backward", _relu_backward_kernel)
@@ -91,8 +136,11 @@ def relu_backward(g, y):
     return xp_of(g).multiply(g, y > 0)  # a bool mask times g beats where() on the CPU
 
 
+_elementwise_source("gpuad_tanh_backward", "T g, T y", "T out", "out = g * ((T)1 - y * y);")
+
+
 def _tanh_backward_kernel(g, y):
-    return _elementwise("tanh_backward", "T g, T y", "T out", "out = g * ((T)1 - y * y);")(g, y)
+    return _elementwise("gpuad_tanh_backward")(g, y)
 
 
 @_fused("tanh_backward", _tanh_backward_kernel)
@@ -101,9 +149,11 @@ def tanh_backward(g, y):
     return g * (1 - y * y)
 
 
+_elementwise_source("gpuad_sigmoid_backward", "T g, T y", "T out", "out = g * y * ((T)1 - y);")
+
+
 def _sigmoid_backward_kernel(g, y):
-    return _elementwise("sigmoid_backward", "T g, T y", "T out",
-                        "out = g * y * ((T)1 - y);")(g, y)
+    return _elementwise("gpuad_sigmoid_backward")(g, y)
 
 
 @_fused("sigmoid_backward", _sigmoid_backward_kernel)
@@ -112,8 +162,11 @@ def sigmoid_backward(g, y):
     return g * y * (1 - y)
 
 
+_elementwise_source("gpuad_silu", "T x", "T y", _SIGMOID_C + " y = x * s;")
+
+
 def _silu_kernel(x):
-    return _elementwise("silu", "T x", "T y", _SIGMOID_C + " y = x * s;")(x)
+    return _elementwise("gpuad_silu")(x)
 
 
 @_fused("silu", _silu_kernel)
@@ -122,9 +175,12 @@ def silu(x):
     return x * _sigmoid_of(x)
 
 
+_elementwise_source("gpuad_silu_backward", "T g, T x", "T out",
+                    _SIGMOID_C + " out = g * (s * ((T)1 + x * ((T)1 - s)));")
+
+
 def _silu_backward_kernel(g, x):
-    return _elementwise("silu_backward", "T g, T x", "T out",
-                        _SIGMOID_C + " out = g * (s * ((T)1 + x * ((T)1 - s)));")(g, x)
+    return _elementwise("gpuad_silu_backward")(g, x)
 
 
 @_fused("silu_backward", _silu_backward_kernel)
@@ -148,11 +204,15 @@ def _check_approximate(approximate):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
+_elementwise_source("gpuad_gelu_none", "T x", "T y",
+                    f"y = (T)0.5 * x * ((T)1 + erf(x * (T){_c(_SQRT1_2)}));")
+_elementwise_source("gpuad_gelu_tanh", "T x", "T y",
+                    _GELU_C["tanh"] + " y = (T)0.5 * x * ((T)1 + t);")
+
+
 def _gelu_kernel(x, *, approximate="none"):
     _check_approximate(approximate)
-    body = (_GELU_C["tanh"] + " y = (T)0.5 * x * ((T)1 + t);" if approximate == "tanh"
-            else f"y = (T)0.5 * x * ((T)1 + erf(x * (T){_c(_SQRT1_2)}));")
-    return _elementwise("gelu_" + approximate, "T x", "T y", body)(x)
+    return _elementwise("gpuad_gelu_" + approximate)(x)
 
 
 @_fused("gelu", _gelu_kernel)
@@ -164,15 +224,19 @@ def gelu(x, *, approximate="none"):
     return 0.5 * x * (1 + backend.special.erf(x * _SQRT1_2))
 
 
+_GELU_DERIVATIVE_C = {
+    "none": f"T d = cdf + x * (exp((T)-0.5 * x * x) * (T){_c(_INV_SQRT_2PI)});",
+    "tanh": (f"T d = (T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * "
+             f"((T){_c(_K)} * ((T)1 + (T){_c(3 * _C)} * x * x));"),
+}
+for _form, _setup in _GELU_C.items():
+    _elementwise_source("gpuad_gelu_backward_" + _form, "T g, T x", "T out",
+                        _setup + " " + _GELU_DERIVATIVE_C[_form] + " out = g * d;")
+
+
 def _gelu_backward_kernel(g, x, *, approximate="none"):
     _check_approximate(approximate)
-    if approximate == "tanh":
-        body = (f"T d = (T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * "
-                f"((T){_c(_K)} * ((T)1 + (T){_c(3 * _C)} * x * x));")
-    else:
-        body = f"T d = cdf + x * (exp((T)-0.5 * x * x) * (T){_c(_INV_SQRT_2PI)});"
-    return _elementwise("gelu_backward_" + approximate, "T g, T x", "T out",
-                        _GELU_C[approximate] + " " + body + " out = g * d;")(g, x)
+    return _elementwise("gpuad_gelu_backward_" + approximate)(g, x)
 
 
 @_fused("gelu_backward", _gelu_backward_kernel)
@@ -249,15 +313,7 @@ extern "C" __global__ void gpuad_softmax_nll_grad(const T* x, const long long* t
     }
 }
 """
-
-
-def _rows_kernel(name, dtype):
-    key = (name, dtype)
-    kernel = _COMPILED.get(key)
-    if kernel is None:
-        source = _ROWS_SOURCE.replace("CTYPE", _CTYPE[dtype])
-        kernel = _COMPILED[key] = backend.cupy.RawKernel(source, name, options=_OPTIONS)
-    return kernel
+_raw_source("gpuad_rows", _ROWS_SOURCE, ("gpuad_softmax_nll", "gpuad_softmax_nll_grad"))
 
 
 def _two_d_logits(x, target, w):
@@ -274,7 +330,7 @@ def _launch_rows(name, x, target, w, out):
     w = cupy.ascontiguousarray(w.astype(x.dtype, copy=False))
     classes = x.shape[1]
     threads = 32 if classes <= 32 else 64 if classes <= 64 else 128 if classes <= 128 else 256
-    kernel = _rows_kernel(name, x.dtype)
+    kernel = _raw_kernel("gpuad_rows", name, x.dtype)
     kernel((x.shape[0],), (threads,), (x, target, w, out, numpy.int64(classes)))
     return out
 
@@ -321,19 +377,24 @@ def softmax_nll_grad(x, target, scale):
 
 
 # ---- optimizer updates: in place, one kernel per parameter, host scalars only ------------------
+_elementwise_source("gpuad_sgd", "T g, T sign, T wd, T lr", "T p",
+                    "T d = sign * g; if (wd != (T)0) d = d + wd * p; p = p - lr * d;",
+                    scalars=("sign", "wd", "lr"))
+_elementwise_source(
+    "gpuad_sgd_momentum",
+    "T g, T sign, T wd, T lr, T momentum, T damp1, int32 first, int32 nesterov", "T p, T buf",
+    "T d = sign * g; if (wd != (T)0) d = d + wd * p;"
+    " T b = first ? d : momentum * buf + damp1 * d; buf = b;"
+    " p = p - lr * (nesterov ? d + momentum * b : b);",
+    scalars=("sign", "wd", "lr", "momentum", "damp1", "first", "nesterov"))
+
+
 def _sgd_kernel(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
     sign, weight_decay, lr = -1.0 if maximize else 1.0, float(weight_decay), float(lr)
     if buf is None:
-        _elementwise("sgd", "T g, T sign, T wd, T lr", "T p",
-                     "T d = sign * g; if (wd != (T)0) d = d + wd * p; p = p - lr * d;")(
-            g, sign, weight_decay, lr, p)
+        _elementwise("gpuad_sgd")(g, sign, weight_decay, lr, p)
         return
-    _elementwise("sgd_momentum",
-                 "T g, T sign, T wd, T lr, T momentum, T damp1, int32 first, int32 nesterov",
-                 "T p, T buf",
-                 "T d = sign * g; if (wd != (T)0) d = d + wd * p;"
-                 " T b = first ? d : momentum * buf + damp1 * d; buf = b;"
-                 " p = p - lr * (nesterov ? d + momentum * b : b);")(
+    _elementwise("gpuad_sgd_momentum")(
         g, sign, weight_decay, lr, float(momentum), 1.0 - dampening, int(first), int(nesterov), p,
         buf)
 
@@ -385,22 +446,27 @@ def sgd_step(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maxi
         p += lr * d
 
 
+_ADAM_IN = "T g, T sign, T decay, T wd, T w1, T beta2, T w2, T eps, T step_size, T bc2"
+_ADAM_C = ("T d = sign * g; p = p * decay; if (wd != (T)0) d = d + wd * p;"
+           " m = m + (d - m) * w1; v = v * beta2 + w2 * d * d;")
+_ADAM_UPDATE_C = " p = p - step_size * m / (sqrt(VV) / bc2 + eps);"
+_ADAM_SCALARS = ("sign", "decay", "wd", "w1", "beta2", "w2", "eps", "step_size", "bc2")
+_elementwise_source("gpuad_adam", _ADAM_IN, "T p, T m, T v",
+                    _ADAM_C + _ADAM_UPDATE_C.replace("VV", "v"), scalars=_ADAM_SCALARS)
+_elementwise_source("gpuad_adam_amsgrad", _ADAM_IN, "T p, T m, T v, T vmax",
+                    _ADAM_C + " if (!(vmax >= v)) vmax = v;" + _ADAM_UPDATE_C.replace("VV", "vmax"),
+                    scalars=_ADAM_SCALARS)
+
+
 def _adam_kernel(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
                  step_size, bias_correction2_sqrt):
     decay, wd = (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
-    body = ("T d = sign * g; p = p * decay; if (wd != (T)0) d = d + wd * p;"
-            " m = m + (d - m) * w1; v = v * beta2 + w2 * d * d;")
     scalars = tuple(map(float, (-1 if maximize else 1, decay, wd, 1 - beta1, beta2, 1 - beta2, eps,
                                 step_size, bias_correction2_sqrt)))
-    params = "T g, T sign, T decay, T wd, T w1, T beta2, T w2, T eps, T step_size, T bc2"
-    update = " p = p - step_size * m / (sqrt(VV) / bc2 + eps);"
     if vmax is None:
-        _elementwise("adam", params, "T p, T m, T v", body + update.replace("VV", "v"))(
-            g, *scalars, p, m, v)
+        _elementwise("gpuad_adam")(g, *scalars, p, m, v)
     else:
-        _elementwise("adam_amsgrad", params, "T p, T m, T v, T vmax",
-                     body + " if (!(vmax >= v)) vmax = v;" + update.replace("VV", "vmax"))(
-            g, *scalars, p, m, v, vmax)
+        _elementwise("gpuad_adam_amsgrad")(g, *scalars, p, m, v, vmax)
 
 
 @_fused("adam_step", _adam_kernel, accepts=_optimizer_arrays)
@@ -457,15 +523,12 @@ __global__ void gpuad_gemm(const T* A, const T* B, T* C, int M, int N, int K,
     if (row < M && col < N) C[(long long)row * N + col] = acc;
 }
 """
+_raw_source("gpuad_gemm", _GEMM_SOURCE, ("gpuad_gemm<CTYPE>",), options=())
 
 
 def _gemm_kernel(a, b):
     cupy = backend.cupy
-    module = _COMPILED.get("gemm")
-    if module is None:
-        module = _COMPILED["gemm"] = cupy.RawModule(
-            code=_GEMM_SOURCE, name_expressions=["gpuad_gemm<float>", "gpuad_gemm<double>"])
-    kernel = module.get_function(f"gpuad_gemm<{_CTYPE[a.dtype]}>")
+    kernel = _raw_kernel("gpuad_gemm", "gpuad_gemm<CTYPE>", a.dtype)
     (m, k), n = a.shape, b.shape[1]
     out = cupy.empty((m, n), dtype=a.dtype)
     sa, sb = [s // a.itemsize for s in a.strides], [s // b.itemsize for s in b.strides]
