@@ -96,3 +96,12 @@ def test_interrupt_keeps_the_last_complete_checkpoint(tmp_path, monkeypatch, cap
     assert ck.read_bytes() == before and gpuad.load(ck)["epoch"] == 0
     assert not [p for p in tmp_path.iterdir() if p.name != "run.ckpt"]  # no temp files left
 
+
+def test_loc_counts_gpuad_and_the_engine(capsys):
+    loc = load_script("loc")
+    counts = loc.main([])
+    *files, total, engine = capsys.readouterr().out.splitlines()
+    assert "gpuad/tensor.py" in counts and "gpuad/ops/__init__.py" in counts
+    assert int(total.split()[0]) == sum(counts.values()) and len(files) == len(counts)
+    assert engine.endswith("engine (backend, tensor, autograd, ops/__init__.py)")
+    assert counts["gpuad/tensor.py"] < int(engine.split()[0]) < sum(counts.values())
