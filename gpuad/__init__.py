@@ -7,7 +7,7 @@ from . import autograd, backend, cuda, ops  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .autograd import detect_anomaly, set_debug, set_detect_anomaly  # noqa: F401
 from .backend import Device, device  # noqa: F401
-from .backend import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
+from .backend.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from .backend import bool_ as bool  # noqa: F401,A001  (gpuad.bool, like torch.bool)
 from .backend import float16, float32, float64, int8, int32, int64, uint8  # noqa: F401
 from .backend import bfloat16  # noqa: F401  (a dtype only with ml_dtypes; autocast explains)
@@ -16,11 +16,10 @@ from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)
 from .tensor import Tensor  # noqa: F401
-from .checkpoint import load, save  # noqa: F401
-from . import data, distributed, func, nn, optim, training, utils  # noqa: F401
+from .serialization import load, save  # noqa: F401
+from . import data, distributed, func, nn, optim, tape, training, utils  # noqa: F401
 from . import amp  # noqa: F401
 from .amp import autocast  # noqa: F401
-from .trace import trace  # noqa: F401  (the evaluation trace; not torch.trace)
 from .testing import GradcheckError, gradcheck  # noqa: F401
 
 globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith("_")})  # gpuad.add, ...
@@ -33,3 +32,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name == "checkpoint":  # renamed gpuad.serialization; importing the alias warns
+        import importlib
+        return importlib.import_module("gpuad.checkpoint")
+    raise AttributeError(f"module 'gpuad' has no attribute {name!r}")

@@ -132,7 +132,7 @@ def _low_dtype(device_type, dtype):
         except TypeError:
             pass
     if name == "bfloat16":
-        reason = backend.bfloat16_unsupported(device_type)
+        reason = backend.cuda.bfloat16_unsupported(device_type)
         if reason:
             raise RuntimeError(f"autocast: bfloat16 is not available on {device_type}: {reason}; "
                                f"use dtype=gpuad.float16")

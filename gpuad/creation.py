@@ -55,7 +55,7 @@ def from_dlpack(obj):
     """A tensor sharing memory with any DLPack exporter (a torch, JAX, CuPy or numpy array, or a
     gpuad Tensor), on the exporter's device: host memory becomes a cpu tensor, GPU memory a cuda
     one, like torch.from_dlpack. Nothing is copied."""
-    return Tensor(backend.from_dlpack(obj))
+    return Tensor(backend.dlpack.from_dlpack(obj))
 
 
 def _full(size, value, dtype, device, requires_grad):
@@ -124,13 +124,13 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
     """Uniform on [0, 1) from gpuad's seeded generator."""
-    return _make(backend.random("uniform", _size(size), _float_dtype(dtype), device or "cpu"),
+    return _make(backend.random.draw("uniform", _size(size), _float_dtype(dtype), device or "cpu"),
                  requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
     """Standard normal from gpuad's seeded generator."""
-    return _make(backend.random("normal", _size(size), _float_dtype(dtype), device or "cpu"),
+    return _make(backend.random.draw("normal", _size(size), _float_dtype(dtype), device or "cpu"),
                  requires_grad)
 
 
@@ -139,18 +139,18 @@ def randint(low, high=None, size=(), dtype=None, device=None):
     if high is None:
         low, high = 0, low
     dtype = backend.int64 if dtype is None else numpy.dtype(dtype)
-    return _make(backend.random("integers", tuple(size), dtype, device or "cpu", low, high), False)
+    return _make(backend.random.draw("integers", tuple(size), dtype, device or "cpu", low, high), False)
 
 
 def manual_seed(seed):
     """Seed the generators of every device, like torch.manual_seed."""
-    backend.manual_seed(seed)
+    backend.random.manual_seed(seed)
 
 
 def get_rng_state():
     """The random generators' state, to save in a checkpoint (gpuad.set_rng_state restores it)."""
-    return backend.get_rng_state()
+    return backend.random.get_rng_state()
 
 
 def set_rng_state(state):
-    backend.set_rng_state(state)
+    backend.random.set_rng_state(state)

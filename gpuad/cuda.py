@@ -25,7 +25,7 @@ def graph(step, device="cuda"):
       use it with optimizers whose update does not depend on the step number (SGD, momentum);
     - no host synchronisation inside the step (no .item(), no printing).
     """
-    recorded, pool, outputs = backend.capture_graph(step, device)
+    recorded, pool, outputs = backend.cuda.capture_graph(step, device)
 
     def replay():
         recorded.launch()  # on the current stream, after whatever is queued there
@@ -50,7 +50,7 @@ def memory_stats(device=None):
     unchanged on a CPU-only machine."""
     if not backend.cuda_available():
         return {}
-    return backend.cuda_memory_stats(_cuda_device(device))
+    return backend.cuda.memory_stats(_cuda_device(device))
 
 
 def memory_allocated(device=None):
@@ -66,4 +66,4 @@ def memory_reserved(device=None):
 def empty_cache():
     """Release the cached free blocks of CuPy's default and pinned pools (every GPU) to the driver,
     like torch.cuda.empty_cache; memory in live arrays stays."""
-    backend.cuda_empty_cache()
+    backend.cuda.empty_cache()

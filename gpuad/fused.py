@@ -134,7 +134,7 @@ def silu_backward(g, x):
     return g * (s * (1 + x * (1 - s)))
 
 
-# gelu: PyTorch's two forms. erf is CUDA's in kernels and in the GPU reference (backend.erf).
+# gelu: PyTorch's two forms. erf is CUDA's in kernels and in the GPU reference (backend.special.erf).
 _SQRT1_2, _INV_SQRT_2PI = 1 / math.sqrt(2), 1 / math.sqrt(2 * math.pi)
 _K, _C = math.sqrt(2 / math.pi), 0.044715
 _GELU_C = {  # kernel bodies, each the reference's expression in the same order
@@ -161,7 +161,7 @@ def gelu(x, *, approximate="none"):
     _check_approximate(approximate)
     if approximate == "tanh":
         return 0.5 * x * (1 + xp_of(x).tanh(_K * (x + _C * x * x * x)))
-    return 0.5 * x * (1 + backend.erf(x * _SQRT1_2))
+    return 0.5 * x * (1 + backend.special.erf(x * _SQRT1_2))
 
 
 def _gelu_backward_kernel(g, x, *, approximate="none"):
@@ -182,7 +182,7 @@ def gelu_backward(g, x, *, approximate="none"):
     if approximate == "tanh":
         t = xp_of(x).tanh(_K * (x + _C * x * x * x))
         return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (_K * (1 + 3 * _C * x * x)))
-    cdf = 0.5 * (1 + backend.erf(x * _SQRT1_2))
+    cdf = 0.5 * (1 + backend.special.erf(x * _SQRT1_2))
     return g * (cdf + x * (xp_of(x).exp(-0.5 * x * x) * _INV_SQRT_2PI))
 
 
@@ -478,7 +478,7 @@ def _gemm_kernel(a, b):
 
 def matmul(a, b):
     """a @ b; while gpuad.cuda.graph records, 2-D float CuPy products use the tiled kernel above."""
-    if (backend.capturing() and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
+    if (backend.cuda.capturing() and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
             and a.dtype in _KERNEL_DTYPES and type(a) is backend.cupy.ndarray):
         return _gemm_kernel(a, b)
     return a @ b

@@ -170,10 +170,10 @@ class Tensor(MovesWithTo):
             raise BufferError("__dlpack__: Can't export tensors that require gradient, use "
                               "tensor.detach()")
         given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
-        return backend.to_dlpack(self.array, **{k: v for k, v in given.items() if v is not None})
+        return backend.dlpack.to_dlpack(self.array, **{k: v for k, v in given.items() if v is not None})
 
     def __dlpack_device__(self):
-        return backend.dlpack_device(self.array)
+        return backend.dlpack.dlpack_device(self.array)
 
     def item(self):
         if self.array.size != 1:

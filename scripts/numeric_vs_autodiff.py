@@ -169,7 +169,7 @@ def timings(sizes, budget, repeats, device, seed):
     dev = gpuad.device(device)
 
     def sync():
-        backend.synchronize(dev)
+        backend.cuda.synchronize(dev)
     jvp = _load_jvp(device)
     rows = []
     for n in sizes:

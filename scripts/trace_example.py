@@ -16,7 +16,7 @@ import json
 import numpy
 
 import gpuad
-from gpuad.trace import trace
+from gpuad.tape import trace
 
 
 def f(x1, x2):

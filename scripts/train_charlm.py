@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 import gpuad
 import models
 from gpuad import optim
-from gpuad.checkpoint import remove_stale_temp_files
+from gpuad.serialization import remove_stale_temp_files
 from gpuad.nn.utils import clip_grad_norm_
 from gpuad.training import RunningMean, exit_interrupted
 

@@ -32,7 +32,7 @@ import numpy
 import gpuad
 import gpuad.nn.functional as F
 from gpuad import optim
-from gpuad.checkpoint import remove_stale_temp_files
+from gpuad.serialization import remove_stale_temp_files
 from gpuad import distributed as dist
 from gpuad.data import DataLoader, DistributedSampler
 from gpuad.data.datasets import MNIST

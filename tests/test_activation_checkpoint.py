@@ -8,7 +8,7 @@ import pytest
 import gpuad
 import gpuad.nn.functional as F
 from gpuad import backend, nn
-from gpuad.utils import checkpoint, checkpoint_sequential
+from gpuad.utils.checkpoint import checkpoint, checkpoint_sequential
 
 
 def arr(t):

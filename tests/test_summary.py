@@ -1,10 +1,10 @@
-"""gpuad.utils.summary: per-layer output shapes and parameter counts, on the project's models."""
+"""gpuad.nn.summary: per-layer output shapes and parameter counts, on the project's models."""
 import numpy as np
 import pytest
 
 import gpuad
 from gpuad import nn
-from gpuad.utils import summary
+from gpuad.nn import summary
 from models.lenet import LeNet5
 from models.mlp import MLP
 

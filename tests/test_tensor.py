@@ -227,3 +227,22 @@ def test_data_is_a_history_free_tensor_sharing_the_array(device):
     assert p.tolist() == [4.0, 4.0, 4.0] and p.requires_grad
     p.data = gpuad.zeros(2, device=device)
     assert p.shape == (2,) and p.is_leaf
+
+
+def test_renamed_names_still_work_for_one_release_with_a_warning():
+    import gpuad.serialization
+    import gpuad.tape
+    with pytest.warns(DeprecationWarning, match="gpuad.serialization"):
+        assert gpuad.checkpoint is gpuad.serialization
+    with pytest.warns(DeprecationWarning, match="gpuad.tape.to_dot"):
+        assert gpuad.utils.to_dot is gpuad.tape.to_dot
+    with pytest.warns(DeprecationWarning, match="gpuad.nn.summary"):
+        assert gpuad.utils.summary is gpuad.nn.summary
+    with pytest.warns(DeprecationWarning, match="gpuad.nn.utils.rnn"):
+        assert gpuad.nn.packing is gpuad.nn.utils.rnn
+    x = gpuad.ones(2, requires_grad=True)
+    with pytest.warns(DeprecationWarning, match=r"gpuad.utils.checkpoint.checkpoint\(...\)"):
+        y = gpuad.utils.checkpoint(lambda t: t * 2, x)
+    assert y.tolist() == [2.0, 2.0]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        gpuad.utils.nope

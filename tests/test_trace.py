@@ -1,4 +1,4 @@
-"""gpuad.trace (forward and reverse evaluation traces) and gpuad.utils.to_dot (the tape as DOT)."""
+"""gpuad.tape.trace (forward and reverse evaluation traces) and gpuad.tape.to_dot (the tape as DOT)."""
 import dataclasses
 import json
 import math
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import gpuad
-from gpuad.trace import AdjointRow, ForwardRow, Term, trace
-from gpuad.utils import to_dot
+from gpuad.tape import AdjointRow, ForwardRow, Term, trace
+from gpuad.tape import to_dot
 
 
 def founding(x1, x2):

@@ -37,7 +37,7 @@ class DataLoader:
         self.device = None if device is None else backend.device(device)
         if self.shuffle and seed is None:
             seed = (generator.integers(2**63) if generator is not None else
-                    backend.random("integers", (), backend.int64, "cpu", 0, 2**63 - 1))
+                    backend.random.draw("integers", (), backend.int64, "cpu", 0, 2**63 - 1))
         self.seed = None if seed is None else int(seed)
         self.epoch = 0
         self._placed = {}  # device -> the dataset's arrays there (fast path)

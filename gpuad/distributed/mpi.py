@@ -64,7 +64,7 @@ class MPICommunicator(Communicator):
         wide = array.dtype.kind == "f" and array.dtype.itemsize < 4
         if direct and array.flags.c_contiguous and not wide:
             if dev.type == "cuda":
-                backend.synchronize(dev)  # MPI is not stream-ordered: the data must be there
+                backend.cuda.synchronize(dev)  # MPI is not stream-ordered: the data must be there
             return array, None
         host = backend.asnumpy(array)
         host = numpy.array(host, dtype=numpy.float32 if wide else host.dtype, order="C")

@@ -14,9 +14,9 @@ class NCCLCommunicator(Communicator):
 
     def __init__(self, rank, world_size, timeout, host, port, use_mpi):
         super().__init__(rank, world_size, timeout)
-        self.device = backend.current_cuda_device()
-        self.nccl = backend.nccl_communicator(world_size, rank, host, port, use_mpi)
-        self.stream = backend.side_stream()
+        self.device = backend.cuda.current_cuda_device()
+        self.nccl = backend.cuda.nccl_communicator(world_size, rank, host, port, use_mpi)
+        self.stream = backend.cuda.side_stream()
 
     def _check(self, array, what):
         dev = backend.device_of(array)
@@ -31,12 +31,12 @@ class NCCLCommunicator(Communicator):
 
     def _launch(self, what, collective, finish=None):
         """Run collective(stream) on the side stream once the compute stream's work is in."""
-        backend.stream_after_current(self.stream)
+        backend.cuda.stream_after_current(self.stream)
         collective(self.stream)
-        event = backend.event_on(self.stream)
+        event = backend.cuda.event_on(self.stream)
 
         def done():
-            backend.current_waits_for(event)
+            backend.cuda.current_waits_for(event)
             return finish() if finish is not None else None
         return _StreamWork(self, what, event, done)
 

@@ -11,7 +11,7 @@ import datetime
 import os
 
 from .. import backend as _backend
-from ..checkpoint import save as _save
+from ..serialization import save as _save
 from ..tensor import Tensor
 from .comm import LocalCommunicator, completed
 
@@ -85,8 +85,8 @@ def init_process_group(backend="auto", *, rank=None, world_size=None, init_metho
 def _nccl_group(rank, world_size, local_rank, by_mpi, init_method, timeout):
     from .nccl import NCCLCommunicator
     host, port = _rendezvous(init_method)
-    _backend.require_nccl()  # before picking a GPU, whose error would not mention NCCL
-    _backend.use_cuda_device(local_rank % _backend.cuda_device_count())
+    _backend.cuda.require_nccl()  # before picking a GPU, whose error would not mention NCCL
+    _backend.cuda.use_cuda_device(local_rank % _backend.cuda_device_count())
     if not by_mpi and world_size > 1 and (host is None or port is None):
         raise RuntimeError("init_process_group(backend='nccl'): ranks not launched by mpiexec "
                            "meet at a TCP store on rank 0's host: set MASTER_ADDR and MASTER_PORT "
@@ -126,7 +126,7 @@ def is_mpi_available():
 
 
 def is_nccl_available():
-    return _backend.nccl_available()
+    return _backend.cuda.nccl_available()
 
 
 def group():

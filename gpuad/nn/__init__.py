@@ -2,7 +2,7 @@
 
 Above ops/ (which it composes) and below optim/ (which updates the Parameters it registers).
 Re-exports only: module.py (Module, Parameter, containers), layers.py, and the submodules
-functional, init, parallel and utils.
+functional, init, parallel, utils and summary.
 """
 from . import functional, init, parallel, utils  # noqa: F401
 from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
@@ -15,3 +15,11 @@ from .layers import ConvTranspose2d, Fold, Unfold  # noqa: F401
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
 from .normalization import GroupNorm, RMSNorm  # noqa: F401
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
+from .summary import ModelSummary, summary  # noqa: F401
+
+
+def __getattr__(name):
+    if name == "packing":  # renamed; importing the alias warns
+        import importlib
+        return importlib.import_module("gpuad.nn.packing")
+    raise AttributeError(f"module 'gpuad.nn' has no attribute {name!r}")

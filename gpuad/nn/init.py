@@ -18,7 +18,7 @@ def _write(tensor, values):
 
 def _draw(kind, tensor):
     dtype = tensor.dtype if tensor.dtype in (backend.float32, backend.float64) else backend.float32
-    return backend.random(kind, tensor.shape, dtype, tensor.device)
+    return backend.random.draw(kind, tensor.shape, dtype, tensor.device)
 
 
 def uniform_(tensor, a=0.0, b=1.0):

@@ -14,7 +14,7 @@ from .. import creation, ops
 from . import functional as F
 from . import init
 from .module import Module, Parameter
-from .packing import PackedSequence
+from .utils.rnn import PackedSequence
 
 
 # ---- one step of each cell: xw = W_ih x + b_ih is given, state is (h,) or (h, c) -------------

@@ -138,7 +138,7 @@ def sigmoid(x):
 
 @primitive(vjp=lambda g, y, x: (g * (2 / math.sqrt(math.pi)) * exp(-x * x),), floating=True)
 def erf(x):
-    return backend.erf(x)
+    return backend.special.erf(x)
 
 
 def _softplus_vjp(g, y, x, *, beta, threshold):

@@ -60,7 +60,7 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
     rng = []
     if preserve_rng_state:
         for dev in {backend.CPU} | {t.device for t in tensors}:
-            gen, replay = backend.fork_rng(dev)
+            gen, replay = backend.random.fork_rng(dev)
             rng.append((dev, gen, replay))
     with _generators_of(rng, forward=True), amp._watching() as reached, no_grad():
         result = fn(*args, **kwargs)
@@ -159,7 +159,7 @@ class _generators_of:
         for dev, gen, replay in self.rng:
             use = gen if self.forward else replay()
             if use is not None:
-                scope = backend.using_generator(dev, use)
+                scope = backend.random.using_generator(dev, use)
                 scope.__enter__()
                 self.scopes.append(scope)
         return self

@@ -100,7 +100,7 @@ def _cuda_memory(runner, name, spec, device, torch):
         torch.cuda.reset_peak_memory_stats()
         start = torch.cuda.memory_allocated()
     else:
-        backend.synchronize(device)
+        backend.cuda.synchronize(device)
         gpuad.cuda.empty_cache()
         start = gpuad.cuda.memory_allocated(device)
     prepare()
@@ -111,7 +111,7 @@ def _cuda_memory(runner, name, spec, device, torch):
                 "gpu_mem_kind": "torch max_memory_allocated growth",
                 "torch_max_allocated_mb": torch.cuda.max_memory_allocated() / 2 ** 20,
                 "torch_max_reserved_mb": torch.cuda.max_memory_reserved() / 2 ** 20}
-    backend.synchronize(device)
+    backend.cuda.synchronize(device)
     reserved = gpuad.cuda.memory_reserved(device)
     return {"gpu_mem_mb": (reserved - start) / 2 ** 20,
             "gpu_mem_kind": "CuPy pool total_bytes growth",

@@ -10,7 +10,7 @@ from gpuad import backend
 def sync(device, torch):
     """Wait for the GPU work queued so far (gpuad's and torch's), so the clock reads it."""
     if gpuad.device(device).type == "cuda":
-        backend.synchronize(gpuad.device(device))
+        backend.cuda.synchronize(gpuad.device(device))
         if torch is not None:
             torch.cuda.synchronize()
 

@@ -10,7 +10,7 @@ import safetensors.numpy
 
 import gpuad
 from gpuad import backend
-from gpuad.checkpoint import load, save
+from gpuad.serialization import load, save
 
 
 def same(a, b):

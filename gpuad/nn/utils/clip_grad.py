@@ -1,20 +1,13 @@
-"""nn.utils: gradient clipping over a model's parameters, and packed sequences as nn.utils.rnn,
-like torch.nn.utils.
+"""Gradient clipping over a model's parameters, like torch.nn.utils.clip_grad.
 
 Works on the .grad arrays in place, on their devices, under no_grad; the total norm stays a device
 tensor so a training step never waits for the GPU (torch.nn.utils.clip_grad_norm_ does the same).
 """
 import math
-import sys
 
-from .. import creation, ops
-from ..autograd import no_grad
-from ..tensor import Tensor
-from . import packing as rnn
-
-# utils is a module, not a package; registering rnn under its torch path as well makes
-# `from gpuad.nn.utils.rnn import pack_padded_sequence` work like the torch import it mirrors
-sys.modules[__name__ + ".rnn"] = rnn
+from ... import creation, ops
+from ...autograd import no_grad
+from ...tensor import Tensor
 
 
 def _grads(parameters):

@@ -1,0 +1,248 @@
+"""Devices and array modules: the bottom of gpuad's data flow (the backend seam).
+
+The only package that imports cupy. Everything that differs between numpy and CuPy is a named
+function here or in one of this package's modules (random: generators; cuda: TF32, graph capture,
+memory, streams, NCCL; dlpack; special: special functions; kernels: the CUDA sources), so ops are
+written once against `xp_of(array)` and never branch on the backend. Device kinds beyond cpu and
+cuda (the strict test backend) register themselves here; the backend imports nothing of gpuad.
+"""
+import contextlib
+
+import numpy
+
+try:  # importing gpuad must never fail because CuPy or a GPU is missing
+    import cupy
+except Exception:  # ImportError, or a CuPy install whose CUDA libraries cannot load
+    cupy = None
+
+float16, float32, float64 = numpy.dtype("float16"), numpy.dtype("float32"), numpy.dtype("float64")
+int8, int32, int64, uint8 = numpy.dtype("int8"), numpy.dtype("int32"), numpy.dtype("int64"), numpy.dtype("uint8")
+bool_ = numpy.dtype("bool")
+try:  # numpy has no bfloat16; ml_dtypes adds one, which CuPy can compute with
+    import ml_dtypes
+    bfloat16 = numpy.dtype(ml_dtypes.bfloat16)
+except ImportError:
+    bfloat16 = "bfloat16"  # a name only: without ml_dtypes no array here can hold bfloat16
+DEFAULT_FLOAT = float32
+
+_CUDA_HELP = ('install the CUDA extra for your toolkit: pip install "gpuad[cuda12]" '
+              '(CUDA 12) or "gpuad[cuda13]" (CUDA 13), on a machine with an NVIDIA GPU')
+
+
+class Device:
+    """A device: `cpu`, `cuda:N`, or a registered kind such as `strict` (gpuad.testing's numpy
+    backend that behaves like CuPy)."""
+    __slots__ = ("type", "index")
+
+    def __init__(self, type, index=None):
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "index", index)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Device is immutable")
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+    @property
+    def xp(self):
+        """The array module that serves this device."""
+        if self.type == "cuda":
+            _require_cuda(self)
+            return cupy
+        if self.type == "cpu":
+            return numpy
+        return _KINDS[self.type].xp
+
+
+CPU = Device("cpu")
+
+
+def device(spec="cpu"):
+    """Parse 'cpu', 'cuda', 'cuda:1' or 'strict' (or pass a Device through), like torch.device."""
+    if isinstance(spec, Device):
+        return spec
+    if spec is None:
+        return CPU
+    if not isinstance(spec, str):
+        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got {spec!r}")
+    kind, _, index = spec.strip().lower().partition(":")
+    if kind == "cpu" and not index:
+        return CPU
+    if kind in _KINDS and not index:
+        return Device(kind)
+    if kind == "cuda":
+        if not index:
+            return Device("cuda", 0)
+        if index.isdigit():
+            return Device("cuda", int(index))
+    known = "".join(f", '{k}'" for k in _KINDS)
+    raise ValueError(f"device: unknown device {spec!r}; expected 'cpu', 'cuda', 'cuda:N'{known}")
+
+
+def cuda_available():
+    if cupy is None:
+        return False
+    try:
+        return bool(cupy.is_available())
+    except Exception:  # older CuPy without is_available, or a broken driver
+        return False
+
+
+def cuda_device_count():
+    if not cuda_available():
+        return 0
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+def _require_cuda(dev):
+    if cupy is None:
+        raise RuntimeError(f"{dev} was requested but CuPy is not installed: {_CUDA_HELP}")
+    if not cuda_available():
+        raise RuntimeError(f"{dev} was requested but CuPy sees no usable CUDA GPU; "
+                           f"check `nvidia-smi`, or {_CUDA_HELP}")
+    if dev.index >= cuda_device_count():
+        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) exist")
+
+
+# Hot path: one dict lookup from array type to module / device. CuPy registers its array type
+# below, further device kinds through register_device.
+_XP = {numpy.ndarray: numpy}
+_DEVICE_OF = {numpy.ndarray: lambda a: CPU}
+if cupy is not None:
+    _XP[cupy.ndarray] = cupy
+    _DEVICE_OF[cupy.ndarray] = lambda a: Device("cuda", a.device.id)
+
+
+ARRAY_TYPES = _XP.keys()  # the array types gpuad accepts as Tensor data (a live view)
+
+
+class _Kind:
+    """A registered device kind: its array module and how a host array gets there."""
+    __slots__ = ("xp", "from_host", "to_host")
+
+    def __init__(self, xp, from_host, to_host):
+        self.xp, self.from_host, self.to_host = xp, from_host, to_host
+
+
+_KINDS = {}  # device type -> _Kind, for kinds other than cpu and cuda
+
+
+def register_device(kind, array_type, module, from_host, to_host):
+    """Serve a further device kind (the strict test backend registers 'strict') like numpy and
+    CuPy: arrays of `array_type` belong to Device(kind), `module` is their xp, and
+    `from_host(numpy_array)` and `to_host(array)` move data there and back."""
+    dev = Device(kind)
+    _KINDS[kind] = _Kind(module, from_host, to_host)
+    _XP[array_type] = module
+    _DEVICE_OF[array_type] = lambda a: dev
+    return dev
+
+
+def xp_of(array):
+    """The array module (numpy, cupy, or the strict module) that owns `array`."""
+    return _XP.get(type(array), numpy)
+
+
+def device_of(array):
+    return _DEVICE_OF[type(array)](array)
+
+
+def is_array(value):
+    return type(value) in ARRAY_TYPES
+
+
+def asnumpy(array):
+    """A numpy copy (or view, on the CPU) of any backend's array: the one host transfer."""
+    if type(array) is numpy.ndarray:
+        return array
+    if isinstance(array, (numpy.generic, int, float, bool)):
+        return numpy.asarray(array)
+    if cupy is not None and type(array) is cupy.ndarray:
+        return cupy.asnumpy(array)
+    return _KINDS[device_of(array).type].to_host(array)
+
+
+def to_device(array, dev):
+    """Copy `array` to device `dev` (no copy when it is already there)."""
+    dev = device(dev)
+    if device_of(array) == dev:
+        return array
+    host = asnumpy(array)
+    if dev.type == "cuda":
+        _require_cuda(dev)
+        with cupy.cuda.Device(dev.index):
+            return cupy.asarray(host)
+    if dev.type in _KINDS:
+        return _KINDS[dev.type].from_host(numpy.array(host))
+    return numpy.array(host) if type(array) is not numpy.ndarray else host
+
+
+def asarray(data, dtype=None, dev=CPU):
+    """Make an array of `data` (nested lists, scalars, arrays of any backend) on device `dev`."""
+    dev = device(dev)
+    if is_array(data):
+        data = to_device(data, dev)
+        return data if dtype is None or data.dtype == dtype else data.astype(dtype)
+    return to_device(numpy.asarray(data, dtype=dtype), dev)
+
+
+def create(dev, name, *args, **kwargs):
+    """xp.<name>(*args) allocated on device `dev` (on the right GPU when there are several)."""
+    dev = device(dev)
+    if dev.type == "cuda":
+        _require_cuda(dev)
+        with cupy.cuda.Device(dev.index):
+            return getattr(cupy, name)(*args, **kwargs)
+    return getattr(dev.xp, name)(*args, **kwargs)
+
+
+# Checking that index arrays are in range needs their values on the host: free for numpy, a device
+# synchronisation for CuPy (which would otherwise wrap bad indices silently, where PyTorch raises a
+# device-side assert). Off on CUDA by default so training steps never wait; turn it on to debug.
+CHECK_DEVICE_INDICES = False
+
+
+def indices_outside(index, low, high):
+    """The first entry of the index array outside [low, high), or None; on a device (CUDA, and
+    the strict backend that stands in for it) None without looking (no sync) unless
+    CHECK_DEVICE_INDICES is set."""
+    if type(index) is not numpy.ndarray and not CHECK_DEVICE_INDICES:
+        return None
+    bad = (index < low) | (index >= high)
+    if not (index.size and bool(bad.any())):
+        return None
+    return int(index[bad].ravel()[0])
+
+
+def device_scope(array):
+    """A context that makes `array`'s GPU the current one (so new arrays land there too)."""
+    if cupy is not None and type(array) is cupy.ndarray:
+        return array.device
+    return _NO_SCOPE
+
+
+_NO_SCOPE = contextlib.nullcontext()
+
+
+def scatter_add(target, index, values):
+    """target[index] += values in place, accumulating repeated indices (ufunc.at; CuPy >= 13 has
+    it too, and deprecates the older cupyx.scatter_add)."""
+    xp_of(target).add.at(target, index, values)
+    return target
+
+
+
+
+from . import cuda, dlpack, random, special  # noqa: E402,F401  (they build on the seam above)

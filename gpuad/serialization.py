@@ -1,0 +1,189 @@
+"""Checkpoints: gpuad.save / gpuad.load of nested containers of Tensors, arrays and Python values.
+
+One safetensors file: every array (copied to the host) is a named entry, and the structure is a JSON
+manifest in the file's metadata. Loading never unpickles anything; saving is atomic (temp file,
+fsync, os.replace), so a crash mid-save leaves the previous checkpoint intact (plus, at worst, a
+hidden temp file, which remove_stale_temp_files clears).
+"""
+import json
+import os
+import re
+import struct
+import time
+import uuid
+
+import numpy
+import safetensors
+import safetensors.numpy
+
+from . import backend
+from .tensor import Tensor
+
+FORMAT, VERSION = "gpuad.checkpoint", 1
+_SCALARS = (bool, int, float, str, type(None))
+# Test hook: seconds to pause between the fsynced temp file and os.replace, so that the crash
+# tests can kill -9 a process mid-save on purpose (tests/test_reliability_crash.py).
+_SAVE_DELAY_ENV = "GPUAD_TEST_SAVE_DELAY"
+
+
+def save(obj, path):
+    """Write `obj` to `path` atomically, like torch.save: dicts (keys str/int/float/bool/None, order
+    kept), lists, tuples, Tensors (requires_grad kept, .grad not), numpy/CuPy arrays and scalars,
+    and bool/int/float/str/None. The same Tensor or array reached twice is stored once."""
+    arrays, seen = {}, {}
+
+    def encode(value, where):
+        if isinstance(value, Tensor) or backend.is_array(value) or isinstance(value, numpy.generic):
+            key = id(value)
+            if key not in seen:  # store once; name entries by their path, for other tools
+                name = where or "_"
+                while name in arrays:
+                    name += "'"
+                raw = value.array if isinstance(value, Tensor) else value
+                host = backend.asnumpy(raw)  # C order, little-endian; not ascontiguousarray (0-d)
+                arrays[name] = host.astype(host.dtype.newbyteorder("<"), order="C", copy=False)
+                seen[key] = name
+            if isinstance(value, Tensor):
+                return {"tensor": seen[key], "requires_grad": value.requires_grad}
+            return {"scalar" if isinstance(value, numpy.generic) else "array": seen[key]}
+        if isinstance(value, _SCALARS):
+            return value
+        if isinstance(value, dict):
+            for k in value:
+                if not isinstance(k, _SCALARS):
+                    raise TypeError(f"gpuad.save: {where or 'the root'} has a dict key of type "
+                                    f"{type(k).__name__}; keys must be str, int, float, bool or "
+                                    f"None")
+            return {"dict": [[k, encode(v, _join(where, k))] for k, v in value.items()]}
+        if isinstance(value, (list, tuple)):
+            items = [encode(v, _join(where, i)) for i, v in enumerate(value)]
+            return {"tuple" if isinstance(value, tuple) else "list": items}
+        raise TypeError(f"gpuad.save: can't save {where or 'the root'} of type "
+                        f"{type(value).__name__}; checkpoints hold dicts, lists, tuples, Tensors, "
+                        f"arrays and bool/int/float/str/None")
+
+    manifest = json.dumps({"format": FORMAT, "version": VERSION, "root": encode(obj, "")})
+    payload = safetensors.numpy.save(arrays, metadata={"gpuad": manifest})
+    _atomic_write(os.fspath(path), payload)
+
+
+def load(path, device=None):
+    """Read a checkpoint written by gpuad.save, like torch.load(weights_only=True): Tensors land on
+    `device` (default cpu), arrays come back as numpy arrays. Anything else is refused."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        payload = f.read()
+    manifest = _manifest(path, payload)
+    try:
+        arrays = safetensors.numpy.load(payload)
+    except (safetensors.SafetensorError, ValueError) as e:
+        raise ValueError(f"gpuad.load: {path} is a damaged gpuad checkpoint (truncated or "
+                         f"corrupt): {e}") from None
+    dev = backend.device(device)
+    tensors = {}
+
+    def decode(node):
+        if isinstance(node, _SCALARS):
+            return node
+        if not isinstance(node, dict) or len(node) not in (1, 2):
+            raise ValueError(f"bad manifest entry {str(node)[:80]}")
+        kind, value = next(iter(node.items()))
+        if kind in ("dict", "list", "tuple") and isinstance(value, list):
+            if kind == "dict":
+                return {k: decode(v) for k, v in value}
+            return (tuple if kind == "tuple" else list)(decode(v) for v in value)
+        if kind in ("tensor", "array", "scalar") and value in arrays:
+            if kind == "array":
+                return arrays[value]
+            if kind == "scalar":
+                return arrays[value][()]
+            if value not in tensors:
+                host = arrays[value] if arrays[value].flags.writeable else arrays[value].copy()
+                tensors[value] = Tensor(backend.to_device(host, dev), node.get("requires_grad"))
+            return tensors[value]
+        raise ValueError(f"bad manifest entry {str(node)[:80]}")
+
+    try:
+        return decode(manifest["root"])
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, RecursionError) as e:
+        raise ValueError(f"gpuad.load: {path} has a corrupt gpuad manifest: {e}") from None
+
+
+def _join(where, key):
+    return f"{where}.{key}" if where else str(key)
+
+
+def _manifest(path, payload):
+    """The gpuad manifest from the safetensors header, or a ValueError saying why there is none."""
+    def refuse(reason):
+        if payload[:1] == b"\x80" or payload[:2] in (b"(d", b"(l", b"}q", b"]q"):
+            reason += "; it looks like a pickle, which gpuad never loads (unpickling runs code)"
+        elif payload[:4] == b"PK\x03\x04":
+            reason += ("; it looks like a zip archive such as a torch.save file, whose pickled "
+                       "data gpuad never loads")
+        return ValueError(f"gpuad.load: {path} is not a gpuad checkpoint: {reason}")
+    if len(payload) < 8:
+        raise refuse(f"only {len(payload)} bytes long")
+    (size,) = struct.unpack("<Q", payload[:8])
+    if size > len(payload) - 8:
+        raise refuse(f"its header claims {size} bytes but the file has {len(payload) - 8} after "
+                     f"the length prefix (truncated, or not a safetensors file)")
+    try:
+        header = json.loads(payload[8:8 + size])
+        meta = header.get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        raise refuse("its header is not safetensors JSON") from None
+    if "gpuad" not in meta:
+        raise refuse("it is a safetensors file without a gpuad manifest (read it with "
+                     "safetensors.numpy.load_file instead)")
+    try:
+        manifest = json.loads(meta["gpuad"])
+        fmt, version = manifest["format"], manifest["version"]
+    except (ValueError, TypeError, KeyError):
+        raise refuse("its gpuad manifest is not valid JSON") from None
+    if fmt != FORMAT or not isinstance(version, int) or version > VERSION:
+        raise refuse(f"format {fmt!r} version {version!r}; this gpuad reads {FORMAT!r} up to "
+                     f"version {VERSION} (was it written by a newer gpuad?)")
+    return manifest
+
+
+def remove_stale_temp_files(path):
+    """Delete the temp files that a save to `path` killed mid-write (kill -9, power loss) left
+    next to it; they are never read. Call it only where no other process is saving to `path`.
+    Returns the names removed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(os.path.basename(path))}\.[0-9a-f]{{8}}\.tmp")
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    removed = [name for name in names if pattern.fullmatch(name)]
+    for name in removed:
+        try:
+            os.remove(os.path.join(folder, name))
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _atomic_write(path, payload):
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.environ.get(_SAVE_DELAY_ENV):
+            time.sleep(float(os.environ[_SAVE_DELAY_ENV]))  # the test hook above
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open directories
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
