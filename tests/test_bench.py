@@ -19,7 +19,7 @@ import models
 from test_scripts import load_script
 
 BENCH = load_script("bench")  # also puts scripts/ on sys.path, as running the script does
-from benchmarks import floor, memory, runners  # noqa: E402
+from benchmarks import floor, memory, runners
 
 
 @pytest.fixture(scope="module")
