@@ -227,6 +227,8 @@ def public(fn):
     return op
 
 
-from . import conv, elementwise, linalg, reduce, shape  # noqa: E402,F401  (each registers its ops)
+# each family registers its ops
+from . import conv, decomposition, elementwise, linalg, norm  # noqa: E402,F401
+from . import reduce, shape, solve  # noqa: E402,F401
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules

@@ -1,0 +1,22 @@
+"""gpuad.linalg: torch.linalg's names over gpuad's ops (gpuad/ops/solve.py, decomposition.py,
+norm.py, linalg.py). Re-exports only; inputs are matrices or batches of them (..., m, n).
+"""
+from .backend.linalg import LinAlgError  # noqa: F401
+from .ops import cholesky, det, inverse as inv, matmul, matrix_exp, matrix_power  # noqa: F401
+from .ops import slogdet  # noqa: F401
+from .ops import linalg_cross as cross, linalg_eigh as eigh  # noqa: F401
+from .ops import linalg_eigvalsh as eigvalsh, linalg_lstsq as lstsq  # noqa: F401
+from .ops import linalg_matrix_norm as matrix_norm, linalg_norm as norm  # noqa: F401
+from .ops import linalg_pinv as pinv, linalg_qr as qr, linalg_solve as solve  # noqa: F401
+from .ops import linalg_solve_triangular as solve_triangular, linalg_svd as svd  # noqa: F401
+from .ops import linalg_svdvals as svdvals, linalg_vector_norm as vector_norm  # noqa: F401
+
+_MISSING = {  # torch.linalg names gpuad does not have, and what to use instead
+    "eig": "real inputs only here: use eigh for symmetric matrices",
+    "eigvals": "real inputs only here: use eigvalsh for symmetric matrices",
+}
+
+
+def __getattr__(name):
+    hint = _MISSING.get(name, "see gpuad.linalg's module contents for what exists")
+    raise AttributeError(f"gpuad.linalg has no {name!r} (torch.linalg.{name}); {hint}")
