@@ -10,6 +10,8 @@ from .ops import linalg_matrix_norm as matrix_norm, linalg_norm as norm  # noqa:
 from .ops import linalg_pinv as pinv, linalg_qr as qr, linalg_solve as solve  # noqa: F401
 from .ops import linalg_solve_triangular as solve_triangular, linalg_svd as svd  # noqa: F401
 from .ops import linalg_svdvals as svdvals, linalg_vector_norm as vector_norm  # noqa: F401
+from .ops import linalg_cond as cond, linalg_matrix_rank as matrix_rank  # noqa: F401
+from .ops import linalg_multi_dot as multi_dot, linalg_vecdot as vecdot  # noqa: F401
 
 _MISSING = {  # torch.linalg names gpuad does not have, and what to use instead
     "eig": "real inputs only here: use eigh for symmetric matrices",

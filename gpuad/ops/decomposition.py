@@ -401,7 +401,7 @@ def _pinv(a, atol, rtol, *, hermitian=False):
 def _tolerances(A, atol, rtol):
     """torch's defaults: rtol = eps * max(m, n) unless atol is given and positive, then 0."""
     if rtol is None:
-        default = numpy.finfo(A.dtype).eps * max(A.shape[-2:])
+        default = float(numpy.finfo(A.dtype).eps) * max(A.shape[-2:])
         if atol is None:
             rtol = default
         elif backend.is_array(getattr(atol, "array", None)):
@@ -463,7 +463,6 @@ def linalg_lstsq(A, B, rcond=None, *, driver=None):
     residuals = empty
     if m > n and driver != "gelsy" and (driver == "gels" or bool((rank == n).all().item())):
         residuals = ((_matmul(A, X) - B) ** 2).sum(-2)  # Danskin: the same gradient as torch's
-        residuals = _shape.squeeze(residuals, -1) if vector else residuals
     return LstsqResult(_shape.squeeze(X, -1) if vector else X, residuals,
                        rank if driver != "gels" else creation.zeros(0, dtype=backend.int64,
                                                                     device=A.device),

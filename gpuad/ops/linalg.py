@@ -293,6 +293,12 @@ def t(x):
     return _shape.swapaxes(x, 0, 1) if x.ndim == 2 else x
 
 
+def _first(kept, ignored):
+    """`kept` broadcast against `ignored`, which gets a zero gradient and whose nan and inf do not
+    propagate."""
+    return _elementwise.where(creation.tensor(True, device=kept.device), kept, ignored)
+
+
 def _add_product(name, input, product, beta, alpha):
     """beta * input + alpha * product, with torch's rule that beta = 0 ignores input (its nan and
     inf do not propagate; its gradient is zero)."""
@@ -307,7 +313,7 @@ def _add_product(name, input, product, beta, alpha):
     if alpha != 1:
         product = product * alpha
     if beta == 0:
-        return _elementwise.where(True, product, input)
+        return _first(product, input)
     return (input if beta == 1 else input * beta) + product
 
 
@@ -359,12 +365,14 @@ def _tensordot_dims(a, b, dims):
         if dims < 0 or dims > min(a.ndim, b.ndim):
             raise ValueError(f"tensordot: dims={dims} must be between 0 and the smaller rank "
                              f"({a.ndim} and {b.ndim})")
-        return list(range(a.ndim - dims, a.ndim)), list(range(dims))
-    if hasattr(dims, "tolist"):
-        dims = dims.tolist()
-    if not isinstance(dims, (tuple, list)) or len(dims) != 2:
-        raise ValueError(f"tensordot: dims must be an int or a pair of lists of dims, got {dims!r}")
-    da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        if hasattr(dims, "tolist"):
+            dims = dims.tolist()
+        if not isinstance(dims, (tuple, list)) or len(dims) != 2:
+            raise ValueError(f"tensordot: dims must be an int or a pair of lists of dims, got "
+                             f"{dims!r}")
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
     if len(da) != len(db):
         raise ValueError(f"tensordot: both lists of dims must have the same length, got {da} and "
                          f"{db}")
@@ -445,3 +453,27 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
         raise ValueError(f"cdist only supports non-negative p values, got {p}")
     diff = _shape.unsqueeze(x1, -2) - _shape.unsqueeze(x2, -3)
     return _reduce.norm(diff, p, -1)
+
+
+@public
+def linalg_vecdot(x, y, *, dim=-1):
+    """The dot product of vectors along dim, broadcasting x and y (torch.linalg.vecdot)."""
+    return _reduce.sum(_elementwise.mul(x, y), dim=dim)
+
+
+@public
+def linalg_multi_dot(tensors):
+    """The product of a chain of matrices (torch.linalg.multi_dot): the first may be a row vector
+    and the last a column vector (1-D), the others 2-D."""
+    tensors = list(tensors)
+    if len(tensors) < 2:
+        raise ValueError(f"multi_dot(): expected at least 2 tensors but got {len(tensors)}")
+    shapes = [tuple(t.shape) for t in tensors]
+    if (any(len(s) != 2 for s in shapes[1:-1]) or len(shapes[0]) not in (1, 2)
+            or len(shapes[-1]) not in (1, 2)):
+        raise ValueError(f"multi_dot(): the first and last tensors must be 1-D or 2-D and the "
+                         f"others 2-D, got shapes {shapes}")
+    out = tensors[0]
+    for t in tensors[1:]:  # left to right: the same result as torch's cheapest order, up to
+        out = matmul(out, t)  # rounding
+    return out

@@ -1,8 +1,13 @@
-"""Vector and matrix norms, torch.linalg's: vector_norm, matrix_norm and norm (torch.norm, the
-older spelling, lives in reduce.py and carries the 2-norm's primitive that these reuse).
+"""Vector and matrix norms and what is measured with them, torch.linalg's: vector_norm,
+matrix_norm, norm, matrix_rank and cond (torch.norm, the older spelling, lives in reduce.py and
+carries the 2-norm's primitive that these reuse).
 """
 import math
 
+import numpy
+
+from .. import backend
+from ..tensor import Tensor
 from . import public
 from . import elementwise as _ew
 from . import reduce as _reduce
@@ -13,13 +18,15 @@ from .solve import _matrices, _tensor
 
 # ---- norms ---------------------------------------------------------------------------------------
 def _floating(name, x, dtype):
+    """x checked as torch checks a norm's input, then cast to `dtype` if one is given."""
     x = _tensor(x, name)
-    if dtype is not None:
-        x = x.to(dtype)
     if x.dtype.kind not in "fc":
         raise TypeError(f"{name}: Expected a floating point or complex tensor as input. Got "
                         f"{x.dtype}")
-    return x
+    if dtype is not None and not numpy.can_cast(x.dtype, dtype, "safe"):
+        raise TypeError(f"{name}: the dtype of the input ({x.dtype}) should be convertible "
+                        f"without narrowing to the specified dtype ({numpy.dtype(dtype)})")
+    return x if dtype is None else x.to(dtype)
 
 
 @public
@@ -95,3 +102,33 @@ def linalg_norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
     if ndim == 1:
         return linalg_vector_norm(A, ord, None, keepdim, dtype=dtype)
     return linalg_matrix_norm(A, ord, (-2, -1), keepdim, dtype=dtype)
+
+
+@public
+def linalg_matrix_rank(A, *, atol=None, rtol=None, hermitian=False):
+    """The number of singular values (|eigenvalues| if hermitian) above max(atol, rtol * largest),
+    int64, like torch.linalg.matrix_rank (rtol defaults to eps * max(m, n))."""
+    from .decomposition import _eigvalsh, _tolerances
+    A = _matrices("linalg.matrix_rank", A, square=hermitian).detach()
+    atol, rtol = _tolerances(A, atol, rtol)
+    s = _ew.abs(_eigvalsh(A)) if hermitian else _svdvals(A)
+    if not s.shape[-1]:
+        return _reduce.sum(s, dim=-1).to(backend.int64)
+    largest = _reduce.amax(s, dim=-1, keepdim=True)
+    atol = _shape.unsqueeze(atol, -1) if isinstance(atol, Tensor) else atol
+    rtol = _shape.unsqueeze(rtol, -1) if isinstance(rtol, Tensor) else rtol
+    return _reduce.sum(s > _ew.maximum(rtol * largest, atol), dim=-1)
+
+
+@public
+def linalg_cond(A, p=None):
+    """The condition number in the p-norm, like torch.linalg.cond: p None or 2 is the ratio of the
+    largest to the smallest singular value (-2 the inverse); other p, norm(A) * norm(inv(A))."""
+    name = "linalg.cond"
+    if p is None or p in (2, -2):
+        s = _svdvals(_matrices(name, A, square=False))
+        ratio = s[..., 0] / s[..., -1]
+        return ratio if p != -2 else 1 / ratio
+    from .solve import _inv
+    A = _matrices(name, A)
+    return linalg_matrix_norm(A, p) * linalg_matrix_norm(_inv(A), p)

@@ -13,7 +13,6 @@ from .. import backend, creation
 from ..backend import xp_of
 from ..tensor import Tensor
 from . import _as_input, primitive, public
-from . import elementwise as _ew
 from . import linalg as _linalg
 from . import shape as _shape
 
@@ -183,7 +182,7 @@ def matrix_power(A, n):
         raise TypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__}")
     A = _matrices("linalg.matrix_power", A)
     if n == 0:  # the identity, still connected to A so its gradient is zero, as in torch
-        return _ew.where(True, _eye(A.shape[-1], A), A)
+        return _linalg._first(_eye(A.shape[-1], A), A)
     if n < 0:
         A, n = _inv(A), -n
     result, z = None, A
