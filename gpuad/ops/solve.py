@@ -51,9 +51,13 @@ def _same_dtype(name, A, B):
     return B
 
 
-def _broadcast_batch(A, B):
+def _broadcast_batch(name, A, B):
     """A and B expanded to their common batch dims (the engine sums the gradients back)."""
-    batch = tuple(numpy.broadcast_shapes(tuple(A.shape[:-2]), tuple(B.shape[:-2])))
+    try:
+        batch = tuple(numpy.broadcast_shapes(tuple(A.shape[:-2]), tuple(B.shape[:-2])))
+    except ValueError:
+        raise ValueError(f"{name}: the batch dims of A {tuple(A.shape[:-2])} and B "
+                         f"{tuple(B.shape[:-2])} do not broadcast") from None
     return (_shape.expand(A, shape=batch + tuple(A.shape[-2:])),
             _shape.expand(B, shape=batch + tuple(B.shape[-2:])))
 
@@ -115,7 +119,7 @@ def _solve_inputs(name, A, B, left, vectors=True):
         raise ValueError(f"{name}: Incompatible shapes of A and B for the equation "
                          f"{'AX = B' if left else 'XA = B'} ({A.shape[-2]}x{A.shape[-1]} and "
                          f"{B.shape[-2]}x{B.shape[-1]})")
-    A, B = _broadcast_batch(A, B)
+    A, B = _broadcast_batch(name, A, B)
     return A, B, vector
 
 
