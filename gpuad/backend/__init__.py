@@ -15,8 +15,10 @@ try:  # importing gpuad must never fail because CuPy or a GPU is missing
 except Exception:  # ImportError, or a CuPy install whose CUDA libraries cannot load
     cupy = None
 
-float16, float32, float64 = numpy.dtype("float16"), numpy.dtype("float32"), numpy.dtype("float64")
-int8, int32, int64, uint8 = numpy.dtype("int8"), numpy.dtype("int32"), numpy.dtype("int64"), numpy.dtype("uint8")
+float16, float32, float64 = (numpy.dtype(n) for n in ("float16", "float32", "float64"))
+int8, int16, int32, int64 = (numpy.dtype(n) for n in ("int8", "int16", "int32", "int64"))
+uint8, uint16, uint32, uint64 = (numpy.dtype(n) for n in ("uint8", "uint16", "uint32", "uint64"))
+complex64, complex128 = numpy.dtype("complex64"), numpy.dtype("complex128")
 bool_ = numpy.dtype("bool")
 try:  # numpy has no bfloat16; ml_dtypes adds one, which CuPy can compute with
     import ml_dtypes

@@ -12,7 +12,7 @@ import warnings
 
 import numpy
 
-from .. import backend, creation, ops
+from .. import backend, creation, deprecation, ops
 from ..autograd import is_grad_enabled, no_grad
 from ..backend import xp_of
 from ..backend.kernels import fused
@@ -531,3 +531,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest"):
 # imported last because those modules import this one
 from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
 from .normalization import group_norm, rms_norm  # noqa: E402,F401
+
+
+def __getattr__(name):
+    raise deprecation.missing_name("gpuad.nn.functional", name)
