@@ -90,3 +90,11 @@ def test_bash_blocks_name_real_scripts_flags_and_extras(monkeypatch):
         else:
             raise AssertionError(f"README command {' '.join(words)!r}: teach this test to check it")
     assert {"train_mnist", "train_charlm"} <= seen
+
+
+def test_the_pytorch_names_table_is_current():
+    from test_scripts import load_script
+    text = README.read_text()
+    shown = text[text.index("<!-- torch_names.py -->\n") + 24:text.index("\n<!-- /torch_names.py -->")]
+    assert shown == load_script("torch_names").table(), (
+        "the README's PyTorch names table is stale: paste `python scripts/torch_names.py` into it")
