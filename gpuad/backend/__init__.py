@@ -55,7 +55,8 @@ class Device:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __repr__(self):
-        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
 
     @property
     def xp(self):
@@ -78,7 +79,8 @@ def device(spec="cpu"):
     if spec is None:
         return CPU
     if not isinstance(spec, str):
-        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got {spec!r}")
+        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got "
+                        f"{spec!r}")
     kind, _, index = spec.strip().lower().partition(":")
     if kind == "cpu" and not index:
         return CPU
@@ -115,7 +117,8 @@ def require_cuda(dev):
         raise RuntimeError(f"{dev} was requested but CuPy sees no usable CUDA GPU; "
                            f"check `nvidia-smi`, or {CUDA_HELP}")
     if dev.index >= cuda_device_count():
-        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) exist")
+        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) "
+                           f"exist")
 
 
 # Hot path: one dict lookup from array type to module / device. CuPy registers its array type
