@@ -39,7 +39,7 @@ class Tensor(MovesWithTo):
     __hash__ = object.__hash__  # identity, like torch; __eq__ below is elementwise
 
     def __init__(self, data, requires_grad=False):
-        if type(data) not in backend.ARRAY_TYPES:  # gpuad.Tensor([1, 2]) is float32, like torch.Tensor
+        if type(data) not in backend.ARRAY_TYPES:  # Tensor([1, 2]) is float32, like torch.Tensor
             data = backend.asarray(data, backend.DEFAULT_FLOAT)
         self.array = data
         self.grad = None
@@ -149,6 +149,26 @@ class Tensor(MovesWithTo):
     def type_as(self, other):
         return self.to(other.dtype)
 
+    def type(self, dtype=None):
+        """The type name ('gpuad.FloatTensor', like torch's) without a dtype; else a cast."""
+        if dtype is None:
+            return f"gpuad.{_TYPE_NAMES.get(self.dtype.name, self.dtype.name)}Tensor"
+        return self.to(dtype)
+
+    is_cpu = property(lambda self: self.device.type == "cpu")
+
+    def __format__(self, spec):
+        """format(t, '+.2f') for a 0-d tensor formats its value, as in torch."""
+        if self.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __getattr__(self, name):  # only reached when the name does not exist
+        if name.startswith("_"):
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        raise AttributeError(f"'Tensor' object has no attribute {name!r}: gpuad's Tensor does "
+                             f"not have torch.Tensor.{name}")
+
     def numpy(self, force=False):
         """The numpy array itself, sharing memory (writes show through both), for a CPU tensor that
         needs no grad, as in PyTorch; force=True allows any tensor and may copy (detach, cpu)."""
@@ -170,15 +190,16 @@ class Tensor(MovesWithTo):
             raise BufferError("__dlpack__: Can't export tensors that require gradient, use "
                               "tensor.detach()")
         given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
-        return backend.dlpack.to_dlpack(self.array, **{k: v for k, v in given.items() if v is not None})
+        given = {k: v for k, v in given.items() if v is not None}
+        return backend.dlpack.to_dlpack(self.array, **given)
 
     def __dlpack_device__(self):
         return backend.dlpack.dlpack_device(self.array)
 
     def item(self):
         if self.array.size != 1:
-            raise RuntimeError(f"item: only one-element tensors can be converted to Python scalars, "
-                               f"but this one has shape {self.shape}")
+            raise RuntimeError(f"item: only one-element tensors can be converted to Python "
+                               f"scalars, but this one has shape {self.shape}")
         return self.array.item()
 
     def tolist(self):
@@ -222,7 +243,8 @@ class Tensor(MovesWithTo):
             self._retains_grad = True
 
     def register_hook(self, hook):
-        """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces it."""
+        """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces
+        it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't "
                                "require gradient")
@@ -293,7 +315,8 @@ class Tensor(MovesWithTo):
         self._inplace("__setitem__", lambda a, v: a.__setitem__(index, v), value)
 
     def add_(self, other, alpha=1):
-        return self._inplace("add_", _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha), other)
+        write = _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha)
+        return self._inplace("add_", write, other)
 
     def sub_(self, other):
         return self._inplace("sub_", _isub, other)
@@ -396,7 +419,7 @@ class Tensor(MovesWithTo):
     def broadcast_to(self, shape): return ops.expand(self, tuple(shape))
     def repeat(self, *repeats): return ops.repeat(self, _shape_arg(repeats))
     def tile(self, *reps): return ops.tile(self, _shape_arg(reps))
-    def split(self, split_size_or_sections, dim=0): return ops.split(self, split_size_or_sections, dim)
+    def split(self, split_size, dim=0): return ops.split(self, split_size, dim)
     def chunk(self, chunks, dim=0): return ops.chunk(self, chunks, dim)
     def flip(self, *dims): return ops.flip(self, _shape_arg(dims))
     def gather(self, dim, index): return ops.gather(self, dim, index)
@@ -428,6 +451,11 @@ class Tensor(MovesWithTo):
     def matrix_power(self, n): return ops.matrix_power(self, n)
     def matrix_exp(self): return ops.matrix_exp(self)
     def contiguous(self): return self
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+               "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+               "bool": "Bool"}
 
 
 def _assign_all(a, v):

@@ -57,7 +57,8 @@ def set_rng_state(state):
 
 
 def draw(kind, shape, dtype, dev, low=0, high=None):
-    """Draw `kind` in {'uniform', 'normal', 'integers'} on device `dev` from its seeded generator."""
+    """Draw `kind` in {'uniform', 'normal', 'integers'} on device `dev` from its seeded
+    generator."""
     dev = device(dev)
     gen = _generator(dev)
     if dev.type == "cuda":

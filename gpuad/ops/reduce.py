@@ -19,7 +19,7 @@ from . import primitive, public
 
 
 # ---- dims ----------------------------------------------------------------------------------------
-def _axis(op, d, shape):
+def checked_dim(op, d, shape):
     """One dim, checked against `shape` and made non-negative (0-d tensors accept 0 and -1)."""
     try:
         d = operator.index(d)
@@ -37,12 +37,12 @@ def _dims(op, dim, shape):
     if dim is None:
         return tuple(range(len(shape)))
     if isinstance(dim, (tuple, list)):
-        axes = [_axis(op, d, shape) for d in dim]
+        axes = [checked_dim(op, d, shape) for d in dim]
         if len(set(axes)) != len(axes):
             raise ValueError(f"{op}: dim={tuple(dim)} names a dim more than once (tensor of shape "
                              f"{tuple(shape)})")
         return tuple(sorted(axes)) if axes and shape else tuple(range(len(shape)))
-    axis = _axis(op, dim, shape)
+    axis = checked_dim(op, dim, shape)
     return (axis,) if shape else ()
 
 
@@ -111,14 +111,14 @@ def _cumsum_vjp(g, y, x, *, dim, dtype):
 @primitive(vjp=_cumsum_vjp, autocast="float32")
 def cumsum(x, *, dim, dtype=None):
     """Running sum along dim, like torch.cumsum."""
-    d = _axis("cumsum", dim, x.shape)
+    d = checked_dim("cumsum", dim, x.shape)
     return x.cumsum(axis=d, dtype=dtype) if x.ndim else x.astype(dtype or x.dtype, copy=True)
 
 
 @primitive(vjp=lambda g, y, x, *, dim: (cumsum(g, dim=dim),), autocast="float32")
 def _cumsum_reverse(x, *, dim):
     """Running sum from the end along dim: cumsum's gradient (and cumsum is its gradient)."""
-    d = _axis("cumsum", dim, x.shape)
+    d = checked_dim("cumsum", dim, x.shape)
     xp = xp_of(x)
     return xp.flip(xp.flip(x, d).cumsum(axis=d), d) if x.ndim else x.copy()
 
@@ -171,10 +171,10 @@ def _arg_extremum(op, x, dim, keepdim):
     if dim is None:  # of the flattened tensor; keepdim gives all-ones dims, like torch 2
         out = getattr(x.reshape(-1), op)(axis=0).reshape((1,) * x.ndim if keepdim else ())
     elif x.ndim == 0:
-        _axis(op, dim, x.shape)
+        checked_dim(op, dim, x.shape)
         out = xp_of(x).zeros((), dtype=backend.int64)
     else:
-        out = getattr(x, op)(axis=_axis(op, dim, x.shape), keepdims=keepdim)
+        out = getattr(x, op)(axis=checked_dim(op, dim, x.shape), keepdims=keepdim)
     return out.astype(backend.int64, copy=False)
 
 
@@ -209,7 +209,7 @@ def _extremum(op, x, dim, keepdim, whole, arg, pairwise, result):
             raise TypeError(f"{op}: dim must be a single int, got {dim!r}; use a{op}() to reduce "
                             f"over several dims")
         return pairwise(x, dim)
-    d = _axis(op, dim, x.shape)
+    d = checked_dim(op, dim, x.shape)
     index = arg(x, d, keepdim=True)
     if x.ndim == 0:
         return result(_ew.clone(x), index)
