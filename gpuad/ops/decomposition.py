@@ -20,7 +20,8 @@ from . import elementwise as _ew
 from . import linalg as _linalg
 from . import reduce as _reduce
 from . import shape as _shape
-from .solve import _eye, _inv, _is_vector_rhs, _matrices, _same_dtype, _solve, _solve_triangular
+from . import solve as _solvers
+from .solve import eye_like, is_vector_rhs, matrix_input, same_dtype
 
 _matmul = _linalg.matmul
 
@@ -56,13 +57,13 @@ def _safe_div(num, den):
 
 
 def _diag_embed(v):
-    return _shape.unsqueeze(v, -1) * _eye(v.shape[-1], v)
+    return _shape.unsqueeze(v, -1) * eye_like(v.shape[-1], v)
 
 
 def _off_diagonal_gaps(values):
     """E[..., j, k] = values[k] - values[j], with ones on the diagonal."""
     gaps = _shape.unsqueeze(values, -2) - _shape.unsqueeze(values, -1)
-    return _ew.where(_eye(values.shape[-1], values) == 1, 1, gaps)
+    return _ew.where(eye_like(values.shape[-1], values) == 1, 1, gaps)
 
 
 def _skew(x):
@@ -73,7 +74,7 @@ def _skew(x):
 def _prod_of_others(s):
     """prod_{j != i} s_j for each i, exact when some s_j are zero."""
     n = s.shape[-1]
-    others = _ew.where(_eye(n, s) == 1, 1, _shape.unsqueeze(s, -2))
+    others = _ew.where(eye_like(n, s) == 1, 1, _shape.unsqueeze(s, -2))
     return _reduce.prod(others, dim=-1)
 
 
@@ -88,13 +89,13 @@ def _det_vjp(g, y, a):
     if a.numel() == 0:
         return (a * 0,)
     n = a.shape[-1]
-    d = _shape.unsqueeze(_shape.unsqueeze(g * y, -1), -1) * _eye(n, a)
+    d = _shape.unsqueeze(_shape.unsqueeze(g * y, -1), -1) * eye_like(n, a)
     singular = y.abs() < 100 * numpy.finfo(a.dtype).eps
     if not singular.any().item():  # d det = det * A^-T, torch's usual branch
-        return (_solve(a.mT, d),)
+        return (_solvers._solve(a.mT, d),)
     mask = _shape.unsqueeze(_shape.unsqueeze(singular, -1), -1)
-    eye = _eye(n, a)
-    regular = _solve(_ew.where(mask, eye, a).mT, d)
+    eye = eye_like(n, a)
+    regular = _solvers._solve(_ew.where(mask, eye, a).mT, d)
     return (_ew.where(mask, _det_adjugate(_ew.where(mask, a, eye), g), regular),)
 
 
@@ -109,14 +110,14 @@ def det(A):
     """The determinant of a square matrix or a batch of them (torch.det, torch.linalg.det); the
     gradient at a (numerically) singular matrix is the adjugate, from the SVD, as torch computes
     it under create_graph."""
-    return _det(_matrices("linalg.det", A))
+    return _det(matrix_input("linalg.det", A))
 
 
 def _slogdet_vjp(g, y, a):
     # the sign is locally constant: only logabsdet has a gradient, A^-T (torch raises nothing at
     # a singular matrix and returns inf; the solve here raises LinAlgError instead)
-    d = _shape.unsqueeze(_shape.unsqueeze(g[1], -1), -1) * _eye(a.shape[-1], a)
-    return (_solve(a.mT, d),)
+    d = _shape.unsqueeze(_shape.unsqueeze(g[1], -1), -1) * eye_like(a.shape[-1], a)
+    return (_solvers._solve(a.mT, d),)
 
 
 @primitive(vjp=_slogdet_vjp, autocast="float32")
@@ -129,7 +130,7 @@ def _slogdet(a):
 @public
 def slogdet(A):
     """(sign, logabsdet) of the determinant, like torch.linalg.slogdet (and torch.slogdet)."""
-    packed = _slogdet(_matrices("linalg.slogdet", A))
+    packed = _slogdet(matrix_input("linalg.slogdet", A))
     return SlogdetResult(packed[0], packed[1])
 
 
@@ -147,8 +148,8 @@ def _cholesky_vjp(g, l, a, *, upper):
         l, g = l.mT, g.mT
     ga = _shape.tril(_matmul(l.mT, g))
     ga = 0.5 * (ga + _shape.tril(ga, diagonal=-1).mT)
-    ga = _solve_triangular(l.mT, ga, upper=True)
-    return (_solve_triangular(l.mT, ga.mT, upper=True).mT,)
+    ga = _solvers._solve_triangular(l.mT, ga, upper=True)
+    return (_solvers._solve_triangular(l.mT, ga.mT, upper=True).mT,)
 
 
 @primitive(vjp=_cholesky_vjp, autocast="float32")
@@ -162,7 +163,7 @@ def _cholesky(a, *, upper=False):
 def cholesky(A, upper=False):
     """L with A = L L^T (U with A = U^T U for upper=True) for symmetric positive-definite A, like
     torch.linalg.cholesky and torch.cholesky; LinAlgError if A is not positive-definite."""
-    return _cholesky(_matrices("linalg.cholesky", A), upper=upper)
+    return _cholesky(matrix_input("linalg.cholesky", A), upper=upper)
 
 
 # ---- qr ------------------------------------------------------------------------------------------
@@ -188,9 +189,9 @@ def _qr_vjp(g, y, a, *, mode):
     if m >= n:  # gA = (gQ + Q syminvadj(triu(gR R^T - Q^T gQ))) R^-T
         t = _shape.triu(ga)
         ga = _matmul(q, t + _shape.tril(t.mT, diagonal=-1)) + gq
-        return (_solve_triangular(r, ga.mT, upper=True).mT,)
+        return (_solvers._solve_triangular(r, ga.mT, upper=True).mT,)
     ga = _matmul(q, _shape.tril(_skew(-ga)))  # wide: the leading m x m block of A carries it
-    ga = _solve_triangular(r[..., :m], ga.mT, upper=True).mT
+    ga = _solvers._solve_triangular(r[..., :m], ga.mT, upper=True).mT
     zero = creation.zeros(batch + (m, n - m), dtype=ga.dtype, device=ga.device)
     return (_shape.cat([ga, zero], -1) + _matmul(q, gr),)
 
@@ -209,7 +210,7 @@ def linalg_qr(A, mode="reduced"):
     if mode not in ("reduced", "complete", "r"):
         raise ValueError(f"linalg.qr: qr received unrecognized mode '{mode}' but expected one of "
                          f"'reduced' (default), 'r', or 'complete'")
-    A = _matrices("linalg.qr", A, square=False)
+    A = matrix_input("linalg.qr", A, square=False)
     batch = tuple(A.shape[:-2])
     parts = _unpack(_qr(A, mode=mode), batch, _qr_cores(A.shape, mode))
     if mode == "r":
@@ -267,7 +268,7 @@ def linalg_svd(A, full_matrices=True, *, driver=None):
     """(U, S, Vh) with A = U diag(S) Vh and S descending, like torch.linalg.svd. Gradients follow
     torch: a loss that uses U or Vh is ill-defined (inf) at repeated singular values, and with
     full_matrices the completing columns of U and rows of Vh get none."""
-    A = _matrices("linalg.svd", A, square=False)
+    A = matrix_input("linalg.svd", A, square=False)
     batch = tuple(A.shape[:-2])
     return SVDResult(*_unpack(_svd(A, full_matrices=full_matrices), batch,
                               _svd_cores(A.shape, full_matrices)))
@@ -288,14 +289,14 @@ def _svdvals(a):
 def linalg_svdvals(A, *, driver=None):
     """The singular values, descending, like torch.linalg.svdvals; the gradient U diag(g) Vh is
     defined at repeated singular values too."""
-    return _svdvals(_matrices("linalg.svdvals", A, square=False))
+    return _svdvals(matrix_input("linalg.svdvals", A, square=False))
 
 
 @public
 def svd(A, some=True, compute_uv=True):
     """torch.svd: (U, S, V) with V = Vh^T, reduced unless some=False; compute_uv=False gives
     zero U and V."""
-    A = _matrices("svd", A, square=False)
+    A = matrix_input("svd", A, square=False)
     if not compute_uv:
         m, n = A.shape[-2:]
         zeros = [creation.zeros(tuple(A.shape[:-2]) + (k, k), dtype=A.dtype, device=A.device)
@@ -332,7 +333,7 @@ def linalg_eigh(A, UPLO="L"):
     """(eigenvalues ascending, eigenvectors as columns) of symmetric A, reading only the triangle
     UPLO names, like torch.linalg.eigh; the gradient is symmetric, as torch's."""
     _check_uplo("linalg.eigh", UPLO)
-    A = _matrices("linalg.eigh", A)
+    A = matrix_input("linalg.eigh", A)
     n, batch = A.shape[-1], tuple(A.shape[:-2])
     return EighResult(*_unpack(_eigh(A, UPLO=UPLO), batch, [(n,), (n, n)]))
 
@@ -353,7 +354,7 @@ def linalg_eigvalsh(A, UPLO="L"):
     """The eigenvalues, ascending, of symmetric A, like torch.linalg.eigvalsh; the gradient
     V diag(g) V^T is defined at repeated eigenvalues too."""
     _check_uplo("linalg.eigvalsh", UPLO)
-    return _eigvalsh(_matrices("linalg.eigvalsh", A), UPLO=UPLO)
+    return _eigvalsh(matrix_input("linalg.eigvalsh", A), UPLO=UPLO)
 
 
 # ---- pinv, lstsq ---------------------------------------------------------------------------------
@@ -398,7 +399,7 @@ def _pinv(a, atol, rtol, *, hermitian=False):
     return vt.swapaxes(-1, -2) @ (s_inv[..., :, None] * u.swapaxes(-1, -2))
 
 
-def _tolerances(A, atol, rtol):
+def pinv_tolerances(A, atol, rtol):
     """torch's defaults: rtol = eps * max(m, n) unless atol is given and positive, then 0."""
     if rtol is None:
         default = float(numpy.finfo(A.dtype).eps) * max(A.shape[-2:])
@@ -416,10 +417,10 @@ def linalg_pinv(A, *, atol=None, rtol=None, hermitian=False, rcond=None):
     """The Moore-Penrose pseudoinverse, like torch.linalg.pinv: singular values at most
     max(atol, rtol * largest) are dropped (rcond is the older name for rtol); hermitian=True uses
     eigh on the lower triangle. The gradient is torch's (correct where the rank is constant)."""
-    A = _matrices("linalg.pinv", A, square=False)
+    A = matrix_input("linalg.pinv", A, square=False)
     if rcond is not None:
         rtol = rcond
-    atol, rtol = _tolerances(A, atol, rtol)
+    atol, rtol = pinv_tolerances(A, atol, rtol)
     return _pinv(A, atol, rtol, hermitian=hermitian)
 
 
@@ -440,13 +441,13 @@ def linalg_lstsq(A, B, rcond=None, *, driver=None):
     through the pseudoinverse (rank from singular values above rcond * largest); its gradient is
     torch's (pinv's)."""
     name = "linalg.lstsq"
-    A = _matrices(name, A, square=False)
-    B = _same_dtype(name, A, B)
+    A = matrix_input(name, A, square=False)
+    B = same_dtype(name, A, B)
     if driver is None:
         driver = "gelsy" if A.device.type == "cpu" else "gels"
     if driver not in _DRIVERS:
         raise ValueError(f"{name}: parameter `driver` should be one of {_DRIVERS}, got {driver!r}")
-    vector = _is_vector_rhs(A, B)
+    vector = is_vector_rhs(A, B)
     B = _shape.unsqueeze(B, -1) if vector else B
     m, n = A.shape[-2:]
     if B.ndim < 2 or B.shape[-2] != m:

@@ -300,7 +300,7 @@ def t(x):
     return _shape.swapaxes(x, 0, 1) if x.ndim == 2 else x
 
 
-def _first(kept, ignored):
+def keep_first(kept, ignored):
     """`kept` broadcast against `ignored`, which gets a zero gradient and whose nan and inf do not
     propagate."""
     return _elementwise.where(creation.tensor(True, device=kept.device), kept, ignored)
@@ -320,7 +320,7 @@ def _add_product(name, input, product, beta, alpha):
     if alpha != 1:
         product = product * alpha
     if beta == 0:
-        return _first(product, input)
+        return keep_first(product, input)
     return (input if beta == 1 else input * beta) + product
 
 

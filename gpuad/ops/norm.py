@@ -12,14 +12,15 @@ from . import public
 from . import elementwise as _ew
 from . import reduce as _reduce
 from . import shape as _shape
-from .decomposition import _svdvals
-from .solve import _matrices, _tensor
+from . import decomposition as _decomposition
+from . import solve as _solvers
+from .solve import matrix_input, tensor_input
 
 
 # ---- norms ---------------------------------------------------------------------------------------
 def _floating(name, x, dtype):
     """x checked as torch checks a norm's input, then cast to `dtype` if one is given."""
-    x = _tensor(x, name)
+    x = tensor_input(x, name)
     if x.dtype.kind not in "fc":
         raise TypeError(f"{name}: Expected a floating point or complex tensor as input. Got "
                         f"{x.dtype}")
@@ -67,7 +68,7 @@ def linalg_matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None)
         return _reduce.norm(A, 2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):  # singular values of the matrices moved to the last two dims
         rest = [d for d in range(A.ndim) if d not in (d0, d1)]
-        s = _svdvals(_matrices(name, _shape.permute(A, dims=tuple(rest) + (d0, d1)), square=False))
+        s = _decomposition._svdvals(matrix_input(name, _shape.permute(A, dims=tuple(rest) + (d0, d1)), square=False))
         out = (s.sum(-1) if ord == "nuc" else _reduce.amax(s, dim=-1) if ord == 2
                else _reduce.amin(s, dim=-1))
         if keepdim:
@@ -108,10 +109,9 @@ def linalg_norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
 def linalg_matrix_rank(A, *, atol=None, rtol=None, hermitian=False):
     """The number of singular values (|eigenvalues| if hermitian) above max(atol, rtol * largest),
     int64, like torch.linalg.matrix_rank (rtol defaults to eps * max(m, n))."""
-    from .decomposition import _eigvalsh, _tolerances
-    A = _matrices("linalg.matrix_rank", A, square=hermitian).detach()
-    atol, rtol = _tolerances(A, atol, rtol)
-    s = _ew.abs(_eigvalsh(A)) if hermitian else _svdvals(A)
+    A = matrix_input("linalg.matrix_rank", A, square=hermitian).detach()
+    atol, rtol = _decomposition.pinv_tolerances(A, atol, rtol)
+    s = _ew.abs(_decomposition._eigvalsh(A)) if hermitian else _decomposition._svdvals(A)
     if not s.shape[-1]:
         return _reduce.sum(s, dim=-1).to(backend.int64)
     largest = _reduce.amax(s, dim=-1, keepdim=True)
@@ -126,9 +126,8 @@ def linalg_cond(A, p=None):
     largest to the smallest singular value (-2 the inverse); other p, norm(A) * norm(inv(A))."""
     name = "linalg.cond"
     if p is None or p in (2, -2):
-        s = _svdvals(_matrices(name, A, square=False))
+        s = _decomposition._svdvals(matrix_input(name, A, square=False))
         ratio = s[..., 0] / s[..., -1]
         return ratio if p != -2 else 1 / ratio
-    from .solve import _inv
-    A = _matrices(name, A)
-    return linalg_matrix_norm(A, p) * linalg_matrix_norm(_inv(A), p)
+    A = matrix_input(name, A)
+    return linalg_matrix_norm(A, p) * linalg_matrix_norm(_solvers._inv(A), p)

@@ -12,19 +12,20 @@ import numpy
 from .. import backend, creation
 from ..backend import xp_of
 from ..tensor import Tensor
-from . import _as_input, primitive, public
+from . import as_input, primitive, public
 from . import linalg as _linalg
 from . import shape as _shape
 
 
 # ---- checks shared by the linear algebra ops -----------------------------------------------------
-def _tensor(x, name):
-    return x if isinstance(x, Tensor) else _as_input(x, name)
+def tensor_input(x, name):
+    """x as a Tensor (arrays and lists become constant ones), for the linear algebra ops."""
+    return x if isinstance(x, Tensor) else as_input(x, name)
 
 
-def _matrices(name, A, square=True):
+def matrix_input(name, A, square=True):
     """A as a Tensor, after torch.linalg's checks on its dtype and shape."""
-    A = _tensor(A, name)
+    A = tensor_input(A, name)
     kind, dtype = A.dtype.kind, A.dtype
     if kind == "c":
         raise TypeError(f"{name}: complex inputs are not supported by gpuad's linear algebra yet "
@@ -43,8 +44,9 @@ def _matrices(name, A, square=True):
     return A
 
 
-def _same_dtype(name, A, B):
-    B = _tensor(B, name)
+def same_dtype(name, A, B):
+    """B as a Tensor of A's dtype, or torch's error."""
+    B = tensor_input(B, name)
     if B.dtype != A.dtype:
         raise TypeError(f"{name}: Expected A and B to have the same dtype, but found A of type "
                         f"{A.dtype} and B of type {B.dtype} instead; cast one with .to()")
@@ -62,13 +64,14 @@ def _broadcast_batch(name, A, B):
             _shape.expand(B, shape=batch + tuple(B.shape[-2:])))
 
 
-def _is_vector_rhs(A, B):
+def is_vector_rhs(A, B):
     """torch's rule: B is a (batch of) vector(s) if 1-D, or if its shape is A's without the last
     dim."""
     return B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1]))
 
 
-def _eye(n, like):
+def eye_like(n, like):
+    """The n x n identity in like's dtype and on its device."""
     return creation.eye(n, dtype=like.dtype, device=like.device)
 
 
@@ -88,7 +91,7 @@ def _inv(a):
 def inverse(A):
     """The inverse of a square matrix or a batch of them (torch.inverse, torch.linalg.inv);
     LinAlgError if one is singular."""
-    return _inv(_matrices("linalg.inv", A))
+    return _inv(matrix_input("linalg.inv", A))
 
 
 # ---- solve ---------------------------------------------------------------------------------------
@@ -107,9 +110,9 @@ def _solve(a, b):
 def _solve_inputs(name, A, B, left, vectors=True):
     """A and B checked and expanded to the same batch dims, B as a matrix, and whether B was a
     vector (torch's rule, only for left=True solves that take vectors)."""
-    A = _matrices(name, A)
-    B = _same_dtype(name, A, B)
-    vector = vectors and left and _is_vector_rhs(A, B)
+    A = matrix_input(name, A)
+    B = same_dtype(name, A, B)
+    vector = vectors and left and is_vector_rhs(A, B)
     if vector:
         B = _shape.unsqueeze(B, -1)
     if B.ndim < 2:
@@ -184,9 +187,9 @@ def matrix_power(A, n):
     the identity, n < 0 the power of the inverse."""
     if isinstance(n, bool) or not isinstance(n, (int, numpy.integer)):
         raise TypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__}")
-    A = _matrices("linalg.matrix_power", A)
+    A = matrix_input("linalg.matrix_power", A)
     if n == 0:  # the identity, still connected to A so its gradient is zero, as in torch
-        return _linalg._first(_eye(A.shape[-1], A), A)
+        return _linalg.keep_first(eye_like(A.shape[-1], A), A)
     if n < 0:
         A, n = _inv(A), -n
     result, z = None, A
@@ -247,5 +250,5 @@ def _matrix_exp(a):
 def matrix_exp(A):
     """The matrix exponential of a square matrix or a batch of them, like torch.linalg.matrix_exp
     (and torch.matrix_exp)."""
-    return _matrix_exp(_matrices("linalg.matrix_exp", A))
+    return _matrix_exp(matrix_input("linalg.matrix_exp", A))
 
