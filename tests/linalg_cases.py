@@ -2,10 +2,10 @@
 import math
 
 import numpy as np
+from op_cases import DISTINCT, REAL, UNIT, Case
 
 import gpuad
 from gpuad.ops.decomposition import _qr_cores, _svd_cores
-from op_cases import DISTINCT, REAL, UNIT, Case
 
 MATMUL_SHAPES = [
     ((3,), (3,)),                 # dot: a 0-d result

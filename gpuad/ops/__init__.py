@@ -239,8 +239,15 @@ def public(fn):
     return op
 
 
-# each family registers its ops
-from . import conv, decomposition, elementwise, linalg, norm  # noqa: E402,F401
-from . import reduce, shape, solve  # noqa: E402,F401
+from . import (  # noqa: E402,F401  (each family registers its ops)
+    conv,
+    decomposition,
+    elementwise,
+    linalg,
+    norm,
+    reduce,
+    shape,
+    solve,
+)
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules

@@ -15,9 +15,9 @@ import numpy
 
 from .. import backend, creation
 from ..backend import xp_of
-from . import primitive, public
 from . import elementwise as _ew
 from . import linalg as _linalg
+from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
 from . import solve as _solvers

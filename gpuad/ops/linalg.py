@@ -17,8 +17,8 @@ import numpy as np
 from .. import creation
 from ..backend import xp_of
 from ..backend.kernels import fused
-from . import primitive, public
 from . import elementwise as _elementwise
+from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
 

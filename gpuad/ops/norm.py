@@ -8,11 +8,11 @@ import numpy
 
 from .. import backend
 from ..tensor import Tensor
-from . import public
+from . import decomposition as _decomposition
 from . import elementwise as _ew
+from . import public
 from . import reduce as _reduce
 from . import shape as _shape
-from . import decomposition as _decomposition
 from . import solve as _solvers
 from .solve import matrix_input, tensor_input
 
@@ -68,7 +68,8 @@ def linalg_matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None)
         return _reduce.norm(A, 2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):  # singular values of the matrices moved to the last two dims
         rest = [d for d in range(A.ndim) if d not in (d0, d1)]
-        s = _decomposition._svdvals(matrix_input(name, _shape.permute(A, dims=tuple(rest) + (d0, d1)), square=False))
+        moved = _shape.permute(A, dims=tuple(rest) + (d0, d1))
+        s = _decomposition._svdvals(matrix_input(name, moved, square=False))
         out = (s.sum(-1) if ord == "nuc" else _reduce.amax(s, dim=-1) if ord == 2
                else _reduce.amin(s, dim=-1))
         if keepdim:
