@@ -293,3 +293,281 @@ def test_lbfgs_errors():
         optim.LBFGS([a], line_search_fn="armijo")
     with pytest.raises(TypeError):
         optim.LBFGS([a]).step()  # the closure is required, as in torch
+
+
+# ---- schedulers ----------------------------------------------------------------------------------
+SCHEDULES = {
+    "constant": lambda L, o: L.ConstantLR(o, factor=0.25, total_iters=4),
+    "polynomial": lambda L, o: L.PolynomialLR(o, total_iters=12, power=2.0),
+    "polynomial_linear": lambda L, o: L.PolynomialLR(o),
+    "warm_restarts": lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=5, eta_min=0.01),
+    "warm_restarts_mult": lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2),
+    "cyclic": lambda L, o: L.CyclicLR(o, base_lr=0.01, max_lr=[0.1, 0.2], step_size_up=4,
+                                      cycle_momentum=False),
+    "cyclic_triangular2": lambda L, o: L.CyclicLR(o, 0.01, 0.1, step_size_up=3, step_size_down=5,
+                                                  mode="triangular2"),
+    "cyclic_exp_range": lambda L, o: L.CyclicLR(o, 0.01, 0.1, step_size_up=4, mode="exp_range",
+                                                gamma=0.95, base_momentum=0.7),
+    "cyclic_custom": lambda L, o: L.CyclicLR(o, 0.01, 0.1, step_size_up=4,
+                                             scale_fn=lambda x: 0.9 ** x,
+                                             scale_mode="iterations"),
+    "multiplicative": lambda L, o: L.MultiplicativeLR(o, lambda e: 0.95),
+    "chained": lambda L, o: L.ChainedScheduler([L.ConstantLR(o, factor=0.1, total_iters=2),
+                                                L.ExponentialLR(o, gamma=0.9)]),
+    "chained_cosine_step": lambda L, o: L.ChainedScheduler(
+        [L.CosineAnnealingLR(o, T_max=7, eta_min=0.001), L.StepLR(o, 5, gamma=0.5),
+         L.LinearLR(o, start_factor=0.2, total_iters=6)], optimizer=o),
+    "sequential_constant_poly": lambda L, o: L.SequentialLR(
+        o, [L.ConstantLR(o, factor=0.5, total_iters=3), L.PolynomialLR(o, total_iters=10)],
+        milestones=[6]),
+    "sequential_chained": lambda L, o: L.SequentialLR(
+        o, [L.LinearLR(o, start_factor=0.1, total_iters=4),
+            L.MultiStepLR(o, milestones=[3, 6, 6], gamma=0.5)], milestones=[5]),
+    "swalr_cos": lambda L, o: _swa(L).SWALR(o, swa_lr=0.02, anneal_epochs=5),
+    "swalr_linear": lambda L, o: _swa(L).SWALR(o, swa_lr=[0.02, 0.03], anneal_epochs=0,
+                                               anneal_strategy="linear"),
+}
+
+
+def _swa(L):
+    import importlib
+    return importlib.import_module(L.__name__.rsplit(".", 1)[0] + ".swa_utils")
+
+
+def _compare_groups(opt, topt):
+    for group, tgroup in zip(opt.param_groups, topt.param_groups):
+        for key in ("lr", "momentum", "betas"):
+            np.testing.assert_allclose(group.get(key, 0), tgroup.get(key, 0), rtol=1e-12,
+                                       atol=1e-15, err_msg=key)
+
+
+def _scheduled(lib, ps, adam):
+    groups = [{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.05}]
+    return lib.Adam(groups, lr=0.1) if adam else lib.SGD(groups, lr=0.1, momentum=0.9)
+
+
+@pytest.mark.parametrize("adam", [False, True], ids=["sgd", "adam"])
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_scheduler_matches_torch(name, adam):
+    torch = pytest.importorskip("torch")
+    opt = _scheduled(optim, [gpuad.tensor([1.0], requires_grad=True) for _ in range(2)], adam)
+    topt = _scheduled(torch.optim, [torch.tensor([1.0], requires_grad=True) for _ in range(2)],
+                      adam)
+    sched = SCHEDULES[name](optim.lr_scheduler, opt)
+    tsched = SCHEDULES[name](torch.optim.lr_scheduler, topt)
+    for _ in range(40):
+        _compare_groups(opt, topt)
+        np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-12,
+                                   atol=1e-15)
+        topt.step()  # before the scheduler, or torch warns
+        sched.step()
+        tsched.step()
+
+
+def test_warm_restarts_fractional_epochs_match_torch():
+    torch = pytest.importorskip("torch")
+    for t_mult in (1, 2):
+        opt = optim.SGD([gpuad.tensor([1.0], requires_grad=True)], lr=0.1)
+        topt = torch.optim.SGD([torch.tensor([1.0], requires_grad=True)], lr=0.1)
+        sched = optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, 4, T_mult=t_mult,
+                                                               eta_min=1e-3)
+        tsched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(topt, 4, T_mult=t_mult,
+                                                                      eta_min=1e-3)
+        for epoch in range(14):
+            for i in range(5):  # the documented per-batch use: step(epoch + i / iters)
+                topt.step()
+                sched.step(epoch + i / 5)
+                tsched.step(epoch + i / 5)
+                _compare_groups(opt, topt)
+                assert sched.last_epoch == tsched.last_epoch
+        with pytest.raises(ValueError, match="non-negative epoch"):
+            sched.step(-1)
+
+
+def test_step_with_epoch_uses_the_closed_form_and_warns():
+    torch = pytest.importorskip("torch")
+    opt = optim.SGD([gpuad.tensor([1.0], requires_grad=True)], lr=1.0)
+    topt = torch.optim.SGD([torch.tensor([1.0], requires_grad=True)], lr=1.0)
+    sched = optim.lr_scheduler.PolynomialLR(opt, total_iters=8, power=0.5)
+    tsched = torch.optim.lr_scheduler.PolynomialLR(topt, total_iters=8, power=0.5)
+    topt.step()
+    for epoch in (3, 7, 2, 11):
+        with pytest.warns(UserWarning, match="deprecated"):
+            sched.step(epoch)
+        with pytest.warns(UserWarning):
+            tsched.step(epoch)
+        _compare_groups(opt, topt)
+
+
+PLATEAUS = [
+    {},
+    {"mode": "max", "factor": 0.5, "patience": 1, "threshold": 0.1, "threshold_mode": "abs"},
+    {"patience": 2, "cooldown": 2, "min_lr": [0.02, 0.004], "eps": 1e-3},
+    {"factor": 0.3, "patience": 0, "threshold_mode": "abs", "min_lr": 1e-3},
+]
+
+
+@pytest.mark.parametrize("kwargs", PLATEAUS, ids=range(len(PLATEAUS)))
+def test_reduce_lr_on_plateau_matches_torch(kwargs):
+    torch = pytest.importorskip("torch")
+    opt = _scheduled(optim, [gpuad.tensor([1.0], requires_grad=True) for _ in range(2)], False)
+    topt = _scheduled(torch.optim, [torch.tensor([1.0], requires_grad=True) for _ in range(2)],
+                      False)
+    sched = optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
+    tsched = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, **kwargs)
+    rng = np.random.default_rng(1)
+    metrics = np.concatenate([np.linspace(3, 1, 8), 1 + 0.05 * rng.standard_normal(30),
+                              np.linspace(1, 0.2, 6), np.full(20, 0.2)])
+    for i, metric in enumerate(metrics):
+        value = gpuad.tensor(metric) if i % 2 else float(metric)  # a 0-d tensor works too
+        sched.step(value)
+        tsched.step(float(metric))
+        _compare_groups(opt, topt)
+        assert sched.get_last_lr() == tsched.get_last_lr()
+        assert (sched.num_bad_epochs, sched.cooldown_counter, sched.best) == (
+            tsched.num_bad_epochs, tsched.cooldown_counter, tsched.best)
+
+
+def test_new_scheduler_errors():
+    S = optim.lr_scheduler
+    opt = optim.SGD([gpuad.tensor([1.0], requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match="factor should be < 1.0"):
+        S.ReduceLROnPlateau(opt, factor=1.0)
+    with pytest.raises(ValueError, match="mode 'up' is unknown"):
+        S.ReduceLROnPlateau(opt, mode="up")
+    with pytest.raises(ValueError, match="threshold mode"):
+        S.ReduceLROnPlateau(opt, threshold_mode="pct")
+    with pytest.raises(ValueError, match="factor must be in"):
+        S.ConstantLR(opt, factor=2)
+    with pytest.raises(ValueError, match="positive integer T_0"):
+        S.CosineAnnealingWarmRestarts(opt, T_0=0)
+    with pytest.raises(ValueError, match="T_mult >= 1"):
+        S.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=0)
+    with pytest.raises(ValueError, match="scale_fn"):
+        S.CyclicLR(opt, 0.01, 0.1, mode="sawtooth")
+    with pytest.raises(ValueError, match="cycle_momentum"):
+        S.CyclicLR(optim.Adagrad([gpuad.tensor([1.0], requires_grad=True)]), 0.01, 0.1)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+        S.ChainedScheduler([S.ReduceLROnPlateau(opt)])
+    other = optim.SGD([gpuad.tensor([1.0], requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match="same optimizer|given optimizer"):
+        S.ChainedScheduler([S.StepLR(opt, 2), S.StepLR(other, 2)])
+
+
+def test_new_schedulers_state_dict_round_trip(tmp_path):
+    S = optim.lr_scheduler
+
+    def build():
+        opt = optim.SGD([gpuad.tensor([1.0], requires_grad=True)], lr=1.0, momentum=0.9)
+        return opt, [S.CyclicLR(opt, 0.1, 1.0, step_size_up=3, mode="triangular2"),
+                     S.ChainedScheduler([S.ConstantLR(opt, 0.5, 3), S.ExponentialLR(opt, 0.9)]),
+                     S.ReduceLROnPlateau(opt, patience=1)]
+    opt, scheds = build()
+    for i in range(5):
+        for s in scheds:
+            s.step(1.0) if isinstance(s, S.ReduceLROnPlateau) else s.step()
+    gpuad.save({"opt": opt.state_dict(), "scheds": [s.state_dict() for s in scheds]},
+               tmp_path / "s.ckpt")
+    saved = gpuad.load(tmp_path / "s.ckpt")
+    opt2, scheds2 = build()
+    opt2.load_state_dict(saved["opt"])
+    for s, sd in zip(scheds2, saved["scheds"]):
+        s.load_state_dict(sd)
+    for i in range(6):
+        for a, b in zip(scheds, scheds2):
+            for s in (a, b):
+                s.step(1.0) if isinstance(s, S.ReduceLROnPlateau) else s.step()
+        assert opt.param_groups[0]["lr"] == opt2.param_groups[0]["lr"]
+        assert opt.param_groups[0]["momentum"] == opt2.param_groups[0]["momentum"]
+
+
+# ---- swa_utils -----------------------------------------------------------------------------------
+def _twin_models(torch):
+    rng = np.random.default_rng(3)
+    ours = gpuad.nn.Sequential(gpuad.nn.Linear(3, 4), gpuad.nn.BatchNorm1d(4),
+                               gpuad.nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4),
+                                 torch.nn.Linear(4, 2)).double()
+    ours.to(gpuad.float64)
+    for (name, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+        values = rng.standard_normal(p.shape)
+        p.data.copy_(gpuad.tensor(values))
+        with torch.no_grad():
+            tp.copy_(torch.tensor(values))
+    return ours, theirs
+
+
+def _perturb(torch, ours, theirs, step):
+    rng = np.random.default_rng(50 + step)
+    x = rng.standard_normal((5, 3))
+    ours(gpuad.tensor(x))  # moves the batch-norm buffers
+    theirs(torch.tensor(x))
+    for p, tp in zip(ours.parameters(), theirs.parameters()):
+        delta = rng.standard_normal(p.shape)
+        with gpuad.no_grad():
+            p.add_(gpuad.tensor(delta))
+        with torch.no_grad():
+            tp.add_(torch.tensor(delta))
+
+
+AVERAGES = {
+    "swa": lambda s: {},
+    "swa_buffers": lambda s: {"use_buffers": True},
+    "ema_multi": lambda s: {"multi_avg_fn": s.get_ema_multi_avg_fn(0.9)},
+    "ema_multi_buffers": lambda s: {"multi_avg_fn": s.get_ema_multi_avg_fn(0.7),
+                                    "use_buffers": True},
+    "ema": lambda s: {"avg_fn": s.get_ema_avg_fn(0.8)},
+    "swa_multi": lambda s: {"multi_avg_fn": s.get_swa_multi_avg_fn()},
+    "swa_fn_buffers": lambda s: {"avg_fn": s.get_swa_avg_fn(), "use_buffers": True},
+}
+
+
+@pytest.mark.parametrize("kind", list(AVERAGES))
+def test_averaged_model_matches_torch(kind):
+    torch = pytest.importorskip("torch")
+    from torch.optim import swa_utils as tswa
+    ours, theirs = _twin_models(torch)
+    avg = optim.swa_utils.AveragedModel(ours, **AVERAGES[kind](optim.swa_utils))
+    tavg = tswa.AveragedModel(theirs, **AVERAGES[kind](tswa))
+    with _torch_float64(torch):  # torch's SWA weight 1 / (n + 1) is a default-dtype tensor
+        for step in range(4):
+            _perturb(torch, ours, theirs, step)
+            avg.update_parameters(ours)
+            tavg.update_parameters(theirs)
+    assert int(avg.n_averaged.item()) == int(tavg.n_averaged) == 4
+    ours_sd, theirs_sd = avg.state_dict(), tavg.state_dict()
+    assert list(ours_sd) == list(theirs_sd)
+    for key in theirs_sd:
+        np.testing.assert_allclose(ours_sd[key].numpy(), theirs_sd[key].numpy(), rtol=1e-12,
+                                   atol=1e-14, err_msg=key)
+    x = np.random.default_rng(9).standard_normal((2, 3))
+    avg.eval()
+    tavg.eval()
+    np.testing.assert_allclose(avg(gpuad.tensor(x)).detach().numpy(),
+                               tavg(torch.tensor(x)).detach().numpy(), rtol=1e-12)
+
+
+def test_update_bn_matches_torch():
+    torch = pytest.importorskip("torch")
+    from torch.optim import swa_utils as tswa
+    ours, theirs = _twin_models(torch)
+    ours[1].momentum = theirs[1].momentum = 0.3
+    xs = [np.random.default_rng(i).standard_normal((4, 3)) for i in range(3)]
+    optim.swa_utils.update_bn([(gpuad.tensor(x), 0) for x in xs], ours.eval())
+    tswa.update_bn([(torch.tensor(x), 0) for x in xs], theirs.eval())
+    assert not ours.training and ours[1].momentum == 0.3
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(ours[1], name).numpy(),
+                                   getattr(theirs[1], name).numpy(), rtol=1e-12)
+
+
+def test_averaged_model_errors():
+    model = gpuad.nn.Linear(2, 2)
+    swa = optim.swa_utils
+    with pytest.raises(AssertionError, match="Only one of avg_fn and multi_avg_fn"):
+        swa.AveragedModel(model, avg_fn=swa.get_swa_avg_fn(),
+                          multi_avg_fn=swa.get_swa_multi_avg_fn())
+    with pytest.raises(ValueError, match="decay"):
+        swa.get_ema_multi_avg_fn(1.5)
+    with pytest.raises(ValueError, match="anneal_strategy"):
+        swa.SWALR(optim.SGD(model.parameters(), lr=0.1), 0.05, anneal_strategy="step")
