@@ -37,6 +37,12 @@ def manual_seed(seed):
     _generators.by_device = {}
 
 
+def seed_this_thread(seed):
+    """Seed only this thread's generators (a DataLoader worker's), leaving other threads and the
+    seed that new threads start from alone."""
+    _generators.seed, _generators.by_device = int(seed), {}
+
+
 def _generator(dev):
     gen = _generators.by_device.get(dev)
     if gen is None:
