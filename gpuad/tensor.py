@@ -248,7 +248,7 @@ class Tensor(MovesWithTo):
     def _inplace(self, name, write, value=None):
         """Run write(data, raw value) on this tensor's array; a refused or failed update changes
         nothing, not even the version."""
-        if self._requires_grad and autograd._mode.enabled:
+        if self._requires_grad and autograd.grad_mode.enabled:
             kind = "a leaf tensor" if self._node is None else "a tensor"
             raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
                                f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
@@ -429,6 +429,7 @@ class Tensor(MovesWithTo):
     def unsqueeze(self, dim): return ops.unsqueeze(self, dim)
     def expand(self, *shape): return ops.expand(self, _shape_arg(shape))
     def expand_as(self, other): return ops.expand(self, other.shape)
+    def sum_to_size(self, *size): return ops.sum_to(self, shape=_shape_arg(size))
     def broadcast_to(self, shape): return ops.expand(self, tuple(shape))
     def repeat(self, *repeats): return ops.repeat(self, _shape_arg(repeats))
     def tile(self, *reps): return ops.tile(self, _shape_arg(reps))

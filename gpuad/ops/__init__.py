@@ -11,22 +11,46 @@ caller may still pass those positionally, after the inputs, as PyTorch allows).
 import builtins
 import inspect
 import numbers
+import threading
 
 import numpy
 
 from .. import backend
-from ..autograd import ANOMALY, DEBUG, Node, _mode, check_finite, describe_shapes, user_site
+from ..autograd import ANOMALY, DEBUG, Node, grad_mode, check_finite, describe_shapes, user_site
 from ..tensor import Tensor, rebuilt
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
-# gpuad.amp sets this to its interceptor while autocast (or a checkpoint's forward) is active in
-# any thread: apply's only extra cost otherwise is one global check
-intercept = None
+AUTOCAST_POLICIES = (None, "lower", "float32")
+
+# Hooks that see every op's inputs before it runs: autocast casts them, activation checkpointing
+# notes which require grad. A hook is registered while some thread needs it (a count per hook, so
+# nested regions call it once); with none registered apply's only cost is one global check.
+INTERCEPTORS = ()
+_interceptor_counts = {}
+_interceptor_lock = threading.Lock()
+
+
+def add_interceptor(hook):
+    """Call hook(name, autocast, args) -> args before every op until remove_interceptor(hook)
+    (each add needs one remove)."""
+    global INTERCEPTORS
+    with _interceptor_lock:
+        _interceptor_counts[hook] = _interceptor_counts.get(hook, 0) + 1
+        INTERCEPTORS = tuple(_interceptor_counts)
+
+
+def remove_interceptor(hook):
+    global INTERCEPTORS
+    with _interceptor_lock:
+        _interceptor_counts[hook] -= 1
+        if not _interceptor_counts[hook]:
+            del _interceptor_counts[hook]
+        INTERCEPTORS = tuple(_interceptor_counts)
 _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 
 
-def _promoted_dtype(raw):
+def promoted_dtype(raw):
     """PyTorch's promotion: the highest kind wins; within it, dimensioned tensors beat 0-d ones and
     Python scalars, so a float32 tensor stays float32 next to an int64 array or a float64 scalar."""
     arrays = [a for a in raw if hasattr(a, "dtype")]
@@ -52,7 +76,7 @@ def _device_error(name, a, b):
 _SCALARS = (float, int, bool)
 
 
-def _as_input(a, name):
+def as_input(a, name):
     """A non-Tensor argument as an op input: Python scalars and None as they are, numpy scalars as
     Python ones (weak, like PyTorch's), arrays and lists as constant Tensors."""
     if a is None or type(a) in _SCALARS:
@@ -68,12 +92,14 @@ def _as_input(a, name):
     return Tensor(array)
 
 
-def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floating=False):
+def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floating=False,
+          autocast=None):
     """Run `forward` on the raw arrays of `args` and record a Node for `vjp` if needed.
     This is the per-op hot path: keep it to one pass over the inputs and no work when nothing
     needs a gradient."""
-    if intercept is not None:  # autocast: cast the inputs (see gpuad.amp)
-        args = intercept(name, args)
+    if INTERCEPTORS:
+        for hook in INTERCEPTORS:
+            args = hook(name, autocast, args)
     raw = []
     needs_grad = mixed = has_float = False
     first = first_dtype = None
@@ -83,7 +109,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
                 has_float = True
                 raw.append(a)
                 continue
-            converted = _as_input(a, name)
+            converted = as_input(a, name)
             if not isinstance(converted, Tensor):
                 has_float = has_float or type(converted) is float
                 raw.append(converted)
@@ -105,7 +131,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
     if floating and first_dtype is not None and first_dtype.kind not in "fc":
         raw = [a.astype(backend.DEFAULT_FLOAT) if hasattr(a, "dtype") else a for a in raw]
     elif promote and (mixed or (has_float and first_dtype is not None and first_dtype.kind not in "fc")):
-        dtype = _promoted_dtype(raw)
+        dtype = promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
     try:
@@ -118,10 +144,10 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         raise _with_context(error, name, raw) from None
     if type(out) not in backend.ARRAY_TYPES:
         out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
-    if ANOMALY[0] and not _mode.in_backward:
+    if ANOMALY[0] and not grad_mode.in_backward:
         check_finite("forward", name, user_site(), out, raw)
     result = Tensor(out)
-    if needs_grad and vjp is not None and _mode.enabled:
+    if needs_grad and vjp is not None and grad_mode.enabled:
         inputs = tuple(args)
         result._node = Node(name, vjp, inputs, {**defaults, **kwargs} if defaults else kwargs)
         if ANOMALY[0] or DEBUG[0]:
@@ -145,11 +171,17 @@ def _with_context(error, name, raw):
     return rebuilt(error, f"{public_name}: {message} (inputs of shapes {shapes})")
 
 
-def primitive(vjp=None, name=None, promote=False, floating=False):
+def primitive(vjp=None, name=None, promote=False, floating=False, autocast=None):
     """Declare an op: forward on raw arrays below, `vjp(g, y, *inputs, **attrs)` on Tensors
     returning one gradient (or None) per input. `vjp=None` makes the op non-differentiable.
     `promote`: PyTorch's type promotion between inputs; `floating`: integer and bool inputs are
-    computed in the default float dtype (exp of an int tensor is float32, as in torch)."""
+    computed in the default float dtype (exp of an int tensor is float32, as in torch).
+    `autocast`: what gpuad.autocast does with the op's float inputs, as in torch's op lists:
+    "lower" runs it in the low dtype (matrix products), "float32" in float32 (ops that lose
+    range or accuracy in half precision), None follows type promotion."""
+    if autocast not in AUTOCAST_POLICIES:
+        raise ValueError(f"primitive: autocast must be one of {AUTOCAST_POLICIES}, got {autocast!r}")
+
     def decorate(forward):
         op_name = name or forward.__name__
         params = inspect.signature(forward).parameters.values()
@@ -172,11 +204,11 @@ def primitive(vjp=None, name=None, promote=False, floating=False):
                         raise TypeError(f"{op_name}() got multiple values for argument '{attr}'")
                     kwargs[attr] = value
                 args = args[:n_inputs]
-            return apply(op_name, forward, vjp, args, kwargs, promote, defaults, floating)
+            return apply(op_name, forward, vjp, args, kwargs, promote, defaults, floating, autocast)
 
         op.__name__ = op.__qualname__ = op_name
         op.__doc__ = forward.__doc__
-        op.forward, op.vjp = forward, vjp
+        op.forward, op.vjp, op.autocast = forward, vjp, autocast
         REGISTRY[op_name] = op
         return op
     return decorate
