@@ -236,35 +236,18 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False,
 
 
 # Draws whose parameters require grad: torch records them with zero gradients (a sample does not
-# move with its parameters in torch's rule), so gpuad records them the same way.
-class _Sample(autograd.Function):
-    @staticmethod
-    def forward(ctx, sample, *params):
-        ctx.count = len(params)
-        return sample
-
-    @staticmethod
-    def backward(ctx, g):
-        return (None,) + tuple(backend.xp_of(g).zeros_like(g) for _ in range(ctx.count))
+# move with its parameters in torch's rule), so gpuad records the same Node.
+def _zero_gradients(g, y, *inputs):
+    return tuple(Tensor(backend.xp_of(x.array).zeros_like(x.array)) for x in inputs)
 
 
-class Normal(_Sample):
-    pass
-
-
-class Bernoulli(_Sample):
-    pass
-
-
-class Poisson(_Sample):
-    pass
-
-
-def _sampled(kind, sample, *params):
-    tracked = [p for p in params if isinstance(p, Tensor) and p.requires_grad]
+def _sampled(name, sample, *params):
+    out = Tensor(sample)
+    tracked = tuple(p for p in params if isinstance(p, Tensor) and p.requires_grad)
     if tracked and autograd.is_grad_enabled():
-        return kind.apply(Tensor(sample), *tracked)
-    return Tensor(sample)
+        out._node = autograd.Node(name, _zero_gradients, tracked, {})
+        out._requires_grad = True
+    return out
 
 
 def _bad_values(array, bad):
@@ -313,7 +296,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     raw = [t.array.astype(out_dtype, copy=False) if isinstance(t, Tensor) else t
            for t in (mean, std)]
     z = _draw("normal", "normal", shape, out_dtype, tensor_arg.device, generator=generator)
-    return _sampled(Normal, z * raw[1] + raw[0], mean, std)
+    return _sampled("Normal", z * raw[1] + raw[0], mean, std)
 
 
 def bernoulli(input, p=None, *, generator=None):
@@ -330,7 +313,7 @@ def bernoulli(input, p=None, *, generator=None):
         probs = p
     u = _draw("bernoulli", "uniform", input.shape, _uniform_dtype(input.dtype), input.device,
               generator=generator)
-    return _sampled(Bernoulli, (u < probs).astype(input.dtype), input)
+    return _sampled("Bernoulli", (u < probs).astype(input.dtype), input)
 
 
 def _uniform_dtype(dtype):
@@ -350,7 +333,7 @@ def poisson(input, generator=None):
     rates = input.array
     sample = _draw("poisson", "poisson", rates.shape, input.dtype, input.device, rates,
                    generator=generator)
-    return _sampled(Poisson, sample, input)
+    return _sampled("Poisson", sample, input)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):

@@ -1,6 +1,6 @@
 """Adadelta: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, _nonnegative, _torch_options
+from .optimizer import Optimizer, check_nonnegative, refuse_torch_only_options
 
 
 class Adadelta(Optimizer):
@@ -9,10 +9,10 @@ class Adadelta(Optimizer):
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  capturable=False, maximize=False, differentiable=False):
-        _nonnegative("Adadelta", lr=lr, eps=eps, weight_decay=weight_decay)
+        check_nonnegative("Adadelta", lr=lr, eps=eps, weight_decay=weight_decay)
         if not 0 <= rho <= 1:
             raise ValueError(f"Adadelta: invalid rho {rho!r}; it must be in [0, 1]")
-        _torch_options("Adadelta", capturable=capturable, differentiable=differentiable)
+        refuse_torch_only_options("Adadelta", capturable=capturable, differentiable=differentiable)
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
                                   "maximize": maximize})
 

@@ -1,6 +1,6 @@
 """Adamax: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, _betas, _lerp, _nonnegative, _torch_options
+from .optimizer import Optimizer, check_betas, lerp_inplace, check_nonnegative, refuse_torch_only_options
 
 
 class Adamax(Optimizer):
@@ -9,9 +9,9 @@ class Adamax(Optimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  foreach=None, *, maximize=False, differentiable=False, capturable=False):
-        _nonnegative("Adamax", lr=lr, eps=eps, weight_decay=weight_decay)
-        _betas("Adamax", betas)
-        _torch_options("Adamax", capturable=capturable, differentiable=differentiable)
+        check_nonnegative("Adamax", lr=lr, eps=eps, weight_decay=weight_decay)
+        check_betas("Adamax", betas)
+        refuse_torch_only_options("Adamax", capturable=capturable, differentiable=differentiable)
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay, "maximize": maximize})
 
@@ -26,7 +26,7 @@ class Adamax(Optimizer):
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p
         exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
-        _lerp(exp_avg, g, 1 - beta1)
+        lerp_inplace(exp_avg, g, 1 - beta1)
         exp_inf *= beta2
         xp.maximum(exp_inf, xp.abs(g) + group["eps"], out=exp_inf)
         p -= group["lr"] / (1 - beta1 ** step) * exp_avg / exp_inf

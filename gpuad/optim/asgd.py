@@ -1,6 +1,6 @@
 """ASGD: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, _nonnegative, _torch_options
+from .optimizer import Optimizer, check_nonnegative, refuse_torch_only_options
 
 
 class ASGD(Optimizer):
@@ -9,8 +9,8 @@ class ASGD(Optimizer):
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
                  foreach=None, maximize=False, differentiable=False, capturable=False):
-        _nonnegative("ASGD", lr=lr, weight_decay=weight_decay)
-        _torch_options("ASGD", capturable=capturable, differentiable=differentiable)
+        check_nonnegative("ASGD", lr=lr, weight_decay=weight_decay)
+        refuse_torch_only_options("ASGD", capturable=capturable, differentiable=differentiable)
         super().__init__(params, {"lr": lr, "lambd": lambd, "alpha": alpha, "t0": t0,
                                   "weight_decay": weight_decay, "maximize": maximize})
 

@@ -10,7 +10,7 @@ import math
 from .. import backend
 from ..autograd import enable_grad, no_grad
 from ..backend import xp_of
-from .optimizer import Optimizer, _nonnegative
+from .optimizer import Optimizer, check_nonnegative
 
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
@@ -125,7 +125,7 @@ class LBFGS(Optimizer):
 
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                  tolerance_change=1e-9, history_size=100, line_search_fn=None):
-        _nonnegative("LBFGS", lr=lr)
+        check_nonnegative("LBFGS", lr=lr)
         if line_search_fn not in (None, "strong_wolfe"):
             raise ValueError(f"LBFGS: line_search_fn must be None or 'strong_wolfe', got "
                              f"{line_search_fn!r}")

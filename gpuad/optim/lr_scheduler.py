@@ -18,7 +18,7 @@ _EPOCH_DEPRECATED = ("The epoch parameter in `scheduler.step()` is deprecated, a
                      "the chainable one, where available.")
 
 
-def _per_group(name, optimizer, value):
+def per_group(name, optimizer, value):
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n:
@@ -103,7 +103,7 @@ class LambdaLR(LRScheduler):
     _not_saved = ("optimizer", "lr_lambdas")
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
+        self.lr_lambdas = per_group("lr_lambda", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -115,7 +115,7 @@ class MultiplicativeLR(LRScheduler):
     _not_saved = ("optimizer", "lr_lambdas")
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
+        self.lr_lambdas = per_group("lr_lambda", optimizer, lr_lambda)
         for f in self.lr_lambdas:
             if not callable(f):
                 raise TypeError(f"lr_lambda should be a function, but got {type(f).__name__}")
@@ -331,11 +331,11 @@ class CyclicLR(LRScheduler):
                  mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
                  cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
         _check_optimizer(optimizer)
-        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        base_lrs = per_group("base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
-        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        self.max_lrs = per_group("max_lr", optimizer, max_lr)
         step_size_up = float(step_size_up)
         step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
         self.total_size = step_size_up + step_size_down
@@ -353,8 +353,8 @@ class CyclicLR(LRScheduler):
                                  f"momentum or betas, not {type(optimizer).__name__}; pass "
                                  f"cycle_momentum=False")
             self.use_beta1 = "betas" in optimizer.defaults
-            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
-            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            self.base_momentums = per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = per_group("max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
                 for high, low, group in zip(self.max_momentums, self.base_momentums,
                                             optimizer.param_groups):
@@ -505,7 +505,7 @@ class ReduceLROnPlateau(LRScheduler):
         _check_optimizer(optimizer)
         self.factor, self.optimizer = factor, optimizer
         if isinstance(min_lr, (list, tuple)):
-            self.default_min_lr, self.min_lrs = None, _per_group("min_lr", optimizer, min_lr)
+            self.default_min_lr, self.min_lrs = None, per_group("min_lr", optimizer, min_lr)
         else:
             self.default_min_lr, self.min_lrs = min_lr, [min_lr] * len(optimizer.param_groups)
         self.patience, self.cooldown, self.eps = patience, cooldown, eps
@@ -620,9 +620,9 @@ class OneCycleLR(LRScheduler):
                                  "max_momentum"))
         if last_epoch == -1:
             for group, top, high, low in zip(optimizer.param_groups,
-                                             _per_group("max_lr", optimizer, max_lr),
-                                             _per_group("max_momentum", optimizer, max_momentum),
-                                             _per_group("base_momentum", optimizer, base_momentum)):
+                                             per_group("max_lr", optimizer, max_lr),
+                                             per_group("max_momentum", optimizer, max_momentum),
+                                             per_group("base_momentum", optimizer, base_momentum)):
                 group.update(initial_lr=top / div_factor, max_lr=top)
                 group["min_lr"] = group["initial_lr"] / final_div_factor
                 if cycle_momentum:

@@ -1,6 +1,6 @@
 """NAdam: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, _betas, _lerp, _nonnegative, _torch_options
+from .optimizer import Optimizer, check_betas, lerp_inplace, check_nonnegative, refuse_torch_only_options
 
 
 class NAdam(Optimizer):
@@ -11,10 +11,10 @@ class NAdam(Optimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False, capturable=False, differentiable=False):
-        _nonnegative("NAdam", lr=lr, eps=eps, weight_decay=weight_decay,
+        check_nonnegative("NAdam", lr=lr, eps=eps, weight_decay=weight_decay,
                      momentum_decay=momentum_decay)
-        _betas("NAdam", betas)
-        _torch_options("NAdam", capturable=capturable, differentiable=differentiable)
+        check_betas("NAdam", betas)
+        refuse_torch_only_options("NAdam", capturable=capturable, differentiable=differentiable)
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay, "momentum_decay": momentum_decay,
                                   "decoupled_weight_decay": decoupled_weight_decay,
@@ -36,7 +36,7 @@ class NAdam(Optimizer):
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))
         state["mu_product"] = mu_product = state["mu_product"] * mu
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _lerp(exp_avg, g, 1 - beta1)
+        lerp_inplace(exp_avg, g, 1 - beta1)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * g * g
         denom = xp.sqrt(exp_avg_sq / (1 - beta2 ** step)) + group["eps"]

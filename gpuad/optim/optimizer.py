@@ -14,14 +14,14 @@ def check_nonnegative(owner, **hyper):
             raise ValueError(f"{owner}: invalid {name} {value!r}; it must be >= 0")
 
 
-def _betas(owner, betas):
+def check_betas(owner, betas):
     for i, beta in enumerate(betas):
         if not 0 <= beta < 1:
             raise ValueError(f"{owner}: invalid beta parameter at index {i}: {beta!r}; each "
                              f"must be in [0, 1)")
 
 
-def _torch_options(owner, capturable=False, differentiable=False):
+def refuse_torch_only_options(owner, capturable=False, differentiable=False):
     """torch's switches that gpuad cannot honour: refuse them rather than ignore them (foreach,
     a speed choice, is accepted and ignored by the optimizers themselves)."""
     if differentiable:
@@ -33,7 +33,7 @@ def _torch_options(owner, capturable=False, differentiable=False):
                          f"gpuad.cuda.graph)")
 
 
-def _lerp(start, end, weight):
+def lerp_inplace(start, end, weight):
     """start += weight * (end - start) in place, in the two forms torch's lerp_ uses (the second
     is exact at weight 1)."""
     if abs(weight) < 0.5:

@@ -2,7 +2,7 @@
 import math
 
 from ..backend import xp_of
-from .optimizer import Optimizer, _betas, _lerp, _nonnegative, _torch_options
+from .optimizer import Optimizer, check_betas, lerp_inplace, check_nonnegative, refuse_torch_only_options
 
 
 class RAdam(Optimizer):
@@ -13,9 +13,9 @@ class RAdam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
-        _nonnegative("RAdam", lr=lr, eps=eps, weight_decay=weight_decay)
-        _betas("RAdam", betas)
-        _torch_options("RAdam", capturable=capturable, differentiable=differentiable)
+        check_nonnegative("RAdam", lr=lr, eps=eps, weight_decay=weight_decay)
+        check_betas("RAdam", betas)
+        refuse_torch_only_options("RAdam", capturable=capturable, differentiable=differentiable)
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay,
                                   "decoupled_weight_decay": decoupled_weight_decay,
@@ -34,7 +34,7 @@ class RAdam(Optimizer):
         elif decay:
             g = g + decay * p
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _lerp(exp_avg, g, 1 - beta1)
+        lerp_inplace(exp_avg, g, 1 - beta1)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * g * g
         bias_correction1, bias_correction2 = 1 - beta1 ** step, 1 - beta2 ** step

@@ -12,7 +12,7 @@ from copy import deepcopy
 from .. import backend, nn
 from ..autograd import no_grad
 from ..creation import tensor
-from .lr_scheduler import LRScheduler, _per_group
+from .lr_scheduler import LRScheduler, per_group
 
 
 def _lerp_(start, end, weight):
@@ -25,6 +25,11 @@ def _lerp_(start, end, weight):
 
 def _is_float(t):
     return t.dtype.kind in "fc"
+
+
+# torch's update_bn looks for its _BatchNorm base; these are gpuad's batch-norm layers
+_BATCH_NORMS = tuple(getattr(nn, name) for name in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
+                                                    "SyncBatchNorm") if hasattr(nn, name))
 
 
 def get_ema_multi_avg_fn(decay=0.999):
@@ -128,7 +133,7 @@ def update_bn(loader, model, device=None):
     batch that is a tuple or list contributes its first element."""
     momenta = {}
     for module in model.modules():
-        if isinstance(module, nn.layers._BatchNorm):
+        if isinstance(module, _BATCH_NORMS):
             module.reset_running_stats()
             momenta[module] = module.momentum
     if not momenta:
@@ -156,7 +161,7 @@ class SWALR(LRScheduler):
 
     def __init__(self, optimizer, swa_lr, anneal_epochs=10, anneal_strategy="cos",
                  last_epoch=-1):
-        for lr, group in zip(_per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups):
+        for lr, group in zip(per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups):
             group["swa_lr"] = lr
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got "
