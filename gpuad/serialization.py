@@ -111,9 +111,9 @@ def _load_device(map_location, device):
                              f"device every tensor should land on (map_location='cpu')")
         target = targets.pop()
     elif callable(map_location):
-        raise ValueError("gpuad.load: a callable map_location remaps torch storages, which gpuad "
-                         "checkpoints do not have; pass the device every tensor should land on "
-                         "(map_location='cpu' or 'cuda:0')")
+        raise TypeError("gpuad.load: a callable map_location remaps torch storages, which gpuad "
+                        "checkpoints do not have; pass the device every tensor should land on "
+                        "(map_location='cpu' or 'cuda:0')")
     target = target if isinstance(target, backend.Device) else backend.device(str(target))
     if device is not None and backend.device(device) != target:
         raise ValueError(f"gpuad.load: map_location={str(target)!r} and device={str(device)!r} "

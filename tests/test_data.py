@@ -263,6 +263,7 @@ def test_collate_fn_is_honoured_on_both_paths(device):
 def test_default_collate_matches_torch():
     torch = pytest.importorskip("torch")
     from torch.utils.data import default_collate as torch_collate
+
     from gpuad.data import default_collate
     Point = __import__("collections").namedtuple("Point", "x y")
     samples = [{"image": np.ones((2, 2), np.float32) * i, "label": i, "weight": 0.5 * i,

@@ -121,7 +121,7 @@ def test_generator_device_must_match():
         gpuad.zeros(3, device="strict").normal_(generator=gpuad.Generator())
 
 
-# ---- shapes and dtypes, as torch's ------------------------------------------------------------------
+# ---- shapes and dtypes, as torch's --------------------------------------------------------------
 def _shape_cases(lib):
     f32, f64, i32 = lib.zeros(2, 3), lib.zeros(2, 3, dtype=lib.float64), lib.zeros(
         4, dtype=lib.int32)
@@ -237,7 +237,7 @@ def test_multinomial_frequencies():
                                [0.1, 0.2, 0.0, 0.7], atol=0.01)
 
 
-# ---- gradients and in-place rules, as torch's ------------------------------------------------------
+# ---- gradients and in-place rules, as torch's --------------------------------------------------
 def test_random_draws_record_zero_gradients_like_torch():
     torch = pytest.importorskip("torch")
     for name, call in (("normal", lambda lib, m, s: lib.normal(m, s)),

@@ -237,7 +237,7 @@ def test_map_location(tmp_path):
     assert load(tmp_path / "ck", weights_only=False, mmap=True)["w"].device == "cpu"
     with pytest.raises(ValueError, match="several devices"):
         load(tmp_path / "ck", map_location={"cuda:0": "cpu", "cuda:1": "strict"})
-    with pytest.raises(ValueError, match="callable map_location"):
+    with pytest.raises(TypeError, match="callable map_location"):
         load(tmp_path / "ck", map_location=lambda storage, loc: storage)
     with pytest.raises(ValueError, match="disagree"):
         load(tmp_path / "ck", map_location="cpu", device="strict")

@@ -3,8 +3,7 @@
 Re-exports only; each optimizer is one `_update` rule over the base class in optimizer.py (LBFGS,
 which needs a closure and a flat view of all parameters, writes its own step).
 """
-from . import lr_scheduler  # noqa: F401
-from . import swa_utils  # noqa: F401
+from . import lr_scheduler, swa_utils  # noqa: F401
 from .adadelta import Adadelta  # noqa: F401
 from .adagrad import Adagrad  # noqa: F401
 from .adam import Adam, AdamW  # noqa: F401

@@ -2,7 +2,8 @@
 import math
 
 from ..backend import xp_of
-from .optimizer import Optimizer, check_betas, lerp_inplace, check_nonnegative, refuse_torch_only_options
+from .optimizer import (Optimizer, check_betas, check_nonnegative, lerp_inplace,
+                        refuse_torch_only_options)
 
 
 class RAdam(Optimizer):
