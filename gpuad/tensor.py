@@ -1,7 +1,9 @@
-"""Tensor: an array of one backend plus what autograd needs (grad, requires_grad, its Node).
+"""Tensor: an array of one backend (`.array`) plus what autograd needs (grad, requires_grad, its
+Node, a version for in-place checks); `.data` is PyTorch's history-free view.
 
 Operators and methods are one-line delegations to gpuad.ops, so reading this file shows the whole
-Tensor API; the maths lives in ops/. The only logic here is in-place updates and device moves.
+Tensor API; the maths lives in ops/. The logic here is in-place updates, device and dtype moves,
+conversions to Python and numpy, and hook registration.
 """
 import operator
 
