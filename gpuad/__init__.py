@@ -21,6 +21,8 @@ from .creation import from_dlpack  # noqa: F401
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)
+from .creation import (Generator, bernoulli, multinomial, normal, poisson, rand_like,  # noqa: F401
+                       randint_like, randn_like, randperm)
 from .tensor import Tensor  # noqa: F401
 from .serialization import load, save  # noqa: F401
 from . import data, distributed, func, linalg, nn, optim, tape, training, utils  # noqa: F401

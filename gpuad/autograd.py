@@ -1,8 +1,9 @@
 """The tape: Nodes recorded by ops, grad modes, and the one reverse walk that applies their rules.
 
-Sits between tensor.py and ops/: ops record a Node on each output that needs a gradient; backward()
-and grad() walk those Nodes once, in reverse topological order, without recursion. This module
-knows no op by name and no backend.
+Sits just above the backend and below tensor.py and ops/: ops record a Node on each output that
+needs a gradient; backward() and grad() walk those Nodes once, newest first, without recursion. It
+imports only the backend seam (to make seed gradients and check values), knows no op by name, and
+handles tensors by their attributes (array, _node, grad), never by importing Tensor.
 """
 import contextlib
 import functools

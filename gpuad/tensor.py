@@ -1,7 +1,9 @@
-"""Tensor: an array of one backend plus what autograd needs (grad, requires_grad, its Node).
+"""Tensor: an array of one backend (`.array`) plus what autograd needs (grad, requires_grad, its
+Node, a version for in-place checks); `.data` is PyTorch's history-free view.
 
 Operators and methods are one-line delegations to gpuad.ops, so reading this file shows the whole
-Tensor API; the maths lives in ops/. The only logic here is in-place updates and device moves.
+Tensor API; the maths lives in ops/. The logic here is in-place updates, device and dtype moves,
+conversions to Python and numpy, and hook registration.
 """
 import operator
 
@@ -326,6 +328,43 @@ class Tensor(MovesWithTo):
 
     def div_(self, other):
         return self._inplace("div_", _itruediv, other)
+
+    # ---- random in-place fills (PyTorch breadth) ----
+    def _fill_random(self, name, *args, generator=None):
+        from . import creation  # creation imports this module, so look it up when first used
+        return creation.fill_random(self, name, *args, generator=generator)
+
+    def normal_(self, mean=0, std=1, *, generator=None):
+        return self._fill_random("normal_", mean, std, generator=generator)
+
+    def uniform_(self, from_=0, to=1, *, generator=None):
+        return self._fill_random("uniform_", from_, to, generator=generator)
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        return self._fill_random("bernoulli_", p, generator=generator)
+
+    def exponential_(self, lambd=1, *, generator=None):
+        return self._fill_random("exponential_", lambd, generator=generator)
+
+    def cauchy_(self, median=0, sigma=1, *, generator=None):
+        return self._fill_random("cauchy_", median, sigma, generator=generator)
+
+    def log_normal_(self, mean=1, std=2, *, generator=None):
+        return self._fill_random("log_normal_", mean, std, generator=generator)
+
+    def geometric_(self, p, *, generator=None):
+        return self._fill_random("geometric_", p, generator=generator)
+
+    def random_(self, from_=0, to=None, *, generator=None):
+        return self._fill_random("random_", from_, to, generator=generator)
+
+    def bernoulli(self, p=None, *, generator=None):
+        from . import creation
+        return creation.bernoulli(self, p, generator=generator)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        from . import creation
+        return creation.multinomial(self, num_samples, replacement, generator=generator)
 
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
