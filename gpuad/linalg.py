@@ -25,6 +25,9 @@ from .ops import linalg_vector_norm as vector_norm  # noqa: F401
 _MISSING = {  # torch.linalg names gpuad does not have, and what to use instead
     "eig": "real inputs only here: use eigh for symmetric matrices",
     "eigvals": "real inputs only here: use eigvalsh for symmetric matrices",
+    "inv_ex": "use inv, which raises LinAlgError rather than returning an info tensor",
+    "cholesky_ex": "use cholesky, which raises LinAlgError rather than returning an info tensor",
+    "solve_ex": "use solve, which raises LinAlgError rather than returning an info tensor",
 }
 
 

@@ -267,7 +267,8 @@ def _svd(a, *, full_matrices=True):
 def linalg_svd(A, full_matrices=True, *, driver=None):
     """(U, S, Vh) with A = U diag(S) Vh and S descending, like torch.linalg.svd. Gradients follow
     torch: a loss that uses U or Vh is ill-defined (inf) at repeated singular values, and with
-    full_matrices the completing columns of U and rows of Vh get none."""
+    full_matrices the completing columns of U and rows of Vh get none. driver (torch's, for
+    CUDA) is accepted and ignored."""
     A = matrix_input("linalg.svd", A, square=False)
     batch = tuple(A.shape[:-2])
     return SVDResult(*_unpack(_svd(A, full_matrices=full_matrices), batch,
