@@ -16,7 +16,8 @@ from ..backend import xp_of
 from ..tensor import Tensor
 from . import elementwise as _elementwise
 from . import primitive, public
-from .shape import _at_least_1d, _dim, _getitem, _int_array, expand, reshape
+from . import shape as _shape
+from .shape import check_not_0d, expand, is_int_array, reshape, wrap_dim
 
 
 # ---- raw indices in torch's order ---------------------------------------------------------------
@@ -100,7 +101,7 @@ def _check_indices(index, shape, op="getitem"):
             axis += 1
         elif item is Ellipsis:
             axis = len(shape) - sum(w for w in map(_width, items[k + 1:]) if w is not None)
-        elif type(item) is int or _int_array(item) or (isinstance(item, numbers.Integral)
+        elif type(item) is int or is_int_array(item) or (isinstance(item, numbers.Integral)
                                                          and not isinstance(item, bool)):
             if axis < len(shape):
                 _check_range(op, item, shape[axis], axis, shape)
@@ -119,8 +120,8 @@ def _check_indices(index, shape, op="getitem"):
 def _take(x, index):
     """x[index] for a raw index in torch's order."""
     if type(index) is _Split:
-        return _getitem(_getitem(x, index=index[0]), index=index[1])
-    return _getitem(x, index=index)
+        return _shape._getitem(_shape._getitem(x, index=index[0]), index=index[1])
+    return _shape._getitem(x, index=index)
 
 
 def _target(array, index):
@@ -234,7 +235,7 @@ def _check_range(op, index, n, dim, shape, negative=True, error=IndexError):
 
 def _index_array(op, index, data, error=TypeError):
     index = raw_index(index, data, op)
-    if not _int_array(index):
+    if not is_int_array(index):
         raise error(f"{op}: expected an integer index tensor, got "
                         f"{getattr(index, 'dtype', type(index).__name__)}")
     return index
@@ -264,9 +265,9 @@ def _scatter_add(src, index, *, dim, shape):
 def gather(x, dim, index):
     """out[i][j] = x[index[i][j]][j] for dim=0 (and so on), like torch.gather: index has x's number
     of dims and is no larger than x outside dim; repeated indices accumulate in the gradient."""
-    _at_least_1d("gather", x)
+    check_not_0d("gather", x)
     index = _index_array("gather", index, x.array)
-    d = _dim("gather", dim, x.shape)
+    d = wrap_dim("gather", dim, x.shape)
     if index.ndim != x.ndim or any(i > n for k, (i, n) in enumerate(zip(index.shape, x.shape))
                                    if k != d):
         raise RuntimeError(f"gather: index of shape {index.shape} must have the dims of the input "
@@ -288,7 +289,7 @@ def take_along_dim(input, indices, dim=None):
     if index.dtype != backend.int64:
         raise RuntimeError(f"take_along_dim: dtype of indices should be int64, got {index.dtype}; "
                            f"convert them with indices.long()")
-    d = _dim("take_along_dim", dim, input.shape)
+    d = wrap_dim("take_along_dim", dim, input.shape)
     _check_range("take_along_dim", index, input.shape[d], d, input.shape, False, RuntimeError)
     if index.ndim != input.ndim:
         raise RuntimeError(f"take_along_dim: input (shape {input.shape}) and indices (shape "
@@ -314,7 +315,7 @@ _INDEX_RULES = {"index_add": (False, True, RuntimeError, IndexError, RuntimeErro
 def _dim_index(op, x, dim, index):
     """(dim, 1-D raw index) for the index_* ops: a 0-d or 1-d integer index, in range."""
     negative, int32, range_error, dims_error, dtype_error, _ = _INDEX_RULES[op]
-    _at_least_1d(op, x)
+    check_not_0d(op, x)
     index = _index_array(op, index, x.array, dtype_error)
     if not int32 and index.dtype != backend.int64:
         raise dtype_error(f"{op}: expected an int64 index, got {index.dtype}; convert it with "
@@ -322,7 +323,7 @@ def _dim_index(op, x, dim, index):
     if index.ndim > 1:
         raise dims_error(f"{op}: index must be a 0-d or 1-d integer tensor, got shape "
                          f"{index.shape}")
-    d = _dim(op, dim, x.shape)
+    d = wrap_dim(op, dim, x.shape)
     _check_range(op, index, x.shape[d], d, x.shape, negative, range_error)
     return d, index.reshape(-1)
 
@@ -339,13 +340,13 @@ def _check_source(op, x, d, index, source):
 @public
 def index_select(x, dim, index):
     """The entries of x at the 1-D integer `index` along dim, like torch.index_select."""
-    _at_least_1d("index_select", x)
+    check_not_0d("index_select", x)
     index = _index_array("index_select", index, x.array)
     if index.ndim > 1:
         raise RuntimeError(f"index_select: index must be 1-D, got shape {index.shape}")
-    d = _dim("index_select", dim, x.shape)
+    d = wrap_dim("index_select", dim, x.shape)
     _check_range("index_select", index, x.shape[d], d, x.shape, negative=False)
-    return _getitem(x, index=(slice(None),) * d + (index.reshape(-1),))
+    return _shape._getitem(x, index=(slice(None),) * d + (index.reshape(-1),))
 
 
 @public
@@ -399,7 +400,7 @@ def one_hot(x, *, num_classes=-1):
 def _scatter_index(op, x, dim, index, src):
     """(dim, raw index) for the scatter ops, checked as torch checks them."""
     index = _index_array(op, index, x.array, RuntimeError)
-    d = _dim(op, dim, x.shape)
+    d = wrap_dim(op, dim, x.shape)
     shapes = [tuple(x.shape)] + ([] if src is None else [tuple(src.shape)])
     if (any(len(s) != index.ndim for s in shapes)
             or any(i > n for k, (i, n) in enumerate(zip(index.shape, x.shape)) if k != d)
@@ -417,7 +418,7 @@ def _leading(src, index):
     """src's leading block shaped like index: all that torch's scatters read of src."""
     if tuple(src.shape) == tuple(index.shape):
         return src
-    return _getitem(src, index=tuple(slice(0, n) for n in index.shape))
+    return _shape._getitem(src, index=tuple(slice(0, n) for n in index.shape))
 
 
 @public
@@ -485,7 +486,7 @@ def _scatter_reduce_vjp(g, y, x, src, *, index, dim, reduce, include_self=True):
     along = _along(index, dim)
 
     def take(t):
-        return _getitem(t, index=along)
+        return _shape._getitem(t, index=along)
 
     def spread(base, t):
         return _index_put(base, t, index=along, accumulate=True)
@@ -553,7 +554,7 @@ def masked_select(input, mask):
     broadcast), like torch.masked_select. Its size depends on the mask: on CUDA the host waits
     for the device."""
     mask, shape = _mask("masked_select", mask, input)
-    return _getitem(expand(input, shape=shape), index=mask)
+    return _shape._getitem(expand(input, shape=shape), index=mask)
 
 
 @public
@@ -566,7 +567,7 @@ def masked_scatter(input, mask, source):
     if count > source.numel():
         raise RuntimeError(f"masked_scatter: the mask selects {count} entries but source (shape "
                            f"{tuple(source.shape)}) has only {source.numel()}")
-    values = _getitem(reshape(source, shape=(-1,)), index=slice(0, count))
+    values = _shape._getitem(reshape(source, shape=(-1,)), index=slice(0, count))
     return _index_put(expand(input, shape=shape), values, index=mask)
 
 
@@ -587,7 +588,7 @@ def nonzero(input, *, as_tuple=False):
     if not as_tuple:
         return argwhere(input)
     found = argwhere(reshape(input, shape=(1,)) if input.ndim == 0 else input)
-    return tuple(_getitem(found, index=(slice(None), d)) for d in range(found.shape[1]))
+    return tuple(_shape._getitem(found, index=(slice(None), d)) for d in range(found.shape[1]))
 
 
 @public

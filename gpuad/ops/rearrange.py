@@ -14,15 +14,16 @@ from ..tensor import Tensor
 from . import elementwise as _elementwise
 from . import primitive, public
 from . import reduce as _reduce
-from .shape import (_at_least_1d, _cat, _dim, _getitem, _narrow, _tensor_list, atleast_1d,
-                    atleast_2d, atleast_3d, cat, expand, flatten, flip, reshape, swapaxes,
-                    unsqueeze)
+from . import shape as _shape
+from .shape import (atleast_1d, atleast_2d, atleast_3d, cat, check_not_0d, expand, flatten, flip,
+                    narrow_view, reshape, swapaxes, tensor_list, unsqueeze, wrap_dim)
+
 
 # ---- diagonals: diagonal (a view) and diagonal_scatter are each other's gradient ---------------
 
 
 def _diagonal_dims(op, x, dim1, dim2):
-    a, b = _dim(op, dim1, x.shape), _dim(op, dim2, x.shape)
+    a, b = wrap_dim(op, dim1, x.shape), wrap_dim(op, dim2, x.shape)
     if a == b:
         raise RuntimeError(f"{op}: dim1 and dim2 must name different dims, got {dim1} and {dim2} "
                            f"(tensor shape {tuple(x.shape)})")
@@ -73,9 +74,9 @@ def diagonal_scatter(x, src, *, offset=0, dim1=0, dim2=1):
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     """A tensor whose diagonals (dims dim1 and dim2 of the result, offset as in diagonal) hold
     input's last dim, zeros elsewhere, like torch.diag_embed."""
-    _at_least_1d("diag_embed", input)
+    check_not_0d("diag_embed", input)
     n = input.shape[-1] + abs(offset)
-    a, b = (_dim("diag_embed", d, input.shape, extra=1) for d in (dim1, dim2))
+    a, b = (wrap_dim("diag_embed", d, input.shape, extra=1) for d in (dim1, dim2))
     if a == b:
         raise RuntimeError(f"diag_embed: dim1 and dim2 must name different dims, got {dim1} and "
                            f"{dim2} (input shape {tuple(input.shape)})")
@@ -127,11 +128,11 @@ def roll(input, shifts, dims=None):
         raise RuntimeError(f"roll: shifts {shifts} and dims {dims} must align (one shift per dim)")
     out = input
     for shift, dim in zip(shifts, dims):
-        d = _dim("roll", dim, input.shape)
+        d = wrap_dim("roll", dim, input.shape)
         n = input.shape[d]
         s = int(shift) % n if n else 0
         if s:
-            out = _cat(_narrow(out, d, n - s, s), _narrow(out, d, 0, n - s), dim=d)
+            out = _shape._cat(narrow_view(out, d, n - s, s), narrow_view(out, d, 0, n - s), dim=d)
     return _elementwise.clone(out) if out is input else out
 
 
@@ -147,7 +148,7 @@ def rot90(input, k=1, dims=(0, 1)):
     if input.ndim < 2:
         raise RuntimeError(f"rot90: expected a tensor of at least 2 dims, got shape "
                            f"{tuple(input.shape)}")
-    a, b = _dim("rot90", dims[0], input.shape), _dim("rot90", dims[1], input.shape)
+    a, b = wrap_dim("rot90", dims[0], input.shape), wrap_dim("rot90", dims[1], input.shape)
     if a == b:
         raise RuntimeError(f"rot90: the rotation dims must differ, got dims {dims}")
     k %= 4
@@ -168,8 +169,8 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
         repeats = input
         input = Tensor(backend.create(input.device, "arange", input.numel(), dtype=backend.int64))
     x = flatten(input) if dim is None else input
-    d = 0 if dim is None else _dim("repeat_interleave", dim, x.shape)
-    _at_least_1d("repeat_interleave", x)
+    d = 0 if dim is None else wrap_dim("repeat_interleave", dim, x.shape)
+    check_not_0d("repeat_interleave", x)
     n, shape = x.shape[d], tuple(x.shape)
     if isinstance(repeats, numbers.Integral):
         if repeats < 0:
@@ -196,7 +197,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
         spread = expand(unsqueeze(x, d + 1), shape[:d + 1] + (int(repeats),) + shape[d + 1:])
         return reshape(spread, shape=shape[:d] + (total,) + shape[d + 1:])
     index = backend.asarray(numpy.repeat(numpy.arange(n), counts), backend.int64, x.device)
-    return _getitem(x, index=(slice(None),) * d + (index,))
+    return _shape._getitem(x, index=(slice(None),) * d + (index,))
 
 
 @public
@@ -204,7 +205,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
 
 def hstack(tensors):
     """Tensors joined column-wise (1-D ones end to end), like torch.hstack."""
-    tensors = atleast_1d(tuple(_tensor_list("hstack", (tensors,))))
+    tensors = atleast_1d(tuple(tensor_list("hstack", (tensors,))))
     return cat(tensors, dim=0 if tensors[0].ndim == 1 else 1)
 
 
@@ -213,7 +214,7 @@ def hstack(tensors):
 
 def vstack(tensors):
     """Tensors joined row-wise (1-D ones as rows), like torch.vstack."""
-    return cat(atleast_2d(tuple(_tensor_list("vstack", (tensors,)))), dim=0)
+    return cat(atleast_2d(tuple(tensor_list("vstack", (tensors,)))), dim=0)
 
 
 @public
@@ -221,7 +222,7 @@ def vstack(tensors):
 
 def dstack(tensors):
     """Tensors joined depth-wise, along a third dim, like torch.dstack."""
-    return cat(atleast_3d(tuple(_tensor_list("dstack", (tensors,)))), dim=2)
+    return cat(atleast_3d(tuple(tensor_list("dstack", (tensors,)))), dim=2)
 
 
 @public
@@ -229,5 +230,5 @@ def dstack(tensors):
 
 def column_stack(tensors):
     """Tensors joined as columns (0-D and 1-D ones become columns), like torch.column_stack."""
-    tensors = _tensor_list("column_stack", (tensors,))
+    tensors = tensor_list("column_stack", (tensors,))
     return cat([reshape(t, shape=(t.numel(), 1)) if t.ndim <= 1 else t for t in tensors], dim=1)

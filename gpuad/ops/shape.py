@@ -17,7 +17,7 @@ from . import primitive, public
 from . import reduce as _reduce
 
 
-def _dim(op, dim, shape, extra=0):
+def wrap_dim(op, dim, shape, extra=0):
     """A dim in [-n, n) with n = len(shape) + extra (1 for a 0-d tensor), made non-negative."""
     n = max(len(shape) + extra, 1)
     if not -n <= dim < n:
@@ -26,22 +26,25 @@ def _dim(op, dim, shape, extra=0):
     return dim % n
 
 
-def _dims(op, dims, shape):
+def wrap_dims(op, dims, shape):
+    """An int or a sequence of dims, each wrapped by wrap_dim, none named twice."""
     dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
-    out = tuple(_dim(op, d, shape) for d in dims)
+    out = tuple(wrap_dim(op, d, shape) for d in dims)
     if len(set(out)) != len(out):
         raise RuntimeError(f"{op}: dims {dims} name a dim more than once (tensor shape "
                            f"{tuple(shape)})")
     return out
 
 
-def _at_least_1d(op, x):
+def check_not_0d(op, x):
+    """Refuse a 0-d tensor, for ops that need a dim to work along."""
     if x.ndim == 0:
         raise RuntimeError(f"{op}: expected a tensor with at least 1 dim, got a 0-d tensor; "
                            f"reshape it to (1,) first")
 
 
-def _int_array(item):
+def is_int_array(item):
+    """Whether item is an array (of any backend) of integers: an integer index."""
     return backend.is_array(item) and item.dtype.kind in "iu"
 
 
@@ -87,7 +90,7 @@ def expand(x, *, shape):
 
 
 def _permutation(dims, shape):
-    perm = tuple(_dim("permute", d, shape) for d in dims)
+    perm = tuple(wrap_dim("permute", d, shape) for d in dims)
     if len(perm) != len(shape) or len(set(perm)) != len(perm):
         raise RuntimeError(f"permute: dims {tuple(dims)} is not a permutation of the {len(shape)} "
                            f"dims of a tensor of shape {shape}")
@@ -109,7 +112,7 @@ def permute(x, *, dims):
 def swapaxes(x, dim0, dim1):
     """x with dims dim0 and dim1 swapped (a view), like torch.swapaxes."""
     dims = list(range(x.ndim))
-    a, b = _dim("swapaxes", dim0, x.shape), _dim("swapaxes", dim1, x.shape)
+    a, b = wrap_dim("swapaxes", dim0, x.shape), wrap_dim("swapaxes", dim1, x.shape)
     if a != b:
         dims[a], dims[b] = dims[b], dims[a]
     return permute(x, dims=tuple(dims))
@@ -126,7 +129,7 @@ def transpose(x, dim0, dim1):
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one, like torch.flatten (a 0-d tensor becomes 1-d)."""
     shape = tuple(x.shape)
-    s, e = _dim("flatten", start_dim, shape), _dim("flatten", end_dim, shape)
+    s, e = wrap_dim("flatten", start_dim, shape), wrap_dim("flatten", end_dim, shape)
     if s > e:
         raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
                            f"(tensor shape {shape})")
@@ -138,7 +141,7 @@ def squeeze(x, dim=None):
     """x without its size-1 dims (all, or those among `dim`, an int or tuple); a named dim whose
     size is not 1 is left alone, like torch.squeeze."""
     shape = tuple(x.shape)
-    dims = range(len(shape)) if dim is None else _dims("squeeze", dim, shape)
+    dims = range(len(shape)) if dim is None else wrap_dims("squeeze", dim, shape)
     return reshape(x, shape=tuple(n for i, n in enumerate(shape) if n != 1 or i not in dims))
 
 
@@ -146,7 +149,7 @@ def squeeze(x, dim=None):
 def unsqueeze(x, dim):
     """x with a size-1 dim inserted at `dim` (in [-ndim-1, ndim]), like torch.unsqueeze."""
     shape = tuple(x.shape)
-    d = _dim("unsqueeze", dim, shape, extra=1)
+    d = wrap_dim("unsqueeze", dim, shape, extra=1)
     return reshape(x, shape=shape[:d] + (1,) + shape[d:])
 
 
@@ -182,7 +185,7 @@ def tile(x, dims):
 # ---- slicing: _getitem and _embed are each other's gradient -------------------------------------
 def _getitem_vjp(g, y, x, *, index):
     items = index if type(index) is tuple else (index,)
-    return (_embed(g, index=index, shape=x.shape, accumulate=any(map(_int_array, items))),)
+    return (_embed(g, index=index, shape=x.shape, accumulate=any(map(is_int_array, items))),)
 
 
 @primitive(vjp=_getitem_vjp, name="_getitem")
@@ -203,14 +206,15 @@ def _embed(src, *, index, shape, value=0, accumulate=False):
     return out
 
 
-def _narrow(x, dim, start, length):
+def narrow_view(x, dim, start, length):
+    """The view of x[start:start + length] along dim (non-negative, unchecked)."""
     return _getitem(x, index=(slice(None),) * dim + (slice(start, start + length),))
 
 
 @public
 def flip(x, dims):
     """x reversed along `dims` (an int or tuple), like torch.flip; a view here, not a copy."""
-    flipped = _dims("flip", dims, x.shape)
+    flipped = wrap_dims("flip", dims, x.shape)
     return _getitem(x, index=tuple(slice(None, None, -1) if d in flipped else slice(None)
                                    for d in range(x.ndim)))
 
@@ -219,8 +223,8 @@ def flip(x, dims):
 def split(x, split_size_or_sections, dim=0):
     """Views of x along dim, like torch.split: chunks of split_size (the last may be smaller), or
     of the listed sizes, which must add up to the dim's size. Returns a tuple."""
-    _at_least_1d("split", x)
-    d = _dim("split", dim, x.shape)
+    check_not_0d("split", x)
+    d = wrap_dim("split", dim, x.shape)
     n = x.shape[d]
     if isinstance(split_size_or_sections, numbers.Integral):
         size = int(split_size_or_sections)
@@ -235,7 +239,7 @@ def split(x, split_size_or_sections, dim=0):
             raise RuntimeError(f"split: sizes {sizes} must be non-negative and add up to {n}, the "
                                f"size of dim {d} of the tensor of shape {tuple(x.shape)}")
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return tuple(_narrow(x, d, start, size) for start, size in zip(starts, sizes))
+    return tuple(narrow_view(x, d, start, size) for start, size in zip(starts, sizes))
 
 
 @public
@@ -244,8 +248,8 @@ def chunk(x, chunks, dim=0):
     return fewer chunks than asked for). Returns a tuple."""
     if chunks <= 0:
         raise RuntimeError(f"chunk: chunks must be positive, got {chunks}")
-    _at_least_1d("chunk", x)
-    n = x.shape[_dim("chunk", dim, x.shape)]
+    check_not_0d("chunk", x)
+    n = x.shape[wrap_dim("chunk", dim, x.shape)]
     if n == 0:
         return split(x, [0] * chunks, dim)
     return split(x, -(-n // chunks), dim)
@@ -256,7 +260,7 @@ def _cat_vjp(g, y, *xs, dim=0):
     d, start, grads = dim % y.ndim, 0, []
     for x in xs:
         n = x.shape[d]
-        grads.append(_narrow(g, d, start, n) if getattr(x, "requires_grad", False) else None)
+        grads.append(narrow_view(g, d, start, n) if getattr(x, "requires_grad", False) else None)
         start += n
     return tuple(grads)
 
@@ -270,7 +274,7 @@ def _cat(*xs, dim=0):
     if first.ndim == 0:
         raise RuntimeError("cat: zero-dimensional tensors cannot be concatenated; use stack, or "
                            "unsqueeze them first")
-    d = _dim("cat", dim, first.shape)
+    d = wrap_dim("cat", dim, first.shape)
     for x in xs[1:]:
         if x.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, first.shape))
                                        if i != d):
@@ -292,6 +296,12 @@ def concatenate(tensors, dim=0):
 
 
 @public
+def concat(tensors, dim=0):
+    """torch's other name for cat."""
+    return _cat(*tensors, dim=dim)
+
+
+@public
 def stack(tensors, dim=0):
     """Join equally shaped tensors along a new dim, like torch.stack."""
     tensors = list(tensors)
@@ -302,7 +312,7 @@ def stack(tensors, dim=0):
         if tuple(t.shape) != shape:
             raise RuntimeError(f"stack: expects each tensor to be equal size, but got {shape} at "
                                f"entry 0 and {tuple(t.shape)} at entry {i}")
-    d = _dim("stack", dim, shape, extra=1)
+    d = wrap_dim("stack", dim, shape, extra=1)
     return _cat(*(reshape(t, shape=shape[:d] + (1,) + shape[d:]) for t in tensors), dim=d)
 
 
@@ -382,8 +392,8 @@ def triu(x, *, diagonal=0):
 def narrow(input, dim, start, length):
     """The view of `length` entries of dim from `start` (negative counts from the end; a 0-d
     tensor is read on the host), like torch.narrow."""
-    _at_least_1d("narrow", input)
-    d = _dim("narrow", dim, input.shape)
+    check_not_0d("narrow", input)
+    d = wrap_dim("narrow", dim, input.shape)
     n, start, length = input.shape[d], int(start), int(length)
     if not -n <= start <= n:
         raise IndexError(f"narrow: start {start} is out of range for dim {d} of size {n} "
@@ -393,13 +403,13 @@ def narrow(input, dim, start, length):
         raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds the size {n} of "
                            f"dim {d} (tensor shape {tuple(input.shape)}); length must be in "
                            f"[0, {n - start}]")
-    return _narrow(input, d, start, length)
+    return narrow_view(input, d, start, length)
 
 
 @public
 def unflatten(input, dim, sizes):
     """dim split into dims of `sizes` (one may be -1), like torch.unflatten: a view."""
-    d = _dim("unflatten", dim, input.shape)
+    d = wrap_dim("unflatten", dim, input.shape)
     sizes, n = tuple(int(s) for s in sizes), input.shape[d]
     known = math.prod(s for s in sizes if s != -1)
     if (not sizes or sizes.count(-1) > 1 or any(s < -1 for s in sizes)
@@ -414,8 +424,8 @@ def unflatten(input, dim, sizes):
 def movedim(input, source, destination):
     """input with dims `source` moved to positions `destination` (ints or sequences), the others
     keeping their order, like torch.movedim: a view."""
-    src = _dims("movedim", source, input.shape)
-    dst = _dims("movedim", destination, input.shape)
+    src = wrap_dims("movedim", source, input.shape)
+    dst = wrap_dims("movedim", destination, input.shape)
     if len(src) != len(dst):
         raise RuntimeError(f"movedim: source {source} and destination {destination} must name the "
                            f"same number of dims")
@@ -435,8 +445,8 @@ def moveaxis(input, source, destination):
 def tensor_split(input, indices_or_sections, dim=0):
     """Views of input along dim, like torch.tensor_split: n sections (the first size % n one
     longer), or split before each of the given indices. Returns a tuple."""
-    _at_least_1d("tensor_split", input)
-    d = _dim("tensor_split", dim, input.shape)
+    check_not_0d("tensor_split", input)
+    d = wrap_dim("tensor_split", dim, input.shape)
     n, cut = input.shape[d], indices_or_sections
     if isinstance(cut, Tensor):
         if cut.dtype.kind not in "iu" or cut.ndim > 1:
@@ -460,12 +470,13 @@ def unbind(input, dim=0):
     """The slices of input along dim (views, dim removed), like torch.unbind. Returns a tuple."""
     if input.ndim == 0:
         raise IndexError("unbind: a 0-d tensor has no dim to unbind")
-    d = _dim("unbind", dim, input.shape)
+    d = wrap_dim("unbind", dim, input.shape)
     return tuple(_getitem(input, index=(slice(None),) * d + (i,)) for i in range(input.shape[d]))
 
 
-def _tensor_list(op, tensors):
-    """stack-like functions take one sequence; the atleast_* functions also take varargs."""
+def tensor_list(op, tensors):
+    """The tensors of a call that passed one sequence or several tensors (the atleast_*
+    functions take both), refusing none."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if not tensors:
@@ -476,7 +487,7 @@ def _tensor_list(op, tensors):
 def _at_least(op, tensors, n, shape_of):
     single = len(tensors) == 1 and isinstance(tensors[0], Tensor)
     out = tuple(t if t.ndim >= n else reshape(t, shape=shape_of(tuple(t.shape)))
-                for t in _tensor_list(op, tensors))
+                for t in tensor_list(op, tensors))
     return out[0] if single else out
 
 
@@ -505,7 +516,7 @@ def atleast_3d(*tensors):
 def meshgrid(*tensors, indexing="ij"):
     """Coordinate grids from 0-D or 1-D tensors, like torch.meshgrid: with indexing='ij' output i
     varies along dim i; 'xy' swaps the first two dims (numpy's default). Views, as in torch."""
-    tensors = _tensor_list("meshgrid", tensors)
+    tensors = tensor_list("meshgrid", tensors)
     if indexing not in ("ij", "xy"):
         raise RuntimeError(f'meshgrid: indexing must be "ij" or "xy", got {indexing!r}')
     for i, t in enumerate(tensors):
