@@ -326,12 +326,25 @@ class Tensor(MovesWithTo):
             raise RuntimeError(f"{name}: the value requires grad, and gpuad records no in-place "
                                f"{name} (its gradient would be lost); use the out-of-place form "
                                f"(x = x + y)")
-        if self.array.base is not None:
+        if self._is_a_view():
             raise RuntimeError(f"{name}: this tensor is a view (it shares memory with another, e.g. "
                                f"it came from slicing, view or transpose), and gpuad cannot record "
                                f"an in-place write into a view: the other tensor's gradient would "
                                f"be wrong. Write through the base tensor with one index "
                                f"(x[i, j] = v, not x[i][j] = v), or .clone() the view first")
+
+    def _is_a_view(self):
+        """Whether this tensor's array may be a view of another tensor's: of an input of its node
+        (an op's output that views a temporary of its own is not), or, without a node to ask, of
+        anything. A tensor an in-place write recorded into already passed this check."""
+        node = self._node
+        if node is None or node.inputs is None:
+            return self.array.base is not None
+        if node.vjp is ops._index_put.vjp:
+            return False
+        xp = backend.xp_of(self.array)
+        return any(isinstance(x, Tensor) and xp.may_share_memory(self.array, x.array)
+                   for x in node.inputs)
 
     def _old_value(self, copy=False):
         """This tensor as it is before an in-place write, to be the input of the write's node: it

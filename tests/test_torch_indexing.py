@@ -167,6 +167,17 @@ def test_assignments_into_computed_tensors_match_torch():
             _values((3, 2)), _values((2, 4)), _values((3,)), grad=(0, 1, 2))
 
 
+def test_masking_a_layer_output_matches_torch():
+    """nn.Linear's output views a temporary of its own (not another tensor): writable."""
+    def run(make, x, w, b):
+        y = make.nn.functional.linear(x, w, b)
+        y[:, 0] = -1e4
+        y[x[:, 0] > 0, 1] = 0.0
+        return make.nn.functional.softmax(y, dim=-1)
+    compare(lambda x, w, b: run(gpuad, x, w, b), lambda x, w, b: run(torch, x, w, b),
+            _values((4, 3)), _values((3, 3)), _values((3,)), grad=(0, 1, 2))
+
+
 def test_reading_then_writing_a_recorded_tensor_is_refused_at_backward():
     """torch's graph points at versions; gpuad's points at tensors, so a read of y recorded before
     a write into y (y[i] += v, out[t] = f(out[t - 1])) would lead to y's new node: both walks
@@ -211,9 +222,13 @@ def test_setitem_refusals():
     with gpuad.no_grad():
         leaf[0] = 1.0  # parameter updates
     assert leaf.is_leaf and float(leaf[0, 0]) == 1.0
-    view = (leaf * 1)[0]  # torch rebases leaf * 1 here; gpuad cannot, so it refuses
-    with pytest.raises(RuntimeError, match=r"__setitem__: this tensor is a view .*x\[i, j\] = v"):
-        view[1] = gpuad.tensor(2.0, dtype=gpuad.float64, requires_grad=True)
+    for view in [lambda h: h[0], lambda h: h.T, lambda h: h.reshape(12), lambda h: h.diagonal(),
+                 lambda h: h.narrow(1, 0, 2), lambda h: h.unbind()[1]]:
+        h = leaf * 1  # torch rebases h when its view is written; gpuad cannot, so it refuses
+        with pytest.raises(RuntimeError, match=r"__setitem__: this tensor is a view .*x\[i, j\]"):
+            view(h)[1] = gpuad.tensor(2.0, requires_grad=True)
+        with pytest.raises(RuntimeError, match=r"index_fill_: this tensor is a view"):
+            view(h).index_fill_(0, gpuad.tensor([0]), 1.0)
     target = gpuad.zeros(3, dtype=gpuad.float32)
     raises_like(lambda: _write(target, gpuad.tensor([0]), gpuad.tensor([1.0], dtype=gpuad.float64)),
                 lambda: _write(torch.zeros(3), torch.tensor([0]), torch.tensor([1.0]).double()),

@@ -594,8 +594,8 @@ def nonzero(input, *, as_tuple=False):
 @public
 def where(condition, input=None, other=None):
     """torch.where: input where condition is true, else other (all three broadcast); with the
-    condition alone, nonzero(condition, as_tuple=True). The three-argument form is
-    elementwise's primitive."""
+    condition alone, nonzero(condition, as_tuple=True), whose size depends on the data (on CUDA
+    the host waits for the device). The three-argument form is elementwise's primitive."""
     if input is None and other is None:
         return nonzero(condition if isinstance(condition, Tensor) else Tensor(
             backend.asarray(condition)), as_tuple=True)

@@ -20,8 +20,6 @@ from .shape import (atleast_1d, atleast_2d, atleast_3d, cat, check_not_0d, expan
 
 
 # ---- diagonals: diagonal (a view) and diagonal_scatter are each other's gradient ---------------
-
-
 def _diagonal_dims(op, x, dim1, dim2):
     a, b = wrap_dim(op, dim1, x.shape), wrap_dim(op, dim2, x.shape)
     if a == b:
@@ -36,8 +34,6 @@ def _zeros(like, shape):
 
 @primitive(vjp=lambda g, y, x, *, offset=0, dim1=0, dim2=1: (diagonal_scatter(
     _zeros(g, x.shape), g, offset=offset, dim1=dim1, dim2=dim2),))
-
-
 def diagonal(x, *, offset=0, dim1=0, dim2=1):
     """The diagonal of dims dim1 and dim2 (above it for offset > 0) as the last dim, like
     torch.diagonal: a writable view."""
@@ -53,8 +49,6 @@ def _diagonal_scatter_vjp(g, y, x, src, *, offset=0, dim1=0, dim2=1):
 
 
 @primitive(vjp=_diagonal_scatter_vjp)
-
-
 def diagonal_scatter(x, src, *, offset=0, dim1=0, dim2=1):
     """A copy of x with src on the diagonal that diagonal(x, offset, dim1, dim2) reads, like
     torch.diagonal_scatter."""
@@ -69,8 +63,6 @@ def diagonal_scatter(x, src, *, offset=0, dim1=0, dim2=1):
 
 
 @public
-
-
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     """A tensor whose diagonals (dims dim1 and dim2 of the result, offset as in diagonal) hold
     input's last dim, zeros elsewhere, like torch.diag_embed."""
@@ -87,8 +79,6 @@ def diag_embed(input, offset=0, dim1=-2, dim2=-1):
 
 
 @public
-
-
 def diag(input, diagonal=0):
     """torch.diag: a 1-D input becomes the `diagonal`-th diagonal of a square matrix; a 2-D input
     gives a copy of its `diagonal`-th diagonal."""
@@ -101,8 +91,6 @@ def diag(input, diagonal=0):
 
 
 @public
-
-
 def trace(input):
     """The sum of a matrix's diagonal, like torch.trace (integers sum to int64)."""
     if input.ndim != 2:
@@ -112,8 +100,6 @@ def trace(input):
 
 
 @public
-
-
 def roll(input, shifts, dims=None):
     """input shifted circularly by `shifts` along `dims` (ints or sequences of the same length),
     like torch.roll; without dims, the flattened input is rolled and reshaped back. A copy."""
@@ -137,8 +123,6 @@ def roll(input, shifts, dims=None):
 
 
 @public
-
-
 def rot90(input, k=1, dims=(0, 1)):
     """input rotated by k quarter turns in the plane of `dims`, from the first dim towards the
     second, like torch.rot90. A copy."""
@@ -158,8 +142,6 @@ def rot90(input, k=1, dims=(0, 1)):
 
 
 @public
-
-
 def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     """Each entry of input along dim repeated `repeats` times (an int, or a tensor of one count
     per entry), like torch.repeat_interleave; dim=None flattens first. repeat_interleave(counts)
@@ -201,8 +183,6 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
 
 
 @public
-
-
 def hstack(tensors):
     """Tensors joined column-wise (1-D ones end to end), like torch.hstack."""
     tensors = atleast_1d(tuple(tensor_list("hstack", (tensors,))))
@@ -210,24 +190,18 @@ def hstack(tensors):
 
 
 @public
-
-
 def vstack(tensors):
     """Tensors joined row-wise (1-D ones as rows), like torch.vstack."""
     return cat(atleast_2d(tuple(tensor_list("vstack", (tensors,)))), dim=0)
 
 
 @public
-
-
 def dstack(tensors):
     """Tensors joined depth-wise, along a third dim, like torch.dstack."""
     return cat(atleast_3d(tuple(tensor_list("dstack", (tensors,)))), dim=2)
 
 
 @public
-
-
 def column_stack(tensors):
     """Tensors joined as columns (0-D and 1-D ones become columns), like torch.column_stack."""
     tensors = tensor_list("column_stack", (tensors,))
