@@ -75,7 +75,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
     if intercept is not None:  # autocast: cast the inputs (see gpuad.amp)
         args = intercept(name, args)
     raw = []
-    needs_grad = mixed = has_float = False
+    needs_grad = mixed = has_float = has_int = False
     first = first_dtype = None
     for a in args:
         if type(a) is not Tensor and not isinstance(a, Tensor):
@@ -86,6 +86,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
             converted = _as_input(a, name)
             if not isinstance(converted, Tensor):
                 has_float = has_float or type(converted) is float
+                has_int = has_int or type(converted) is int
                 raw.append(converted)
                 continue
             args = tuple(converted if b is a else b for b in args)  # record the Tensor, not the list
@@ -104,7 +105,9 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         raw.append(data)
     if floating and first_dtype is not None and first_dtype.kind not in "fc":
         raw = [a.astype(backend.DEFAULT_FLOAT) if hasattr(a, "dtype") else a for a in raw]
-    elif promote and (mixed or (has_float and first_dtype is not None and first_dtype.kind not in "fc")):
+    elif promote and first_dtype is not None and (
+            mixed or (has_float and first_dtype.kind not in "fc") or
+            (has_int and first_dtype.kind == "b")):  # bool tensor * 2 is int64, as in torch
         dtype = _promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]

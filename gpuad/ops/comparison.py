@@ -3,7 +3,9 @@ bool, bitwise ops keep the promoted integer dtype (bool only for bool inputs), f
 only differentiable ones here. The basic comparisons (eq, lt, ...) and logical ops live in
 elementwise.py; this file adds torch's other names for them.
 """
+from .. import backend
 from ..backend import xp_of
+from ..tensor import Tensor
 from . import primitive, public
 from .elementwise import _needs, eq, ge, gt, le, logical_or, lt, ne, where
 
@@ -40,6 +42,9 @@ def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 def equal(a, b):
     """Whether a and b have the same shape and the same values (a Python bool, like torch.equal;
     NaN is never equal)."""
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        raise TypeError(f"equal: expected two tensors, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
     return tuple(a.shape) == tuple(b.shape) and bool(eq(a, b).all())
 
 
@@ -109,25 +114,29 @@ def _shift_operands(name, a, b):
     _integral(name, a, b)
     dtype = (a if hasattr(a, "dtype") else b).dtype
     if dtype.kind == "b":
-        raise TypeError(f"{name}: not implemented for bool tensors (as in PyTorch); convert with "
-                        f".long() first")
+        if all(type(x) is bool or getattr(x, "dtype", None) == backend.bool_ for x in (a, b)):
+            raise TypeError(f"{name}: not implemented for bool tensors (as in PyTorch); convert "
+                            f"with .long() first")
+        dtype = backend.int64  # a bool tensor and an int: int64, as torch promotes
+        a, b = (x.astype(dtype) if hasattr(x, "dtype") else x for x in (a, b))
     bits = dtype.itemsize * 8
     # torch defines what C leaves undefined: shifting by a negative amount or by the width or more
     # fills with 0 (left) or with the sign (right); the clipped shift keeps every backend defined
-    return _xp(a, b), (b < 0) | (b >= bits), _xp(a, b).clip(b, 0, bits - 1), dtype
+    xp = _xp(a, b)
+    return xp, a, (b < 0) | (b >= bits), xp.clip(b, 0, bits - 1), dtype
 
 
 @primitive(promote=True)
 def bitwise_left_shift(a, b):
     """a << b, like torch (0 where b is negative or at least the width)."""
-    xp, out_of_range, b, dtype = _shift_operands("bitwise_left_shift", a, b)
+    xp, a, out_of_range, b, dtype = _shift_operands("bitwise_left_shift", a, b)
     return xp.where(out_of_range, 0, xp.left_shift(a, b)).astype(dtype, copy=False)
 
 
 @primitive(promote=True)
 def bitwise_right_shift(a, b):
     """a >> b (arithmetic for signed integers), like torch."""
-    xp, out_of_range, b, dtype = _shift_operands("bitwise_right_shift", a, b)
+    xp, a, out_of_range, b, dtype = _shift_operands("bitwise_right_shift", a, b)
     sign_fill = xp.where(a < 0, -1, 0) if dtype.kind == "i" else 0
     return xp.where(out_of_range, sign_fill, xp.right_shift(a, b)).astype(dtype, copy=False)
 

@@ -69,6 +69,8 @@ def _div_vjp(g, y, a, b, *, rounding_mode):
 def div(a, b, *, rounding_mode=None):
     """a / b like torch.div: true division (integers give a float result), or rounded towards
     zero (rounding_mode='trunc') or down ('floor'), which keep integer dtypes."""
+    if rounding_mode is not None:
+        reject_bool("div", a, b)
     if rounding_mode == "trunc":
         return div_trunc(a, b)
     if rounding_mode == "floor":
@@ -88,6 +90,13 @@ def div_trunc(a, b):
         return xp.trunc(a / b)  # torch's definition, which differs from floor_divide's rounding
     # floor and trunc differ where the division is inexact and the signs differ
     return out + ((xp.remainder(a, b) != 0) & ((a < 0) != (b < 0))).astype(out.dtype)
+
+
+def reject_bool(name, a, b):
+    """Integer arithmetic torch refuses for two bools (fmod, remainder, rounded division, pow)."""
+    if all(type(x) is bool or getattr(x, "dtype", None) == backend.bool_ for x in (a, b)):
+        raise TypeError(f"{name}: not implemented for bool tensors (as in PyTorch); convert with "
+                        f".long() or .float() first")
 
 
 def _float_of(a, b):
@@ -126,6 +135,9 @@ def _pow_exponent_grad(g, y, a, b):
 @primitive(vjp=_pow_vjp, promote=True)
 def pow(a, b):
     """a ** b for tensor or scalar exponents and bases."""
+    if type(b) is bool and getattr(a, "dtype", None) == backend.bool_:
+        return a | (not b)  # torch keeps a bool tensor ** True/False bool (x ** False is True)
+    reject_bool("pow", a, b)
     return a ** b
 
 
@@ -306,8 +318,10 @@ def where(cond, a, b):
 
 @primitive(vjp=flat)  # differentiable with a zero gradient, as in torch
 def sign(x):
-    """-1, 0 or 1 (bool stays bool, like torch.sign)."""
-    return x.copy() if x.dtype.kind == "b" else xp_of(x).sign(x)
+    """-1, 0 or 1; 0 for NaN and bool stays bool, like torch.sign."""
+    if x.dtype.kind == "b":
+        return x.copy()
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
 
 
 # ---- no gradient: comparisons, logic, tests ------------------------------------------------------

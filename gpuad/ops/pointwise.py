@@ -10,8 +10,8 @@ from .. import backend
 from ..backend import special, xp_of
 from ..tensor import Tensor
 from . import primitive, public
-from .elementwise import (_needs, cast, clamp, cos, div, exp, flat, isfinite, logical_or, sign,
-                          sigmoid, sin, sqrt, where, zeros_of)
+from .elementwise import (_needs, cast, clamp, cos, div, exp, flat, isfinite, logical_or,
+                          reject_bool, sign, sigmoid, sin, sqrt, where, zeros_of)
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
@@ -227,6 +227,7 @@ def copysign(a, b):
            promote=True)
 def fmod(a, b):
     """C's fmod: the remainder of a / b rounded towards zero, with a's sign."""
+    reject_bool("fmod", a, b)
     return xp_of(a if hasattr(a, "dtype") else b).fmod(a, b)
 
 
@@ -235,12 +236,14 @@ def fmod(a, b):
            promote=True)
 def remainder(a, b):
     """Python's modulo: the remainder of a / b rounded down, with b's sign (Tensor.__mod__)."""
+    reject_bool("remainder", a, b)
     return xp_of(a if hasattr(a, "dtype") else b).remainder(a, b)
 
 
 @primitive(vjp=_no_grad_rule("floor_divide"), promote=True)
 def floor_divide(a, b):
     """a / b rounded down (Tensor.__floordiv__); like torch, it has no derivative."""
+    reject_bool("floor_divide", a, b)
     return xp_of(a if hasattr(a, "dtype") else b).floor_divide(a, b)
 
 
@@ -269,6 +272,8 @@ def lerp(start, end, weight):
 @public
 def addcmul(input, tensor1, tensor2, value=1):
     """input + value * tensor1 * tensor2, like torch.addcmul."""
+    if all(getattr(t, "dtype", None) == backend.bool_ for t in (input, tensor1, tensor2)):
+        raise TypeError("addcmul: not implemented for bool tensors (as in PyTorch)")
     return input + (tensor1 if value == 1 else value * tensor1) * tensor2
 
 
@@ -326,8 +331,9 @@ def _logit_vjp(g, y, x, *, eps):
     # torch: 1 / (x (1 - x)), inf at 0 and 1; outside [eps, 1 - eps] 0 with eps, NaN without
     lo, hi = (0.0, 1.0) if eps is None else (eps, 1.0 - eps)
     denominator = x * (1 - x)
-    edge = denominator == 0
-    inner = where(edge, g * where(edge, math.inf, 0), g / where(edge, 1, denominator))
+    edge = denominator == 0  # g / +-0: infinity with the sign of g times that of the zero
+    inner = where(edge, g * copysign(where(edge, math.inf, 0), denominator),
+                  g / where(edge, 1, denominator))
     return (where(logical_or(x < lo, x > hi), math.nan if eps is None else 0, inner),)
 
 
