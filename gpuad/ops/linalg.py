@@ -11,11 +11,18 @@ import math
 import string
 
 from .. import creation
-from .. import fused as _fused
 from ..backend import xp_of
+from ..backend.kernels import fused
 from . import primitive, public
 from . import elementwise as _elementwise
 from . import shape as _shape
+
+
+# CuPy refuses cuBLAS while a CUDA graph records (cupy/cupy#6290), so then 2-D float products run
+# on gpuad's tiled kernel (backend/kernels.py), slower on big matrices, fine for small models.
+@fused("matmul")
+def _matmul_arrays(a, b):
+    return a @ b
 
 
 # ---- matmul -------------------------------------------------------------------------------------
@@ -59,16 +66,16 @@ def _matmul_vjp(g, y, a, b):
     return ga, gb
 
 
-@primitive(vjp=_matmul_vjp, promote=True)
+@primitive(vjp=_matmul_vjp, promote=True, autocast="lower")
 def matmul(a, b):
     """Matrix product with numpy/torch rules: 1-D operands are vectors, batch dims broadcast."""
     error = _matmul_error("matmul", getattr(a, "shape", ()), getattr(b, "shape", ()))
     if error:
         raise ValueError(error)
     if a.ndim > 2 and b.ndim <= 2:  # one GEMM over the folded batch, as torch.matmul does
-        return _fused.matmul(a.reshape(_rows(a.shape), a.shape[-1]), b).reshape(
+        return _matmul_arrays(a.reshape(_rows(a.shape), a.shape[-1]), b).reshape(
             a.shape[:-1] + b.shape[1:])
-    return _fused.matmul(a, b)
+    return _matmul_arrays(a, b)
 
 
 def _rows(shape):
@@ -103,14 +110,14 @@ def _linear_vjp(g, y, x, weight, bias):
     return gx, gw, gb
 
 
-@primitive(vjp=_linear_vjp, promote=True)
+@primitive(vjp=_linear_vjp, promote=True, autocast="lower")
 def _linear(x, weight, bias):
     """x @ weight.T + bias (bias may be None) over any leading dims: F.linear's one op."""
     error = _linear_mismatch(tuple(x.shape), tuple(weight.shape),
                              None if bias is None else tuple(bias.shape))
     if error:
         raise ValueError(error)
-    out = _fused.matmul(x.reshape(_rows(x.shape), x.shape[-1]), weight.T)
+    out = _matmul_arrays(x.reshape(_rows(x.shape), x.shape[-1]), weight.T)
     if bias is not None:
         out += bias
     return out.reshape(x.shape[:-1] + weight.shape[:1])
@@ -200,7 +207,7 @@ def _einsum_vjp(g, y, *operands, equation):
                  if getattr(x, "requires_grad", False) else None for k, x in enumerate(operands))
 
 
-@primitive(vjp=_einsum_vjp, promote=True)
+@primitive(vjp=_einsum_vjp, promote=True, autocast="lower")
 def _einsum(*operands, equation):
     """einsum on an explicit equation ('ij,jk->ik': no ellipsis, sizes already consistent)."""
     return xp_of(operands[0]).einsum(equation, *operands, optimize=len(operands) > 1)

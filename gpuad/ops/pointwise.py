@@ -41,12 +41,12 @@ def _no_grad_rule(name):
 
 
 # ---- inverse and hyperbolic trigonometry -------------------------------------------------------
-@primitive(vjp=lambda g, y, x: (-g / sqrt(1 - x * x),), floating=True)
+@primitive(vjp=lambda g, y, x: (-g / sqrt(1 - x * x),), floating=True, autocast="float32")
 def acos(x):
     return xp_of(x).arccos(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / sqrt(1 - x * x),), floating=True)
+@primitive(vjp=lambda g, y, x: (g / sqrt(1 - x * x),), floating=True, autocast="float32")
 def asin(x):
     return xp_of(x).arcsin(x)
 
@@ -56,12 +56,12 @@ def atan(x):
     return xp_of(x).arctan(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * cosh(x),), floating=True)
+@primitive(vjp=lambda g, y, x: (g * cosh(x),), floating=True, autocast="float32")
 def sinh(x):
     return xp_of(x).sinh(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * sinh(x),), floating=True)
+@primitive(vjp=lambda g, y, x: (g * sinh(x),), floating=True, autocast="float32")
 def cosh(x):
     return xp_of(x).cosh(x)
 
@@ -154,12 +154,12 @@ def exp2(x):
     return xp_of(x).exp2(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / (x * _LN2),), floating=True)
+@primitive(vjp=lambda g, y, x: (g / (x * _LN2),), floating=True, autocast="float32")
 def log2(x):
     return xp_of(x).log2(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / (x * _LN10),), floating=True)
+@primitive(vjp=lambda g, y, x: (g / (x * _LN10),), floating=True, autocast="float32")
 def log10(x):
     return xp_of(x).log10(x)
 
@@ -365,7 +365,8 @@ def erfc(x):
     return special.erfc(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (math.sqrt(math.pi) / 2) * exp(y * y),), floating=True)
+@primitive(vjp=lambda g, y, x: (g * (math.sqrt(math.pi) / 2) * exp(y * y),), floating=True,
+           autocast="float32")
 def erfinv(x):
     """The inverse of erf on [-1, 1] (+-inf at +-1, NaN outside)."""
     return special.erfinv(x)
