@@ -241,6 +241,7 @@ def public(fn):
     return op
 
 
-from . import comparison, conv, elementwise, linalg, pointwise, reduce, shape  # noqa: E402,F401  (each registers its ops)
+from . import (comparison, conv, elementwise, linalg, pointwise,  # noqa: E402,F401  (each
+               reduce, shape)                                     # registers its ops)
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules

@@ -74,6 +74,7 @@ def fmin(a, b):
 # ---- logic and bits ------------------------------------------------------------------------------
 @primitive()
 def logical_xor(a, b):
+    """Exactly one of a, b is nonzero (bool result, inputs of any dtype)."""
     return _xp(a, b).logical_xor(a, b)
 
 
@@ -93,12 +94,14 @@ def bitwise_and(a, b):
 
 @primitive(promote=True)
 def bitwise_or(a, b):
+    """a | b: integers stay integers (bool for bool inputs)."""
     _integral("bitwise_or", a, b)
     return _xp(a, b).bitwise_or(a, b)
 
 
 @primitive(promote=True)
 def bitwise_xor(a, b):
+    """a ^ b: integers stay integers (bool for bool inputs)."""
     _integral("bitwise_xor", a, b)
     return _xp(a, b).bitwise_xor(a, b)
 
@@ -144,24 +147,29 @@ def bitwise_right_shift(a, b):
 # ---- torch's alternative names -------------------------------------------------------------------
 @public
 def greater(a, b):
+    """torch's alias of gt."""
     return gt(a, b)
 
 
 @public
 def greater_equal(a, b):
+    """torch's alias of ge."""
     return ge(a, b)
 
 
 @public
 def less(a, b):
+    """torch's alias of lt."""
     return lt(a, b)
 
 
 @public
 def less_equal(a, b):
+    """torch's alias of le."""
     return le(a, b)
 
 
 @public
 def not_equal(a, b):
+    """torch's alias of ne."""
     return ne(a, b)

@@ -70,26 +70,20 @@ def _div_vjp(g, y, a, b, *, rounding_mode):
 def div(a, b, *, rounding_mode=None):
     """a / b like torch.div: true division (integers give a float result), or rounded towards
     zero (rounding_mode='trunc') or down ('floor'), which keep integer dtypes."""
-    if rounding_mode is not None:
-        reject_bool("div", a, b)
-    if rounding_mode == "trunc":
-        return div_trunc(a, b)
-    if rounding_mode == "floor":
-        return xp_of(a if hasattr(a, "dtype") else b).floor_divide(a, b)
-    if rounding_mode is not None:
+    if rounding_mode is None:
+        out, dtype = a / b, _float_of(a, b)
+        return out if out.dtype.kind != "f" or out.dtype == dtype else out.astype(dtype)
+    if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div: expected rounding_mode to be one of None, 'trunc', or 'floor' "
                          f"but found {rounding_mode!r}")
-    out = a / b
-    return out if out.dtype.kind != "f" or out.dtype == _float_of(a, b) else out.astype(_float_of(a, b))
-
-
-def div_trunc(a, b):
-    """a / b rounded towards zero; exact for integers (no detour through floats)."""
+    reject_bool("div", a, b)
     xp = xp_of(a if hasattr(a, "dtype") else b)
     out = xp.floor_divide(a, b)
+    if rounding_mode == "floor":
+        return out
     if out.dtype.kind in "fc":
-        return xp.trunc(a / b)  # torch's definition, which differs from floor_divide's rounding
-    # floor and trunc differ where the division is inexact and the signs differ
+        return xp.trunc(a / b)  # torch's definition (floor_divide rounds a / b differently)
+    # integers, exactly: floor and trunc differ where a / b is inexact and the signs differ
     return out + ((xp.remainder(a, b) != 0) & ((a < 0) != (b < 0))).astype(out.dtype)
 
 
@@ -391,8 +385,6 @@ def sign(x):
 
 
 # ---- no gradient: comparisons, logic, tests ------------------------------------------------------
-
-
 @primitive(promote=True)
 def eq(a, b):
     return a == b

@@ -43,41 +43,49 @@ def _no_grad_rule(name):
 # ---- inverse and hyperbolic trigonometry -------------------------------------------------------
 @primitive(vjp=lambda g, y, x: (-g / sqrt(1 - x * x),), floating=True, autocast="float32")
 def acos(x):
+    """The inverse cosine, in [0, pi]."""
     return xp_of(x).arccos(x)
 
 
 @primitive(vjp=lambda g, y, x: (g / sqrt(1 - x * x),), floating=True, autocast="float32")
 def asin(x):
+    """The inverse sine, in [-pi/2, pi/2]."""
     return xp_of(x).arcsin(x)
 
 
 @primitive(vjp=lambda g, y, x: (g / (1 + x * x),), floating=True)
 def atan(x):
+    """The inverse tangent, in (-pi/2, pi/2)."""
     return xp_of(x).arctan(x)
 
 
 @primitive(vjp=lambda g, y, x: (g * cosh(x),), floating=True, autocast="float32")
 def sinh(x):
+    """The hyperbolic sine."""
     return xp_of(x).sinh(x)
 
 
 @primitive(vjp=lambda g, y, x: (g * sinh(x),), floating=True, autocast="float32")
 def cosh(x):
+    """The hyperbolic cosine."""
     return xp_of(x).cosh(x)
 
 
 @primitive(vjp=lambda g, y, x: (g / sqrt(x * x + 1),), floating=True)
 def asinh(x):
+    """The inverse hyperbolic sine."""
     return xp_of(x).arcsinh(x)
 
 
 @primitive(vjp=lambda g, y, x: (g / sqrt(x * x - 1),), floating=True)
 def acosh(x):
+    """The inverse hyperbolic cosine (NaN below 1)."""
     return xp_of(x).arccosh(x)
 
 
 @primitive(vjp=lambda g, y, x: (g / (1 - x * x),), floating=True)
 def atanh(x):
+    """The inverse hyperbolic tangent (+-inf at +-1, NaN beyond)."""
     return xp_of(x).arctanh(x)
 
 
@@ -104,11 +112,13 @@ def _rounding(name, x):
 
 @primitive(vjp=flat)
 def floor(x):
+    """Round down."""
     return x.copy() if _rounding("floor", x) else xp_of(x).floor(x)
 
 
 @primitive(vjp=flat)
 def ceil(x):
+    """Round up."""
     return x.copy() if _rounding("ceil", x) else xp_of(x).ceil(x)
 
 
@@ -151,16 +161,19 @@ def sgn(x):
 # ---- exponentials and logarithms in other bases ------------------------------------------------
 @primitive(vjp=lambda g, y, x: (g * y * _LN2,), floating=True)
 def exp2(x):
+    """2 ** x."""
     return xp_of(x).exp2(x)
 
 
 @primitive(vjp=lambda g, y, x: (g / (x * _LN2),), floating=True, autocast="float32")
 def log2(x):
+    """The base-2 logarithm."""
     return xp_of(x).log2(x)
 
 
 @primitive(vjp=lambda g, y, x: (g / (x * _LN10),), floating=True, autocast="float32")
 def log10(x):
+    """The base-10 logarithm."""
     return xp_of(x).log10(x)
 
 
@@ -318,11 +331,13 @@ def nan_to_num(x, *, nan=0.0, posinf=None, neginf=None):
 
 @public
 def deg2rad(x):
+    """Degrees to radians (integers give floats)."""
     return x * (math.pi / 180)
 
 
 @public
 def rad2deg(x):
+    """Radians to degrees (integers give floats)."""
     return x * (180 / math.pi)
 
 
@@ -401,29 +416,35 @@ def arctan2(a, b):
 
 @public
 def arccos(x):
+    """torch's alias of acos."""
     return acos(x)
 
 
 @public
 def arcsin(x):
+    """torch's alias of asin."""
     return asin(x)
 
 
 @public
 def arctan(x):
+    """torch's alias of atan."""
     return atan(x)
 
 
 @public
 def arccosh(x):
+    """torch's alias of acosh."""
     return acosh(x)
 
 
 @public
 def arcsinh(x):
+    """torch's alias of asinh."""
     return asinh(x)
 
 
 @public
 def arctanh(x):
+    """torch's alias of atanh."""
     return atanh(x)
