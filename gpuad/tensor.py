@@ -634,6 +634,27 @@ class Tensor(MovesWithTo):
     def matmul(self, o): return ops.matmul(self, o)
     def dot(self, o): return ops.dot(self, o)
     def outer(self, o): return ops.outer(self, o)
+    # ---- linear algebra (PyTorch breadth) ----
+    def t(self): return ops.t(self)
+    def mm(self, o): return ops.mm(self, o)
+    def bmm(self, o): return ops.bmm(self, o)
+    def mv(self, o): return ops.mv(self, o)
+    def addmm(self, *a, **k): return ops.addmm(self, *a, **k)
+    def addmv(self, *a, **k): return ops.addmv(self, *a, **k)
+    def baddbmm(self, *a, **k): return ops.baddbmm(self, *a, **k)
+    def addbmm(self, *a, **k): return ops.addbmm(self, *a, **k)
+    def kron(self, o): return ops.kron(self, o)
+    def cross(self, o, dim=None): return ops.cross(self, o, dim)
+    def det(self): return ops.det(self)
+    def logdet(self): return ops.logdet(self)
+    def slogdet(self): return ops.slogdet(self)
+    def inverse(self): return ops.inverse(self)
+    def cholesky(self, upper=False): return ops.cholesky(self, upper)
+    def qr(self, some=True): return ops.qr(self, some)
+    def svd(self, some=True, compute_uv=True): return ops.svd(self, some, compute_uv)
+    def pinverse(self, rcond=1e-15): return ops.pinverse(self, rcond)
+    def matrix_power(self, n): return ops.matrix_power(self, n)
+    def matrix_exp(self): return ops.matrix_exp(self)
     def contiguous(self): return self
 
 

@@ -4,10 +4,18 @@ test_torch_pointwise.py."""
 import math
 
 import numpy as np
+from op_cases import (
+    AWAY_FROM_ZERO,
+    BINARY_SHAPES,
+    DISTINCT,
+    POSITIVE,
+    REAL,
+    UNARY_SHAPES,
+    UNIT,
+    Case,
+)
 
 import gpuad
-from op_cases import (AWAY_FROM_ZERO, BINARY_SHAPES, DISTINCT, POSITIVE, REAL, UNARY_SHAPES, UNIT,
-                      Case)
 
 TERNARY_SHAPES = [((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), (2, 1)), ((), (2, 3), (1, 3))]
 _lgamma = np.vectorize(math.lgamma)

@@ -2,7 +2,6 @@
 ops/comparison.py and the fixes in elementwise.py): values, result dtypes (int, bool and float
 inputs, with Python numbers), gradients at the special points torch defines, NaN/Inf and empty
 inputs. Skipped without torch; torch is never a dependency."""
-import math
 
 import numpy as np
 import pytest

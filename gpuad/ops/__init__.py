@@ -241,7 +241,17 @@ def public(fn):
     return op
 
 
-from . import (comparison, conv, elementwise, linalg, pointwise,  # noqa: E402,F401  (each
-               reduce, shape)                                     # registers its ops)
+from . import (  # noqa: E402,F401  (each family registers its ops)
+    comparison,
+    conv,
+    decomposition,
+    elementwise,
+    linalg,
+    norm,
+    pointwise,
+    reduce,
+    shape,
+    solve,
+)
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules

@@ -8,12 +8,30 @@ import math
 
 from .. import backend
 from ..backend import special, xp_of
-from ..tensor import Tensor
 from . import primitive, public
-from .elementwise import (_needs, cast, clamp, cos, div, exp, flat, isfinite, logical_or,
-                          reject_bool, sign, sigmoid, sin, sqrt, where, zeros_of)
+from .elementwise import (
+    cast,
+    clamp,
+    cos,
+    div,
+    exp,
+    flat,
+    isfinite,
+    logical_or,
+    reject_bool,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    where,
+    zeros_of,
+)
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+def _needs(x):
+    return getattr(x, "requires_grad", False)
 
 
 def _floats(a, b):
