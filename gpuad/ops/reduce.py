@@ -153,8 +153,11 @@ def _extremum_vjp(g, y, x, *, dim, keepdim):
     return (hit * (_keep(g, x.shape, dims, keepdim) / sum(hit, dims, True)),)  # entry hits: NaN
 
 
-def _nonempty(op, x, dims):
-    for d in dims:
+def _nonempty(op, x, dim):
+    if dim is None and not x.size:
+        raise RuntimeError(f"{op}: an empty input (shape {tuple(x.shape)}) needs a reduction dim "
+                           f"(dim=), as in torch: the operation has no identity")
+    for d in _dims(op, dim, x.shape):
         if x.shape[d] == 0:
             raise IndexError(f"{op}: expected reduction dim {d} to have non-zero size (tensor of "
                              f"shape {tuple(x.shape)}): the operation has no identity, as in torch")
@@ -163,14 +166,14 @@ def _nonempty(op, x, dims):
 @primitive(vjp=_extremum_vjp)
 def amax(x, *, dim=None, keepdim=False):
     """Maximum over dim (all by default); ties share the gradient evenly, like torch.amax."""
-    _nonempty("amax", x, _dims("amax", dim, x.shape))
+    _nonempty("amax", x, dim)
     return x.max(axis=_dims("amax", dim, x.shape), keepdims=keepdim)
 
 
 @primitive(vjp=_extremum_vjp)
 def amin(x, *, dim=None, keepdim=False):
     """Minimum over dim (all by default); ties share the gradient evenly, like torch.amin."""
-    _nonempty("amin", x, _dims("amin", dim, x.shape))
+    _nonempty("amin", x, dim)
     return x.min(axis=_dims("amin", dim, x.shape), keepdims=keepdim)
 
 
@@ -306,6 +309,7 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None
 def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(var, mean) over dim, like torch.var_mean (a plain tuple there too)."""
     dim, correction = _correction("var_mean", dim, unbiased, correction, None)
+    _dims("var_mean", dim, x.shape)
     _floating("var_mean", x)
     return var(x, dim, keepdim=keepdim, correction=correction), mean(x, dim, keepdim)
 
@@ -314,6 +318,7 @@ def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(std, mean) over dim, like torch.std_mean."""
     dim, correction = _correction("std_mean", dim, unbiased, correction, None)
+    _dims("std_mean", dim, x.shape)
     _floating("std_mean", x)
     return std(x, dim, keepdim=keepdim, correction=correction), mean(x, dim, keepdim)
 
@@ -432,7 +437,7 @@ def aminmax(x, *, dim=None, keepdim=False):
     if dim is None and 0 in x.shape:
         raise RuntimeError(f"aminmax: cannot reduce the empty tensor of shape {tuple(x.shape)}: "
                            f"min and max have no identity, as in torch")
-    _nonempty("aminmax", x, _dims("aminmax", dim, x.shape))
+    _nonempty("aminmax", x, dim)
     return _AminmaxResult(amin(x, dim, keepdim), amax(x, dim, keepdim))
 
 

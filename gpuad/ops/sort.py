@@ -340,7 +340,11 @@ def bincount(x, weights=None, *, minlength=0):
     if x.ndim != 1 or x.dtype.kind not in "iu":
         raise RuntimeError(f"bincount: only supports 1-d non-negative integral inputs, got a "
                            f"{x.dtype} tensor of shape {tuple(x.shape)}")
-    out = xp_of(x).bincount(x, weights=weights, minlength=minlength)
+    try:
+        out = xp_of(x).bincount(x, weights=weights, minlength=minlength)
+    except ValueError as error:  # a negative entry or mismatched weights: torch's RuntimeError
+        raise RuntimeError(f"bincount: {error} (input shape {tuple(x.shape)}, weights shape "
+                           f"{None if weights is None else tuple(weights.shape)})") from None
     if weights is None:
         return out.astype(backend.int64, copy=False)
     return out.astype(backend.float32 if weights.dtype == backend.float32 else backend.float64)
