@@ -149,6 +149,26 @@ class Tensor(MovesWithTo):
     def type_as(self, other):
         return self.to(other.dtype)
 
+    def type(self, dtype=None):
+        """The type name ('gpuad.FloatTensor', like torch's) without a dtype; else a cast."""
+        if dtype is None:
+            return f"gpuad.{_TYPE_NAMES.get(self.dtype.name, self.dtype.name)}Tensor"
+        return self.to(dtype)
+
+    is_cpu = property(lambda self: self.device.type == "cpu")
+
+    def __format__(self, spec):
+        """format(t, '+.2f') for a 0-d tensor formats its value, as in torch."""
+        if self.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __getattr__(self, name):  # only reached when the name does not exist
+        if name.startswith("_"):
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        raise AttributeError(f"'Tensor' object has no attribute {name!r}: gpuad's Tensor does "
+                             f"not have torch.Tensor.{name}")
+
     def numpy(self, force=False):
         """The numpy array itself, sharing memory (writes show through both), for a CPU tensor that
         needs no grad, as in PyTorch; force=True allows any tensor and may copy (detach, cpu)."""
@@ -437,6 +457,11 @@ class Tensor(MovesWithTo):
     def dot(self, o): return ops.dot(self, o)
     def outer(self, o): return ops.outer(self, o)
     def contiguous(self): return self
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+               "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+               "bool": "Bool"}
 
 
 def _assign_all(a, v):

@@ -12,8 +12,8 @@ import tokenize
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gpuad"
-# the engine proper: backend, tensor and autograd (each a module or a package) and ops/__init__
-ENGINE = ("backend", "tensor", "autograd", "ops/__init__.py")
+# the engine proper: the backend seam, tensor, autograd and the op decorator (ops/__init__)
+ENGINE = ("backend/__init__.py", "tensor", "autograd", "ops/__init__.py")
 
 
 def code_lines(source):

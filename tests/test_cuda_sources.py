@@ -1,4 +1,4 @@
-"""Every CUDA source gpuad ships (gpuad.fused.cuda_sources()) compiles with NVRTC for a current GPU
+"""Every CUDA source gpuad ships (gpuad.kernels.cuda_sources()) compiles with NVRTC for a current GPU
 architecture, wrapped exactly as CuPy wraps it, so a broken kernel fails here, on a machine without
 a GPU, instead of on the first run on one. NVRTC is the nvidia-cuda-nvrtc wheel of the dev extra
 (Linux x86-64), which CuPy finds through cuda-pathfinder; without it these tests skip, except in CI
@@ -13,7 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gpuad import backend, fused
+import gpuad
+from gpuad import backend
+from gpuad.backend import kernels
 from test_fused import CASES, _make
 
 
@@ -36,7 +38,7 @@ from cupy._core import _carray, _kernel, _scalar, core  # noqa: E402
 ARCH = "90"  # sm_90 (H100/H200); CuPy compiles to the device's cubin, ptxas included, as here
 _CTYPE = {"float32": "float", "float64": "double"}
 _NDARRAY, _INDEXER, _SCALAR = 1, 2, 3  # CuPy's _ArgKind (cupy/_core/_kernel.pxd)
-SOURCES = fused.cuda_sources()
+SOURCES = kernels.cuda_sources()
 
 
 def _options(entry):
@@ -188,14 +190,14 @@ def _run_every_kernel(monkeypatch):
     """Build and call every kernel fused has, on every case of tests/test_fused.py and both dtypes,
     with the recorder for cupy; return the recorder."""
     recorder = _KernelRecorder()
-    monkeypatch.setattr(backend, "cupy", recorder)
-    monkeypatch.setattr(fused, "_COMPILED", {})
+    monkeypatch.setattr(kernels, "cupy", recorder)
+    monkeypatch.setattr(kernels, "_COMPILED", {})
     for dtype in _CTYPE:
         for name, (_, variants, _) in CASES.items():
             for i in range(len(variants)):
                 args, kwargs = _make(name, i, (3, 4), dtype)
-                fused.REGISTRY[name][1](*args, **kwargs)
-        fused._gemm_kernel(np.ones((3, 4), dtype), np.ones((4, 5), dtype))
+                kernels.REGISTRY[name][1](*args, **kwargs)
+        kernels._gemm_kernel(np.ones((3, 4), dtype), np.ones((4, 5), dtype))
     return recorder
 
 
@@ -211,7 +213,7 @@ def test_gpuad_builds_exactly_the_listed_kernels_as_listed(monkeypatch):
     for kind, got, calls in _run_every_kernel(monkeypatch).built:
         if kind == "raw":
             key = (got["code"], tuple(got["options"]), got["name_expressions"])
-            assert key in raw, f"a raw module not in fused.cuda_sources():\n{got['code'][:300]}"
+            assert key in raw, f"a raw module not in kernels.cuda_sources():\n{got['code'][:300]}"
             entry, dtype, functions = raw[key]
             assert set(calls) <= set(functions), f"{entry['name']}: kernels {calls} not listed"
             used.add((entry["name"], dtype))
@@ -233,9 +235,9 @@ def test_only_the_source_list_constructs_cuda_kernels():
     """A kernel built anywhere else in gpuad would bypass cuda_sources() (and this test file)."""
     constructor = re.compile(r"\b(ElementwiseKernel|ReductionKernel|RawKernel|RawModule)\(|"
                              r"cupy\.fuse\b|cupyx\.jit\b")
-    home = Path(sys.modules[fused.cuda_sources.__module__].__file__)
+    home = Path(sys.modules[kernels.cuda_sources.__module__].__file__)
     found = {}
-    for path in Path(fused.__file__).parent.rglob("*.py"):
+    for path in Path(gpuad.__file__).parent.rglob("*.py"):
         for match in constructor.finditer(path.read_text(encoding="utf-8")):
             found.setdefault((path, match.group(0)), 0)
             found[path, match.group(0)] += 1

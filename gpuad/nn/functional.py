@@ -12,11 +12,12 @@ import warnings
 
 import numpy
 
-from .. import backend, creation, fused, ops
+from .. import backend, creation, deprecation, ops
 from ..autograd import is_grad_enabled, no_grad
 from ..backend import xp_of
+from ..backend.kernels import fused
 from ..ops import primitive
-from ..ops.reduce import _axis
+from ..ops.reduce import checked_dim
 from ..tensor import Tensor
 
 # activations: the gpuad ops themselves (torch.nn.functional.relu is torch.relu too)
@@ -215,7 +216,7 @@ def _softmax_args(name, input, dim, dtype):
         dim = 0 if input.ndim in (0, 1, 3) else 1
         warnings.warn(f"{name}: implicit dimension choice is deprecated; pass dim=", UserWarning,
                       stacklevel=3)
-    return input, _axis(name, dim, input.shape)
+    return input, checked_dim(name, dim, input.shape)
 
 
 def softmax(input, dim=None, dtype=None):
@@ -235,6 +236,38 @@ def log_softmax(input, dim=None, dtype=None):
 
 
 # ---- cross entropy: a fused primitive whose gradient is a primitive too ----------------------
+def _at_class(target):
+    """The index of x[n, target[n, d1, ...], d1, ...] for logits x (N, C, d1, ...)."""
+    xp, shape = xp_of(target), target.shape
+    grids = [xp.arange(s).reshape((s,) + (1,) * (len(shape) - i - 1)) for i, s in enumerate(shape)]
+    return (grids[0], target) + tuple(grids[1:])
+
+
+@fused("softmax_nll")
+def _softmax_nll_array(x, target, w):
+    """(logsumexp(x, 1) - x[target]) * w for logits x (N, C, ...), class indices target (N, ...)
+    and weights w (N, ...): cross_entropy's per-element loss."""
+    xp = xp_of(x)
+    top = x.max(axis=1, keepdims=True)
+    e = x - top
+    xp.exp(e, out=e)
+    lse = xp.log(e.sum(axis=1)) + top[:, 0]
+    return (lse - x[_at_class(target)]) * w.astype(x.dtype, copy=False)
+
+
+@fused("softmax_nll_grad")
+def _softmax_nll_grad_array(x, target, scale):
+    """(softmax(x, 1) - one_hot(target, dim 1)) * scale[:, None]: softmax_nll's gradient for
+    upstream gradient times weights `scale` (N, ...), without a one-hot array."""
+    xp = xp_of(x)
+    p = x - x.max(axis=1, keepdims=True)
+    xp.exp(p, out=p)
+    s = scale[:, None].astype(p.dtype, copy=False)
+    p *= s / p.sum(axis=1, keepdims=True)
+    p[_at_class(target)] -= scale.astype(p.dtype, copy=False)
+    return p
+
+
 def _softmax_nll_grad_vjp(h, y, x, target, scale):
     p = _softmax(x, dim=1)
     hp = ops.sum(h * p, dim=1, keepdim=True)
@@ -247,7 +280,7 @@ def _softmax_nll_grad_vjp(h, y, x, target, scale):
 def _softmax_nll_grad(x, target, scale):
     """(softmax(x, 1) - one_hot(target, dim 1)) * scale[:, None]: _softmax_nll's gradient, without
     a one-hot array (one CuPy kernel for 2-D logits on the GPU)."""
-    return fused.softmax_nll_grad(x, target, scale)
+    return _softmax_nll_grad_array(x, target, scale)
 
 
 @primitive(vjp=lambda g, y, x, target, w: (_softmax_nll_grad(x, target, g * w), None, None),
@@ -255,7 +288,7 @@ def _softmax_nll_grad(x, target, scale):
 def _softmax_nll(x, target, w):
     """-w * log_softmax(x, 1) at the class `target` (dim 1 removed): cross_entropy's fused
     per-element loss for logits x (N, C, ...), valid indices target (N, ...) and weights w."""
-    return fused.softmax_nll(x, target, w)
+    return _softmax_nll_array(x, target, w)
 
 
 def _pick(x, index):
@@ -498,3 +531,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest"):
 # imported last because those modules import this one
 from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
 from .normalization import group_norm, rms_norm  # noqa: E402,F401
+
+
+def __getattr__(name):
+    raise deprecation.missing_name("gpuad.nn.functional", name)

@@ -50,7 +50,7 @@ _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 
 
-def _promoted_dtype(raw):
+def promoted_dtype(raw):
     """PyTorch's promotion: the highest kind wins; within it, dimensioned tensors beat 0-d ones and
     Python scalars, so a float32 tensor stays float32 next to an int64 array or a float64 scalar."""
     arrays = [a for a in raw if hasattr(a, "dtype")]
@@ -76,7 +76,7 @@ def _device_error(name, a, b):
 _SCALARS = (float, int, bool)
 
 
-def _as_input(a, name):
+def as_input(a, name):
     """A non-Tensor argument as an op input: Python scalars and None as they are, numpy scalars as
     Python ones (weak, like PyTorch's), arrays and lists as constant Tensors."""
     if a is None or type(a) in _SCALARS:
@@ -109,7 +109,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
                 has_float = True
                 raw.append(a)
                 continue
-            converted = _as_input(a, name)
+            converted = as_input(a, name)
             if not isinstance(converted, Tensor):
                 has_float = has_float or type(converted) is float
                 raw.append(converted)
@@ -131,7 +131,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
     if floating and first_dtype is not None and first_dtype.kind not in "fc":
         raw = [a.astype(backend.DEFAULT_FLOAT) if hasattr(a, "dtype") else a for a in raw]
     elif promote and (mixed or (has_float and first_dtype is not None and first_dtype.kind not in "fc")):
-        dtype = _promoted_dtype(raw)
+        dtype = promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
     try:

@@ -11,11 +11,18 @@ import math
 import string
 
 from .. import creation
-from .. import fused as _fused
 from ..backend import xp_of
+from ..backend.kernels import fused
 from . import primitive, public
 from . import elementwise as _elementwise
 from . import shape as _shape
+
+
+# CuPy refuses cuBLAS while a CUDA graph records (cupy/cupy#6290), so then 2-D float products run
+# on gpuad's tiled kernel (backend/kernels.py), slower on big matrices, fine for small models.
+@fused("matmul")
+def _matmul_arrays(a, b):
+    return a @ b
 
 
 # ---- matmul -------------------------------------------------------------------------------------
@@ -66,9 +73,9 @@ def matmul(a, b):
     if error:
         raise ValueError(error)
     if a.ndim > 2 and b.ndim <= 2:  # one GEMM over the folded batch, as torch.matmul does
-        return _fused.matmul(a.reshape(_rows(a.shape), a.shape[-1]), b).reshape(
+        return _matmul_arrays(a.reshape(_rows(a.shape), a.shape[-1]), b).reshape(
             a.shape[:-1] + b.shape[1:])
-    return _fused.matmul(a, b)
+    return _matmul_arrays(a, b)
 
 
 def _rows(shape):
@@ -110,7 +117,7 @@ def _linear(x, weight, bias):
                              None if bias is None else tuple(bias.shape))
     if error:
         raise ValueError(error)
-    out = _fused.matmul(x.reshape(_rows(x.shape), x.shape[-1]), weight.T)
+    out = _matmul_arrays(x.reshape(_rows(x.shape), x.shape[-1]), weight.T)
     if bias is not None:
         out += bias
     return out.reshape(x.shape[:-1] + weight.shape[:1])

@@ -21,7 +21,7 @@ from . import primitive, public
 
 
 # ---- dims ----------------------------------------------------------------------------------------
-def _axis(op, d, shape):
+def checked_dim(op, d, shape):
     """One dim, checked against `shape` and made non-negative (0-d tensors accept 0 and -1)."""
     try:
         d = operator.index(d)
@@ -39,12 +39,12 @@ def _dims(op, dim, shape):
     if dim is None:
         return tuple(range(len(shape)))
     if isinstance(dim, (tuple, list)):
-        axes = [_axis(op, d, shape) for d in dim]
+        axes = [checked_dim(op, d, shape) for d in dim]
         if len(set(axes)) != len(axes):
             raise ValueError(f"{op}: dim={tuple(dim)} names a dim more than once (tensor of shape "
                              f"{tuple(shape)})")
         return tuple(sorted(axes)) if axes and shape else tuple(range(len(shape)))
-    axis = _axis(op, dim, shape)
+    axis = checked_dim(op, dim, shape)
     return (axis,) if shape else ()
 
 
@@ -64,13 +64,13 @@ def _iota(x, dim):
     return Tensor(xp_of(x.array).arange(x.shape[dim]).reshape(shape))
 
 
-def _accumulator(x, dtype):
+def accumulator_dtype(x, dtype):
     """torch's result dtype for sums and products: bool and integer inputs accumulate in int64
     (numpy would give uint64 for unsigned ones)."""
     return backend.int64 if dtype is None and x.dtype.kind in "biu" else dtype
 
 
-def _floating(op, x):
+def require_floating(op, x):
     if x.dtype.kind not in "fc":
         raise RuntimeError(f"{op}: expected a floating point or complex input, got {x.dtype} (as "
                            f"torch does); convert it with .float() or .double() first")
@@ -91,7 +91,8 @@ def _sum_vjp(g, y, x, *, dim, keepdim, dtype):
 @primitive(vjp=_sum_vjp, autocast="float32")
 def sum(x, *, dim=None, keepdim=False, dtype=None):
     """Sum over dim (all by default), like torch.sum; bool and int inputs sum to int64."""
-    return x.sum(axis=_dims("sum", dim, x.shape), keepdims=keepdim, dtype=_accumulator(x, dtype))
+    dims = _dims("sum", dim, x.shape)
+    return x.sum(axis=dims, keepdims=keepdim, dtype=accumulator_dtype(x, dtype))
 
 
 @primitive(vjp=lambda g, y, x, *, shape: (g.expand(x.shape),))
@@ -143,7 +144,8 @@ def _prod_vjp(g, y, x, *, dim, keepdim, dtype):
 @primitive(vjp=_prod_vjp, autocast="float32")
 def prod(x, *, dim=None, keepdim=False, dtype=None):
     """Product over dim (all by default), like torch.prod; the gradient is exact with zeros."""
-    return x.prod(axis=_dims("prod", dim, x.shape), keepdims=keepdim, dtype=_accumulator(x, dtype))
+    dims = _dims("prod", dim, x.shape)
+    return x.prod(axis=dims, keepdims=keepdim, dtype=accumulator_dtype(x, dtype))
 
 
 # ---- extrema -------------------------------------------------------------------------------------
@@ -181,10 +183,10 @@ def _arg_extremum(op, x, dim, keepdim):
     if dim is None:  # of the flattened tensor; keepdim gives all-ones dims, like torch 2
         out = getattr(x.reshape(-1), op)(axis=0).reshape((1,) * x.ndim if keepdim else ())
     elif x.ndim == 0:
-        _axis(op, dim, x.shape)
+        checked_dim(op, dim, x.shape)
         out = xp_of(x).zeros((), dtype=backend.int64)
     else:
-        out = getattr(x, op)(axis=_axis(op, dim, x.shape), keepdims=keepdim)
+        out = getattr(x, op)(axis=checked_dim(op, dim, x.shape), keepdims=keepdim)
     return out.astype(backend.int64, copy=False)
 
 
@@ -219,7 +221,7 @@ def _extremum(op, x, dim, keepdim, whole, arg, pairwise, result):
             raise TypeError(f"{op}: dim must be a single int, got {dim!r}; use a{op}() to reduce "
                             f"over several dims")
         return pairwise(x, dim)
-    d = _axis(op, dim, x.shape)
+    d = checked_dim(op, dim, x.shape)
     index = arg(x, d, keepdim=True)
     if x.ndim == 0:
         return result(_ew.clone(x), index)
@@ -285,7 +287,7 @@ def var(x, *, dim=None, unbiased=None, keepdim=False, correction=None, ddof=None
     Like torch it divides by max(0, n - correction): inf, or NaN for a constant or empty slice."""
     dim, correction = _correction("var", dim, unbiased, correction, ddof)
     dims = _dims("var", dim, x.shape)
-    _floating("var", x)
+    require_floating("var", x)
     n = math.prod(x.shape[d] for d in dims)
     total = x.sum(axis=dims, keepdims=True)
     centered = x - (total / n if n else total)
@@ -301,7 +303,7 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None
     """Standard deviation, sqrt(var(...)), like torch.std; its gradient is 0 where it is 0."""
     dim, correction = _correction("std", dim, unbiased, correction, ddof)
     _dims("std", dim, x.shape)
-    _floating("std", x)
+    require_floating("std", x)
     return _sqrt_or_zero(var(x, dim, keepdim=keepdim, correction=correction))
 
 
@@ -310,7 +312,7 @@ def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(var, mean) over dim, like torch.var_mean (a plain tuple there too)."""
     dim, correction = _correction("var_mean", dim, unbiased, correction, None)
     _dims("var_mean", dim, x.shape)
-    _floating("var_mean", x)
+    require_floating("var_mean", x)
     return var(x, dim, keepdim=keepdim, correction=correction), mean(x, dim, keepdim)
 
 
@@ -319,7 +321,7 @@ def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(std, mean) over dim, like torch.std_mean."""
     dim, correction = _correction("std_mean", dim, unbiased, correction, None)
     _dims("std_mean", dim, x.shape)
-    _floating("std_mean", x)
+    require_floating("std_mean", x)
     return std(x, dim, keepdim=keepdim, correction=correction), mean(x, dim, keepdim)
 
 
@@ -404,7 +406,7 @@ def _nansum_vjp(g, y, x, *, dim, keepdim, dtype):
 def nansum(x, *, dim=None, keepdim=False, dtype=None):
     """Sum over dim treating NaN as zero, like torch.nansum; bool and int inputs sum to int64."""
     dims = _dims("nansum", dim, x.shape)
-    return xp_of(x).nansum(x, axis=dims, keepdims=keepdim, dtype=_accumulator(x, dtype))
+    return xp_of(x).nansum(x, axis=dims, keepdims=keepdim, dtype=accumulator_dtype(x, dtype))
 
 
 @public
@@ -413,7 +415,7 @@ def nanmean(x, dim=None, keepdim=False, *, dtype=None):
     slice holds no number."""
     if dtype is not None:
         x = _ew.cast(x, dtype=dtype)
-    _floating("nanmean", x)
+    require_floating("nanmean", x)
     dims = _dims("nanmean", dim, x.shape)
     return nansum(x, dims, keepdim) / sum(_ew.logical_not(_ew.isnan(x)), dims, keepdim)
 

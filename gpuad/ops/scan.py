@@ -16,7 +16,7 @@ from . import elementwise as _ew
 from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
-from .reduce import _accumulator, _axis, _floating
+from .reduce import accumulator_dtype, checked_dim, require_floating
 
 
 def _scan(op, x, axis):
@@ -40,15 +40,15 @@ def _cumsum_vjp(g, y, x, *, dim, dtype):
 @primitive(vjp=_cumsum_vjp, autocast="float32")
 def cumsum(x, *, dim, dtype=None):
     """Running sum along dim, like torch.cumsum; bool and int inputs sum to int64."""
-    d = _axis("cumsum", dim, x.shape)
-    dtype = _accumulator(x, dtype)
+    d = checked_dim("cumsum", dim, x.shape)
+    dtype = accumulator_dtype(x, dtype)
     return x.cumsum(axis=d, dtype=dtype) if x.ndim else x.astype(dtype or x.dtype, copy=True)
 
 
 @primitive(vjp=lambda g, y, x, *, dim: (cumsum(g, dim=dim),), autocast="float32")
 def _cumsum_reverse(x, *, dim):
     """Running sum from the end along dim: cumsum's gradient (and cumsum is its gradient)."""
-    d = _axis("cumsum", dim, x.shape)
+    d = checked_dim("cumsum", dim, x.shape)
     xp = xp_of(x)
     return xp.flip(xp.flip(x, d).cumsum(axis=d), d) if x.ndim else x.copy()
 
@@ -57,7 +57,7 @@ def _cumsum_reverse(x, *, dim):
 def _cumprod_vjp(g, y, x, *, dim, dtype):
     # d y_j / d x_m = y_j / x_m before a slice's first zero; at the first zero k it is the product
     # of the other entries up to j (which the zero itself is not among); after k every y_j holds x_k
-    d = _axis("cumprod", dim, x.shape)
+    d = checked_dim("cumprod", dim, x.shape)
     if x.ndim == 0:
         return (g,)
     if is_grad_enabled():  # create_graph: the quadratic form, exact to every order at zeros too
@@ -86,8 +86,8 @@ def _cumprod_grad_exact(g, x, d):
 def cumprod(x, *, dim, dtype=None):
     """Running product along dim, like torch.cumprod: bool and int inputs multiply in int64, and
     the gradient is exact with zeros in the input."""
-    d = _axis("cumprod", dim, x.shape)
-    dtype = _accumulator(x, dtype)
+    d = checked_dim("cumprod", dim, x.shape)
+    dtype = accumulator_dtype(x, dtype)
     return x.cumprod(axis=d, dtype=dtype) if x.ndim else x.astype(dtype or x.dtype, copy=True)
 
 
@@ -112,7 +112,7 @@ _CumminResult = collections.namedtuple("cummin", ("values", "indices"))
 
 
 def _cumextremum(op, x, dim, largest, result):
-    d = _axis(op, dim, x.shape)
+    d = checked_dim(op, dim, x.shape)
     index = _cumextremum_index(x, dim=d, largest=largest)
     return result(_shape._gather(x, index, dim=d) if x.ndim else _ew.clone(x), index)
 
@@ -134,7 +134,7 @@ def cummin(x, dim):
 def _logcumsumexp_vjp(g, y, x, *, dim):
     # d y_j / d x_i = exp(x_i - y_j) for i <= j. As torch does, the sum over j runs in log space
     # (a reversed logcumsumexp) with g's positive and negative parts apart, so nothing overflows.
-    d = _axis("logcumsumexp", dim, x.shape)
+    d = checked_dim("logcumsumexp", dim, x.shape)
     if x.ndim == 0:
         return (g,)
 
@@ -148,6 +148,6 @@ def _logcumsumexp_vjp(g, y, x, *, dim):
 def logcumsumexp(x, *, dim):
     """log(cumsum(exp(x))) along dim without overflow (running logaddexp), like
     torch.logcumsumexp; floating point inputs only, as in torch."""
-    d = _axis("logcumsumexp", dim, x.shape)
-    _floating("logcumsumexp", x)
+    d = checked_dim("logcumsumexp", dim, x.shape)
+    require_floating("logcumsumexp", x)
     return _scan(xp_of(x).logaddexp, x, d) if x.ndim else x.copy()

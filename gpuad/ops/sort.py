@@ -18,7 +18,7 @@ from . import elementwise as _ew
 from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
-from .reduce import _axis, _floating
+from .reduce import checked_dim, require_floating
 
 _SortResult = collections.namedtuple("sort", ("values", "indices"))  # like torch.return_types
 _TopkResult = collections.namedtuple("topk", ("values", "indices"))
@@ -50,7 +50,7 @@ def _zero_index(x):
 def argsort(x, *, dim=-1, descending=False, stable=False):
     """The int64 indices that sort x along dim, like torch.argsort: always stable here (equal
     values keep their order, which torch promises only with stable=True); NaN sorts last."""
-    d = _axis("argsort", dim, x.shape)
+    d = checked_dim("argsort", dim, x.shape)
     if x.ndim == 0:
         return xp_of(x).zeros((), dtype=backend.int64)
     return _order(x, d, descending).astype(backend.int64, copy=False)
@@ -60,7 +60,7 @@ def argsort(x, *, dim=-1, descending=False, stable=False):
 def sort(x, dim=-1, descending=False, *, stable=False):
     """The namedtuple (values, indices) of x sorted along dim, like torch.sort: NaN sorts last
     (first when descending), equal values keep their order, and the gradient follows each value."""
-    d = _axis("sort", dim, x.shape)
+    d = checked_dim("sort", dim, x.shape)
     indices = argsort(x, dim=d, descending=descending)
     return _SortResult(_shape._gather(x, indices, dim=d) if x.ndim else _ew.clone(x), indices)
 
@@ -75,7 +75,7 @@ def topk(x, k, dim=None, largest=True, sorted=True):
     """The namedtuple (values, indices) of the k largest (or smallest) entries along dim (the last
     by default), like torch.topk: NaN counts as the largest value, equal values come in their
     order, and the result is always sorted (torch leaves the order open with sorted=False)."""
-    d = _axis("topk", -1 if dim is None else dim, x.shape)
+    d = checked_dim("topk", -1 if dim is None else dim, x.shape)
     k, n = operator.index(k), x.shape[d] if x.ndim else 1
     if not 0 <= k <= n:
         raise RuntimeError(f"topk: k={k} is out of range for dim {d} of size {n} (tensor of shape "
@@ -98,7 +98,7 @@ def _picked(result, x, index, d, keepdim):
 
 
 def _reduced_dim(op, x, dim):
-    d = _axis(op, -1 if dim is None else dim, x.shape)
+    d = checked_dim(op, -1 if dim is None else dim, x.shape)
     if x.ndim and not x.shape[d]:
         raise IndexError(f"{op}: expected reduction dim {d} to have non-zero size (tensor of shape "
                          f"{tuple(x.shape)})")
@@ -234,7 +234,7 @@ def _quantile(op, x, q, dim, keepdim, interpolation, ignore_nan):
         raise RuntimeError(f"{op}: the input tensor must be non-empty (got shape "
                            f"{tuple(x.shape)})")
     shape = x.shape
-    d = 0 if dim is None else _axis(op, dim, shape)
+    d = 0 if dim is None else checked_dim(op, dim, shape)
     x = x.reshape(-1) if dim is None or not x.ndim else x
     xp, n = xp_of(x.array), x.shape[d]
     ranked = sort(x, d).values  # NaN last; the gradient goes back through the order
@@ -297,7 +297,7 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
     torch.unique; with return_inverse/return_counts a tuple (values, inverse, counts). NaNs stay
     distinct, as in torch. No gradient. On CUDA the host waits for the GPU (the size depends on
     the data)."""
-    d = None if dim is None else _axis("unique", dim, x.shape)
+    d = None if dim is None else checked_dim("unique", dim, x.shape)
     parts = ["values"] + ["inverse"] * bool(return_inverse) + ["counts"] * bool(return_counts)
     outs = tuple(_unique(x, dim=d, part=part) for part in parts)
     return outs if len(outs) > 1 else outs[0]
@@ -326,7 +326,7 @@ def unique_consecutive(x, return_inverse=False, return_counts=False, dim=None):
     """x with each run of equal consecutive values (or slices along dim) kept once, like
     torch.unique_consecutive, with the inverse indices and run lengths when asked. No gradient.
     On CUDA the host waits for the GPU."""
-    d = None if dim is None else _axis("unique_consecutive", dim, x.shape)
+    d = None if dim is None else checked_dim("unique_consecutive", dim, x.shape)
     parts = ["values"] + ["inverse"] * bool(return_inverse) + ["counts"] * bool(return_counts)
     outs = tuple(_unique_consecutive(x, dim=d, part=part) for part in parts)
     return outs if len(outs) > 1 else outs[0]
@@ -355,7 +355,7 @@ def histc(x, *, bins=100, min=0, max=0):
     """A histogram of x's entries in `bins` equal-width bins over [min, max] (the data's range
     when min == max), like torch.histc: entries outside and NaNs are left out, the result has x's
     dtype. No gradient. With min == max the range is read on the host (a GPU sync, as in torch)."""
-    _floating("histc", x)
+    require_floating("histc", x)
     if bins <= 0:
         raise RuntimeError(f"histc: bins must be > 0, got {bins}")
     low, high = float(min), float(max)

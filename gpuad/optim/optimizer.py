@@ -8,7 +8,7 @@ from ..autograd import enable_grad, no_grad
 from ..tensor import Tensor
 
 
-def _nonnegative(owner, **hyper):
+def check_nonnegative(owner, **hyper):
     for name, value in hyper.items():
         if not value >= 0:  # `not >=` also refuses NaN
             raise ValueError(f"{owner}: invalid {name} {value!r}; it must be >= 0")

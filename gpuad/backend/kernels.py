@@ -1,20 +1,21 @@
-"""Fused kernels: the one place where CUDA code lives, between backend.py and the ops/optimizers.
+"""Fused kernels: the one place where CUDA code lives.
 
-Each fused function is a reference written in plain array-module ops (what numpy, the strict backend
-and any case a kernel does not cover run) plus a CuPy kernel compiled on first use, picked for CuPy
-arrays the kernel accepts. REGISTRY maps name -> (reference, kernel) so tests run both on the same
-inputs. Every kernel is built from a source declared as data first (cuda_sources()), which tests
-compile with NVRTC without a GPU. Callers pass raw arrays and host Python scalars only: nothing
-here reads a device value.
+Each fused function is a reference written in plain array-module ops, beside the op it serves (what
+numpy, the strict backend and any case a kernel does not cover run), plus a CuPy kernel here,
+compiled on first use and picked for CuPy arrays it accepts: `@fused(name)` on the reference joins
+the two. REGISTRY maps name -> (reference, kernel) so tests run both on the same inputs. Every
+kernel is built from a source declared as data first (cuda_sources()), which tests compile with
+NVRTC without a GPU. Callers pass raw arrays and host Python scalars only: nothing here reads a
+device value.
 """
 import math
 
 import numpy
 
-from . import backend
-from .backend import xp_of
+from . import cuda, cupy
 
 REGISTRY = {}  # name -> (reference, kernel)
+DISPATCHERS = {}  # name -> what the op calls: the kernel or the reference, as the arrays allow
 _KERNEL_DTYPES = (numpy.dtype("float32"), numpy.dtype("float64"))
 _CTYPE = {numpy.dtype("float32"): "float", numpy.dtype("float64"): "double"}
 # No multiply-add contraction: each kernel rounds exactly where its reference's separate ops do.
@@ -49,24 +50,39 @@ def _same_float(*arrays):
     """The kernels' usual condition: CuPy arrays (None allowed) of one dtype, float32 or float64."""
     dtype = arrays[0].dtype
     return dtype in _KERNEL_DTYPES and all(
-        a is None or (type(a) is backend.cupy.ndarray and a.dtype == dtype) for a in arrays)
+        a is None or (type(a) is cupy.ndarray and a.dtype == dtype) for a in arrays)
 
 
-def _fused(name, kernel, accepts=_same_float):
-    """Register the decorated reference and `kernel` under `name`; return the dispatcher, which
-    runs the kernel for CuPy arrays that `accepts` takes (array arguments only) and the reference
-    otherwise. Both are looked up at call time, so a test can swap them."""
+_KERNELS = {}  # name -> (kernel, accepts), declared below
+
+
+def _kernel(name, accepts=_same_float):
+    """Declare the decorated launcher as the kernel of fused function `name`; it runs for CuPy
+    arrays that `accepts` takes (array arguments only)."""
+    def decorate(kernel):
+        _KERNELS[name] = (kernel, accepts)
+        return kernel
+    return decorate
+
+
+def fused(name):
+    """Join the decorated reference (array-module code, beside its op) with kernel `name`: return
+    a dispatcher that runs the kernel for CuPy arrays it accepts and the reference otherwise. Both
+    are looked up at call time, so a test can swap them."""
+    kernel, accepts = _KERNELS[name]
+
     def decorate(reference):
         REGISTRY[name] = (reference, kernel)
 
         def run(*args, **kwargs):
             first = args[0]
-            if (type(first) is not numpy.ndarray and backend.cupy is not None
-                    and type(first) is backend.cupy.ndarray and accepts(*args)):
+            if (type(first) is not numpy.ndarray and cupy is not None
+                    and type(first) is cupy.ndarray and accepts(*args)):
                 return REGISTRY[name][1](*args, **kwargs)
             return REGISTRY[name][0](*args, **kwargs)
         run.__name__ = run.__qualname__ = name
         run.__doc__ = reference.__doc__
+        DISPATCHERS[name] = run
         return run
     return decorate
 
@@ -77,7 +93,7 @@ def _elementwise(name):
     kernel = _COMPILED.get(name)
     if kernel is None:
         source = _SOURCES[name]
-        kernel = _COMPILED[name] = backend.cupy.ElementwiseKernel(
+        kernel = _COMPILED[name] = cupy.ElementwiseKernel(
             source["in_params"], source["out_params"], source["operation"], name,
             options=source["options"])
     return kernel
@@ -91,7 +107,7 @@ def _raw_kernel(name, function, dtype):
     if module is None:
         source = _SOURCES[name]
         templates = [f.replace("CTYPE", ctype) for f in source["functions"] if "<" in f]
-        module = _COMPILED[name, dtype] = backend.cupy.RawModule(
+        module = _COMPILED[name, dtype] = cupy.RawModule(
             code=source["code"].replace("CTYPE", ctype), options=source["options"],
             name_expressions=templates or None)
     return module.get_function(function.replace("CTYPE", ctype))
@@ -103,91 +119,68 @@ def _c(value):
 
 
 # ---- activations: forward and backward ---------------------------------------------------------
-def _sigmoid_of(x):
-    xp = xp_of(x)
-    z = xp.exp(-xp.abs(x))  # never overflows: exp of a non-positive number
-    return xp.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
 
 
 _SIGMOID_C = "T z = exp(-fabs(x)); T s = x >= (T)0 ? (T)1 / ((T)1 + z) : z / ((T)1 + z);"
 _elementwise_source("gpuad_sigmoid", "T x", "T y", _SIGMOID_C + " y = s;")
 
 
+@_kernel("sigmoid")
 def _sigmoid_kernel(x):
     return _elementwise("gpuad_sigmoid")(x)
 
 
-@_fused("sigmoid", _sigmoid_kernel)
-def sigmoid(x):
-    """1 / (1 + exp(-x)), computed without overflow."""
-    return _sigmoid_of(x)
 
 
 _elementwise_source("gpuad_relu_backward", "T g, T y", "T out", "out = g * (T)(y > (T)0);")
 
 
+@_kernel("relu_backward")
 def _relu_backward_kernel(g, y):
     return _elementwise("gpuad_relu_backward")(g, y)
 
 
-@_fused("relu_backward", _relu_backward_kernel)
-def relu_backward(g, y):
-    """g * (y > 0): relu's gradient from its output."""
-    return xp_of(g).multiply(g, y > 0)  # a bool mask times g beats where() on the CPU
 
 
 _elementwise_source("gpuad_tanh_backward", "T g, T y", "T out", "out = g * ((T)1 - y * y);")
 
 
+@_kernel("tanh_backward")
 def _tanh_backward_kernel(g, y):
     return _elementwise("gpuad_tanh_backward")(g, y)
 
 
-@_fused("tanh_backward", _tanh_backward_kernel)
-def tanh_backward(g, y):
-    """g * (1 - y^2): tanh's gradient from its output."""
-    return g * (1 - y * y)
 
 
 _elementwise_source("gpuad_sigmoid_backward", "T g, T y", "T out", "out = g * y * ((T)1 - y);")
 
 
+@_kernel("sigmoid_backward")
 def _sigmoid_backward_kernel(g, y):
     return _elementwise("gpuad_sigmoid_backward")(g, y)
 
 
-@_fused("sigmoid_backward", _sigmoid_backward_kernel)
-def sigmoid_backward(g, y):
-    """g * y * (1 - y): sigmoid's gradient from its output."""
-    return g * y * (1 - y)
 
 
 _elementwise_source("gpuad_silu", "T x", "T y", _SIGMOID_C + " y = x * s;")
 
 
+@_kernel("silu")
 def _silu_kernel(x):
     return _elementwise("gpuad_silu")(x)
 
 
-@_fused("silu", _silu_kernel)
-def silu(x):
-    """x * sigmoid(x)."""
-    return x * _sigmoid_of(x)
 
 
 _elementwise_source("gpuad_silu_backward", "T g, T x", "T out",
                     _SIGMOID_C + " out = g * (s * ((T)1 + x * ((T)1 - s)));")
 
 
+@_kernel("silu_backward")
 def _silu_backward_kernel(g, x):
     return _elementwise("gpuad_silu_backward")(g, x)
 
 
-@_fused("silu_backward", _silu_backward_kernel)
-def silu_backward(g, x):
-    """g * s * (1 + x (1 - s)) with s = sigmoid(x): silu's gradient from its input."""
-    s = _sigmoid_of(x)
-    return g * (s * (1 + x * (1 - s)))
 
 
 # gelu: PyTorch's two forms. erf is CUDA's in kernels and in the GPU reference (backend.special.erf).
@@ -210,18 +203,12 @@ _elementwise_source("gpuad_gelu_tanh", "T x", "T y",
                     _GELU_C["tanh"] + " y = (T)0.5 * x * ((T)1 + t);")
 
 
+@_kernel("gelu")
 def _gelu_kernel(x, *, approximate="none"):
     _check_approximate(approximate)
     return _elementwise("gpuad_gelu_" + approximate)(x)
 
 
-@_fused("gelu", _gelu_kernel)
-def gelu(x, *, approximate="none"):
-    """x * Phi(x) (erf form), or PyTorch's tanh approximation with approximate='tanh'."""
-    _check_approximate(approximate)
-    if approximate == "tanh":
-        return 0.5 * x * (1 + xp_of(x).tanh(_K * (x + _C * x * x * x)))
-    return 0.5 * x * (1 + backend.special.erf(x * _SQRT1_2))
 
 
 _GELU_DERIVATIVE_C = {
@@ -234,20 +221,12 @@ for _form, _setup in _GELU_C.items():
                         _setup + " " + _GELU_DERIVATIVE_C[_form] + " out = g * d;")
 
 
+@_kernel("gelu_backward")
 def _gelu_backward_kernel(g, x, *, approximate="none"):
     _check_approximate(approximate)
     return _elementwise("gpuad_gelu_backward_" + approximate)(g, x)
 
 
-@_fused("gelu_backward", _gelu_backward_kernel)
-def gelu_backward(g, x, *, approximate="none"):
-    """g * gelu'(x): Phi(x) + x phi(x), or the derivative of the tanh form."""
-    _check_approximate(approximate)
-    if approximate == "tanh":
-        t = xp_of(x).tanh(_K * (x + _C * x * x * x))
-        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (_K * (1 + 3 * _C * x * x)))
-    cdf = 0.5 * (1 + backend.special.erf(x * _SQRT1_2))
-    return g * (cdf + x * (xp_of(x).exp(-0.5 * x * x) * _INV_SQRT_2PI))
 
 
 # ---- softmax cross entropy: one block per row of 2-D logits ------------------------------------
@@ -320,12 +299,11 @@ def _two_d_logits(x, target, w):
     """The row kernels' case: C-contiguous float (N, C) logits, N, C >= 1, CuPy targets and
     per-row weights (cast on the device when their dtypes differ)."""
     return (x.ndim == 2 and x.size > 0 and x.flags.c_contiguous and x.dtype in _KERNEL_DTYPES
-            and type(target) is backend.cupy.ndarray and type(w) is backend.cupy.ndarray
+            and type(target) is cupy.ndarray and type(w) is cupy.ndarray
             and target.dtype.kind in "iu" and w.shape == (x.shape[0],))
 
 
 def _launch_rows(name, x, target, w, out):
-    cupy = backend.cupy
     target = cupy.ascontiguousarray(target.astype(numpy.int64, copy=False))
     w = cupy.ascontiguousarray(w.astype(x.dtype, copy=False))
     classes = x.shape[1]
@@ -335,45 +313,21 @@ def _launch_rows(name, x, target, w, out):
     return out
 
 
+@_kernel("softmax_nll", accepts=_two_d_logits)
 def _softmax_nll_kernel(x, target, w):
     return _launch_rows("gpuad_softmax_nll", x, target, w,
-                        backend.cupy.empty(x.shape[:1], x.dtype))
+                        cupy.empty(x.shape[:1], x.dtype))
 
 
-def _at_class(target):
-    """The index of x[n, target[n, d1, ...], d1, ...] for logits x (N, C, d1, ...)."""
-    xp, shape = xp_of(target), target.shape
-    grids = [xp.arange(s).reshape((s,) + (1,) * (len(shape) - i - 1)) for i, s in enumerate(shape)]
-    return (grids[0], target) + tuple(grids[1:])
 
 
-@_fused("softmax_nll", _softmax_nll_kernel, accepts=_two_d_logits)
-def softmax_nll(x, target, w):
-    """(logsumexp(x, 1) - x[target]) * w for logits x (N, C, ...), class indices target (N, ...)
-    and weights w (N, ...): cross_entropy's per-element loss."""
-    xp = xp_of(x)
-    top = x.max(axis=1, keepdims=True)
-    e = x - top
-    xp.exp(e, out=e)
-    lse = xp.log(e.sum(axis=1)) + top[:, 0]
-    return (lse - x[_at_class(target)]) * w.astype(x.dtype, copy=False)
 
 
+@_kernel("softmax_nll_grad", accepts=_two_d_logits)
 def _softmax_nll_grad_kernel(x, target, scale):
-    return _launch_rows("gpuad_softmax_nll_grad", x, target, scale, backend.cupy.empty_like(x))
+    return _launch_rows("gpuad_softmax_nll_grad", x, target, scale, cupy.empty_like(x))
 
 
-@_fused("softmax_nll_grad", _softmax_nll_grad_kernel, accepts=_two_d_logits)
-def softmax_nll_grad(x, target, scale):
-    """(softmax(x, 1) - one_hot(target, dim 1)) * scale[:, None]: softmax_nll's gradient for
-    upstream gradient times weights `scale` (N, ...), without a one-hot array."""
-    xp = xp_of(x)
-    p = x - x.max(axis=1, keepdims=True)
-    xp.exp(p, out=p)
-    s = scale[:, None].astype(p.dtype, copy=False)
-    p *= s / p.sum(axis=1, keepdims=True)
-    p[_at_class(target)] -= scale.astype(p.dtype, copy=False)
-    return p
 
 
 # ---- optimizer updates: in place, one kernel per parameter, host scalars only ------------------
@@ -389,6 +343,11 @@ _elementwise_source(
     scalars=("sign", "wd", "lr", "momentum", "damp1", "first", "nesterov"))
 
 
+def _optimizer_arrays(p, g, *state):
+    return _same_float(p, g, *state) and p.shape == g.shape
+
+
+@_kernel("sgd_step", accepts=_optimizer_arrays)
 def _sgd_kernel(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
     sign, weight_decay, lr = -1.0 if maximize else 1.0, float(weight_decay), float(lr)
     if buf is None:
@@ -399,51 +358,6 @@ def _sgd_kernel(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, m
         buf)
 
 
-def _optimizer_arrays(p, g, *state):
-    return _same_float(p, g, *state) and p.shape == g.shape
-
-
-@_fused("sgd_step", _sgd_kernel, accepts=_optimizer_arrays)
-def sgd_step(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
-    """torch.optim.SGD's update of p in place; `buf` is the momentum buffer (None without
-    momentum), which the first step (`first`) sets to the gradient."""
-    xp = xp_of(p)
-    if weight_decay:  # d = (-g if maximize else g) + wd * p, in a temporary of our own
-        d = p * weight_decay
-        if maximize:
-            d -= g
-        else:
-            d += g
-        owned, sign = True, 1
-    else:  # d = g, and maximize flips the sign where d is used (negation is exact)
-        d, owned, sign = g, False, -1 if maximize else 1
-    if buf is not None:
-        if first:
-            xp.multiply(d, sign, out=buf)
-        else:
-            buf *= momentum
-            if dampening:
-                buf += (1 - dampening) * sign * d
-            elif sign > 0:
-                buf += d
-            else:
-                buf -= d
-        if nesterov:
-            step = buf * momentum
-            if sign > 0:
-                step += d
-            else:
-                step -= d
-            d, owned, sign = step, True, 1
-        else:
-            d, owned, sign = buf, False, 1
-    if owned:
-        d *= lr
-        p -= d
-    elif sign > 0:
-        p -= lr * d
-    else:
-        p += lr * d
 
 
 _ADAM_IN = "T g, T sign, T decay, T wd, T w1, T beta2, T w2, T eps, T step_size, T bc2"
@@ -458,6 +372,7 @@ _elementwise_source("gpuad_adam_amsgrad", _ADAM_IN, "T p, T m, T v, T vmax",
                     scalars=_ADAM_SCALARS)
 
 
+@_kernel("adam_step", accepts=_optimizer_arrays)
 def _adam_kernel(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
                  step_size, bias_correction2_sqrt):
     decay, wd = (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
@@ -469,33 +384,6 @@ def _adam_kernel(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decou
         _elementwise("gpuad_adam_amsgrad")(g, *scalars, p, m, v, vmax)
 
 
-@_fused("adam_step", _adam_kernel, accepts=_optimizer_arrays)
-def adam_step(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
-              step_size, bias_correction2_sqrt):
-    """torch.optim.Adam/AdamW's update of p, m, v (and vmax with amsgrad, else None) in place;
-    the bias corrections come as host floats: step_size = lr / (1 - beta1^t) and
-    bias_correction2_sqrt = sqrt(1 - beta2^t)."""
-    xp = xp_of(p)
-    d = -g if maximize else g
-    if weight_decay and decoupled:
-        p *= 1 - lr * weight_decay
-    elif weight_decay:
-        d = d + weight_decay * p
-    t = xp.subtract(d, m, out=xp.empty_like(m))  # the one scratch array (an array even if 0-d)
-    t *= 1 - beta1
-    m += t  # m + (d - m)(1 - beta1): torch's lerp_
-    v *= beta2
-    xp.multiply(d, 1 - beta2, out=t)
-    t *= d
-    v += t
-    if vmax is not None:
-        v = xp.maximum(vmax, v, out=vmax)
-    xp.sqrt(v, out=t)
-    t /= bias_correction2_sqrt
-    t += eps
-    update = m * step_size
-    update /= t
-    p -= update
 
 
 # ---- matmul while a CUDA graph is being recorded -------------------------------------------------
@@ -526,8 +414,14 @@ __global__ void gpuad_gemm(const T* A, const T* B, T* C, int M, int N, int K,
 _raw_source("gpuad_gemm", _GEMM_SOURCE, ("gpuad_gemm<CTYPE>",), options=())
 
 
+def _capturing_2d(a, b):
+    """CuPy refuses cuBLAS while a CUDA graph records: then 2-D float products run here."""
+    return (cuda.capturing() and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
+            and a.dtype in _KERNEL_DTYPES and type(b) is cupy.ndarray)
+
+
+@_kernel("matmul", accepts=_capturing_2d)
 def _gemm_kernel(a, b):
-    cupy = backend.cupy
     kernel = _raw_kernel("gpuad_gemm", "gpuad_gemm<CTYPE>", a.dtype)
     (m, k), n = a.shape, b.shape[1]
     out = cupy.empty((m, n), dtype=a.dtype)
@@ -539,9 +433,3 @@ def _gemm_kernel(a, b):
     return out
 
 
-def matmul(a, b):
-    """a @ b; while gpuad.cuda.graph records, 2-D float CuPy products use the tiled kernel above."""
-    if (backend.cuda.capturing() and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
-            and a.dtype in _KERNEL_DTYPES and type(a) is backend.cupy.ndarray):
-        return _gemm_kernel(a, b)
-    return a @ b
