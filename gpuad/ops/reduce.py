@@ -276,7 +276,7 @@ def _var_vjp(g, y, x, *, dim, unbiased, keepdim, correction, ddof):
 
 def _warn_dof(op, n, correction):
     warnings.warn(f"{op}: degrees of freedom is <= 0 (correction={correction} for {n} reduced "
-                  f"elements), so the result is inf or NaN, as in torch", UserWarning, stacklevel=4)
+                  f"elements), so the result is inf or NaN, as in torch", UserWarning, stacklevel=5)
 
 
 # primitive: the composite's backward is three times slower
