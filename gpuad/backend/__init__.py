@@ -2,9 +2,10 @@
 
 The only package that imports cupy. Everything that differs between numpy and CuPy is a named
 function here or in one of this package's modules (random: generators; cuda: TF32, graph capture,
-memory, streams, NCCL; dlpack; special: special functions; kernels: the CUDA sources), so ops are
-written once against `xp_of(array)` and never branch on the backend. Device kinds beyond cpu and
-cuda (the strict test backend) register themselves here; the backend imports nothing of gpuad.
+memory, streams, NCCL; dlpack; linalg: singular-matrix errors; special: special functions;
+kernels: the CUDA sources), so ops are written once against `xp_of(array)` and never branch on the
+backend. Device kinds beyond cpu and cuda (the strict test backend) register themselves here; the
+backend imports nothing of gpuad.
 """
 import contextlib
 
@@ -55,7 +56,8 @@ class Device:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __repr__(self):
-        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
 
     @property
     def xp(self):
@@ -78,7 +80,8 @@ def device(spec="cpu"):
     if spec is None:
         return CPU
     if not isinstance(spec, str):
-        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got {spec!r}")
+        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got "
+                        f"{spec!r}")
     kind, _, index = spec.strip().lower().partition(":")
     if kind == "cpu" and not index:
         return CPU
@@ -115,7 +118,8 @@ def require_cuda(dev):
         raise RuntimeError(f"{dev} was requested but CuPy sees no usable CUDA GPU; "
                            f"check `nvidia-smi`, or {CUDA_HELP}")
     if dev.index >= cuda_device_count():
-        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) exist")
+        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) "
+                           f"exist")
 
 
 # Hot path: one dict lookup from array type to module / device. CuPy registers its array type
@@ -247,4 +251,4 @@ def scatter_add(target, index, values):
 
 
 
-from . import cuda, dlpack, random, special  # noqa: E402,F401  (they build on the seam above)
+from . import cuda, dlpack, linalg, random, special  # noqa: E402,F401  (they build on the seam above)

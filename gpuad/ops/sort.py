@@ -181,15 +181,13 @@ def median(x, dim=None, keepdim=False):
     """torch.median: the lower of the two middle values. median(x) is a value (NaN if x holds one;
     ties share the gradient evenly); median(x, dim) is the namedtuple (values, indices), the first
     NaN of a slice that holds one, the gradient going to the index."""
-    return _median(x=x, op="median", dim=dim, keepdim=keepdim, ignore_nan=False,
-                   result=_MedianResult)
+    return _median("median", x, dim, keepdim, False, _MedianResult)
 
 
 @public
 def nanmedian(x, dim=None, keepdim=False):
     """torch.nanmedian: median leaving NaNs out (NaN only where a slice is all NaN)."""
-    return _median(x=x, op="nanmedian", dim=dim, keepdim=keepdim, ignore_nan=True,
-                   result=_NanmedianResult)
+    return _median("nanmedian", x, dim, keepdim, True, _NanmedianResult)
 
 
 # ---- quantiles -----------------------------------------------------------------------------------
@@ -247,9 +245,9 @@ def _quantile(op, x, q, dim, keepdim, interpolation, ignore_nan):
     else:  # a slice holding a NaN gets the last rank, a NaN
         ranks = _ew.where(Tensor(nans.any(axis=d, keepdims=True)), n - 1, q * (n - 1))
     raw = ranks.array
-    raw = {"lower": xp.floor, "higher": xp.ceil, "nearest": xp.round}.get(interpolation,
-                                                                          lambda r: r)(raw)
-    below = Tensor(xp.floor(raw).astype(backend.int64))  # round is half to even, as torch's
+    if interpolation in ("lower", "higher", "nearest"):  # round is half to even, as torch's
+        raw = {"lower": xp.floor, "higher": xp.ceil, "nearest": xp.round}[interpolation](raw)
+    below = Tensor(xp.floor(raw).astype(backend.int64))
     values = _shape.expand(_shape.unsqueeze(ranked, 0), shape=(q.shape[0],) + ranked.shape)
     out = _shape._gather(values, below, dim=d + 1)
     if interpolation in ("linear", "midpoint"):
