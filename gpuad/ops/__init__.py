@@ -250,8 +250,10 @@ from . import (  # noqa: E402,F401  (each family registers its ops)
     norm,
     pointwise,
     reduce,
+    scan,
     shape,
     solve,
+    sort,
 )
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules
