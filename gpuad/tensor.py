@@ -683,6 +683,36 @@ class Tensor(MovesWithTo):
     def cumsum(self, dim, dtype=None): return ops.cumsum(self, dim, dtype=dtype)
     def any(self, *a, **k): return ops.any(self, *a, **k)
     def all(self, *a, **k): return ops.all(self, *a, **k)
+    # ---- reductions, scans and sorting (PyTorch breadth) ----
+    def nansum(self, *a, **k): return ops.nansum(self, *a, **k)
+    def nanmean(self, *a, **k): return ops.nanmean(self, *a, **k)
+    def count_nonzero(self, dim=None): return ops.count_nonzero(self, dim=dim)
+    def aminmax(self, *, dim=None, keepdim=False):
+        return ops.aminmax(self, dim=dim, keepdim=keepdim)
+    def cumprod(self, dim, dtype=None): return ops.cumprod(self, dim, dtype=dtype)
+    def cummax(self, dim): return ops.cummax(self, dim)
+    def cummin(self, dim): return ops.cummin(self, dim)
+    def logcumsumexp(self, dim): return ops.logcumsumexp(self, dim)
+    def sort(self, dim=-1, descending=False, *, stable=False):
+        return ops.sort(self, dim, descending, stable=stable)
+    def argsort(self, dim=-1, descending=False, *, stable=False):
+        return ops.argsort(self, dim=dim, descending=descending, stable=stable)
+    def topk(self, k, dim=None, largest=True, sorted=True):
+        return ops.topk(self, k, dim, largest, sorted)
+    def kthvalue(self, k, dim=None, keepdim=False): return ops.kthvalue(self, k, dim, keepdim)
+    def median(self, dim=None, keepdim=False): return ops.median(self, dim, keepdim)
+    def nanmedian(self, dim=None, keepdim=False): return ops.nanmedian(self, dim, keepdim)
+    def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        return ops.quantile(self, q, dim, keepdim, interpolation=interpolation)
+    def nanquantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        return ops.nanquantile(self, q, dim, keepdim, interpolation=interpolation)
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        return ops.unique(self, sorted, return_inverse, return_counts, dim)
+    def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
+        return ops.unique_consecutive(self, return_inverse, return_counts, dim)
+    def bincount(self, weights=None, minlength=0):
+        return ops.bincount(self, weights, minlength=minlength)
+    def histc(self, bins=100, min=0, max=0): return ops.histc(self, bins=bins, min=min, max=max)
     def reshape(self, *shape): return ops.reshape(self, _shape_arg(shape))
     def view(self, *shape): return ops.reshape(self, _shape_arg(shape))
     def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)

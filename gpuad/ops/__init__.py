@@ -252,8 +252,10 @@ from . import (  # noqa: E402,F401  (each family registers its ops)
     pointwise,
     rearrange,
     reduce,
+    scan,
     shape,
     solve,
+    sort,
 )
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules
