@@ -327,11 +327,11 @@ class Tensor(MovesWithTo):
                                f"{name} (its gradient would be lost); use the out-of-place form "
                                f"(x = x + y)")
         if self._is_a_view():
-            raise RuntimeError(f"{name}: this tensor is a view (it shares memory with another, e.g. "
-                               f"it came from slicing, view or transpose), and gpuad cannot record "
-                               f"an in-place write into a view: the other tensor's gradient would "
-                               f"be wrong. Write through the base tensor with one index "
-                               f"(x[i, j] = v, not x[i][j] = v), or .clone() the view first")
+            raise RuntimeError(f"{name}: this tensor is a view (it shares memory with another, "
+                               f"e.g. it came from slicing, view or transpose), and gpuad cannot "
+                               f"record an in-place write into a view: the other tensor's "
+                               f"gradient would be wrong. Write through the base tensor with one "
+                               f"index (x[i, j] = v, not x[i][j] = v), or .clone() the view first")
 
     def _is_a_view(self):
         """Whether this tensor's array may be a view of another tensor's: of an input of its node
@@ -739,7 +739,8 @@ class Tensor(MovesWithTo):
     def diagonal(self, offset=0, dim1=0, dim2=1): return ops.diagonal(self, offset, dim1, dim2)
     def diagonal_scatter(self, src, offset=0, dim1=0, dim2=1):
         return ops.diagonal_scatter(self, src, offset, dim1, dim2)
-    def diag_embed(self, offset=0, dim1=-2, dim2=-1): return ops.diag_embed(self, offset, dim1, dim2)
+    def diag_embed(self, offset=0, dim1=-2, dim2=-1):
+        return ops.diag_embed(self, offset, dim1, dim2)
     def trace(self): return ops.trace(self)
     def roll(self, shifts, dims=None): return ops.roll(self, shifts, dims)
     def rot90(self, k=1, dims=(0, 1)): return ops.rot90(self, k, dims)

@@ -332,9 +332,9 @@ def _check_source(op, x, d, index, source):
     _source(op, x, source)
     want = tuple(x.shape[:d]) + (index.size,) + tuple(x.shape[d + 1:])
     if tuple(source.shape) != want:
-        raise _INDEX_RULES[op][5](f"{op}: source of shape {tuple(source.shape)} must have shape {want}: "
-                           f"the tensor's (shape {tuple(x.shape)}) with dim {d} of the index's "
-                           f"size {index.size}")
+        raise _INDEX_RULES[op][5](f"{op}: source of shape {tuple(source.shape)} must have shape "
+                                  f"{want}: the tensor's (shape {tuple(x.shape)}) with dim {d} "
+                                  f"of the index's size {index.size}")
 
 
 @public
