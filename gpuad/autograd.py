@@ -266,7 +266,11 @@ def _accumulate(pending, x, g):
     if entry is None:
         pending[id(x)] = [x, g, False]  # first contribution stored as is: a rule may share it
     elif entry[2]:
-        entry[1].array += g.array  # an array this walk allocated and nobody else holds
+        quiet = backend.silence_float_errors()  # inf + -inf is NaN silently, as in ops
+        try:
+            entry[1].array += g.array  # an array this walk allocated and nobody else holds
+        finally:
+            backend.restore_float_errors(quiet)
     else:
         entry[1] = entry[1] + g
         entry[2] = not entry[1]._requires_grad

@@ -272,6 +272,11 @@ REDUCE_CASES = [
          kwargs=[{"dim": 0}, {"dim": -1}, {"dim": 1}]),
     Case("amax", gpuad.amax, np.amax, CUBE, kwargs=REDUCE_KWARGS, domain=DISTINCT),
     Case("amin", gpuad.amin, np.amin, CUBE, kwargs=REDUCE_KWARGS, domain=DISTINCT),
+    Case("_tied_extremum", gpuad.ops._tied_extremum,
+         lambda x, axis=None, keepdims=False, largest=True, masked=False:
+         (np.amax if largest else np.amin)(x, axis=axis, keepdims=keepdims), CUBE,
+         kwargs=[{}, {"dim": (0, 2), "largest": False}, {"dim": 1, "keepdim": True, "masked": True}],
+         domain=DISTINCT),
     Case("max", gpuad.max, _max_ref(np.max, np.argmax), CUBE, kwargs=ONE_DIM_KWARGS,
          domain=DISTINCT),
     Case("max", gpuad.max, np.maximum, BINARY_SHAPES[:4], domain=DISTINCT),
@@ -312,6 +317,9 @@ REDUCE_CASES = [
     Case("norm", gpuad.norm, _norm_ref, CUBE, kwargs=NORM_KWARGS, domain=AWAY_FROM_ZERO),
     Case("_norm2", gpuad.ops._norm2, _norm_ref, CUBE + [((),)], kwargs=REDUCE_KWARGS[:1]),
     Case("_norm2", gpuad.ops._norm2, _norm_ref, CUBE, kwargs=REDUCE_KWARGS[1:]),
+    Case("_norm_p", gpuad.ops._norm_p, _norm_ref, CUBE,
+         kwargs=[{"p": 3.0}, {"p": 1.5, "dim": 1}, {"p": 0.5, "dim": (0, 2), "keepdim": True},
+                 {"p": -1.5, "dim": -1}], domain=AWAY_FROM_ZERO),
     # ---- order statistics ----
     Case("sort", gpuad.sort, _moved(_sort_ref), CUBE,
          kwargs=[{"dim": -1}, {"dim": 0, "descending": True}, {"dim": 1, "stable": True}],

@@ -132,7 +132,7 @@ def _sigmoid_kernel(x):
 
 
 
-_elementwise_source("gpuad_relu_backward", "T g, T y", "T out", "out = g * (T)(y > (T)0);")
+_elementwise_source("gpuad_relu_backward", "T g, T y", "T out", "out = y <= (T)0 ? (T)0 : g;")
 
 
 @_kernel("relu_backward")

@@ -264,9 +264,12 @@ def _host_polygamma(n, x):
 def _polygamma_poles(xp, n, x, out):
     # +inf for odd n, -inf for even n at 0, -1, -2, ... (torch's zeta; its trigamma gives huge
     # finite numbers at the negative integers instead, from rounding in sin(pi x))
+    # At the infinities torch's: trigamma is 0 at +inf and NaN at -inf; higher orders are NaN at
+    # +inf (its zeta there) and take the poles' value at -inf.
     pole = (x <= 0.0) & (x == xp.floor(x))
     out = xp.where(pole, xp.inf if n % 2 else -xp.inf, out)
-    return xp.where(x == xp.inf, 0.0, out)
+    out = xp.where(x == xp.inf, 0.0 if n == 1 else xp.nan, out)
+    return xp.where(x == -xp.inf, xp.nan, out) if n == 1 else out
 
 
 def polygamma(n, x):

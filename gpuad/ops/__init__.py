@@ -145,6 +145,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         dtype = promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
+    quiet = backend.silence_float_errors()  # NaN and Inf without numpy's warnings, as in torch
     try:
         if type(first) is numpy.ndarray or first is None:
             out = forward(*raw, **kwargs)
@@ -153,6 +154,8 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
                 out = forward(*raw, **kwargs)
     except (ValueError, IndexError, TypeError, RuntimeError) as error:
         raise _with_context(error, name, raw) from None
+    finally:
+        backend.restore_float_errors(quiet)
     if type(out) not in backend.ARRAY_TYPES:
         out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
     if ANOMALY[0] and not grad_mode.in_backward:

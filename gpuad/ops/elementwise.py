@@ -23,7 +23,11 @@ def _needs(x):
 # CuPy kernel on the GPU); under create_graph the same formula in gpuad ops, so it stays
 # differentiable.
 def _raw(fn, *tensors, **kwargs):
-    out = fn(*(t.array for t in tensors), **kwargs)
+    quiet = backend.silence_float_errors()  # as apply does for forwards
+    try:
+        out = fn(*(t.array for t in tensors), **kwargs)
+    finally:
+        backend.restore_float_errors(quiet)
     return (Tensor(out if type(out) in backend.ARRAY_TYPES else numpy.asarray(out)),)  # 0-d numpy
 
 
@@ -194,7 +198,9 @@ def _sigmoid_grad(g, y):
 
 
 def _relu_grad(g, y):
-    return g * (y > 0)  # a bool mask times g beats where() on the CPU; no-grad for Tensors
+    # torch's threshold_backward: g stops where y <= 0 and passes everywhere else, so a NaN input
+    # gets g and a NaN g stops at the kink (a mask product would give 0 and NaN instead)
+    return (where if isinstance(y, Tensor) else xp_of(y).where)(y <= 0, 0, g)
 
 
 _tanh_backward = fused("tanh_backward")(_tanh_grad)
@@ -343,15 +349,17 @@ def clamp(x, min=None, max=None):
     return _clamp(x, min, max)
 
 
-@primitive(vjp=lambda g, y, a, b: (where(a > b, g, where(a == b, g / 2, 0)),
-                                   where(b > a, g, where(a == b, g / 2, 0))), promote=True)
+# torch's rules: g, halved at ties, cleared where the other input wins; so both inputs of a NaN
+# result get g, and a NaN g stops where the other input wins
+@primitive(vjp=lambda g, y, a, b: (where(a < b, 0, where(a == b, g / 2, g)),
+                                   where(b < a, 0, where(a == b, g / 2, g))), promote=True)
 def maximum(a, b):
     """Elementwise max; ties share the gradient evenly, like torch.maximum."""
     return xp_of(a if hasattr(a, "dtype") else b).maximum(a, b)
 
 
-@primitive(vjp=lambda g, y, a, b: (where(a < b, g, where(a == b, g / 2, 0)),
-                                   where(b < a, g, where(a == b, g / 2, 0))), promote=True)
+@primitive(vjp=lambda g, y, a, b: (where(a > b, 0, where(a == b, g / 2, g)),
+                                   where(b > a, 0, where(a == b, g / 2, g))), promote=True)
 def minimum(a, b):
     return xp_of(a if hasattr(a, "dtype") else b).minimum(a, b)
 
@@ -486,8 +494,8 @@ def leaky_relu(x, negative_slope=0.01):
 
 @public
 def elu(x, alpha=1.0):
-    negative = where(x > 0, 0, x)  # keeps inf out of the unused branch (and its gradient)
-    return where(x > 0, x, alpha * expm1(negative))
+    negative = where(x <= 0, x, 0)  # keeps inf out of the unused branch (and its gradient)
+    return where(x <= 0, alpha * expm1(negative), x)  # NaN takes the identity, as in torch
 
 
 

@@ -389,6 +389,9 @@ def one_hot(x, *, num_classes=-1):
     torch.nn.functional.one_hot; num_classes=-1 means max(x) + 1. No gradient."""
     if x.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got {x.dtype}")
+    if not x.size and num_classes == -1:
+        raise RuntimeError("one_hot: can not infer the number of classes from an empty tensor; "
+                           "pass num_classes= (as torch requires)")
     lo, hi = (int(x.min()), int(x.max())) if x.size else (0, -1)
     n = hi + 1 if num_classes == -1 else num_classes
     if lo < 0 or hi >= n:

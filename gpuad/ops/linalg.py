@@ -18,6 +18,7 @@ from .. import creation
 from ..backend import xp_of
 from ..backend.kernels import fused
 from . import elementwise as _elementwise
+from . import pointwise as _pointwise
 from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
@@ -183,18 +184,18 @@ _LETTERS = string.ascii_uppercase + string.ascii_lowercase  # the labels numpy a
 
 
 def _einsum_operand_grad(g, operands, subs, out, k):
-    # d/dx_k of einsum(subs -> out) is einsum(out, other subs -> subs[k]). A label repeated in
-    # subs[k] (a diagonal) is renamed and tied back with an identity matrix; a label summed out of
-    # x_k alone is absent from g and the others, so that gradient is broadcast along it afterwards.
+    # d/dx_k of einsum(subs -> out) is einsum(out, other subs -> subs[k]). A label summed out of
+    # x_k alone is absent from g and the others, so that gradient is broadcast along it afterwards;
+    # so is a label repeated in subs[k] (a diagonal), renamed, and then everything off the
+    # diagonal is set to 0 (a where, not a product with an identity: a NaN in g stays on it).
     x = operands[k]
     unused = iter(c for c in _LETTERS if c not in "".join(subs) + out)
     terms = [(out, g)] + [(s, o) for i, (s, o) in enumerate(zip(subs, operands)) if i != k]
-    target = []
-    for label, n in zip(subs[k], x.shape):
+    target, diagonals = [], []
+    for axis, (label, n) in enumerate(zip(subs[k], x.shape)):
         if label in target:
-            fresh = next(unused)
-            terms.append((label + fresh, creation.eye(n, dtype=g.dtype, device=g.device)))
-            label = fresh
+            diagonals.append((target.index(label), axis, n))
+            label = next(unused)
         target.append(label)
     have = set("".join(s for s, _ in terms))
     kept = "".join(c for c in target if c in have)
@@ -202,6 +203,10 @@ def _einsum_operand_grad(g, operands, subs, out, k):
     if len(kept) < len(target):
         gx = gx.reshape(tuple(n if c in have else 1 for c, n in zip(target, x.shape)))
         gx = gx.expand(x.shape)
+    for first, axis, n in diagonals:
+        on = creation.eye(n, dtype=g.dtype, device=g.device) != 0
+        gx = _elementwise.where(on.reshape(tuple(n if d in (first, axis) else 1
+                                                 for d in range(x.ndim))), gx, 0)
     return gx
 
 
@@ -308,7 +313,7 @@ def keep_first(kept, ignored):
 
 def _add_product(name, input, product, beta, alpha):
     """beta * input + alpha * product, with torch's rule that beta = 0 ignores input (its nan and
-    inf do not propagate; its gradient is zero)."""
+    inf do not propagate; its gradient is g * 0: zero, or NaN where g is NaN)."""
     shape = tuple(product.shape)
     try:
         broadcast = tuple(np.broadcast_shapes(tuple(input.shape), shape))
@@ -320,7 +325,7 @@ def _add_product(name, input, product, beta, alpha):
     if alpha != 1:
         product = product * alpha
     if beta == 0:
-        return keep_first(product, input)
+        return product + _pointwise.nan_to_num(input, nan=0.0, posinf=0.0, neginf=0.0) * beta
     return (input if beta == 1 else input * beta) + product
 
 

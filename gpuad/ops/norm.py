@@ -14,6 +14,7 @@ from . import public
 from . import reduce as _reduce
 from . import shape as _shape
 from . import solve as _solvers
+from .reduce import checked_dim
 from .solve import matrix_input, tensor_input
 
 
@@ -38,10 +39,23 @@ def linalg_vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     if isinstance(ord, str) or isinstance(ord, bool):
         raise TypeError(f"linalg.vector_norm: ord must be a number, got {ord!r}; use "
                         f"linalg.matrix_norm for 'fro' and 'nuc'")
-    if ord in (math.inf, -math.inf) and x.numel() == 0:
-        raise ValueError(f"linalg.vector_norm cannot compute the {ord} norm on an empty tensor "
-                         f"because the operation does not have an identity")
+    if ord < 0 or ord == math.inf:  # no identity: an empty reduction has no value, as in torch
+        if dim is None and x.numel() == 0:
+            raise ValueError(f"linalg.vector_norm cannot compute the {ord} norm on an empty "
+                             f"tensor because the operation does not have an identity")
+        for d in () if dim is None else dim if isinstance(dim, (tuple, list)) else (dim,):
+            if x.ndim and x.shape[checked_dim("linalg.vector_norm", d, x.shape)] == 0:
+                raise ValueError(f"linalg.vector_norm cannot compute the {ord} norm on the "
+                                 f"dimension {d} because this dimension is empty and the "
+                                 f"operation does not have an identity")
     return _reduce.norm(x, ord, dim, keepdim)
+
+
+def _largest(x, dim, keepdim):
+    """amax over dim of non-negative numbers (norms), 0 where dim is empty, as in torch."""
+    if x.shape[dim] == 0:
+        return _reduce.sum(x, dim=dim, keepdim=keepdim)  # an empty sum: 0
+    return _reduce.amax(x, dim=dim, keepdim=keepdim)
 
 
 def _matrix_dims(name, shape, dim):
@@ -70,7 +84,7 @@ def linalg_matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None)
         rest = [d for d in range(A.ndim) if d not in (d0, d1)]
         moved = _shape.permute(A, dims=tuple(rest) + (d0, d1))
         s = _decomposition._svdvals(matrix_input(name, moved, square=False))
-        out = (s.sum(-1) if ord == "nuc" else _reduce.amax(s, dim=-1) if ord == 2
+        out = (s.sum(-1) if ord == "nuc" else _largest(s, -1, False) if ord == 2
                else _reduce.amin(s, dim=-1))
         if keepdim:
             for d in sorted((d0, d1)):
@@ -81,7 +95,7 @@ def linalg_matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None)
                          f"inf or -inf")
     summed, over = (d0, d1) if ord in (1, -1) else (d1, d0)  # 1: column sums, inf: row sums
     sums = _reduce.sum(_ew.abs(A), dim=summed, keepdim=True)
-    out = (_reduce.amax if ord > 0 else _reduce.amin)(sums, dim=over, keepdim=True)
+    out = _largest(sums, over, True) if ord > 0 else _reduce.amin(sums, dim=over, keepdim=True)
     return out if keepdim else _shape.squeeze(out, (d0, d1))
 
 

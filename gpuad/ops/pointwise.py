@@ -339,7 +339,7 @@ def heaviside(x, values):
     return xp.where(x == 0, values, x > 0).astype(x.dtype, copy=False)
 
 
-@primitive(vjp=lambda g, y, x, **kw: (where(isfinite(x), g, 0),))
+@primitive(vjp=lambda g, y, x, **kw: (g * isfinite(x),))  # torch's: a NaN g stays NaN
 def nan_to_num(x, *, nan=0.0, posinf=None, neginf=None):
     """NaN to `nan`, +-inf to `posinf`/`neginf` (default: the dtype's largest finite numbers)."""
     if x.dtype.kind not in "fc":

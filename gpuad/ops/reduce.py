@@ -76,11 +76,10 @@ def require_floating(op, x):
                            f"torch does); convert it with .float() or .double() first")
 
 
-def _sqrt_or_zero(v, p=2):
-    """v ** (1/p) whose gradient at v == 0 is 0 rather than inf * 0 (torch's std and norm)."""
+def _sqrt_or_zero(v):
+    """sqrt(v) whose gradient at v == 0 is 0 rather than inf * 0 (torch's std)."""
     zero = v == 0
-    safe = _ew.where(zero, 1, v)
-    return _ew.where(zero, 0, _ew.sqrt(safe) if p == 2 else safe ** (1 / p))
+    return _ew.where(zero, 0, _ew.sqrt(_ew.where(zero, 1, v)))
 
 
 # ---- sums ----------------------------------------------------------------------------------------
@@ -155,6 +154,29 @@ def _extremum_vjp(g, y, x, *, dim, keepdim):
     return (hit * (_keep(g, x.shape, dims, keepdim) / sum(hit, dims, True)),)  # entry hits: NaN
 
 
+def spread_to_ties(g, y, x, dims, keepdim, masked):
+    """The gradient of y, an extremum or median of x over dims, by torch's
+    evenly_distribute_backward and inf-norm rules: the entries equal to y share g evenly, and where
+    y is NaN its NaNs do. `masked` writes the shares into those entries only (torch.max(x) and
+    torch.median(x) on the CPU); otherwise the mask multiplies them, so a NaN g reaches every
+    entry (the inf-norms)."""
+    y, g = _keep(y, x.shape, dims, keepdim), _keep(g, x.shape, dims, keepdim)
+    hit = _ew.logical_or(x == y, _ew.logical_and(_ew.isnan(x), _ew.isnan(y)))
+    share = g / sum(hit, dims, True)
+    return _ew.where(hit, share, 0) if masked else hit * share
+
+
+def _tied_extremum_vjp(g, y, x, *, dim, keepdim, largest, masked):
+    return (spread_to_ties(g, y, x, _dims("amax", dim, x.shape), keepdim, masked),)
+
+
+@primitive(vjp=_tied_extremum_vjp)
+def _tied_extremum(x, *, dim=None, keepdim=False, largest=True, masked=False):
+    """amax (largest) or amin whose gradient counts a NaN result's NaNs as ties (spread_to_ties):
+    torch.max(x) and torch.min(x) (masked), and the inf-norms."""
+    return (amax if largest else amin).forward(x, dim=dim, keepdim=keepdim)
+
+
 def _nonempty(op, x, dim):
     if dim is None and not x.size:
         raise RuntimeError(f"{op}: an empty input (shape {tuple(x.shape)}) needs a reduction dim "
@@ -209,6 +231,14 @@ def _pick(x, index, *, dim):
     return xp_of(x).take_along_axis(x, index, axis=dim)
 
 
+def _max_all(x, keepdim):
+    return _tied_extremum(x, keepdim=keepdim, largest=True, masked=True)
+
+
+def _min_all(x, keepdim):
+    return _tied_extremum(x, keepdim=keepdim, largest=False, masked=True)
+
+
 _MaxResult = collections.namedtuple("max", ("values", "indices"))  # like torch.return_types.max
 _MinResult = collections.namedtuple("min", ("values", "indices"))
 
@@ -236,13 +266,13 @@ def _extremum(op, x, dim, keepdim, whole, arg, pairwise, result):
 def max(x, dim=None, keepdim=False):
     """torch.max: max(x) is amax over everything (ties share the gradient); max(x, dim) is a
     namedtuple (values, indices) whose gradient goes to the index; max(x, other) is maximum."""
-    return _extremum("max", x, dim, keepdim, amax, argmax, _ew.maximum, _MaxResult)
+    return _extremum("max", x, dim, keepdim, _max_all, argmax, _ew.maximum, _MaxResult)
 
 
 @public
 def min(x, dim=None, keepdim=False):
     """torch.min: min(x), the namedtuple min(x, dim) = (values, indices), or minimum(x, other)."""
-    return _extremum("min", x, dim, keepdim, amin, argmin, _ew.minimum, _MinResult)
+    return _extremum("min", x, dim, keepdim, _min_all, argmin, _ew.minimum, _MinResult)
 
 
 # ---- statistics ----------------------------------------------------------------------------------
@@ -326,21 +356,26 @@ def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def _logsumexp_vjp(g, y, x, *, dim, keepdim):
-    # d lse = softmax = exp(x - lse); rows of -inf (lse = -inf) get 0 rather than torch's NaN
+    # d lse = softmax = exp(x - lse); as in torch, a row of -inf (lse = -inf) gets NaN, and so
+    # does an inf entry (inf - inf): the row has no softmax to give
     dims = _dims("logsumexp", dim, x.shape)
     y = _keep(y, x.shape, dims, keepdim)
-    return (_keep(g, x.shape, dims, keepdim) * (x - _ew.where(y == -math.inf, 0, y)).exp(),)
+    return (_keep(g, x.shape, dims, keepdim) * (x - y).exp(),)
 
 
 # primitive: the composite would save two input-sized arrays
 @primitive(vjp=_logsumexp_vjp, autocast="float32")
 def logsumexp(x, *, dim=None, keepdim=False):
-    """log(sum(exp(x))) over dim without overflow (the max is subtracted first); rows of -inf give
-    -inf, like torch.logsumexp."""
+    """log(sum(exp(x))) over dim without overflow (the max is subtracted first); rows of -inf and
+    empty rows give -inf, like torch.logsumexp."""
     xp = xp_of(x)
     if x.dtype.kind not in "fc":
         x = x.astype(backend.DEFAULT_FLOAT)
     dims = _dims("logsumexp", dim, x.shape)
+    if not x.size:  # the log of an empty sum, as in torch
+        out = xp.full(_kept_shape(x.shape, dims), -math.inf, dtype=x.dtype)
+        return out if keepdim else out.reshape(tuple(n for i, n in enumerate(x.shape)
+                                                     if i not in dims))
     top = x.max(axis=dims, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0)  # all -inf (or an inf): shift by 0 instead
     total = xp.exp(x - top).sum(axis=dims, keepdims=True)
@@ -366,6 +401,29 @@ def _norm2(x, *, dim=None, keepdim=False):
     return xp_of(x).sqrt((x * x).sum(axis=_dims("norm", dim, x.shape), keepdims=keepdim))
 
 
+def _norm_p_vjp(g, y, x, *, p, dim, keepdim):
+    # torch's norm_backward, term by term: its zeros (at x = 0 for p < 1, where the norm is 0 for
+    # p > 1) and its NaNs (0 * inf where x or the norm is infinite) are the same here
+    dims = _dims("norm", dim, x.shape)
+    g, y = _keep(g, x.shape, dims, keepdim), _keep(y, x.shape, dims, keepdim)
+    if p < 1:
+        scaled = _ew.sign(x) * _ew.where(x == 0, 0, _ew.abs(x) ** (p - 1))
+        return (scaled * g * y ** (1 - p),)
+    scaled = _ew.sign(x) * _ew.abs(x) ** (p - 1) if p < 2 else x * _ew.abs(x) ** (p - 2)
+    return (scaled * _ew.where(y == 0, 0, g / y ** (p - 1)),)
+
+
+# primitive: the composite's gradient is NaN (inf * 0) at zeros for p < 0 and at infinities
+@primitive(vjp=_norm_p_vjp, autocast="float32")
+def _norm_p(x, *, p, dim=None, keepdim=False):
+    """sum(|x|^p)^(1/p) over dim, for the p (other than 0, 1, 2 and inf) without a rule of their
+    own; for p < 0 an entry 0 makes it 0."""
+    if x.dtype.kind not in "fc":
+        x = x.astype(backend.DEFAULT_FLOAT)
+    dims = _dims("norm", dim, x.shape)
+    return (xp_of(x).abs(x) ** p).sum(axis=dims, keepdims=keepdim) ** (1 / p)
+
+
 @public
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector norm over dim (all by default), like torch.norm: p is 'fro' (= 2), 1, 2, inf, -inf, 0
@@ -380,19 +438,12 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
         return _norm2(x, dim=dims, keepdim=keepdim)
     if p == 1:
         return sum(_ew.abs(x), dims, keepdim)
-    if p == math.inf:
-        return amax(_ew.abs(x), dims, keepdim)
-    if p == -math.inf:
-        return amin(_ew.abs(x), dims, keepdim)
+    if p in (math.inf, -math.inf):  # NaNs tie: d |NaN| = sign(NaN) = 0 then, as in torch
+        return _tied_extremum(_ew.abs(x), dim=dims, keepdim=keepdim, largest=p > 0)
     if p == 0:  # the count of non-zeros, with a zero gradient as in torch
         zero = x == 0
         return sum(_ew.where(zero, _ew.where(zero, x, 0) * 0, 1), dims, keepdim)
-    if 0 < p < 1:  # |x|^p has an infinite slope at 0: give those entries a zero gradient
-        zero = x == 0
-        powers = _ew.where(zero, 0, _ew.abs(_ew.where(zero, 1, x)) ** p)
-    else:
-        powers = _ew.abs(x) ** p
-    return _sqrt_or_zero(sum(powers, dims, keepdim), p)
+    return _norm_p(x, p=float(p), dim=dims, keepdim=keepdim)
 
 
 # ---- NaN-ignoring and paired reductions -------------------------------------------------------

@@ -58,16 +58,22 @@ def _cumsum_reverse(x, *, dim):
 def _cumprod_vjp(g, y, x, *, dim, dtype):
     # d y_j / d x_m = y_j / x_m before a slice's first zero; at the first zero k it is the product
     # of the other entries up to j (which the zero itself is not among); after k every y_j holds x_k
+    # Each sum runs over its own stretch only (torch's masks), so an inf or NaN past a zero, where
+    # y is 0 * inf, stays out of the entries before it.
     d = checked_dim("cumprod", dim, x.shape)
-    if x.ndim == 0:
-        return (g,)
+    if x.ndim == 0 or x.shape[d] == 1:
+        return (g,)  # y = x: torch passes g on, a NaN x included
     if is_grad_enabled():  # create_graph: the quadratic form, exact to every order at zeros too
         return (_cumprod_grad_exact(g, x, d),)
     zero = x == 0
     zeros_so_far = cumsum(zero, dim=d)
     first = _ew.logical_and(zero, zeros_so_far == 1)
-    before = _cumsum_reverse(g * y, dim=d) / _ew.where(zero, 1, x)
-    at_first = _cumsum_reverse(g * cumprod(_ew.where(first, 1, x), dim=d), dim=d)
+    before = _cumsum_reverse(_ew.where(zeros_so_far == 0, g * y, 0), dim=d) / _ew.where(zero, 1, x)
+    # at the first zero: (the product before it) * sum_j g_j (the product after it up to j), in
+    # torch's order, so an inf before the zero multiplies the sum rather than each term
+    before_it = cumprod(_ew.where(zeros_so_far == 0, x, 1), dim=d)
+    after_it = cumprod(_ew.where(_ew.logical_and(zeros_so_far == 1, ~first), x, 1), dim=d)
+    at_first = before_it * _cumsum_reverse(_ew.where(zeros_so_far == 1, g * after_it, 0), dim=d)
     return (_ew.where(zeros_so_far == 0, before, _ew.where(first, at_first, 0)),)
 
 

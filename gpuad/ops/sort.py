@@ -15,6 +15,7 @@ from .. import backend
 from ..backend import xp_of
 from ..tensor import Tensor
 from . import elementwise as _ew
+from . import pointwise as _pointwise
 from . import indexing as _indexing
 from . import primitive, public
 from . import reduce as _reduce
@@ -148,12 +149,9 @@ def _median_index(x, *, dim, ignore_nan):
 
 
 def _evenly_vjp(g, y, x, *, ignore_nan):
-    # ties share the gradient evenly, and a NaN median shares it among the NaNs: torch's
-    # evenly_distribute_backward
     if not x.numel():
         return (x * 0,)
-    hit = _ew.logical_or(x == y, _ew.logical_and(_ew.isnan(x), _ew.isnan(y)))
-    return (hit * (g / _reduce.sum(hit)),)
+    return (_reduce.spread_to_ties(g, y, x, tuple(range(x.ndim)), False, masked=True),)
 
 
 @primitive(vjp=_evenly_vjp)
@@ -215,10 +213,10 @@ def _q_tensor(op, q, x):
 
 def _lerp(low, high, weight):
     """torch.lerp's formula (from whichever end is nearer), so the values match torch's bits."""
-    diff = high - low
     if isinstance(weight, float):
+        diff = high - low
         return low + weight * diff if weight < 0.5 else high - diff * (1 - weight)
-    return _ew.where(weight < 0.5, low + weight * diff, high - diff * (1 - weight))
+    return _pointwise.lerp(low, high, weight)  # one rule: no 0 * inf from an unused branch
 
 
 def _quantile(op, x, q, dim, keepdim, interpolation, ignore_nan):
@@ -278,6 +276,16 @@ def nanquantile(x, q, dim=None, keepdim=False, *, interpolation="linear"):
 
 
 # ---- distinct values and counts (sizes depend on the data: the host waits for the GPU) ---------
+def _unique_dim(op, x, dim):
+    if dim is None:
+        return None
+    d = checked_dim(op, dim, x.shape)
+    if any(n == 0 for i, n in enumerate(x.shape) if i != d):  # no slices to compare, as in torch
+        raise RuntimeError(f"{op}: the tensor of shape {tuple(x.shape)} has an empty dim other than "
+                           f"dim={dim}: there are no slices to compare")
+    return d
+
+
 @primitive()
 def _unique(x, *, dim, part):
     """One of numpy's unique outputs ("values", "inverse" or "counts"); NaNs stay distinct."""
@@ -296,7 +304,7 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
     torch.unique; with return_inverse/return_counts a tuple (values, inverse, counts). NaNs stay
     distinct, as in torch. No gradient. On CUDA the host waits for the GPU (the size depends on
     the data)."""
-    d = None if dim is None else checked_dim("unique", dim, x.shape)
+    d = _unique_dim("unique", x, dim)
     parts = ["values"] + ["inverse"] * bool(return_inverse) + ["counts"] * bool(return_counts)
     outs = tuple(_unique(x, dim=d, part=part) for part in parts)
     return outs if len(outs) > 1 else outs[0]
@@ -325,7 +333,7 @@ def unique_consecutive(x, return_inverse=False, return_counts=False, dim=None):
     """x with each run of equal consecutive values (or slices along dim) kept once, like
     torch.unique_consecutive, with the inverse indices and run lengths when asked. No gradient.
     On CUDA the host waits for the GPU."""
-    d = None if dim is None else checked_dim("unique_consecutive", dim, x.shape)
+    d = _unique_dim("unique_consecutive", x, dim)
     parts = ["values"] + ["inverse"] * bool(return_inverse) + ["counts"] * bool(return_counts)
     outs = tuple(_unique_consecutive(x, dim=d, part=part) for part in parts)
     return outs if len(outs) > 1 else outs[0]

@@ -1,0 +1,390 @@
+"""PyTorch as the oracle for NaN, +-Inf, empty dims and single-element reductions.
+
+Every row of the op tables (elementwise, pointwise, reduce, shape, linalg) runs in gpuad and in
+torch on the same inputs with NaN or infinities planted in one float input at a time, and on
+empty and all-ones shapes where the row has one input: forward values (NaN where torch gives NaN,
+the same infinities), result dtypes and gradients (a random finite upstream gradient, and one
+holding a NaN) must agree, and where torch raises gpuad must raise too. The rows' own functions
+run on both sides: `gpuad`, `gpuad.linalg` and `gpuad.nn.functional` in a row are looked up in
+torch by name (TORCH_NAMES for the names that differ). Skipped without torch.
+"""
+import contextlib
+import math
+import types
+import warnings
+
+import numpy as np
+import pytest
+
+import gpuad
+from gpuad import backend
+from op_cases import CASES  # first: it imports the other tables
+from linalg_cases import LINALG_CASES  # noqa: I001
+from pointwise_cases import POINTWISE_CASES
+from reduce_cases import REDUCE_CASES
+from shape_cases import SHAPE_CASES
+
+_OTHER_TABLES = REDUCE_CASES + SHAPE_CASES + LINALG_CASES + POINTWISE_CASES
+_NOT_ELEMENTWISE = {id(c) for c in CASES[CASES.index(REDUCE_CASES[0]):]}  # nn, conv: not here
+TABLES = [c for c in CASES if id(c) not in _NOT_ELEMENTWISE] + _OTHER_TABLES
+
+# gpuad name -> torch, where torch spells it differently (or only as a method)
+TORCH_NAMES = {
+    "cast": lambda x, dtype: x.to(dtype),
+    "to_device": lambda x, device: x.to(device),
+    "expand": lambda x, shape: x.expand(shape),
+    "getitem": lambda x, index: x[index],
+    "repeat": lambda x, *sizes: x.repeat(*sizes),
+    "sum_to": lambda x, shape: x.sum_to_size(shape),
+    "unique": lambda x, **kw: x.unique(**kw),
+}
+
+# Where gpuad does not follow torch, and why: (op names, the input patterns concerned, what is still
+# checked, the reason). Patterns: "nan" (one NaN), "inf" (one +inf and one -inf), "-inf" (every
+# entry -inf: all tied), "shape" (the empty and all-ones shapes). Checked instead: "values" (the
+# forward values only: no indices, no gradients) or "nonfinite" (gpuad raises, or some output holds
+# a NaN or an Inf: the non-finite input is not turned into clean numbers).
+LAPACK = ("inverse", "linalg_solve", "det", "slogdet", "logdet", "cholesky", "qr", "linalg_qr",
+          "linalg_svd", "linalg_svdvals", "linalg_eigh", "linalg_eigvalsh", "linalg_pinv",
+          "pinverse", "linalg_lstsq", "linalg_cond")
+SKIPS = [
+    (LAPACK, {"nan", "inf", "-inf"}, "nonfinite",
+     "a factorization of a non-finite matrix: where NaN and Inf land is the LAPACK driver's "
+     "(torch's raises 'failed to converge' for svd and 'not positive-definite' for cholesky, gives "
+     "a finite R[0, 0] in qr and NaN everywhere in inv; numpy's spreads them differently)"),
+    (("linalg_matrix_norm", "linalg_norm"), {"nan", "inf", "-inf"}, "nonfinite",
+     "ord 2, -2 and 'nuc' are singular values: the LAPACK case above (matched only for ord='fro', "
+     "1, -1, inf, -inf, which are not listed here: see _skip)"),
+    (("var_mean", "std_mean"), {"inf", "-inf"}, "nonfinite",
+     "torch's mean output comes from its Welford pass, which gives NaN or +-Inf for a slice holding "
+     "an infinity depending on where it sits ([inf, 1, 2] -> NaN, [1, 2, inf] -> inf) while "
+     "torch.mean gives the infinity; gpuad gives torch.mean's value"),
+    (("topk", "kthvalue", "quantile", "nanquantile"), {"-inf"}, "values",
+     "every entry ties: which of the tied entries torch picks (indices, and so the gradient) is "
+     "not specified"),
+    (("einsum",), {"inf", "-inf"}, "nonfinite",
+     "three or more operands: torch contracts left to right, numpy's optimizer in its own order, "
+     "and whether an inf meets a -inf (NaN) or not depends on the order (see _skip)"),
+    (("cdist",), {"nan", "inf", "-inf"}, "nonfinite",
+     "p=1 and p=inf (see _skip): torch.cdist's own kernels drop NaN for p=inf (a NaN turned into "
+     "a clean distance) and give NaN gradients for p=1 where torch.abs's rule gives 0; gpuad "
+     "computes cdist as the norm of the differences, like torch.norm"),
+    (("getitem",), {"nan", "inf", "-inf", "shape"}, "skip",
+     "negative slice steps (see _skip): numpy's, which torch refuses"),
+]
+
+
+def _skip(case, kwargs, label):
+    """(what is still checked, the reason) for a row and an input pattern, or None."""
+    for names, labels, check, reason in SKIPS:
+        if case.name not in names or label not in labels:
+            continue
+        if case.name in ("linalg_matrix_norm", "linalg_norm") and kwargs.get("ord") not in (
+                2, -2, "nuc"):
+            continue
+        if case.name == "einsum" and kwargs["equation"].count(",") < 2:
+            continue
+        if case.name == "cdist" and kwargs.get("p") not in (1.0, math.inf):
+            continue
+        if case.name == "getitem" and not any(isinstance(i, slice) and (i.step or 1) < 0 for i in (
+                kwargs.get("index") if isinstance(kwargs.get("index"), tuple) else ())):
+            continue
+        return check, reason
+    return None
+
+
+
+
+def _lookup(name):
+    import torch
+    if name in TORCH_NAMES:
+        return TORCH_NAMES[name]
+    if name.startswith("linalg_"):
+        return getattr(torch.linalg, name[len("linalg_"):])
+    for module in (torch, torch.nn.functional, torch.linalg, torch.special):
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise LookupError(f"no torch counterpart for gpuad.{name}: add it to TORCH_NAMES or SKIP")
+
+
+class _TorchNamespace:
+    """gpuad, gpuad.linalg or gpuad.nn.functional, with every name looked up in torch."""
+
+    def __init__(self, linalg=False):
+        self.in_linalg = linalg
+
+    def __getattr__(self, name):
+        import torch
+        if name == "linalg":
+            return _TorchNamespace(linalg=True)
+        if name in ("nn", "functional", "ops"):
+            return self
+        if name == "tensor":
+            return torch.tensor
+        if isinstance(getattr(gpuad, name, None), np.dtype):
+            return getattr(torch, name)
+        if self.in_linalg and hasattr(torch.linalg, name):
+            return getattr(torch.linalg, name)
+        return _lookup(name)
+
+
+def _translate(value, memo):
+    """A gpuad object as its torch counterpart: modules as namespaces, ops by name, the case
+    tables' own helper functions as copies whose globals and closures are translated."""
+    if isinstance(value, types.ModuleType):
+        return _TorchNamespace(linalg=value is gpuad.linalg) if value.__name__.startswith(
+            "gpuad") else value
+    if isinstance(value, np.dtype) or isinstance(value, type) and issubclass(value, np.generic):
+        import torch
+        return getattr(torch, np.dtype(value).name) if np.dtype(value).kind in "fiub" else value
+    if callable(value) and getattr(value, "__module__", "") and value.__module__.startswith(
+            "gpuad") and not isinstance(value, type):
+        return _lookup(value.__name__)
+    if isinstance(value, types.FunctionType) and value.__module__.endswith("_cases"):
+        return _torchify(value, memo)
+    return value
+
+
+def _torchify(fn, memo):
+    if id(fn) in memo:
+        return memo[id(fn)]
+    module = fn.__module__
+    if module not in memo:
+        namespace = dict(fn.__globals__)
+        memo[module] = namespace
+        for key, value in list(namespace.items()):
+            if not key.startswith("__") and not isinstance(value, types.FunctionType):
+                namespace[key] = _translate(value, memo)
+    closure = None if fn.__closure__ is None else tuple(
+        types.CellType(_translate(c.cell_contents, memo)) for c in fn.__closure__)
+    copy = types.FunctionType(fn.__code__, memo[module], fn.__name__, fn.__defaults__, closure)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    memo[id(fn)] = copy
+    namespace = memo[module]
+    for key, value in list(fn.__globals__.items()):  # helpers the function calls, lazily once
+        if isinstance(value, types.FunctionType) and value.__module__ == module and \
+                namespace.get(key) is value:
+            namespace[key] = value  # placeholder against recursion
+            namespace[key] = _torchify(value, memo)
+    return copy
+
+
+_MEMO = {}
+
+
+def torch_fn(case):
+    """The torch function that computes what case.fn computes."""
+    if gpuad.ops.REGISTRY.get(case.name) is case.fn:
+        return _lookup(case.name)
+    return _torchify(case.fn, _MEMO) if isinstance(case.fn, types.FunctionType) else _translate(
+        case.fn, _MEMO)
+
+
+# ---- the inputs ----------------------------------------------------------------------------
+
+
+def _patterns(array):
+    """(label, array) pairs: the array with NaN, with +-Inf, with every element -Inf."""
+    flat = array.reshape(-1)
+    if flat.size == 0:
+        return []
+    out = []
+    for label, spots in (("nan", {0: math.nan}),
+                         ("inf", {flat.size - 1: math.inf, flat.size // 2 - 1: -math.inf}
+                          if flat.size > 1 else {0: math.inf}),
+                         ("-inf", {i: -math.inf for i in range(flat.size)})):
+        planted = flat.copy()
+        for i, v in spots.items():
+            planted[i] = v
+        out.append((label, planted.reshape(array.shape)))
+    return out
+
+
+def _shape_variants(shapes):
+    """Empty and single-element versions of a one-input row's shape."""
+    (shape,) = shapes
+    if not shape:
+        return []
+    return [((0,) + tuple(shape[1:]),), (tuple(shape[:-1]) + (0,),), ((1,) * len(shape),)]
+
+
+def _params():
+    """One test per row and keyword variant, on the row's first shapes (and, for a one-input row,
+    on empty and all-ones versions of its shape). Private primitives are reached through their
+    public ops' rows."""
+    out, seen = [], set()
+    for case in TABLES:
+        if case.name.startswith("_"):
+            continue
+        shapes = case.shapes[0]
+        extra = [s for s in (_shape_variants(shapes) if len(shapes) == 1 else [])
+                 if _samples(case, s)]
+        for kwargs in case.kwargs:
+            kw_id = ",".join(f"{k}={v}" for k, v in kwargs.items())
+            pid = f"{case.name}-{'x'.join(str(tuple(s)) for s in shapes)}-{kw_id}"
+            if pid not in seen:
+                seen.add(pid)
+                out.append(pytest.param(case, shapes, extra, kwargs, id=pid))
+    return out
+
+
+def _samples(case, shapes):
+    try:
+        case.sample(shapes)
+        return True
+    except Exception:  # noqa: BLE001 (the row's sampler makes no inputs of this shape)
+        return False
+
+
+# ---- the comparison ------------------------------------------------------------------------
+
+
+def _outputs(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _numpy(t):
+    return backend.asnumpy(t.array) if isinstance(t, gpuad.Tensor) else t.numpy(force=True)
+
+
+def _dtype_name(t):
+    return str(t.dtype).replace("torch.", "")
+
+
+def _same(ours, theirs, what):
+    if isinstance(theirs, (bool, int, float)):
+        assert not isinstance(ours, gpuad.Tensor) or ours.ndim == 0, what
+        ours = ours.item() if isinstance(ours, gpuad.Tensor) else ours
+        assert type(ours) is type(theirs) and (ours == theirs or ours != ours and theirs != theirs), \
+            f"{what}: gpuad {ours!r}, torch {theirs!r}"
+        return
+    assert _dtype_name(ours) == _dtype_name(theirs), \
+        f"{what}: dtype {_dtype_name(ours)}, torch {_dtype_name(theirs)}"
+    a, b = _numpy(ours), _numpy(theirs)
+    assert a.shape == b.shape, f"{what}: shape {a.shape}, torch {b.shape}"
+    if a.dtype.kind not in "fc":
+        assert (a == b).all(), f"{what}: gpuad {a}, torch {b}"
+        return
+    for test, label in ((np.isnan, "NaN"), (np.isposinf, "+Inf"), (np.isneginf, "-Inf")):
+        assert (test(a) == test(b)).all(), \
+            f"{what}: {label} at different places:\ngpuad {a}\ntorch {b}"
+    finite = np.isfinite(a)
+    np.testing.assert_allclose(a[finite], b[finite], rtol=1e-6, atol=1e-8, err_msg=what)
+
+
+def _run(lib, fn, arrays, diff, kwargs, device):
+    """(outputs, tensors) or the exception the call raised."""
+    import torch
+    tensors = []
+    for i, a in enumerate(arrays):
+        if lib is gpuad:
+            tensors.append(gpuad.tensor(a, device=device, requires_grad=i in diff))
+        else:
+            tensors.append(torch.tensor(a, requires_grad=i in diff))
+    kwargs = {k: _translate(v, _MEMO) if lib is not gpuad else v for k, v in kwargs.items()}
+    try:
+        with _warnings(lib):
+            return _outputs(fn(*tensors, **kwargs)), tensors
+    except _Leak:
+        raise
+    except Exception as error:  # noqa: BLE001 (compared with torch's below)
+        return error, None
+
+
+class _Leak(AssertionError):
+    pass
+
+
+@contextlib.contextmanager
+def _warnings(lib):
+    """torch's warnings are its own; a numpy RuntimeWarning escaping a gpuad op is a failure (the
+    suite turns warnings into errors), the warnings gpuad means to give (UserWarning) are not."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    if lib is gpuad:
+        leaked = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        if leaked:
+            raise _Leak(f"numpy warning escaped: {leaked[0].message} ({leaked[0].filename}:"
+                        f"{leaked[0].lineno})")
+
+
+def _grads(lib, outs, tensors, vs):
+    import torch
+    if lib is gpuad:
+        wrt = [t for t in tensors if t.requires_grad]
+        with _warnings(gpuad):
+            total = sum((o * gpuad.tensor(v, device=o.device)).sum() for o, v in zip(outs, vs))
+            got = gpuad.grad(total, wrt, allow_unused=True, retain_graph=True)
+        return [gpuad.zeros_like(t) if g is None else g for g, t in zip(got, wrt)]
+    total = sum((o * torch.tensor(v)).sum() for o, v in zip(outs, vs))
+    wrt = [t for t in tensors if t.requires_grad]
+    with _warnings(torch):
+        got = torch.autograd.grad(total, wrt, allow_unused=True, retain_graph=True)
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(got, wrt)]
+
+
+def _compare(torch, case, tfn, arrays, kwargs, device, label, pattern):
+    check, reason = _skip(case, kwargs, pattern) or ("all", None)
+    if check == "skip":
+        return
+    diff = case.differentiable(arrays)
+    arrays = [np.asarray(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
+              for a in arrays]
+    theirs, ttensors = _run(torch, tfn, arrays, diff, kwargs, None)
+    ours, tensors = _run(gpuad, case.fn, arrays, diff, kwargs, device)
+    what = f"{case.name}{kwargs} on {label}"
+    if check == "nonfinite":
+        if not isinstance(ours, Exception):
+            assert any(not np.isfinite(_numpy(o)).all() for o in ours
+                       if isinstance(o, gpuad.Tensor) and o.dtype.kind == "f"), \
+                f"{what}: every output is finite ({reason})"
+        return
+    if isinstance(theirs, (TypeError, NotImplementedError)):
+        return  # a call torch does not take (numpy spellings, gpuad's extensions): not an oracle
+    if isinstance(theirs, Exception):
+        assert isinstance(ours, Exception), f"{what}: torch raises {theirs!r}, gpuad does not"
+        return
+    assert not isinstance(ours, Exception), f"{what}: gpuad raises {ours!r}, torch does not"
+    assert len(ours) == len(theirs), what
+    for i, (o, t) in enumerate(zip(ours, theirs)):
+        if check == "all" or getattr(t, "is_floating_point", lambda: False)():
+            _same(o, t, f"{what}, output {i}")
+    pairs = [(o, t) for o, t in zip(ours, theirs)
+             if getattr(t, "requires_grad", False) and t.dtype.is_floating_point]
+    if not diff or not pairs or check == "values":
+        return
+    rng = np.random.default_rng(0)
+    vs = [rng.standard_normal(tuple(t.shape)) for _, t in pairs]
+    nan_vs = [v.copy() for v in vs]
+    if nan_vs[0].size:
+        nan_vs[0].reshape(-1)[0] = math.nan
+    for upstream, v in (("finite", vs), ("NaN", nan_vs)):
+        try:
+            tg = _grads(torch, [t for _, t in pairs], ttensors, v)
+        except RuntimeError:  # no derivative there, or torch's own bug (linalg.cond's in-place)
+            continue
+        og = _grads(gpuad, [o for o, _ in pairs], tensors, v)
+        for i, (g, t) in enumerate(zip(og, tg)):
+            _same(g, t, f"{what}: gradient {i} with {upstream} upstream gradient")
+
+
+@pytest.mark.parametrize("case,shapes,extra,kwargs", _params())
+def test_nonfinite_matches_torch(case, shapes, extra, kwargs, device):
+    torch = pytest.importorskip("torch")
+    tfn = torch_fn(case)
+    if device != "cpu":  # the same paths as on the cpu: only check that they run there too
+        extra = []
+    for shapes, patterns in [(shapes, 3 if device == "cpu" else 1)] + [(s, 1) for s in extra]:
+        arrays = case.sample(shapes)
+        if patterns == 1:
+            _compare(torch, case, tfn, arrays, kwargs, device, f"shape {shapes}", "shape")
+        for i, a in enumerate(arrays):
+            a = np.asarray(a)
+            if a.dtype.kind != "f":
+                continue
+            for pattern, planted in _patterns(a)[:patterns]:
+                inputs = list(arrays)
+                inputs[i] = planted
+                _compare(torch, case, tfn, inputs, kwargs, device, f"input {i} with {pattern}",
+                         pattern)
