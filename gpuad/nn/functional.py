@@ -193,6 +193,8 @@ def _float(x):
 def _softmax(x, *, dim):
     """exp(x) / sum(exp(x)) along dim, with the max subtracted first (softmax's primitive)."""
     x = _float(x)
+    if not x.size:  # no max to subtract; an empty result, as in torch
+        return x.copy()
     e = x - x.max(axis=dim, keepdims=True)
     xp_of(e).exp(e, out=e)
     e /= e.sum(axis=dim, keepdims=True)
@@ -204,6 +206,8 @@ def _softmax(x, *, dim):
 def _log_softmax(x, *, dim):
     """x - logsumexp(x) along dim, with the max subtracted first (log_softmax's primitive)."""
     xp = xp_of(x)
+    if not x.size:
+        return _float(x).copy()
     s = _float(x) - x.max(axis=dim, keepdims=True)
     s -= xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
     return s
@@ -372,8 +376,9 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
     _check_reduction("nll_loss", reduction)
     x, t, single = _class_input("nll_loss", input, target, ignore_index)
     _check_weight("nll_loss", x, weight, x.shape[1])
-    safe, w, _ = _target_weights(t, weight, ignore_index, x.dtype)
-    return _reduce_class_loss(-_pick(x, safe) * w, w, reduction, single)
+    safe, w, valid = _target_weights(t, weight, ignore_index, x.dtype)
+    loss = ops.where(valid, -_pick(x, safe) * w, 0)  # an ignored NaN gives 0, as in torch
+    return _reduce_class_loss(loss, w, reduction, single)
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
@@ -402,6 +407,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
         smooth = ops.where(valid, -ops.sum(weighted, dim=1), 0)
         loss = (1 - label_smoothing) * (-_pick(logp, safe) * w) + (
             label_smoothing / classes) * smooth
+    loss = ops.where(valid, loss, 0)  # an ignored target's NaN logits give 0, as in torch
     return _reduce_class_loss(loss, w, reduction, single)
 
 
@@ -461,9 +467,9 @@ def l1_loss(input, target, *, reduction="mean"):
 
 def _clamped_log(x):
     """log(x) clamped at -100, like torch's binary_cross_entropy (x == 0 gives -100 without a
-    log(0) warning, and no gradient)."""
-    positive = x > 0
-    return ops.where(positive, ops.clamp(ops.log(ops.where(positive, x, 1)), min=-100), -100)
+    log(0) warning, and no gradient); NaN stays NaN (torch raises for it)."""
+    zero = x <= 0
+    return ops.where(zero, -100, ops.clamp(ops.log(ops.where(zero, 1, x)), min=-100))
 
 
 def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
