@@ -275,7 +275,8 @@ REDUCE_CASES = [
     Case("_tied_extremum", gpuad.ops._tied_extremum,
          lambda x, axis=None, keepdims=False, largest=True, masked=False:
          (np.amax if largest else np.amin)(x, axis=axis, keepdims=keepdims), CUBE,
-         kwargs=[{}, {"dim": (0, 2), "largest": False}, {"dim": 1, "keepdim": True, "masked": True}],
+         kwargs=[{}, {"dim": (0, 2), "largest": False},
+                 {"dim": 1, "keepdim": True, "masked": True}],
          domain=DISTINCT),
     Case("max", gpuad.max, _max_ref(np.max, np.argmax), CUBE, kwargs=ONE_DIM_KWARGS,
          domain=DISTINCT),

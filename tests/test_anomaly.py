@@ -67,3 +67,42 @@ def test_debug_mode_says_which_module_and_gives_dtypes_devices_and_line():
             gpuad.ones(2, 3) + gpuad.ones(4)
         finally:
             gpuad.set_debug(False)
+
+
+# ---- the first op to make a NaN or an Inf is the one named (issue 14's cases) -------------------
+def _raises_naming(what, name, kind, fn):
+    with gpuad.detect_anomaly():
+        with pytest.raises(AnomalyError, match=rf"{what} of '{name}' produced {kind}"):
+            fn()
+
+
+def test_relu_of_nan_is_named_and_its_rule_passes_a_nan_gradient_on():
+    x = gpuad.tensor([np.nan, -1.0, 2.0], requires_grad=True)
+    _raises_naming("forward", "relu", "NaN", lambda: gpuad.relu(x))
+    y = gpuad.relu(x)  # recorded outside: only the backward is checked below
+    with gpuad.detect_anomaly():
+        y.backward(gpuad.tensor([0.5, 1.0, 1.0]), retain_graph=True)
+    assert x.grad.tolist() == [0.5, 0.0, 1.0]  # as torch: a NaN input gets the gradient
+    _raises_naming("backward", "relu", "NaN",
+                   lambda: y.backward(gpuad.tensor([1.0, 1.0, np.nan])))
+
+
+def test_logsumexp_of_a_row_of_minus_inf():
+    x = gpuad.tensor([[-np.inf, -np.inf], [0.0, 1.0]], requires_grad=True)
+    _raises_naming("forward", "logsumexp", "Inf", lambda: gpuad.logsumexp(x, dim=1))
+    y = gpuad.logsumexp(x, dim=1)
+    assert y.tolist()[0] == -np.inf
+    _raises_naming("backward", "logsumexp", "NaN", lambda: y.backward(gpuad.ones(2)))
+
+
+def test_amax_over_a_column_holding_nan():
+    x = gpuad.tensor([[1.0, np.nan], [2.0, 3.0]], requires_grad=True)
+    _raises_naming("forward", "amax", "NaN", lambda: gpuad.amax(x, dim=0))
+    y = gpuad.amax(x, dim=0)
+    _raises_naming("backward", "amax", "NaN", lambda: y.backward(gpuad.ones(2)))
+
+
+def test_a_zero_over_zero_in_backward_names_the_op_whose_rule_divides():
+    x = gpuad.tensor([0.0, 4.0], requires_grad=True)
+    loss = (gpuad.sqrt(x) * 0).sum()  # finite forward; mul's rule gives 0, sqrt's 0 / (2 * 0)
+    _raises_naming("backward", "sqrt", "NaN", loss.backward)

@@ -15,8 +15,8 @@ from .. import backend
 from ..backend import xp_of
 from ..tensor import Tensor
 from . import elementwise as _ew
-from . import pointwise as _pointwise
 from . import indexing as _indexing
+from . import pointwise as _pointwise
 from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
@@ -281,8 +281,8 @@ def _unique_dim(op, x, dim):
         return None
     d = checked_dim(op, dim, x.shape)
     if any(n == 0 for i, n in enumerate(x.shape) if i != d):  # no slices to compare, as in torch
-        raise RuntimeError(f"{op}: the tensor of shape {tuple(x.shape)} has an empty dim other than "
-                           f"dim={dim}: there are no slices to compare")
+        raise RuntimeError(f"{op}: the tensor of shape {tuple(x.shape)} has an empty dim other "
+                           f"than dim={dim}: there are no slices to compare")
     return d
 
 
