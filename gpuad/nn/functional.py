@@ -12,11 +12,10 @@ import warnings
 
 import numpy
 
-from .. import backend, creation, fused, ops
+from .. import amp, backend, creation, fused, ops
 from ..autograd import is_grad_enabled, no_grad
-from ..backend import xp_of
 from ..ops import primitive
-from ..ops.reduce import _axis
+from ..ops.reduce import _log_softmax, _softmax
 from ..tensor import Tensor
 
 # activations: the gpuad ops themselves (torch.nn.functional.relu is torch.relu too)
@@ -25,10 +24,51 @@ tanh, sigmoid, softplus, elu = ops.tanh, ops.sigmoid, ops.softplus, ops.elu
 pad, one_hot = ops.pad, ops.one_hot
 
 
+# ---- dtypes: a layer never mixes them silently ----------------------------------------------
+_REDUCED = frozenset(d for d in (backend.float16, backend.bfloat16) if not isinstance(d, str))
+_AUTOCASTABLE = _REDUCED | {numpy.dtype(backend.float32)}
+_MODEL_CAST = {"float64": "double", "float32": "float", "float16": "half"}
+
+
+def _check_dtypes(where, input, *params, kind="matmul", what="weight", subject="the input",
+                  error=RuntimeError):
+    """Refuse an input whose dtype differs from its layer's parameters, as torch does, instead of
+    promoting (a float64 batch into a float32 Linear would silently run and return float64).
+    kind="matmul" (Linear, Conv, RNN, attention, PReLU) wants equal dtypes; kind="norm" (batch,
+    layer and group norm) also takes a float16/bfloat16 input with float32 parameters, torch's
+    mixed precision, and returns that input dtype so the caller computes in float32 and casts
+    back. Under autocast the dtypes are compared after autocast's casts (no error where torch
+    casts). `where` is a name or the Module, described only when raising."""
+    dtype = input.dtype
+    if all(p is None or p.dtype == dtype for p in params):
+        return None
+    dtypes = [p.dtype for p in params if p is not None]
+    device_type = input.device.type
+    if amp.is_autocast_enabled(device_type):
+        target = amp.get_autocast_dtype(device_type) if kind == "matmul" else backend.float32
+
+        def seen(d):
+            return target if d in _AUTOCASTABLE else d
+        if all(seen(d) == seen(dtype) for d in dtypes):
+            return None
+    elif kind == "norm" and dtype in _REDUCED and all(d == backend.float32 for d in dtypes):
+        return dtype
+    want = next(d for d in dtypes if d != dtype)
+    name = where if isinstance(where, str) else f"{type(where).__name__}({where.extra_repr()})"
+    fix = f"convert it with .to(gpuad.{want})"
+    if subject == "the input" and dtype.kind == "f":
+        fix += f" or the model with model.{_MODEL_CAST.get(str(dtype), f'to(gpuad.{dtype})')}()"
+    raise error(f"{name}: {subject} has dtype {dtype}, the {what} {want}; like torch, gpuad does "
+                f"not mix dtypes here: {fix}")
+
+
 # ---- linear, convolution, pooling ------------------------------------------------------------
 def linear(input, weight, bias=None):
     """input @ weight.T + bias, with weight of shape (out_features, in_features), like torch: one
-    op (gpuad.ops._linear) whose rule computes the weight's gradient straight into its layout."""
+    op (gpuad.ops._linear) whose rule computes the weight's gradient straight into its layout.
+    The input's dtype must be the weight's (torch raises too)."""
+    if isinstance(input, Tensor):
+        _check_dtypes("linear", input, weight, bias)
     return ops._linear(input, weight, bias)
 
 
@@ -41,6 +81,7 @@ def _conv_op(name):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of (N, C_in, H, W) by (C_out, C_in/groups, kH, kW): gpuad.conv2d."""
+    _check_dtypes("conv2d", input, weight, bias)
     return _conv_op("conv2d")(input, weight, bias, stride=stride, padding=padding,
                               dilation=dilation, groups=groups)
 
@@ -49,6 +90,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                      dilation=1):
     """2-D transposed convolution of (N, C_in, H, W) by (C_in, C_out/groups, kH, kW):
     gpuad.conv_transpose2d (conv2d's input gradient, as a differentiable composite)."""
+    _check_dtypes("conv_transpose2d", input, weight, bias)
     return _conv_op("conv_transpose2d")(input, weight, bias, stride=stride, padding=padding,
                                         output_padding=output_padding, groups=groups,
                                         dilation=dilation)
@@ -101,6 +143,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"batch_norm: {name} of shape {tuple(t.shape)} does not fit input of "
                              f"shape {tuple(input.shape)}; expected ({channels},), one entry per "
                              f"channel (dim 1)")
+    back = _check_dtypes("batch_norm", input, running_mean, running_var, weight, bias,
+                         kind="norm", what="parameters")
+    if back is not None:  # torch's mixed precision: float32 statistics, the input's dtype out
+        input = input.to(backend.float32)
     shape = (1, channels) + (1,) * (input.ndim - 2)
     if training:
         dims = (0,) + tuple(range(2, input.ndim))
@@ -128,7 +174,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     shift = -mean * scale
     if bias is not None:
         shift = shift + bias.reshape(shape)
-    return input * scale + shift
+    out = input * scale + shift
+    return out if back is None else out.to(back)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -139,12 +186,17 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if tuple(input.shape[input.ndim - k:]) != normalized_shape or k > input.ndim:
         raise ValueError(f"layer_norm: normalized_shape {normalized_shape} does not match the "
                          f"last dims of the input of shape {input.shape}")
+    back = _check_dtypes("layer_norm", input, weight, bias, kind="norm", what="parameters")
+    if back is not None:  # torch's mixed precision: computed in float32, the input's dtype out
+        input = input.to(backend.float32)
     dims = tuple(range(input.ndim - k, input.ndim))
     centered = input - ops.mean(input, dims, keepdim=True)
     out = centered * ops.rsqrt(ops.var(input, dim=dims, keepdim=True, correction=0) + eps)
     if weight is not None:
         out = out * weight
-    return out if bias is None else out + bias
+    if bias is not None:
+        out = out + bias
+    return out if back is None else out.to(back)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -182,54 +234,24 @@ def embedding(input, weight, padding_idx=None):
     return out
 
 
-# ---- softmax ---------------------------------------------------------------------------------
-def _float(x):
-    return x if x.dtype.kind in "fc" else x.astype(backend.DEFAULT_FLOAT)
-
-
-@primitive(vjp=lambda g, y, x, *, dim: (y * (g - ops.sum(g * y, dim=dim, keepdim=True)),))
-def _softmax(x, *, dim):
-    """exp(x) / sum(exp(x)) along dim, with the max subtracted first (softmax's primitive)."""
-    x = _float(x)
-    e = x - x.max(axis=dim, keepdims=True)
-    xp_of(e).exp(e, out=e)
-    e /= e.sum(axis=dim, keepdims=True)
-    return e
-
-
-@primitive(vjp=lambda g, y, x, *, dim: (g - ops.exp(y) * ops.sum(g, dim=dim, keepdim=True),))
-def _log_softmax(x, *, dim):
-    """x - logsumexp(x) along dim, with the max subtracted first (log_softmax's primitive)."""
-    xp = xp_of(x)
-    s = _float(x) - x.max(axis=dim, keepdims=True)
-    s -= xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
-    return s
-
-
-def _softmax_args(name, input, dim, dtype):
-    if dtype is not None:
-        input = input.to(dtype)
+# ---- softmax (the primitives live with the reductions: gpuad.softmax is torch.softmax) ---------
+def _implicit_dim(name, input, dim, stacklevel):
     if dim is None:  # torch's legacy implicit choice
         dim = 0 if input.ndim in (0, 1, 3) else 1
         warnings.warn(f"{name}: implicit dimension choice is deprecated; pass dim=", UserWarning,
-                      stacklevel=3)
-    return input, _axis(name, dim, input.shape)
+                      stacklevel=stacklevel)
+    return dim
 
 
-def softmax(input, dim=None, dtype=None):
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """softmax along dim, like torch.nn.functional.softmax (stable for large inputs)."""
-    input, dim = _softmax_args("softmax", input, dim, dtype)
-    if input.ndim == 0:
-        return _softmax(input.reshape((1,)), dim=0).reshape(())
-    return _softmax(input, dim=dim)
+    return ops.softmax(input, _implicit_dim("softmax", input, dim, _stacklevel), dtype=dtype)
 
 
-def log_softmax(input, dim=None, dtype=None):
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """log(softmax) along dim, computed stably, like torch.nn.functional.log_softmax."""
-    input, dim = _softmax_args("log_softmax", input, dim, dtype)
-    if input.ndim == 0:
-        return _log_softmax(input.reshape((1,)), dim=0).reshape(())
-    return _log_softmax(input, dim=dim)
+    return ops.log_softmax(input, _implicit_dim("log_softmax", input, dim, _stacklevel),
+                           dtype=dtype)
 
 
 # ---- cross entropy: a fused primitive whose gradient is a primitive too ----------------------

@@ -54,6 +54,7 @@ class Linear(Module):
         _reset_like_torch(self.weight, self.bias)
 
     def forward(self, input):
+        F._check_dtypes(self, input, self.weight, self.bias)
         try:
             return F.linear(input, self.weight, self.bias)
         except ValueError:  # checked only on failure: the common path pays nothing
@@ -92,6 +93,7 @@ class Conv2d(Module):
         _reset_like_torch(self.weight, self.bias)
 
     def forward(self, input):
+        F._check_dtypes(self, input, self.weight, self.bias)
         try:
             return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
                             self.dilation, self.groups)
@@ -199,6 +201,8 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
                              f"{self.num_features} channels in dim 1, got shape "
                              f"{tuple(input.shape)}")
+        F._check_dtypes(self, input, self.running_mean, self.running_var, self.weight,
+                        self.bias, kind="norm", what="parameters")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             with no_grad():
@@ -245,6 +249,7 @@ class LayerNorm(Module):
                                 if affine and bias else None)
 
     def forward(self, input):
+        F._check_dtypes(self, input, self.weight, self.bias, kind="norm", what="parameters")
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
@@ -496,6 +501,7 @@ class ConvTranspose2d(Module):
             raise ValueError(f"ConvTranspose2d({self.extra_repr()}): expected input with "
                              f"{self.in_channels} input channels, of shape (N, {self.in_channels}, "
                              f"H, W) or ({self.in_channels}, H, W), got shape {shape}")
+        F._check_dtypes(self, input, self.weight, self.bias)
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups,
                                   self.dilation)
