@@ -356,6 +356,9 @@ class Tensor(MovesWithTo):
     def tanh(self): return ops.tanh(self)
     def sigmoid(self): return ops.sigmoid(self)
     def relu(self): return ops.relu(self)
+    # ---- activations (PyTorch breadth) ----
+    def softmax(self, dim, dtype=None): return ops.softmax(self, dim, dtype=dtype)
+    def log_softmax(self, dim, dtype=None): return ops.log_softmax(self, dim, dtype=dtype)
     def erf(self): return ops.erf(self)
     def clamp(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
     def clip(self, min=None, max=None): return ops.clamp(self, min=min, max=max)

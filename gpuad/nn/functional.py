@@ -18,9 +18,6 @@ from ..ops import primitive
 from ..ops.reduce import _log_softmax, _softmax
 from ..tensor import Tensor
 
-# activations: the gpuad ops themselves (torch.nn.functional.relu is torch.relu too)
-relu, leaky_relu, gelu, silu = ops.relu, ops.leaky_relu, ops.gelu, ops.silu
-tanh, sigmoid, softplus, elu = ops.tanh, ops.sigmoid, ops.softplus, ops.elu
 pad, one_hot = ops.pad, ops.one_hot
 
 
@@ -513,7 +510,15 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest"):
     return out
 
 
-# ---- attention and more norms: they live in their own files (this one is at its size budget);
-# imported last because those modules import this one
+# ---- activations, attention and more norms: they live in their own files (this one is at its
+# size budget); imported last because those modules import this one
+from .activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid, hardswish,  # noqa: E402,F401
+                         hardtanh, leaky_relu, logsigmoid, mish, prelu, relu, relu6, rrelu, selu,
+                         sigmoid, silu, softmin, softplus, softshrink, softsign, tanh, tanhshrink,
+                         threshold)
+from .loss import (cosine_embedding_loss, ctc_loss, gaussian_nll_loss,  # noqa: E402,F401
+                   hinge_embedding_loss, huber_loss, kl_div, margin_ranking_loss,
+                   multi_margin_loss, multilabel_soft_margin_loss, poisson_nll_loss,
+                   smooth_l1_loss, soft_margin_loss, triplet_margin_loss)
 from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
 from .normalization import group_norm, rms_norm  # noqa: E402,F401
