@@ -309,8 +309,8 @@ LOSSES = [
     ("multi_margin_loss", [{}, {"p": 2}, {"margin": 0.5}]),
     ("triplet_margin_loss", [{}, {"p": 1}, {"swap": True}, {"margin": 0.3, "eps": 0.0}]),
 ]
-LOSS_PARAMS = [(n, dict(kw, **r)) for n, kws in LOSSES for kw in kws
-               for r in ([{}] if "reduction" in kw else
+LOSS_PARAMS = [(n, dict(kw, **r)) for n, kws in LOSSES for i, kw in enumerate(kws)
+               for r in ([{}] if "reduction" in kw or i else
                          [{}, {"reduction": "sum"}, {"reduction": "none"}])]
 
 
@@ -407,8 +407,8 @@ def test_single_sample_loss_shapes(torch):
     rng = np.random.default_rng(3)
     x, target = rng.standard_normal(5), np.array(2)
     for reduction in ("none", "mean"):
-        _compare(torch, lambda a, b: F.multi_margin_loss(a, b, reduction=reduction),
-                 lambda a, b: torch.nn.functional.multi_margin_loss(a, b, reduction=reduction),
+        _compare(torch, lambda a, b, r=reduction: F.multi_margin_loss(a, b, reduction=r),
+                 lambda a, b, r=reduction: torch.nn.functional.multi_margin_loss(a, b, reduction=r),
                  [x, target])
     a, b = rng.standard_normal((2, 4))
     _compare(torch, lambda p, q, y: F.cosine_embedding_loss(p, q, y, reduction="none"),
@@ -467,12 +467,14 @@ def test_ctc_loss_blank_empty_targets_unbatched_and_impossible(torch):
         (np.array([[2, 2, 2], [1, 2, 3]]), [4, 2], [3, 3],
          {"zero_infinity": True, "reduction": "none"}),
     ]
-    for targets, in_len, tg_len, kw in cases:
-        _compare(torch, lambda x: F.ctc_loss(x, gpuad.tensor(targets), in_len, tg_len, **kw),
-                 lambda x: torch.nn.functional.ctc_loss(x, torch.tensor(targets),
-                                                        torch.tensor(in_len),
-                                                        torch.tensor(tg_len), **kw),
-                 [lp], second_order=False)
+    for case in cases:
+        def ours(x, targets=case[0], in_len=case[1], tg_len=case[2], kw=case[3]):
+            return F.ctc_loss(x, gpuad.tensor(targets), in_len, tg_len, **kw)
+
+        def theirs(x, targets=case[0], in_len=case[1], tg_len=case[2], kw=case[3]):
+            return torch.nn.functional.ctc_loss(x, torch.tensor(targets), torch.tensor(in_len),
+                                                torch.tensor(tg_len), **kw)
+        _compare(torch, ours, theirs, [lp], second_order=False)
     single = lp[:, 0]  # unbatched (T, C) with a 1-D target
     _compare(torch, lambda x: F.ctc_loss(x, gpuad.tensor([1, 3]), 5, 2, reduction="none"),
              lambda x: torch.nn.functional.ctc_loss(x, torch.tensor([1, 3]), torch.tensor(5),

@@ -5,11 +5,11 @@ Re-exports only: module.py (Module, Parameter, containers), layers.py, activatio
 and the submodules functional, init, parallel, utils and summary.
 """
 from . import functional, init, parallel, utils  # noqa: F401
-from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
 from .activation import (CELU, ELU, GELU, GLU, SELU, Hardshrink, Hardsigmoid,  # noqa: F401
                          Hardswish, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, Mish, PReLU,
                          ReLU, ReLU6, RReLU, Sigmoid, SiLU, Softmax, Softmax2d, Softmin,
                          Softplus, Softshrink, Softsign, Tanh, Tanhshrink, Threshold)
+from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
 from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,  # noqa: F401
                      Conv2d, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear,
                      MaxPool2d, Upsample)

@@ -512,13 +512,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest"):
 
 # ---- activations, attention and more norms: they live in their own files (this one is at its
 # size budget); imported last because those modules import this one
-from .activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid, hardswish,  # noqa: E402,F401
-                         hardtanh, leaky_relu, logsigmoid, mish, prelu, relu, relu6, rrelu, selu,
-                         sigmoid, silu, softmin, softplus, softshrink, softsign, tanh, tanhshrink,
-                         threshold)
+from .activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: E402,F401
+                         hardswish, hardtanh, leaky_relu, logsigmoid, mish, prelu, relu, relu6,
+                         rrelu, selu, sigmoid, silu, softmin, softplus, softshrink, softsign,
+                         tanh, tanhshrink, threshold)
+from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
 from .loss import (cosine_embedding_loss, ctc_loss, gaussian_nll_loss,  # noqa: E402,F401
                    hinge_embedding_loss, huber_loss, kl_div, margin_ranking_loss,
                    multi_margin_loss, multilabel_soft_margin_loss, poisson_nll_loss,
                    smooth_l1_loss, soft_margin_loss, triplet_margin_loss)
-from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
 from .normalization import group_norm, rms_norm  # noqa: E402,F401
