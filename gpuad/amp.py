@@ -1,17 +1,19 @@
-"""Mixed precision, torch.amp's shape: `autocast` picks a dtype per op, `GradScaler` scales the loss.
+"""Mixed precision, torch.amp's shape: `autocast` picks a dtype per op, `GradScaler` scales the
+loss.
 
-Inside `with gpuad.autocast("cuda"):` the matrix products (LOW_PRECISION_OPS) cast their floating
-inputs to float16 (or bfloat16 where the backend has it), the ops that lose accuracy in half
-precision (FLOAT32_OPS: reductions, softmax, log_softmax, the fused cross entropy, norms, exp, log,
-pow...) cast float16 inputs up to float32, and every other op follows the usual type promotion,
+Inside `with gpuad.autocast("cuda"):` the ops declared `@primitive(autocast="lower")` (the matrix
+products: matmul, linear, conv, einsum) cast their floating inputs to float16 (or bfloat16 where
+the backend has it), those declared autocast="float32" (ops that lose accuracy in half precision:
+reductions, softmax, log_softmax, the fused cross entropy, norms, exp, log, pow...) cast float16
+inputs up to float32, and every other op follows the usual type promotion,
 so `float16 + float32` is float32. float64 tensors are never cast, as in torch. The casts are
 ordinary `cast` ops on the tape, so gradients flow back in each parameter's own dtype (float32
 master weights get float32 .grad). A composite (mean, mse_loss, layer_norm) runs in float32 from
 its first FLOAT32_OPS primitive on: mean is a sum and a division, so its result is float32.
 
-How it hooks in: gpuad.ops.apply checks one module global, `ops.intercept`, per op; it is None
-unless some thread is inside autocast (or a checkpoint's forward, see gpuad.utils.checkpoint), and
-the interceptor reads this thread's own settings, so autocast is per thread like torch's. Backward
+How it hooks in: an autocast region registers an interceptor with gpuad.ops (see
+ops.add_interceptor), which sees each op's name, declared policy and inputs; it reads this
+thread's own settings, so autocast is per thread like torch's. Backward
 rules are never cast (they run in the dtypes the forward chose). Inside one autocast region the
 low-precision copy of a parameter is made once and reused, as torch caches it.
 
@@ -29,64 +31,27 @@ import warnings
 
 import numpy
 
-from . import backend, creation, ops
-from .autograd import _mode
+from . import autograd, backend, creation, ops
 from .tensor import Tensor
-
-# Ops (gpuad.ops.apply names) whose floating inputs run in autocast's low dtype: matmul, and through
-# it mm, bmm, mv, dot and Tensor.__matmul__; F.linear; conv2d; einsum.
-LOW_PRECISION_OPS = frozenset({"matmul", "_linear", "_conv2d", "_einsum"})
-# Ops whose float16/bfloat16 inputs are cast up to float32 (torch's CUDA "autocast to float32"
-# list, as far as gpuad has those ops).
-FLOAT32_OPS = frozenset({
-    "sum", "prod", "cumsum", "_cumsum_reverse", "var", "logsumexp", "_norm2",  # reductions, norms
-    "_softmax", "_log_softmax", "_softmax_nll",                                 # softmax, losses
-    "exp", "expm1", "log", "log1p", "pow", "tan", "softplus"})                  # pointwise
-
 
 class _State(threading.local):
     def __init__(self):
         self.policies = {}  # device type ("cuda", "cpu") -> low dtype, while autocast is on
         self.cache_enabled = True
         self.cache = {}     # (id(leaf), dtype, grad mode) -> (leaf, its version, cast copy)
-        self.watch = None   # {id: tensor} of grad-requiring op inputs, while a checkpoint watches
 
 
 _state = _State()
 _CASTABLE = {backend.float32, backend.float16} | (
     set() if isinstance(backend.bfloat16, str) else {backend.bfloat16})
-_lock = threading.Lock()
-_holders = [0]  # autocast regions and checkpoint forwards active in all threads
 
 
-def _hold():
-    with _lock:
-        _holders[0] += 1
-        ops.intercept = _intercept
-
-
-def _release():
-    with _lock:
-        _holders[0] -= 1
-        if not _holders[0]:
-            ops.intercept = None
-
-
-def _intercept(name, args):
-    """apply()'s hook: note grad-requiring inputs for a watching checkpoint; under autocast,
-    return args with the floating Tensors cast to the dtype this op runs in."""
+def _cast_inputs(name, policy, args):
+    """The ops' interceptor while some thread autocasts: under this thread's autocast, the
+    floating Tensors of an op declared autocast="lower" or "float32" cast to the dtype it runs
+    in."""
     state = _state
-    if state.watch is not None:
-        for a in args:
-            if isinstance(a, Tensor) and a._requires_grad:
-                state.watch[id(a)] = a
-    if not state.policies or _mode.in_backward:
-        return args
-    if name in LOW_PRECISION_OPS:
-        low = True
-    elif name in FLOAT32_OPS:
-        low = False
-    else:
+    if policy is None or not state.policies or autograd.is_in_backward():
         return args
     out = None
     for i, a in enumerate(args):
@@ -98,7 +63,7 @@ def _intercept(name, args):
         target = state.policies.get(backend.device_of(a.array).type)
         if target is None:
             continue
-        if not low:
+        if policy == "float32":
             target = backend.float32
         if dtype == target:
             continue
@@ -112,7 +77,7 @@ def _cast(t, dtype, state):
     """t cast to dtype; a parameter (a leaf that requires grad) is cast once per autocast region."""
     if not (state.cache_enabled and t._requires_grad and t._node is None):
         return ops.cast(t, dtype=dtype)
-    key = (id(t), dtype, _mode.enabled)
+    key = (id(t), dtype, autograd.is_grad_enabled())
     hit = state.cache.get(key)
     if hit is not None and hit[0] is t and hit[1] == t._version and (
             hit[2]._node is None or hit[2]._node.inputs is not None):  # not freed by a backward
@@ -174,7 +139,7 @@ class autocast:
         else:
             policies.pop(self.device_type, None)
         state.policies, state.cache_enabled = policies, self.cache_enabled
-        _hold()
+        ops.add_interceptor(_cast_inputs)
         return self
 
     def __exit__(self, *exc):
@@ -182,7 +147,7 @@ class autocast:
         state.policies, state.cache_enabled = self._saved.pop()
         if not state.policies:
             state.cache.clear()  # the outermost region ends: drop the cast copies of parameters
-        _release()
+        ops.remove_interceptor(_cast_inputs)
 
     def __call__(self, fn):
         @functools.wraps(fn)
@@ -200,42 +165,26 @@ def get_autocast_dtype(device_type="cuda"):
     return _state.policies.get(device_type, backend.float16)
 
 
-def _snapshot():
-    """This thread's autocast settings, for a recomputation that must cast as the forward did."""
+def get_autocast_state():
+    """This thread's autocast settings, for a recomputation that must cast as its forward did
+    (activation checkpointing)."""
     return dict(_state.policies), _state.cache_enabled
 
 
 @contextlib.contextmanager
-def _restored(snapshot):
-    """Autocast as in `snapshot`, with a cache of its own: a recomputation must not share cast
-    copies (and their Nodes) with the graph being walked."""
+def autocast_state(saved):
+    """Autocast as get_autocast_state() returned it, with a cache of its own: a recomputation
+    must not share cast copies (and their Nodes) with the graph being walked."""
     state = _state
-    saved = state.policies, state.cache_enabled, state.cache
-    state.policies, state.cache_enabled = snapshot
+    outer = state.policies, state.cache_enabled, state.cache
+    state.policies, state.cache_enabled = saved
     state.cache = {}
-    _hold()
+    ops.add_interceptor(_cast_inputs)
     try:
         yield
     finally:
-        state.policies, state.cache_enabled, state.cache = saved
-        _release()
-
-
-@contextlib.contextmanager
-def _watching():
-    """Collect the tensors requiring grad that ops receive inside the block, as {id: tensor}
-    (checkpoint's forward runs under no_grad and learns from this what its node depends on)."""
-    state = _state
-    outer, found = state.watch, {}
-    state.watch = found
-    _hold()
-    try:
-        yield found
-    finally:
-        _release()
-        state.watch = outer
-        if outer is not None:
-            outer.update(found)
+        state.policies, state.cache_enabled, state.cache = outer
+        ops.remove_interceptor(_cast_inputs)
 
 
 # ---- GradScaler ------------------------------------------------------------------------------

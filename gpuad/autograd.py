@@ -1,9 +1,11 @@
 """The tape: Nodes recorded by ops, grad modes, and the one reverse walk that applies their rules.
 
-Sits between tensor.py and ops/: ops record a Node on each output that needs a gradient; backward()
-and grad() walk those Nodes once, in reverse topological order, without recursion. This module
-knows no op by name and no backend.
+Sits just above the backend and below tensor.py and ops/: ops record a Node on each output that
+needs a gradient; backward() and grad() walk those Nodes once, newest first, without recursion. It
+imports only the backend seam (to make seed gradients and check values), knows no op by name, and
+handles tensors by their attributes (array, _node, grad), never by importing Tensor.
 """
+import contextlib
 import functools
 import inspect
 import itertools
@@ -19,11 +21,27 @@ class _GradMode(threading.local):
     in_backward = False  # rules' own ops skip the forward anomaly check; the walk checks them
 
 
-_mode = _GradMode()
+grad_mode = _GradMode()
 
 
 def is_grad_enabled():
-    return _mode.enabled
+    return grad_mode.enabled
+
+
+def is_in_backward():
+    """True while a backward walk runs its rules (their ops are not forward ops: autocast leaves
+    them alone and the anomaly check looks at their results, not their inputs)."""
+    return grad_mode.in_backward
+
+
+@contextlib.contextmanager
+def forward_in_backward():
+    """Run forward ops inside a backward rule (activation checkpointing recomputes its block)."""
+    outer, grad_mode.in_backward = grad_mode.in_backward, False
+    try:
+        yield
+    finally:
+        grad_mode.in_backward = outer
 
 
 class _GradModeSwitch:
@@ -32,11 +50,11 @@ class _GradModeSwitch:
     mode = True
 
     def __enter__(self):
-        self.prev, _mode.enabled = _mode.enabled, self.mode
+        self.prev, grad_mode.enabled = grad_mode.enabled, self.mode
         return self
 
     def __exit__(self, *exc):
-        _mode.enabled = self.prev
+        grad_mode.enabled = self.prev
 
     def __call__(self, fn):
         mode = self.mode
@@ -80,13 +98,13 @@ class set_grad_enabled(_GradModeSwitch):
 
     def __init__(self, mode):
         self.mode = bool(mode)
-        self.prev, _mode.enabled = _mode.enabled, self.mode
+        self.prev, grad_mode.enabled = grad_mode.enabled, self.mode
 
     def __enter__(self):
         return self
 
     def __call__(self, fn):
-        _mode.enabled = self.prev  # used as a decorator: undo the switch made in __init__
+        grad_mode.enabled = self.prev  # used as a decorator: undo the switch made in __init__
         return super().__call__(fn)
 
 
@@ -138,8 +156,8 @@ def is_debug_enabled():
 def user_site():
     """'file:line' of the innermost caller outside the gpuad package (where a user called an op)."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)).startswith(
-            _PACKAGE_DIR):
+    while frame is not None and os.path.dirname(
+            os.path.abspath(frame.f_code.co_filename)).startswith(_PACKAGE_DIR):
         frame = frame.f_back
     return "<unknown>" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
@@ -183,9 +201,10 @@ def _check_saved(t, node):
     """Raise if the node was freed or a tensor it saved changed since (see INPLACE_CLOCK)."""
     if node.inputs is None:
         raise RuntimeError(
-            f"backward: trying to backward through the graph a second time (through '{node.name}'): "
-            "its saved tensors were freed by the first backward. Pass retain_graph=True to the first "
-            "backward() or grad() call if you need to backward through it again.")
+            f"backward: trying to backward through the graph a second time (through "
+            f"'{node.name}'): its saved tensors were freed by the first backward. Pass "
+            "retain_graph=True to the first backward() or grad() call if you need to backward "
+            "through it again.")
     if t._version > node.clock or any(getattr(x, "_version", 0) > node.clock for x in node.inputs):
         raise RuntimeError(
             f"backward: a tensor saved by '{node.name}' was modified in place after it was used "
@@ -193,23 +212,32 @@ def _check_saved(t, node):
             f"(x = x + y rather than x += y), or .clone() the tensor before modifying it.")
 
 
-def _topological_order(roots):
-    """Non-leaf tensors reachable from roots, consumers before producers: newest node first."""
-    stack = [t for t in roots if t._node is not None]
+def reachable(roots):
+    """Every tensor that `roots` depend on through recorded Nodes, roots included, each once, in
+    no particular order. An explicit stack, so a 100,000-op chain is fine; a node freed by a
+    backward is not entered (its tensor is still yielded)."""
+    stack = list(roots)
     seen = set(map(id, stack))
-    found = []
-    while stack:  # iterative: a 100,000-op chain must not hit Python's recursion limit
+    while stack:
         t = stack.pop()
-        node = t._node
-        found.append((node.seq, t))
-        if node.inputs is None:
-            continue  # freed: reported when (and if) the walk reaches it
-        for x in node.inputs:
-            if getattr(x, "_node", None) is not None and id(x) not in seen:
+        yield t
+        node = getattr(t, "_node", None)
+        for x in (node.inputs or ()) if node is not None else ():
+            if id(x) not in seen and hasattr(x, "_node"):
                 seen.add(id(x))
                 stack.append(x)
-    found.sort(key=_first, reverse=True)
-    return [t for _, t in found]
+
+
+def recorded_order(roots):
+    """The non-leaf tensors that `roots` depend on, newest node first: consumers before producers
+    (a node is always created after the nodes of its inputs), the order backward visits them."""
+    found = [t for t in reachable(roots) if t._node is not None]
+    found.sort(key=_node_seq, reverse=True)
+    return found
+
+
+def _node_seq(t):
+    return t._node.seq
 
 
 def _leading_to(order, wanted):
@@ -223,10 +251,6 @@ def _leading_to(order, wanted):
             run.add(id(t))
             leads.add(id(t))
     return [t for t in order if id(t) in leads], run
-
-
-def _first(pair):
-    return pair[0]
 
 
 def _accumulate(pending, x, g):
@@ -297,100 +321,127 @@ def _unaliased(g, owned, deposited):
     return type(g)(g.array.copy())
 
 
-def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_unused=False):
-    """The reverse walk shared by Tensor.backward (inputs=None: fill leaf .grad) and grad()."""
-    from .tensor import Tensor
-    from .ops import sum_to
+def seed_gradient(t, g, what="backward", keyword="gradient"):
+    """The gradient a walk starts from at output `t`: ones for a one-element output, else `g`
+    checked against t's shape and device (a Tensor, array or nested list)."""
+    if g is None:
+        if t.array.size != 1:
+            raise RuntimeError(f"{what}: grad can be implicitly created only for scalar outputs, "
+                               f"but the output has shape {t.shape}; pass {keyword}= (a tensor of "
+                               f"that shape) to {what}()")
+        return type(t)(backend.xp_of(t.array).ones_like(t.array))
+    if not hasattr(g, "_node"):
+        g = type(t)(backend.asarray(g, t.dtype, t.device))
+    if g.shape != t.shape:
+        raise RuntimeError(f"{what}: {keyword} has shape {g.shape} but the output has shape "
+                           f"{t.shape}; they must match")
+    if g.device != t.device:
+        raise RuntimeError(f"{what}: {keyword} is on {g.device} but the output is on {t.device}; "
+                           f"move it with .to({str(t.device)!r})")
+    return g
 
-    pending = {}  # id(tensor) -> [tensor, gradient so far, whether this walk owns the gradient]
-    deposited = set()
+
+def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_unused=False,
+                 what="backward", keyword="gradient"):
+    """The reverse walk shared by Tensor.backward (inputs=None: fill leaf .grad) and grad()."""
+    walk = _Walk(inputs, retain_graph)
     for t, g in zip(outputs, grad_outputs):
         if not t.requires_grad:
-            raise RuntimeError("backward: element of outputs does not require grad and has no "
-                               "grad_fn; did you compute it under no_grad() or from tensors with "
-                               "requires_grad=False?")
-        if g is None:
-            if t.array.size != 1:
-                raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
-                                   f"outputs, but the output has shape {t.shape}; pass gradient= "
-                                   f"(a tensor of that shape) to backward()")
-            g = Tensor(backend.xp_of(t.array).ones_like(t.array))
-        else:
-            if not isinstance(g, Tensor):
-                g = Tensor(backend.asarray(g, t.dtype, t.device))
-            if g.shape != t.shape:
-                raise RuntimeError(f"backward: gradient has shape {g.shape} but the output has "
-                                   f"shape {t.shape}; they must match")
-            if g.device != t.device:
-                raise RuntimeError(f"backward: gradient is on {g.device} but the output is on "
-                                   f"{t.device}; move it with .to({str(t.device)!r})")
-            deposited.add(id(g.array))  # the caller's array: never hand it out as a .grad
-        _accumulate(pending, t, g)
-
-    wanted = None if inputs is None else {id(x): i for i, x in enumerate(inputs)}
-    results = [None] * (0 if inputs is None else len(inputs))
-    prev_mode, prev_in_backward = _mode.enabled, _mode.in_backward
-    _mode.enabled = create_graph  # rules are gpuad ops: recorded only when asked to
-    _mode.in_backward = True
+            raise RuntimeError(f"{what}: element of outputs does not require grad and has no "
+                               f"grad_fn; did you compute it under no_grad() or from tensors with "
+                               f"requires_grad=False?")
+        seed = seed_gradient(t, g, what, keyword)
+        if g is not None:
+            walk.deposited.add(id(seed.array))  # the caller's array: never hand it out as a .grad
+        _accumulate(walk.pending, t, seed)
+    prev_mode, prev_in_backward = grad_mode.enabled, grad_mode.in_backward
+    grad_mode.enabled = create_graph  # rules are gpuad ops: recorded only when asked to
+    grad_mode.in_backward = True
     try:
-        order = _topological_order(outputs)
-        run = ready = None
-        if wanted is not None:
-            order, run = _leading_to(order, wanted)
-        elif POST_ACCUMULATE_HOOKS[0]:
-            ready = _final_uses(order)
+        walk.run(outputs)
+    finally:
+        grad_mode.enabled, grad_mode.in_backward = prev_mode, prev_in_backward
+    return walk.results(allow_unused)
+
+
+class _Walk:
+    """One reverse walk: the gradients pending per tensor, visited newest node first."""
+
+    def __init__(self, inputs, retain_graph):
+        self.inputs, self.retain_graph = inputs, retain_graph
+        self.pending = {}  # id(tensor) -> [tensor, gradient so far, whether this walk owns it]
+        self.deposited = set()  # ids of arrays handed out as some .grad
+        self.wanted = None if inputs is None else {id(x): i for i, x in enumerate(inputs)}
+        self.found = [None] * (0 if inputs is None else len(inputs))
+
+    def run(self, outputs):
+        order, run, ready = self._plan(outputs)
         for i, t in enumerate(order):
             if ready and i - 1 in ready:  # their last consumer ran in the previous step
                 for leaf in ready.pop(i - 1):
-                    entry = pending.pop(id(leaf), None)
-                    if entry is not None:
-                        _deposit(*entry, deposited)
+                    self._deposit_leaf(leaf)
             order[i] = None  # the walk's last reference: t's array can go once its rule has run
-            entry = pending.pop(id(t), None)
-            if entry is None:
+            entry = self.pending.pop(id(t), None)
+            if entry is not None:
+                self._visit(t, entry[1], run)
+        for leaf, g, owned in self.pending.values():  # what is left belongs to leaves
+            if self.wanted is None:
+                _deposit(leaf, g, owned, self.deposited)
+            elif id(leaf) in self.wanted:
+                self.found[self.wanted[id(leaf)]] = _run_hooks(leaf, g)
+
+    def _plan(self, outputs):
+        """The tensors to visit in order, those whose rule must run (grad(): only what leads to
+        an input) and the hooked leaves to finish early (see _final_uses)."""
+        order = recorded_order(outputs)
+        if self.wanted is not None:
+            order, run = _leading_to(order, self.wanted)
+            return order, run, None
+        return order, None, _final_uses(order) if POST_ACCUMULATE_HOOKS[0] else None
+
+    def _deposit_leaf(self, leaf):
+        entry = self.pending.pop(id(leaf), None)
+        if entry is not None:
+            _deposit(*entry, self.deposited)
+
+    def _visit(self, t, g, run):
+        """Hand t's finished gradient to whoever wants it, then run t's rule into its inputs."""
+        node = t._node
+        if node.inputs is None or node.clock != INPLACE_CLOCK[0]:
+            _check_saved(t, node)  # raises if freed, or if a saved tensor changed since
+        g = _run_hooks(t, g) if t._hooks else g
+        if self.wanted is not None:
+            if id(t) in self.wanted:
+                self.found[self.wanted[id(t)]] = g
+        elif t._retains_grad:
+            t.grad = _unaliased(g, False, self.deposited) if t.grad is None else t.grad + g
+        if run is not None and id(t) not in run:
+            return  # a wanted tensor with nothing wanted upstream
+        inputs = node.inputs
+        grads = node.vjp(g, t, *inputs, **node.kwargs)
+        if ANOMALY[0]:
+            for gx in grads:
+                if gx is not None:
+                    check_finite("backward", node.name, getattr(node, "site", "<unknown>"),
+                                 gx.array, inputs)
+        for x, gx in zip(inputs, grads):
+            if gx is None or not getattr(x, "_requires_grad", False):
                 continue
-            node = t._node
-            inputs_ = node.inputs
-            if inputs_ is None or node.clock != INPLACE_CLOCK[0]:
-                _check_saved(t, node)  # raises if freed, or if a saved tensor changed since
-            g = _run_hooks(t, entry[1]) if t._hooks else entry[1]
-            if wanted is not None:
-                if id(t) in wanted:
-                    results[wanted[id(t)]] = g
-            elif t._retains_grad:
-                t.grad = _unaliased(g, False, deposited) if t.grad is None else t.grad + g
-            if run is not None and id(t) not in run:
-                continue  # a wanted tensor with nothing wanted upstream
-            grads = node.vjp(g, t, *inputs_, **node.kwargs)
-            if ANOMALY[0]:
-                for gx in grads:
-                    if gx is not None:
-                        check_finite("backward", node.name, getattr(node, "site", "<unknown>"),
-                                     gx.array, inputs_)
-            for x, gx in zip(inputs_, grads):
-                if gx is None or not getattr(x, "_requires_grad", False):
-                    continue
-                if gx.array.shape != x.array.shape:
-                    gx = sum_to(gx, x.array.shape)  # the engine's one unbroadcast
-                if gx.array.dtype != x.array.dtype:
-                    gx = gx.to(x.array.dtype)  # a float32 input gets a float32 gradient, as in PyTorch
-                _accumulate(pending, x, gx)
-            if not retain_graph:
-                node.inputs = None  # frees what the node saved; a second backward raises
-        for leaf, g, owned in pending.values():  # what is left belongs to leaves
-            if wanted is not None:
-                if id(leaf) in wanted:
-                    results[wanted[id(leaf)]] = _run_hooks(leaf, g)
-                continue
-            _deposit(leaf, g, owned, deposited)
-    finally:
-        _mode.enabled, _mode.in_backward = prev_mode, prev_in_backward
-    if inputs is not None and not allow_unused:
-        for i, (x, r) in enumerate(zip(inputs, results)):
-            if r is None:
-                raise RuntimeError(f"grad: input {i} (shape {x.shape}) was not used to compute the "
-                                   f"outputs; pass allow_unused=True to get None for it")
-    return results
+            if gx.array.shape != x.array.shape:
+                gx = gx.sum_to_size(x.array.shape)  # the engine's one unbroadcast
+            if gx.array.dtype != x.array.dtype:
+                gx = gx.to(x.array.dtype)  # a float32 input gets a float32 gradient, as in PyTorch
+            _accumulate(self.pending, x, gx)
+        if not self.retain_graph:
+            node.inputs = None  # frees what the node saved; a second backward raises
+
+    def results(self, allow_unused):
+        if self.inputs is not None and not allow_unused:
+            for i, (x, r) in enumerate(zip(self.inputs, self.found)):
+                if r is None:
+                    raise RuntimeError(f"grad: input {i} (shape {x.shape}) was not used to compute "
+                                       f"the outputs; pass allow_unused=True to get None for it")
+        return self.found
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -407,74 +458,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not x.requires_grad:
             raise RuntimeError(f"grad: input {i} (shape {x.shape}) does not require grad")
     retain = create_graph if retain_graph is None else retain_graph
-    return tuple(run_backward(outputs, grad_outputs, retain, create_graph, inputs, allow_unused))
+    return tuple(run_backward(outputs, grad_outputs, retain, create_graph, inputs, allow_unused,
+                              what="grad", keyword="grad_outputs"))
 
 
-class FunctionCtx:
-    """What a custom Function's forward leaves for its backward (PyTorch's ctx)."""
-
-    def save_for_backward(self, *arrays):
-        self.saved_tensors = arrays
-
-
-def _function_forward(*arrays, ctx, function):
-    return function.forward(ctx, *arrays)
-
-
-def _function_vjp(g, y, *inputs, ctx, function):
-    from .tensor import Tensor
-    grads = function.backward(ctx, g.array)
-    grads = grads if isinstance(grads, tuple) else (grads,)
-    if len(grads) != len(inputs):
-        raise RuntimeError(f"{function.__name__}.backward returned {len(grads)} gradients, but "
-                           f"forward took {len(inputs)} inputs; return None for an input without one")
-    grads = tuple(None if gx is None else Tensor(gx) for gx in grads)
-    recorded = [x for x in (g,) + inputs if getattr(x, "_requires_grad", False)]
-    if _mode.enabled and recorded:  # create_graph: differentiating these again must fail loudly
-        for gx in grads:
-            if gx is not None:
-                gx._node = Node(f"{function.__name__}Backward", _not_twice, tuple(recorded),
-                                {"function": function.__name__})
-                gx._requires_grad = True
-    return grads
-
-
-def _not_twice(g, y, *inputs, function):
-    raise RuntimeError(f"{function}: the backward of a custom Function works on raw arrays, so it "
-                       f"cannot be differentiated again (create_graph=True reached it); write "
-                       f"the backward with gpuad ops, or make {function} a composite of gpuad ops")
-
-
-class Function:
-    """A user-defined op with its own backward rule, on raw arrays of either backend:
-
-        class Cube(gpuad.autograd.Function):
-            @staticmethod
-            def forward(ctx, x):            # x: a numpy or CuPy array
-                ctx.save_for_backward(x)
-                return x ** 3
-            @staticmethod
-            def backward(ctx, g):           # one gradient array per forward input (or None)
-                x, = ctx.saved_tensors
-                return 3 * x ** 2 * g
-        y = Cube.apply(t)
-
-    It records the same Node as a built-in op, so it is as fast and as gradcheck-able; its
-    gradient is not differentiable again (like PyTorch's once_differentiable).
-    """
-
-    @staticmethod
-    def forward(ctx, *arrays):
-        raise NotImplementedError("Function subclasses define a static forward(ctx, *arrays)")
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise NotImplementedError("Function subclasses define a static backward(ctx, grad)")
-
-    @classmethod
-    def apply(cls, *args):
-        from .ops import apply as apply_op
-        ctx = FunctionCtx()
-        ctx.needs_input_grad = tuple(getattr(a, "requires_grad", False) for a in args)
-        return apply_op(cls.__name__, _function_forward, _function_vjp, args,
-                        {"ctx": ctx, "function": cls})
+def __getattr__(name):
+    # gpuad.autograd.Function (torch's name) is a user-defined op, so it lives with the ops,
+    # above this module: the one name here resolved upward, at first use.
+    if name in ("Function", "FunctionCtx"):
+        from .ops import function
+        return getattr(function, name)
+    raise AttributeError(f"module 'gpuad.autograd' has no attribute {name!r}")

@@ -5,7 +5,7 @@ Layered as JAX's api.py: `vjp` traces f once on differentiable copies of its inp
 pullback; grad/value_and_grad pull back a one; jvp is the vjp of that (linear) pullback; jacrev
 pulls back basis cotangents, jacfwd pushes forward basis tangents; hessian is jacfwd(jacrev).
 """
-from . import ops
+from . import autograd, ops
 from .autograd import enable_grad, is_grad_enabled, run_backward
 from .creation import ones_like, zeros, zeros_like
 from .tensor import Tensor
@@ -47,20 +47,8 @@ def _lift(x, i, level, recording):
 def _reaches_live_leaf(roots):
     """Whether the graph of roots reaches a leaf requiring grad that someone may still
     differentiate with respect to (anything but the inputs of finished transforms)."""
-    stack = [t for t in roots if t.requires_grad]
-    seen = set(map(id, stack))
-    while stack:  # iterative, like the engine's walk
-        t = stack.pop()
-        node = t._node
-        if node is None:
-            if not isinstance(t, _Input) or t._level.tracing:
-                return True
-            continue
-        for x in node.inputs or ():
-            if getattr(x, "_requires_grad", False) and id(x) not in seen:
-                seen.add(id(x))
-                stack.append(x)
-    return False
+    return any(t.requires_grad and t.grad_fn is None and
+               (not isinstance(t, _Input) or t._level.tracing) for t in autograd.reachable(roots))
 
 
 def _outputs(out, name):

@@ -14,7 +14,7 @@ import unicodedata
 import numpy
 
 from . import backend
-from .autograd import enable_grad, no_grad
+from .autograd import enable_grad, no_grad, recorded_order, seed_gradient
 from .tensor import Tensor
 
 
@@ -122,7 +122,6 @@ def trace(f, *inputs, grad_output=None):
     if id(y) not in index and y._node is None:
         raise ValueError("trace: f's output does not depend on its inputs (nothing was recorded)")
     tensors = _ops_reaching(y)
-    tensors.sort(key=lambda t: t._node.seq)
     active = []  # recorded tensors that depend on an input: v_1..v_m
     for t in tensors:
         if any(id(x) in index for x in t._node.inputs):
@@ -145,18 +144,7 @@ def trace(f, *inputs, grad_output=None):
 
 def _reverse_sweep(y, leaves, active, index, names, grad_output):
     """The reverse walk of autograd.run_backward, keeping each contribution instead of only sums."""
-    from .ops import sum_to
-    if grad_output is None:
-        if y.array.size != 1:
-            raise RuntimeError(f"trace: the output has shape {y.shape}; pass grad_output= (ȳ, a "
-                               f"tensor of that shape) for a non-scalar output")
-        seed = Tensor(backend.xp_of(y.array).ones_like(y.array))
-    else:
-        seed = grad_output if isinstance(grad_output, Tensor) else \
-            Tensor(backend.asarray(grad_output, y.dtype, y.device))
-        if seed.shape != y.shape:
-            raise RuntimeError(f"trace: grad_output has shape {seed.shape} but the output has "
-                               f"shape {y.shape}; they must match")
+    seed = seed_gradient(y, grad_output, "trace", "grad_output")
     adjoint = {id(y): seed}
     terms = {id(t): [] for t in leaves + active}
     rows = []
@@ -174,10 +162,10 @@ def _reverse_sweep(y, leaves, active, index, names, grad_output):
             for k, (x, gx) in enumerate(zip(node.inputs, grads)):
                 if gx is None or id(x) not in index:
                     continue
-                gx = _like(gx, x, sum_to)
+                gx = _like(gx, x)
                 partial = None
                 if scalar and x.array.size == 1 and ones[k] is not None:
-                    partial = _value(_like(ones[k], x, sum_to))
+                    partial = _value(_like(ones[k], x))
                 terms[id(x)].append(Term(names[id(t)], k, _value(g), partial, _value(gx)))
                 adjoint[id(x)] = gx if id(x) not in adjoint else adjoint[id(x)] + gx
     for x in reversed(leaves):
@@ -188,20 +176,11 @@ def _reverse_sweep(y, leaves, active, index, names, grad_output):
 
 
 def _ops_reaching(y):
-    """Recorded tensors that y depends on (an explicit stack: long chains are fine)."""
-    stack, seen, found = [y], {id(y)}, []
-    while stack:
-        t = stack.pop()
-        if getattr(t, "_node", None) is None:
-            continue
-        if t._node.inputs is None:
-            raise RuntimeError("trace: the graph behind f's output was already freed by a backward "
-                               "inside f; trace needs it intact")
-        found.append(t)
-        for x in t._node.inputs:
-            if isinstance(x, Tensor) and id(x) not in seen:
-                seen.add(id(x))
-                stack.append(x)
+    """Recorded tensors that y depends on, oldest first; the graph must be intact."""
+    found = recorded_order([y])[::-1]
+    if any(t._node.inputs is None for t in found):
+        raise RuntimeError("trace: the graph behind f's output was already freed by a backward "
+                           "inside f; trace needs it intact")
     return found
 
 
@@ -227,9 +206,9 @@ def _labels(f, n):
     return params[:n] if len(params) >= n else [f"x{i + 1}" for i in range(n)]
 
 
-def _like(gx, x, sum_to):
+def _like(gx, x):
     if gx.array.shape != x.array.shape:
-        gx = sum_to(gx, x.array.shape)  # the engine's unbroadcast, as in run_backward
+        gx = gx.sum_to_size(x.array.shape)  # the engine's unbroadcast, as in run_backward
     return gx if gx.array.dtype == x.array.dtype else gx.to(x.array.dtype)
 
 
@@ -334,7 +313,7 @@ def to_dot(tensor, names=None):
     Render it with `dot -Tpng graph.dot -o graph.png` or any online Graphviz viewer."""
     roots = list(tensor) if isinstance(tensor, (list, tuple)) else [tensor]
     label_of = {id(t): name for name, t in (names or {}).items()}
-    ops = _recorded(roots)
+    ops = recorded_order(roots)[::-1]
     ids = {}  # id(tensor) -> "t<k>", numbered by first appearance along the tape
 
     def tid(t):
@@ -370,21 +349,6 @@ def to_dot(tensor, names=None):
         attrs = _tensor_attrs(t, label_of.get(id(t)), id(t) in roots_ids)
         lines.append(f"  {ids[id(t)]} [{attrs}];")
     return "\n".join(lines + op_lines + edges + ["}"]) + "\n"
-
-
-def _recorded(roots):
-    """Recorded tensors reachable from roots, oldest node first (explicit stack, no recursion)."""
-    stack = [t for t in roots if t._node is not None]
-    seen, found = set(map(id, stack)), []
-    while stack:
-        t = stack.pop()
-        found.append(t)
-        for x in t._node.inputs or ():
-            if getattr(x, "_node", None) is not None and id(x) not in seen:
-                seen.add(id(x))
-                stack.append(x)
-    found.sort(key=lambda t: t._node.seq)
-    return found
 
 
 def _tensor_attrs(t, name, is_root):

@@ -1,7 +1,9 @@
-"""Tensor: an array of one backend plus what autograd needs (grad, requires_grad, its Node).
+"""Tensor: an array of one backend (`.array`) plus what autograd needs (grad, requires_grad, its
+Node, a version for in-place checks); `.data` is PyTorch's history-free view.
 
 Operators and methods are one-line delegations to gpuad.ops, so reading this file shows the whole
-Tensor API; the maths lives in ops/. The only logic here is in-place updates and device moves.
+Tensor API; the maths lives in ops/. The logic here is in-place updates, device and dtype moves,
+conversions to Python and numpy, and hook registration.
 """
 import operator
 
@@ -39,7 +41,7 @@ class Tensor(MovesWithTo):
     __hash__ = object.__hash__  # identity, like torch; __eq__ below is elementwise
 
     def __init__(self, data, requires_grad=False):
-        if type(data) not in backend.ARRAY_TYPES:  # gpuad.Tensor([1, 2]) is float32, like torch.Tensor
+        if type(data) not in backend.ARRAY_TYPES:  # Tensor([1, 2]) is float32, like torch.Tensor
             data = backend.asarray(data, backend.DEFAULT_FLOAT)
         self.array = data
         self.grad = None
@@ -149,6 +151,26 @@ class Tensor(MovesWithTo):
     def type_as(self, other):
         return self.to(other.dtype)
 
+    def type(self, dtype=None):
+        """The type name ('gpuad.FloatTensor', like torch's) without a dtype; else a cast."""
+        if dtype is None:
+            return f"gpuad.{_TYPE_NAMES.get(self.dtype.name, self.dtype.name)}Tensor"
+        return self.to(dtype)
+
+    is_cpu = property(lambda self: self.device.type == "cpu")
+
+    def __format__(self, spec):
+        """format(t, '+.2f') for a 0-d tensor formats its value, as in torch."""
+        if self.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __getattr__(self, name):  # only reached when the name does not exist
+        if name.startswith("_"):
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        raise AttributeError(f"'Tensor' object has no attribute {name!r}: gpuad's Tensor does "
+                             f"not have torch.Tensor.{name}")
+
     def numpy(self, force=False):
         """The numpy array itself, sharing memory (writes show through both), for a CPU tensor that
         needs no grad, as in PyTorch; force=True allows any tensor and may copy (detach, cpu)."""
@@ -170,15 +192,16 @@ class Tensor(MovesWithTo):
             raise BufferError("__dlpack__: Can't export tensors that require gradient, use "
                               "tensor.detach()")
         given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
-        return backend.dlpack.to_dlpack(self.array, **{k: v for k, v in given.items() if v is not None})
+        given = {k: v for k, v in given.items() if v is not None}
+        return backend.dlpack.to_dlpack(self.array, **given)
 
     def __dlpack_device__(self):
         return backend.dlpack.dlpack_device(self.array)
 
     def item(self):
         if self.array.size != 1:
-            raise RuntimeError(f"item: only one-element tensors can be converted to Python scalars, "
-                               f"but this one has shape {self.shape}")
+            raise RuntimeError(f"item: only one-element tensors can be converted to Python "
+                               f"scalars, but this one has shape {self.shape}")
         return self.array.item()
 
     def tolist(self):
@@ -222,7 +245,8 @@ class Tensor(MovesWithTo):
             self._retains_grad = True
 
     def register_hook(self, hook):
-        """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces it."""
+        """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces
+        it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't "
                                "require gradient")
@@ -248,7 +272,7 @@ class Tensor(MovesWithTo):
     def _inplace(self, name, write, value=None):
         """Run write(data, raw value) on this tensor's array; a refused or failed update changes
         nothing, not even the version."""
-        if self._requires_grad and autograd._mode.enabled:
+        if self._requires_grad and autograd.grad_mode.enabled:
             kind = "a leaf tensor" if self._node is None else "a tensor"
             raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
                                f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
@@ -293,7 +317,8 @@ class Tensor(MovesWithTo):
         self._inplace("__setitem__", lambda a, v: a.__setitem__(index, v), value)
 
     def add_(self, other, alpha=1):
-        return self._inplace("add_", _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha), other)
+        write = _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha)
+        return self._inplace("add_", write, other)
 
     def sub_(self, other):
         return self._inplace("sub_", _isub, other)
@@ -303,6 +328,43 @@ class Tensor(MovesWithTo):
 
     def div_(self, other):
         return self._inplace("div_", _itruediv, other)
+
+    # ---- random in-place fills (PyTorch breadth) ----
+    def _fill_random(self, name, *args, generator=None):
+        from . import creation  # creation imports this module, so look it up when first used
+        return creation.fill_random(self, name, *args, generator=generator)
+
+    def normal_(self, mean=0, std=1, *, generator=None):
+        return self._fill_random("normal_", mean, std, generator=generator)
+
+    def uniform_(self, from_=0, to=1, *, generator=None):
+        return self._fill_random("uniform_", from_, to, generator=generator)
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        return self._fill_random("bernoulli_", p, generator=generator)
+
+    def exponential_(self, lambd=1, *, generator=None):
+        return self._fill_random("exponential_", lambd, generator=generator)
+
+    def cauchy_(self, median=0, sigma=1, *, generator=None):
+        return self._fill_random("cauchy_", median, sigma, generator=generator)
+
+    def log_normal_(self, mean=1, std=2, *, generator=None):
+        return self._fill_random("log_normal_", mean, std, generator=generator)
+
+    def geometric_(self, p, *, generator=None):
+        return self._fill_random("geometric_", p, generator=generator)
+
+    def random_(self, from_=0, to=None, *, generator=None):
+        return self._fill_random("random_", from_, to, generator=generator)
+
+    def bernoulli(self, p=None, *, generator=None):
+        from . import creation
+        return creation.bernoulli(self, p, generator=generator)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        from . import creation
+        return creation.multinomial(self, num_samples, replacement, generator=generator)
 
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
@@ -395,10 +457,11 @@ class Tensor(MovesWithTo):
     def unsqueeze(self, dim): return ops.unsqueeze(self, dim)
     def expand(self, *shape): return ops.expand(self, _shape_arg(shape))
     def expand_as(self, other): return ops.expand(self, other.shape)
+    def sum_to_size(self, *size): return ops.sum_to(self, shape=_shape_arg(size))
     def broadcast_to(self, shape): return ops.expand(self, tuple(shape))
     def repeat(self, *repeats): return ops.repeat(self, _shape_arg(repeats))
     def tile(self, *reps): return ops.tile(self, _shape_arg(reps))
-    def split(self, split_size_or_sections, dim=0): return ops.split(self, split_size_or_sections, dim)
+    def split(self, split_size, dim=0): return ops.split(self, split_size, dim)
     def chunk(self, chunks, dim=0): return ops.chunk(self, chunks, dim)
     def flip(self, *dims): return ops.flip(self, _shape_arg(dims))
     def gather(self, dim, index): return ops.gather(self, dim, index)
@@ -408,7 +471,33 @@ class Tensor(MovesWithTo):
     def matmul(self, o): return ops.matmul(self, o)
     def dot(self, o): return ops.dot(self, o)
     def outer(self, o): return ops.outer(self, o)
+    # ---- linear algebra (PyTorch breadth) ----
+    def t(self): return ops.t(self)
+    def mm(self, o): return ops.mm(self, o)
+    def bmm(self, o): return ops.bmm(self, o)
+    def mv(self, o): return ops.mv(self, o)
+    def addmm(self, *a, **k): return ops.addmm(self, *a, **k)
+    def addmv(self, *a, **k): return ops.addmv(self, *a, **k)
+    def baddbmm(self, *a, **k): return ops.baddbmm(self, *a, **k)
+    def addbmm(self, *a, **k): return ops.addbmm(self, *a, **k)
+    def kron(self, o): return ops.kron(self, o)
+    def cross(self, o, dim=None): return ops.cross(self, o, dim)
+    def det(self): return ops.det(self)
+    def logdet(self): return ops.logdet(self)
+    def slogdet(self): return ops.slogdet(self)
+    def inverse(self): return ops.inverse(self)
+    def cholesky(self, upper=False): return ops.cholesky(self, upper)
+    def qr(self, some=True): return ops.qr(self, some)
+    def svd(self, some=True, compute_uv=True): return ops.svd(self, some, compute_uv)
+    def pinverse(self, rcond=1e-15): return ops.pinverse(self, rcond)
+    def matrix_power(self, n): return ops.matrix_power(self, n)
+    def matrix_exp(self): return ops.matrix_exp(self)
     def contiguous(self): return self
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+               "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+               "bool": "Bool"}
 
 
 def _assign_all(a, v):

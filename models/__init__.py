@@ -1,4 +1,5 @@
-"""Reference models for gpuad, importable as `models` once the project is installed.
+"""Reference models for gpuad: `models` in a checkout (scripts, tests), installed as `gpuad_models`
+(setup.py: a top-level `models` would clash with other projects').
 
 Model classes only: no training loops, no argument parsing (those live in gpuad.training and
 scripts/).

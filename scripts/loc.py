@@ -1,6 +1,6 @@
 """Lines of code per file, without blank lines, comments and docstrings (like tinygrad's sz.py).
 
-    python scripts/loc.py [paths...]      (default: gpuad/)
+    python scripts/loc.py [paths...]      (default: gpuad/, plus the engine's subtotal)
 
 Printed for review, never a CI gate: the engine should stay readable in an afternoon.
 """
@@ -10,14 +10,20 @@ import pathlib
 import sys
 import tokenize
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "gpuad"
+# the engine proper: the backend seam, tensor, autograd and the op decorator (ops/__init__)
+ENGINE = ("backend/__init__.py", "tensor", "autograd", "ops/__init__.py")
+
 
 def code_lines(source):
     """Line numbers holding code: not blank, not only a comment, not part of a docstring."""
     docstrings = set()
     for node in ast.walk(ast.parse(source)):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                and isinstance(first.value.value, str):
             docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
     lines = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -27,13 +33,32 @@ def code_lines(source):
     return lines - docstrings
 
 
+def engine_files():
+    """The engine's files in this checkout's gpuad/."""
+    files = []
+    for name in ENGINE:
+        path = PACKAGE / name
+        files += ([path] if path.suffix == ".py" else
+                  [path.with_suffix(".py")] if path.with_suffix(".py").is_file() else
+                  sorted(path.rglob("*.py")))
+    return files
+
+
+def _name(path):
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
 def main(argv=None):
-    paths = [pathlib.Path(p) for p in (argv if argv is not None else sys.argv[1:])] or [pathlib.Path("gpuad")]
+    args = argv if argv is not None else sys.argv[1:]
+    paths = [pathlib.Path(p) for p in args] or [PACKAGE]
     files = sorted(f for p in paths for f in ([p] if p.is_file() else p.rglob("*.py")))
-    counts = {str(f): len(code_lines(f.read_text())) for f in files}
+    counts = {_name(f): len(code_lines(f.read_text())) for f in files}
     for name, n in counts.items():
         print(f"{n:6d}  {name}")
     print(f"{sum(counts.values()):6d}  total")
+    if not args:
+        engine = sum(len(code_lines(f.read_text())) for f in engine_files())
+        print(f"{engine:6d}  engine ({', '.join(ENGINE)})")
     return counts
 
 

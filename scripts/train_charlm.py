@@ -24,8 +24,13 @@ import dataclasses
 import json
 import math
 import os
+import pathlib
 import sys
 import time
+
+_ROOT = str(pathlib.Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # this checkout's gpuad and models/ (installed: gpuad_models)
+    sys.path.insert(0, _ROOT)
 
 import numpy
 from tqdm.auto import tqdm

@@ -20,7 +20,12 @@ checkpoints.
 import argparse
 import json
 import os
+import pathlib
 import sys
+
+_ROOT = str(pathlib.Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # this checkout's gpuad and models/ (installed: gpuad_models)
+    sys.path.insert(0, _ROOT)
 
 import numpy
 

@@ -1,4 +1,4 @@
-"""scripts/bench.py and its hand-written floor (gpuad/testing/floor.py).
+"""scripts/bench.py and its hand-written floor (scripts/benchmarks/floor.py).
 
 The floor is the bar gpuad is measured against, so it must compute exactly what the benchmarked
 networks compute: its gradients and optimizer steps are checked against gpuad's autograd and
@@ -13,15 +13,18 @@ import pytest
 
 import gpuad
 import gpuad.nn.functional as F
-from gpuad.testing import floor, strict
+from gpuad.testing import strict
 
 import models
 from test_scripts import load_script
 
+BENCH = load_script("bench")  # also puts scripts/ on sys.path, as running the script does
+from benchmarks import floor, memory, runners
+
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_script("bench")
+    return BENCH
 
 
 def _gpuad_grads(model, x, y):
@@ -139,7 +142,7 @@ EXTRA_KEYS = {"mlp": {"samples_per_s", "test_accuracy", "train_loss_last", "roun
 
 
 def test_every_benchmark_smoke_runs(bench, tmp_path, capsys):
-    torch = bench._torch()
+    torch = runners.import_torch()
     out = tmp_path / "bench.jsonl"
     rows = bench.main(["overhead", "mlp", "cnn", "matmul_rate", "--json", str(out)] + TINY)
     printed = capsys.readouterr().out
@@ -184,7 +187,7 @@ def test_all_runs_matmul_rate_and_amp_on_cuda_only(bench):
 
 
 def test_amp_bench_compares_each_framework_with_its_own_float32(bench):
-    torch = bench._torch()
+    torch = runners.import_torch()
     rows = {r["framework"]: r for r in bench.main(["amp"] + TINY)}
     assert list(rows) == ["gpuad", "gpuad_amp"] + (["torch", "torch_amp"] if torch else [])
     for name, r in rows.items():
@@ -199,7 +202,7 @@ def test_amp_bench_compares_each_framework_with_its_own_float32(bench):
 
 def test_memory_probe_runs_in_a_fresh_process(bench):
     args = bench.parse_args(["--synthetic", "--steps", "2"])
-    result = bench._probe_in_subprocess("mlp", "floor", args)
+    result = memory.probe_in_subprocess("mlp", "floor", args)
     assert result.get("memory_error") is None, result
     assert result["framework"] == "floor" and result["memory_probe"] == "mlp"
     assert result["peak_rss_mb"] >= result["rss_after_setup_mb"] > 0

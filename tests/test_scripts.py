@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +20,10 @@ needs_mnist = pytest.mark.skipif(
 
 
 def load_script(name):
+    """scripts/<name>.py as a module, seeing what `python scripts/<name>.py` sees: scripts/ on
+    sys.path (scripts/bench.py imports its parts from scripts/benchmarks/)."""
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -90,3 +95,13 @@ def test_interrupt_keeps_the_last_complete_checkpoint(tmp_path, monkeypatch, cap
     assert "last complete checkpoint is intact" in capsys.readouterr().err
     assert ck.read_bytes() == before and gpuad.load(ck)["epoch"] == 0
     assert not [p for p in tmp_path.iterdir() if p.name != "run.ckpt"]  # no temp files left
+
+
+def test_loc_counts_gpuad_and_the_engine(capsys):
+    loc = load_script("loc")
+    counts = loc.main([])
+    *files, total, engine = capsys.readouterr().out.splitlines()
+    assert "gpuad/tensor.py" in counts and "gpuad/ops/__init__.py" in counts
+    assert int(total.split()[0]) == sum(counts.values()) and len(files) == len(counts)
+    assert engine.endswith("engine (backend/__init__.py, tensor, autograd, ops/__init__.py)")
+    assert counts["gpuad/tensor.py"] < int(engine.split()[0]) < sum(counts.values())

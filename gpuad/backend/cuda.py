@@ -2,7 +2,7 @@
 statistics, streams and NCCL. Each is a no-op or a clear error without a usable GPU."""
 import numpy
 
-from . import (_CUDA_HELP, Device, _require_cuda, bfloat16, cuda_available, cuda_device_count,
+from . import (CUDA_HELP, Device, require_cuda, bfloat16, cuda_available, cuda_device_count,
                cupy, device, float32)
 
 def synchronize(dev):
@@ -89,7 +89,8 @@ def bfloat16_unsupported(device_type):
 
 # CuPy's memory pools, in torch.cuda's terms.
 def memory_stats(dev):
-    """CuPy's default memory pool on `dev` (None: the current GPU) under torch.cuda.memory_stats' key names where they
+    """CuPy's default memory pool on `dev` (None: the current GPU) under torch.cuda.memory_stats'
+    key names where they
     exist, plus CuPy's and the driver's own figures; {} without a usable GPU (torch returns {}
     before CUDA is initialised)."""
     if not cuda_available():
@@ -97,7 +98,7 @@ def memory_stats(dev):
     dev = Device("cuda", cupy.cuda.runtime.getDevice()) if dev is None else device(dev)
     if dev.type != "cuda":
         raise ValueError(f"memory_stats: expected a CUDA device, got {dev}")
-    _require_cuda(dev)
+    require_cuda(dev)
     pool, pinned = cupy.get_default_memory_pool(), cupy.get_default_pinned_memory_pool()
     with cupy.cuda.Device(dev.index):
         used, total = pool.used_bytes(), pool.total_bytes()
@@ -140,7 +141,7 @@ def require_nccl():
     if not nccl_available():
         raise RuntimeError(f"init_process_group(backend='nccl'): NCCL is not available (CuPy "
                            f"{'is not installed' if cupy is None else 'sees no GPU or no NCCL'}); "
-                           f"use backend='mpi', or {_CUDA_HELP}")
+                           f"use backend='mpi', or {CUDA_HELP}")
 
 
 def nccl_communicator(world_size, rank, host, port, use_mpi):
@@ -154,7 +155,7 @@ def nccl_communicator(world_size, rank, host, port, use_mpi):
 
 def use_cuda_device(index):
     """Make GPU `index` this process's current one (one GPU per rank)."""
-    _require_cuda(Device("cuda", index))
+    require_cuda(Device("cuda", index))
     cupy.cuda.Device(index).use()
 
 

@@ -1,7 +1,7 @@
 """DLPack: zero-copy exchange with torch, JAX, CuPy, numpy and any other DLPack producer."""
 import numpy
 
-from . import Device, _require_cuda, cupy, device_of
+from . import Device, require_cuda, cupy, device_of
 
 _DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST, _DLPACK_CUDA_MANAGED = 1, 2, 3, 13
 
@@ -34,7 +34,7 @@ def from_dlpack(obj):
     if kind in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
         return numpy.from_dlpack(obj)
     if kind in (_DLPACK_CUDA, _DLPACK_CUDA_MANAGED):
-        _require_cuda(Device("cuda", int(index)))
+        require_cuda(Device("cuda", int(index)))
         with cupy.cuda.Device(int(index)):
             return cupy.from_dlpack(obj)
     raise TypeError(f"from_dlpack: DLPack device type {int(kind)} is not supported; gpuad holds "

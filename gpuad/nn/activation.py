@@ -17,7 +17,7 @@ import math
 from .. import creation, ops
 from ..autograd import is_grad_enabled
 from ..ops import public
-from ..ops.reduce import _axis
+from ..ops.reduce import checked_dim
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -221,7 +221,7 @@ def glu(input, dim=-1):
     _floating("glu", input)
     if input.ndim == 0:
         raise ValueError("glu: does not support 0-d inputs, since the halving dim must be even")
-    d = _axis("glu", dim, input.shape)
+    d = checked_dim("glu", dim, input.shape)
     if input.shape[d] % 2:
         raise ValueError(f"glu: the halving dim must be even, but dim {dim} of input of shape "
                          f"{tuple(input.shape)} has size {input.shape[d]}")

@@ -12,8 +12,10 @@ import warnings
 
 import numpy
 
-from .. import amp, backend, creation, fused, ops
+from .. import amp, backend, creation, deprecation, ops
 from ..autograd import is_grad_enabled, no_grad
+from ..backend import xp_of
+from ..backend.kernels import fused
 from ..ops import primitive
 from ..ops.reduce import _log_softmax, _softmax
 from ..tensor import Tensor
@@ -252,6 +254,38 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 
 
 # ---- cross entropy: a fused primitive whose gradient is a primitive too ----------------------
+def _at_class(target):
+    """The index of x[n, target[n, d1, ...], d1, ...] for logits x (N, C, d1, ...)."""
+    xp, shape = xp_of(target), target.shape
+    grids = [xp.arange(s).reshape((s,) + (1,) * (len(shape) - i - 1)) for i, s in enumerate(shape)]
+    return (grids[0], target) + tuple(grids[1:])
+
+
+@fused("softmax_nll")
+def _softmax_nll_array(x, target, w):
+    """(logsumexp(x, 1) - x[target]) * w for logits x (N, C, ...), class indices target (N, ...)
+    and weights w (N, ...): cross_entropy's per-element loss."""
+    xp = xp_of(x)
+    top = x.max(axis=1, keepdims=True)
+    e = x - top
+    xp.exp(e, out=e)
+    lse = xp.log(e.sum(axis=1)) + top[:, 0]
+    return (lse - x[_at_class(target)]) * w.astype(x.dtype, copy=False)
+
+
+@fused("softmax_nll_grad")
+def _softmax_nll_grad_array(x, target, scale):
+    """(softmax(x, 1) - one_hot(target, dim 1)) * scale[:, None]: softmax_nll's gradient for
+    upstream gradient times weights `scale` (N, ...), without a one-hot array."""
+    xp = xp_of(x)
+    p = x - x.max(axis=1, keepdims=True)
+    xp.exp(p, out=p)
+    s = scale[:, None].astype(p.dtype, copy=False)
+    p *= s / p.sum(axis=1, keepdims=True)
+    p[_at_class(target)] -= scale.astype(p.dtype, copy=False)
+    return p
+
+
 def _softmax_nll_grad_vjp(h, y, x, target, scale):
     p = _softmax(x, dim=1)
     hp = ops.sum(h * p, dim=1, keepdim=True)
@@ -264,14 +298,15 @@ def _softmax_nll_grad_vjp(h, y, x, target, scale):
 def _softmax_nll_grad(x, target, scale):
     """(softmax(x, 1) - one_hot(target, dim 1)) * scale[:, None]: _softmax_nll's gradient, without
     a one-hot array (one CuPy kernel for 2-D logits on the GPU)."""
-    return fused.softmax_nll_grad(x, target, scale)
+    return _softmax_nll_grad_array(x, target, scale)
 
 
-@primitive(vjp=lambda g, y, x, target, w: (_softmax_nll_grad(x, target, g * w), None, None))
+@primitive(vjp=lambda g, y, x, target, w: (_softmax_nll_grad(x, target, g * w), None, None),
+           autocast="float32")
 def _softmax_nll(x, target, w):
     """-w * log_softmax(x, 1) at the class `target` (dim 1 removed): cross_entropy's fused
     per-element loss for logits x (N, C, ...), valid indices target (N, ...) and weights w."""
-    return fused.softmax_nll(x, target, w)
+    return _softmax_nll_array(x, target, w)
 
 
 def _pick(x, index):
@@ -522,3 +557,7 @@ from .loss import (cosine_embedding_loss, ctc_loss, gaussian_nll_loss,  # noqa: 
                    multi_margin_loss, multilabel_soft_margin_loss, poisson_nll_loss,
                    smooth_l1_loss, soft_margin_loss, triplet_margin_loss)
 from .normalization import group_norm, rms_norm  # noqa: E402,F401
+
+
+def __getattr__(name):
+    raise deprecation.missing_name("gpuad.nn.functional", name)

@@ -24,7 +24,7 @@ def _reset_like_torch(weight, bias):
     default for Linear and Conv2d (both bounds come out as 1/sqrt(fan_in))."""
     init.kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
-        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+        fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         init.uniform_(bias, -bound, bound)
 

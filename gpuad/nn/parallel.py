@@ -12,7 +12,7 @@ gradient_as_bucket_view=True: no copy back).
 import contextlib
 
 from .. import backend, distributed
-from ..autograd import _topological_order, is_grad_enabled, no_grad
+from ..autograd import is_grad_enabled, no_grad, recorded_order
 from ..tensor import Tensor
 from .module import Module
 
@@ -135,7 +135,7 @@ class DistributedDataParallel(Module):
 
     def _mark_unused(self, output):
         reached = set()
-        for t in _topological_order(_tensors_in(output)):
+        for t in recorded_order(_tensors_in(output)):
             reached.update(id(x) for x in t._node.inputs or ())
         for p in self.parameters_in_order:
             if id(p) not in reached:  # no gradient will come: contribute zeros

@@ -1,8 +1,8 @@
 """Differentiable ops: `primitive` turns a forward on raw arrays plus a vjp on Tensors into an op.
 
 The decorator does once, for every op, what would otherwise be repeated per op: unwrap Tensors,
-accept numpy spellings (axis/keepdims), apply PyTorch's type promotion, check that all inputs share a
-device, and record a Node when grad mode is on and an input requires grad. Forwards see only raw
+accept numpy spellings (axis/keepdims), apply PyTorch's type promotion, check that all inputs share
+a device, and record a Node when grad mode is on and an input requires grad. Forwards see only raw
 arrays and `xp_of`; rules see Tensors, so they are differentiable again under create_graph.
 
 Positional parameters of a forward are its tensor inputs; keyword-only ones are attributes (the
@@ -11,28 +11,57 @@ caller may still pass those positionally, after the inputs, as PyTorch allows).
 import builtins
 import inspect
 import numbers
+import threading
 
 import numpy
 
 from .. import backend
-from ..autograd import ANOMALY, DEBUG, Node, _mode, check_finite, describe_shapes, user_site
+from ..autograd import ANOMALY, DEBUG, Node, grad_mode, check_finite, describe_shapes, user_site
 from ..tensor import Tensor, rebuilt
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
-# gpuad.amp sets this to its interceptor while autocast (or a checkpoint's forward) is active in
-# any thread: apply's only extra cost otherwise is one global check
-intercept = None
+AUTOCAST_POLICIES = (None, "lower", "float32")
+
+# Hooks that see every op's inputs before it runs: autocast casts them, activation checkpointing
+# notes which require grad. A hook is registered while some thread needs it (a count per hook, so
+# nested regions call it once); with none registered apply's only cost is one global check.
+INTERCEPTORS = ()
+_interceptor_counts = {}
+_interceptor_lock = threading.Lock()
+
+
+def add_interceptor(hook):
+    """Call hook(name, autocast, args) -> args before every op until remove_interceptor(hook)
+    (each add needs one remove)."""
+    global INTERCEPTORS
+    with _interceptor_lock:
+        _interceptor_counts[hook] = _interceptor_counts.get(hook, 0) + 1
+        INTERCEPTORS = tuple(_interceptor_counts)
+
+
+def remove_interceptor(hook):
+    global INTERCEPTORS
+    with _interceptor_lock:
+        _interceptor_counts[hook] -= 1
+        if not _interceptor_counts[hook]:
+            del _interceptor_counts[hook]
+        INTERCEPTORS = tuple(_interceptor_counts)
 _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 
 
-def _promoted_dtype(raw):
+def _scalar_kind(a):
+    """A Python scalar's category: 2 float, 1 int (bool is not an int here), 0 bool."""
+    return 2 if isinstance(a, float) else 1 if isinstance(a, int) and not isinstance(a, bool) else 0
+
+
+def promoted_dtype(raw):
     """PyTorch's promotion: the highest kind wins; within it, dimensioned tensors beat 0-d ones and
     Python scalars, so a float32 tensor stays float32 next to an int64 array or a float64 scalar."""
     arrays = [a for a in raw if hasattr(a, "dtype")]
     first = arrays[0].dtype
-    scalar_kind = builtins.max((2 if isinstance(a, float) else 1 if isinstance(a, int) and not isinstance(a, bool) else 0
-                       for a in raw if isinstance(a, numbers.Number)), default=-1)
+    scalar_kind = builtins.max((_scalar_kind(a) for a in raw if isinstance(a, numbers.Number)),
+                               default=-1)
     if builtins.all(a.dtype == first for a in arrays) and scalar_kind <= _CATEGORY[first.kind]:
         return None
     top = builtins.max(builtins.max(_CATEGORY[a.dtype.kind] for a in arrays), scalar_kind)
@@ -45,14 +74,15 @@ def _promoted_dtype(raw):
 
 def _device_error(name, a, b):
     return RuntimeError(
-        f"{name.lstrip('_')}: expected all tensors to be on the same device, but found at least two devices, "
-        f"{backend.device_of(a)} and {backend.device_of(b)}; move them with .to(device) first")
+        f"{name.lstrip('_')}: expected all tensors to be on the same device, but found at least "
+        f"two devices, {backend.device_of(a)} and {backend.device_of(b)}; move them with "
+        f".to(device) first")
 
 
 _SCALARS = (float, int, bool)
 
 
-def _as_input(a, name):
+def as_input(a, name):
     """A non-Tensor argument as an op input: Python scalars and None as they are, numpy scalars as
     Python ones (weak, like PyTorch's), arrays and lists as constant Tensors."""
     if a is None or type(a) in _SCALARS:
@@ -68,12 +98,14 @@ def _as_input(a, name):
     return Tensor(array)
 
 
-def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floating=False):
+def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floating=False,
+          autocast=None):
     """Run `forward` on the raw arrays of `args` and record a Node for `vjp` if needed.
     This is the per-op hot path: keep it to one pass over the inputs and no work when nothing
     needs a gradient."""
-    if intercept is not None:  # autocast: cast the inputs (see gpuad.amp)
-        args = intercept(name, args)
+    if INTERCEPTORS:
+        for hook in INTERCEPTORS:
+            args = hook(name, autocast, args)
     raw = []
     needs_grad = mixed = has_float = False
     first = first_dtype = None
@@ -83,19 +115,21 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
                 has_float = True
                 raw.append(a)
                 continue
-            converted = _as_input(a, name)
+            converted = as_input(a, name)
             if not isinstance(converted, Tensor):
                 has_float = has_float or type(converted) is float
                 raw.append(converted)
                 continue
-            args = tuple(converted if b is a else b for b in args)  # record the Tensor, not the list
+            # record the Tensor, not the list
+            args = tuple(converted if b is a else b for b in args)
             a = converted
         data = a.array
         if first is None:
             first, first_dtype = data, data.dtype
         else:
-            if type(data) is not type(first) or (type(data) is not numpy.ndarray and
-                                                 backend.device_of(data) != backend.device_of(first)):
+            if type(data) is not type(first) or (
+                    type(data) is not numpy.ndarray
+                    and backend.device_of(data) != backend.device_of(first)):
                 raise _device_error(name, first, data)
             if data.dtype is not first_dtype:
                 mixed = True
@@ -104,8 +138,9 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         raw.append(data)
     if floating and first_dtype is not None and first_dtype.kind not in "fc":
         raw = [a.astype(backend.DEFAULT_FLOAT) if hasattr(a, "dtype") else a for a in raw]
-    elif promote and (mixed or (has_float and first_dtype is not None and first_dtype.kind not in "fc")):
-        dtype = _promoted_dtype(raw)
+    elif promote and (mixed or (has_float and first_dtype is not None
+                                and first_dtype.kind not in "fc")):
+        dtype = promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
     try:
@@ -118,10 +153,10 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         raise _with_context(error, name, raw) from None
     if type(out) not in backend.ARRAY_TYPES:
         out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
-    if ANOMALY[0] and not _mode.in_backward:
+    if ANOMALY[0] and not grad_mode.in_backward:
         check_finite("forward", name, user_site(), out, raw)
     result = Tensor(out)
-    if needs_grad and vjp is not None and _mode.enabled:
+    if needs_grad and vjp is not None and grad_mode.enabled:
         inputs = tuple(args)
         result._node = Node(name, vjp, inputs, {**defaults, **kwargs} if defaults else kwargs)
         if ANOMALY[0] or DEBUG[0]:
@@ -140,21 +175,30 @@ def _with_context(error, name, raw):
     shapes = describe_shapes(raw)
     if DEBUG[0]:
         shapes += "; dtypes " + ", ".join(str(getattr(a, "dtype", type(a).__name__)) for a in raw)
-        shapes += "; devices " + ", ".join(str(backend.device_of(a)) for a in raw if backend.is_array(a))
+        shapes += "; devices " + ", ".join(str(backend.device_of(a)) for a in raw
+                                           if backend.is_array(a))
         shapes += f"; called at {user_site()}"
     return rebuilt(error, f"{public_name}: {message} (inputs of shapes {shapes})")
 
 
-def primitive(vjp=None, name=None, promote=False, floating=False):
+def primitive(vjp=None, name=None, promote=False, floating=False, autocast=None):
     """Declare an op: forward on raw arrays below, `vjp(g, y, *inputs, **attrs)` on Tensors
     returning one gradient (or None) per input. `vjp=None` makes the op non-differentiable.
     `promote`: PyTorch's type promotion between inputs; `floating`: integer and bool inputs are
-    computed in the default float dtype (exp of an int tensor is float32, as in torch)."""
+    computed in the default float dtype (exp of an int tensor is float32, as in torch).
+    `autocast`: what gpuad.autocast does with the op's float inputs, as in torch's op lists:
+    "lower" runs it in the low dtype (matrix products), "float32" in float32 (ops that lose
+    range or accuracy in half precision), None follows type promotion."""
+    if autocast not in AUTOCAST_POLICIES:
+        raise ValueError(f"primitive: autocast must be one of {AUTOCAST_POLICIES}, got "
+                         f"{autocast!r}")
+
     def decorate(forward):
         op_name = name or forward.__name__
         params = inspect.signature(forward).parameters.values()
         variadic = builtins.any(p.kind is p.VAR_POSITIONAL for p in params)
-        n_inputs = builtins.sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        n_inputs = builtins.sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                                for p in params)
         attrs = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
         defaults = {p.name: p.default for p in params
                     if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}  # rules see them all
@@ -172,11 +216,11 @@ def primitive(vjp=None, name=None, promote=False, floating=False):
                         raise TypeError(f"{op_name}() got multiple values for argument '{attr}'")
                     kwargs[attr] = value
                 args = args[:n_inputs]
-            return apply(op_name, forward, vjp, args, kwargs, promote, defaults, floating)
+            return apply(op_name, forward, vjp, args, kwargs, promote, defaults, floating, autocast)
 
         op.__name__ = op.__qualname__ = op_name
         op.__doc__ = forward.__doc__
-        op.forward, op.vjp = forward, vjp
+        op.forward, op.vjp, op.autocast = forward, vjp, autocast
         REGISTRY[op_name] = op
         return op
     return decorate
@@ -195,6 +239,15 @@ def public(fn):
     return op
 
 
-from . import conv, elementwise, linalg, reduce, shape  # noqa: E402,F401  (each registers its ops)
+from . import (  # noqa: E402,F401  (each family registers its ops)
+    conv,
+    decomposition,
+    elementwise,
+    linalg,
+    norm,
+    reduce,
+    shape,
+    solve,
+)
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules

@@ -18,7 +18,7 @@ import numpy
 from .. import backend
 from ..backend import xp_of
 from ..tensor import Tensor
-from . import _as_input, primitive, public
+from . import as_input, primitive, public
 from . import linalg as _linalg
 from . import reduce as _reduce
 from . import shape as _shape
@@ -58,7 +58,7 @@ def _check_fits(op, shape, kernel, padding, dilation):
 def _batched(op, x):
     """x as a 4-D Tensor and whether it was unbatched (C, H, W), like torch's pooling and conv."""
     if not isinstance(x, Tensor):
-        x = _as_input(x, op)
+        x = as_input(x, op)
     if x.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
                          f"{tuple(x.shape)}")
@@ -225,7 +225,7 @@ def _conv2d_vjp(g, y, x, weight, bias, *, stride, padding, dilation, groups):
     return gx, gw, gb
 
 
-@primitive(vjp=_conv2d_vjp, promote=True)
+@primitive(vjp=_conv2d_vjp, promote=True, autocast="lower")
 def _conv2d(x, weight, bias, *, stride, padding, dilation, groups):
     """conv2d's one op on a 4-D x, with (top, bottom, left, right) padding and a weight and bias
     that fit x (conv2d checks them): the im2col copy, one GEMM per group, and the bias added in
@@ -247,8 +247,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     weight (out, C/groups, kh, kw); padding an int, a pair, 'valid' or 'same'. One im2col copy and
     one GEMM (a batch of `groups` GEMMs); gradients for input, weight and bias, of every order."""
     x, was_unbatched = _batched("conv2d", input)
-    weight = weight if isinstance(weight, Tensor) else _as_input(weight, "conv2d")
-    bias = bias if bias is None or isinstance(bias, Tensor) else _as_input(bias, "conv2d")
+    weight = weight if isinstance(weight, Tensor) else as_input(weight, "conv2d")
+    bias = bias if bias is None or isinstance(bias, Tensor) else as_input(bias, "conv2d")
     _check_conv(x, weight, bias, groups)
     stride = _pair("conv2d", "stride", stride, 1)
     dilation = _pair("conv2d", "dilation", dilation, 1)
@@ -298,7 +298,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     (N, C_in, H, W) or (C_in, H, W), weight (C_in, C_out/groups, kh, kw). One GEMM of the weight
     with the input gives every kernel window's contribution, and _col2im (conv2d's input gradient)
     adds them up: a composite, so differentiable to every order."""
-    x, weight, bias = (a if a is None or isinstance(a, Tensor) else _as_input(a, "conv_transpose2d")
+    x, weight, bias = (a if a is None or isinstance(a, Tensor) else as_input(a, "conv_transpose2d")
                        for a in (input, weight, bias))
     x, was_unbatched = _batched("conv_transpose2d", x)
     _check_conv_transpose(x, weight, bias, groups)
@@ -345,7 +345,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """torch.nn.functional.unfold: the sliding blocks of input (N, C, H, W) or (C, H, W) as
     (N, C*kh*kw, L) (or (C*kh*kw, L)), L = Ho*Wo blocks in row-major order: _im2col's windows
     with the batch moved to the front."""
-    x = input if isinstance(input, Tensor) else _as_input(input, "unfold")
+    x = input if isinstance(input, Tensor) else as_input(input, "unfold")
     x, was_unbatched = _batched("unfold", x)
     geometry = _fold_geometry("unfold", kernel_size, dilation, padding, stride)
     _check_fits("unfold", x.shape, geometry["kernel"], geometry["padding"], geometry["dilation"])
@@ -358,7 +358,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """torch.nn.functional.fold, the adjoint of unfold: blocks (N, C*kh*kw, L) or (C*kh*kw, L)
     summed into (N, C, H, W) (or (C, H, W)) with (H, W) = output_size, overlaps adding up."""
-    x = input if isinstance(input, Tensor) else _as_input(input, "fold")
+    x = input if isinstance(input, Tensor) else as_input(input, "fold")
     if x.ndim not in (2, 3):
         raise ValueError(f"fold: expected a 2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L) input, got "
                          f"shape {tuple(x.shape)}")

@@ -7,9 +7,10 @@ import math
 
 import numpy
 
-from .. import backend, fused
-from ..autograd import _mode
+from .. import backend
+from ..autograd import grad_mode
 from ..backend import xp_of
+from ..backend.kernels import fused
 from ..tensor import Tensor
 from . import primitive, public
 
@@ -28,7 +29,7 @@ def _raw(fn, *tensors, **kwargs):
 
 def _from_output(backward, rule):
     """A rule for an activation whose derivative is a function of its output y."""
-    return lambda g, y, x: (rule(g, y),) if _mode.enabled else _raw(backward, g, y)
+    return lambda g, y, x: (rule(g, y),) if grad_mode.enabled else _raw(backward, g, y)
 
 
 # ---- arithmetic -------------------------------------------------------------------------------
@@ -73,29 +74,30 @@ def _pow_vjp(g, y, a, b):
     return ga, gb
 
 
-@primitive(vjp=_pow_vjp, promote=True)
+@primitive(vjp=_pow_vjp, promote=True, autocast="float32")
 def pow(a, b):
     """a ** b for tensor or scalar exponents and bases."""
     return a ** b
 
 
 # ---- exponentials, roots, trigonometry --------------------------------------------------------
-@primitive(vjp=lambda g, y, x: (g * y,), floating=True)  # d exp = exp: reuse the output
+# d exp = exp: reuse the output
+@primitive(vjp=lambda g, y, x: (g * y,), floating=True, autocast="float32")
 def exp(x):
     return xp_of(x).exp(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / x,), floating=True)
+@primitive(vjp=lambda g, y, x: (g / x,), floating=True, autocast="float32")
 def log(x):
     return xp_of(x).log(x)
 
 
-@primitive(vjp=lambda g, y, x: (g / (x + 1),), floating=True)
+@primitive(vjp=lambda g, y, x: (g / (x + 1),), floating=True, autocast="float32")
 def log1p(x):
     return xp_of(x).log1p(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (y + 1),), floating=True)
+@primitive(vjp=lambda g, y, x: (g * (y + 1),), floating=True, autocast="float32")
 def expm1(x):
     return xp_of(x).expm1(x)
 
@@ -120,20 +122,47 @@ def cos(x):
     return xp_of(x).cos(x)
 
 
-@primitive(vjp=lambda g, y, x: (g * (1 + y * y),), floating=True)
+@primitive(vjp=lambda g, y, x: (g * (1 + y * y),), floating=True, autocast="float32")
 def tan(x):
     return xp_of(x).tan(x)
 
 
-@primitive(vjp=_from_output(fused.tanh_backward, lambda g, y: g * (1 - y * y)), floating=True)
+# Activation derivatives that are functions of the output y, written once for Tensors (the rule
+# under create_graph) and raw arrays (the CPU path of the fused kernel, one pass on the GPU).
+def _tanh_grad(g, y):
+    return g * (1 - y * y)
+
+
+def _sigmoid_grad(g, y):
+    return g * y * (1 - y)
+
+
+def _relu_grad(g, y):
+    return g * (y > 0)  # a bool mask times g beats where() on the CPU; no-grad for Tensors
+
+
+_tanh_backward = fused("tanh_backward")(_tanh_grad)
+_sigmoid_backward = fused("sigmoid_backward")(_sigmoid_grad)
+_relu_backward = fused("relu_backward")(_relu_grad)
+
+
+@primitive(vjp=_from_output(_tanh_backward, _tanh_grad), floating=True)
 def tanh(x):
     return xp_of(x).tanh(x)
 
 
+@fused("sigmoid")
+def _sigmoid_array(x):
+    """1 / (1 + exp(-x)), computed without overflow."""
+    xp = xp_of(x)
+    z = xp.exp(-xp.abs(x))  # never overflows: exp of a non-positive number
+    return xp.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+
+
 # kept primitive for stability, like tinygrad; computed without overflow
-@primitive(vjp=_from_output(fused.sigmoid_backward, lambda g, y: g * y * (1 - y)), floating=True)
+@primitive(vjp=_from_output(_sigmoid_backward, _sigmoid_grad), floating=True)
 def sigmoid(x):
-    return fused.sigmoid(x)
+    return _sigmoid_array(x)
 
 
 @primitive(vjp=lambda g, y, x: (g * (2 / math.sqrt(math.pi)) * exp(-x * x),), floating=True)
@@ -149,7 +178,7 @@ def _softplus_vjp(g, y, x, *, beta, threshold):
     return (where(bx > threshold, g, g * where(bx >= threshold, at, sigmoid(bx))),)
 
 
-@primitive(vjp=_softplus_vjp, floating=True)
+@primitive(vjp=_softplus_vjp, floating=True, autocast="float32")
 def softplus(x, *, beta=1.0, threshold=20.0):
     """log(1 + exp(beta*x)) / beta, linear above `threshold` like torch.nn.functional.softplus."""
     xp = xp_of(x)
@@ -158,27 +187,64 @@ def softplus(x, *, beta=1.0, threshold=20.0):
     return xp.where(bx > threshold, x, stable).astype(x.dtype, copy=False)
 
 
+# gelu: PyTorch's two forms. erf is CUDA's in kernels and backend.special.erf's elsewhere.
+_SQRT1_2, _INV_SQRT_2PI = 1 / math.sqrt(2), 1 / math.sqrt(2 * math.pi)
+_K, _C = math.sqrt(2 / math.pi), 0.044715
+
+
+def _check_approximate(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+@fused("gelu")
+def _gelu_array(x, *, approximate="none"):
+    _check_approximate(approximate)
+    if approximate == "tanh":
+        return 0.5 * x * (1 + xp_of(x).tanh(_K * (x + _C * x * x * x)))
+    return 0.5 * x * (1 + backend.special.erf(x * _SQRT1_2))
+
+
+@fused("gelu_backward")
+def _gelu_backward_array(g, x, *, approximate="none"):
+    _check_approximate(approximate)
+    if approximate == "tanh":
+        t = xp_of(x).tanh(_K * (x + _C * x * x * x))
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (_K * (1 + 3 * _C * x * x)))
+    cdf = 0.5 * (1 + backend.special.erf(x * _SQRT1_2))
+    return g * (cdf + x * (xp_of(x).exp(-0.5 * x * x) * _INV_SQRT_2PI))
+
+
 def _gelu_vjp(g, y, x, *, approximate):
-    if not _mode.enabled:
-        return _raw(fused.gelu_backward, g, x, approximate=approximate)
+    if not grad_mode.enabled:
+        return _raw(_gelu_backward_array, g, x, approximate=approximate)
     if approximate == "tanh":  # y = x (1 + t) / 2 with t = tanh(k (x + c x^3))
-        k, c = math.sqrt(2 / math.pi), 0.044715
-        t = tanh(k * (x + c * x * x * x))
-        return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (k * (1 + 3 * c * x * x))),)
+        t = tanh(_K * (x + _C * x * x * x))
+        return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (_K * (1 + 3 * _C * x * x))),)
     # d (x Phi(x)) = Phi(x) + x phi(x)
-    return (g * (0.5 * (1 + erf(x * (1 / math.sqrt(2)))) +
-                 x * (exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi)))),)
+    return (g * (0.5 * (1 + erf(x * _SQRT1_2)) + x * (exp(-0.5 * x * x) * _INV_SQRT_2PI)),)
 
 
 @primitive(vjp=_gelu_vjp, floating=True)
 def gelu(x, *, approximate="none"):
     """x * Phi(x) with the exact erf form; approximate='tanh' uses PyTorch's tanh formula."""
-    return fused.gelu(x, approximate=approximate)
+    return _gelu_array(x, approximate=approximate)
+
+
+@fused("silu")
+def _silu_array(x):
+    return x * _sigmoid_array(x)
+
+
+@fused("silu_backward")
+def _silu_backward_array(g, x):
+    s = _sigmoid_array(x)
+    return g * (s * (1 + x * (1 - s)))
 
 
 def _silu_vjp(g, y, x):
-    if not _mode.enabled:
-        return _raw(fused.silu_backward, g, x)
+    if not grad_mode.enabled:
+        return _raw(_silu_backward_array, g, x)
     s = sigmoid(x)
     return (g * (s * (1 + x * (1 - s))),)
 
@@ -186,11 +252,11 @@ def _silu_vjp(g, y, x):
 @primitive(vjp=_silu_vjp, floating=True)
 def silu(x):
     """x * sigmoid(x), like torch.nn.functional.silu."""
-    return fused.silu(x)
+    return _silu_array(x)
 
 
 # ---- piecewise ----------------------------------------------------------------------------------
-@primitive(vjp=_from_output(fused.relu_backward, lambda g, y: g * (y > 0)))  # y > 0: no-grad mask
+@primitive(vjp=_from_output(_relu_backward, _relu_grad))
 def relu(x):
     return xp_of(x).maximum(x, 0)
 
@@ -233,8 +299,8 @@ def _where_forward(cond, a, b):
 
 
 def _promoted(a, b):
-    from . import _promoted_dtype
-    return _promoted_dtype([a, b]) if hasattr(a, "dtype") or hasattr(b, "dtype") else None
+    from . import promoted_dtype
+    return promoted_dtype([a, b]) if hasattr(a, "dtype") or hasattr(b, "dtype") else None
 
 
 @primitive(vjp=lambda g, y, cond, a, b: (None, where(cond, g, 0), where(cond, 0, g)))

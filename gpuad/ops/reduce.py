@@ -20,7 +20,7 @@ from . import primitive, public
 
 
 # ---- dims ----------------------------------------------------------------------------------------
-def _axis(op, d, shape):
+def checked_dim(op, d, shape):
     """One dim, checked against `shape` and made non-negative (0-d tensors accept 0 and -1)."""
     try:
         d = operator.index(d)
@@ -38,12 +38,12 @@ def _dims(op, dim, shape):
     if dim is None:
         return tuple(range(len(shape)))
     if isinstance(dim, (tuple, list)):
-        axes = [_axis(op, d, shape) for d in dim]
+        axes = [checked_dim(op, d, shape) for d in dim]
         if len(set(axes)) != len(axes):
             raise ValueError(f"{op}: dim={tuple(dim)} names a dim more than once (tensor of shape "
                              f"{tuple(shape)})")
         return tuple(sorted(axes)) if axes and shape else tuple(range(len(shape)))
-    axis = _axis(op, dim, shape)
+    axis = checked_dim(op, dim, shape)
     return (axis,) if shape else ()
 
 
@@ -75,7 +75,7 @@ def _sum_vjp(g, y, x, *, dim, keepdim, dtype):
     return (_keep(g, x.shape, _dims("sum", dim, x.shape), keepdim).expand(x.shape),)
 
 
-@primitive(vjp=_sum_vjp)
+@primitive(vjp=_sum_vjp, autocast="float32")
 def sum(x, *, dim=None, keepdim=False, dtype=None):
     """Sum over dim (all by default), like torch.sum; bool and int inputs sum to int64."""
     return x.sum(axis=_dims("sum", dim, x.shape), keepdims=keepdim, dtype=dtype)
@@ -109,17 +109,17 @@ def _cumsum_vjp(g, y, x, *, dim, dtype):
     return (_cumsum_reverse(g, dim=dim),)
 
 
-@primitive(vjp=_cumsum_vjp)
+@primitive(vjp=_cumsum_vjp, autocast="float32")
 def cumsum(x, *, dim, dtype=None):
     """Running sum along dim, like torch.cumsum."""
-    d = _axis("cumsum", dim, x.shape)
+    d = checked_dim("cumsum", dim, x.shape)
     return x.cumsum(axis=d, dtype=dtype) if x.ndim else x.astype(dtype or x.dtype, copy=True)
 
 
-@primitive(vjp=lambda g, y, x, *, dim: (cumsum(g, dim=dim),))
+@primitive(vjp=lambda g, y, x, *, dim: (cumsum(g, dim=dim),), autocast="float32")
 def _cumsum_reverse(x, *, dim):
     """Running sum from the end along dim: cumsum's gradient (and cumsum is its gradient)."""
-    d = _axis("cumsum", dim, x.shape)
+    d = checked_dim("cumsum", dim, x.shape)
     xp = xp_of(x)
     return xp.flip(xp.flip(x, d).cumsum(axis=d), d) if x.ndim else x.copy()
 
@@ -143,7 +143,7 @@ def _prod_vjp(g, y, x, *, dim, keepdim, dtype):
     return (_ew.where(zero, g * at_zero, g * elsewhere / safe),)
 
 
-@primitive(vjp=_prod_vjp)
+@primitive(vjp=_prod_vjp, autocast="float32")
 def prod(x, *, dim=None, keepdim=False, dtype=None):
     """Product over dim (all by default), like torch.prod; the gradient is exact with zeros."""
     return x.prod(axis=_dims("prod", dim, x.shape), keepdims=keepdim, dtype=dtype)
@@ -172,10 +172,10 @@ def _arg_extremum(op, x, dim, keepdim):
     if dim is None:  # of the flattened tensor; keepdim gives all-ones dims, like torch 2
         out = getattr(x.reshape(-1), op)(axis=0).reshape((1,) * x.ndim if keepdim else ())
     elif x.ndim == 0:
-        _axis(op, dim, x.shape)
+        checked_dim(op, dim, x.shape)
         out = xp_of(x).zeros((), dtype=backend.int64)
     else:
-        out = getattr(x, op)(axis=_axis(op, dim, x.shape), keepdims=keepdim)
+        out = getattr(x, op)(axis=checked_dim(op, dim, x.shape), keepdims=keepdim)
     return out.astype(backend.int64, copy=False)
 
 
@@ -210,7 +210,7 @@ def _extremum(op, x, dim, keepdim, whole, arg, pairwise, result):
             raise TypeError(f"{op}: dim must be a single int, got {dim!r}; use a{op}() to reduce "
                             f"over several dims")
         return pairwise(x, dim)
-    d = _axis(op, dim, x.shape)
+    d = checked_dim(op, dim, x.shape)
     index = arg(x, d, keepdim=True)
     if x.ndim == 0:
         return result(_ew.clone(x), index)
@@ -255,7 +255,8 @@ def _var_vjp(g, y, x, *, dim, unbiased, keepdim, correction, ddof):
     return ((x - mean(x, dims, True)) * scale,)
 
 
-@primitive(vjp=_var_vjp)  # primitive: the composite's backward is three times slower
+# primitive: the composite's backward is three times slower
+@primitive(vjp=_var_vjp, autocast="float32")
 def var(x, *, dim=None, unbiased=None, keepdim=False, correction=None, ddof=None):
     """Variance over dim with Bessel's correction by default (correction=1, like torch.var);
     torch's unbiased= (also var(x, dim, unbiased) and var(x, unbiased)) and numpy's ddof= work."""
@@ -284,7 +285,8 @@ def _logsumexp_vjp(g, y, x, *, dim, keepdim):
     return (_keep(g, x.shape, dims, keepdim) * (x - _ew.where(y == -math.inf, 0, y)).exp(),)
 
 
-@primitive(vjp=_logsumexp_vjp)  # primitive: the composite would save two input-sized arrays
+# primitive: the composite would save two input-sized arrays
+@primitive(vjp=_logsumexp_vjp, autocast="float32")
 def logsumexp(x, *, dim=None, keepdim=False):
     """log(sum(exp(x))) over dim without overflow (the max is subtracted first); rows of -inf give
     -inf, like torch.logsumexp."""
@@ -305,7 +307,8 @@ def _floating(x):
     return x if x.dtype.kind in "fc" else x.astype(backend.DEFAULT_FLOAT)
 
 
-@primitive(vjp=lambda g, y, x, *, dim: (y * (g - sum(g * y, dim=dim, keepdim=True)),))
+@primitive(vjp=lambda g, y, x, *, dim: (y * (g - sum(g * y, dim=dim, keepdim=True)),),
+           autocast="float32")
 def _softmax(x, *, dim):
     """exp(x) / sum(exp(x)) along dim, with the max subtracted first (softmax's primitive)."""
     x = _floating(x)
@@ -315,7 +318,8 @@ def _softmax(x, *, dim):
     return e
 
 
-@primitive(vjp=lambda g, y, x, *, dim: (g - _ew.exp(y) * sum(g, dim=dim, keepdim=True),))
+@primitive(vjp=lambda g, y, x, *, dim: (g - _ew.exp(y) * sum(g, dim=dim, keepdim=True),),
+           autocast="float32")
 def _log_softmax(x, *, dim):
     """x - logsumexp(x) along dim, with the max subtracted first (log_softmax's primitive)."""
     xp = xp_of(x)
@@ -327,7 +331,7 @@ def _log_softmax(x, *, dim):
 def _along(op, primitive_op, x, dim, dtype):
     if dtype is not None:
         x = _ew.cast(x, dtype=dtype)  # torch casts before the op, so it runs in that dtype
-    d = _axis(op, dim, x.shape)
+    d = checked_dim(op, dim, x.shape)
     if x.ndim == 0:
         return primitive_op(x.reshape((1,)), dim=0).reshape(())
     return primitive_op(x, dim=d)
@@ -354,7 +358,8 @@ def _norm2_vjp(g, y, x, *, dim, keepdim):
     return (x * scale,)
 
 
-@primitive(vjp=_norm2_vjp)  # primitive: one input-sized product in backward instead of four
+# primitive: one input-sized product in backward instead of four
+@primitive(vjp=_norm2_vjp, autocast="float32")
 def _norm2(x, *, dim=None, keepdim=False):
     """The Euclidean norm over dim, for norm(p=2 or 'fro')."""
     if x.dtype.kind not in "fc":

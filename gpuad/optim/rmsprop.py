@@ -1,6 +1,6 @@
 """RMSprop: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, _nonnegative
+from .optimizer import Optimizer, check_nonnegative
 
 
 class RMSprop(Optimizer):
@@ -9,7 +9,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, *, maximize=False):
-        _nonnegative("RMSprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+        check_nonnegative("RMSprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                      momentum=momentum)
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps,
                                   "weight_decay": weight_decay, "momentum": momentum,

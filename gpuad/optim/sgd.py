@@ -1,7 +1,7 @@
 """SGD: one update rule over the Optimizer base (raw arrays, in place, one fused kernel on CUDA)."""
-from .. import fused
 from ..backend import xp_of
-from .optimizer import Optimizer, _nonnegative
+from ..backend.kernels import fused
+from .optimizer import Optimizer, check_nonnegative
 
 
 class SGD(Optimizer):
@@ -10,7 +10,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False):
-        _nonnegative("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
+        check_nonnegative("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
@@ -24,6 +24,49 @@ class SGD(Optimizer):
             if buf is None:  # the first step fills it with the gradient (never aliases .grad)
                 buf = state["momentum_buffer"] = xp_of(p).empty_like(p)
                 first = True
-        fused.sgd_step(p, g, buf, lr=group["lr"], momentum=momentum,
-                       dampening=group["dampening"], weight_decay=group["weight_decay"],
-                       nesterov=group["nesterov"], maximize=group["maximize"], first=first)
+        sgd_step(p, g, buf, lr=group["lr"], momentum=momentum,
+                 dampening=group["dampening"], weight_decay=group["weight_decay"],
+                 nesterov=group["nesterov"], maximize=group["maximize"], first=first)
+
+
+@fused("sgd_step")
+def sgd_step(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
+    """torch.optim.SGD's update of p in place; `buf` is the momentum buffer (None without
+    momentum), which the first step (`first`) sets to the gradient."""
+    xp = xp_of(p)
+    if weight_decay:  # d = (-g if maximize else g) + wd * p, in a temporary of our own
+        d = p * weight_decay
+        if maximize:
+            d -= g
+        else:
+            d += g
+        owned, sign = True, 1
+    else:  # d = g, and maximize flips the sign where d is used (negation is exact)
+        d, owned, sign = g, False, -1 if maximize else 1
+    if buf is not None:
+        if first:
+            xp.multiply(d, sign, out=buf)
+        else:
+            buf *= momentum
+            if dampening:
+                buf += (1 - dampening) * sign * d
+            elif sign > 0:
+                buf += d
+            else:
+                buf -= d
+        if nesterov:
+            step = buf * momentum
+            if sign > 0:
+                step += d
+            else:
+                step -= d
+            d, owned, sign = step, True, 1
+        else:
+            d, owned, sign = buf, False, 1
+    if owned:
+        d *= lr
+        p -= d
+    elif sign > 0:
+        p -= lr * d
+    else:
+        p += lr * d

@@ -69,6 +69,8 @@ def wrap(value):
         return StrictArray(numpy.asarray(value))
     if kind is tuple or kind is list:
         return kind(wrap(v) for v in value)
+    if isinstance(value, tuple):  # numpy.linalg's named results; CuPy returns plain tuples
+        return tuple(wrap(v) for v in value)
     return value
 
 

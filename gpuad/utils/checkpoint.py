@@ -7,16 +7,52 @@ gradients of that recomputed graph are taken with respect to those copies and to
 requiring grad that fn reached by itself (its parameters, captured by the closure or the Module):
 the Node returns all of them to the outer walk, which accumulates them as for any op. So a
 parameter used inside fn gets its .grad as usual, gpuad.grad works through a checkpoint, and hooks
-on parameters run once. The forward learns which captured tensors it depends on from the op
-interceptor of gpuad.amp (active only while a checkpoint's forward runs).
+on parameters run once. The forward learns which captured tensors it depends on from an op
+interceptor (gpuad.ops.add_interceptor), registered only while a checkpoint's forward runs.
 
 Peak memory for a stack of blocks drops from all blocks' activations to the block inputs plus one
 block's activations, at the cost of a second forward of each block. Not for functions that modify
 state in place (BatchNorm's running statistics move twice: once per forward run).
 """
-from .. import amp, backend
-from ..autograd import Node, _mode, enable_grad, no_grad, run_backward
+import contextlib
+import threading
+
+from .. import amp, autograd, backend, ops
+from ..autograd import Node, enable_grad, no_grad, run_backward
 from ..tensor import Tensor
+
+
+class _Watch(threading.local):
+    found = None  # {id: tensor} of grad-requiring op inputs, while a checkpoint's forward runs
+
+
+_watch = _Watch()
+
+
+def _note_inputs(name, autocast, args):
+    """The ops' interceptor while a checkpoint's forward runs: note grad-requiring inputs."""
+    found = _watch.found
+    if found is not None:
+        for a in args:
+            if isinstance(a, Tensor) and a._requires_grad:
+                found[id(a)] = a
+    return args
+
+
+@contextlib.contextmanager
+def _watching():
+    """Collect the tensors requiring grad that ops receive inside the block, as {id: tensor}
+    (checkpoint's forward runs under no_grad and learns from this what its node depends on)."""
+    outer, found = _watch.found, {}
+    _watch.found = found
+    ops.add_interceptor(_note_inputs)
+    try:
+        yield found
+    finally:
+        ops.remove_interceptor(_note_inputs)
+        _watch.found = outer
+        if outer is not None:
+            outer.update(found)
 
 
 class _Recompute:
@@ -46,7 +82,7 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
     first run; use_reentrant is accepted for torch compatibility and ignored. Under no_grad this is
     just fn(*args, **kwargs)."""
     del use_reentrant
-    if not _mode.enabled:
+    if not autograd.is_grad_enabled():
         return fn(*args, **kwargs)
     tensors, slots = [], []  # the Tensor arguments, and (position or keyword) for each
     for i, a in enumerate(args):
@@ -62,7 +98,7 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
         for dev in {backend.CPU} | {t.device for t in tensors}:
             gen, replay = backend.random.fork_rng(dev)
             rng.append((dev, gen, replay))
-    with _generators_of(rng, forward=True), amp._watching() as reached, no_grad():
+    with _generators_of(rng, forward=True), _watching() as reached, no_grad():
         result = fn(*args, **kwargs)
     single = isinstance(result, Tensor)
     outputs = [result] if single else list(result) if isinstance(result, (tuple, list)) else None
@@ -76,7 +112,7 @@ def checkpoint(fn, *args, preserve_rng_state=True, use_reentrant=None, **kwargs)
                       if isinstance(o, Tensor) and o.dtype.kind in "fc"]
     if not differentiable or not any(t._requires_grad for t in inputs):
         return result  # nothing inside needs a gradient: like a no_grad region
-    state = _Recompute(fn, args, kwargs, slots, tensors, rng, amp._snapshot(),
+    state = _Recompute(fn, args, kwargs, slots, tensors, rng, amp.get_autocast_state(),
                        (single, len(outputs), differentiable))
     for i in differentiable:
         o = outputs[i]
@@ -109,7 +145,8 @@ def _checkpoint_vjp(g, y, *inputs, state):
     single, n_outputs, differentiable = state.outputs
     grads = {differentiable[0]: g} if single else state.grads
     state.grads = {}
-    create_graph = _mode.enabled  # backward(create_graph=True): differentiate the real inputs
+    # backward(create_graph=True): differentiate the real inputs
+    create_graph = autograd.is_grad_enabled()
     tensors = inputs[:state.n_args]
     if create_graph:
         own = list(tensors)
@@ -121,12 +158,9 @@ def _checkpoint_vjp(g, y, *inputs, state):
             args[slot] = t
         else:
             kwargs[slot] = t
-    in_backward, _mode.in_backward = _mode.in_backward, False  # a forward again: autocast applies
-    try:
-        with _generators_of(state.rng, forward=False), amp._restored(state.autocast), enable_grad():
-            result = state.fn(*args, **kwargs)
-    finally:
-        _mode.in_backward = in_backward
+    with _generators_of(state.rng, forward=False), amp.autocast_state(state.autocast), \
+            autograd.forward_in_backward(), enable_grad():
+        result = state.fn(*args, **kwargs)
     outputs = [result] if single else list(result)
     if len(outputs) != n_outputs:
         raise RuntimeError(f"checkpoint: the recomputation returned {len(outputs)} values, the "

@@ -21,7 +21,7 @@ numbers and the tests compare gradients with autograd's one to one. Images run b
 """
 import math
 
-from ..backend import xp_of
+from gpuad.backend import xp_of
 
 
 # ---- buffers ------------------------------------------------------------------------------------
