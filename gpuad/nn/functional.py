@@ -1,10 +1,12 @@
-"""nn.functional: the maths of the layers (linear, norms, dropout, softmax, losses), like
-torch.nn.functional.
+"""nn.functional: the maths of the layers (linear, norms, dropout, cross entropy, the regression
+and binary losses), like torch.nn.functional, plus the dtype check every layer shares.
 
-Sits above ops/ and below layers.py: everything here is a composite of gpuad ops except four
-primitives kept for speed and memory (softmax, log_softmax and the fused log_softmax + NLL of
-cross_entropy with its own differentiable gradient). Convolution and pooling live in
-gpuad/ops/conv.py and are looked up at call time. No parameters, no module state.
+Sits above ops/ and below layers.py: everything here is a composite of gpuad ops except the fused
+log_softmax + NLL of cross_entropy (a primitive with its own differentiable gradient); softmax and
+log_softmax are gpuad.softmax's primitives (ops/reduce.py). Activations (activation.py), the
+other losses (loss.py), attention and group/RMS norms live in files of their own and are
+re-exported here; convolution and pooling live in gpuad/ops/conv.py. No parameters, no module
+state.
 """
 import math
 import numbers
