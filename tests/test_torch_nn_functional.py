@@ -600,7 +600,7 @@ def test_weight_norm_parametrization_matches_torch(torch, dim):
     _close(y, ty, rtol=1e-5, atol=1e-6)
     y.sum().backward()
     ty.sum().backward()
-    for (k, p), tp in zip(ours.named_parameters(), theirs.parameters()):
+    for p, tp in zip(ours.parameters(), theirs.parameters()):
         _close(p.grad, tp.grad, rtol=1e-4, atol=1e-5)
     nn.utils.parametrize.remove_parametrizations(ours, "weight")
     torch.nn.utils.parametrize.remove_parametrizations(theirs, "weight")

@@ -422,13 +422,14 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         nll = ops.where(creation.tensor(empty, device=device),
                         creation.tensor(numpy.where(tg_len == 0, 0.0, math.inf), dtype=dtype,
                                         device=device), nll)
-    valid = ops.cast(active, dtype=dtype)
-    probs = ops.exp(log_probs)
-    nll = nll + ops.sum((probs - probs.detach()) * valid, (0, 2))  # value 0, torch's extra term
+    recording = log_probs.requires_grad and is_grad_enabled()
+    if recording:  # value 0: torch's extra exp(log_probs) gradient term
+        probs = ops.exp(log_probs)
+        nll = nll + ops.sum((probs - probs.detach()) * ops.cast(active, dtype=dtype), (0, 2))
     if zero_infinity:
         nll = ops.where(nll == math.inf, 0.0, nll)
-    elif log_probs.requires_grad and is_grad_enabled():  # torch's NaN gradients for
-        impossible = ops.isinf(nll.detach()).reshape((1, batch, 1)) & active  # impossible ones
+    elif recording:  # torch's NaN gradients for the impossible alignments
+        impossible = ops.isinf(nll.detach()).reshape((1, batch, 1)) & active
         nll = nll + ops.sum(_nan_gradient(log_probs, impossible), (0, 2))
     if reduction == "mean":
         divisor = creation.tensor(numpy.maximum(tg_len, 1), dtype=dtype, device=device)
