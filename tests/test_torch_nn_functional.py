@@ -19,8 +19,9 @@ def torch():
 
 
 def _np(t):
-    return t.detach().cpu().numpy() if hasattr(t, "cpu") and not isinstance(t, gpuad.Tensor) \
-        else gpuad.backend.asnumpy(t.detach().array)
+    if isinstance(t, gpuad.Tensor):
+        return gpuad.backend.asnumpy(t.detach().array)
+    return t.detach().cpu().numpy(force=True)  # force: torch's ZeroTensor gradients too
 
 
 def _close(ours, theirs, rtol=1e-10, atol=1e-12):

@@ -13,13 +13,14 @@ tensor instead (torch would rewrite the graph in place, or refuse for a leaf), s
 `x = F.relu(x, inplace=True)`, which means the same in both.
 """
 import math
+import warnings
 
 from .. import creation, ops
 from ..autograd import is_grad_enabled
 from ..ops import public
 from ..ops.reduce import checked_dim
-from . import functional as F
 from . import init
+from .checks import check_dtypes
 from .module import Module, Parameter
 
 gelu, softplus, tanh, sigmoid = ops.gelu, ops.softplus, ops.tanh, ops.sigmoid
@@ -113,7 +114,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
 def prelu(input, weight):
     """x for x > 0, else weight * x, with a learnable weight: one slope (num_parameters=1) or one
     per channel (dim 1; inputs of fewer than 2 dims have one channel), like torch."""
-    F._check_dtypes("prelu", input, weight)
+    check_dtypes("prelu", input, weight)
     if weight.ndim > 1:
         raise ValueError(f"prelu: expected weight to be a scalar or 1-D tensor, got shape "
                          f"{tuple(weight.shape)}")
@@ -210,10 +211,30 @@ def logsigmoid(input):
     return -ops.softplus(-input, threshold=math.inf)
 
 
+# ---- softmax and friends (gpuad.softmax's primitives live with the reductions) ------------------
+def _implicit_dim(name, input, dim, stacklevel):
+    if dim is None:  # torch's legacy implicit choice
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+        warnings.warn(f"{name}: implicit dimension choice is deprecated; pass dim=", UserWarning,
+                      stacklevel=stacklevel)
+    return dim
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax along dim, like torch.nn.functional.softmax (stable for large inputs)."""
+    return ops.softmax(input, _implicit_dim("softmax", input, dim, _stacklevel), dtype=dtype)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """log(softmax) along dim, computed stably, like torch.nn.functional.log_softmax."""
+    return ops.log_softmax(input, _implicit_dim("log_softmax", input, dim, _stacklevel),
+                           dtype=dtype)
+
+
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     """softmax(-x) along dim, like torch.nn.functional.softmin."""
     _floating("softmin", input)
-    return ops.softmax(-input, F._implicit_dim("softmin", input, dim, _stacklevel), dtype=dtype)
+    return ops.softmax(-input, _implicit_dim("softmin", input, dim, _stacklevel), dtype=dtype)
 
 
 def glu(input, dim=-1):
@@ -372,7 +393,7 @@ class PReLU(Module):
 
     def forward(self, input):
         weight = self.weight  # read once: it may be a parametrization
-        F._check_dtypes(self, input, weight)
+        check_dtypes(self, input, weight)
         return prelu(input, weight)
 
     def extra_repr(self):
@@ -472,7 +493,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, input):
-        return F.softmax(input, self.dim, _stacklevel=5)
+        return softmax(input, self.dim, _stacklevel=5)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -480,7 +501,7 @@ class Softmax(Module):
 
 class LogSoftmax(Softmax):
     def forward(self, input):
-        return F.log_softmax(input, self.dim, _stacklevel=5)
+        return log_softmax(input, self.dim, _stacklevel=5)
 
 
 class Softmin(Softmax):

@@ -10,57 +10,18 @@ state.
 """
 import math
 import numbers
-import warnings
 
 import numpy
 
-from .. import amp, backend, creation, deprecation, ops
+from .. import backend, creation, deprecation, ops
 from ..autograd import is_grad_enabled, no_grad
 from ..backend import xp_of
 from ..backend.kernels import fused
 from ..ops import primitive
-from ..ops.reduce import _log_softmax, _softmax
 from ..tensor import Tensor
+from .checks import apply_reduction, check_dtypes, check_reduction, pointwise_target
 
 pad, one_hot = ops.pad, ops.one_hot
-
-
-# ---- dtypes: a layer never mixes them silently ----------------------------------------------
-_REDUCED = frozenset(d for d in (backend.float16, backend.bfloat16) if not isinstance(d, str))
-_AUTOCASTABLE = _REDUCED | {numpy.dtype(backend.float32)}
-_MODEL_CAST = {"float64": "double", "float32": "float", "float16": "half"}
-
-
-def _check_dtypes(where, input, *params, kind="matmul", what="weight", subject="the input",
-                  error=RuntimeError):
-    """Refuse an input whose dtype differs from its layer's parameters, as torch does, instead of
-    promoting (a float64 batch into a float32 Linear would silently run and return float64).
-    kind="matmul" (Linear, Conv, RNN, attention, PReLU) wants equal dtypes; kind="norm" (batch,
-    layer and group norm) also takes a float16/bfloat16 input with float32 parameters, torch's
-    mixed precision, and returns that input dtype so the caller computes in float32 and casts
-    back. Under autocast the dtypes are compared after autocast's casts (no error where torch
-    casts). `where` is a name or the Module, described only when raising."""
-    dtype = input.dtype
-    if all(p is None or p.dtype == dtype for p in params):
-        return None
-    dtypes = [p.dtype for p in params if p is not None]
-    device_type = input.device.type
-    if amp.is_autocast_enabled(device_type):
-        target = amp.get_autocast_dtype(device_type) if kind == "matmul" else backend.float32
-
-        def seen(d):
-            return target if d in _AUTOCASTABLE else d
-        if all(seen(d) == seen(dtype) for d in dtypes):
-            return None
-    elif kind == "norm" and dtype in _REDUCED and all(d == backend.float32 for d in dtypes):
-        return dtype
-    want = next(d for d in dtypes if d != dtype)
-    name = where if isinstance(where, str) else f"{type(where).__name__}({where.extra_repr()})"
-    fix = f"convert it with .to(gpuad.{want})"
-    if subject == "the input" and dtype.kind == "f":
-        fix += f" or the model with model.{_MODEL_CAST.get(str(dtype), f'to(gpuad.{dtype})')}()"
-    raise error(f"{name}: {subject} has dtype {dtype}, the {what} {want}; like torch, gpuad does "
-                f"not mix dtypes here: {fix}")
 
 
 # ---- linear, convolution, pooling ------------------------------------------------------------
@@ -69,7 +30,7 @@ def linear(input, weight, bias=None):
     op (gpuad.ops._linear) whose rule computes the weight's gradient straight into its layout.
     The input's dtype must be the weight's (torch raises too)."""
     if isinstance(input, Tensor):
-        _check_dtypes("linear", input, weight, bias)
+        check_dtypes("linear", input, weight, bias)
     return ops._linear(input, weight, bias)
 
 
@@ -82,7 +43,7 @@ def _conv_op(name):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of (N, C_in, H, W) by (C_out, C_in/groups, kH, kW): gpuad.conv2d."""
-    _check_dtypes("conv2d", input, weight, bias)
+    check_dtypes("conv2d", input, weight, bias)
     return _conv_op("conv2d")(input, weight, bias, stride=stride, padding=padding,
                               dilation=dilation, groups=groups)
 
@@ -91,7 +52,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                      dilation=1):
     """2-D transposed convolution of (N, C_in, H, W) by (C_in, C_out/groups, kH, kW):
     gpuad.conv_transpose2d (conv2d's input gradient, as a differentiable composite)."""
-    _check_dtypes("conv_transpose2d", input, weight, bias)
+    check_dtypes("conv_transpose2d", input, weight, bias)
     return _conv_op("conv_transpose2d")(input, weight, bias, stride=stride, padding=padding,
                                         output_padding=output_padding, groups=groups,
                                         dilation=dilation)
@@ -144,7 +105,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"batch_norm: {name} of shape {tuple(t.shape)} does not fit input of "
                              f"shape {tuple(input.shape)}; expected ({channels},), one entry per "
                              f"channel (dim 1)")
-    back = _check_dtypes("batch_norm", input, running_mean, running_var, weight, bias,
+    back = check_dtypes("batch_norm", input, running_mean, running_var, weight, bias,
                          kind="norm", what="parameters")
     if back is not None:  # torch's mixed precision: float32 statistics, the input's dtype out
         input = input.to(backend.float32)
@@ -187,7 +148,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if tuple(input.shape[input.ndim - k:]) != normalized_shape or k > input.ndim:
         raise ValueError(f"layer_norm: normalized_shape {normalized_shape} does not match the "
                          f"last dims of the input of shape {input.shape}")
-    back = _check_dtypes("layer_norm", input, weight, bias, kind="norm", what="parameters")
+    back = check_dtypes("layer_norm", input, weight, bias, kind="norm", what="parameters")
     if back is not None:  # torch's mixed precision: computed in float32, the input's dtype out
         input = input.to(backend.float32)
     dims = tuple(range(input.ndim - k, input.ndim))
@@ -235,26 +196,6 @@ def embedding(input, weight, padding_idx=None):
     return out
 
 
-# ---- softmax (the primitives live with the reductions: gpuad.softmax is torch.softmax) ---------
-def _implicit_dim(name, input, dim, stacklevel):
-    if dim is None:  # torch's legacy implicit choice
-        dim = 0 if input.ndim in (0, 1, 3) else 1
-        warnings.warn(f"{name}: implicit dimension choice is deprecated; pass dim=", UserWarning,
-                      stacklevel=stacklevel)
-    return dim
-
-
-def softmax(input, dim=None, _stacklevel=3, dtype=None):
-    """softmax along dim, like torch.nn.functional.softmax (stable for large inputs)."""
-    return ops.softmax(input, _implicit_dim("softmax", input, dim, _stacklevel), dtype=dtype)
-
-
-def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
-    """log(softmax) along dim, computed stably, like torch.nn.functional.log_softmax."""
-    return ops.log_softmax(input, _implicit_dim("log_softmax", input, dim, _stacklevel),
-                           dtype=dtype)
-
-
 # ---- cross entropy: a fused primitive whose gradient is a primitive too ----------------------
 def _at_class(target):
     """The index of x[n, target[n, d1, ...], d1, ...] for logits x (N, C, d1, ...)."""
@@ -289,7 +230,7 @@ def _softmax_nll_grad_array(x, target, scale):
 
 
 def _softmax_nll_grad_vjp(h, y, x, target, scale):
-    p = _softmax(x, dim=1)
+    p = ops._softmax(x, dim=1)
     hp = ops.sum(h * p, dim=1, keepdim=True)
     gx = scale.unsqueeze(1) * p * (h - hp) if x.requires_grad else None
     gs = hp.squeeze(1) - _pick(h, target) if scale.requires_grad else None
@@ -370,11 +311,6 @@ def _target_weights(target, weight, ignore_index, dtype):
     return safe, ops.where(valid, picked, 0).to(dtype), valid
 
 
-def _check_reduction(name, reduction):
-    if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"{name}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-
-
 def _reduce_class_loss(loss, w, reduction, single):
     """'mean' divides by the summed weights of the non-ignored targets (NaN if there are none)."""
     if reduction == "none":
@@ -389,7 +325,7 @@ def _reduce_class_loss(loss, w, reduction, single):
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
     """Negative log likelihood of log-probabilities input (N, C, d1, ...) or (C,) at the integer
     class indices target, like torch.nn.functional.nll_loss (weighted mean for 'mean')."""
-    _check_reduction("nll_loss", reduction)
+    check_reduction("nll_loss", reduction)
     x, t, single = _class_input("nll_loss", input, target, ignore_index)
     _check_weight("nll_loss", x, weight, x.shape[1])
     safe, w, _ = _target_weights(t, weight, ignore_index, x.dtype)
@@ -403,7 +339,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     probabilities of the input's shape. With indices, 'mean' is the weighted mean over targets
     that are not ignore_index, and label smoothing mixes in the uniform distribution with torch's
     weighting; with probabilities, 'mean' divides by N * d1 * ... and ignore_index is unused."""
-    _check_reduction("cross_entropy", reduction)
+    check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if not isinstance(target, Tensor):
@@ -417,7 +353,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     if label_smoothing == 0:
         loss = _softmax_nll(x, safe, w)
     else:
-        logp = _log_softmax(x, dim=1)
+        logp = ops._log_softmax(x, dim=1)
         weighted = logp if weight is None else logp * _class_weights(weight, x.dtype, x.ndim, 1)
         smooth = ops.where(valid, -ops.sum(weighted, dim=1), 0)
         loss = (1 - label_smoothing) * (-_pick(logp, safe) * w) + (
@@ -434,7 +370,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     class_dim = 0 if input.ndim == 1 else 1
     classes = input.shape[class_dim]
     _check_weight("cross_entropy", input, weight, classes)
-    logp = _log_softmax(input, dim=class_dim)
+    logp = ops._log_softmax(input, dim=class_dim)
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / classes
     terms = logp * target
@@ -447,36 +383,17 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 
 
 # ---- regression and binary losses ------------------------------------------------------------
-def _reduce(loss, reduction):
-    return loss if reduction == "none" else ops.sum(loss) if reduction == "sum" else ops.mean(loss)
-
-
-def _pointwise_target(name, input, target, reduction, same_shape):
-    _check_reduction(name, reduction)
-    if tuple(target.shape) != tuple(input.shape):
-        message = (f"{name}: target shape {tuple(target.shape)} differs from input shape "
-                   f"{tuple(input.shape)}")
-        if same_shape:
-            raise ValueError(message + "; they must match")
-        try:
-            numpy.broadcast_shapes(tuple(target.shape), tuple(input.shape))
-        except ValueError:
-            raise ValueError(message + "; they must match (or broadcast)") from None
-        warnings.warn(message + "; they will be broadcast, which is likely a bug", UserWarning,
-                      stacklevel=3)
-
-
 def mse_loss(input, target, *, reduction="mean"):
     """(input - target)^2, averaged or summed, like torch.nn.functional.mse_loss."""
-    _pointwise_target("mse_loss", input, target, reduction, same_shape=False)
+    pointwise_target("mse_loss", input, target, reduction, same_shape=False)
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    return apply_reduction(diff * diff, reduction)
 
 
 def l1_loss(input, target, *, reduction="mean"):
     """|input - target|, averaged or summed, like torch.nn.functional.l1_loss."""
-    _pointwise_target("l1_loss", input, target, reduction, same_shape=False)
-    return _reduce(ops.abs(input - target), reduction)
+    pointwise_target("l1_loss", input, target, reduction, same_shape=False)
+    return apply_reduction(ops.abs(input - target), reduction)
 
 
 def _clamped_log(x):
@@ -489,9 +406,9 @@ def _clamped_log(x):
 def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
     """-w (t log x + (1 - t) log(1 - x)) for probabilities x, with each log clamped at -100, like
     torch.nn.functional.binary_cross_entropy."""
-    _pointwise_target("binary_cross_entropy", input, target, reduction, same_shape=True)
+    pointwise_target("binary_cross_entropy", input, target, reduction, same_shape=True)
     loss = -(target * _clamped_log(input) + (1 - target) * _clamped_log(1 - input))
-    return _reduce(loss if weight is None else loss * weight, reduction)
+    return apply_reduction(loss if weight is None else loss * weight, reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, *,
@@ -499,11 +416,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     """Binary cross entropy of sigmoid(input), computed from the logits without overflow as
     (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), like torch; pos_weight weighs the
     positive class and broadcasts along the last (class) dim."""
-    _pointwise_target("binary_cross_entropy_with_logits", input, target, reduction,
+    pointwise_target("binary_cross_entropy_with_logits", input, target, reduction,
                       same_shape=True)
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input + log_weight * ops.softplus(-input, threshold=math.inf)
-    return _reduce(loss if weight is None else loss * weight, reduction)
+    return apply_reduction(loss if weight is None else loss * weight, reduction)
 
 
 # ---- resampling ---------------------------------------------------------------------------------
@@ -550,9 +467,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest"):
 # ---- activations, attention and more norms: they live in their own files (this one is at its
 # size budget); imported last because those modules import this one
 from .activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: E402,F401
-                         hardswish, hardtanh, leaky_relu, logsigmoid, mish, prelu, relu, relu6,
-                         rrelu, selu, sigmoid, silu, softmin, softplus, softshrink, softsign,
-                         tanh, tanhshrink, threshold)
+                         hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish, prelu,
+                         relu, relu6, rrelu, selu, sigmoid, silu, softmax, softmin, softplus,
+                         softshrink, softsign, tanh, tanhshrink, threshold)
 from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
 from .loss import (cosine_embedding_loss, ctc_loss, gaussian_nll_loss,  # noqa: E402,F401
                    hinge_embedding_loss, huber_loss, kl_div, margin_ranking_loss,

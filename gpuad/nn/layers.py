@@ -8,6 +8,7 @@ from .. import creation, ops
 from ..autograd import no_grad
 from . import functional as F
 from . import init
+from .checks import check_dtypes
 from .module import Module, Parameter
 
 
@@ -55,7 +56,7 @@ class Linear(Module):
 
     def forward(self, input):
         weight = self.weight  # read once: it may be a parametrization (spectral_norm, ...)
-        F._check_dtypes(self, input, weight, self.bias)
+        check_dtypes(self, input, weight, self.bias)
         try:
             return F.linear(input, weight, self.bias)
         except ValueError:  # checked only on failure: the common path pays nothing
@@ -95,7 +96,7 @@ class Conv2d(Module):
 
     def forward(self, input):
         weight = self.weight  # read once: it may be a parametrization (spectral_norm, ...)
-        F._check_dtypes(self, input, weight, self.bias)
+        check_dtypes(self, input, weight, self.bias)
         try:
             return F.conv2d(input, weight, self.bias, self.stride, self.padding,
                             self.dilation, self.groups)
@@ -203,7 +204,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
                              f"{self.num_features} channels in dim 1, got shape "
                              f"{tuple(input.shape)}")
-        F._check_dtypes(self, input, self.running_mean, self.running_var, self.weight,
+        check_dtypes(self, input, self.running_mean, self.running_var, self.weight,
                         self.bias, kind="norm", what="parameters")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -251,7 +252,7 @@ class LayerNorm(Module):
                                 if affine and bias else None)
 
     def forward(self, input):
-        F._check_dtypes(self, input, self.weight, self.bias, kind="norm", what="parameters")
+        check_dtypes(self, input, self.weight, self.bias, kind="norm", what="parameters")
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
@@ -383,7 +384,7 @@ class ConvTranspose2d(Module):
                              f"{self.in_channels} input channels, of shape (N, {self.in_channels}, "
                              f"H, W) or ({self.in_channels}, H, W), got shape {shape}")
         weight = self.weight  # read once: it may be a parametrization (spectral_norm, ...)
-        F._check_dtypes(self, input, weight, self.bias)
+        check_dtypes(self, input, weight, self.bias)
         return F.conv_transpose2d(input, weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups,
                                   self.dilation)

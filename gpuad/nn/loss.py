@@ -18,6 +18,7 @@ from ..backend import xp_of
 from ..ops import primitive
 from ..tensor import Tensor
 from . import functional as F
+from .checks import apply_reduction, check_reduction, pointwise_target
 from .module import Module
 
 
@@ -33,8 +34,8 @@ def _legacy(size_average, reduce, reduction):
 
 
 def _reduce(name, loss, reduction):
-    F._check_reduction(name, reduction)
-    return F._reduce(loss, reduction)
+    check_reduction(name, reduction)
+    return apply_reduction(loss, reduction)
 
 
 def _nan_gradient_vjp(g, y, x, mask):  # NaN where mask, to every order (as torch's, there)
@@ -64,19 +65,19 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     """0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (d = input - target); beta=0 is the
     L1 loss, like torch.nn.functional.smooth_l1_loss."""
     reduction = _legacy(size_average, reduce, reduction)
-    F._pointwise_target("smooth_l1_loss", input, target, reduction, same_shape=False)
+    pointwise_target("smooth_l1_loss", input, target, reduction, same_shape=False)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must not be negative, got {beta}")
     d = input - target
     a = ops.abs(d)
     loss = a if beta == 0 else ops.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta)
-    return F._reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2), optionally times a weight of the
     input's shape, like torch.nn.functional.huber_loss."""
-    F._pointwise_target("huber_loss", input, target, reduction, same_shape=False)
+    pointwise_target("huber_loss", input, target, reduction, same_shape=False)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     d = input - target
@@ -87,7 +88,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
             raise ValueError(f"huber_loss: weight of shape {tuple(weight.shape)} must have the "
                              f"input's shape {tuple(input.shape)}")
         loss = loss * weight
-    return F._reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 def _xlogx(x):
@@ -119,7 +120,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if reduction == "batchmean":
         total = ops.sum(loss)
         return total / input.shape[0] if input.ndim else total
-    return F._reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
@@ -128,7 +129,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
     log-rate input, input - target * log(input + eps) otherwise; full adds the Stirling term
     target log target - target + log(2 pi target) / 2 where target > 1, like torch."""
     reduction = _legacy(size_average, reduce, reduction)
-    F._check_reduction("poisson_nll_loss", reduction)
+    check_reduction("poisson_nll_loss", reduction)
     if log_input:
         loss = ops.exp(input) - target * input
     else:
@@ -139,7 +140,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
         stirling = t * ops.log(t) - t + 0.5 * ops.log(2 * math.pi * t)
         # torch masks after the logs, so a target of 0 gets 0 * inf: a NaN gradient
         loss = loss + ops.where(big, stirling, 0.0) + _nan_where(target == 0, target)
-    return F._reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
@@ -147,7 +148,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     torch.nn.functional.gaussian_nll_loss: var of the input's shape, or with its last dim (or one
     other dim) 1 or missing, or a float; clamped below at eps for the value only (the gradient
     passes as if unclamped, as torch's no_grad clamp_ lets it)."""
-    F._check_reduction("gaussian_nll_loss", reduction)
+    check_reduction("gaussian_nll_loss", reduction)
     if not isinstance(var, Tensor):
         if var < 0:
             raise ValueError("gaussian_nll_loss: var has negative entry/entries")
@@ -171,7 +172,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     loss = 0.5 * (ops.log(var) + d * d / var)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
-    return F._reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 # ---- margins and embeddings -------------------------------------------------------------------
@@ -229,8 +230,8 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="m
     """log(1 + exp(-target x)); computed as torch does, so it overflows to inf where torch's does
     (its gradient there is NaN in both)."""
     reduction = _legacy(size_average, reduce, reduction)
-    F._pointwise_target("soft_margin_loss", input, target, reduction, same_shape=False)
-    return F._reduce(ops.log1p(ops.exp(-input * target)), reduction)
+    pointwise_target("soft_margin_loss", input, target, reduction, same_shape=False)
+    return apply_reduction(ops.log1p(ops.exp(-input * target)), reduction)
 
 
 def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
@@ -238,14 +239,14 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     """Binary cross entropy of sigmoid(x) per class, averaged over the classes (last dim) of
     (N, C) or (C,) inputs, optionally weighted per class, like torch."""
     reduction = _legacy(size_average, reduce, reduction)
-    F._check_reduction("multilabel_soft_margin_loss", reduction)
+    check_reduction("multilabel_soft_margin_loss", reduction)
     # -(t logsigmoid(x) + (1 - t) logsigmoid(-x)), with logsigmoid(x) = -softplus(-x)
     loss = (target * ops.softplus(-input, threshold=math.inf) +
             (1 - target) * ops.softplus(input, threshold=math.inf))
     if weight is not None:
         loss = loss * weight
     loss = ops.sum(loss, input.ndim - 1) / input.shape[-1]
-    return F._reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
@@ -254,7 +255,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     times weight[y], divided by the number of classes, for (N, C) or (C,) inputs and class
     indices target; p is 1 or 2, like torch.nn.functional.multi_margin_loss."""
     reduction = _legacy(size_average, reduce, reduction)
-    F._check_reduction("multi_margin_loss", reduction)
+    check_reduction("multi_margin_loss", reduction)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 are supported, got {p}")
     if weight is not None and weight.ndim != 1:
@@ -285,7 +286,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     loss = ops.sum(terms, 1) / classes
     if reduction == "none":
         return loss.reshape(()) if single else loss
-    return F._reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 def _pairwise_distance(x1, x2, p, eps):
@@ -298,7 +299,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     """max(0, margin + d(a, p) - d(a, n)) with d the p-norm distance of pairwise_distance; swap
     uses min(d(a, n), d(p, n)) as the negative distance, like torch."""
     reduction = _legacy(size_average, reduce, reduction)
-    F._check_reduction("triplet_margin_loss", reduction)
+    check_reduction("triplet_margin_loss", reduction)
     if margin <= 0:
         raise ValueError(f"triplet_margin_loss: margin must be greater than 0, got {margin}")
     _same_dims("triplet_margin_loss", anchor, positive, negative)
@@ -309,7 +310,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     d_neg = _pairwise_distance(anchor, negative, p, eps)
     if swap:
         d_neg = ops.minimum(d_neg, _pairwise_distance(positive, negative, p, eps))
-    return F._reduce(ops.clamp(margin + d_pos - d_neg, min=0), reduction)
+    return apply_reduction(ops.clamp(margin + d_pos - d_neg, min=0), reduction)
 
 
 # ---- connectionist temporal classification ----------------------------------------------------
@@ -373,7 +374,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     torch's backward adds (it assumes log_softmax inputs, whose own backward cancels it), so
     gradients equal torch's; like torch, an impossible alignment has NaN gradients unless
     zero_infinity."""
-    F._check_reduction("ctc_loss", reduction)
+    check_reduction("ctc_loss", reduction)
     batched = log_probs.ndim == 3
     if log_probs.ndim not in (2, 3) or log_probs.dtype.kind != "f":
         raise ValueError(f"ctc_loss: expected floating log_probs of shape (T, N, C) or (T, C), "
@@ -440,10 +441,12 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
 
 
 def _unbind_steps(x, count):
-    """x[0], ..., x[count - 1] by halving (recurrent._unbind), so that backward through the
-    slices costs O(T log T), not O(T^2)."""
-    from .recurrent import _unbind  # imported late: recurrent imports nn.functional
-    return _unbind(x[:count]) if count else [x[0]]
+    """x[0], ..., x[count - 1] by halving (as recurrent.py cuts steps), so that backward through
+    the slices costs O(T log T), not O(T^2)."""
+    if count <= 1:
+        return [x[0]]
+    half = count // 2
+    return _unbind_steps(x[:half], half) + _unbind_steps(x[half:count], count - half)
 
 
 # ---- Modules ----------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import numbers
 import numpy
 
 from .. import backend, creation, ops
-from . import functional as F
 from . import init
+from .checks import REDUCED, check_dtypes
 from .module import Module, Parameter
 
 
@@ -46,7 +46,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     dims = tuple(range(input.ndim - k, input.ndim))
     # like torch: float16/bfloat16 computed in float32, and the result in the input's dtype
     # whatever the weight's (torch mixes dtypes here without an error, unlike the other norms)
-    x = input.to(backend.float32) if input.dtype in F._REDUCED else input
+    x = input.to(backend.float32) if input.dtype in REDUCED else input
     out = x * ops.rsqrt(ops.mean(x * x, dims, keepdim=True) + eps)
     if weight is not None:
         out = out * weight
@@ -67,7 +67,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
                          f"groups; use a num_groups that divides {channels}")
     _check_affine("group_norm", "weight", weight, (channels,), input)
     _check_affine("group_norm", "bias", bias, (channels,), input)
-    back = F._check_dtypes("group_norm", input, weight, bias, kind="norm",
+    back = check_dtypes("group_norm", input, weight, bias, kind="norm",
                             what="parameters")
     if back is not None:  # torch's mixed precision: computed in float32, the input's dtype out
         input = input.to(backend.float32)
@@ -137,7 +137,7 @@ class GroupNorm(Module):
         if input.ndim < 2 or input.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.extra_repr()}): expected an input of shape "
                              f"(N, {self.num_channels}, *), got {tuple(input.shape)}")
-        F._check_dtypes(self, input, self.weight, self.bias, kind="norm", what="parameters")
+        check_dtypes(self, input, self.weight, self.bias, kind="norm", what="parameters")
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):

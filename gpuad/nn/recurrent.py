@@ -13,6 +13,7 @@ import warnings
 from .. import creation, ops
 from . import functional as F
 from . import init
+from .checks import check_dtypes
 from .module import Module, Parameter
 from .utils.rnn import PackedSequence
 
@@ -200,7 +201,7 @@ class RNNBase(Module):
 
     def _check_dtype(self, input):
         """torch's RNN check: a ValueError when the input's dtype is not the weights'."""
-        F._check_dtypes(self, input, *self._parameters.values(), error=ValueError)
+        check_dtypes(self, input, *self._parameters.values(), error=ValueError)
 
     def _initial_states(self, hx, input, batched, batch, order=None):
         """The initial state of each (layer, direction) as a tuple (h,) or (h, c), from hx of
@@ -220,7 +221,7 @@ class RNNBase(Module):
         for name, state in zip(names, states):
             _check_size(f"{type(self).__name__}({self.extra_repr()})", f"initial state {name}",
                         tuple(state.shape), expected)
-            F._check_dtypes(self, state, input, what="input", subject=f"initial state {name}")
+            check_dtypes(self, state, input, what="input", subject=f"initial state {name}")
         if not batched:
             states = tuple(s.unsqueeze(1) for s in states)
         if order is not None:
@@ -373,10 +374,10 @@ class RNNCellBase(Module):
         if hx is None:
             hx = (creation.zeros(*expected, dtype=input.dtype, device=input.device),) * (
                 2 if self.mode == "LSTM" else 1)
-        F._check_dtypes(self, input, *self._parameters.values())
+        check_dtypes(self, input, *self._parameters.values())
         for what, state in zip(("h", "c"), hx):
             _check_size(name, f"hidden state {what}", tuple(state.shape), expected)
-            F._check_dtypes(self, state, input, what="input", subject=f"hidden state {what}")
+            check_dtypes(self, state, input, what="input", subject=f"hidden state {what}")
         if not batched:
             input, hx = input.unsqueeze(0), tuple(s.unsqueeze(0) for s in hx)
         xw = F.linear(input, self.weight_ih, self.bias_ih)

@@ -9,7 +9,7 @@ from ..module import Module
 from . import parametrize
 
 
-def _norm_except_dim(v, dim):
+def norm_except_dim(v, dim):
     """The 2-norm of v over every dim but `dim`, kept as size-1 dims (torch's norm_except_dim);
     dim -1 means the whole tensor, a 0-d result, as in torch."""
     if dim == -1:
@@ -28,10 +28,10 @@ class _WeightNorm(Module):
         self.dim = -1 if dim is None else dim
 
     def forward(self, weight_g, weight_v):
-        return weight_v * (weight_g / _norm_except_dim(weight_v, self.dim))
+        return weight_v * (weight_g / norm_except_dim(weight_v, self.dim))
 
     def right_inverse(self, weight):
-        return _norm_except_dim(weight, self.dim), weight
+        return norm_except_dim(weight, self.dim), weight
 
 
 def weight_norm(module, name="weight", dim=0):

@@ -119,7 +119,13 @@ def _inject_new_class(module):
                              "__doc__": cls.__doc__})
 
 
-def _inject_property(module, tensor_name, compute, assign):
+def add_property(module, tensor_name, compute, assign=None):
+    """Make module.<tensor_name> a property computed by compute(module) (cached inside cached();
+    assign(module, value) runs on assignment), on a class of this module's own: the mechanism
+    under register_parametrization and the old-style weight_norm."""
+    if not getattr(type(module), "_gpuad_parametrized", False):
+        _inject_new_class(module)
+
     def get(self):
         if _cache_depth[0]:
             key = (id(self), tensor_name)
@@ -147,11 +153,9 @@ def register_parametrization(module, tensor_name, parametrization, *, unsafe=Fal
     chain = ParametrizationList([parametrization], original, unsafe=unsafe)
     delattr(module, tensor_name)
     if not is_parametrized(module):
-        _inject_new_class(module)
         module.parametrizations = ModuleDict()
-    _inject_property(module, tensor_name,
-                     lambda self: self.parametrizations[tensor_name](),
-                     lambda self, value: self.parametrizations[tensor_name].right_inverse(value))
+    add_property(module, tensor_name, lambda self: self.parametrizations[tensor_name](),
+                 lambda self, value: self.parametrizations[tensor_name].right_inverse(value))
     module.parametrizations[tensor_name] = chain
     return module
 

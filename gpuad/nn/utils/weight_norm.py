@@ -4,7 +4,7 @@
 """
 from ..module import Parameter
 from . import parametrize
-from .parametrizations import _norm_except_dim
+from .parametrizations import norm_except_dim
 
 
 def weight_norm(module, name="weight", dim=0):
@@ -19,16 +19,13 @@ def weight_norm(module, name="weight", dim=0):
         raise ValueError(f"weight_norm: module {type(module).__name__} has no parameter named "
                          f"{name!r}")
     del module._parameters[name]
-    module.register_parameter(f"{name}_g", Parameter(_norm_except_dim(weight, dim).detach()))
+    module.register_parameter(f"{name}_g", Parameter(norm_except_dim(weight, dim).detach()))
     module.register_parameter(f"{name}_v", Parameter(weight.detach()))
-    if not getattr(type(module), "_gpuad_parametrized", False):
-        parametrize._inject_new_class(module)
-    cls = type(module)
-    setattr(cls, f"_gpuad_weight_norm_{name}", dim)
-    parametrize._inject_property(
+    parametrize.add_property(
         module, name,
         lambda self: getattr(self, f"{name}_v") * (
-            getattr(self, f"{name}_g") / _norm_except_dim(getattr(self, f"{name}_v"), dim)), None)
+            getattr(self, f"{name}_g") / norm_except_dim(getattr(self, f"{name}_v"), dim)))
+    setattr(type(module), f"_gpuad_weight_norm_{name}", dim)
     return module
 
 
