@@ -227,6 +227,6 @@ def public(fn):
     return op
 
 
-from . import conv, elementwise, linalg, reduce, shape  # noqa: E402,F401  (each registers its ops)
+from . import conv, elementwise, linalg, pool, reduce, shape  # noqa: E402,F401  (each registers its ops)
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules
