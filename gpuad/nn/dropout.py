@@ -36,6 +36,8 @@ def _feature_dropout(input, p, training):
 
 def _feature_dropout_nd(name, input, p, training, d):
     _check_p(name, p)
+    if not training or p == 0:
+        return input
     if input.ndim not in (d + 1, d + 2):
         if d == 1:
             raise ValueError(f"{name}: expected a 2-D (C, L) or 3-D (N, C, L) input, but got a "
