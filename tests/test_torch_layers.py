@@ -148,6 +148,9 @@ def test_conv_layer_errors_name_the_layer_shapes_and_fix():
         gpuad.conv1d(gpuad.zeros(1, 2, 4), gpuad.zeros(2, 2, 5))
     with pytest.raises(ValueError, match=r"conv_transpose1d: stride must be an int or a 1-tuple"):
         gpuad.conv_transpose1d(gpuad.zeros(1, 2, 4), gpuad.zeros(2, 2, 3), stride=(1, 1))
+    with pytest.raises(TypeError, match=r"convolution: the input is float64 but the weight is "
+                                        r"float32; .* \.to\(gpuad\.float32\)"):
+        nn.Conv1d(2, 3, 2)(gpuad.zeros(1, 2, 4, dtype=gpuad.float64))
     with pytest.raises(ValueError, match=r"ConvTranspose1d\(.*requested an output size of "
                                          r"\(20,\), but valid sizes range from \(6,\) to \(6,\)"):
         nn.ConvTranspose1d(2, 2, 3)(gpuad.zeros(1, 2, 4), output_size=(20,))

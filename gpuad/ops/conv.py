@@ -253,11 +253,17 @@ def _convolution_vjp(g, y, x, weight, bias, *, stride, padding, dilation, groups
     return gx, gw, gb
 
 
-@primitive(vjp=_convolution_vjp, promote=True, autocast="lower")
+@primitive(vjp=_convolution_vjp, autocast="lower")
 def _convolution(x, weight, bias, *, stride, padding, dilation, groups):
     """Every convolution's one op, on an (N, C, *spatial) x with (before, after) padding pairs and
     a weight and bias that fit x (conv1d/2d/3d check them): the im2col copy, one GEMM per group,
-    and the bias added in place; the result is an (N, O, *out) view of (O, *out, N) memory."""
+    and the bias added in place; the result is an (N, O, *out) view of (O, *out, N) memory.
+    Like torch, the input, weight and bias must share a dtype (autocast casts them first)."""
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"convolution: the input is {x.dtype} but the {name} is {t.dtype}; "
+                            f"torch refuses mixed dtypes too: convert the input with "
+                            f".to(gpuad.{t.dtype}) or the layer with .to(gpuad.{x.dtype})")
     out_c, group_c, *kernel = weight.shape
     d = len(kernel)
     cols = _window_copy(x, tuple(kernel), stride, padding, dilation, 0)
