@@ -9,20 +9,31 @@ from .autograd import detect_anomaly, set_debug, set_detect_anomaly  # noqa: F40
 from .backend import Device, device  # noqa: F401
 from .backend.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from .backend import bool_ as bool  # noqa: F401,A001  (gpuad.bool, like torch.bool)
-from .backend import float16, float32, float64, int8, int32, int64, uint8  # noqa: F401
+from .backend import float16, float32, float64, int8, int16, int32, int64  # noqa: F401
+from .backend import complex64, complex128, uint8, uint16, uint32, uint64  # noqa: F401
+from numpy import dtype  # noqa: F401  (gpuad's dtypes are numpy's)
+# torch's other names for them
+float, double, half = float32, float64, float16  # noqa: A001
+long, int, short = int64, int32, int16  # noqa: A001
+cfloat, cdouble = complex64, complex128
 from .backend import bfloat16  # noqa: F401  (a dtype only with ml_dtypes; autocast explains)
 from .creation import from_dlpack  # noqa: F401
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)
+from .creation import (Generator, bernoulli, multinomial, normal, poisson, rand_like,  # noqa: F401
+                       randint_like, randn_like, randperm)
 from .tensor import Tensor  # noqa: F401
 from .serialization import load, save  # noqa: F401
-from . import data, distributed, func, nn, optim, tape, training, utils  # noqa: F401
+from . import data, distributed, func, linalg, nn, optim, tape, training, utils  # noqa: F401
 from . import amp  # noqa: F401
+from .deprecation import missing_name
 from .amp import autocast  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
 
-globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith("_")})  # gpuad.add, ...
+# gpuad.add, ...; torch.linalg's functions (registered as torch names them natively, linalg_svd)
+# are gpuad.linalg.svd, not gpuad.linalg_svd
+globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith(("_", "linalg_"))})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -38,4 +49,4 @@ def __getattr__(name):
     if name == "checkpoint":  # renamed gpuad.serialization; importing the alias warns
         import importlib
         return importlib.import_module("gpuad.checkpoint")
-    raise AttributeError(f"module 'gpuad' has no attribute {name!r}")
+    raise missing_name("gpuad", name)

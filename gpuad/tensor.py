@@ -1,7 +1,9 @@
-"""Tensor: an array of one backend plus what autograd needs (grad, requires_grad, its Node).
+"""Tensor: an array of one backend (`.array`) plus what autograd needs (grad, requires_grad, its
+Node, a version for in-place checks); `.data` is PyTorch's history-free view.
 
 Operators and methods are one-line delegations to gpuad.ops, so reading this file shows the whole
-Tensor API; the maths lives in ops/. The only logic here is in-place updates and device moves.
+Tensor API; the maths lives in ops/. The logic here is in-place updates, device and dtype moves,
+conversions to Python and numpy, and hook registration.
 """
 import operator
 
@@ -39,7 +41,7 @@ class Tensor(MovesWithTo):
     __hash__ = object.__hash__  # identity, like torch; __eq__ below is elementwise
 
     def __init__(self, data, requires_grad=False):
-        if type(data) not in backend.ARRAY_TYPES:  # gpuad.Tensor([1, 2]) is float32, like torch.Tensor
+        if type(data) not in backend.ARRAY_TYPES:  # Tensor([1, 2]) is float32, like torch.Tensor
             data = backend.asarray(data, backend.DEFAULT_FLOAT)
         self.array = data
         self.grad = None
@@ -149,6 +151,26 @@ class Tensor(MovesWithTo):
     def type_as(self, other):
         return self.to(other.dtype)
 
+    def type(self, dtype=None):
+        """The type name ('gpuad.FloatTensor', like torch's) without a dtype; else a cast."""
+        if dtype is None:
+            return f"gpuad.{_TYPE_NAMES.get(self.dtype.name, self.dtype.name)}Tensor"
+        return self.to(dtype)
+
+    is_cpu = property(lambda self: self.device.type == "cpu")
+
+    def __format__(self, spec):
+        """format(t, '+.2f') for a 0-d tensor formats its value, as in torch."""
+        if self.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __getattr__(self, name):  # only reached when the name does not exist
+        if name.startswith("_"):
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        raise AttributeError(f"'Tensor' object has no attribute {name!r}: gpuad's Tensor does "
+                             f"not have torch.Tensor.{name}")
+
     def numpy(self, force=False):
         """The numpy array itself, sharing memory (writes show through both), for a CPU tensor that
         needs no grad, as in PyTorch; force=True allows any tensor and may copy (detach, cpu)."""
@@ -170,15 +192,16 @@ class Tensor(MovesWithTo):
             raise BufferError("__dlpack__: Can't export tensors that require gradient, use "
                               "tensor.detach()")
         given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
-        return backend.dlpack.to_dlpack(self.array, **{k: v for k, v in given.items() if v is not None})
+        given = {k: v for k, v in given.items() if v is not None}
+        return backend.dlpack.to_dlpack(self.array, **given)
 
     def __dlpack_device__(self):
         return backend.dlpack.dlpack_device(self.array)
 
     def item(self):
         if self.array.size != 1:
-            raise RuntimeError(f"item: only one-element tensors can be converted to Python scalars, "
-                               f"but this one has shape {self.shape}")
+            raise RuntimeError(f"item: only one-element tensors can be converted to Python "
+                               f"scalars, but this one has shape {self.shape}")
         return self.array.item()
 
     def tolist(self):
@@ -222,7 +245,8 @@ class Tensor(MovesWithTo):
             self._retains_grad = True
 
     def register_hook(self, hook):
-        """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces it."""
+        """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces
+        it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't "
                                "require gradient")
@@ -293,7 +317,8 @@ class Tensor(MovesWithTo):
         self._inplace("__setitem__", lambda a, v: a.__setitem__(index, v), value)
 
     def add_(self, other, alpha=1):
-        return self._inplace("add_", _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha), other)
+        write = _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha)
+        return self._inplace("add_", write, other)
 
     def sub_(self, other):
         return self._inplace("sub_", _isub, other)
@@ -303,6 +328,43 @@ class Tensor(MovesWithTo):
 
     def div_(self, other):
         return self._inplace("div_", _itruediv, other)
+
+    # ---- random in-place fills (PyTorch breadth) ----
+    def _fill_random(self, name, *args, generator=None):
+        from . import creation  # creation imports this module, so look it up when first used
+        return creation.fill_random(self, name, *args, generator=generator)
+
+    def normal_(self, mean=0, std=1, *, generator=None):
+        return self._fill_random("normal_", mean, std, generator=generator)
+
+    def uniform_(self, from_=0, to=1, *, generator=None):
+        return self._fill_random("uniform_", from_, to, generator=generator)
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        return self._fill_random("bernoulli_", p, generator=generator)
+
+    def exponential_(self, lambd=1, *, generator=None):
+        return self._fill_random("exponential_", lambd, generator=generator)
+
+    def cauchy_(self, median=0, sigma=1, *, generator=None):
+        return self._fill_random("cauchy_", median, sigma, generator=generator)
+
+    def log_normal_(self, mean=1, std=2, *, generator=None):
+        return self._fill_random("log_normal_", mean, std, generator=generator)
+
+    def geometric_(self, p, *, generator=None):
+        return self._fill_random("geometric_", p, generator=generator)
+
+    def random_(self, from_=0, to=None, *, generator=None):
+        return self._fill_random("random_", from_, to, generator=generator)
+
+    def bernoulli(self, p=None, *, generator=None):
+        from . import creation
+        return creation.bernoulli(self, p, generator=generator)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        from . import creation
+        return creation.multinomial(self, num_samples, replacement, generator=generator)
 
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
@@ -328,16 +390,28 @@ class Tensor(MovesWithTo):
     def __le__(self, o): return ops.le(self, o)
     def __gt__(self, o): return ops.gt(self, o)
     def __ge__(self, o): return ops.ge(self, o)
-    def __and__(self, o): return ops.logical_and(self, o)
-    def __or__(self, o): return ops.logical_or(self, o)
-    def __invert__(self): return ops.logical_not(self)
+    def __and__(self, o): return ops.bitwise_and(self, o)
+    def __or__(self, o): return ops.bitwise_or(self, o)
+    def __invert__(self): return ops.bitwise_not(self)
+    def __rand__(self, o): return ops.bitwise_and(o, self)
+    def __ror__(self, o): return ops.bitwise_or(o, self)
+    def __xor__(self, o): return ops.bitwise_xor(self, o)
+    def __rxor__(self, o): return ops.bitwise_xor(o, self)
+    def __lshift__(self, o): return ops.bitwise_left_shift(self, o)
+    def __rlshift__(self, o): return ops.bitwise_left_shift(o, self)
+    def __rshift__(self, o): return ops.bitwise_right_shift(self, o)
+    def __rrshift__(self, o): return ops.bitwise_right_shift(o, self)
+    def __mod__(self, o): return ops.remainder(self, o)
+    def __rmod__(self, o): return ops.remainder(o, self)
+    def __floordiv__(self, o): return ops.floor_divide(self, o)
+    def __rfloordiv__(self, o): return ops.floor_divide(o, self)
     def __getitem__(self, index): return ops.getitem(self, index)
 
     # ---- methods (PyTorch names) ---------------------------------------------------------------
     def add(self, o): return ops.add(self, o)
     def sub(self, o): return ops.sub(self, o)
     def mul(self, o): return ops.mul(self, o)
-    def div(self, o): return ops.div(self, o)
+    def div(self, o, rounding_mode=None): return ops.div(self, o, rounding_mode=rounding_mode)
     def pow(self, o): return ops.pow(self, o)
     def neg(self): return ops.neg(self)
     def exp(self): return ops.exp(self)
@@ -357,6 +431,160 @@ class Tensor(MovesWithTo):
     def sigmoid(self): return ops.sigmoid(self)
     def relu(self): return ops.relu(self)
     def erf(self): return ops.erf(self)
+    # ---- pointwise, comparison and bitwise (PyTorch breadth) ----
+    def _inplace_result(self, name, result): return self._inplace(name, _assign_result, result)
+    def acos(self): return ops.acos(self)
+    def asin(self): return ops.asin(self)
+    def atan(self): return ops.atan(self)
+    def arccos(self): return ops.acos(self)
+    def arcsin(self): return ops.asin(self)
+    def arctan(self): return ops.atan(self)
+    def atan2(self, o): return ops.atan2(self, o)
+    def arctan2(self, o): return ops.atan2(self, o)
+    def sinh(self): return ops.sinh(self)
+    def cosh(self): return ops.cosh(self)
+    def asinh(self): return ops.asinh(self)
+    def acosh(self): return ops.acosh(self)
+    def atanh(self): return ops.atanh(self)
+    def arcsinh(self): return ops.asinh(self)
+    def arccosh(self): return ops.acosh(self)
+    def arctanh(self): return ops.atanh(self)
+    def floor(self): return ops.floor(self)
+    def ceil(self): return ops.ceil(self)
+    def round(self, decimals=0): return ops.round(self, decimals=decimals)
+    def trunc(self): return ops.trunc(self)
+    def fix(self): return ops.trunc(self)
+    def frac(self): return ops.frac(self)
+    def sgn(self): return ops.sign(self)
+    def log2(self): return ops.log2(self)
+    def log10(self): return ops.log10(self)
+    def exp2(self): return ops.exp2(self)
+    def logaddexp(self, o): return ops.logaddexp(self, o)
+    def logaddexp2(self, o): return ops.logaddexp2(self, o)
+    def xlogy(self, o): return ops.xlogy(self, o)
+    def hypot(self, o): return ops.hypot(self, o)
+    def copysign(self, o): return ops.copysign(self, o)
+    def fmod(self, o): return ops.fmod(self, o)
+    def remainder(self, o): return ops.remainder(self, o)
+    def floor_divide(self, o): return ops.floor_divide(self, o)
+    def true_divide(self, o): return ops.div(self, o)
+    def lerp(self, end, weight): return ops.lerp(self, end, weight)
+    def addcmul(self, t1, t2, value=1): return ops.addcmul(self, t1, t2, value=value)
+    def addcdiv(self, t1, t2, value=1): return ops.addcdiv(self, t1, t2, value=value)
+    def clamp_min(self, min): return ops.clamp(self, min=min)
+    def clamp_max(self, max): return ops.clamp(self, max=max)
+    def heaviside(self, values): return ops.heaviside(self, values)
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return ops.nan_to_num(self, nan=nan, posinf=posinf, neginf=neginf)
+    def erfc(self): return ops.erfc(self)
+    def erfinv(self): return ops.erfinv(self)
+    def lgamma(self): return ops.lgamma(self)
+    def digamma(self): return ops.digamma(self)
+    def polygamma(self, n): return ops.polygamma(n, self)
+    def sinc(self): return ops.sinc(self)
+    def logit(self, eps=None): return ops.logit(self, eps=eps)
+    def deg2rad(self): return ops.deg2rad(self)
+    def rad2deg(self): return ops.rad2deg(self)
+    def eq(self, o): return ops.eq(self, o)
+    def ne(self, o): return ops.ne(self, o)
+    def lt(self, o): return ops.lt(self, o)
+    def le(self, o): return ops.le(self, o)
+    def gt(self, o): return ops.gt(self, o)
+    def ge(self, o): return ops.ge(self, o)
+    def not_equal(self, o): return ops.ne(self, o)
+    def less(self, o): return ops.lt(self, o)
+    def less_equal(self, o): return ops.le(self, o)
+    def greater(self, o): return ops.gt(self, o)
+    def greater_equal(self, o): return ops.ge(self, o)
+    def isclose(self, o, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.isclose(self, o, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    def allclose(self, o, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.allclose(self, o, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    def equal(self, o): return ops.equal(self, o)
+    def fmax(self, o): return ops.fmax(self, o)
+    def fmin(self, o): return ops.fmin(self, o)
+    def logical_and(self, o): return ops.logical_and(self, o)
+    def logical_or(self, o): return ops.logical_or(self, o)
+    def logical_xor(self, o): return ops.logical_xor(self, o)
+    def logical_not(self): return ops.logical_not(self)
+    def bitwise_and(self, o): return ops.bitwise_and(self, o)
+    def bitwise_or(self, o): return ops.bitwise_or(self, o)
+    def bitwise_xor(self, o): return ops.bitwise_xor(self, o)
+    def bitwise_not(self): return ops.bitwise_not(self)
+    def bitwise_left_shift(self, o): return ops.bitwise_left_shift(self, o)
+    def bitwise_right_shift(self, o): return ops.bitwise_right_shift(self, o)
+    # in place (out of place, then written back: refused where the result would need a cast
+    # torch refuses, such as float into an integer tensor)
+    def acos_(self): return self._inplace_result("acos_", ops.acos(self))
+    def asin_(self): return self._inplace_result("asin_", ops.asin(self))
+    def atan_(self): return self._inplace_result("atan_", ops.atan(self))
+    def atan2_(self, o): return self._inplace_result("atan2_", ops.atan2(self, o))
+    def arctan2_(self, o): return self._inplace_result("arctan2_", ops.atan2(self, o))
+    def sinh_(self): return self._inplace_result("sinh_", ops.sinh(self))
+    def cosh_(self): return self._inplace_result("cosh_", ops.cosh(self))
+    def asinh_(self): return self._inplace_result("asinh_", ops.asinh(self))
+    def acosh_(self): return self._inplace_result("acosh_", ops.acosh(self))
+    def atanh_(self): return self._inplace_result("atanh_", ops.atanh(self))
+    def floor_(self): return self._inplace_result("floor_", ops.floor(self))
+    def ceil_(self): return self._inplace_result("ceil_", ops.ceil(self))
+    def round_(self, decimals=0):
+        return self._inplace_result("round_", ops.round(self, decimals=decimals))
+    def trunc_(self): return self._inplace_result("trunc_", ops.trunc(self))
+    def frac_(self): return self._inplace_result("frac_", ops.frac(self))
+    def sign_(self): return self._inplace_result("sign_", ops.sign(self))
+    def sgn_(self): return self._inplace_result("sgn_", ops.sign(self))
+    def log2_(self): return self._inplace_result("log2_", ops.log2(self))
+    def log10_(self): return self._inplace_result("log10_", ops.log10(self))
+    def exp2_(self): return self._inplace_result("exp2_", ops.exp2(self))
+    def xlogy_(self, o): return self._inplace_result("xlogy_", ops.xlogy(self, o))
+    def hypot_(self, o): return self._inplace_result("hypot_", ops.hypot(self, o))
+    def copysign_(self, o): return self._inplace_result("copysign_", ops.copysign(self, o))
+    def fmod_(self, o): return self._inplace_result("fmod_", ops.fmod(self, o))
+    def remainder_(self, o): return self._inplace_result("remainder_", ops.remainder(self, o))
+    def floor_divide_(self, o):
+        return self._inplace_result("floor_divide_", ops.floor_divide(self, o))
+    def true_divide_(self, o): return self._inplace_result("true_divide_", ops.div(self, o))
+    def lerp_(self, end, weight): return self._inplace_result("lerp_", ops.lerp(self, end, weight))
+    def addcmul_(self, t1, t2, value=1):
+        return self._inplace_result("addcmul_", ops.addcmul(self, t1, t2, value=value))
+    def addcdiv_(self, t1, t2, value=1):
+        return self._inplace_result("addcdiv_", ops.addcdiv(self, t1, t2, value=value))
+    def clamp_(self, min=None, max=None):
+        return self._inplace_result("clamp_", ops.clamp(self, min=min, max=max))
+    def clamp_min_(self, min): return self._inplace_result("clamp_min_", ops.clamp(self, min=min))
+    def clamp_max_(self, max): return self._inplace_result("clamp_max_", ops.clamp(self, max=max))
+    def heaviside_(self, values):
+        return self._inplace_result("heaviside_", ops.heaviside(self, values))
+    def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
+        return self._inplace_result("nan_to_num_", ops.nan_to_num(self, nan=nan, posinf=posinf,
+                                                                  neginf=neginf))
+    def erfc_(self): return self._inplace_result("erfc_", ops.erfc(self))
+    def erfinv_(self): return self._inplace_result("erfinv_", ops.erfinv(self))
+    def lgamma_(self): return self._inplace_result("lgamma_", ops.lgamma(self))
+    def digamma_(self): return self._inplace_result("digamma_", ops.digamma(self))
+    def polygamma_(self, n): return self._inplace_result("polygamma_", ops.polygamma(n, self))
+    def sinc_(self): return self._inplace_result("sinc_", ops.sinc(self))
+    def logit_(self, eps=None): return self._inplace_result("logit_", ops.logit(self, eps=eps))
+    def deg2rad_(self): return self._inplace_result("deg2rad_", ops.deg2rad(self))
+    def rad2deg_(self): return self._inplace_result("rad2deg_", ops.rad2deg(self))
+    def eq_(self, o): return self._inplace_result("eq_", ops.eq(self, o))
+    def ne_(self, o): return self._inplace_result("ne_", ops.ne(self, o))
+    def lt_(self, o): return self._inplace_result("lt_", ops.lt(self, o))
+    def le_(self, o): return self._inplace_result("le_", ops.le(self, o))
+    def gt_(self, o): return self._inplace_result("gt_", ops.gt(self, o))
+    def ge_(self, o): return self._inplace_result("ge_", ops.ge(self, o))
+    def logical_and_(self, o): return self._inplace_result("logical_and_", ops.logical_and(self, o))
+    def logical_or_(self, o): return self._inplace_result("logical_or_", ops.logical_or(self, o))
+    def logical_xor_(self, o): return self._inplace_result("logical_xor_", ops.logical_xor(self, o))
+    def logical_not_(self): return self._inplace_result("logical_not_", ops.logical_not(self))
+    def bitwise_and_(self, o): return self._inplace_result("bitwise_and_", ops.bitwise_and(self, o))
+    def bitwise_or_(self, o): return self._inplace_result("bitwise_or_", ops.bitwise_or(self, o))
+    def bitwise_xor_(self, o): return self._inplace_result("bitwise_xor_", ops.bitwise_xor(self, o))
+    def bitwise_not_(self): return self._inplace_result("bitwise_not_", ops.bitwise_not(self))
+    def bitwise_left_shift_(self, o):
+        return self._inplace_result("bitwise_left_shift_", ops.bitwise_left_shift(self, o))
+    def bitwise_right_shift_(self, o):
+        return self._inplace_result("bitwise_right_shift_", ops.bitwise_right_shift(self, o))
     def clamp(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
     def clip(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
     def maximum(self, o): return ops.maximum(self, o)
@@ -382,6 +610,36 @@ class Tensor(MovesWithTo):
     def cumsum(self, dim, dtype=None): return ops.cumsum(self, dim, dtype=dtype)
     def any(self, *a, **k): return ops.any(self, *a, **k)
     def all(self, *a, **k): return ops.all(self, *a, **k)
+    # ---- reductions, scans and sorting (PyTorch breadth) ----
+    def nansum(self, *a, **k): return ops.nansum(self, *a, **k)
+    def nanmean(self, *a, **k): return ops.nanmean(self, *a, **k)
+    def count_nonzero(self, dim=None): return ops.count_nonzero(self, dim=dim)
+    def aminmax(self, *, dim=None, keepdim=False):
+        return ops.aminmax(self, dim=dim, keepdim=keepdim)
+    def cumprod(self, dim, dtype=None): return ops.cumprod(self, dim, dtype=dtype)
+    def cummax(self, dim): return ops.cummax(self, dim)
+    def cummin(self, dim): return ops.cummin(self, dim)
+    def logcumsumexp(self, dim): return ops.logcumsumexp(self, dim)
+    def sort(self, dim=-1, descending=False, *, stable=False):
+        return ops.sort(self, dim, descending, stable=stable)
+    def argsort(self, dim=-1, descending=False, *, stable=False):
+        return ops.argsort(self, dim=dim, descending=descending, stable=stable)
+    def topk(self, k, dim=None, largest=True, sorted=True):
+        return ops.topk(self, k, dim, largest, sorted)
+    def kthvalue(self, k, dim=None, keepdim=False): return ops.kthvalue(self, k, dim, keepdim)
+    def median(self, dim=None, keepdim=False): return ops.median(self, dim, keepdim)
+    def nanmedian(self, dim=None, keepdim=False): return ops.nanmedian(self, dim, keepdim)
+    def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        return ops.quantile(self, q, dim, keepdim, interpolation=interpolation)
+    def nanquantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        return ops.nanquantile(self, q, dim, keepdim, interpolation=interpolation)
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        return ops.unique(self, sorted, return_inverse, return_counts, dim)
+    def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
+        return ops.unique_consecutive(self, return_inverse, return_counts, dim)
+    def bincount(self, weights=None, minlength=0):
+        return ops.bincount(self, weights, minlength=minlength)
+    def histc(self, bins=100, min=0, max=0): return ops.histc(self, bins=bins, min=min, max=max)
     def reshape(self, *shape): return ops.reshape(self, _shape_arg(shape))
     def view(self, *shape): return ops.reshape(self, _shape_arg(shape))
     def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
@@ -396,7 +654,7 @@ class Tensor(MovesWithTo):
     def broadcast_to(self, shape): return ops.expand(self, tuple(shape))
     def repeat(self, *repeats): return ops.repeat(self, _shape_arg(repeats))
     def tile(self, *reps): return ops.tile(self, _shape_arg(reps))
-    def split(self, split_size_or_sections, dim=0): return ops.split(self, split_size_or_sections, dim)
+    def split(self, split_size, dim=0): return ops.split(self, split_size, dim)
     def chunk(self, chunks, dim=0): return ops.chunk(self, chunks, dim)
     def flip(self, *dims): return ops.flip(self, _shape_arg(dims))
     def gather(self, dim, index): return ops.gather(self, dim, index)
@@ -406,10 +664,45 @@ class Tensor(MovesWithTo):
     def matmul(self, o): return ops.matmul(self, o)
     def dot(self, o): return ops.dot(self, o)
     def outer(self, o): return ops.outer(self, o)
+    # ---- linear algebra (PyTorch breadth) ----
+    def t(self): return ops.t(self)
+    def mm(self, o): return ops.mm(self, o)
+    def bmm(self, o): return ops.bmm(self, o)
+    def mv(self, o): return ops.mv(self, o)
+    def addmm(self, *a, **k): return ops.addmm(self, *a, **k)
+    def addmv(self, *a, **k): return ops.addmv(self, *a, **k)
+    def baddbmm(self, *a, **k): return ops.baddbmm(self, *a, **k)
+    def addbmm(self, *a, **k): return ops.addbmm(self, *a, **k)
+    def kron(self, o): return ops.kron(self, o)
+    def cross(self, o, dim=None): return ops.cross(self, o, dim)
+    def det(self): return ops.det(self)
+    def logdet(self): return ops.logdet(self)
+    def slogdet(self): return ops.slogdet(self)
+    def inverse(self): return ops.inverse(self)
+    def cholesky(self, upper=False): return ops.cholesky(self, upper)
+    def qr(self, some=True): return ops.qr(self, some)
+    def svd(self, some=True, compute_uv=True): return ops.svd(self, some, compute_uv)
+    def pinverse(self, rcond=1e-15): return ops.pinverse(self, rcond)
+    def matrix_power(self, n): return ops.matrix_power(self, n)
+    def matrix_exp(self): return ops.matrix_exp(self)
     def contiguous(self): return self
 
 
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+               "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+               "bool": "Bool"}
+
+
 def _assign_all(a, v):
+    a[...] = v
+
+
+def _assign_result(a, v):
+    """Write an op's result back into a, as torch's in-place ops do: refused (TypeError) where
+    torch refuses the cast, from floating to integer or from non-bool to bool."""
+    if (v.dtype.kind in "fc" and a.dtype.kind in "iub") or (a.dtype.kind == "b" != v.dtype.kind):
+        raise TypeError(f"result type {v.dtype} can't be cast to the desired output type "
+                        f"{a.dtype}")
     a[...] = v
 
 

@@ -12,8 +12,8 @@ import tokenize
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gpuad"
-# the engine proper: backend, tensor and autograd (each a module or a package) and ops/__init__
-ENGINE = ("backend", "tensor", "autograd", "ops/__init__.py")
+# the engine proper: the backend seam, tensor, autograd and the op decorator (ops/__init__)
+ENGINE = ("backend/__init__.py", "tensor", "autograd", "ops/__init__.py")
 
 
 def code_lines(source):
@@ -21,8 +21,9 @@ def code_lines(source):
     docstrings = set()
     for node in ast.walk(ast.parse(source)):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                and isinstance(first.value.value, str):
             docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
     lines = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):

@@ -103,5 +103,5 @@ def test_loc_counts_gpuad_and_the_engine(capsys):
     *files, total, engine = capsys.readouterr().out.splitlines()
     assert "gpuad/tensor.py" in counts and "gpuad/ops/__init__.py" in counts
     assert int(total.split()[0]) == sum(counts.values()) and len(files) == len(counts)
-    assert engine.endswith("engine (backend, tensor, autograd, ops/__init__.py)")
+    assert engine.endswith("engine (backend/__init__.py, tensor, autograd, ops/__init__.py)")
     assert counts["gpuad/tensor.py"] < int(engine.split()[0]) < sum(counts.values())

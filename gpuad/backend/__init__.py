@@ -2,9 +2,10 @@
 
 The only package that imports cupy. Everything that differs between numpy and CuPy is a named
 function here or in one of this package's modules (random: generators; cuda: TF32, graph capture,
-memory, streams, NCCL; dlpack; special: special functions; kernels: the CUDA sources), so ops are
-written once against `xp_of(array)` and never branch on the backend. Device kinds beyond cpu and
-cuda (the strict test backend) register themselves here; the backend imports nothing of gpuad.
+memory, streams, NCCL; dlpack; linalg: singular-matrix errors; special: special functions;
+kernels: the CUDA sources), so ops are written once against `xp_of(array)` and never branch on the
+backend. Device kinds beyond cpu and cuda (the strict test backend) register themselves here; the
+backend imports nothing of gpuad.
 """
 import contextlib
 
@@ -15,8 +16,10 @@ try:  # importing gpuad must never fail because CuPy or a GPU is missing
 except Exception:  # ImportError, or a CuPy install whose CUDA libraries cannot load
     cupy = None
 
-float16, float32, float64 = numpy.dtype("float16"), numpy.dtype("float32"), numpy.dtype("float64")
-int8, int32, int64, uint8 = numpy.dtype("int8"), numpy.dtype("int32"), numpy.dtype("int64"), numpy.dtype("uint8")
+float16, float32, float64 = (numpy.dtype(n) for n in ("float16", "float32", "float64"))
+int8, int16, int32, int64 = (numpy.dtype(n) for n in ("int8", "int16", "int32", "int64"))
+uint8, uint16, uint32, uint64 = (numpy.dtype(n) for n in ("uint8", "uint16", "uint32", "uint64"))
+complex64, complex128 = numpy.dtype("complex64"), numpy.dtype("complex128")
 bool_ = numpy.dtype("bool")
 try:  # numpy has no bfloat16; ml_dtypes adds one, which CuPy can compute with
     import ml_dtypes
@@ -53,7 +56,8 @@ class Device:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __repr__(self):
-        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
 
     @property
     def xp(self):
@@ -76,7 +80,8 @@ def device(spec="cpu"):
     if spec is None:
         return CPU
     if not isinstance(spec, str):
-        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got {spec!r}")
+        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got "
+                        f"{spec!r}")
     kind, _, index = spec.strip().lower().partition(":")
     if kind == "cpu" and not index:
         return CPU
@@ -113,7 +118,8 @@ def require_cuda(dev):
         raise RuntimeError(f"{dev} was requested but CuPy sees no usable CUDA GPU; "
                            f"check `nvidia-smi`, or {CUDA_HELP}")
     if dev.index >= cuda_device_count():
-        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) exist")
+        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) "
+                           f"exist")
 
 
 # Hot path: one dict lookup from array type to module / device. CuPy registers its array type
@@ -245,4 +251,4 @@ def scatter_add(target, index, values):
 
 
 
-from . import cuda, dlpack, random, special  # noqa: E402,F401  (they build on the seam above)
+from . import cuda, dlpack, linalg, random, special  # noqa: E402,F401  (they build on the seam above)

@@ -16,6 +16,7 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noq
 from .normalization import GroupNorm, RMSNorm  # noqa: F401
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .summary import ModelSummary, summary  # noqa: F401
+from .. import deprecation
 # ---- layers of issue 15: convolution, pooling, padding, resampling, norms, dropout, ...
 from .conv import Conv1d, Conv3d, ConvTranspose1d, ConvTranspose3d  # noqa: F401
 from .distance import CosineSimilarity, PairwiseDistance  # noqa: F401
@@ -41,4 +42,4 @@ def __getattr__(name):
     if name == "packing":  # renamed; importing the alias warns
         import importlib
         return importlib.import_module("gpuad.nn.packing")
-    raise AttributeError(f"module 'gpuad.nn' has no attribute {name!r}")
+    raise deprecation.missing_name("gpuad.nn", name)

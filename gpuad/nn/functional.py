@@ -12,7 +12,7 @@ import warnings
 
 import numpy
 
-from .. import backend, creation, ops
+from .. import backend, creation, deprecation, ops
 from ..autograd import is_grad_enabled, no_grad
 from ..backend import xp_of
 from ..backend.kernels import fused
@@ -505,3 +505,7 @@ from .normalization import instance_norm, local_response_norm  # noqa: E402,F401
 from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: E402,F401
 from .sparse import embedding_bag  # noqa: E402,F401
 from .upsampling import affine_grid, grid_sample, interpolate  # noqa: E402,F401
+
+
+def __getattr__(name):
+    raise deprecation.missing_name("gpuad.nn.functional", name)
