@@ -311,10 +311,12 @@ CONV_CASES = [
     Case("_pool_scatter", gpuad.ops._pool_scatter, ref_pool_scatter,  # windows tile the input
          [((2, 3, 3, 2), (2, 3, 6, 4), (2, 3, 3, 2))], kwargs=[_TILED],
          make=_scatter_inputs(_TILED), diff=(0,)),
-    Case("_convolution", gpuad.ops._convolution, ref_conv2d_op, [((2, 3, 5, 4), (4, 3, 3, 2), (4,))],
+    Case("_convolution", gpuad.ops._convolution, ref_conv2d_op,
+         [((2, 3, 5, 4), (4, 3, 3, 2), (4,))],
          kwargs=[{"stride": (1, 1), "padding": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1},
                  {"stride": (2, 1), "padding": (1, 0, 2, 1), "dilation": (1, 2), "groups": 1}]),
-    Case("_convolution", gpuad.ops._convolution, ref_conv2d_op, [((2, 4, 7, 6), (6, 2, 3, 2), (6,))],
+    Case("_convolution", gpuad.ops._convolution, ref_conv2d_op,
+         [((2, 4, 7, 6), (6, 2, 3, 2), (6,))],
          kwargs=[{"stride": (2, 2), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 2}]),
     Case("conv_transpose2d", gpuad.conv_transpose2d, ref_conv_transpose2d,
          [((2, 4, 3, 3), (4, 3, 3, 2), (3,))],
@@ -471,7 +473,8 @@ def _adaptive_cells(x, d, output_size):
     size = _ntuple(output_size, d)
     size = tuple(n if s is None else s for s, n in zip(size, spatial))
     for pos in itertools.product(*map(range, size)):
-        axes = [range(i * n // s, math.ceil((i + 1) * n / s)) for i, n, s in zip(pos, spatial, size)]
+        axes = [range(i * n // s, math.ceil((i + 1) * n / s))
+                for i, n, s in zip(pos, spatial, size)]
         yield pos, list(itertools.product(*axes)), size
 
 
@@ -582,8 +585,9 @@ CONV_CASES += [
          kwargs=[{"kernel": (3,), "stride": (2,), "padding": (1, 1), "dilation": (1,)}],
          domain=DISTINCT, grad=False),
     Case("_adaptive_max_indices", gpuad.ops._adaptive_max_indices, _adaptive_max_indices_ref,
-         [((2, 3, 5, 4),)], grad=False, kwargs=[{"output_size": (3, 3)}, {"output_size": (2, 2)}], make=lambda rng, shapes: [
-             rng.integers(0, 3, shapes[0]).astype(float)]),  # ties: the row-major first maximum
+         [((2, 3, 5, 4),)], grad=False, kwargs=[{"output_size": (3, 3)}, {"output_size": (2, 2)}],
+         make=lambda rng, shapes: [  # ties: the row-major first maximum
+             rng.integers(0, 3, shapes[0]).astype(float)]),
     Case("_adaptive_max_indices", gpuad.ops._adaptive_max_indices, _adaptive_max_indices_ref,
          [((1, 2, 3, 4, 5),)], grad=False, kwargs=[{"output_size": (2, 3, 2)}],
          make=lambda rng, shapes: [rng.integers(0, 3, shapes[0]).astype(float)]),

@@ -91,12 +91,14 @@ class ReflectionPad1d(_PadNd):
 
 
 class ReflectionPad2d(_PadNd):
-    """Reflection padding of the last 2 dims of a 3-D or 4-D input, like torch.nn.ReflectionPad2d."""
+    """Reflection padding of the last 2 dims of a 3-D or 4-D input, like
+    torch.nn.ReflectionPad2d."""
     _d, _mode = 2, "reflect"
 
 
 class ReflectionPad3d(_PadNd):
-    """Reflection padding of the last 3 dims of a 4-D or 5-D input, like torch.nn.ReflectionPad3d."""
+    """Reflection padding of the last 3 dims of a 4-D or 5-D input, like
+    torch.nn.ReflectionPad3d."""
     _d, _mode = 3, "reflect"
 
 

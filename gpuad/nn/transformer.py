@@ -7,8 +7,12 @@ import copy
 
 from . import functional as F
 from . import init
-from .attention import (MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,
-                        generate_square_subsequent_mask)
+from .attention import (
+    MultiheadAttention,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    generate_square_subsequent_mask,
+)
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList
 

@@ -19,7 +19,6 @@ from . import linalg as _linalg
 from . import reduce as _reduce
 from . import shape as _shape
 
-
 # ---- geometry -----------------------------------------------------------------------------------
 TUPLES = {1: "a 1-tuple", 2: "a pair", 3: "a triple"}
 _LAYOUTS = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}

@@ -410,8 +410,8 @@ def _adaptive_max_indices(x, *, output_size):
         taken = xp.take(values, lookup, axis=axis).reshape(shape)
         pick = xp.expand_dims(taken.argmax(axis=axis + 1), axis + 1)
         values = xp.take_along_axis(taken, pick, axis=axis + 1).squeeze(axis + 1)
-        rows = backend.asarray(table.reshape((1,) * axis + table.shape + (1,) * (x.ndim - axis - 1)),
-                               backend.int64, device)
+        rows = table.reshape((1,) * axis + table.shape + (1,) * (x.ndim - axis - 1))
+        rows = backend.asarray(rows, backend.int64, device)
         chosen = xp.take_along_axis(xp.broadcast_to(rows, shape), pick, axis=axis + 1)
         chosen = chosen.squeeze(axis + 1) * inner
         if index is not None:
