@@ -175,6 +175,10 @@ LAYER_CASES = [
          kwargs=[{"p": 0.0}, {"training": False}]),
     Case("dropout2d", F.dropout2d, lambda x, p=0.5, training=True: x, [((2, 3, 2, 2),)],
          kwargs=[{"p": 0.0}, {"training": False}]),
+    Case("dropout3d", F.dropout3d, lambda x, p=0.5, training=True: x, [((2, 2, 2, 1, 2),)],
+         kwargs=[{"p": 0.0}, {"training": False}]),
     Case("alpha_dropout", F.alpha_dropout, lambda x, p=0.5, training=False: x, [((2, 3),)],
          kwargs=[{}, {"p": 0.0, "training": True}]),
+    Case("feature_alpha_dropout", F.feature_alpha_dropout, lambda x, p=0.5, training=False: x,
+         [((2, 3, 2),)], kwargs=[{}, {"p": 0.0, "training": True}]),
 ]

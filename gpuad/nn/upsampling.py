@@ -144,6 +144,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                                   f"{_LINEAR_DIMS[mode]}-D input")
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported by gpuad")
+    if mode not in ("nearest", "nearest-exact") and input.dtype.kind != "f":
+        raise TypeError(f"interpolate: mode {mode!r} needs a floating point input, got "
+                        f"{input.dtype}; convert it with .float()")
     if mode == "area" and size is None:
         recompute_scale_factor = True  # as torch: area pooling needs an explicit size
     sizes, scales = _sizes(input, size, scale_factor, recompute_scale_factor)
@@ -274,6 +277,9 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         raise ValueError(f"grid_sample: expected padding_mode to be 'zeros', 'border', or "
                          f"'reflection', but got {padding_mode!r}")
     align_corners = _default_align_corners("grid_sample", align_corners)
+    if input.dtype.kind != "f" or grid.dtype != input.dtype:
+        raise TypeError(f"grid_sample: input and grid must share a floating point dtype, got "
+                        f"{input.dtype} and {grid.dtype}")
     if input.ndim == 5:
         raise NotImplementedError("grid_sample: 5-D (volumetric) inputs are not supported by "
                                   "gpuad; sample each depth slice with a 4-D grid")
