@@ -196,10 +196,17 @@ def test_pools_with_ties_and_nan_pick_torchs_indices(device):
         (y, i), (ty, ti) = ours(gpuad.tensor(x, device=device)), theirs(torch.tensor(x))
         np.testing.assert_array_equal(_np(y), ty.numpy())
         np.testing.assert_array_equal(_np(i), ti.numpy())
-    x[0, 1, 2, 3] = np.nan
+    x[0, 1, 2, 3] = x[0, 1, 2, 1] = x[1, 0, 4, 4] = np.nan  # torch takes a window's last NaN
     _, i = gpuad.max_pool1d(gpuad.tensor(x[0], device=device), 3, return_indices=True)
     _, ti = torch.nn.functional.max_pool1d(torch.tensor(x[0]), 3, return_indices=True)
     np.testing.assert_array_equal(_np(i), ti.numpy())
+    x = gpuad.tensor(x, device=device, requires_grad=True)
+    y, i = gpuad.adaptive_max_pool2d(x, (2, 3), True)
+    tx = torch.tensor(_np(x), requires_grad=True)
+    ty, ti = torch.nn.functional.adaptive_max_pool2d(tx, (2, 3), True)
+    np.testing.assert_array_equal(_np(i), ti.numpy())
+    y.sum().backward(), ty.sum().backward()
+    np.testing.assert_array_equal(_np(x.grad), tx.grad.numpy())  # NaN windows included
 
 
 def test_pool_errors():

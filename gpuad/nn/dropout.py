@@ -46,12 +46,13 @@ def _feature_dropout_nd(name, input, p, training, d):
         warnings.warn(f"{name}: received a {input.ndim}-D input; {name} drops whole channels of "
                       f"{d + 1}-D or {d + 2}-D inputs (use dropout for others), as torch warns",
                       UserWarning, stacklevel=3)
-    if d == 2 and input.ndim == 3:  # torch keeps its historical (N, C, L) reading here
-        warnings.warn("dropout2d: received a 3-D input; like torch, it is read as (N, C, L) and "
-                      "whole channels of it are dropped (dropout1d behaviour); use dropout1d",
-                      UserWarning, stacklevel=3)
+    if d == 2:  # torch reads every input as batched here, a 3-D one as (N, C, L)
+        if input.ndim == 3:
+            warnings.warn("dropout2d: received a 3-D input; like torch, it is read as (N, C, L) "
+                          "and whole channels of it are dropped (dropout1d behaviour); use "
+                          "dropout1d", UserWarning, stacklevel=3)
         return _feature_dropout(input, p, training)
-    if input.ndim == d + 1:
+    if input.ndim != d + 2:  # as torch, anything but (N, C, *spatial) counts as unbatched
         return _feature_dropout(input.unsqueeze(0), p, training).squeeze(0)
     return _feature_dropout(input, p, training)
 

@@ -1,10 +1,12 @@
 """pixel_shuffle and pixel_unshuffle (functional and Modules), like torch: channels traded for
 spatial resolution by one reshape, permute and reshape, so gradients are exact to any order."""
+import numbers
+
 from .module import Module
 
 
 def _check(name, input, factor, what):
-    if not isinstance(factor, int) or factor <= 0:
+    if not isinstance(factor, numbers.Integral) or factor <= 0:
         raise ValueError(f"{name}: expects a positive {what}, but got {factor!r}")
     if input.ndim < 3:
         raise ValueError(f"{name}: expects input to have at least 3 dimensions (*, C, H, W), but "

@@ -396,9 +396,9 @@ def _index_table(n, size):
 @primitive(name="_adaptive_max_indices")
 def _adaptive_max_indices(x, *, output_size):
     """int64 (N, C, *output_size): for each of torch's adaptive windows of x (N, C, *spatial), the
-    flat index into the spatial dims of its first maximum in row-major order (a NaN counts as the
-    maximum). Max is separable: the last dim is reduced first, then each earlier one, which finds
-    the row-major first maximum. No gradient."""
+    flat index into the spatial dims of its first maximum in row-major order (of its last NaN, if
+    it holds one, as torch). Max is separable: the last dim is reduced first, then each earlier
+    one, which finds the row-major first maximum (and last NaN). No gradient."""
     xp, device = xp_of(x), backend.device_of(x)
     values, index, inner = x, None, 1
     for axis in reversed(range(2, x.ndim)):
@@ -408,7 +408,10 @@ def _adaptive_max_indices(x, *, output_size):
         lookup = backend.asarray(table.reshape(-1), backend.int64, device)
         shape = values.shape[:axis] + (size, width) + values.shape[axis + 1:]
         taken = xp.take(values, lookup, axis=axis).reshape(shape)
-        pick = xp.expand_dims(taken.argmax(axis=axis + 1), axis + 1)
+        nan = xp.isnan(taken)  # torch takes a window's last NaN
+        last_nan = width - 1 - xp.flip(nan, axis=axis + 1).argmax(axis=axis + 1)
+        pick = xp.where(nan.any(axis=axis + 1), last_nan, taken.argmax(axis=axis + 1))
+        pick = xp.expand_dims(pick, axis + 1)
         values = xp.take_along_axis(taken, pick, axis=axis + 1).squeeze(axis + 1)
         rows = table.reshape((1,) * axis + table.shape + (1,) * (x.ndim - axis - 1))
         rows = backend.asarray(rows, backend.int64, device)
