@@ -18,6 +18,7 @@ from .. import backend
 from ..backend import xp_of
 from ..tensor import Tensor
 from . import conv as _conv
+from . import indexing as _indexing
 from . import linalg as _linalg
 from . import primitive, public
 from . import reduce as _reduce
@@ -429,8 +430,8 @@ def _adaptive_max(op, d, input, output_size, return_indices):
     size = _adaptive_size(op, x.shape, output_size, d)
     n, c = x.shape[:2]
     index = _adaptive_max_indices(x.detach(), output_size=size)
-    flat = _shape._gather(_shape.reshape(x, shape=(n, c, -1)),
-                          _shape.reshape(index, shape=(n, c, -1)), dim=2)
+    flat = _indexing._gather(_shape.reshape(x, shape=(n, c, -1)),
+                             _shape.reshape(index, shape=(n, c, -1)), dim=2)
     y = unbatched(_shape.reshape(flat, shape=(n, c) + size), was_unbatched)
     return (y, unbatched(index, was_unbatched)) if return_indices else y
 
