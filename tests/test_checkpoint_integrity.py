@@ -21,8 +21,7 @@ import safetensors.numpy
 
 import gpuad
 import gpuad.nn.functional as F
-from gpuad import nn, optim
-from gpuad import serialization
+from gpuad import nn, optim, serialization
 from gpuad.serialization import load, save
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
