@@ -1,4 +1,5 @@
-"""Mixed precision, torch.amp's shape: `autocast` picks a dtype per op, `GradScaler` scales the loss.
+"""Mixed precision, torch.amp's shape: `autocast` picks a dtype per op, `GradScaler` scales the
+loss.
 
 Inside `with gpuad.autocast("cuda"):` the ops declared `@primitive(autocast="lower")` (the matrix
 products: matmul, linear, conv, einsum) cast their floating inputs to float16 (or bfloat16 where
@@ -47,7 +48,8 @@ _CASTABLE = {backend.float32, backend.float16} | (
 
 def _cast_inputs(name, policy, args):
     """The ops' interceptor while some thread autocasts: under this thread's autocast, the
-    floating Tensors of an op declared autocast="lower" or "float32" cast to the dtype it runs in."""
+    floating Tensors of an op declared autocast="lower" or "float32" cast to the dtype it runs
+    in."""
     state = _state
     if policy is None or not state.policies or autograd.is_in_backward():
         return args

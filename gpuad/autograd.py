@@ -1,8 +1,9 @@
 """The tape: Nodes recorded by ops, grad modes, and the one reverse walk that applies their rules.
 
-Sits between tensor.py and ops/: ops record a Node on each output that needs a gradient; backward()
-and grad() walk those Nodes once, in reverse topological order, without recursion. This module
-knows no op by name and no backend.
+Sits just above the backend and below tensor.py and ops/: ops record a Node on each output that
+needs a gradient; backward() and grad() walk those Nodes once, newest first, without recursion. It
+imports only the backend seam (to make seed gradients and check values), knows no op by name, and
+handles tensors by their attributes (array, _node, grad), never by importing Tensor.
 """
 import contextlib
 import functools
@@ -155,8 +156,8 @@ def is_debug_enabled():
 def user_site():
     """'file:line' of the innermost caller outside the gpuad package (where a user called an op)."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)).startswith(
-            _PACKAGE_DIR):
+    while frame is not None and os.path.dirname(
+            os.path.abspath(frame.f_code.co_filename)).startswith(_PACKAGE_DIR):
         frame = frame.f_back
     return "<unknown>" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
@@ -200,9 +201,10 @@ def _check_saved(t, node):
     """Raise if the node was freed or a tensor it saved changed since (see INPLACE_CLOCK)."""
     if node.inputs is None:
         raise RuntimeError(
-            f"backward: trying to backward through the graph a second time (through '{node.name}'): "
-            "its saved tensors were freed by the first backward. Pass retain_graph=True to the first "
-            "backward() or grad() call if you need to backward through it again.")
+            f"backward: trying to backward through the graph a second time (through "
+            f"'{node.name}'): its saved tensors were freed by the first backward. Pass "
+            "retain_graph=True to the first backward() or grad() call if you need to backward "
+            "through it again.")
     if t._version > node.clock or any(getattr(x, "_version", 0) > node.clock for x in node.inputs):
         raise RuntimeError(
             f"backward: a tensor saved by '{node.name}' was modified in place after it was used "
@@ -244,11 +246,19 @@ def _leading_to(order, wanted):
     runs a rule, fires a hook or is freed."""
     leads, run = set(wanted), set()
     for t in reversed(order):  # producers first, so every input's answer is known
-        # a freed node may have led to an input: visit it, so the walk says it was freed
-        if t._node.inputs is None or any(id(x) in leads for x in t._node.inputs):
+        # a freed node may have led to an input: visit it, so the walk says it was freed; so
+        # may one whose input an in-place write has since given a newer node: the walk refuses it
+        if (t._node.inputs is None or any(id(x) in leads for x in t._node.inputs)
+                or _rebound(t._node)):
             run.add(id(t))
             leads.add(id(t))
     return [t for t in order if id(t) in leads], run
+
+
+def _rebound(node):
+    """Whether an input of node has a newer node than node itself: a recorded in-place write
+    (x[i] = v) gave it one, so node's edge no longer leads to the value it used."""
+    return any(getattr(getattr(x, "_node", None), "seq", -1) > node.seq for x in node.inputs)
 
 
 def _accumulate(pending, x, g):

@@ -35,7 +35,8 @@ def graph(step, device="cuda"):
 
 
 def _cuda_device(device):
-    """None (the current GPU), an index, 'cuda:N' or a Device, as torch.cuda's functions take them."""
+    """None (the current GPU), an index, 'cuda:N' or a Device, as torch.cuda's functions take
+    them."""
     return f"cuda:{device}" if isinstance(device, int) else device
 
 

@@ -1,11 +1,13 @@
 """Checkpoints: gpuad.save / gpuad.load of nested containers of Tensors, arrays and Python values.
 
 One safetensors file: every array (copied to the host) is a named entry, and the structure is a JSON
-manifest in the file's metadata. Loading never unpickles anything; saving is atomic (temp file,
-fsync, os.replace), so a crash mid-save leaves the previous checkpoint intact (plus, at worst, a
-hidden temp file, which remove_stale_temp_files clears). The manifest records the CRC-32, dtype and
-shape of every array, and the metadata the CRC-32 of the manifest, so damage done to the file after
-it was written (bit flips, truncation, a zero-filled tail) is refused on load, never loaded.
+manifest in the file's metadata. Loading never unpickles anything; saving to a path is atomic (temp
+file, fsync, os.replace), so a crash mid-save leaves the previous checkpoint intact (plus, at worst,
+a hidden temp file, which remove_stale_temp_files clears). Binary file objects work too, as with
+torch.save/torch.load: the bytes are written to (or read from) them, and the caller owns them. The
+manifest records the CRC-32, dtype and shape of every array, and the metadata the CRC-32 of the
+manifest, so damage done to the file after it was written (bit flips, truncation, a zero-filled
+tail) is refused on load, never loaded.
 """
 import json
 import os
@@ -37,10 +39,13 @@ _MANIFEST_CRC = "gpuad.crc32"  # metadata key of the manifest's CRC-32 (decimal)
 _OVERLAP_BYTES = 1 << 24  # files with more data than this are checked on a helper thread
 
 
-def save(obj, path):
-    """Write `obj` to `path` atomically, like torch.save: dicts (keys str/int/float/bool/None, order
-    kept), lists, tuples, Tensors (requires_grad kept, .grad not), numpy/CuPy arrays and scalars,
-    and bool/int/float/str/None. The same Tensor or array reached twice is stored once."""
+def save(obj, f):
+    """Write `obj` to `f`, like torch.save: a path (written atomically) or a binary file object
+    (seekable or not; its bytes are written at its position). Checkpoints hold dicts (keys
+    str/int/float/bool/None, order kept), lists, tuples, Tensors (requires_grad kept, .grad not),
+    numpy/CuPy arrays and scalars, and bool/int/float/str/None; the same Tensor or array reached
+    twice is stored once. A model or optimizer is refused: save its state_dict()."""
+    target = _target("save", f, "write")
     arrays, seen = {}, {}
 
     def encode(value, where):
@@ -69,12 +74,23 @@ def save(obj, path):
         if isinstance(value, (list, tuple)):
             items = [encode(v, _join(where, i)) for i, v in enumerate(value)]
             return {"tuple" if isinstance(value, tuple) else "list": items}
+        if callable(getattr(value, "state_dict", None)):
+            name = type(value).__name__
+            raise TypeError(f"gpuad.save: {where or 'the root'} is a {name}; PyTorch pickles whole "
+                            f"modules and optimizers, gpuad never pickles. Save its state instead: "
+                            f"gpuad.save(obj.state_dict(), f), and restore it into a new {name} "
+                            f"with obj.load_state_dict(gpuad.load(f))")
         raise TypeError(f"gpuad.save: can't save {where or 'the root'} of type "
                         f"{type(value).__name__}; checkpoints hold dicts, lists, tuples, Tensors, "
                         f"arrays and bool/int/float/str/None")
 
-    root = encode(obj, "")
-    _atomic_write(os.fspath(path), _payload(root, arrays))
+    payload = _payload(encode(obj, ""), arrays)
+    if isinstance(target, str):
+        _atomic_write(target, payload)
+    else:
+        target.write(payload)
+        if hasattr(target, "flush"):
+            target.flush()
 
 
 def _payload(root, arrays):
@@ -91,19 +107,73 @@ def _crc32(array):
     return crc32(array.reshape(-1).view(numpy.uint8))  # the bytes that safetensors writes
 
 
-def load(path, device=None):
-    """Read a checkpoint written by gpuad.save, like torch.load(weights_only=True): Tensors land on
-    `device` (default cpu), arrays come back as numpy arrays. Anything else is refused, and so is a
-    checkpoint whose bytes no longer match the checksums it was saved with (a ValueError naming the
-    file and the first damaged array). A checkpoint saved before gpuad wrote checksums loads with a
+def _target(op, f, method):
+    """A path as a str, or the file object itself."""
+    if hasattr(f, method):
+        if isinstance(getattr(f, "mode", "b"), str) and "b" not in getattr(f, "mode", "b"):
+            raise TypeError(f"gpuad.{op}: the file object is open in text mode "
+                            f"({f.mode!r}); open it in binary mode ('{method[0]}b')")
+        return f
+    try:
+        return os.fspath(f)
+    except TypeError:
+        raise TypeError(f"gpuad.{op}: expected a path or a binary file object with .{method}(), "
+                        f"got {type(f).__name__}") from None
+
+
+def _load_device(map_location, device):
+    """torch.load's map_location as gpuad's device: a device, a device string, or a dict whose
+    targets all name one device. gpuad checkpoints record no source device (arrays are stored
+    from the host), so that one device is where every Tensor goes."""
+    if map_location is None:
+        return backend.device(device)
+    target = map_location
+    if isinstance(map_location, dict):
+        targets = {str(backend.device(str(v))) for v in map_location.values()}
+        if len(targets) != 1:
+            raise ValueError(f"gpuad.load: map_location={map_location!r} maps to several devices; "
+                             f"gpuad checkpoints record no source device, so pass the one "
+                             f"device every tensor should land on (map_location='cpu')")
+        target = targets.pop()
+    elif callable(map_location):
+        raise TypeError("gpuad.load: a callable map_location remaps torch storages, which gpuad "
+                        "checkpoints do not have; pass the device every tensor should land on "
+                        "(map_location='cpu' or 'cuda:0')")
+    target = target if isinstance(target, backend.Device) else backend.device(str(target))
+    if device is not None and backend.device(device) != target:
+        raise ValueError(f"gpuad.load: map_location={str(target)!r} and device={str(device)!r} "
+                         f"disagree; pass one of them")
+    return target
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None,
+         device=None):
+    """Read a checkpoint written by gpuad.save from a path or a binary file object, like
+    torch.load(weights_only=True): Tensors land on `device` (or map_location, torch's name for
+    it; default cpu), arrays come back as numpy arrays. Anything else is refused: nothing is ever
+    unpickled, whatever weights_only says (mmap is accepted; the file is read whole). So is a
+    checkpoint whose bytes no longer match the checksums it was saved with (a ValueError naming
+    the file and the first damaged array); one saved before gpuad wrote checksums loads with a
     warning that it cannot be verified."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        payload = f.read()
-    return _restore(path, payload, device)
+    if pickle_module is not None:
+        raise ValueError("gpuad.load: pickle_module is not supported; gpuad checkpoints are "
+                         "safetensors files and are never unpickled")
+    dev = _load_device(map_location, device)
+    source = _target("load", f, "read")
+    if isinstance(source, str):
+        path = source
+        with open(path, "rb") as file:
+            payload = file.read()
+    else:
+        path = getattr(source, "name", None) or "the file object"
+        payload = source.read()
+        if isinstance(payload, str):
+            raise TypeError("gpuad.load: the file object gave text; open it in binary mode ('rb')")
+        payload = bytes(payload)
+    return _restore(path, payload, dev)
 
 
-def _restore(path, payload, device):
+def _restore(path, payload, dev):
     """The object that a checkpoint's bytes hold, once they are checked against its checksums."""
     header, data = _header(path, payload)
     manifest, sums = _manifest(path, header)
@@ -123,7 +193,6 @@ def _restore(path, payload, device):
         if _le(arrays[name].dtype).str != dtype or list(arrays[name].shape) != shape:
             raise _damaged(path, f"array {name!r} is {arrays[name].dtype} {arrays[name].shape} "
                                  f"but was saved as {dtype} {shape}")
-    dev = backend.device(device)
     tensors = {}
 
     def decode(node):

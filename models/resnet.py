@@ -37,7 +37,8 @@ class ResNet(nn.Module):
                 blocks.append(BasicBlock(channels, width, stride=2 if i > 0 and j == 0 else 1))
                 channels = width
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(channels, num_classes))
 
     def forward(self, x):
         return self.head(self.blocks(self.stem(x)))

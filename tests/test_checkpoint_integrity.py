@@ -6,6 +6,7 @@ give back exactly the saved values. Checkpoints saved without checksums still lo
 
     PYTHONPATH=. python tests/test_checkpoint_integrity.py   # the checksums' cost, 100 MB load
 """
+import io
 import json
 import os
 import pathlib
@@ -141,6 +142,19 @@ def test_each_kind_of_damage_has_a_named_error(tmp_path):
         path.write_bytes(data)
         message = refused(path)
         assert reason in message, (what, message)
+
+
+def test_file_objects_are_checked_too(tmp_path):
+    buffer = io.BytesIO()
+    save(training_checkpoint(), buffer)
+    payload = bytearray(buffer.getvalue())
+    payload[-3] ^= 1
+    with pytest.raises(ValueError, match="the file object is a damaged gpuad checkpoint"):
+        load(io.BytesIO(bytes(payload)))
+    path = tmp_path / "ck"
+    path.write_bytes(payload)
+    with open(path, "rb") as f, pytest.raises(ValueError, match=f"{path} is a damaged"):
+        load(f)
 
 
 def test_checkpoints_saved_without_checksums_load_with_a_warning(tmp_path):

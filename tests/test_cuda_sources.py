@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import gpuad
-from gpuad import backend
 from gpuad.backend import kernels
 from test_fused import CASES, _make
 

@@ -165,10 +165,181 @@ def test_host_path(device):
         seen += host(x)[:, 0].astype(int).tolist()
     assert seen == order  # the same shuffling on both paths
     single = list(DataLoader(Plain(), batch_size=2))
-    assert isinstance(single[0], gpuad.Tensor) and single[0].dtype == gpuad.float32
+    # Python floats collate to float64, as torch's default_collate makes them
+    assert isinstance(single[0], gpuad.Tensor) and single[0].dtype == gpuad.float64
     assert [host(b).tolist() for b in single] == [[0, 1], [2, 3], [4]]
     with pytest.raises(NotImplementedError):
         len(Dataset())
+
+
+# ---- torch's DataLoader arguments: workers, collate_fn, generator, samplers ----------------------
+class Recording(Dataset):
+    """Host samples that note which thread and worker built them, and draw from gpuad's RNG."""
+
+    def __init__(self, n=23, delay=0.0):
+        self.n, self.delay, self.seen = n, delay, []
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if self.delay:
+            import time
+            time.sleep(self.delay)
+        info = gpuad.data.get_worker_info()
+        self.seen.append((i, threading.current_thread().name, None if info is None else info.id))
+        noise = gpuad.rand(1).item()
+        return np.full(2, i, dtype=np.float32), i, noise
+
+
+def _epoch(loader):
+    return [(host(x).tolist(), host(y).tolist()) for x, y, _ in loader]
+
+
+def test_every_torch_argument_is_accepted_and_workers_keep_the_order():
+    ds = Recording()
+    plain = _epoch(DataLoader(ds, batch_size=4, shuffle=True, seed=3))
+    inits = []
+    loader = DataLoader(ds, 4, True, None, None, 3, None, True, False, 10, inits.append, None,
+                        None, prefetch_factor=3, persistent_workers=False, pin_memory_device="",
+                        in_order=True, seed=3)
+    ds.seen.clear()
+    assert _epoch(loader) == plain  # threads fetch ahead; batches still come in order
+    assert sorted(inits) == [0, 1, 2]
+    threads = {name for _, name, _ in ds.seen}
+    assert len(threads) == 3 and all(name.startswith("gpuad-data-") for name in threads)
+    order = [i for _, labels in plain for i in labels]
+    for i, _, worker in ds.seen:  # batch b is built by worker b % 3, as torch deals them
+        assert worker == (order.index(i) // 4) % 3
+    assert gpuad.data.get_worker_info() is None  # not in a worker
+
+
+def test_worker_random_draws_repeat_and_differ_by_worker():
+    def noises():
+        gpuad.manual_seed(0)
+        return [host(n).tolist() for _, _, n in DataLoader(Recording(12), batch_size=2,
+                                                            num_workers=2)]
+    first = noises()
+    assert noises() == first
+    assert first[0] != first[1]  # worker 0 and worker 1 are seeded differently
+
+
+def test_persistent_workers_start_once():
+    inits = []
+    loader = DataLoader(Recording(8), batch_size=2, num_workers=2, persistent_workers=True,
+                        worker_init_fn=inits.append)
+    for _ in range(3):
+        assert len(list(loader)) == 4
+    assert sorted(inits) == [0, 1]
+    again = []
+    transient = DataLoader(Recording(8), batch_size=2, num_workers=2, worker_init_fn=again.append)
+    for _ in range(2):
+        list(transient)
+    assert sorted(again) == [0, 0, 1, 1]
+
+
+def test_worker_errors_and_timeout_reach_the_caller():
+    class Broken(Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            raise KeyError(f"sample {i} is missing")
+    with pytest.raises(KeyError, match="is missing"):
+        list(DataLoader(Broken(), num_workers=2))
+    with pytest.raises(RuntimeError, match="DataLoader timed out after 0.05 seconds"):
+        list(DataLoader(Recording(4, delay=0.5), num_workers=1, timeout=0.05))
+
+
+def test_collate_fn_is_honoured_on_both_paths(device):
+    def collate(samples):
+        return {"n": len(samples), "x": gpuad.stack([gpuad.tensor(s[0]) for s in samples])}
+    for ds in (Squares(), TensorDataset(*xy(7))):
+        batches = list(DataLoader(ds, batch_size=3, collate_fn=collate, device=device))
+        assert [b["n"] for b in batches] == [3, 3, 1]
+        assert all(b["x"].device == device for b in batches)
+
+
+def test_default_collate_matches_torch():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import default_collate as torch_collate
+
+    from gpuad.data import default_collate
+    Point = __import__("collections").namedtuple("Point", "x y")
+    samples = [{"image": np.ones((2, 2), np.float32) * i, "label": i, "weight": 0.5 * i,
+                "flag": bool(i % 2), "name": f"s{i}", "pair": (np.int64(i), [1.0, 2.0]),
+                "point": Point(np.float64(i), i)} for i in range(3)]
+    ours, theirs = default_collate(samples), torch_collate(samples)
+
+    def compare(a, b, where):
+        if isinstance(b, torch.Tensor):
+            assert tuple(a.shape) == tuple(b.shape), where
+            assert str(a.dtype) == str(b.dtype).removeprefix("torch."), where
+            np.testing.assert_array_equal(host(a), b.numpy(), err_msg=where)
+        elif isinstance(b, dict):
+            assert list(a) == list(b), where
+            for k in b:
+                compare(a[k], b[k], f"{where}.{k}")
+        elif isinstance(b, (list, tuple)):  # torch collates a tuple sample to a list
+            assert len(a) == len(b) and type(a).__name__ in (type(b).__name__, "tuple"), where
+            for i, (x, y) in enumerate(zip(a, b)):
+                compare(x, y, f"{where}[{i}]")
+        else:
+            assert a == b, where
+    compare(ours, theirs, "batch")
+    with pytest.raises(RuntimeError, match="equal size"):
+        default_collate([[1, 2], [1]])
+
+
+def test_a_gpuad_generator_drives_the_shuffle():
+    ds = TensorDataset(*xy(40))
+    g = gpuad.Generator()
+
+    def epoch():
+        return orders(DataLoader(ds, batch_size=8, shuffle=True, generator=g), 1)[0]
+    g.manual_seed(1)
+    first = epoch()
+    gpuad.manual_seed(99)  # the global generator plays no part
+    g.manual_seed(1)
+    assert epoch() == first and sorted(first) == list(range(40))
+    g.manual_seed(2)
+    assert epoch() != first
+    loader = DataLoader(ds, batch_size=8, shuffle=True, generator=g.manual_seed(1))
+    two = orders(loader, 2)
+    assert two[0] == first and two[1] != first  # torch's: each epoch draws on from the generator
+
+
+def test_batch_size_none_and_batch_sampler():
+    torch = pytest.importorskip("torch")
+    ours = list(DataLoader(Squares(), batch_size=None))
+    theirs = list(torch.utils.data.DataLoader(Squares(), batch_size=None))
+    assert len(ours) == len(theirs) == 7
+    assert isinstance(ours[2][0], gpuad.Tensor) and ours[2][1] == theirs[2][1] == 4
+    batches = [[0, 5], [6], [1, 2, 3]]
+    loader = DataLoader(Squares(), batch_sampler=batches)
+    assert len(loader) == 3
+    assert [host(y).tolist() for _, y in loader] == [[0, 25], [36], [1, 4, 9]]
+
+
+LOADER_ERRORS = [
+    ({"num_workers": -1}, "num_workers option should be non-negative"),
+    ({"timeout": -1}, "timeout option should be non-negative"),
+    ({"prefetch_factor": 2}, "prefetch_factor option could only be specified"),
+    ({"num_workers": 1, "prefetch_factor": -1}, "prefetch_factor option should be non-negative"),
+    ({"persistent_workers": True}, "persistent_workers option needs num_workers > 0"),
+    ({"batch_sampler": [[0]], "batch_size": 2}, "batch_sampler option is mutually exclusive"),
+    ({"batch_sampler": [[0]], "drop_last": True}, "batch_sampler option is mutually exclusive"),
+    ({"batch_size": None, "drop_last": True}, "mutually exclusive with drop_last"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", LOADER_ERRORS, ids=range(len(LOADER_ERRORS)))
+def test_loader_argument_errors_like_torch(kwargs, message):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=message):
+        DataLoader(Squares(), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        torch.utils.data.DataLoader(Squares(), **kwargs)
 
 
 # ---- MNIST: the real files -----------------------------------------------------------------------
@@ -192,7 +363,7 @@ def test_mnist_train(mnist_train):
     images, labels = ds.tensors
     assert len(ds) == 60000 and images.shape == (60000, 1, 28, 28) and labels.shape == (60000,)
     assert images.dtype == gpuad.float32 and labels.dtype == gpuad.int64
-    assert ds.array.dtype == gpuad.uint8 and ds.array.shape == (60000, 28, 28)
+    assert ds.data.dtype == gpuad.uint8 and ds.data.shape == (60000, 28, 28)
     assert ds.targets is labels and len(ds.classes) == 10
     assert host(labels)[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert np.bincount(host(labels)).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,

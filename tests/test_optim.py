@@ -546,6 +546,8 @@ def test_scheduler_errors_and_resume():
         S.LinearLR(opt, start_factor=0)
     with pytest.raises(ValueError, match="one milestone fewer"):
         S.SequentialLR(opt, [S.StepLR(opt, 1)], milestones=[2])
-    opt.param_groups[0]["initial_lr"] = 1.0
-    assert S.StepLR(opt, 2, gamma=0.5, last_epoch=3).get_last_lr() == [0.25]  # now at epoch 4
+    # resuming: the optimizer's state dict brings initial_lr and epoch 3's lr; the scheduler goes
+    # on from that lr (torch's chainable form), to epoch 4
+    opt.param_groups[0].update(initial_lr=1.0, lr=0.5)
+    assert S.StepLR(opt, 2, gamma=0.5, last_epoch=3).get_last_lr() == [0.25]
 

@@ -17,14 +17,16 @@ def test_quick_start_trains(capsys):
     exec(compile(code, "README.md", "exec"), namespace)
     printed = capsys.readouterr().out
     assert namespace["loss"].item() < 0.02
-    np.testing.assert_allclose(np.array(namespace["w"].tolist()).ravel(), [2.0, -1.0, 0.5], atol=0.05)
+    w = np.array(namespace["w"].tolist()).ravel()
+    np.testing.assert_allclose(w, [2.0, -1.0, 0.5], atol=0.05)
     assert printed.strip() in section  # the output the README shows is the output it gets
 
 
 def test_functional_section_prints_what_it_shows(capsys):
     text = README.read_text()
     section = text[text.index("## Functional autodiff"):]
-    code, shown = re.search(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", section, re.S).groups()
+    pattern = r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```"
+    code, shown = re.search(pattern, section, re.S).groups()
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out == shown
 
@@ -90,3 +92,12 @@ def test_bash_blocks_name_real_scripts_flags_and_extras(monkeypatch):
         else:
             raise AssertionError(f"README command {' '.join(words)!r}: teach this test to check it")
     assert {"train_mnist", "train_charlm"} <= seen
+
+
+def test_the_pytorch_names_table_is_current():
+    from test_scripts import load_script
+    text = README.read_text()
+    start = text.index("<!-- torch_names.py -->\n") + len("<!-- torch_names.py -->\n")
+    shown = text[start:text.index("\n<!-- /torch_names.py -->")]
+    assert shown == load_script("torch_names").table(), (
+        "the README's PyTorch names table is stale: paste `python scripts/torch_names.py` into it")

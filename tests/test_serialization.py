@@ -168,3 +168,84 @@ def test_refuses_foreign_safetensors_and_bad_manifests(tmp_path):
     dangling = '{"format": "gpuad.checkpoint", "version": 1, "root": {"tensor": "missing"}}'
     safetensors.numpy.save_file({"w": np.ones(2)}, path, metadata={"gpuad": dangling})
     refused(path, "corrupt gpuad manifest")
+
+
+# ---- file objects, whole modules, map_location (torch.save / torch.load's ways in) --------------
+class WriteOnly:
+    """A non-seekable binary sink (a pipe, a socket) that records what was written."""
+
+    def __init__(self):
+        self.chunks = []
+
+    def write(self, data):
+        self.chunks.append(bytes(data))
+        return len(data)
+
+
+def test_file_objects_round_trip(tmp_path, no_unpickling):
+    import io
+    obj = checkpoint()
+    buffer = io.BytesIO()
+    buffer.write(b"header")  # written at the file's position, like torch.save
+    save(obj, buffer)
+    buffer.seek(6)
+    same(load(buffer), obj)
+    sink = WriteOnly()
+    save(obj, sink)
+    same(load(io.BytesIO(b"".join(sink.chunks))), obj)
+    with open(tmp_path / "ck", "wb") as f:
+        save(obj, f)
+    with open(tmp_path / "ck", "rb") as f:
+        same(load(f), obj)
+    same(load(tmp_path / "ck"), obj)  # the same bytes as a path gives
+
+
+def test_file_object_errors(tmp_path):
+    import io
+    with open(tmp_path / "t.txt", "w") as f, pytest.raises(TypeError, match="binary mode"):
+        save({"a": 1}, f)
+    with pytest.raises(TypeError, match="binary mode"):
+        load(io.StringIO("text"))
+    with pytest.raises(TypeError, match="a path or a binary file object"):
+        save({"a": 1}, 42)
+    with pytest.raises(ValueError, match="the file object is not a gpuad checkpoint"):
+        load(io.BytesIO(b"\x80\x04junk-junk"))
+
+
+def test_a_whole_module_or_optimizer_is_refused_with_the_fix(tmp_path):
+    model = gpuad.nn.Linear(2, 3)
+    for obj, where, kind in ((model, "the root", "Linear"),
+                             ({"epoch": 1, "model": model}, "model", "Linear"),
+                             ([gpuad.optim.SGD(model.parameters(), lr=0.1)], "0", "SGD")):
+        with pytest.raises(TypeError, match=rf"{where} is a {kind}; PyTorch pickles whole "
+                                            rf"modules .*state_dict\(\)"):
+            save(obj, tmp_path / "m.ckpt")
+    assert not os.path.exists(tmp_path / "m.ckpt")
+    save(model.state_dict(), tmp_path / "m.ckpt")  # the fix the message gives works
+    fresh = gpuad.nn.Linear(2, 3)
+    fresh.load_state_dict(load(tmp_path / "m.ckpt"))
+    np.testing.assert_array_equal(fresh.weight.detach().numpy(), model.weight.detach().numpy())
+
+
+def test_map_location(tmp_path):
+    save({"w": gpuad.ones(2)}, tmp_path / "ck")
+    for where in ("strict", gpuad.device("strict"), {"cuda:0": "strict"},
+                  {"cuda:0": "strict", "cuda:1": "strict"}):
+        assert load(tmp_path / "ck", map_location=where)["w"].device == "strict"
+    assert load(tmp_path / "ck", "strict")["w"].device == "strict"  # torch's positional place
+    assert load(tmp_path / "ck", map_location="strict", device="strict")["w"].device == "strict"
+    assert load(tmp_path / "ck", weights_only=False, mmap=True)["w"].device == "cpu"
+    with pytest.raises(ValueError, match="several devices"):
+        load(tmp_path / "ck", map_location={"cuda:0": "cpu", "cuda:1": "strict"})
+    with pytest.raises(TypeError, match="callable map_location"):
+        load(tmp_path / "ck", map_location=lambda storage, loc: storage)
+    with pytest.raises(ValueError, match="disagree"):
+        load(tmp_path / "ck", map_location="cpu", device="strict")
+    with pytest.raises(ValueError, match="pickle_module"):
+        load(tmp_path / "ck", pickle_module=pickle)
+
+
+def test_torch_device_as_map_location(tmp_path):
+    torch = pytest.importorskip("torch")
+    save({"w": gpuad.ones(2)}, tmp_path / "ck")
+    assert load(tmp_path / "ck", map_location=torch.device("cpu"))["w"].device == "cpu"

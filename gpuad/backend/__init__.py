@@ -2,9 +2,10 @@
 
 The only package that imports cupy. Everything that differs between numpy and CuPy is a named
 function here or in one of this package's modules (random: generators; cuda: TF32, graph capture,
-memory, streams, NCCL; dlpack; special: special functions; kernels: the CUDA sources), so ops are
-written once against `xp_of(array)` and never branch on the backend. Device kinds beyond cpu and
-cuda (the strict test backend) register themselves here; the backend imports nothing of gpuad.
+memory, streams, NCCL; dlpack; linalg: singular-matrix errors; special: special functions;
+kernels: the CUDA sources), so ops are written once against `xp_of(array)` and never branch on the
+backend. Device kinds beyond cpu and cuda (the strict test backend) register themselves here; the
+backend imports nothing of gpuad.
 """
 import contextlib
 
@@ -55,7 +56,8 @@ class Device:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __repr__(self):
-        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
 
     @property
     def xp(self):
@@ -78,7 +80,8 @@ def device(spec="cpu"):
     if spec is None:
         return CPU
     if not isinstance(spec, str):
-        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got {spec!r}")
+        raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0' or a Device, got "
+                        f"{spec!r}")
     kind, _, index = spec.strip().lower().partition(":")
     if kind == "cpu" and not index:
         return CPU
@@ -115,7 +118,8 @@ def require_cuda(dev):
         raise RuntimeError(f"{dev} was requested but CuPy sees no usable CUDA GPU; "
                            f"check `nvidia-smi`, or {CUDA_HELP}")
     if dev.index >= cuda_device_count():
-        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) exist")
+        raise RuntimeError(f"{dev} was requested but only {cuda_device_count()} CUDA device(s) "
+                           f"exist")
 
 
 # Hot path: one dict lookup from array type to module / device. CuPy registers its array type
@@ -245,6 +249,42 @@ def scatter_add(target, index, values):
     return target
 
 
+_UFUNC_AT = {"sum": "add", "prod": "multiply", "amax": "maximum", "amin": "minimum"}
 
 
-from . import cuda, dlpack, random, special  # noqa: E402,F401  (they build on the seam above)
+def scatter_reduce(target, index, values, reduce):
+    """target[index] = reduce(target[index], values) in place, every repeat of an index taking part
+    ("sum", "prod", "amax" or "amin"); `index` is a tuple of integer arrays, one per dim. ufunc.at
+    does it, except that CuPy's multiply has no .at: there the products take one pass per repeat
+    count, which needs the counts and the selections on the host (a device synchronisation)."""
+    xp = xp_of(target)
+    if reduce != "prod" or type(target) is numpy.ndarray:
+        getattr(xp, _UFUNC_AT[reduce]).at(target, index, values)
+        return target
+    arrays = xp.broadcast_arrays(*index)
+    position = xp.ravel_multi_index(tuple(arrays), target.shape).ravel()
+    values = xp.broadcast_to(values, arrays[0].shape).ravel()
+    order = xp.argsort(position)
+    position, values = position[order], values[order]
+    rank = xp.arange(position.size) - xp.searchsorted(position, position)  # repeats before it
+    flat = target.reshape(-1)  # a view: callers pass a fresh, contiguous array
+    for r in range(int(rank.max()) + 1 if rank.size else 0):
+        chosen = rank == r  # no position twice within a rank, so a plain indexed update is safe
+        where = position[chosen]
+        flat[where] = flat[where] * values[chosen]
+    return target
+
+
+def diagonal(array, offset=0, axis1=0, axis2=1):
+    """array.diagonal(offset, axis1, axis2) as a writable view, as torch.diagonal gives (numpy's
+    own diagonal is read-only): the diagonal becomes the last dim."""
+    xp = xp_of(array)
+    moved = xp.moveaxis(array, (axis1, axis2), (-2, -1))[..., max(-offset, 0):, max(offset, 0):]
+    n = min(moved.shape[-2], moved.shape[-1])
+    strides = moved.strides[:-2] + (moved.strides[-2] + moved.strides[-1],)
+    return xp.lib.stride_tricks.as_strided(moved, moved.shape[:-2] + (n,), strides)
+
+
+
+
+from . import cuda, dlpack, linalg, random, special  # noqa: E402,F401  (they build on the seam above)

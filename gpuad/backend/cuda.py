@@ -89,7 +89,8 @@ def bfloat16_unsupported(device_type):
 
 # CuPy's memory pools, in torch.cuda's terms.
 def memory_stats(dev):
-    """CuPy's default memory pool on `dev` (None: the current GPU) under torch.cuda.memory_stats' key names where they
+    """CuPy's default memory pool on `dev` (None: the current GPU) under torch.cuda.memory_stats'
+    key names where they
     exist, plus CuPy's and the driver's own figures; {} without a usable GPU (torch returns {}
     before CUDA is initialised)."""
     if not cuda_available():

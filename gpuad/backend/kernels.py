@@ -183,7 +183,7 @@ def _silu_backward_kernel(g, x):
 
 
 
-# gelu: PyTorch's two forms. erf is CUDA's in kernels and in the GPU reference (backend.special.erf).
+# gelu: PyTorch's two forms; erf is CUDA's here.
 _SQRT1_2, _INV_SQRT_2PI = 1 / math.sqrt(2), 1 / math.sqrt(2 * math.pi)
 _K, _C = math.sqrt(2 / math.pi), 0.044715
 _GELU_C = {  # kernel bodies, each the reference's expression in the same order

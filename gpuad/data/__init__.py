@@ -5,5 +5,5 @@ Re-exports only; MNIST lives in gpuad.data.datasets.
 """
 from . import datasets  # noqa: F401
 from .dataset import Dataset, TensorDataset  # noqa: F401
-from .loader import DataLoader  # noqa: F401
+from .loader import DataLoader, default_collate, default_convert, get_worker_info  # noqa: F401
 from .sampler import DistributedSampler  # noqa: F401

@@ -339,7 +339,8 @@ class RNNCellBase(Module):
 
     def __init__(self, mode, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
-        self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.bias = bias
         gates = _GATES[mode] * hidden_size
         kw = {"dtype": dtype, "device": device}
         self.weight_ih = Parameter(creation.empty(gates, input_size, **kw))

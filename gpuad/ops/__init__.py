@@ -1,8 +1,8 @@
 """Differentiable ops: `primitive` turns a forward on raw arrays plus a vjp on Tensors into an op.
 
 The decorator does once, for every op, what would otherwise be repeated per op: unwrap Tensors,
-accept numpy spellings (axis/keepdims), apply PyTorch's type promotion, check that all inputs share a
-device, and record a Node when grad mode is on and an input requires grad. Forwards see only raw
+accept numpy spellings (axis/keepdims), apply PyTorch's type promotion, check that all inputs share
+a device, and record a Node when grad mode is on and an input requires grad. Forwards see only raw
 arrays and `xp_of`; rules see Tensors, so they are differentiable again under create_graph.
 
 Positional parameters of a forward are its tensor inputs; keyword-only ones are attributes (the
@@ -50,13 +50,18 @@ _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 
 
+def _scalar_kind(a):
+    """A Python scalar's category: 2 float, 1 int (bool is not an int here), 0 bool."""
+    return 2 if isinstance(a, float) else 1 if isinstance(a, int) and not isinstance(a, bool) else 0
+
+
 def promoted_dtype(raw):
     """PyTorch's promotion: the highest kind wins; within it, dimensioned tensors beat 0-d ones and
     Python scalars, so a float32 tensor stays float32 next to an int64 array or a float64 scalar."""
     arrays = [a for a in raw if hasattr(a, "dtype")]
     first = arrays[0].dtype
-    scalar_kind = builtins.max((2 if isinstance(a, float) else 1 if isinstance(a, int) and not isinstance(a, bool) else 0
-                       for a in raw if isinstance(a, numbers.Number)), default=-1)
+    scalar_kind = builtins.max((_scalar_kind(a) for a in raw if isinstance(a, numbers.Number)),
+                               default=-1)
     if builtins.all(a.dtype == first for a in arrays) and scalar_kind <= _CATEGORY[first.kind]:
         return None
     top = builtins.max(builtins.max(_CATEGORY[a.dtype.kind] for a in arrays), scalar_kind)
@@ -69,8 +74,9 @@ def promoted_dtype(raw):
 
 def _device_error(name, a, b):
     return RuntimeError(
-        f"{name.lstrip('_')}: expected all tensors to be on the same device, but found at least two devices, "
-        f"{backend.device_of(a)} and {backend.device_of(b)}; move them with .to(device) first")
+        f"{name.lstrip('_')}: expected all tensors to be on the same device, but found at least "
+        f"two devices, {backend.device_of(a)} and {backend.device_of(b)}; move them with "
+        f".to(device) first")
 
 
 _SCALARS = (float, int, bool)
@@ -101,7 +107,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         for hook in INTERCEPTORS:
             args = hook(name, autocast, args)
     raw = []
-    needs_grad = mixed = has_float = False
+    needs_grad = mixed = has_float = has_int = False
     first = first_dtype = None
     for a in args:
         if type(a) is not Tensor and not isinstance(a, Tensor):
@@ -112,16 +118,19 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
             converted = as_input(a, name)
             if not isinstance(converted, Tensor):
                 has_float = has_float or type(converted) is float
+                has_int = has_int or type(converted) is int
                 raw.append(converted)
                 continue
-            args = tuple(converted if b is a else b for b in args)  # record the Tensor, not the list
+            # record the Tensor, not the list
+            args = tuple(converted if b is a else b for b in args)
             a = converted
         data = a.array
         if first is None:
             first, first_dtype = data, data.dtype
         else:
-            if type(data) is not type(first) or (type(data) is not numpy.ndarray and
-                                                 backend.device_of(data) != backend.device_of(first)):
+            if type(data) is not type(first) or (
+                    type(data) is not numpy.ndarray
+                    and backend.device_of(data) != backend.device_of(first)):
                 raise _device_error(name, first, data)
             if data.dtype is not first_dtype:
                 mixed = True
@@ -130,7 +139,9 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         raw.append(data)
     if floating and first_dtype is not None and first_dtype.kind not in "fc":
         raw = [a.astype(backend.DEFAULT_FLOAT) if hasattr(a, "dtype") else a for a in raw]
-    elif promote and (mixed or (has_float and first_dtype is not None and first_dtype.kind not in "fc")):
+    elif promote and first_dtype is not None and (
+            mixed or (has_float and first_dtype.kind not in "fc") or
+            (has_int and first_dtype.kind == "b")):  # bool tensor * 2 is int64, as in torch
         dtype = promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
@@ -166,7 +177,8 @@ def _with_context(error, name, raw):
     shapes = describe_shapes(raw)
     if DEBUG[0]:
         shapes += "; dtypes " + ", ".join(str(getattr(a, "dtype", type(a).__name__)) for a in raw)
-        shapes += "; devices " + ", ".join(str(backend.device_of(a)) for a in raw if backend.is_array(a))
+        shapes += "; devices " + ", ".join(str(backend.device_of(a)) for a in raw
+                                           if backend.is_array(a))
         shapes += f"; called at {user_site()}"
     return rebuilt(error, f"{public_name}: {message} (inputs of shapes {shapes})")
 
@@ -180,13 +192,15 @@ def primitive(vjp=None, name=None, promote=False, floating=False, autocast=None)
     "lower" runs it in the low dtype (matrix products), "float32" in float32 (ops that lose
     range or accuracy in half precision), None follows type promotion."""
     if autocast not in AUTOCAST_POLICIES:
-        raise ValueError(f"primitive: autocast must be one of {AUTOCAST_POLICIES}, got {autocast!r}")
+        raise ValueError(f"primitive: autocast must be one of {AUTOCAST_POLICIES}, got "
+                         f"{autocast!r}")
 
     def decorate(forward):
         op_name = name or forward.__name__
         params = inspect.signature(forward).parameters.values()
         variadic = builtins.any(p.kind is p.VAR_POSITIONAL for p in params)
-        n_inputs = builtins.sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        n_inputs = builtins.sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                                for p in params)
         attrs = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
         defaults = {p.name: p.default for p in params
                     if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}  # rules see them all
@@ -227,6 +241,21 @@ def public(fn):
     return op
 
 
-from . import conv, elementwise, linalg, reduce, shape  # noqa: E402,F401  (each registers its ops)
+from . import (  # noqa: E402,F401  (each family registers its ops)
+    comparison,
+    conv,
+    decomposition,
+    elementwise,
+    indexing,
+    linalg,
+    norm,
+    pointwise,
+    rearrange,
+    reduce,
+    scan,
+    shape,
+    solve,
+    sort,
+)
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules

@@ -21,7 +21,8 @@ def _function_vjp(g, y, *inputs, ctx, function):
     grads = grads if isinstance(grads, tuple) else (grads,)
     if len(grads) != len(inputs):
         raise RuntimeError(f"{function.__name__}.backward returned {len(grads)} gradients, but "
-                           f"forward took {len(inputs)} inputs; return None for an input without one")
+                           f"forward took {len(inputs)} inputs; return None for an input without "
+                           f"one")
     grads = tuple(None if gx is None else Tensor(gx) for gx in grads)
     recorded = [x for x in (g,) + inputs if getattr(x, "_requires_grad", False)]
     if grad_mode.enabled and recorded:  # create_graph: differentiating these again must fail loudly

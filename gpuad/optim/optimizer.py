@@ -14,6 +14,34 @@ def check_nonnegative(owner, **hyper):
             raise ValueError(f"{owner}: invalid {name} {value!r}; it must be >= 0")
 
 
+def check_betas(owner, betas):
+    for i, beta in enumerate(betas):
+        if not 0 <= beta < 1:
+            raise ValueError(f"{owner}: invalid beta parameter at index {i}: {beta!r}; each "
+                             f"must be in [0, 1)")
+
+
+def refuse_torch_only_options(owner, capturable=False, differentiable=False):
+    """torch's switches that gpuad cannot honour: refuse them rather than ignore them (foreach,
+    a speed choice, is accepted and ignored by the optimizers themselves)."""
+    if differentiable:
+        raise ValueError(f"{owner}: differentiable=True is not supported; gpuad optimizers update "
+                         f"parameters in place without recording on the tape")
+    if capturable:
+        raise ValueError(f"{owner}: capturable=True is not supported; gpuad computes the step's "
+                         f"scalars on the host, so a captured step would freeze them (see "
+                         f"gpuad.cuda.graph)")
+
+
+def lerp_inplace(start, end, weight):
+    """start += weight * (end - start) in place, in the two forms torch's lerp_ uses (the second
+    is exact at weight 1)."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+
+
 class Optimizer:
     """Base class: param groups, lazily created per-parameter `state`, `zero_grad`, `step`,
     `state_dict`/`load_state_dict` in torch.optim.Optimizer's format. Subclasses write
@@ -102,6 +130,8 @@ class Optimizer:
                                    f"gradient is on {g.device}; no parameter was updated (move the "
                                    f"model before backward, or clear .grad after moving it)")
 
+    _flat_state = ()  # state keys whose arrays need not have their parameter's shape (LBFGS)
+
     def _update(self, p, g, state, group):
         raise NotImplementedError(f"{type(self).__name__} must define _update(p, g, state, group)")
 
@@ -113,7 +143,7 @@ class Optimizer:
             for p in group["params"]:
                 index.setdefault(id(p), len(index))
             groups.append({**group, "params": [index[id(p)] for p in group["params"]]})
-        state = {index[id(p)]: {k: Tensor(v) if backend.is_array(v) else v for k, v in s.items()}
+        state = {index[id(p)]: {k: _exported(v) for k, v in s.items()}
                  for p, s in self.state.items()}
         return {"state": state, "param_groups": groups}
 
@@ -143,7 +173,8 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {i}, which no "
                                  f"parameter group lists")
             p = params[int(i)]
-            state[p] = {k: _restore(v, p, k, name) for k, v in entry.items()}
+            state[p] = {k: _restore(v, p, k, name, k in self._flat_state)
+                        for k, v in entry.items()}
         self.state = state
         # defaults first: a checkpoint from before an option existed still loads
         self.param_groups = [{**self.defaults, **s, "params": group["params"]}
@@ -157,14 +188,27 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
-def _restore(value, p, key, name):
+_SCALAR_STATE = {"mu_product", "eta", "mu", "t", "H_diag", "prev_loss", "ro", "al"}
+
+
+def _exported(value):
+    if isinstance(value, list):  # LBFGS's histories
+        return [_exported(v) for v in value]
+    return Tensor(value) if backend.is_array(value) else value
+
+
+def _restore(value, p, key, name, flat=False):
+    if isinstance(value, (list, tuple)):
+        return [_restore(v, p, key, name, flat) for v in value]
     if isinstance(value, Tensor):
         value = value.array
     if not backend.is_array(value):
         return value  # steps and other Python values
     if key == "step":
         return int(value.item())  # a torch-style step tensor; load time, so the sync is harmless
-    if value.shape != p.shape:
+    if key in _SCALAR_STATE:  # torch keeps these as 0-d tensors, gpuad as Python floats
+        return float(value.item())
+    if value.shape != p.shape and not flat:
         raise ValueError(f"{name}.load_state_dict: state {key!r} has shape {value.shape} but its "
                          f"parameter has shape {p.shape}")
     return backend.to_device(value, p.device).astype(p.dtype)  # astype copies: no aliasing

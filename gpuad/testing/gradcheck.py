@@ -1,8 +1,8 @@
 """gradcheck: analytic gradients from the tape against central finite differences, in float64.
 
-The analytic side uses a random upstream gradient v (grad of sum(f(x) * v)), so a rule that forgets a
-transpose cannot hide behind an all-ones gradient; every input that requires grad is checked, and a
-mismatch names the input, the element and both numbers.
+The analytic side uses a random upstream gradient v (grad of sum(f(x) * v)), so a rule that
+forgets a transpose cannot hide behind an all-ones gradient; every input that requires grad is
+checked, and a mismatch names the input, the element and both numbers.
 """
 import numpy
 
@@ -22,7 +22,8 @@ def _as_outputs(out):
 
 
 def _weighted_sum(fn, inputs, weights):
-    """sum_k <fn(*inputs)[k], weights[k]> as a float (grad mode stays on: fn may itself use grad)."""
+    """sum_k <fn(*inputs)[k], weights[k]> as a float (grad mode stays on: fn may itself use
+    grad)."""
     outs = _as_outputs(fn(*inputs))
     return sum(float(backend.asnumpy((o.array * w).sum())) for o, w in zip(outs, weights))
 
@@ -64,10 +65,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
                 direction = rng.standard_normal(x.shape)
                 numeric = _central_difference(fn, inputs, weights, x, None, eps, direction)
                 analytic_dot = float((g * direction).sum())
-                if not numpy.isclose(analytic_dot, numeric, rtol=rtol, atol=atol * x.array.size ** 0.5):
-                    return _fail(raise_exception, f"gradcheck: input {i} (shape {x.shape}), along a "
-                                 f"random direction: analytic {analytic_dot:.8g} vs numeric "
-                                 f"{numeric:.8g}")
+                tolerance = atol * x.array.size ** 0.5
+                if not numpy.isclose(analytic_dot, numeric, rtol=rtol, atol=tolerance):
+                    return _fail(raise_exception, f"gradcheck: input {i} (shape {x.shape}), "
+                                 f"along a random direction: analytic {analytic_dot:.8g} vs "
+                                 f"numeric {numeric:.8g}")
     return True
 
 

@@ -145,7 +145,8 @@ def _checkpoint_vjp(g, y, *inputs, state):
     single, n_outputs, differentiable = state.outputs
     grads = {differentiable[0]: g} if single else state.grads
     state.grads = {}
-    create_graph = autograd.is_grad_enabled()  # backward(create_graph=True): differentiate the real inputs
+    # backward(create_graph=True): differentiate the real inputs
+    create_graph = autograd.is_grad_enabled()
     tensors = inputs[:state.n_args]
     if create_graph:
         own = list(tensors)

@@ -1,0 +1,50 @@
+"""RAdam: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
+import math
+
+from ..backend import xp_of
+from .optimizer import (Optimizer, check_betas, check_nonnegative, lerp_inplace,
+                        refuse_torch_only_options)
+
+
+class RAdam(Optimizer):
+    """Rectified Adam, exactly like torch.optim.RAdam: plain momentum SGD while the variance
+    estimate is untrustworthy (rho_t <= 5), then Adam with the rectification term; weight decay
+    is L2 unless decoupled_weight_decay=True."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False):
+        check_nonnegative("RAdam", lr=lr, eps=eps, weight_decay=weight_decay)
+        check_betas("RAdam", betas)
+        refuse_torch_only_options("RAdam", capturable=capturable, differentiable=differentiable)
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
+                                  "weight_decay": weight_decay,
+                                  "decoupled_weight_decay": decoupled_weight_decay,
+                                  "maximize": maximize})
+
+    def _update(self, p, g, state, group):
+        xp = xp_of(p)
+        if not state:
+            state["step"] = 0
+            state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(p), xp.zeros_like(p)
+        lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
+        g = -g if group["maximize"] else g
+        state["step"] = step = state["step"] + 1
+        if decay and group["decoupled_weight_decay"]:
+            p *= 1 - lr * decay
+        elif decay:
+            g = g + decay * p
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        lerp_inplace(exp_avg, g, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * g * g
+        bias_correction1, bias_correction2 = 1 - beta1 ** step, 1 - beta2 ** step
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * step * beta2 ** step / bias_correction2
+        if rho_t > 5.0:  # a host decision on host numbers: no device sync
+            rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
+                             / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            adaptive = bias_correction2 ** 0.5 / (xp.sqrt(exp_avg_sq) + group["eps"])
+            p -= exp_avg / bias_correction1 * lr * adaptive * rect
+        else:
+            p -= exp_avg / bias_correction1 * lr
