@@ -35,7 +35,7 @@ _SCALARS = (bool, int, float, str, type(None))
 # Test hook: seconds to pause between the fsynced temp file and os.replace, so that the crash
 # tests can kill -9 a process mid-save on purpose (tests/test_reliability_crash.py).
 _SAVE_DELAY_ENV = "GPUAD_TEST_SAVE_DELAY"
-_MANIFEST_CRC = "gpuad.crc32"  # metadata key of the manifest's CRC-32 (decimal)
+_BLANK = "--------"  # the manifest's "crc32" while its CRC-32 is computed
 _OVERLAP_BYTES = 1 << 24  # files with more data than this are checked on a helper thread
 
 
@@ -94,13 +94,15 @@ def save(obj, f):
 
 
 def _payload(root, arrays):
-    """The file's bytes: the arrays, and in the metadata the manifest (with each array's checksum,
-    dtype and shape) and the manifest's own checksum (stored beside it: it cannot hold itself)."""
+    """The file's bytes: the arrays, and in the metadata the manifest with each array's checksum,
+    dtype and shape, and its own checksum: the CRC-32 of the manifest with "crc32" blank. (One
+    metadata entry: safetensors writes several in a random order, and a checkpoint's bytes must
+    repeat.)"""
     sums = {name: [_crc32(a), _le(a.dtype).str, list(a.shape)] for name, a in arrays.items()}
-    manifest = json.dumps({"format": FORMAT, "version": VERSION,
-                           "checksums": {"algorithm": "crc32", "arrays": sums}, "root": root})
-    return safetensors.numpy.save(arrays, metadata={
-        "gpuad": manifest, _MANIFEST_CRC: str(crc32(manifest.encode()))})
+    blank = json.dumps({"format": FORMAT, "version": VERSION, "crc32": _BLANK,
+                        "checksums": {"algorithm": "crc32", "arrays": sums}, "root": root})
+    manifest = blank.replace(_BLANK, f"{crc32(blank.encode()):08x}", 1)  # the first: ours
+    return safetensors.numpy.save(arrays, metadata={"gpuad": manifest})
 
 
 def _crc32(array):
@@ -278,22 +280,25 @@ def _manifest(path, header):
     if not isinstance(meta, dict) or not isinstance(meta.get("gpuad"), str):
         raise _refuse(path, "it is a safetensors file without a gpuad manifest (read it with "
                             "safetensors.numpy.load_file instead)")
-    text, recorded = meta["gpuad"], meta.get(_MANIFEST_CRC)
-    if recorded is not None and recorded != str(crc32(text.encode("utf-8", "surrogatepass"))):
-        raise _damaged(path, "its manifest does not match its CRC-32")
+    text = meta["gpuad"]
     try:
         manifest = json.loads(text)
         fmt, version = manifest["format"], manifest["version"]
     except (ValueError, TypeError, KeyError, RecursionError):
+        if '"checksums": ' in text:
+            raise _damaged(path, "its manifest is not valid JSON") from None
         raise _refuse(path, "its gpuad manifest is not valid JSON") from None
+    recorded, checksums = manifest.get("crc32"), manifest.get("checksums")
+    if recorded is not None or checksums is not None:  # else saved before checksums
+        blank = text.replace(f'"crc32": "{recorded}"', f'"crc32": "{_BLANK}"', 1)
+        if not (isinstance(recorded, str) and len(recorded) == 8 and blank != text
+                and f"{crc32(blank.encode('utf-8', 'surrogatepass')):08x}" == recorded):
+            raise _damaged(path, "its manifest does not match its CRC-32")
     if fmt != FORMAT or not isinstance(version, int) or version > VERSION:
         raise _refuse(path, f"format {fmt!r} version {version!r}; this gpuad reads {FORMAT!r} "
                             f"up to version {VERSION} (was it written by a newer gpuad?)")
-    checksums = manifest.get("checksums")
-    if checksums is None and recorded is None:
-        return manifest, None  # saved before checksums: load() warns
-    if checksums is None or recorded is None:
-        raise _damaged(path, "its manifest or the manifest's CRC-32 is missing")
+    if recorded is None and checksums is None:
+        return manifest, None  # load() warns that it cannot check
     if not isinstance(checksums, dict) or checksums.get("algorithm") != "crc32":
         raise _refuse(path, f"its checksums are {str(checksums)[:40]}; this gpuad knows crc32 "
                             f"(was it written by a newer gpuad?)")

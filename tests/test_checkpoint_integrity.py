@@ -74,9 +74,12 @@ def test_every_array_and_the_manifest_carry_a_crc32(tmp_path):
     save(training_checkpoint(), path)
     payload = path.read_bytes()
     _, header = header_of(payload)
-    meta = header["__metadata__"]
-    assert meta["gpuad.crc32"] == str(zlib.crc32(meta["gpuad"].encode()))
-    sums = json.loads(meta["gpuad"])["checksums"]
+    assert list(header["__metadata__"]) == ["gpuad"]  # one entry: a checkpoint's bytes repeat
+    text = header["__metadata__"]["gpuad"]
+    manifest = json.loads(text)
+    blank = text.replace(manifest["crc32"], "--------")
+    assert manifest["crc32"] == f"{zlib.crc32(blank.encode()):08x}"
+    sums = manifest["checksums"]
     assert sums["algorithm"] == "crc32"
     arrays = safetensors.numpy.load_file(path)  # still a plain safetensors file
     assert list(sums["arrays"]) == [n for n in sums["arrays"] if n in arrays] and \
@@ -85,6 +88,13 @@ def test_every_array_and_the_manifest_carry_a_crc32(tmp_path):
     for name, (crc, dtype, shape) in sums["arrays"].items():
         assert crc == zlib.crc32(arrays[name].tobytes()), name
         assert (dtype, shape) == (arrays[name].dtype.str, list(arrays[name].shape)), name
+
+
+def test_the_same_object_saves_to_the_same_bytes(tmp_path):
+    obj = training_checkpoint()
+    for i in range(4):
+        save(obj, tmp_path / f"{i}.ck")
+    assert len({(tmp_path / f"{i}.ck").read_bytes() for i in range(4)}) == 1
 
 
 def test_the_fast_crc32_is_zlibs():
@@ -129,9 +139,15 @@ def test_each_kind_of_damage_has_a_named_error(tmp_path):
         "garbage in the manifest": (payload.replace(b"requires_grad", b"rEqu1res_grad"),
                                     "manifest does not match its CRC-32"),
     }
-    meta = header["__metadata__"]
-    no_crc = {**header, "__metadata__": {"gpuad": meta["gpuad"]}}
-    cases["the manifest's CRC-32 removed"] = (with_header(payload, no_crc), "CRC-32 is missing")
+    manifest = json.loads(header["__metadata__"]["gpuad"])
+    del manifest["crc32"]
+    no_crc = {**header, "__metadata__": {"gpuad": json.dumps(manifest)}}
+    cases["the manifest's CRC-32 removed"] = (with_header(payload, no_crc),
+                                              "manifest does not match its CRC-32")
+    manifest = json.loads(header["__metadata__"]["gpuad"])
+    manifest["root"]["dict"][2][1] = 3  # "epoch": 2 -> 3, the CRC-32 kept
+    edited = {**header, "__metadata__": {"gpuad": json.dumps(manifest)}}
+    cases["an edited manifest"] = (with_header(payload, edited), "does not match its CRC-32")
     retyped = json.loads(json.dumps(header))
     retyped["model.0.weight"]["dtype"] = "I32"  # same size: safetensors cannot tell
     cases["a dtype changed"] = (with_header(payload, retyped), "saved as <f4 [6, 8]")
@@ -164,7 +180,7 @@ def test_checkpoints_saved_without_checksums_load_with_a_warning(tmp_path):
     payload = path.read_bytes()
     _, header = header_of(payload)
     manifest = json.loads(header["__metadata__"]["gpuad"])
-    del manifest["checksums"]  # what gpuad.save wrote before it recorded checksums
+    del manifest["checksums"], manifest["crc32"]  # what gpuad.save wrote before checksums
     header["__metadata__"] = {"gpuad": json.dumps(manifest)}
     path.write_bytes(with_header(payload, header))
     with pytest.warns(UserWarning, match=r"old\.ck has no checksums .* cannot be detected") as seen:
