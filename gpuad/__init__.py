@@ -25,13 +25,15 @@ from .creation import (Generator, bernoulli, multinomial, normal, poisson, rand_
                        randint_like, randn_like, randperm)
 from .tensor import Tensor  # noqa: F401
 from .serialization import load, save  # noqa: F401
-from . import data, distributed, func, nn, optim, tape, training, utils  # noqa: F401
+from . import data, distributed, func, linalg, nn, optim, tape, training, utils  # noqa: F401
 from . import amp  # noqa: F401
 from .deprecation import missing_name
 from .amp import autocast  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
 
-globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith("_")})  # gpuad.add, ...
+# gpuad.add, ...; torch.linalg's functions (registered as torch names them natively, linalg_svd)
+# are gpuad.linalg.svd, not gpuad.linalg_svd
+globals().update({k: v for k, v in ops.REGISTRY.items() if not k.startswith(("_", "linalg_"))})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

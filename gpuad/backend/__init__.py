@@ -2,9 +2,10 @@
 
 The only package that imports cupy. Everything that differs between numpy and CuPy is a named
 function here or in one of this package's modules (random: generators; cuda: TF32, graph capture,
-memory, streams, NCCL; dlpack; special: special functions; kernels: the CUDA sources), so ops are
-written once against `xp_of(array)` and never branch on the backend. Device kinds beyond cpu and
-cuda (the strict test backend) register themselves here; the backend imports nothing of gpuad.
+memory, streams, NCCL; dlpack; linalg: singular-matrix errors; special: special functions;
+kernels: the CUDA sources), so ops are written once against `xp_of(array)` and never branch on the
+backend. Device kinds beyond cpu and cuda (the strict test backend) register themselves here; the
+backend imports nothing of gpuad.
 """
 import contextlib
 
@@ -250,4 +251,4 @@ def scatter_add(target, index, values):
 
 
 
-from . import cuda, dlpack, random, special  # noqa: E402,F401  (they build on the seam above)
+from . import cuda, dlpack, linalg, random, special  # noqa: E402,F401  (they build on the seam above)

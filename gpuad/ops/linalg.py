@@ -1,4 +1,5 @@
-"""Linear algebra: matmul (and its strict variants mm, bmm, mv, dot, outer) and einsum.
+"""Linear algebra: matmul (and its strict variants mm, bmm, mv, dot, outer), einsum, and the
+products composed from them (addmm and friends, tensordot, kron, cross, cdist).
 
 Two primitives carry every gradient: matmul, whose rule is two more matmuls on transposed views,
 and _einsum, whose rule is one einsum per operand. einsum normalises its equation (ellipsis,
@@ -9,12 +10,16 @@ shapes.
 import functools
 import math
 import string
+import warnings
+
+import numpy as np
 
 from .. import creation
 from ..backend import xp_of
 from ..backend.kernels import fused
-from . import primitive, public
 from . import elementwise as _elementwise
+from . import primitive, public
+from . import reduce as _reduce
 from . import shape as _shape
 
 
@@ -283,3 +288,199 @@ def einsum(equation, *operands):
             operands[i] = _shape.reshape(x, tuple(n for j, n in enumerate(x.shape)
                                                   if j not in drop))
     return _einsum(*operands, equation=",".join(subs) + "->" + out)
+
+
+# ---- products built on matmul and broadcasting --------------------------------------------------
+@public
+def t(x):
+    """The transpose of a matrix; 0-d and 1-d tensors come back as they are (torch.t)."""
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor with <= 2 dimensions, but self is {x.ndim}D (shape "
+                         f"{tuple(x.shape)}); use .mT or .transpose(dim0, dim1)")
+    return _shape.swapaxes(x, 0, 1) if x.ndim == 2 else x
+
+
+def keep_first(kept, ignored):
+    """`kept` broadcast against `ignored`, which gets a zero gradient and whose nan and inf do not
+    propagate."""
+    return _elementwise.where(creation.tensor(True, device=kept.device), kept, ignored)
+
+
+def _add_product(name, input, product, beta, alpha):
+    """beta * input + alpha * product, with torch's rule that beta = 0 ignores input (its nan and
+    inf do not propagate; its gradient is zero)."""
+    shape = tuple(product.shape)
+    try:
+        broadcast = tuple(np.broadcast_shapes(tuple(input.shape), shape))
+    except ValueError:
+        broadcast = None
+    if broadcast != shape:
+        raise ValueError(f"{name}: input of shape {tuple(input.shape)} does not broadcast to the "
+                         f"product's shape {shape}")
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:
+        return keep_first(product, input)
+    return (input if beta == 1 else input * beta) + product
+
+
+@public
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2) for 2-D mat1 and mat2 (torch.addmm)."""
+    return _add_product("addmm", input, mm(mat1, mat2), beta, alpha)
+
+
+@public
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat @ vec) for a 2-D mat and a 1-D vec (torch.addmv)."""
+    return _add_product("addmv", input, mv(mat, vec), beta, alpha)
+
+
+@public
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * bmm(batch1, batch2) (torch.baddbmm)."""
+    return _add_product("baddbmm", input, bmm(batch1, batch2), beta, alpha)
+
+
+@public
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * sum_b batch1[b] @ batch2[b] (torch.addbmm), as one GEMM over the
+    batch folded into the inner dim."""
+    _require("addbmm", batch1, batch2, 3, 3, "two 3-D batches of matrices")
+    if batch1.shape[0] != batch2.shape[0]:
+        raise ValueError(f"addbmm: batch sizes differ: {batch1.shape[0]} and {batch2.shape[0]} "
+                         f"(shapes {tuple(batch1.shape)} and {tuple(batch2.shape)})")
+    b, n, k = batch1.shape
+    folded = _shape.reshape(_shape.permute(batch1, dims=(1, 0, 2)), (n, b * k))
+    product = matmul(folded, _shape.reshape(batch2, (b * k, batch2.shape[2])))
+    return _add_product("addbmm", input, product, beta, alpha)
+
+
+@public
+def kron(a, b):
+    """The Kronecker product (torch.kron): the smaller-rank input gains leading size-1 dims."""
+    nd = max(a.ndim, b.ndim)
+    sa = (1,) * (nd - a.ndim) + tuple(a.shape)
+    sb = (1,) * (nd - b.ndim) + tuple(b.shape)
+    a = _shape.reshape(a, tuple(n for d in sa for n in (d, 1)))
+    b = _shape.reshape(b, tuple(n for d in sb for n in (1, d)))
+    return _shape.reshape(_elementwise.mul(a, b), tuple(x * y for x, y in zip(sa, sb)))
+
+
+def _tensordot_dims(a, b, dims):
+    if isinstance(dims, int):
+        if dims < 0 or dims > min(a.ndim, b.ndim):
+            raise ValueError(f"tensordot: dims={dims} must be between 0 and the smaller rank "
+                             f"({a.ndim} and {b.ndim})")
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        if hasattr(dims, "tolist"):
+            dims = dims.tolist()
+        if not isinstance(dims, (tuple, list)) or len(dims) != 2:
+            raise ValueError(f"tensordot: dims must be an int or a pair of lists of dims, got "
+                             f"{dims!r}")
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+    if len(da) != len(db):
+        raise ValueError(f"tensordot: both lists of dims must have the same length, got {da} and "
+                         f"{db}")
+    da = [d + a.ndim if d < 0 else d for d in da]
+    db = [d + b.ndim if d < 0 else d for d in db]
+    for i, j in zip(da, db):
+        if a.shape[i] != b.shape[j]:
+            raise ValueError(f"tensordot: contracted dimensions need to match, but first has size "
+                             f"{a.shape[i]} in dim {i} and second has size {b.shape[j]} in dim "
+                             f"{j} (shapes {tuple(a.shape)} and {tuple(b.shape)})")
+    return da, db
+
+
+@public
+def tensordot(a, b, dims=2):
+    """Sum over dims of a against dims of b (torch.tensordot): dims=n pairs a's last n dims with
+    b's first n; dims=([...], [...]) names them. One GEMM on permuted, reshaped operands."""
+    da, db = _tensordot_dims(a, b, dims)
+    free_a = [d for d in range(a.ndim) if d not in da]
+    free_b = [d for d in range(b.ndim) if d not in db]
+    size = math.prod(a.shape[d] for d in da)
+    a2 = _shape.reshape(_shape.permute(a, dims=tuple(free_a + da)),
+                        (math.prod(a.shape[d] for d in free_a), size))
+    b2 = _shape.reshape(_shape.permute(b, dims=tuple(db + free_b)),
+                        (size, math.prod(b.shape[d] for d in free_b)))
+    return _shape.reshape(matmul(a2, b2), tuple(a.shape[d] for d in free_a)
+                          + tuple(b.shape[d] for d in free_b))
+
+
+def _cross(name, a, b, dim):
+    shape = tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
+    a, b = _shape.expand(a, shape=shape), _shape.expand(b, shape=shape)
+    d = dim + len(shape) if dim < 0 else dim
+    if not 0 <= d < len(shape) or shape[d] != 3:
+        raise ValueError(f"{name}: inputs dimension {dim} must have length 3. Got "
+                         f"{a.shape[d] if 0 <= d < len(shape) else None} (shape {shape})")
+
+    def part(x, i):
+        return x[(slice(None),) * d + (slice(i, i + 1),)]
+    a0, a1, a2 = (part(a, i) for i in range(3))
+    b0, b1, b2 = (part(b, i) for i in range(3))
+    return _shape.cat([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
+
+
+@public
+def linalg_cross(a, b, *, dim=-1):
+    """The cross product of 3-vectors along dim, broadcasting a and b (torch.linalg.cross)."""
+    return _cross("linalg.cross", a, b, dim)
+
+
+@public
+def cross(a, b, dim=None):
+    """torch.cross: like linalg.cross, but dim=None (deprecated in torch, which warns) means the
+    first dim of size 3."""
+    if dim is None:
+        shape = tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
+        dim = next((i for i, n in enumerate(shape) if n == 3), None)
+        if dim is None:
+            raise ValueError(f"cross: no dimension of size 3 in input (shape {shape})")
+        warnings.warn("Using torch.cross without specifying the dim arg is deprecated. Please "
+                      "either pass the dim explicitly or simply use linalg.cross.",
+                      UserWarning, stacklevel=3)
+    return _cross("cross", a, b, dim)
+
+
+@public
+def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
+    """The p-norm distance between each row of x1 (..., P, M) and each row of x2 (..., R, M),
+    (..., P, R) (torch.cdist; compute_mode is accepted and ignored: always the exact pairwise
+    difference, which takes P * R * M memory)."""
+    if x1.ndim < 2 or x2.ndim < 2:
+        raise ValueError(f"cdist only supports at least 2D tensors, X1 got: {x1.ndim}D, X2 got: "
+                         f"{x2.ndim}D")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise ValueError(f"cdist: X1 and X2 must have the same number of columns. X1: "
+                         f"{x1.shape[-1]} X2: {x2.shape[-1]}")
+    if p < 0:
+        raise ValueError(f"cdist only supports non-negative p values, got {p}")
+    diff = _shape.unsqueeze(x1, -2) - _shape.unsqueeze(x2, -3)
+    return _reduce.norm(diff, p, -1)
+
+
+@public
+def linalg_vecdot(x, y, *, dim=-1):
+    """The dot product of vectors along dim, broadcasting x and y (torch.linalg.vecdot)."""
+    return _reduce.sum(_elementwise.mul(x, y), dim=dim)
+
+
+@public
+def linalg_multi_dot(tensors):
+    """The product of a chain of matrices (torch.linalg.multi_dot): the first may be a row vector
+    and the last a column vector (1-D), the others 2-D."""
+    tensors = list(tensors)
+    if len(tensors) < 2:
+        raise ValueError(f"multi_dot(): expected at least 2 tensors but got {len(tensors)}")
+    shapes = [tuple(t.shape) for t in tensors]
+    if (any(len(s) != 2 for s in shapes[1:-1]) or len(shapes[0]) not in (1, 2)
+            or len(shapes[-1]) not in (1, 2)):
+        raise ValueError(f"multi_dot(): the first and last tensors must be 1-D or 2-D and the "
+                         f"others 2-D, got shapes {shapes}")
+    out = tensors[0]
+    for t in tensors[1:]:  # left to right: the same result as torch's cheapest order, up to
+        out = matmul(out, t)  # rounding
+    return out

@@ -23,7 +23,7 @@ USED = set()  # "exp", "add.at", "ndarray.reshape", ...
 # training step never synchronises.
 _HOST_SYNC_FORBIDDEN = [False]
 _SYNCING = {"nonzero", "flatnonzero", "argwhere", "unique", "item", "tolist", "get", "extract",
-            "compress"}
+            "compress", "bincount"}
 
 
 @contextlib.contextmanager
@@ -69,6 +69,8 @@ def wrap(value):
         return StrictArray(numpy.asarray(value))
     if kind is tuple or kind is list:
         return kind(wrap(v) for v in value)
+    if isinstance(value, tuple):  # numpy.linalg's named results; CuPy returns plain tuples
+        return tuple(wrap(v) for v in value)
     return value
 
 
