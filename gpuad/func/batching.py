@@ -119,14 +119,25 @@ def pointwise(call, level, args, kwargs):
     return call(*(_padded(a, level, rank) if ours(a, level) else a for a in args), **kwargs)
 
 
-def along_dim(call, level, args, kwargs):
-    """Ops of one tensor and a `dim` (reductions, cumsum, softmax): the dims shift past the
-    batch dim; dim=None (all dims) flattens each example first."""
+def every_batched(call, level, args, kwargs):
+    """Ops that want their batch dims alike (some linear algebra): every tensor input gets the
+    batch dim, repeated where it was shared, and ranks are padded as for pointwise ops."""
+    if _any_ours(kwargs.values(), level):
+        return NotImplemented
+    rank = max(map(_rank, args), default=0)
+    return call(*(_padded(BatchedTensor(front(a, level), level), level, rank)
+                  if isinstance(a, Tensor) else a for a in args), **kwargs)
+
+
+def along_dim(call, level, args, kwargs, default=None):
+    """Ops of one tensor and a `dim` (reductions, scans, sorting, softmax): the dims shift past
+    the batch dim; dim=None (all dims) flattens each example first. `default`: the op's own
+    default dim."""
     x = args[0]
     if not ours(x, level) or _any_ours(args[1:], level) or _any_ours(kwargs.values(), level):
         return NotImplemented
     n, p, size = x.ndim, x._phys, level.size
-    dim = kwargs.get("dim")
+    dim = kwargs.get("dim", default)
     if dim is None or n == 0:
         if dim is not None:
             for d in dim if isinstance(dim, (tuple, list)) else (dim,):
@@ -137,6 +148,14 @@ def along_dim(call, level, args, kwargs):
     several = isinstance(dim, (tuple, list))
     dims = tuple(_checked(d, n) + 1 for d in (dim if several else (dim,)))
     return call(p, *args[1:], **{**kwargs, "dim": dims if several else dims[0]})
+
+
+def stacked_first(call, level, args, kwargs):
+    """Ops that stack their results along a new first dim (slogdet's sign and logabsdet)."""
+    if not ours(args[0], level) or len(args) != 1:
+        return NotImplemented
+    out = call(args[0]._phys, **kwargs)
+    return ops.permute(out, (1, 0) + tuple(range(2, out.ndim)))
 
 
 def take_along(call, level, args, kwargs):
@@ -394,13 +413,21 @@ def embedding(call, level, args, kwargs):
     return out
 
 
-# Rules by op name. Every primitive of ops/elementwise.py is pointwise (that file's contract) and
-# takes the pointwise rule without a row here; see vmap.rule_for.
+# Rules by op name. Every primitive of the pointwise families (POINTWISE_MODULES: that is those
+# files' contract) takes the pointwise rule without a row here; see vmap.rule_for.
+POINTWISE_MODULES = ("gpuad.ops.elementwise", "gpuad.ops.pointwise", "gpuad.ops.comparison")
 RULES = {
     "tril": pointwise, "triu": pointwise, "one_hot": one_hot,
+    # linear algebra on the last two dims, batched over the leading ones
+    "_cholesky": pointwise, "_det": pointwise, "_eigvalsh": pointwise, "_svdvals": pointwise,
+    "_inv": pointwise, "_matrix_exp": pointwise, "_solve_triangular": every_batched,
+    "_slogdet": stacked_first,
     "sum": along_dim, "prod": along_dim, "amax": along_dim, "amin": along_dim, "any": along_dim,
     "all": along_dim, "argmax": along_dim, "argmin": along_dim, "logsumexp": along_dim,
-    "var": along_dim, "_norm2": along_dim, "cumsum": along_dim, "_cumsum_reverse": along_dim,
+    "var": along_dim, "_norm2": along_dim, "count_nonzero": along_dim, "nansum": along_dim,
+    "cumsum": along_dim, "_cumsum_reverse": along_dim, "cumprod": along_dim,
+    "logcumsumexp": along_dim, "_cumextremum_index": along_dim, "argsort": along_dim,
+    "_kth_index": along_dim, "_topk_index": along_dim, "_median_index": along_dim,
     "_softmax": along_dim, "_log_softmax": along_dim,
     "_gather": take_along, "_pick": take_along, "_scatter_add": scatter_add,
     "reshape": reshape, "expand": expand, "permute": permute, "sum_to": sum_to,

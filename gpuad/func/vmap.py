@@ -13,6 +13,7 @@ the parameters.
 import collections
 import contextlib
 import functools
+import inspect
 import threading
 import warnings
 
@@ -74,16 +75,27 @@ def _top_level(values, top=None):
     return top
 
 
+_rules = {}  # op name -> its rule (None: no rule), filled as ops are first met
+
+
 def rule_for(name):
-    """The batching rule of op `name`: its row in batching.RULES; the pointwise rule for every
-    primitive of ops/elementwise.py; None for the rest."""
-    rule = batching.RULES.get(name)
-    if rule is None:
-        op = ops.REGISTRY.get(name)
-        forward = getattr(op, "forward", None)
-        if forward is not None and forward.__module__ == ops.elementwise.__name__:
+    """The batching rule of op `name`: its row in batching.RULES (with the op's default dim for
+    dim-taking rules), the pointwise rule for the primitives of batching.POINTWISE_MODULES, or
+    None."""
+    if name not in _rules:
+        rule = batching.RULES.get(name)
+        forward = getattr(ops.REGISTRY.get(name), "forward", None)
+        if rule is None and forward is not None and (
+                forward.__module__ in batching.POINTWISE_MODULES):
             rule = batching.pointwise
-    return rule
+        if rule is batching.along_dim and forward is not None:
+            dim = inspect.signature(forward).parameters.get("dim")
+            if dim is None:
+                rule = None
+            elif dim.default is not dim.empty:
+                rule = functools.partial(batching.along_dim, default=dim.default)
+        _rules[name] = rule
+    return _rules[name]
 
 
 def _dispatch(name, args, kwargs, call, composite=None):
