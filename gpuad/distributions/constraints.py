@@ -3,7 +3,7 @@
 A constraint's check(value) is a bool Tensor (one entry per event); validation raises when any is
 False. Names, reprs, is_discrete and event_dim are torch's, so error messages read the same.
 """
-from .. import backend, creation, ops
+from .. import backend, creation, linalg, ops
 
 
 class Constraint:
@@ -201,7 +201,7 @@ class _LowerTriangular(Constraint):
         return ops.all(flat, dim=-1)
 
 
-def _diagonal(value):
+def batch_diagonal(value):
     """The diagonals of a batch of square matrices (..., n)."""
     n = value.shape[-1]
     return ops.reshape(value, tuple(value.shape[:-2]) + (n * n,))[..., ::n + 1]
@@ -211,7 +211,7 @@ class _LowerCholesky(Constraint):
     event_dim = 2
 
     def check(self, value):
-        return _LowerTriangular().check(value) & ops.all(_diagonal(value) > 0, dim=-1)
+        return _LowerTriangular().check(value) & ops.all(batch_diagonal(value) > 0, dim=-1)
 
 
 class _Square(Constraint):
@@ -233,7 +233,7 @@ class _Symmetric(_Square):
 
 class _PositiveDefinite(_Symmetric):
     def check(self, value):
-        from .. import linalg  # torch checks that cholesky succeeds; the eigenvalues say the same
+        # torch checks that cholesky succeeds; positive eigenvalues say the same
         symmetric = super().check(value)
         if not bool(ops.all(symmetric)):
             return symmetric

@@ -11,6 +11,7 @@ import numpy
 
 from .. import backend, creation, ops
 from ..autograd import no_grad
+from ..func import unwrapped
 from ..tensor import Tensor
 from . import constraints
 
@@ -78,7 +79,8 @@ class lazy_property:
 
 
 def _all_true(valid):
-    return bool(ops.all(valid)) if isinstance(valid, Tensor) else bool(valid)
+    """Whether every check passed; inside vmap, for every example (as torch's _is_all_true)."""
+    return bool(ops.all(unwrapped(valid))) if isinstance(valid, Tensor) else bool(valid)
 
 
 class Distribution:
