@@ -93,7 +93,7 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
     values = _untied(module, given) if tie_weights else dict(given)
     if strict:
         valid = set(_named_tensors(module))
-        missing, unexpected = sorted(valid - set(given)), sorted(set(given) - valid)
+        missing, unexpected = sorted(valid - set(values)), sorted(set(values) - valid)
         errors = ([f"Unexpected key(s): {', '.join(map(repr, unexpected))}."] if unexpected else
                   []) + ([f"Missing key(s): {', '.join(map(repr, missing))}."] if missing else [])
         if errors:
