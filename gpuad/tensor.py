@@ -268,16 +268,18 @@ class Tensor(MovesWithTo):
         autograd.POST_ACCUMULATE_HOOKS[0] = True
         return autograd.RemovableHandle(self, "_post_accumulate_hooks", hook)
 
-    # ---- in place (only where no gradient can be corrupted) ------------------------------------
-    def _inplace(self, name, write, value=None):
+    # ---- in place: recorded where torch records (setitem, the index ops), refused elsewhere ----
+    def _inplace(self, name, write, value=None, record=None):
         """Run write(data, raw value) on this tensor's array; a refused or failed update changes
-        nothing, not even the version."""
-        if self._requires_grad and autograd.grad_mode.enabled:
-            kind = "a leaf tensor" if self._node is None else "a tensor"
-            raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
-                               f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
-                               f"updates) or use the out-of-place form (x = x + y)")
+        nothing, not even the version. With a gradient involved, `record` = (op name, vjp, attrs)
+        makes the write an op, as torch rebases a tensor modified in place: this tensor takes a
+        node whose inputs are its old value and `value`; without one the write is refused."""
+        recording = autograd.grad_mode.enabled and (
+            self._requires_grad or getattr(value, "_requires_grad", False))
+        if recording:
+            self._check_recordable(name, record is not None)
         raw = self._inplace_value(name, value)
+        old = self._old_value() if recording else None
         try:
             write(self.array, raw)
         except (ValueError, TypeError, IndexError) as error:
@@ -285,7 +287,74 @@ class Tensor(MovesWithTo):
                 f"{raw.dtype} {raw.shape}" if hasattr(raw, "shape") else repr(raw))
             raise rebuilt(error, f"{name}: {error} ({detail})") from None
         self._bump_version()
+        if recording:
+            op, vjp, attrs = record
+            self._node = autograd.Node(op, vjp, (old, value), attrs)
+            self._requires_grad = True
         return self
+
+    def _update(self, name, op, *args, **kwargs):
+        """The in-place form of an out-of-place op: this tensor takes op(self, *args, **kwargs)'s
+        values (and, when autograd records, its node: the op ran on a copy of the old value)."""
+        recording = autograd.grad_mode.enabled and (self._requires_grad or any(
+            getattr(a, "_requires_grad", False) for a in (*args, *kwargs.values())))
+        if recording:
+            self._check_recordable(name, True)
+        old = self._old_value(copy=True) if recording else Tensor(self.array)
+        args = tuple(old if a is self else a for a in args)  # x.index_add_(0, i, x) reads old x
+        result = op(old, *args, **{k: old if v is self else v for k, v in kwargs.items()})
+        if result.shape != self.shape:
+            raise RuntimeError(f"{name}: the result's shape {result.shape} does not match the "
+                               f"tensor's {self.shape}, so it cannot be written in place")
+        self.array[...] = result.array
+        self._bump_version()
+        if recording and result._node is not None:
+            result._node.clock = autograd.INPLACE_CLOCK[0]  # its inputs are unchanged since
+            self._node, self._requires_grad = result._node, True
+        return self
+
+    def _check_recordable(self, name, recordable):
+        """Refuse, as torch does, an in-place write into a leaf that requires grad; and those gpuad
+        cannot record: other ops, and writes into a view (gpuad cannot rebase the tensor whose
+        memory the view shares, so that tensor's gradient would silently be wrong)."""
+        if self._requires_grad and (self._node is None or not recordable):
+            kind = "a leaf tensor" if self._node is None else "a tensor"
+            raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
+                               f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
+                               f"updates) or use the out-of-place form (x = x + y)")
+        if not recordable:
+            raise RuntimeError(f"{name}: the value requires grad, and gpuad records no in-place "
+                               f"{name} (its gradient would be lost); use the out-of-place form "
+                               f"(x = x + y)")
+        if self._is_a_view():
+            raise RuntimeError(f"{name}: this tensor is a view (it shares memory with another, "
+                               f"e.g. it came from slicing, view or transpose), and gpuad cannot "
+                               f"record an in-place write into a view: the other tensor's "
+                               f"gradient would be wrong. Write through the base tensor with one "
+                               f"index (x[i, j] = v, not x[i][j] = v), or .clone() the view first")
+
+    def _is_a_view(self):
+        """Whether this tensor's array may be a view of another tensor's: of an input of its node
+        (an op's output that views a temporary of its own is not), or, without a node to ask, of
+        anything. A tensor an in-place write recorded into already passed this check."""
+        node = self._node
+        if node is None or node.inputs is None:
+            return self.array.base is not None
+        if node.vjp is ops._index_put.vjp:
+            return False
+        xp = backend.xp_of(self.array)
+        return any(isinstance(x, Tensor) and xp.may_share_memory(self.array, x.array)
+                   for x in node.inputs)
+
+    def _old_value(self, copy=False):
+        """This tensor as it is before an in-place write, to be the input of the write's node: it
+        takes over the current node. Its array is a copy when a rule might read it (only
+        _index_put's rule never reads its output or input values)."""
+        if self._node is not None and self._node.vjp is not ops._index_put.vjp:
+            copy = True
+        old = Tensor(self.array.copy() if copy else self.array)
+        old._node, old._requires_grad, old._version = self._node, self._requires_grad, self._version
+        return old
 
     def _bump_version(self):
         """Record that .array changed in place (optimizers call this before writing parameters):
@@ -313,8 +382,12 @@ class Tensor(MovesWithTo):
         return self._inplace("fill_", lambda a, v: a.fill(v), value)
 
     def __setitem__(self, index, value):
-        index = ops.shape.raw_index(index, self.array)
-        self._inplace("__setitem__", lambda a, v: a.__setitem__(index, v), value)
+        """self[index] = value in place; recorded (as torch's index_put) when self or value
+        requires grad, so value gets the gradient of what it wrote and self's old value the
+        rest."""
+        index = ops.indexing.setitem_index(self, index, value)
+        self._inplace("__setitem__", lambda a, v: ops.indexing.assign(a, index, v), value,
+                      ("_index_put", ops._index_put.vjp, {"index": index, "accumulate": False}))
 
     def add_(self, other, alpha=1):
         write = _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha)
@@ -661,6 +734,71 @@ class Tensor(MovesWithTo):
     def index_select(self, dim, index): return ops.index_select(self, dim, index)
     def tril(self, diagonal=0): return ops.tril(self, diagonal)
     def triu(self, diagonal=0): return ops.triu(self, diagonal)
+    # ---- shape and indexing (PyTorch breadth) ----
+    def diag(self, diagonal=0): return ops.diag(self, diagonal)
+    def diagonal(self, offset=0, dim1=0, dim2=1): return ops.diagonal(self, offset, dim1, dim2)
+    def diagonal_scatter(self, src, offset=0, dim1=0, dim2=1):
+        return ops.diagonal_scatter(self, src, offset, dim1, dim2)
+    def diag_embed(self, offset=0, dim1=-2, dim2=-1):
+        return ops.diag_embed(self, offset, dim1, dim2)
+    def trace(self): return ops.trace(self)
+    def roll(self, shifts, dims=None): return ops.roll(self, shifts, dims)
+    def rot90(self, k=1, dims=(0, 1)): return ops.rot90(self, k, dims)
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        return ops.repeat_interleave(self, repeats, dim, output_size=output_size)
+    def unflatten(self, dim, sizes): return ops.unflatten(self, dim, sizes)
+    def movedim(self, source, destination): return ops.movedim(self, source, destination)
+    def moveaxis(self, source, destination): return ops.movedim(self, source, destination)
+    def narrow(self, dim, start, length): return ops.narrow(self, dim, start, length)
+    def tensor_split(self, indices_or_sections, dim=0):
+        return ops.tensor_split(self, indices_or_sections, dim)
+    def unbind(self, dim=0): return ops.unbind(self, dim)
+    def view_as(self, other): return ops.reshape(self, tuple(other.shape))
+    def reshape_as(self, other): return ops.reshape(self, tuple(other.shape))
+    def take_along_dim(self, indices, dim=None): return ops.take_along_dim(self, indices, dim)
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        return ops.scatter(self, dim, index, src, value=value, reduce=reduce)
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+        return self._update("scatter_", ops.scatter, dim, index, src, value=value, reduce=reduce)
+    def scatter_add(self, dim, index, src): return ops.scatter_add(self, dim, index, src)
+    def scatter_add_(self, dim, index, src):
+        return self._update("scatter_add_", ops.scatter_add, dim, index, src)
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
+        return ops.scatter_reduce(self, dim, index, src, reduce, include_self=include_self)
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+        return self._update("scatter_reduce_", ops.scatter_reduce, dim, index, src, reduce,
+                            include_self=include_self)
+    def index_add(self, dim, index, source, *, alpha=1):
+        return ops.index_add(self, dim, index, source, alpha=alpha)
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._update("index_add_", ops.index_add, dim, index, source, alpha=alpha)
+    def index_copy(self, dim, index, source): return ops.index_copy(self, dim, index, source)
+    def index_copy_(self, dim, index, source):
+        return self._update("index_copy_", ops.index_copy, dim, index, source)
+    def index_fill(self, dim, index, value): return ops.index_fill(self, dim, index, value)
+    def index_fill_(self, dim, index, value):
+        return self._update("index_fill_", ops.index_fill, dim, index, value)
+    def index_put(self, indices, values, accumulate=False):
+        return ops.index_put(self, indices, values, accumulate)
+    def index_put_(self, indices, values, accumulate=False):
+        return self._update("index_put_", ops.index_put, indices, values, accumulate)
+    def masked_select(self, mask): return ops.masked_select(self, mask)
+    def masked_scatter(self, mask, source): return ops.masked_scatter(self, mask, source)
+    def masked_scatter_(self, mask, source):
+        return self._update("masked_scatter_", ops.masked_scatter, mask, source)
+    def nonzero(self, *, as_tuple=False): return ops.nonzero(self, as_tuple=as_tuple)
+    def argwhere(self): return ops.argwhere(self)
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        return creation.tensor(data, **_new_like(self, dtype, device), requires_grad=requires_grad)
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.zeros(*size, **_new_like(self, dtype, device), requires_grad=requires_grad)
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.ones(*size, **_new_like(self, dtype, device), requires_grad=requires_grad)
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.empty(*size, **_new_like(self, dtype, device), requires_grad=requires_grad)
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        return creation.full(size, fill_value, **_new_like(self, dtype, device),
+                             requires_grad=requires_grad)
     def matmul(self, o): return ops.matmul(self, o)
     def dot(self, o): return ops.dot(self, o)
     def outer(self, o): return ops.outer(self, o)
@@ -721,6 +859,12 @@ def rebuilt(error, message):
         return RuntimeError(message)
 
 
+def _new_like(tensor, dtype, device):
+    """Tensor.new_*'s defaults: the dtype and device of the tensor they are called on."""
+    return {"dtype": tensor.dtype if dtype is None else dtype,
+            "device": tensor.device if device is None else device}
+
+
 def _shape_arg(args):
     """x.reshape(2, 3) and x.reshape((2, 3)) both mean the shape (2, 3), as in PyTorch."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
@@ -728,4 +872,4 @@ def _shape_arg(args):
     return tuple(args)
 
 
-from . import ops  # noqa: E402  (ops import Tensor; methods look ops up at call time)
+from . import creation, ops  # noqa: E402  (they import Tensor; methods look them up at call time)

@@ -15,8 +15,15 @@ import pytest
 
 import gpuad
 from gpuad import backend
-from gpuad.data import (ConcatDataset, DataLoader, Dataset, Subset, TensorDataset, datasets,
-                        random_split)
+from gpuad.data import (
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    Subset,
+    TensorDataset,
+    datasets,
+    random_split,
+)
 from gpuad.data.datasets import MNIST
 
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",

@@ -2,7 +2,6 @@
 and their gradients in every parameter, reparameterised samples' gradients for the same noise,
 kl_divergence of torch's registered pairs with gradients, shapes (batch, event, expand, sample)
 and argument validation; samples checked statistically; one pass on the strict backend."""
-import math
 import re
 
 import numpy as np
@@ -177,7 +176,7 @@ def test_shapes_and_expand_match_torch(torch, case):
     close(gi.entropy(), ti.entropy())
 
 
-# ---- reparameterised samples: gpuad's draw, torch's transform of the same noise --------------------
+# ---- reparameterised samples: gpuad's draw, torch's transform of the same noise ------------------
 def _noise_transforms(torch):
     """case -> (noise recovered from a gpuad sample x and the gpuad parameters (numpy), torch's
     sample as a function of that noise and torch's parameters)."""
@@ -239,7 +238,7 @@ def test_dirichlet_and_beta_rsample_gradients_are_unbiased(case):
     np.testing.assert_allclose(host(estimate), host(exact), atol=0.02)
 
 
-# ---- kl_divergence ---------------------------------------------------------------------------------
+# ---- kl_divergence -------------------------------------------------------------------------------
 def _kl_cases():
     rng = np.random.default_rng(6)
     pos = lambda *s: rng.uniform(0.5, 2.5, s)  # noqa: E731
@@ -294,7 +293,8 @@ def test_kl_divergence_and_its_gradients_match_torch(torch, p_name, p_params, q_
     def make(module, tensor):
         p, pp = build(module, p_name, p_params, True, tensor)
         q, qp = build(module, q_name, q_params, True, tensor)
-        return p, q, {**{"p." + k: v for k, v in pp.items()}, **{"q." + k: v for k, v in qp.items()}}
+        named = {"p." + k: v for k, v in pp.items()}
+        return p, q, {**named, **{"q." + k: v for k, v in qp.items()}}
     gp, gq, g_params = make(D, lambda v, r: gpuad.tensor(v, dtype=F64, requires_grad=r))
     tp, tq, t_params = make(torch.distributions,
                             lambda v, r: torch.tensor(v, dtype=torch.float64, requires_grad=r))

@@ -6,8 +6,13 @@ from .. import creation, ops
 from ..autograd import no_grad
 from ..nn import functional
 from . import constraints
-from .distribution import (Distribution, broadcast_all, lazy_property, logits_to_probs,
-                           probs_to_logits)
+from .distribution import (
+    Distribution,
+    broadcast_all,
+    lazy_property,
+    logits_to_probs,
+    probs_to_logits,
+)
 
 
 def parameters(probs, logits):

@@ -1,4 +1,5 @@
-"""Constraints: where a distribution's parameters and samples may lie (torch.distributions.constraints).
+"""Constraints: where a distribution's parameters and samples may lie, as
+torch.distributions.constraints.
 
 A constraint's check(value) is a bool Tensor (one entry per event); validation raises when any is
 False. Names, reprs, is_discrete and event_dim are torch's, so error messages read the same.
@@ -201,17 +202,12 @@ class _LowerTriangular(Constraint):
         return ops.all(flat, dim=-1)
 
 
-def batch_diagonal(value):
-    """The diagonals of a batch of square matrices (..., n)."""
-    n = value.shape[-1]
-    return ops.reshape(value, tuple(value.shape[:-2]) + (n * n,))[..., ::n + 1]
-
-
 class _LowerCholesky(Constraint):
     event_dim = 2
 
     def check(self, value):
-        return _LowerTriangular().check(value) & ops.all(batch_diagonal(value) > 0, dim=-1)
+        positive = ops.all(ops.diagonal(value, dim1=-2, dim2=-1) > 0, dim=-1)
+        return _LowerTriangular().check(value) & positive
 
 
 class _Square(Constraint):

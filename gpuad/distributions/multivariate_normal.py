@@ -33,7 +33,7 @@ def batch_mahalanobis(L, x):
 
 
 def half_log_det(L):
-    return ops.sum(ops.log(constraints.batch_diagonal(L)), dim=-1)
+    return ops.sum(ops.log(ops.diagonal(L, dim1=-2, dim2=-1)), dim=-1)
 
 
 class MultivariateNormal(Distribution):

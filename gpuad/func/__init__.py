@@ -13,8 +13,16 @@ from ..autograd import enable_grad, is_grad_enabled, run_backward
 from ..creation import ones_like, tensor, zeros, zeros_like
 from ..tensor import Tensor
 from .stateless import functional_call  # noqa: F401
-from .vmap import active_levels, record_fallbacks, to_levels, unwrapped, vmap, wrap_levels  # noqa
-from .vmap import tree_leaves, tree_rebuild
+from .vmap import (  # noqa
+    active_levels,
+    record_fallbacks,
+    to_levels,
+    tree_leaves,
+    tree_rebuild,
+    unwrapped,
+    vmap,
+    wrap_levels,
+)
 
 
 # ---- tracing: the one place that runs f ----------------------------------------------------------

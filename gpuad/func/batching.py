@@ -158,6 +158,16 @@ def stacked_first(call, level, args, kwargs):
     return ops.permute(out, (1, 0) + tuple(range(2, out.ndim)))
 
 
+def diagonal(call, level, args, kwargs):
+    """diagonal and diagonal_scatter: dim1 and dim2 shift past the batch dim (the diagonal is
+    appended last, so the batch dim stays first)."""
+    x = args[0]
+    n = x.ndim
+    dims = {"dim1": _checked(kwargs.get("dim1", 0), n) + 1,
+            "dim2": _checked(kwargs.get("dim2", 1), n) + 1}
+    return call(*(front(a, level) for a in args), **{**kwargs, **dims})
+
+
 def take_along(call, level, args, kwargs):
     """gather-like ops (x, index, dim=): both batched, the dim shifted."""
     x, index = args
@@ -431,6 +441,7 @@ RULES = {
     "_softmax": along_dim, "_log_softmax": along_dim,
     "_gather": take_along, "_pick": take_along, "_scatter_add": scatter_add,
     "reshape": reshape, "expand": expand, "permute": permute, "sum_to": sum_to,
+    "diagonal": diagonal, "diagonal_scatter": diagonal,
     "_getitem": getitem_primitive, "_embed": embed, "_cat": cat,
     "matmul": matmul, "_linear": linear, "_einsum": einsum, "_conv2d": conv2d,
     "_softmax_nll": merge_first, "_softmax_nll_grad": merge_first,

@@ -18,6 +18,7 @@ import threading
 import warnings
 
 from .. import autograd, creation, ops
+from ..ops.function import Function
 from ..tensor import Tensor
 from . import batching
 from .batching import BatchedTensor
@@ -75,16 +76,16 @@ def _top_level(values, top=None):
     return top
 
 
-_rules = {}  # op name -> its rule (None: no rule), filled as ops are first met
+_rules = {}  # (op name, its forward) -> its rule (None: no rule), filled as ops are first met
 
 
-def rule_for(name):
-    """The batching rule of op `name`: its row in batching.RULES (with the op's default dim for
-    dim-taking rules), the pointwise rule for the primitives of batching.POINTWISE_MODULES, or
-    None."""
-    if name not in _rules:
+def rule_for(name, forward=None):
+    """The batching rule of op `name` (a primitive when its `forward` is given): its row in
+    batching.RULES (with the op's default dim for dim-taking rules), the pointwise rule for the
+    primitives of batching.POINTWISE_MODULES, or None."""
+    key = name, forward
+    if key not in _rules:
         rule = batching.RULES.get(name)
-        forward = getattr(ops.REGISTRY.get(name), "forward", None)
         if rule is None and forward is not None and (
                 forward.__module__ in batching.POINTWISE_MODULES):
             rule = batching.pointwise
@@ -94,11 +95,11 @@ def rule_for(name):
                 rule = None
             elif dim.default is not dim.empty:
                 rule = functools.partial(batching.along_dim, default=dim.default)
-        _rules[name] = rule
-    return _rules[name]
+        _rules[key] = rule
+    return _rules[key]
 
 
-def _dispatch(name, args, kwargs, call, composite=None):
+def _dispatch(name, args, kwargs, call, composite=None, forward=None):
     level = _top_level(kwargs.values(), _top_level(args))
     if level is None:
         return NotImplemented
@@ -107,7 +108,7 @@ def _dispatch(name, args, kwargs, call, composite=None):
         raise RuntimeError(f"{name.lstrip('_')}: got a tensor batched by a vmap that has already "
                            f"returned (it escaped through a closure or a global); return it from "
                            f"the vmapped function instead")
-    rule = rule_for(name)
+    rule = rule_for(name, forward)
     if rule is not None:
         out = rule(call, level, args, kwargs)
         if out is not NotImplemented:
@@ -117,7 +118,7 @@ def _dispatch(name, args, kwargs, call, composite=None):
             return composite(*args, **kwargs)
         except batching.BatchedArrayAccess:
             pass  # the body reads raw values: run it per example
-    if name not in ops.REGISTRY and composite is None:
+    if isinstance(kwargs.get("function"), type) and issubclass(kwargs["function"], Function):
         raise NotImplementedError(f"vmap: {name} is a custom gpuad.autograd.Function, which has "
                                   f"no batching rule; call it outside vmap, or write it with "
                                   f"gpuad ops")

@@ -16,7 +16,7 @@ import threading
 import numpy
 
 from .. import backend
-from ..autograd import ANOMALY, DEBUG, Node, grad_mode, check_finite, describe_shapes, user_site
+from ..autograd import ANOMALY, DEBUG, Node, check_finite, describe_shapes, grad_mode, user_site
 from ..tensor import Tensor, rebuilt
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
@@ -55,9 +55,10 @@ BATCHING = None
 
 def set_batching(dispatcher):
     """Install (or, with None, remove) the function that sees every op first:
-    dispatcher(name, args, kwargs, call, composite=None) returns the op's result, or
-    NotImplemented to let the op run as usual; call(*args, **kwargs) runs the op on other
-    arguments, and a composite's own body (not dispatched again) comes as `composite`."""
+    dispatcher(name, args, kwargs, call, composite=None, forward=None) returns the op's result,
+    or NotImplemented to let the op run as usual; call(*args, **kwargs) runs the op on other
+    arguments; a composite's own body (not dispatched again) comes as `composite`, a
+    primitive's forward as `forward`."""
     global BATCHING
     BATCHING = dispatcher
 
@@ -121,7 +122,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
     needs a gradient."""
     if BATCHING is not None:
         out = BATCHING(name, args, kwargs, lambda *a, **k: apply(
-            name, forward, vjp, a, k, promote, defaults, floating, autocast))
+            name, forward, vjp, a, k, promote, defaults, floating, autocast), None, forward)
         if out is not NotImplemented:
             return out
     if INTERCEPTORS:
@@ -281,9 +282,11 @@ from . import (  # noqa: E402,F401  (each family registers its ops)
     conv,
     decomposition,
     elementwise,
+    indexing,
     linalg,
     norm,
     pointwise,
+    rearrange,
     reduce,
     scan,
     shape,

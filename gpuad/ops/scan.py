@@ -13,6 +13,7 @@ from ..autograd import is_grad_enabled
 from ..backend import xp_of
 from ..tensor import Tensor
 from . import elementwise as _ew
+from . import indexing as _indexing
 from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
@@ -114,7 +115,7 @@ _CumminResult = collections.namedtuple("cummin", ("values", "indices"))
 def _cumextremum(op, x, dim, largest, result):
     d = checked_dim(op, dim, x.shape)
     index = _cumextremum_index(x, dim=d, largest=largest)
-    return result(_shape._gather(x, index, dim=d) if x.ndim else _ew.clone(x), index)
+    return result(_indexing._gather(x, index, dim=d) if x.ndim else _ew.clone(x), index)
 
 
 @public

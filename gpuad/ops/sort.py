@@ -15,6 +15,7 @@ from .. import backend
 from ..backend import xp_of
 from ..tensor import Tensor
 from . import elementwise as _ew
+from . import indexing as _indexing
 from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
@@ -62,7 +63,7 @@ def sort(x, dim=-1, descending=False, *, stable=False):
     (first when descending), equal values keep their order, and the gradient follows each value."""
     d = checked_dim("sort", dim, x.shape)
     indices = argsort(x, dim=d, descending=descending)
-    return _SortResult(_shape._gather(x, indices, dim=d) if x.ndim else _ew.clone(x), indices)
+    return _SortResult(_indexing._gather(x, indices, dim=d) if x.ndim else _ew.clone(x), indices)
 
 
 @primitive()
@@ -83,7 +84,7 @@ def topk(x, k, dim=None, largest=True, sorted=True):
     if x.ndim == 0:
         return _TopkResult(_ew.clone(x), _zero_index(x)) if k else topk(x.reshape(1), 0)
     indices = _topk_index(x, k=k, dim=d, largest=largest)
-    return _TopkResult(_shape._gather(x, indices, dim=d), indices)
+    return _TopkResult(_indexing._gather(x, indices, dim=d), indices)
 
 
 def _picked(result, x, index, d, keepdim):
@@ -249,9 +250,9 @@ def _quantile(op, x, q, dim, keepdim, interpolation, ignore_nan):
         raw = {"lower": xp.floor, "higher": xp.ceil, "nearest": xp.round}[interpolation](raw)
     below = Tensor(xp.floor(raw).astype(backend.int64))
     values = _shape.expand(_shape.unsqueeze(ranked, 0), shape=(q.shape[0],) + ranked.shape)
-    out = _shape._gather(values, below, dim=d + 1)
+    out = _indexing._gather(values, below, dim=d + 1)
     if interpolation in ("linear", "midpoint"):
-        above = _shape._gather(values, Tensor(xp.ceil(raw).astype(backend.int64)), dim=d + 1)
+        above = _indexing._gather(values, Tensor(xp.ceil(raw).astype(backend.int64)), dim=d + 1)
         weight = 0.5 if interpolation == "midpoint" else ranks - _ew.cast(below, dtype=x.dtype)
         out = _lerp(out, above, weight)
     if dim is None:
