@@ -434,3 +434,16 @@ def test_log_prob_under_vmap_and_per_example_gradients():
     per = gpuad.func.vmap(gpuad.func.grad(lambda m, x: D.Normal(m, 1.0).log_prob(x).sum()),
                           in_dims=(None, 0))(mean.detach(), xs)
     np.testing.assert_allclose(host(per), host(xs) - host(mean))
+
+
+def test_sampling_inside_vmap_follows_its_randomness():
+    means = gpuad.tensor([0.0, 100.0, -100.0])
+    draws = gpuad.func.vmap(lambda m: D.Normal(m, 1.0).sample((500,)), randomness="different")(
+        means)
+    assert draws.shape == (3, 500)
+    np.testing.assert_allclose(host(draws).mean(1), host(means), atol=0.2)
+    flips = gpuad.func.vmap(lambda p: D.Bernoulli(p).sample((2000,)), randomness="different")(
+        gpuad.tensor([0.1, 0.9]))
+    np.testing.assert_allclose(host(flips).mean(1), [0.1, 0.9], atol=0.04)
+    with pytest.raises(RuntimeError, match="randomness error mode"):
+        gpuad.func.vmap(lambda m: D.Normal(m, 1.0).rsample())(means)

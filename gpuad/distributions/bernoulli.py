@@ -67,8 +67,9 @@ class Bernoulli(Distribution):
 
     def sample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
-        with no_grad():
-            return creation.bernoulli(ops.expand(self.probs, shape))
+        with no_grad():  # u < p, as torch.bernoulli draws (and vmap can batch the draw)
+            probs = ops.expand(self.probs, shape)
+            return ops.cast(creation.rand_like(probs) < probs, dtype=probs.dtype)
 
     def log_prob(self, value):
         if self._validate_args:

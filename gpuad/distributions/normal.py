@@ -2,8 +2,7 @@
 import math
 import numbers
 
-from .. import creation, ops
-from ..autograd import no_grad
+from .. import ops
 from . import constraints
 from .distribution import Distribution, broadcast_all, standard_normal
 
@@ -32,11 +31,6 @@ class Normal(Distribution):
     mode = property(lambda self: self.loc)
     stddev = property(lambda self: self.scale)
     variance = property(lambda self: self.scale ** 2)
-
-    def sample(self, sample_shape=()):
-        shape = self._extended_shape(sample_shape)
-        with no_grad():
-            return creation.normal(ops.expand(self.loc, shape), ops.expand(self.scale, shape))
 
     def rsample(self, sample_shape=()):
         eps = standard_normal(self._extended_shape(sample_shape), self.loc.dtype, self.loc.device)
