@@ -503,6 +503,9 @@ class Tensor(MovesWithTo):
     def tanh(self): return ops.tanh(self)
     def sigmoid(self): return ops.sigmoid(self)
     def relu(self): return ops.relu(self)
+    # ---- activations (PyTorch breadth) ----
+    def softmax(self, dim, dtype=None): return ops.softmax(self, dim, dtype=dtype)
+    def log_softmax(self, dim, dtype=None): return ops.log_softmax(self, dim, dtype=dtype)
     def erf(self): return ops.erf(self)
     # ---- pointwise, comparison and bitwise (PyTorch breadth) ----
     def _inplace_result(self, name, result): return self._inplace(name, _assign_result, result)

@@ -95,6 +95,10 @@ ROWS = [
      lambda d: (data(d, 4, 3, 5), data(d, 4, 2, 5)), 0),
     ("conv2d", lambda a, k: Fn.conv2d(a, k, padding=1), lambda d: (data(d, 2, 1, 3, 5, 5),
                                                                    data(d, 2, 3, 3, 3)), (0, None)),
+    ("conv1d", lambda a, k: Fn.conv1d(a, k), lambda d: (data(d, 2, 1, 3, 6), data(d, 2, 3, 2)),
+     (0, None)),
+    ("pooling", lambda a: Fn.max_pool2d(a, 2) + Fn.avg_pool2d(a, 2) +
+     Fn.max_pool2d(a, 2, return_indices=True)[1].double(), lambda d: (data(d, 3, 2, 3, 4, 4),), 0),
     ("cross_entropy", lambda x, t: Fn.cross_entropy(x, t), lambda d: (data(d, 4, 3, 5),
                                                                        data(d, 4, 3, ints=5)), 0),
     ("nll_loss_sum", lambda x, t: Fn.nll_loss(x, t, reduction="sum"),
@@ -313,27 +317,28 @@ def test_vmap_of_jacrev_hessian_and_vjp():
 
 # ---- the fallback --------------------------------------------------------------------------------
 def test_ops_without_a_rule_run_per_example():
-    x = data("cpu", 3, 2, 3, 4, 4)
-    pool = lambda a: Fn.max_pool2d(a, 2)  # noqa: E731  (its gather/scatter ops have no rule)
+    a, b = spd("cpu"), data("cpu", 4, 3)
+    solve = gpuad.linalg.solve  # its primitive has no rule: torch's vector-or-matrix b
     with record_fallbacks() as fallbacks:
-        out = vmap(pool)(x)
-    assert fallbacks == {"_pool_gather": 1}
-    np.testing.assert_allclose(host(out), loop(pool, (x,), (0,)))
-    grads = vmap(grad(lambda a: pool(a).sum()))(x)  # gradients flow through the loop too
-    np.testing.assert_allclose(host(grads), loop(grad(lambda a: pool(a).sum()), (x,), (0,)))
-    index = data("cpu", 3, 2, ints=4)
+        out = vmap(solve)(a, b)
+    assert fallbacks == {"_solve": 1}
+    np.testing.assert_allclose(host(out), loop(solve, (a, b), (0, 0)))
+    per_example = vmap(grad(lambda m, v: solve(m, v).sum(), argnums=1))(a, b)  # through the loop
+    np.testing.assert_allclose(host(per_example), loop(
+        grad(lambda m, v: solve(m, v).sum(), argnums=1), (a, b), (0, 0)))
+    x, index = data("cpu", 3, 4), data("cpu", 3, 2, ints=4)
     with record_fallbacks() as fallbacks:  # a composite reading raw indices: loops too
-        picked = vmap(lambda a, i: a.index_select(0, i))(x[:, 0, 0], index)
+        picked = vmap(lambda r, i: r.index_select(0, i))(x, index)
     assert fallbacks == {"index_select": 1}
-    np.testing.assert_allclose(host(picked), loop(lambda a, i: a.index_select(0, i),
-                                                  (x[:, 0, 0], index), (0, 0)))
+    np.testing.assert_allclose(host(picked), loop(lambda r, i: r.index_select(0, i),
+                                                  (x, index), (0, 0)))
 
 
 def test_debug_mode_warns_about_each_fallback_op_once():
-    sys.modules["gpuad.func.vmap"]._warned.discard("_pool_gather")  # warned once per process
+    sys.modules["gpuad.func.vmap"]._warned.discard("_solve")  # warned once per process
     gpuad.set_debug(True)
     try:
-        with pytest.warns(UserWarning, match="max_pool|_pool_gather|pool_gather"):
-            vmap(lambda a: Fn.max_pool2d(a, 2))(data("cpu", 2, 1, 1, 4, 4))
+        with pytest.warns(UserWarning, match="solve has no batching rule"):
+            vmap(gpuad.linalg.solve)(spd("cpu"), data("cpu", 4, 3))
     finally:
         gpuad.set_debug(False)

@@ -297,25 +297,58 @@ def einsum(call, level, args, kwargs):
 
 
 def merge_first(call, level, args, kwargs):
-    """Ops whose tensors all share a leading dim N (fused losses): the batch is folded into N."""
+    """Ops whose tensors all share a leading dim N and treat each of its entries alone (fused
+    losses, pooling): the batch is folded into N. One tensor passed twice stays one."""
     tensors = [a for a in args if isinstance(a, Tensor)]
     if not tensors or any(t.ndim == 0 or t.shape[0] != tensors[0].shape[0] for t in tensors):
         return NotImplemented
     size, n = level.size, tensors[0].shape[0]
-    merged = [ops.reshape(front(a, level), (size * n,) + tuple(a.shape[1:]))
-              if isinstance(a, Tensor) else a for a in args]
-    out = call(*merged, **kwargs)
+    merged = {}
+    for a in tensors:
+        if id(a) not in merged:
+            merged[id(a)] = ops.reshape(front(a, level), (size * n,) + tuple(a.shape[1:]))
+    out = call(*(merged[id(a)] if isinstance(a, Tensor) else a for a in args), **kwargs)
     return ops.reshape(out, (size, n) + tuple(out.shape[1:]))
 
 
-def conv2d(call, level, args, kwargs):
+def convolution(call, level, args, kwargs):
+    """Convolutions of a batch (N, C, *spatial) with shared weights: the batch joins N."""
     x, weight, bias = args
-    if ours(weight, level) or ours(bias, level) or not ours(x, level) or x.ndim != 4:
+    if ours(weight, level) or ours(bias, level) or not ours(x, level) or x.ndim != weight.ndim:
         return NotImplemented
     size = level.size
     out = call(ops.reshape(x._phys, (size * x.shape[0],) + tuple(x.shape[1:])), weight, bias,
                **kwargs)
     return ops.reshape(out, (size, x.shape[0]) + tuple(out.shape[1:]))
+
+
+def _last_to(x, position):
+    dims = list(range(x.ndim - 1))
+    dims.insert(position % x.ndim, x.ndim - 1)
+    return ops.permute(x, tuple(dims))
+
+
+def im2col(call, level, args, kwargs):
+    """Windows (N, C, *spatial) -> (C, *kernel, *out, N): the batch joins N, then leaves it."""
+    x = args[0]
+    if not ours(x, level):
+        return NotImplemented
+    size, n = level.size, x.shape[0]
+    out = call(ops.reshape(x._phys, (size * n,) + tuple(x.shape[1:])), **kwargs)
+    out = ops.reshape(out, tuple(out.shape[:-1]) + (size, n))
+    return ops.permute(out, (out.ndim - 2,) + tuple(range(out.ndim - 2)) + (out.ndim - 1,))
+
+
+def col2im(call, level, args, kwargs):
+    """im2col's adjoint, (C, *kernel, *out, N) -> (N, C, *spatial), batched the same way."""
+    cols, shape = args[0], tuple(kwargs["shape"])
+    if not ours(cols, level):
+        return NotImplemented
+    size, n = level.size, shape[0]
+    p = _last_to(ops.permute(cols._phys, tuple(range(1, cols.ndim + 1)) + (0,)), -2)
+    p = ops.reshape(p, tuple(p.shape[:-2]) + (size * n,))
+    out = call(p, **{**kwargs, "shape": (size * n,) + shape[1:]})
+    return ops.reshape(out, (size, n) + tuple(out.shape[1:]))
 
 
 def one_hot(call, level, args, kwargs):
@@ -443,8 +476,11 @@ RULES = {
     "reshape": reshape, "expand": expand, "permute": permute, "sum_to": sum_to,
     "diagonal": diagonal, "diagonal_scatter": diagonal,
     "_getitem": getitem_primitive, "_embed": embed, "_cat": cat,
-    "matmul": matmul, "_linear": linear, "_einsum": einsum, "_conv2d": conv2d,
-    "_softmax_nll": merge_first, "_softmax_nll_grad": merge_first,
+    "matmul": matmul, "_linear": linear, "_einsum": einsum, "_convolution": convolution,
+    "_im2col": im2col, "_col2im": col2im,
+    "_softmax_nll": merge_first, "_softmax_nll_grad": merge_first, "_pool_gather": merge_first,
+    "_pool_scatter": merge_first, "_pool_indices": merge_first,
+    "_adaptive_max_indices": merge_first, "_nan_gradient": pointwise,
     "getitem": getitem, "gather": gather, "index_select": index_select,
     "cross_entropy": class_loss, "nll_loss": class_loss, "embedding": embedding,
 }
