@@ -65,13 +65,19 @@ if _ROOT not in sys.path:  # this checkout's gpuad and models/ (installed: gpuad
 import argparse
 import json
 
-import gpuad
-
 from benchmarks import memory, report
 from benchmarks.overhead import bench_overhead
 from benchmarks.runners import import_torch
-from benchmarks.training import (bench_amp, bench_cnn, bench_matmul_rate, bench_mlp, cnn_setup,
-                                 mlp_setup)
+from benchmarks.training import (
+    bench_amp,
+    bench_cnn,
+    bench_matmul_rate,
+    bench_mlp,
+    cnn_setup,
+    mlp_setup,
+)
+
+import gpuad
 
 BENCHMARKS = {"overhead": bench_overhead, "mlp": bench_mlp, "cnn": bench_cnn,
               "matmul_rate": bench_matmul_rate, "amp": bench_amp}
