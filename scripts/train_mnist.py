@@ -57,7 +57,8 @@ OPTIMIZERS = {"sgd": lambda p, lr: optim.SGD(p, lr=lr, momentum=0.9),
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when available), cpu, cuda, cuda:N")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, help="default: 128 for mlp, 64 otherwise")
     parser.add_argument("--lr", type=float, help="default: 0.02 for sgd (mlp), 1e-3 for adam")
