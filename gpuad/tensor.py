@@ -278,6 +278,8 @@ class Tensor(MovesWithTo):
                                f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
                                f"updates) or use the out-of-place form (x = x + y)")
         raw = self._inplace_value(name, value)
+        if backend.TRACER[0] is not None:  # gpuad.compile records the write into self's array
+            backend.TRACER[0].adopt(self)
         try:
             write(self.array, raw)
         except (ValueError, TypeError, IndexError) as error:

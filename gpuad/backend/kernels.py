@@ -76,15 +76,27 @@ def fused(name):
 
         def run(*args, **kwargs):
             first = args[0]
-            if (type(first) is not numpy.ndarray and cupy is not None
-                    and type(first) is cupy.ndarray and accepts(*args)):
-                return REGISTRY[name][1](*args, **kwargs)
+            if type(first) is not numpy.ndarray:
+                if cupy is not None and type(first) is cupy.ndarray:
+                    if accepts(*args):
+                        return REGISTRY[name][1](*args, **kwargs)
+                elif hasattr(first, "fused_call"):  # gpuad.compile's arrays record the call whole
+                    return first.fused_call(name, args, kwargs)
             return REGISTRY[name][0](*args, **kwargs)
         run.__name__ = run.__qualname__ = name
         run.__doc__ = reference.__doc__
         DISPATCHERS[name] = run
         return run
     return decorate
+
+
+def implementation(name, args):
+    """What fused function `name` runs for these arrays, the kernel or the reference (a compiled
+    replay calls it directly)."""
+    kernel, accepts = _KERNELS[name]
+    if cupy is not None and type(args[0]) is cupy.ndarray and accepts(*args):
+        return REGISTRY[name][1]
+    return REGISTRY[name][0]
 
 
 def _elementwise(name):
