@@ -38,10 +38,25 @@ def _show(bar, start, samples, **meters):
                     samples_s=f"{samples / (time.perf_counter() - start):.0f}")
 
 
+def training_step(model, optimizer, loss_fn):
+    """The step train_epoch runs per batch, as a function of (inputs, targets) returning the loss:
+    forward, loss, zero_grad, backward, optimizer step. Pass gpuad.compile(training_step(...))
+    as train_epoch's `step` to record it once and replay it."""
+    def step(inputs, targets):
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+    return step
+
+
 def train_epoch(model, loader, optimizer, loss_fn, *, max_steps=None, progress=True,
-                desc="train", log_every=20, scheduler=None):
+                desc="train", log_every=20, scheduler=None, step=None):
     """One pass over `loader`: forward, loss, backward, optimizer step (and scheduler step per batch
-    when given). Returns {"loss", "samples", "steps", "seconds", "samples_per_s"}."""
+    when given), or `step(inputs, targets) -> loss` instead (a compiled training_step). Returns
+    {"loss", "samples", "steps", "seconds", "samples_per_s"}."""
+    step = step or training_step(model, optimizer, loss_fn)
     model.train()
     meter, samples, steps = RunningMean(), 0, 0
     total = len(loader) if max_steps is None else min(len(loader), max_steps)
@@ -50,10 +65,7 @@ def train_epoch(model, loader, optimizer, loss_fn, *, max_steps=None, progress=T
         for inputs, targets in loader:
             if max_steps is not None and steps >= max_steps:
                 break
-            loss = loss_fn(model(inputs), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = step(inputs, targets)
             if scheduler is not None:
                 scheduler.step()
             n = len(targets)

@@ -37,7 +37,7 @@ from gpuad import distributed as dist
 from gpuad.data import DataLoader, DistributedSampler
 from gpuad.data.datasets import MNIST
 from gpuad.nn.parallel import DistributedDataParallel
-from gpuad.training import evaluate, exit_interrupted, train_epoch
+from gpuad.training import evaluate, exit_interrupted, train_epoch, training_step
 
 import models
 
@@ -77,6 +77,8 @@ def parse_args(argv):
                              "WORLD_SIZE, MASTER_ADDR, MASTER_PORT for NCCL); batch size per rank")
     parser.add_argument("--backend", choices=("auto", "mpi", "nccl"), default="auto",
                         help="with --distributed: auto is NCCL on cuda, MPI on the CPU")
+    parser.add_argument("--compile", action="store_true",
+                        help="record the training step once and replay it (gpuad.compile)")
     args = parser.parse_args(argv)
     optimizer, lr, batch_size = DEFAULTS[args.model]
     args.optimizer = args.optimizer or optimizer
@@ -86,6 +88,8 @@ def parse_args(argv):
         args.device = "cuda" if gpuad.cuda.is_available() else "cpu"
     if args.resume and not args.checkpoint:
         parser.error("--resume needs --checkpoint PATH")
+    if args.compile and args.distributed:
+        parser.error("--compile records a single process's step; drop it with --distributed")
     return args
 
 
@@ -125,6 +129,7 @@ def train(args):
     net = MODELS[args.model]().to(args.device)
     model = DistributedDataParallel(net) if args.distributed else net
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), args.lr)
+    step = gpuad.compile(training_step(model, optimizer, F.cross_entropy)) if args.compile else None
 
     first_epoch = 0
     if lead and args.checkpoint and (stale := remove_stale_temp_files(args.checkpoint)):
@@ -151,7 +156,7 @@ def train(args):
             train_loader.set_epoch(epoch)
             train = train_epoch(model, train_loader, optimizer, F.cross_entropy,
                                 max_steps=args.max_steps, progress=progress,
-                                desc=f"epoch {epoch + 1}/{args.epochs}")
+                                desc=f"epoch {epoch + 1}/{args.epochs}", step=step)
             test = evaluate(model, test_loader, F.cross_entropy, max_steps=args.max_steps,
                             progress=progress, desc="test")
             if args.distributed:

@@ -38,6 +38,7 @@ class Spec:
         self.same_inputs = []   # (expression, expression): one array passed twice
         self.grad_none = []     # tensor refs whose .grad must be None
         self.modules = []       # (module, training flag)
+        self.identities = []    # (root, attribute path, object): self.opt is still that one
         self.states = []        # (optimizer, param, number of entries at the start)
         self.writebacks = []    # ("grad", ref, vid or None) | ("array", ref, vid)
                                 # | ("state", optimizer, param, key, vid)
@@ -157,6 +158,9 @@ class Program:
         for ref in spec.grad_none:
             emit(f"    if {self._ref(ref)}.grad is not None: return "
                  f"{self._miss('a gradient was None when traced')}")
+        for root, path, obj in spec.identities:
+            emit(f"    if {self._name(root, 'r')}{''.join(path)} is not {self._name(obj, 'o')}: "
+                 f"return {self._miss('an attribute, closure variable or global changed')}")
         for module, flag in spec.modules:
             emit(f"    if {self._name(module, 'm')}.training is not {flag}: return "
                  f"{self._miss('a module changed train/eval mode')}")

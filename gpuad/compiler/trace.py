@@ -17,20 +17,22 @@ _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, 
 
 def discover(fn, args, kwargs):
     """The modules, optimizers and tensors the function can reach: through its arguments, the
-    object it is bound to, its closure, the globals it names, and one attribute level of plain
+    object it is bound to, its closure, the globals it names, and two attribute levels of plain
     objects among those (a trainer's .model and .optimizer). Their arrays are traced from the
-    start, so even raw in-place writes into them are recorded."""
-    roots = list(args) + list(kwargs.values())
+    start, so even raw in-place writes into them are recorded. Also returns identity guards,
+    (root, attribute path, object): a replay checks that `self.opt`, a closure cell or a global
+    still holds what the trace found there."""
+    roots = [(a, None) for a in list(args) + list(kwargs.values())]
     func = fn
     if isinstance(fn, Module):
-        roots.append(fn)
+        roots.append((fn, None))
         func = type(fn).forward
     if getattr(fn, "__self__", None) is not None:
-        roots.append(fn.__self__)
+        roots.append((fn.__self__, (fn.__self__, ())))
         func = fn.__func__
     for cell in getattr(func, "__closure__", None) or ():
         try:
-            roots.append(cell.cell_contents)
+            roots.append((cell.cell_contents, (cell, (".cell_contents",))))
         except ValueError:  # an empty cell
             pass
     code, names = getattr(func, "__code__", None), set()
@@ -41,12 +43,18 @@ def discover(fn, args, kwargs):
         for c in nested:
             names.update(c.co_names)
     module_globals = getattr(func, "__globals__", {})
-    roots += [module_globals[n] for n in names if n in module_globals]
-    modules, optimizers, tensors = {}, {}, {}
-    seen, stack = set(), [(r, 0) for r in roots]
+    roots += [(module_globals[n], (module_globals, ("[" + repr(n) + "]",)))
+              for n in sorted(names) if n in module_globals]
+    modules, optimizers, tensors, guards = {}, {}, {}, []
+    seen, stack = set(), [(r, 0, path) for r, path in roots]
     while stack:
-        obj, depth = stack.pop()
-        if id(obj) in seen or isinstance(obj, _SKIP):
+        obj, depth, path = stack.pop()
+        if isinstance(obj, _SKIP):
+            continue
+        found = isinstance(obj, (Tensor, Module, Optimizer))
+        if found and path is not None and path[1]:
+            guards.append((path[0], path[1], obj))
+        if id(obj) in seen:
             continue
         seen.add(id(obj))
         if isinstance(obj, Tensor):
@@ -55,19 +63,22 @@ def discover(fn, args, kwargs):
             for m in obj.modules():
                 modules[id(m)] = m
             for t in list(obj.parameters()) + [b for _, b in obj.named_buffers()]:
-                tensors[id(t)] = t
+                if t is not None:
+                    tensors[id(t)] = t
         elif isinstance(obj, Optimizer):
             optimizers[id(obj)] = obj
             for group in obj.param_groups:
                 for p in group["params"]:
                     tensors[id(p)] = p
         elif type(obj) in (list, tuple, set) and depth < 3 and len(obj) < 10000:
-            stack += [(v, depth + 1) for v in obj]
+            stack += [(v, depth + 1, None) for v in obj]
         elif type(obj) is dict and depth < 3 and len(obj) < 10000:
-            stack += [(v, depth + 1) for v in obj.values()]
+            stack += [(v, depth + 1, None) for v in obj.values()]
         elif depth < 2 and hasattr(obj, "__dict__") and not backend.is_array(obj):
-            stack += [(v, depth + 1) for v in vars(obj).values()]
-    return list(modules.values()), list(optimizers.values()), list(tensors.values())
+            stack += [(v, depth + 1, None if path is None else (path[0], path[1] + ("." + k,)))
+                      for k, v in vars(obj).items() if k.isidentifier()]
+    return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
+            guards)
 
 
 def trace_call(fn, args, kwargs, fullgraph=False, name="step"):
@@ -75,7 +86,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step"):
     rec = Recorder()
     rec.fullgraph = fullgraph
     spec = Spec()
-    modules, optimizers, tensors = discover(fn, args, kwargs)
+    modules, optimizers, tensors, spec.identities = discover(fn, args, kwargs)
     args, kwargs = _wrap_inputs(rec, spec, args, kwargs)
     for t in tensors:
         rec.wrap_tensor(t)
