@@ -18,12 +18,14 @@ long, int, short = int64, int32, int16  # noqa: A001
 cfloat, cdouble = complex64, complex128
 from .backend import bfloat16  # noqa: F401  (a dtype only with ml_dtypes; autocast explains)
 from .creation import from_dlpack  # noqa: F401
+from .creation import as_tensor, is_tensor, tril_indices, triu_indices  # noqa: F401
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)
 from .creation import (Generator, bernoulli, multinomial, normal, poisson, rand_like,  # noqa: F401
                        randint_like, randn_like, randperm)
 from .tensor import Tensor  # noqa: F401
+from math import e, inf, nan, pi  # noqa: F401  (gpuad.pi & co, like torch's constants)
 from .serialization import load, save  # noqa: F401
 from . import data, distributed, func, linalg, nn, optim, tape, training, utils  # noqa: F401
 from . import amp  # noqa: F401

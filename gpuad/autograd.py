@@ -246,18 +246,26 @@ def _leading_to(order, wanted):
     runs a rule, fires a hook or is freed."""
     leads, run = set(wanted), set()
     for t in reversed(order):  # producers first, so every input's answer is known
-        # a freed node may have led to an input: visit it, so the walk says it was freed
-        if t._node.inputs is None or any(id(x) in leads for x in t._node.inputs):
+        # a freed node may have led to an input: visit it, so the walk says it was freed; so
+        # may one whose input an in-place write has since given a newer node: the walk refuses it
+        if (t._node.inputs is None or any(id(x) in leads for x in t._node.inputs)
+                or _rebound(t._node)):
             run.add(id(t))
             leads.add(id(t))
     return [t for t in order if id(t) in leads], run
+
+
+def _rebound(node):
+    """Whether an input of node has a newer node than node itself: a recorded in-place write
+    (x[i] = v) gave it one, so node's edge no longer leads to the value it used."""
+    return any(getattr(getattr(x, "_node", None), "seq", -1) > node.seq for x in node.inputs)
 
 
 def _accumulate(pending, x, g):
     entry = pending.get(id(x))
     if entry is None:
         pending[id(x)] = [x, g, False]  # first contribution stored as is: a rule may share it
-    elif entry[2]:
+    elif entry[2] and not g._requires_grad:  # a recorded g (create_graph) must stay recorded
         entry[1].array += g.array  # an array this walk allocated and nobody else holds
     else:
         entry[1] = entry[1] + g

@@ -62,6 +62,43 @@ def from_dlpack(obj):
     return Tensor(backend.dlpack.from_dlpack(obj))
 
 
+def as_tensor(data, dtype=None, device=None):
+    """data as a tensor without copying when it can be, like torch.as_tensor: a Tensor (or a numpy
+    or CuPy array) already of that dtype and device is shared, not copied; anything else is
+    copied as by gpuad.tensor."""
+    if isinstance(data, Tensor):
+        return data.to(*(a for a in (dtype, device) if a is not None))
+    if backend.is_array(data) and (dtype is None or numpy.dtype(dtype) == data.dtype) and (
+            device is None or backend.device(device) == backend.device_of(data)):
+        return Tensor(data)
+    return tensor(data, dtype, device)
+
+
+def is_tensor(obj):
+    """Whether obj is a gpuad Tensor, like torch.is_tensor."""
+    return isinstance(obj, Tensor)
+
+
+def _triangle_indices(op, row, col, offset, dtype, device):
+    if row < 0 or col < 0:
+        raise RuntimeError(f"{op}: row and col must be non-negative, got {row} and {col}")
+    rows, cols = getattr(numpy, op)(row, offset, col)
+    dtype = backend.int64 if dtype is None else numpy.dtype(dtype)
+    return Tensor(backend.asarray(numpy.stack([rows, cols]), dtype, backend.device(device)))
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    """The (row, col) indices of the lower triangle of a row x col matrix (on and below the
+    offset-th diagonal) as a 2 x N int64 tensor, row by row, like torch.tril_indices."""
+    return _triangle_indices("tril_indices", row, col, offset, dtype, device)
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    """The (row, col) indices of the upper triangle (on and above the offset-th diagonal), like
+    torch.triu_indices."""
+    return _triangle_indices("triu_indices", row, col, offset, dtype, device)
+
+
 def _full(size, value, dtype, device, requires_grad):
     dev = backend.device(device)
     if dtype is None:

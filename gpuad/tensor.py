@@ -268,18 +268,20 @@ class Tensor(MovesWithTo):
         autograd.POST_ACCUMULATE_HOOKS[0] = True
         return autograd.RemovableHandle(self, "_post_accumulate_hooks", hook)
 
-    # ---- in place (only where no gradient can be corrupted) ------------------------------------
-    def _inplace(self, name, write, value=None):
+    # ---- in place: recorded where torch records (setitem, the index ops), refused elsewhere ----
+    def _inplace(self, name, write, value=None, record=None):
         """Run write(data, raw value) on this tensor's array; a refused or failed update changes
-        nothing, not even the version."""
-        if self._requires_grad and autograd.grad_mode.enabled:
-            kind = "a leaf tensor" if self._node is None else "a tensor"
-            raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
-                               f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
-                               f"updates) or use the out-of-place form (x = x + y)")
+        nothing, not even the version. With a gradient involved, `record` = (op name, vjp, attrs)
+        makes the write an op, as torch rebases a tensor modified in place: this tensor takes a
+        node whose inputs are its old value and `value`; without one the write is refused."""
+        recording = autograd.grad_mode.enabled and (
+            self._requires_grad or getattr(value, "_requires_grad", False))
+        if recording:
+            self._check_recordable(name, record is not None)
         raw = self._inplace_value(name, value)
         if backend.TRACER[0] is not None:  # gpuad.compile records the write into self's array
             backend.TRACER[0].adopt(self)
+        old = self._old_value() if recording else None
         try:
             write(self.array, raw)
         except (ValueError, TypeError, IndexError) as error:
@@ -287,7 +289,76 @@ class Tensor(MovesWithTo):
                 f"{raw.dtype} {raw.shape}" if hasattr(raw, "shape") else repr(raw))
             raise rebuilt(error, f"{name}: {error} ({detail})") from None
         self._bump_version()
+        if recording:
+            op, vjp, attrs = record
+            self._node = autograd.Node(op, vjp, (old, value), attrs)
+            self._requires_grad = True
         return self
+
+    def _update(self, name, op, *args, **kwargs):
+        """The in-place form of an out-of-place op: this tensor takes op(self, *args, **kwargs)'s
+        values (and, when autograd records, its node: the op ran on a copy of the old value)."""
+        recording = autograd.grad_mode.enabled and (self._requires_grad or any(
+            getattr(a, "_requires_grad", False) for a in (*args, *kwargs.values())))
+        if recording:
+            self._check_recordable(name, True)
+        if backend.TRACER[0] is not None:  # gpuad.compile records the write into self's array
+            backend.TRACER[0].adopt(self)
+        old = self._old_value(copy=True) if recording else Tensor(self.array)
+        args = tuple(old if a is self else a for a in args)  # x.index_add_(0, i, x) reads old x
+        result = op(old, *args, **{k: old if v is self else v for k, v in kwargs.items()})
+        if result.shape != self.shape:
+            raise RuntimeError(f"{name}: the result's shape {result.shape} does not match the "
+                               f"tensor's {self.shape}, so it cannot be written in place")
+        self.array[...] = result.array
+        self._bump_version()
+        if recording and result._node is not None:
+            result._node.clock = autograd.INPLACE_CLOCK[0]  # its inputs are unchanged since
+            self._node, self._requires_grad = result._node, True
+        return self
+
+    def _check_recordable(self, name, recordable):
+        """Refuse, as torch does, an in-place write into a leaf that requires grad; and those gpuad
+        cannot record: other ops, and writes into a view (gpuad cannot rebase the tensor whose
+        memory the view shares, so that tensor's gradient would silently be wrong)."""
+        if self._requires_grad and (self._node is None or not recordable):
+            kind = "a leaf tensor" if self._node is None else "a tensor"
+            raise RuntimeError(f"{name}: {kind} that requires grad is being used in an in-place "
+                               f"operation; wrap it in `with gpuad.no_grad():` (for parameter "
+                               f"updates) or use the out-of-place form (x = x + y)")
+        if not recordable:
+            raise RuntimeError(f"{name}: the value requires grad, and gpuad records no in-place "
+                               f"{name} (its gradient would be lost); use the out-of-place form "
+                               f"(x = x + y)")
+        if self._is_a_view():
+            raise RuntimeError(f"{name}: this tensor is a view (it shares memory with another, "
+                               f"e.g. it came from slicing, view or transpose), and gpuad cannot "
+                               f"record an in-place write into a view: the other tensor's "
+                               f"gradient would be wrong. Write through the base tensor with one "
+                               f"index (x[i, j] = v, not x[i][j] = v), or .clone() the view first")
+
+    def _is_a_view(self):
+        """Whether this tensor's array may be a view of another tensor's: of an input of its node
+        (an op's output that views a temporary of its own is not), or, without a node to ask, of
+        anything. A tensor an in-place write recorded into already passed this check."""
+        node = self._node
+        if node is None or node.inputs is None:
+            return self.array.base is not None
+        if node.vjp is ops._index_put.vjp:
+            return False
+        xp = backend.xp_of(self.array)
+        return any(isinstance(x, Tensor) and xp.may_share_memory(self.array, x.array)
+                   for x in node.inputs)
+
+    def _old_value(self, copy=False):
+        """This tensor as it is before an in-place write, to be the input of the write's node: it
+        takes over the current node. Its array is a copy when a rule might read it (only
+        _index_put's rule never reads its output or input values)."""
+        if self._node is not None and self._node.vjp is not ops._index_put.vjp:
+            copy = True
+        old = Tensor(self.array.copy() if copy else self.array)
+        old._node, old._requires_grad, old._version = self._node, self._requires_grad, self._version
+        return old
 
     def _bump_version(self):
         """Record that .array changed in place (optimizers call this before writing parameters):
@@ -315,8 +386,12 @@ class Tensor(MovesWithTo):
         return self._inplace("fill_", lambda a, v: a.fill(v), value)
 
     def __setitem__(self, index, value):
-        index = ops.shape.raw_index(index, self.array)
-        self._inplace("__setitem__", lambda a, v: a.__setitem__(index, v), value)
+        """self[index] = value in place; recorded (as torch's index_put) when self or value
+        requires grad, so value gets the gradient of what it wrote and self's old value the
+        rest."""
+        index = ops.indexing.setitem_index(self, index, value)
+        self._inplace("__setitem__", lambda a, v: ops.indexing.assign(a, index, v), value,
+                      ("_index_put", ops._index_put.vjp, {"index": index, "accumulate": False}))
 
     def add_(self, other, alpha=1):
         write = _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha)
@@ -392,16 +467,28 @@ class Tensor(MovesWithTo):
     def __le__(self, o): return ops.le(self, o)
     def __gt__(self, o): return ops.gt(self, o)
     def __ge__(self, o): return ops.ge(self, o)
-    def __and__(self, o): return ops.logical_and(self, o)
-    def __or__(self, o): return ops.logical_or(self, o)
-    def __invert__(self): return ops.logical_not(self)
+    def __and__(self, o): return ops.bitwise_and(self, o)
+    def __or__(self, o): return ops.bitwise_or(self, o)
+    def __invert__(self): return ops.bitwise_not(self)
+    def __rand__(self, o): return ops.bitwise_and(o, self)
+    def __ror__(self, o): return ops.bitwise_or(o, self)
+    def __xor__(self, o): return ops.bitwise_xor(self, o)
+    def __rxor__(self, o): return ops.bitwise_xor(o, self)
+    def __lshift__(self, o): return ops.bitwise_left_shift(self, o)
+    def __rlshift__(self, o): return ops.bitwise_left_shift(o, self)
+    def __rshift__(self, o): return ops.bitwise_right_shift(self, o)
+    def __rrshift__(self, o): return ops.bitwise_right_shift(o, self)
+    def __mod__(self, o): return ops.remainder(self, o)
+    def __rmod__(self, o): return ops.remainder(o, self)
+    def __floordiv__(self, o): return ops.floor_divide(self, o)
+    def __rfloordiv__(self, o): return ops.floor_divide(o, self)
     def __getitem__(self, index): return ops.getitem(self, index)
 
     # ---- methods (PyTorch names) ---------------------------------------------------------------
     def add(self, o): return ops.add(self, o)
     def sub(self, o): return ops.sub(self, o)
     def mul(self, o): return ops.mul(self, o)
-    def div(self, o): return ops.div(self, o)
+    def div(self, o, rounding_mode=None): return ops.div(self, o, rounding_mode=rounding_mode)
     def pow(self, o): return ops.pow(self, o)
     def neg(self): return ops.neg(self)
     def exp(self): return ops.exp(self)
@@ -420,7 +507,164 @@ class Tensor(MovesWithTo):
     def tanh(self): return ops.tanh(self)
     def sigmoid(self): return ops.sigmoid(self)
     def relu(self): return ops.relu(self)
+    # ---- activations (PyTorch breadth) ----
+    def softmax(self, dim, dtype=None): return ops.softmax(self, dim, dtype=dtype)
+    def log_softmax(self, dim, dtype=None): return ops.log_softmax(self, dim, dtype=dtype)
     def erf(self): return ops.erf(self)
+    # ---- pointwise, comparison and bitwise (PyTorch breadth) ----
+    def _inplace_result(self, name, result): return self._inplace(name, _assign_result, result)
+    def acos(self): return ops.acos(self)
+    def asin(self): return ops.asin(self)
+    def atan(self): return ops.atan(self)
+    def arccos(self): return ops.acos(self)
+    def arcsin(self): return ops.asin(self)
+    def arctan(self): return ops.atan(self)
+    def atan2(self, o): return ops.atan2(self, o)
+    def arctan2(self, o): return ops.atan2(self, o)
+    def sinh(self): return ops.sinh(self)
+    def cosh(self): return ops.cosh(self)
+    def asinh(self): return ops.asinh(self)
+    def acosh(self): return ops.acosh(self)
+    def atanh(self): return ops.atanh(self)
+    def arcsinh(self): return ops.asinh(self)
+    def arccosh(self): return ops.acosh(self)
+    def arctanh(self): return ops.atanh(self)
+    def floor(self): return ops.floor(self)
+    def ceil(self): return ops.ceil(self)
+    def round(self, decimals=0): return ops.round(self, decimals=decimals)
+    def trunc(self): return ops.trunc(self)
+    def fix(self): return ops.trunc(self)
+    def frac(self): return ops.frac(self)
+    def sgn(self): return ops.sign(self)
+    def log2(self): return ops.log2(self)
+    def log10(self): return ops.log10(self)
+    def exp2(self): return ops.exp2(self)
+    def logaddexp(self, o): return ops.logaddexp(self, o)
+    def logaddexp2(self, o): return ops.logaddexp2(self, o)
+    def xlogy(self, o): return ops.xlogy(self, o)
+    def hypot(self, o): return ops.hypot(self, o)
+    def copysign(self, o): return ops.copysign(self, o)
+    def fmod(self, o): return ops.fmod(self, o)
+    def remainder(self, o): return ops.remainder(self, o)
+    def floor_divide(self, o): return ops.floor_divide(self, o)
+    def true_divide(self, o): return ops.div(self, o)
+    def lerp(self, end, weight): return ops.lerp(self, end, weight)
+    def addcmul(self, t1, t2, value=1): return ops.addcmul(self, t1, t2, value=value)
+    def addcdiv(self, t1, t2, value=1): return ops.addcdiv(self, t1, t2, value=value)
+    def clamp_min(self, min): return ops.clamp(self, min=min)
+    def clamp_max(self, max): return ops.clamp(self, max=max)
+    def heaviside(self, values): return ops.heaviside(self, values)
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return ops.nan_to_num(self, nan=nan, posinf=posinf, neginf=neginf)
+    def erfc(self): return ops.erfc(self)
+    def erfinv(self): return ops.erfinv(self)
+    def lgamma(self): return ops.lgamma(self)
+    def digamma(self): return ops.digamma(self)
+    def polygamma(self, n): return ops.polygamma(n, self)
+    def sinc(self): return ops.sinc(self)
+    def logit(self, eps=None): return ops.logit(self, eps=eps)
+    def deg2rad(self): return ops.deg2rad(self)
+    def rad2deg(self): return ops.rad2deg(self)
+    def eq(self, o): return ops.eq(self, o)
+    def ne(self, o): return ops.ne(self, o)
+    def lt(self, o): return ops.lt(self, o)
+    def le(self, o): return ops.le(self, o)
+    def gt(self, o): return ops.gt(self, o)
+    def ge(self, o): return ops.ge(self, o)
+    def not_equal(self, o): return ops.ne(self, o)
+    def less(self, o): return ops.lt(self, o)
+    def less_equal(self, o): return ops.le(self, o)
+    def greater(self, o): return ops.gt(self, o)
+    def greater_equal(self, o): return ops.ge(self, o)
+    def isclose(self, o, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.isclose(self, o, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    def allclose(self, o, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.allclose(self, o, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    def equal(self, o): return ops.equal(self, o)
+    def fmax(self, o): return ops.fmax(self, o)
+    def fmin(self, o): return ops.fmin(self, o)
+    def logical_and(self, o): return ops.logical_and(self, o)
+    def logical_or(self, o): return ops.logical_or(self, o)
+    def logical_xor(self, o): return ops.logical_xor(self, o)
+    def logical_not(self): return ops.logical_not(self)
+    def bitwise_and(self, o): return ops.bitwise_and(self, o)
+    def bitwise_or(self, o): return ops.bitwise_or(self, o)
+    def bitwise_xor(self, o): return ops.bitwise_xor(self, o)
+    def bitwise_not(self): return ops.bitwise_not(self)
+    def bitwise_left_shift(self, o): return ops.bitwise_left_shift(self, o)
+    def bitwise_right_shift(self, o): return ops.bitwise_right_shift(self, o)
+    # in place (out of place, then written back: refused where the result would need a cast
+    # torch refuses, such as float into an integer tensor)
+    def acos_(self): return self._inplace_result("acos_", ops.acos(self))
+    def asin_(self): return self._inplace_result("asin_", ops.asin(self))
+    def atan_(self): return self._inplace_result("atan_", ops.atan(self))
+    def atan2_(self, o): return self._inplace_result("atan2_", ops.atan2(self, o))
+    def arctan2_(self, o): return self._inplace_result("arctan2_", ops.atan2(self, o))
+    def sinh_(self): return self._inplace_result("sinh_", ops.sinh(self))
+    def cosh_(self): return self._inplace_result("cosh_", ops.cosh(self))
+    def asinh_(self): return self._inplace_result("asinh_", ops.asinh(self))
+    def acosh_(self): return self._inplace_result("acosh_", ops.acosh(self))
+    def atanh_(self): return self._inplace_result("atanh_", ops.atanh(self))
+    def floor_(self): return self._inplace_result("floor_", ops.floor(self))
+    def ceil_(self): return self._inplace_result("ceil_", ops.ceil(self))
+    def round_(self, decimals=0):
+        return self._inplace_result("round_", ops.round(self, decimals=decimals))
+    def trunc_(self): return self._inplace_result("trunc_", ops.trunc(self))
+    def frac_(self): return self._inplace_result("frac_", ops.frac(self))
+    def sign_(self): return self._inplace_result("sign_", ops.sign(self))
+    def sgn_(self): return self._inplace_result("sgn_", ops.sign(self))
+    def log2_(self): return self._inplace_result("log2_", ops.log2(self))
+    def log10_(self): return self._inplace_result("log10_", ops.log10(self))
+    def exp2_(self): return self._inplace_result("exp2_", ops.exp2(self))
+    def xlogy_(self, o): return self._inplace_result("xlogy_", ops.xlogy(self, o))
+    def hypot_(self, o): return self._inplace_result("hypot_", ops.hypot(self, o))
+    def copysign_(self, o): return self._inplace_result("copysign_", ops.copysign(self, o))
+    def fmod_(self, o): return self._inplace_result("fmod_", ops.fmod(self, o))
+    def remainder_(self, o): return self._inplace_result("remainder_", ops.remainder(self, o))
+    def floor_divide_(self, o):
+        return self._inplace_result("floor_divide_", ops.floor_divide(self, o))
+    def true_divide_(self, o): return self._inplace_result("true_divide_", ops.div(self, o))
+    def lerp_(self, end, weight): return self._inplace_result("lerp_", ops.lerp(self, end, weight))
+    def addcmul_(self, t1, t2, value=1):
+        return self._inplace_result("addcmul_", ops.addcmul(self, t1, t2, value=value))
+    def addcdiv_(self, t1, t2, value=1):
+        return self._inplace_result("addcdiv_", ops.addcdiv(self, t1, t2, value=value))
+    def clamp_(self, min=None, max=None):
+        return self._inplace_result("clamp_", ops.clamp(self, min=min, max=max))
+    def clamp_min_(self, min): return self._inplace_result("clamp_min_", ops.clamp(self, min=min))
+    def clamp_max_(self, max): return self._inplace_result("clamp_max_", ops.clamp(self, max=max))
+    def heaviside_(self, values):
+        return self._inplace_result("heaviside_", ops.heaviside(self, values))
+    def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
+        return self._inplace_result("nan_to_num_", ops.nan_to_num(self, nan=nan, posinf=posinf,
+                                                                  neginf=neginf))
+    def erfc_(self): return self._inplace_result("erfc_", ops.erfc(self))
+    def erfinv_(self): return self._inplace_result("erfinv_", ops.erfinv(self))
+    def lgamma_(self): return self._inplace_result("lgamma_", ops.lgamma(self))
+    def digamma_(self): return self._inplace_result("digamma_", ops.digamma(self))
+    def polygamma_(self, n): return self._inplace_result("polygamma_", ops.polygamma(n, self))
+    def sinc_(self): return self._inplace_result("sinc_", ops.sinc(self))
+    def logit_(self, eps=None): return self._inplace_result("logit_", ops.logit(self, eps=eps))
+    def deg2rad_(self): return self._inplace_result("deg2rad_", ops.deg2rad(self))
+    def rad2deg_(self): return self._inplace_result("rad2deg_", ops.rad2deg(self))
+    def eq_(self, o): return self._inplace_result("eq_", ops.eq(self, o))
+    def ne_(self, o): return self._inplace_result("ne_", ops.ne(self, o))
+    def lt_(self, o): return self._inplace_result("lt_", ops.lt(self, o))
+    def le_(self, o): return self._inplace_result("le_", ops.le(self, o))
+    def gt_(self, o): return self._inplace_result("gt_", ops.gt(self, o))
+    def ge_(self, o): return self._inplace_result("ge_", ops.ge(self, o))
+    def logical_and_(self, o): return self._inplace_result("logical_and_", ops.logical_and(self, o))
+    def logical_or_(self, o): return self._inplace_result("logical_or_", ops.logical_or(self, o))
+    def logical_xor_(self, o): return self._inplace_result("logical_xor_", ops.logical_xor(self, o))
+    def logical_not_(self): return self._inplace_result("logical_not_", ops.logical_not(self))
+    def bitwise_and_(self, o): return self._inplace_result("bitwise_and_", ops.bitwise_and(self, o))
+    def bitwise_or_(self, o): return self._inplace_result("bitwise_or_", ops.bitwise_or(self, o))
+    def bitwise_xor_(self, o): return self._inplace_result("bitwise_xor_", ops.bitwise_xor(self, o))
+    def bitwise_not_(self): return self._inplace_result("bitwise_not_", ops.bitwise_not(self))
+    def bitwise_left_shift_(self, o):
+        return self._inplace_result("bitwise_left_shift_", ops.bitwise_left_shift(self, o))
+    def bitwise_right_shift_(self, o):
+        return self._inplace_result("bitwise_right_shift_", ops.bitwise_right_shift(self, o))
     def clamp(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
     def clip(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
     def maximum(self, o): return ops.maximum(self, o)
@@ -446,6 +690,36 @@ class Tensor(MovesWithTo):
     def cumsum(self, dim, dtype=None): return ops.cumsum(self, dim, dtype=dtype)
     def any(self, *a, **k): return ops.any(self, *a, **k)
     def all(self, *a, **k): return ops.all(self, *a, **k)
+    # ---- reductions, scans and sorting (PyTorch breadth) ----
+    def nansum(self, *a, **k): return ops.nansum(self, *a, **k)
+    def nanmean(self, *a, **k): return ops.nanmean(self, *a, **k)
+    def count_nonzero(self, dim=None): return ops.count_nonzero(self, dim=dim)
+    def aminmax(self, *, dim=None, keepdim=False):
+        return ops.aminmax(self, dim=dim, keepdim=keepdim)
+    def cumprod(self, dim, dtype=None): return ops.cumprod(self, dim, dtype=dtype)
+    def cummax(self, dim): return ops.cummax(self, dim)
+    def cummin(self, dim): return ops.cummin(self, dim)
+    def logcumsumexp(self, dim): return ops.logcumsumexp(self, dim)
+    def sort(self, dim=-1, descending=False, *, stable=False):
+        return ops.sort(self, dim, descending, stable=stable)
+    def argsort(self, dim=-1, descending=False, *, stable=False):
+        return ops.argsort(self, dim=dim, descending=descending, stable=stable)
+    def topk(self, k, dim=None, largest=True, sorted=True):
+        return ops.topk(self, k, dim, largest, sorted)
+    def kthvalue(self, k, dim=None, keepdim=False): return ops.kthvalue(self, k, dim, keepdim)
+    def median(self, dim=None, keepdim=False): return ops.median(self, dim, keepdim)
+    def nanmedian(self, dim=None, keepdim=False): return ops.nanmedian(self, dim, keepdim)
+    def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        return ops.quantile(self, q, dim, keepdim, interpolation=interpolation)
+    def nanquantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        return ops.nanquantile(self, q, dim, keepdim, interpolation=interpolation)
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        return ops.unique(self, sorted, return_inverse, return_counts, dim)
+    def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
+        return ops.unique_consecutive(self, return_inverse, return_counts, dim)
+    def bincount(self, weights=None, minlength=0):
+        return ops.bincount(self, weights, minlength=minlength)
+    def histc(self, bins=100, min=0, max=0): return ops.histc(self, bins=bins, min=min, max=max)
     def reshape(self, *shape): return ops.reshape(self, _shape_arg(shape))
     def view(self, *shape): return ops.reshape(self, _shape_arg(shape))
     def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
@@ -467,6 +741,71 @@ class Tensor(MovesWithTo):
     def index_select(self, dim, index): return ops.index_select(self, dim, index)
     def tril(self, diagonal=0): return ops.tril(self, diagonal)
     def triu(self, diagonal=0): return ops.triu(self, diagonal)
+    # ---- shape and indexing (PyTorch breadth) ----
+    def diag(self, diagonal=0): return ops.diag(self, diagonal)
+    def diagonal(self, offset=0, dim1=0, dim2=1): return ops.diagonal(self, offset, dim1, dim2)
+    def diagonal_scatter(self, src, offset=0, dim1=0, dim2=1):
+        return ops.diagonal_scatter(self, src, offset, dim1, dim2)
+    def diag_embed(self, offset=0, dim1=-2, dim2=-1):
+        return ops.diag_embed(self, offset, dim1, dim2)
+    def trace(self): return ops.trace(self)
+    def roll(self, shifts, dims=None): return ops.roll(self, shifts, dims)
+    def rot90(self, k=1, dims=(0, 1)): return ops.rot90(self, k, dims)
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        return ops.repeat_interleave(self, repeats, dim, output_size=output_size)
+    def unflatten(self, dim, sizes): return ops.unflatten(self, dim, sizes)
+    def movedim(self, source, destination): return ops.movedim(self, source, destination)
+    def moveaxis(self, source, destination): return ops.movedim(self, source, destination)
+    def narrow(self, dim, start, length): return ops.narrow(self, dim, start, length)
+    def tensor_split(self, indices_or_sections, dim=0):
+        return ops.tensor_split(self, indices_or_sections, dim)
+    def unbind(self, dim=0): return ops.unbind(self, dim)
+    def view_as(self, other): return ops.reshape(self, tuple(other.shape))
+    def reshape_as(self, other): return ops.reshape(self, tuple(other.shape))
+    def take_along_dim(self, indices, dim=None): return ops.take_along_dim(self, indices, dim)
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        return ops.scatter(self, dim, index, src, value=value, reduce=reduce)
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+        return self._update("scatter_", ops.scatter, dim, index, src, value=value, reduce=reduce)
+    def scatter_add(self, dim, index, src): return ops.scatter_add(self, dim, index, src)
+    def scatter_add_(self, dim, index, src):
+        return self._update("scatter_add_", ops.scatter_add, dim, index, src)
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
+        return ops.scatter_reduce(self, dim, index, src, reduce, include_self=include_self)
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+        return self._update("scatter_reduce_", ops.scatter_reduce, dim, index, src, reduce,
+                            include_self=include_self)
+    def index_add(self, dim, index, source, *, alpha=1):
+        return ops.index_add(self, dim, index, source, alpha=alpha)
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._update("index_add_", ops.index_add, dim, index, source, alpha=alpha)
+    def index_copy(self, dim, index, source): return ops.index_copy(self, dim, index, source)
+    def index_copy_(self, dim, index, source):
+        return self._update("index_copy_", ops.index_copy, dim, index, source)
+    def index_fill(self, dim, index, value): return ops.index_fill(self, dim, index, value)
+    def index_fill_(self, dim, index, value):
+        return self._update("index_fill_", ops.index_fill, dim, index, value)
+    def index_put(self, indices, values, accumulate=False):
+        return ops.index_put(self, indices, values, accumulate)
+    def index_put_(self, indices, values, accumulate=False):
+        return self._update("index_put_", ops.index_put, indices, values, accumulate)
+    def masked_select(self, mask): return ops.masked_select(self, mask)
+    def masked_scatter(self, mask, source): return ops.masked_scatter(self, mask, source)
+    def masked_scatter_(self, mask, source):
+        return self._update("masked_scatter_", ops.masked_scatter, mask, source)
+    def nonzero(self, *, as_tuple=False): return ops.nonzero(self, as_tuple=as_tuple)
+    def argwhere(self): return ops.argwhere(self)
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        return creation.tensor(data, **_new_like(self, dtype, device), requires_grad=requires_grad)
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.zeros(*size, **_new_like(self, dtype, device), requires_grad=requires_grad)
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.ones(*size, **_new_like(self, dtype, device), requires_grad=requires_grad)
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return creation.empty(*size, **_new_like(self, dtype, device), requires_grad=requires_grad)
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        return creation.full(size, fill_value, **_new_like(self, dtype, device),
+                             requires_grad=requires_grad)
     def matmul(self, o): return ops.matmul(self, o)
     def dot(self, o): return ops.dot(self, o)
     def outer(self, o): return ops.outer(self, o)
@@ -503,6 +842,15 @@ def _assign_all(a, v):
     a[...] = v
 
 
+def _assign_result(a, v):
+    """Write an op's result back into a, as torch's in-place ops do: refused (TypeError) where
+    torch refuses the cast, from floating to integer or from non-bool to bool."""
+    if (v.dtype.kind in "fc" and a.dtype.kind in "iub") or (a.dtype.kind == "b" != v.dtype.kind):
+        raise TypeError(f"result type {v.dtype} can't be cast to the desired output type "
+                        f"{a.dtype}")
+    a[...] = v
+
+
 _iadd, _isub, _imul, _itruediv = operator.iadd, operator.isub, operator.imul, operator.itruediv
 
 
@@ -518,6 +866,12 @@ def rebuilt(error, message):
         return RuntimeError(message)
 
 
+def _new_like(tensor, dtype, device):
+    """Tensor.new_*'s defaults: the dtype and device of the tensor they are called on."""
+    return {"dtype": tensor.dtype if dtype is None else dtype,
+            "device": tensor.device if device is None else device}
+
+
 def _shape_arg(args):
     """x.reshape(2, 3) and x.reshape((2, 3)) both mean the shape (2, 3), as in PyTorch."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
@@ -525,4 +879,4 @@ def _shape_arg(args):
     return tuple(args)
 
 
-from . import ops  # noqa: E402  (ops import Tensor; methods look ops up at call time)
+from . import creation, ops  # noqa: E402  (they import Tensor; methods look them up at call time)

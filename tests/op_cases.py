@@ -101,7 +101,7 @@ CASES = [
     Case("square", gpuad.square, np.square, UNARY_SHAPES),
     Case("reciprocal", gpuad.reciprocal, np.reciprocal, UNARY_SHAPES, domain=AWAY_FROM_ZERO),
     Case("abs", gpuad.abs, np.abs, UNARY_SHAPES, domain=AWAY_FROM_ZERO),
-    Case("sign", gpuad.sign, np.sign, UNARY_SHAPES, domain=AWAY_FROM_ZERO, grad=False),
+    Case("sign", gpuad.sign, np.sign, UNARY_SHAPES, domain=AWAY_FROM_ZERO),  # zero gradient
     Case("sin", gpuad.sin, np.sin, UNARY_SHAPES),
     Case("cos", gpuad.cos, np.cos, UNARY_SHAPES),
     Case("tan", gpuad.tan, np.tan, UNARY_SHAPES, domain=UNIT),
@@ -167,8 +167,10 @@ from shape_cases import SHAPE_CASES  # noqa: E402
 from linalg_cases import LINALG_CASES  # noqa: E402
 from conv_cases import CONV_CASES  # noqa: E402
 from nn_cases import NN_CASES  # noqa: E402
+from pointwise_cases import POINTWISE_CASES  # noqa: E402
 
 CASES += REDUCE_CASES + SHAPE_CASES + LINALG_CASES + CONV_CASES + NN_CASES
+CASES += POINTWISE_CASES
 
 
 def expand(cases):

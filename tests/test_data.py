@@ -363,7 +363,7 @@ def test_mnist_train(mnist_train):
     images, labels = ds.tensors
     assert len(ds) == 60000 and images.shape == (60000, 1, 28, 28) and labels.shape == (60000,)
     assert images.dtype == gpuad.float32 and labels.dtype == gpuad.int64
-    assert ds.array.dtype == gpuad.uint8 and ds.array.shape == (60000, 28, 28)
+    assert ds.data.dtype == gpuad.uint8 and ds.data.shape == (60000, 28, 28)
     assert ds.targets is labels and len(ds.classes) == 10
     assert host(labels)[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert np.bincount(host(labels)).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,

@@ -324,6 +324,28 @@ def test_out_of_range_dim_names_the_op_dim_and_shape(name, op):
                                    f"(2, 3, 4) (expected a dim in [-3, 2])")
 
 
+NEW_OPS_WITH_DIM = {
+    "nansum": gpuad.nansum, "nanmean": gpuad.nanmean, "count_nonzero": gpuad.count_nonzero,
+    "var_mean": gpuad.var_mean, "std_mean": gpuad.std_mean,
+    "aminmax": lambda x, d: gpuad.aminmax(x, dim=d), "cumprod": gpuad.cumprod,
+    "cummax": gpuad.cummax, "cummin": gpuad.cummin, "logcumsumexp": gpuad.logcumsumexp,
+    "sort": gpuad.sort, "argsort": gpuad.argsort, "topk": lambda x, d: gpuad.topk(x, 1, d),
+    "kthvalue": lambda x, d: gpuad.kthvalue(x, 1, d), "median": gpuad.median,
+    "nanmedian": gpuad.nanmedian, "quantile": lambda x, d: gpuad.quantile(x, 0.5, d),
+    "nanquantile": lambda x, d: gpuad.nanquantile(x, 0.5, d),
+    "unique": lambda x, d: gpuad.unique(x, dim=d),
+    "unique_consecutive": lambda x, d: gpuad.unique_consecutive(x, dim=d)}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_OPS_WITH_DIM))
+def test_out_of_range_dim_of_the_breadth_ops(name):
+    x = _t(np.ones((2, 3, 4)))
+    with pytest.raises(IndexError) as info:
+        NEW_OPS_WITH_DIM[name](x, -4)
+    assert str(info.value).startswith(f"{name}: dim -4 is out of range for a tensor of shape "
+                                      f"(2, 3, 4)")
+
+
 def test_dim_errors_for_repeated_and_non_integer_dims():
     x = _t(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"sum: dim=\(1, -1\) names a dim more than once "
@@ -334,3 +356,91 @@ def test_dim_errors_for_repeated_and_non_integer_dims():
     with pytest.raises(IndexError, match=r"sum: dim 1 is out of range for a tensor of shape \(\) "
                                          r"\(expected a dim in \[-1, 0\]\)"):
         gpuad.sum(_t(1.0), 1)
+
+
+# ---- var with non-positive degrees of freedom (torch's inf / NaN and its warning) ---------------
+def test_var_warns_and_divides_by_max_zero_like_torch(device):
+    x = _t([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]], device)
+    with pytest.warns(UserWarning, match=r"var: degrees of freedom is <= 0 \(correction=3"):
+        y = gpuad.var(x, 1, correction=3)
+    assert np.isposinf(_np(y)[0]) and np.isnan(_np(y)[1])  # 0 / 0 for the constant row
+    with pytest.warns(UserWarning, match="degrees of freedom"):
+        empty = gpuad.std(_t(np.zeros((2, 0)), device), dim=1)
+    assert empty.shape == (2,) and np.isnan(_np(empty)).all()
+
+
+def test_var_of_integers_raises_like_torch():
+    with pytest.raises(RuntimeError, match=r"var: expected a floating point .* got int64.*float"):
+        gpuad.var(gpuad.tensor([1, 2, 3]))
+    with pytest.raises(RuntimeError, match=r"mean: .* int64, not floating point.*dtype="):
+        gpuad.tensor([1, 2, 3]).mean()
+    assert gpuad.tensor([1, 2]).mean(dtype=gpuad.float32).dtype == gpuad.float32
+
+
+# ---- order statistics: no host sync; data-dependent sizes do sync -------------------------------
+def test_sorting_scans_and_quantiles_never_wait_for_the_device():
+    from gpuad.testing.strict import forbid_host_sync
+    x = gpuad.tensor(np.arange(12.0).reshape(3, 4)[::-1].copy(), device="strict",
+                     requires_grad=True)
+    q = gpuad.tensor([0.25, 0.5], dtype=gpuad.float64, device="strict")
+    with forbid_host_sync():
+        outs = [x.sort(1).values, x.topk(2).values, x.kthvalue(2, 0).values, x.median(),
+                x.median(1).values, x.nanmedian(0).values, x.quantile(q, 1), x.nanquantile(0.3),
+                x.cumprod(1), x.cummax(0).values, x.cummin(1).values, x.logcumsumexp(1),
+                x.nansum(), x.nanmean(0), x.aminmax(dim=1).max, x.argsort(0).double(),
+                x.count_nonzero().double(), gpuad.histc(x, 4, 0, 12)]
+        sum(o.sum() for o in outs).backward()
+
+
+@pytest.mark.parametrize("call", [lambda x: x.unique(), lambda x: x.unique_consecutive(),
+                                  lambda x: x.long().flatten().bincount(), lambda x: x.histc(3)],
+                         ids=["unique", "unique_consecutive", "bincount", "histc_default_range"])
+def test_data_dependent_sizes_are_host_syncs(call):
+    from gpuad.testing.strict import forbid_host_sync
+    x = gpuad.tensor(np.array([[1.0, 1.0, 2.0], [0.0, 2.0, 2.0]]), device="strict")
+    with forbid_host_sync(), pytest.raises(RuntimeError, match="synchronise the GPU"):
+        call(x)
+    call(x)  # fine outside
+
+
+# ---- argument errors name the op and the fix -----------------------------------------------------
+def test_order_statistic_argument_errors():
+    x = _t(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(RuntimeError, match=r"topk: k=4 is out of range for dim 1 of size 3"):
+        x.topk(4)
+    with pytest.raises(RuntimeError, match=r"kthvalue: k=0 is out of range"):
+        x.kthvalue(0)
+    with pytest.raises(IndexError, match=r"median: expected reduction dim 1 to have non-zero"):
+        gpuad.median(_t(np.zeros((2, 0))), 1)
+    with pytest.raises(RuntimeError, match=r"quantile: q must be a number in \[0, 1\]"):
+        x.quantile(1.5)
+    with pytest.raises(RuntimeError, match=r"quantile: q values must be in the range \[0, 1\]"):
+        x.quantile(gpuad.tensor([0.5, -0.1], dtype=gpuad.float64))
+    with pytest.raises(RuntimeError, match=r"quantile: q \(float32\) must have the input's"):
+        x.quantile(gpuad.tensor([0.5]))
+    with pytest.raises(RuntimeError, match=r"nanquantile: interpolation must be one of linear"):
+        x.nanquantile(0.5, interpolation="cubic")
+    with pytest.raises(RuntimeError, match=r"quantile: the input must be a float tensor"):
+        gpuad.quantile(gpuad.tensor([1, 2]), 0.5)
+    with pytest.raises(RuntimeError, match=r"logcumsumexp: expected a floating point"):
+        gpuad.logcumsumexp(gpuad.tensor([1, 2]), 0)
+    with pytest.raises(RuntimeError, match=r"bincount: only supports 1-d non-negative integral"):
+        gpuad.bincount(gpuad.tensor([[1, 2]]))
+    with pytest.raises(RuntimeError, match=r"histc: max \(0.0\) must be larger than min"):
+        gpuad.histc(x, 3, 1, 0)
+    with pytest.raises(TypeError, match=r"aminmax: dim must be an int or None"):
+        x.aminmax(dim=(0, 1))
+    with pytest.raises(RuntimeError, match=r"amax: an empty input .* needs a reduction dim"):
+        gpuad.amax(_t(np.zeros((0, 2))))
+
+
+def test_results_are_torch_named_tuples():
+    x = _t(np.array([[3.0, 1.0, 2.0]]))
+    for name, fields in [("sort", ("values", "indices")), ("topk", ("values", "indices")),
+                         ("kthvalue", ("values", "indices")), ("median", ("values", "indices")),
+                         ("nanmedian", ("values", "indices")), ("cummax", ("values", "indices")),
+                         ("cummin", ("values", "indices")), ("aminmax", ("min", "max"))]:
+        args = {"sort": (), "topk": (2,), "kthvalue": (1,), "aminmax": ()}.get(name, (1,))
+        out = getattr(x, name)(*args)
+        assert type(out).__name__ == name and out._fields == fields
+    assert type(gpuad.var_mean(x)) is tuple and type(x.unique(return_counts=True)) is tuple

@@ -7,7 +7,7 @@ import pytest
 
 import gpuad
 from gpuad import backend
-from gpuad.ops.shape import raw_index
+from gpuad.ops.indexing import raw_index
 
 
 def _t(array, device="cpu", requires_grad=False):

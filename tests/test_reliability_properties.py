@@ -578,10 +578,10 @@ NUMERIC = {  # name: numpy on the float64 values (PyTorch computes integer input
     "log_softmax": lambda a: np.log(_softmax(a, 0)) if a.ndim else np.zeros_like(a),
 }
 # Known gaps (test_reliability_errors.py, strict xfails): these float ops truncate integer inputs
-# back to the integer dtype (sigmoid(int64 [1, 2]) == [0, 0]), and sign/erf of a bool tensor raise
+# back to the integer dtype (sigmoid(int64 [1, 2]) == [0, 0]), and erf of a bool tensor raises
 # numpy's own UFuncTypeError without the op name. Skipped here so the rest stays checked.
 KNOWN_WRONG = {(op, kind) for op in ("sigmoid", "silu", "erf", "softplus")
-               for kind in ("int64", "uint8", "bool")} | {("sign", "bool")}
+               for kind in ("int64", "uint8", "bool")}
 ALIASES = {"silu": ["silu", "sigmoid"], "softmax": ["softmax"], "log_softmax": ["log_softmax"]}
 
 
@@ -600,7 +600,8 @@ def test_integer_and_bool_inputs_answer_as_numbers_or_raise_a_named_error(name, 
     except DOCUMENTED as error:
         _refusal(error, ALIASES.get(name, [name]))
     else:
-        expected = np.sign(a) if name == "sign" else NUMERIC[name](a.astype(np.float64))
+        expected = (a if kind == "bool" else np.sign(a)) if name == "sign" else \
+            NUMERIC[name](a.astype(np.float64))  # torch.sign keeps bool
         if expected is not None:
             got = _np(out).astype(np.float64)
             assert got.shape == np.shape(expected), (got.shape, np.shape(expected))

@@ -109,7 +109,9 @@ def test_operators_with_scalars_arrays_and_reflection():
 def test_comparisons_carry_no_gradient():
     x = gpuad.tensor([1.0, 2.0], requires_grad=True)
     assert not (x > 0).requires_grad
-    assert not x.sign().requires_grad
+    assert x.sign().requires_grad  # but sign is differentiable, with a zero gradient (as in torch)
+    x.sign().sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]
 
 
 def test_float32_work_stays_float32_next_to_float64_scalars_and_int_arrays():

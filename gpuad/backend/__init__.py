@@ -310,6 +310,42 @@ def scatter_add(target, index, values):
     return target
 
 
+_UFUNC_AT = {"sum": "add", "prod": "multiply", "amax": "maximum", "amin": "minimum"}
+
+
+def scatter_reduce(target, index, values, reduce):
+    """target[index] = reduce(target[index], values) in place, every repeat of an index taking part
+    ("sum", "prod", "amax" or "amin"); `index` is a tuple of integer arrays, one per dim. ufunc.at
+    does it, except that CuPy's multiply has no .at: there the products take one pass per repeat
+    count, which needs the counts and the selections on the host (a device synchronisation)."""
+    xp = xp_of(target)
+    if reduce != "prod" or type(target) is numpy.ndarray:
+        getattr(xp, _UFUNC_AT[reduce]).at(target, index, values)
+        return target
+    arrays = xp.broadcast_arrays(*index)
+    position = xp.ravel_multi_index(tuple(arrays), target.shape).ravel()
+    values = xp.broadcast_to(values, arrays[0].shape).ravel()
+    order = xp.argsort(position)
+    position, values = position[order], values[order]
+    rank = xp.arange(position.size) - xp.searchsorted(position, position)  # repeats before it
+    flat = target.reshape(-1)  # a view: callers pass a fresh, contiguous array
+    for r in range(int(rank.max()) + 1 if rank.size else 0):
+        chosen = rank == r  # no position twice within a rank, so a plain indexed update is safe
+        where = position[chosen]
+        flat[where] = flat[where] * values[chosen]
+    return target
+
+
+def diagonal(array, offset=0, axis1=0, axis2=1):
+    """array.diagonal(offset, axis1, axis2) as a writable view, as torch.diagonal gives (numpy's
+    own diagonal is read-only): the diagonal becomes the last dim."""
+    xp = xp_of(array)
+    moved = xp.moveaxis(array, (axis1, axis2), (-2, -1))[..., max(-offset, 0):, max(offset, 0):]
+    n = min(moved.shape[-2], moved.shape[-1])
+    strides = moved.strides[:-2] + (moved.strides[-2] + moved.strides[-1],)
+    return xp.lib.stride_tricks.as_strided(moved, moved.shape[:-2] + (n,), strides)
+
+
 
 
 from . import cuda, dlpack, linalg, random, special  # noqa: E402,F401  (they build on the seam above)

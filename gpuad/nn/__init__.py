@@ -1,16 +1,23 @@
 """gpuad.nn: Modules, layers and their functional maths, with torch.nn's names and defaults.
 
 Above ops/ (which it composes) and below optim/ (which updates the Parameters it registers).
-Re-exports only: module.py (Module, Parameter, containers), layers.py, and the submodules
-functional, init, parallel, utils and summary.
+Re-exports only: module.py (Module, Parameter, containers), layers.py, activation.py, loss.py,
+and the submodules functional, init, parallel, utils and summary.
 """
 from . import functional, init, parallel, utils  # noqa: F401
+from .activation import (CELU, ELU, GELU, GLU, SELU, Hardshrink, Hardsigmoid,  # noqa: F401
+                         Hardswish, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, Mish, PReLU,
+                         ReLU, ReLU6, RReLU, Sigmoid, SiLU, Softmax, Softmax2d, Softmin,
+                         Softplus, Softshrink, Softsign, Tanh, Tanhshrink, Threshold)
 from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
-from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,  # noqa: F401
-                     BCELoss, BCEWithLogitsLoss, Conv2d, CrossEntropyLoss, Dropout, Embedding,
-                     Flatten, Identity, L1Loss, LayerNorm, LeakyReLU, Linear, LogSoftmax,
-                     MaxPool2d, MSELoss, NLLLoss, ReLU, Sigmoid, SiLU, Softmax, Tanh,
-                     Upsample)
+from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,  # noqa: F401
+                     Conv2d, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear,
+                     MaxPool2d, Upsample)
+from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss,  # noqa: F401
+                   CrossEntropyLoss, CTCLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss,
+                   KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, MultiLabelSoftMarginLoss,
+                   MultiMarginLoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss,
+                   TripletMarginLoss)
 from .layers import ConvTranspose2d, Fold, Unfold  # noqa: F401
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
 from .normalization import GroupNorm, RMSNorm  # noqa: F401

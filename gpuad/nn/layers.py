@@ -8,6 +8,7 @@ from .. import creation, ops
 from ..autograd import no_grad
 from . import functional as F
 from . import init
+from .checks import check_dtypes
 from .module import Module, Parameter
 
 
@@ -54,8 +55,10 @@ class Linear(Module):
         _reset_like_torch(self.weight, self.bias)
 
     def forward(self, input):
+        weight = self.weight  # read once: it may be a parametrization (spectral_norm, ...)
+        check_dtypes(self, input, weight, self.bias)
         try:
-            return F.linear(input, self.weight, self.bias)
+            return F.linear(input, weight, self.bias)
         except ValueError:  # checked only on failure: the common path pays nothing
             shape = tuple(getattr(input, "shape", ()))
             if shape[-1:] == (self.in_features,):
@@ -92,8 +95,10 @@ class Conv2d(Module):
         _reset_like_torch(self.weight, self.bias)
 
     def forward(self, input):
+        weight = self.weight  # read once: it may be a parametrization (spectral_norm, ...)
+        check_dtypes(self, input, weight, self.bias)
         try:
-            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
+            return F.conv2d(input, weight, self.bias, self.stride, self.padding,
                             self.dilation, self.groups)
         except ValueError:  # checked only on failure: the common path pays nothing
             shape = tuple(getattr(input, "shape", ()))
@@ -199,6 +204,8 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
                              f"{self.num_features} channels in dim 1, got shape "
                              f"{tuple(input.shape)}")
+        check_dtypes(self, input, self.running_mean, self.running_var, self.weight,
+                        self.bias, kind="norm", what="parameters")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             with no_grad():
@@ -245,6 +252,7 @@ class LayerNorm(Module):
                                 if affine and bias else None)
 
     def forward(self, input):
+        check_dtypes(self, input, self.weight, self.bias, kind="norm", what="parameters")
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
@@ -312,127 +320,6 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-# ---- activations ----------------------------------------------------------------------------
-class ReLU(Module):
-    def forward(self, input):
-        return F.relu(input)
-
-
-class SiLU(Module):
-    def forward(self, input):
-        return F.silu(input)
-
-
-class Tanh(Module):
-    def forward(self, input):
-        return F.tanh(input)
-
-
-class Sigmoid(Module):
-    def forward(self, input):
-        return F.sigmoid(input)
-
-
-class LeakyReLU(Module):
-    def __init__(self, negative_slope=0.01, inplace=False):
-        super().__init__()
-        self.negative_slope = negative_slope
-
-    def forward(self, input):
-        return F.leaky_relu(input, self.negative_slope)
-
-    def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
-
-
-class GELU(Module):
-    def __init__(self, approximate="none"):
-        super().__init__()
-        self.approximate = approximate
-
-    def forward(self, input):
-        return F.gelu(input, approximate=self.approximate)
-
-    def extra_repr(self):
-        return f"approximate={self.approximate!r}"
-
-
-class Softmax(Module):
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input):
-        return F.softmax(input, self.dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
-
-
-class LogSoftmax(Softmax):
-    def forward(self, input):
-        return F.log_softmax(input, self.dim)
-
-
-# ---- losses (torch.nn's loss modules, over nn.functional) -----------------------------------
-class _Loss(Module):
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
-
-
-class CrossEntropyLoss(_Loss):
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        super().__init__(reduction)
-        self.register_buffer("weight", weight)
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
-
-    def forward(self, input, target):
-        return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
-                               reduction=self.reduction, label_smoothing=self.label_smoothing)
-
-
-class NLLLoss(_Loss):
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(reduction)
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-
-    def forward(self, input, target):
-        return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index,
-                          reduction=self.reduction)
-
-
-class MSELoss(_Loss):
-    def forward(self, input, target):
-        return F.mse_loss(input, target, reduction=self.reduction)
-
-
-class L1Loss(_Loss):
-    def forward(self, input, target):
-        return F.l1_loss(input, target, reduction=self.reduction)
-
-
-class BCELoss(_Loss):
-    def __init__(self, weight=None, reduction="mean"):
-        super().__init__(reduction)
-        self.register_buffer("weight", weight)
-
-    def forward(self, input, target):
-        return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
-
-
-class BCEWithLogitsLoss(_Loss):
-    def __init__(self, weight=None, reduction="mean", pos_weight=None):
-        super().__init__(reduction)
-        self.register_buffer("weight", weight)
-        self.register_buffer("pos_weight", pos_weight)
-
-    def forward(self, input, target):
-        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.pos_weight,
-                                                  reduction=self.reduction)
-
-
 class Upsample(Module):
     """Nearest-neighbour upsampling of the spatial dims by `size` or `scale_factor`, like
     torch.nn.Upsample (F.interpolate does the work)."""
@@ -496,7 +383,9 @@ class ConvTranspose2d(Module):
             raise ValueError(f"ConvTranspose2d({self.extra_repr()}): expected input with "
                              f"{self.in_channels} input channels, of shape (N, {self.in_channels}, "
                              f"H, W) or ({self.in_channels}, H, W), got shape {shape}")
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+        weight = self.weight  # read once: it may be a parametrization (spectral_norm, ...)
+        check_dtypes(self, input, weight, self.bias)
+        return F.conv_transpose2d(input, weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups,
                                   self.dilation)
 

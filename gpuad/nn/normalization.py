@@ -9,8 +9,9 @@ import numbers
 
 import numpy
 
-from .. import creation, ops
+from .. import backend, creation, ops
 from . import init
+from .checks import REDUCED, check_dtypes
 from .module import Module, Parameter
 
 
@@ -43,8 +44,13 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = float(numpy.finfo(input.dtype).eps)
     dims = tuple(range(input.ndim - k, input.ndim))
-    out = input * ops.rsqrt(ops.mean(input * input, dims, keepdim=True) + eps)
-    return out if weight is None else out * weight
+    # like torch: float16/bfloat16 computed in float32, and the result in the input's dtype
+    # whatever the weight's (torch mixes dtypes here without an error, unlike the other norms)
+    x = input.to(backend.float32) if input.dtype in REDUCED else input
+    out = x * ops.rsqrt(ops.mean(x * x, dims, keepdim=True) + eps)
+    if weight is not None:
+        out = out * weight
+    return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
@@ -61,6 +67,10 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
                          f"groups; use a num_groups that divides {channels}")
     _check_affine("group_norm", "weight", weight, (channels,), input)
     _check_affine("group_norm", "bias", bias, (channels,), input)
+    back = check_dtypes("group_norm", input, weight, bias, kind="norm",
+                            what="parameters")
+    if back is not None:  # torch's mixed precision: computed in float32, the input's dtype out
+        input = input.to(backend.float32)
     grouped = input.reshape((n, num_groups, -1))
     centered = grouped - ops.mean(grouped, -1, keepdim=True)
     variance = ops.mean(centered * centered, -1, keepdim=True)
@@ -68,7 +78,9 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     per_channel = (1, channels) + (1,) * (input.ndim - 2)
     if weight is not None:
         out = out * weight.reshape(per_channel)
-    return out if bias is None else out + bias.reshape(per_channel)
+    if bias is not None:
+        out = out + bias.reshape(per_channel)
+    return out if back is None else out.to(back)
 
 
 class RMSNorm(Module):
@@ -125,6 +137,7 @@ class GroupNorm(Module):
         if input.ndim < 2 or input.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.extra_repr()}): expected an input of shape "
                              f"(N, {self.num_channels}, *), got {tuple(input.shape)}")
+        check_dtypes(self, input, self.weight, self.bias, kind="norm", what="parameters")
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):

@@ -107,7 +107,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         for hook in INTERCEPTORS:
             args = hook(name, autocast, args)
     raw = []
-    needs_grad = mixed = has_float = False
+    needs_grad = mixed = has_float = has_int = False
     first = first_dtype = None
     for a in args:
         if type(a) is not Tensor and not isinstance(a, Tensor):
@@ -118,6 +118,7 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
             converted = as_input(a, name)
             if not isinstance(converted, Tensor):
                 has_float = has_float or type(converted) is float
+                has_int = has_int or type(converted) is int
                 raw.append(converted)
                 continue
             # record the Tensor, not the list
@@ -137,8 +138,9 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         raw.append(data)
     if floating and first_dtype is not None and first_dtype.kind not in "fc":
         raw = [a.astype(backend.DEFAULT_FLOAT) if hasattr(a, "dtype") else a for a in raw]
-    elif promote and (mixed or (has_float and first_dtype is not None
-                                and first_dtype.kind not in "fc")):
+    elif promote and first_dtype is not None and (
+            mixed or (has_float and first_dtype.kind not in "fc") or
+            (has_int and first_dtype.kind == "b")):  # bool tensor * 2 is int64, as in torch
         dtype = promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
@@ -240,14 +242,20 @@ def public(fn):
 
 
 from . import (  # noqa: E402,F401  (each family registers its ops)
+    comparison,
     conv,
     decomposition,
     elementwise,
+    indexing,
     linalg,
     norm,
+    pointwise,
+    rearrange,
     reduce,
+    scan,
     shape,
     solve,
+    sort,
 )
 
 globals().update(REGISTRY)  # gpuad.ops.add, gpuad.ops.sum, ... for tensor.py and the rules

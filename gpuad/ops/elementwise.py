@@ -32,6 +32,16 @@ def _from_output(backward, rule):
     return lambda g, y, x: (rule(g, y),) if grad_mode.enabled else _raw(backward, g, y)
 
 
+def zeros_of(g):
+    """A constant zero gradient shaped like g (zeros, not g * 0, so NaNs in g do not leak)."""
+    return Tensor(xp_of(g.array).zeros_like(g.array))
+
+
+def flat(g, y, x, **attrs):
+    """The rule of a piecewise-constant op (sign, floor, round, ...): PyTorch's zero gradient."""
+    return (zeros_of(g),)
+
+
 # ---- arithmetic -------------------------------------------------------------------------------
 @primitive(vjp=lambda g, y, a, b: (g, g), promote=True)
 def add(a, b):
@@ -50,12 +60,38 @@ def mul(a, b):
     return a * b
 
 
-@primitive(vjp=lambda g, y, a, b: (g / b if _needs(a) else None, -g * y / b if _needs(b) else None),
-           promote=True)
-def div(a, b):
-    """True division; integer inputs give a float result, like torch.div."""
-    out = a / b
-    return out if out.dtype.kind != "f" or out.dtype == _float_of(a, b) else out.astype(_float_of(a, b))
+def _div_vjp(g, y, a, b, *, rounding_mode):
+    if rounding_mode is not None:  # piecewise constant: zeros, as in torch
+        return zeros_of(g) if _needs(a) else None, zeros_of(g) if _needs(b) else None
+    return g / b if _needs(a) else None, -g * y / b if _needs(b) else None
+
+
+@primitive(vjp=_div_vjp, promote=True)
+def div(a, b, *, rounding_mode=None):
+    """a / b like torch.div: true division (integers give a float result), or rounded towards
+    zero (rounding_mode='trunc') or down ('floor'), which keep integer dtypes."""
+    if rounding_mode is None:
+        out, dtype = a / b, _float_of(a, b)
+        return out if out.dtype.kind != "f" or out.dtype == dtype else out.astype(dtype)
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div: expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                         f"but found {rounding_mode!r}")
+    reject_bool("div", a, b)
+    xp = xp_of(a if hasattr(a, "dtype") else b)
+    out = xp.floor_divide(a, b)
+    if rounding_mode == "floor":
+        return out
+    if out.dtype.kind in "fc":
+        return xp.trunc(a / b)  # torch's definition (floor_divide rounds a / b differently)
+    # integers, exactly: floor and trunc differ where a / b is inexact and the signs differ
+    return out + ((xp.remainder(a, b) != 0) & ((a < 0) != (b < 0))).astype(out.dtype)
+
+
+def reject_bool(name, a, b):
+    """Integer arithmetic torch refuses for two bools (fmod, remainder, rounded division, pow)."""
+    if all(type(x) is bool or getattr(x, "dtype", None) == backend.bool_ for x in (a, b)):
+        raise TypeError(f"{name}: not implemented for bool tensors (as in PyTorch); convert with "
+                        f".long() or .float() first")
 
 
 def _float_of(a, b):
@@ -68,15 +104,35 @@ def neg(x):
     return -x
 
 
+# PyTorch's rules at zero: no gradient to the base where the exponent is 0 (even at a = 0, where
+# b a^(b-1) is 0 * inf), none to the exponent where a = 0 and b >= 0 (the limit from a > 0); a
+# negative base gives the exponent a NaN gradient (ln a), as in torch.
 def _pow_vjp(g, y, a, b):
-    ga = g * b * a ** (b - 1) if _needs(a) else None
-    gb = g * y * log(where(a > 0, a, 1)) if _needs(b) else None  # d a^b/db = a^b ln a, for a > 0
-    return ga, gb
+    return (_pow_base_grad(g, a, b) if _needs(a) else None,
+            _pow_exponent_grad(g, y, a, b) if _needs(b) else None)
+
+
+def _pow_base_grad(g, a, b):
+    if not isinstance(b, Tensor):
+        return zeros_of(g) if b == 0 else g * b * a ** (b - 1)
+    return where(b == 0, 0, g * b * a ** (b - 1))
+
+
+def _pow_exponent_grad(g, y, a, b):
+    if not isinstance(a, Tensor):  # a Python number base: 2.0 ** x
+        if a == 0:
+            return where(b >= 0, 0, g * -math.inf)  # 0 ** b = inf there, times ln 0 = -inf
+        return g * y * (math.log(a) if a > 0 else math.nan)
+    flat_zero = (a == 0) & (b >= 0)
+    return where(flat_zero, 0, g * y * log(where(flat_zero, 1, a)))
 
 
 @primitive(vjp=_pow_vjp, promote=True, autocast="float32")
 def pow(a, b):
     """a ** b for tensor or scalar exponents and bases."""
+    if type(b) is bool and getattr(a, "dtype", None) == backend.bool_:
+        return a | (not b)  # torch keeps a bool tensor ** True/False bool (x ** False is True)
+    reject_bool("pow", a, b)
     return a ** b
 
 
@@ -171,7 +227,11 @@ def erf(x):
 
 
 def _softplus_vjp(g, y, x, *, beta, threshold):
-    return (where(x * beta > threshold, g, g * sigmoid(x * beta)),)  # d softplus = sigmoid
+    # d softplus = sigmoid(beta x), and 1 above the threshold. At beta x == threshold torch's
+    # second derivative is the linear side's 0: there the slope is a constant.
+    bx = x * beta
+    at = 1 / (1 + math.exp(-threshold)) if math.isfinite(threshold) else 1.0
+    return (where(bx > threshold, g, g * where(bx >= threshold, at, sigmoid(bx))),)
 
 
 @primitive(vjp=_softplus_vjp, floating=True, autocast="float32")
@@ -257,19 +317,34 @@ def relu(x):
     return xp_of(x).maximum(x, 0)
 
 
-def _clamp_vjp(g, y, x, *, min, max):
-    inside = (x >= min) if min is not None else None
-    if max is not None:
-        inside = (x <= max) if inside is None else inside & (x <= max)
-    return (g if inside is None else g * inside,)
+def _clamp_vjp(g, y, x, low, high):
+    # torch's clamp_backward_min_max: x's gradient passes inside [low, high], bounds included; a
+    # bound gets it where it clamped, and where low > high all of it goes to high (which wins)
+    inside = logical_and(x >= low, x <= high) if low is not None and high is not None else (
+        x >= low if low is not None else x <= high)
+    g_low = g_high = None
+    if _needs(low):
+        below = x < low
+        g_low = where(below if high is None else logical_and(below, low < high), g, 0)
+    if _needs(high):
+        above = x > high
+        g_high = where(above if low is None else logical_or(above, high < low), g, 0)
+    return where(inside, g, 0), g_low, g_high
 
 
-@primitive(vjp=_clamp_vjp)
-def clamp(x, *, min=None, max=None):
-    """Clip to [min, max] (either may be None); the gradient passes where x is inside, like torch."""
+@primitive(vjp=_clamp_vjp, promote=True)
+def _clamp(x, low, high):
+    """min(max(x, low), high) with tensor or number bounds (one may be None)."""
+    return xp_of(x).clip(x, low, high)
+
+
+@public
+def clamp(x, min=None, max=None):
+    """Clip to [min, max] (numbers or tensors that broadcast; either may be None), like
+    torch.clamp: the gradient passes where x is inside, bounds included."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    return xp_of(x).clip(x, min, max).astype(x.dtype, copy=False)
+    return _clamp(x, min, max)
 
 
 @primitive(vjp=lambda g, y, a, b: (where(a > b, g, where(a == b, g / 2, 0)),
@@ -305,12 +380,15 @@ def where(cond, a, b):
     return _where_forward(cond, a, b)
 
 
-# ---- no gradient: signs, comparisons, logic, tests --------------------------------------------
-@primitive()
+@primitive(vjp=flat)  # differentiable with a zero gradient, as in torch
 def sign(x):
-    return xp_of(x).sign(x)
+    """-1, 0 or 1; 0 for NaN and bool stays bool, like torch.sign."""
+    if x.dtype.kind == "b":
+        return x.copy()
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
 
 
+# ---- no gradient: comparisons, logic, tests ------------------------------------------------------
 @primitive(promote=True)
 def eq(a, b):
     return a == b

@@ -1,4 +1,6 @@
-"""Reductions: sum, mean, prod, amax/amin, max/min, var/std, logsumexp, norm, argmax, any, cumsum.
+"""Reductions: sum, mean, prod, amax/amin, max/min, var/std, logsumexp, softmax, log_softmax, norm,
+argmax, any, and the NaN-ignoring and paired forms (nansum, nanmean, count_nonzero, var_mean,
+std_mean, aminmax).
 
 PyTorch's names (dim, keepdim) with numpy's (axis, keepdims) accepted; dim is None, an int or a
 tuple, negative dims count from the end, and an empty tuple means every dim, as in PyTorch.
@@ -9,6 +11,7 @@ import collections
 import math
 import numbers
 import operator
+import warnings
 
 from .. import backend
 from ..autograd import is_grad_enabled
@@ -62,6 +65,18 @@ def _iota(x, dim):
     return Tensor(xp_of(x.array).arange(x.shape[dim]).reshape(shape))
 
 
+def accumulator_dtype(x, dtype):
+    """torch's result dtype for sums and products: bool and integer inputs accumulate in int64
+    (numpy would give uint64 for unsigned ones)."""
+    return backend.int64 if dtype is None and x.dtype.kind in "biu" else dtype
+
+
+def require_floating(op, x):
+    if x.dtype.kind not in "fc":
+        raise RuntimeError(f"{op}: expected a floating point or complex input, got {x.dtype} (as "
+                           f"torch does); convert it with .float() or .double() first")
+
+
 def _sqrt_or_zero(v, p=2):
     """v ** (1/p) whose gradient at v == 0 is 0 rather than inf * 0 (torch's std and norm)."""
     zero = v == 0
@@ -77,7 +92,8 @@ def _sum_vjp(g, y, x, *, dim, keepdim, dtype):
 @primitive(vjp=_sum_vjp, autocast="float32")
 def sum(x, *, dim=None, keepdim=False, dtype=None):
     """Sum over dim (all by default), like torch.sum; bool and int inputs sum to int64."""
-    return x.sum(axis=_dims("sum", dim, x.shape), keepdims=keepdim, dtype=dtype)
+    dims = _dims("sum", dim, x.shape)
+    return x.sum(axis=dims, keepdims=keepdim, dtype=accumulator_dtype(x, dtype))
 
 
 @primitive(vjp=lambda g, y, x, *, shape: (g.expand(x.shape),))
@@ -99,28 +115,12 @@ def _mismatch(have, want):
 
 @public
 def mean(x, dim=None, keepdim=False, *, dtype=None):
-    """Average over dim (all by default), like torch.mean."""
+    """Average over dim (all by default), like torch.mean: integer inputs need a float dtype=."""
+    if dtype is None and x.dtype.kind not in "fc":
+        raise RuntimeError(f"mean: could not infer the output dtype: the input is {x.dtype}, not "
+                           f"floating point or complex (as in torch); pass dtype= or use .float()")
     dims = _dims("mean", dim, x.shape)
     return sum(x, dims, keepdim, dtype=dtype) / math.prod(x.shape[d] for d in dims)
-
-
-def _cumsum_vjp(g, y, x, *, dim, dtype):
-    return (_cumsum_reverse(g, dim=dim),)
-
-
-@primitive(vjp=_cumsum_vjp, autocast="float32")
-def cumsum(x, *, dim, dtype=None):
-    """Running sum along dim, like torch.cumsum."""
-    d = checked_dim("cumsum", dim, x.shape)
-    return x.cumsum(axis=d, dtype=dtype) if x.ndim else x.astype(dtype or x.dtype, copy=True)
-
-
-@primitive(vjp=lambda g, y, x, *, dim: (cumsum(g, dim=dim),), autocast="float32")
-def _cumsum_reverse(x, *, dim):
-    """Running sum from the end along dim: cumsum's gradient (and cumsum is its gradient)."""
-    d = checked_dim("cumsum", dim, x.shape)
-    xp = xp_of(x)
-    return xp.flip(xp.flip(x, d).cumsum(axis=d), d) if x.ndim else x.copy()
 
 
 # ---- products ------------------------------------------------------------------------------------
@@ -145,25 +145,38 @@ def _prod_vjp(g, y, x, *, dim, keepdim, dtype):
 @primitive(vjp=_prod_vjp, autocast="float32")
 def prod(x, *, dim=None, keepdim=False, dtype=None):
     """Product over dim (all by default), like torch.prod; the gradient is exact with zeros."""
-    return x.prod(axis=_dims("prod", dim, x.shape), keepdims=keepdim, dtype=dtype)
+    dims = _dims("prod", dim, x.shape)
+    return x.prod(axis=dims, keepdims=keepdim, dtype=accumulator_dtype(x, dtype))
 
 
 # ---- extrema -------------------------------------------------------------------------------------
 def _extremum_vjp(g, y, x, *, dim, keepdim):
     dims = _dims("amax", dim, x.shape)
-    hit = x == _keep(y, x.shape, dims, keepdim)  # every tie gets an even share
-    return (_ew.where(hit, _keep(g, x.shape, dims, keepdim) / sum(hit, dims, True), 0),)
+    hit = x == _keep(y, x.shape, dims, keepdim)  # every tie gets an even share; where y is NaN no
+    return (hit * (_keep(g, x.shape, dims, keepdim) / sum(hit, dims, True)),)  # entry hits: NaN
+
+
+def _nonempty(op, x, dim):
+    if dim is None and not x.size:
+        raise RuntimeError(f"{op}: an empty input (shape {tuple(x.shape)}) needs a reduction dim "
+                           f"(dim=), as in torch: the operation has no identity")
+    for d in _dims(op, dim, x.shape):
+        if x.shape[d] == 0:
+            raise IndexError(f"{op}: expected reduction dim {d} to have non-zero size (tensor of "
+                             f"shape {tuple(x.shape)}): the operation has no identity, as in torch")
 
 
 @primitive(vjp=_extremum_vjp)
 def amax(x, *, dim=None, keepdim=False):
     """Maximum over dim (all by default); ties share the gradient evenly, like torch.amax."""
+    _nonempty("amax", x, dim)
     return x.max(axis=_dims("amax", dim, x.shape), keepdims=keepdim)
 
 
 @primitive(vjp=_extremum_vjp)
 def amin(x, *, dim=None, keepdim=False):
     """Minimum over dim (all by default); ties share the gradient evenly, like torch.amin."""
+    _nonempty("amin", x, dim)
     return x.min(axis=_dims("amin", dim, x.shape), keepdims=keepdim)
 
 
@@ -247,34 +260,70 @@ def _correction(op, dim, unbiased, correction, ddof):
 
 
 def _var_vjp(g, y, x, *, dim, unbiased, keepdim, correction, ddof):
+    # torch's var_backward, odd corners included: over every dim (dim=None or a 0-d input) with
+    # n - correction <= 0 the gradient is g * inf (NaN where x equals the mean) whatever the sign
+    # of x - mean; with a dim it is 2 / (n - correction) * g * (x - mean), even where that
+    # denominator is negative (while the forward divides by max(0, n - correction)).
     dim, correction = _correction("var", dim, unbiased, correction, ddof)
     dims = _dims("var", dim, x.shape)
-    count = math.prod(x.shape[d] for d in dims) - correction
-    scale = _keep(g, x.shape, dims, keepdim) * (2 / count if count > 0 else math.nan)
-    return ((x - mean(x, dims, True)) * scale,)
+    n = math.prod(x.shape[d] for d in dims)
+    g = _keep(g, x.shape, dims, keepdim)
+    centered = x - mean(x, dims, True) if n else x  # an empty slice has no mean to subtract
+    if (dim is None or x.ndim == 0) and n - correction <= 0:
+        xp = xp_of(x.array)
+        return (g * Tensor(xp.where((centered == 0).array, math.nan, math.inf).astype(x.dtype)),)
+    return (centered * (g * (2 / (n - correction) if n != correction else math.inf)),)
+
+
+def _warn_dof(op, n, correction):
+    warnings.warn(f"{op}: degrees of freedom is <= 0 (correction={correction} for {n} reduced "
+                  f"elements), so the result is inf or NaN, as in torch", UserWarning, stacklevel=5)
 
 
 # primitive: the composite's backward is three times slower
 @primitive(vjp=_var_vjp, autocast="float32")
 def var(x, *, dim=None, unbiased=None, keepdim=False, correction=None, ddof=None):
     """Variance over dim with Bessel's correction by default (correction=1, like torch.var);
-    torch's unbiased= (also var(x, dim, unbiased) and var(x, unbiased)) and numpy's ddof= work."""
+    torch's unbiased= (also var(x, dim, unbiased) and var(x, unbiased)) and numpy's ddof= work.
+    Like torch it divides by max(0, n - correction): inf, or NaN for a constant or empty slice."""
     dim, correction = _correction("var", dim, unbiased, correction, ddof)
     dims = _dims("var", dim, x.shape)
-    if x.dtype.kind not in "fc":
-        x = x.astype(backend.DEFAULT_FLOAT)
-    count = math.prod(x.shape[d] for d in dims) - correction
-    centered = x - x.mean(axis=dims, keepdims=True)
-    return (centered * centered).sum(axis=dims, keepdims=keepdim) * (
-        1 / count if count > 0 else math.nan)  # no divide-by-zero warning, NaN like torch's
+    require_floating("var", x)
+    n = math.prod(x.shape[d] for d in dims)
+    total = x.sum(axis=dims, keepdims=True)
+    centered = x - (total / n if n else total)
+    squares = (centered * centered).sum(axis=dims, keepdims=keepdim)
+    if n - correction > 0:
+        return squares * (1 / (n - correction))
+    _warn_dof("var", n, correction)
+    return xp_of(x).where(squares > 0, math.inf, math.nan).astype(x.dtype)  # no 0/0 warning
 
 
 @public
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None):
     """Standard deviation, sqrt(var(...)), like torch.std; its gradient is 0 where it is 0."""
     dim, correction = _correction("std", dim, unbiased, correction, ddof)
-    dims = _dims("std", dim, x.shape)
-    return _sqrt_or_zero(var(x, dims, keepdim=keepdim, correction=correction))
+    _dims("std", dim, x.shape)
+    require_floating("std", x)
+    return _sqrt_or_zero(var(x, dim, keepdim=keepdim, correction=correction))
+
+
+@public
+def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(var, mean) over dim, like torch.var_mean (a plain tuple there too)."""
+    dim, correction = _correction("var_mean", dim, unbiased, correction, None)
+    _dims("var_mean", dim, x.shape)
+    require_floating("var_mean", x)
+    return var(x, dim, keepdim=keepdim, correction=correction), mean(x, dim, keepdim)
+
+
+@public
+def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(std, mean) over dim, like torch.std_mean."""
+    dim, correction = _correction("std_mean", dim, unbiased, correction, None)
+    _dims("std_mean", dim, x.shape)
+    require_floating("std_mean", x)
+    return std(x, dim, keepdim=keepdim, correction=correction), mean(x, dim, keepdim)
 
 
 def _logsumexp_vjp(g, y, x, *, dim, keepdim):
@@ -299,6 +348,54 @@ def logsumexp(x, *, dim=None, keepdim=False):
     empty = total == 0  # every entry -inf: the answer is -inf, without log(0)'s warning
     out = xp.where(empty, -math.inf, xp.log(xp.where(empty, 1, total)) + top)
     return out if keepdim else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in dims))
+
+
+# ---- softmax: primitives for speed and memory (one saved output each), like torch's -------------
+def _floating(x):
+    return x if x.dtype.kind in "fc" else x.astype(backend.DEFAULT_FLOAT)
+
+
+@primitive(vjp=lambda g, y, x, *, dim: (y * (g - sum(g * y, dim=dim, keepdim=True)),),
+           autocast="float32")
+def _softmax(x, *, dim):
+    """exp(x) / sum(exp(x)) along dim, with the max subtracted first (softmax's primitive)."""
+    x = _floating(x)
+    e = x - x.max(axis=dim, keepdims=True)
+    xp_of(e).exp(e, out=e)
+    e /= e.sum(axis=dim, keepdims=True)
+    return e
+
+
+@primitive(vjp=lambda g, y, x, *, dim: (g - _ew.exp(y) * sum(g, dim=dim, keepdim=True),),
+           autocast="float32")
+def _log_softmax(x, *, dim):
+    """x - logsumexp(x) along dim, with the max subtracted first (log_softmax's primitive)."""
+    xp = xp_of(x)
+    s = _floating(x) - x.max(axis=dim, keepdims=True)
+    s -= xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
+    return s
+
+
+def _along(op, primitive_op, x, dim, dtype):
+    if dtype is not None:
+        x = _ew.cast(x, dtype=dtype)  # torch casts before the op, so it runs in that dtype
+    d = checked_dim(op, dim, x.shape)
+    if x.ndim == 0:
+        return primitive_op(x.reshape((1,)), dim=0).reshape(())
+    return primitive_op(x, dim=d)
+
+
+@public
+def softmax(x, dim, dtype=None):
+    """exp(x) / sum(exp(x)) along dim, stable for large inputs, like torch.softmax
+    (torch.nn.functional.softmax and Tensor.softmax); `dtype` casts x first."""
+    return _along("softmax", _softmax, x, dim, dtype)
+
+
+@public
+def log_softmax(x, dim, dtype=None):
+    """log(softmax(x)) along dim, computed stably, like torch.log_softmax."""
+    return _along("log_softmax", _log_softmax, x, dim, dtype)
 
 
 def _norm2_vjp(g, y, x, *, dim, keepdim):
@@ -345,6 +442,54 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     else:
         powers = _ew.abs(x) ** p
     return _sqrt_or_zero(sum(powers, dims, keepdim), p)
+
+
+# ---- NaN-ignoring and paired reductions -------------------------------------------------------
+def _nansum_vjp(g, y, x, *, dim, keepdim, dtype):
+    # torch multiplies by the mask (not a where), so an infinite g gives NaN at the NaNs too
+    dims = _dims("nansum", dim, x.shape)
+    return (_keep(g, x.shape, dims, keepdim) * _ew.logical_not(_ew.isnan(x)),)
+
+
+@primitive(vjp=_nansum_vjp, autocast="float32")
+def nansum(x, *, dim=None, keepdim=False, dtype=None):
+    """Sum over dim treating NaN as zero, like torch.nansum; bool and int inputs sum to int64."""
+    dims = _dims("nansum", dim, x.shape)
+    return xp_of(x).nansum(x, axis=dims, keepdims=keepdim, dtype=accumulator_dtype(x, dtype))
+
+
+@public
+def nanmean(x, dim=None, keepdim=False, *, dtype=None):
+    """Mean of the non-NaN entries over dim, like torch.nanmean: NaN (and a NaN gradient) where a
+    slice holds no number."""
+    if dtype is not None:
+        x = _ew.cast(x, dtype=dtype)
+    require_floating("nanmean", x)
+    dims = _dims("nanmean", dim, x.shape)
+    return nansum(x, dims, keepdim) / sum(_ew.logical_not(_ew.isnan(x)), dims, keepdim)
+
+
+@primitive()
+def count_nonzero(x, *, dim=None):
+    """The number of non-zero entries over dim (an int or a tuple; all by default), int64, like
+    torch.count_nonzero (NaN counts as non-zero)."""
+    return (x != 0).sum(axis=_dims("count_nonzero", dim, x.shape), dtype=backend.int64)
+
+
+_AminmaxResult = collections.namedtuple("aminmax", ("min", "max"))  # torch.return_types.aminmax
+
+
+@public
+def aminmax(x, *, dim=None, keepdim=False):
+    """The namedtuple (min, max) of amin and amax over one dim or all, like torch.aminmax; ties
+    share each gradient evenly."""
+    if dim is not None and not isinstance(dim, numbers.Integral):
+        raise TypeError(f"aminmax: dim must be an int or None, got {dim!r}")
+    if dim is None and 0 in x.shape:
+        raise RuntimeError(f"aminmax: cannot reduce the empty tensor of shape {tuple(x.shape)}: "
+                           f"min and max have no identity, as in torch")
+    _nonempty("aminmax", x, dim)
+    return _AminmaxResult(amin(x, dim, keepdim), amax(x, dim, keepdim))
 
 
 # ---- logic ---------------------------------------------------------------------------------------

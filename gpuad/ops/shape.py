@@ -1,14 +1,14 @@
-"""Shape ops: views, joins, slices, pads, index ops (reshape, permute, expand, cat, getitem, ...).
+"""Shape ops: views, joins, slices, pads (reshape, permute, expand, cat, narrow, split, pad, ...).
 
 A few primitives carry everything: reshape, expand and permute are views; `_getitem` and `_embed`
-(write into a fresh filled array) are each other's gradient, as are `_gather` and `_scatter_add`, so
-slicing, flipping, padding, splitting and integer indexing are differentiable to every order.
-Indices become raw arrays on the tensor's device once, in `raw_index`; forwards never see Tensors.
+(write into a fresh filled array) are each other's gradient, so slicing, flipping, padding and
+splitting are differentiable to every order. Indexing with index arrays (getitem, gather,
+scatter, ...) builds on `_getitem` in indexing.py; diagonals, roll and the stacks are in
+rearrange.py.
 """
+import itertools
 import math
 import numbers
-
-import numpy
 
 from .. import backend
 from ..backend import xp_of
@@ -17,7 +17,7 @@ from . import primitive, public
 from . import reduce as _reduce
 
 
-def _dim(op, dim, shape, extra=0):
+def wrap_dim(op, dim, shape, extra=0):
     """A dim in [-n, n) with n = len(shape) + extra (1 for a 0-d tensor), made non-negative."""
     n = max(len(shape) + extra, 1)
     if not -n <= dim < n:
@@ -26,22 +26,25 @@ def _dim(op, dim, shape, extra=0):
     return dim % n
 
 
-def _dims(op, dims, shape):
+def wrap_dims(op, dims, shape):
+    """An int or a sequence of dims, each wrapped by wrap_dim, none named twice."""
     dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
-    out = tuple(_dim(op, d, shape) for d in dims)
+    out = tuple(wrap_dim(op, d, shape) for d in dims)
     if len(set(out)) != len(out):
         raise RuntimeError(f"{op}: dims {dims} name a dim more than once (tensor shape "
                            f"{tuple(shape)})")
     return out
 
 
-def _at_least_1d(op, x):
+def check_not_0d(op, x):
+    """Refuse a 0-d tensor, for ops that need a dim to work along."""
     if x.ndim == 0:
         raise RuntimeError(f"{op}: expected a tensor with at least 1 dim, got a 0-d tensor; "
                            f"reshape it to (1,) first")
 
 
-def _int_array(item):
+def is_int_array(item):
+    """Whether item is an array (of any backend) of integers: an integer index."""
     return backend.is_array(item) and item.dtype.kind in "iu"
 
 
@@ -87,7 +90,7 @@ def expand(x, *, shape):
 
 
 def _permutation(dims, shape):
-    perm = tuple(_dim("permute", d, shape) for d in dims)
+    perm = tuple(wrap_dim("permute", d, shape) for d in dims)
     if len(perm) != len(shape) or len(set(perm)) != len(perm):
         raise RuntimeError(f"permute: dims {tuple(dims)} is not a permutation of the {len(shape)} "
                            f"dims of a tensor of shape {shape}")
@@ -109,7 +112,7 @@ def permute(x, *, dims):
 def swapaxes(x, dim0, dim1):
     """x with dims dim0 and dim1 swapped (a view), like torch.swapaxes."""
     dims = list(range(x.ndim))
-    a, b = _dim("swapaxes", dim0, x.shape), _dim("swapaxes", dim1, x.shape)
+    a, b = wrap_dim("swapaxes", dim0, x.shape), wrap_dim("swapaxes", dim1, x.shape)
     if a != b:
         dims[a], dims[b] = dims[b], dims[a]
     return permute(x, dims=tuple(dims))
@@ -126,7 +129,7 @@ def transpose(x, dim0, dim1):
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one, like torch.flatten (a 0-d tensor becomes 1-d)."""
     shape = tuple(x.shape)
-    s, e = _dim("flatten", start_dim, shape), _dim("flatten", end_dim, shape)
+    s, e = wrap_dim("flatten", start_dim, shape), wrap_dim("flatten", end_dim, shape)
     if s > e:
         raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
                            f"(tensor shape {shape})")
@@ -138,7 +141,7 @@ def squeeze(x, dim=None):
     """x without its size-1 dims (all, or those among `dim`, an int or tuple); a named dim whose
     size is not 1 is left alone, like torch.squeeze."""
     shape = tuple(x.shape)
-    dims = range(len(shape)) if dim is None else _dims("squeeze", dim, shape)
+    dims = range(len(shape)) if dim is None else wrap_dims("squeeze", dim, shape)
     return reshape(x, shape=tuple(n for i, n in enumerate(shape) if n != 1 or i not in dims))
 
 
@@ -146,7 +149,7 @@ def squeeze(x, dim=None):
 def unsqueeze(x, dim):
     """x with a size-1 dim inserted at `dim` (in [-ndim-1, ndim]), like torch.unsqueeze."""
     shape = tuple(x.shape)
-    d = _dim("unsqueeze", dim, shape, extra=1)
+    d = wrap_dim("unsqueeze", dim, shape, extra=1)
     return reshape(x, shape=shape[:d] + (1,) + shape[d:])
 
 
@@ -182,7 +185,7 @@ def tile(x, dims):
 # ---- slicing: _getitem and _embed are each other's gradient -------------------------------------
 def _getitem_vjp(g, y, x, *, index):
     items = index if type(index) is tuple else (index,)
-    return (_embed(g, index=index, shape=x.shape, accumulate=any(map(_int_array, items))),)
+    return (_embed(g, index=index, shape=x.shape, accumulate=any(map(is_int_array, items))),)
 
 
 @primitive(vjp=_getitem_vjp, name="_getitem")
@@ -203,14 +206,15 @@ def _embed(src, *, index, shape, value=0, accumulate=False):
     return out
 
 
-def _narrow(x, dim, start, length):
+def narrow_view(x, dim, start, length):
+    """The view of x[start:start + length] along dim (non-negative, unchecked)."""
     return _getitem(x, index=(slice(None),) * dim + (slice(start, start + length),))
 
 
 @public
 def flip(x, dims):
     """x reversed along `dims` (an int or tuple), like torch.flip; a view here, not a copy."""
-    flipped = _dims("flip", dims, x.shape)
+    flipped = wrap_dims("flip", dims, x.shape)
     return _getitem(x, index=tuple(slice(None, None, -1) if d in flipped else slice(None)
                                    for d in range(x.ndim)))
 
@@ -219,8 +223,8 @@ def flip(x, dims):
 def split(x, split_size_or_sections, dim=0):
     """Views of x along dim, like torch.split: chunks of split_size (the last may be smaller), or
     of the listed sizes, which must add up to the dim's size. Returns a tuple."""
-    _at_least_1d("split", x)
-    d = _dim("split", dim, x.shape)
+    check_not_0d("split", x)
+    d = wrap_dim("split", dim, x.shape)
     n = x.shape[d]
     if isinstance(split_size_or_sections, numbers.Integral):
         size = int(split_size_or_sections)
@@ -235,7 +239,7 @@ def split(x, split_size_or_sections, dim=0):
             raise RuntimeError(f"split: sizes {sizes} must be non-negative and add up to {n}, the "
                                f"size of dim {d} of the tensor of shape {tuple(x.shape)}")
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return tuple(_narrow(x, d, start, size) for start, size in zip(starts, sizes))
+    return tuple(narrow_view(x, d, start, size) for start, size in zip(starts, sizes))
 
 
 @public
@@ -244,8 +248,8 @@ def chunk(x, chunks, dim=0):
     return fewer chunks than asked for). Returns a tuple."""
     if chunks <= 0:
         raise RuntimeError(f"chunk: chunks must be positive, got {chunks}")
-    _at_least_1d("chunk", x)
-    n = x.shape[_dim("chunk", dim, x.shape)]
+    check_not_0d("chunk", x)
+    n = x.shape[wrap_dim("chunk", dim, x.shape)]
     if n == 0:
         return split(x, [0] * chunks, dim)
     return split(x, -(-n // chunks), dim)
@@ -256,7 +260,7 @@ def _cat_vjp(g, y, *xs, dim=0):
     d, start, grads = dim % y.ndim, 0, []
     for x in xs:
         n = x.shape[d]
-        grads.append(_narrow(g, d, start, n) if getattr(x, "requires_grad", False) else None)
+        grads.append(narrow_view(g, d, start, n) if getattr(x, "requires_grad", False) else None)
         start += n
     return tuple(grads)
 
@@ -270,7 +274,7 @@ def _cat(*xs, dim=0):
     if first.ndim == 0:
         raise RuntimeError("cat: zero-dimensional tensors cannot be concatenated; use stack, or "
                            "unsqueeze them first")
-    d = _dim("cat", dim, first.shape)
+    d = wrap_dim("cat", dim, first.shape)
     for x in xs[1:]:
         if x.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, first.shape))
                                        if i != d):
@@ -292,6 +296,12 @@ def concatenate(tensors, dim=0):
 
 
 @public
+def concat(tensors, dim=0):
+    """torch's other name for cat."""
+    return _cat(*tensors, dim=dim)
+
+
+@public
 def stack(tensors, dim=0):
     """Join equally shaped tensors along a new dim, like torch.stack."""
     tensors = list(tensors)
@@ -302,7 +312,7 @@ def stack(tensors, dim=0):
         if tuple(t.shape) != shape:
             raise RuntimeError(f"stack: expects each tensor to be equal size, but got {shape} at "
                                f"entry 0 and {tuple(t.shape)} at entry {i}")
-    d = _dim("stack", dim, shape, extra=1)
+    d = wrap_dim("stack", dim, shape, extra=1)
     return _cat(*(reshape(t, shape=shape[:d] + (1,) + shape[d:]) for t in tensors), dim=d)
 
 
@@ -377,161 +387,149 @@ def triu(x, *, diagonal=0):
     return _triangle("triu", x, diagonal)
 
 
-# ---- integer indices: gather / scatter-add, index_select, one_hot -------------------------------
-def _check_range(op, index, n, dim, shape, negative=True):
-    """Raise the IndexError of torch for indices outside [-n, n) ([0, n) without `negative`):
-    CuPy would wrap them silently (see backend.indices_outside for what this costs on CUDA)."""
-    lo = -n if negative else 0
-    if isinstance(index, numbers.Integral):
-        bad = not lo <= index < n
+# ---- torch's other views and splits, composites of the primitives above ------------------------
+@public
+def narrow(input, dim, start, length):
+    """The view of `length` entries of dim from `start` (negative counts from the end; a 0-d
+    tensor is read on the host), like torch.narrow."""
+    check_not_0d("narrow", input)
+    d = wrap_dim("narrow", dim, input.shape)
+    n, start, length = input.shape[d], int(start), int(length)
+    if not -n <= start <= n:
+        raise IndexError(f"narrow: start {start} is out of range for dim {d} of size {n} "
+                         f"(expected a start in [{-n}, {n}])")
+    start += n if start < 0 else 0
+    if length < 0 or start + length > n:
+        raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds the size {n} of "
+                           f"dim {d} (tensor shape {tuple(input.shape)}); length must be in "
+                           f"[0, {n - start}]")
+    return narrow_view(input, d, start, length)
+
+
+@public
+def unflatten(input, dim, sizes):
+    """dim split into dims of `sizes` (one may be -1), like torch.unflatten: a view."""
+    d = wrap_dim("unflatten", dim, input.shape)
+    sizes, n = tuple(int(s) for s in sizes), input.shape[d]
+    known = math.prod(s for s in sizes if s != -1)
+    if (not sizes or sizes.count(-1) > 1 or any(s < -1 for s in sizes)
+            or (n != known if -1 not in sizes else known == 0 or n % known)):
+        raise RuntimeError(f"unflatten: sizes {sizes} don't multiply up to the size {n} of dim {d} "
+                           f"(tensor shape {tuple(input.shape)})")
+    sizes = tuple(n // known if s == -1 else s for s in sizes)
+    return reshape(input, shape=tuple(input.shape[:d]) + sizes + tuple(input.shape[d + 1:]))
+
+
+@public
+def movedim(input, source, destination):
+    """input with dims `source` moved to positions `destination` (ints or sequences), the others
+    keeping their order, like torch.movedim: a view."""
+    src = wrap_dims("movedim", source, input.shape)
+    dst = wrap_dims("movedim", destination, input.shape)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: source {source} and destination {destination} must name the "
+                           f"same number of dims")
+    rest = iter(d for d in range(input.ndim) if d not in src)
+    moved = dict(zip(dst, src))
+    return permute(input, dims=tuple(moved[i] if i in moved else next(rest)
+                                     for i in range(input.ndim)))
+
+
+@public
+def moveaxis(input, source, destination):
+    """numpy's name for movedim."""
+    return movedim(input, source, destination)
+
+
+@public
+def tensor_split(input, indices_or_sections, dim=0):
+    """Views of input along dim, like torch.tensor_split: n sections (the first size % n one
+    longer), or split before each of the given indices. Returns a tuple."""
+    check_not_0d("tensor_split", input)
+    d = wrap_dim("tensor_split", dim, input.shape)
+    n, cut = input.shape[d], indices_or_sections
+    if isinstance(cut, Tensor):
+        if cut.dtype.kind not in "iu" or cut.ndim > 1:
+            raise RuntimeError(f"tensor_split: a tensor of indices or sections must be a 0-d or "
+                               f"1-d integer tensor, got {cut.dtype} of shape {cut.shape}")
+        cut = cut.item() if cut.ndim == 0 else cut.tolist()
+    if isinstance(cut, numbers.Integral):
+        if cut <= 0:
+            raise RuntimeError(f"tensor_split: number of sections must be larger than 0, got {cut}")
+        size, extra = divmod(n, int(cut))
+        starts = [i * size + min(i, extra) for i in range(int(cut) + 1)]
+        bounds = list(itertools.pairwise(starts))
     else:
-        index = backend.indices_outside(index, lo, n)
-        bad = index is not None
-    if bad:
-        raise IndexError(f"{op}: index {index} is out of range for dim {dim} with size {n} "
-                         f"(tensor shape {tuple(shape)})")
-
-
-def _index_array(op, index, data):
-    index = raw_index(index, data, op)
-    if not _int_array(index):
-        raise TypeError(f"{op}: expected an integer index tensor, got "
-                        f"{getattr(index, 'dtype', type(index).__name__)}")
-    return index
-
-
-def _along(index, dim):
-    """torch.gather's full index: `index` in dim, broadcast aranges in the other dims."""
-    xp, n = xp_of(index), index.ndim
-    return tuple(index if d == dim else xp.arange(s).reshape((s,) + (1,) * (n - d - 1))
-                 for d, s in enumerate(index.shape))
-
-
-@primitive(vjp=lambda g, y, x, index, *, dim: (_scatter_add(g, index, dim=dim, shape=x.shape),
-                                               None), name="_gather")
-def _gather(x, index, *, dim):
-    return x[_along(index, dim)]
-
-
-@primitive(vjp=lambda g, y, src, index, *, dim, shape: (_gather(g, index, dim=dim), None),
-           name="_scatter_add")
-def _scatter_add(src, index, *, dim, shape):
-    """zeros(shape) with src (shaped like index) added at index along dim, repeats accumulating."""
-    return backend.scatter_add(xp_of(src).zeros(shape, dtype=src.dtype), _along(index, dim), src)
+        cut = [int(c) for c in cut]
+        bounds = list(zip([None] + cut, cut + [None]))
+    return tuple(_getitem(input, index=(slice(None),) * d + (slice(a, b),)) for a, b in bounds)
 
 
 @public
-def gather(x, dim, index):
-    """out[i][j] = x[index[i][j]][j] for dim=0 (and so on), like torch.gather: index has x's number
-    of dims and is no larger than x outside dim; repeated indices accumulate in the gradient."""
-    _at_least_1d("gather", x)
-    index = _index_array("gather", index, x.array)
-    d = _dim("gather", dim, x.shape)
-    if index.ndim != x.ndim or any(i > n for k, (i, n) in enumerate(zip(index.shape, x.shape))
-                                   if k != d):
-        raise RuntimeError(f"gather: index of shape {index.shape} must have the dims of the input "
-                           f"(shape {x.shape}) and be no larger outside dim {d}")
-    _check_range("gather", index, x.shape[d], d, x.shape, negative=False)
-    return _gather(x, index, dim=d)
+def unbind(input, dim=0):
+    """The slices of input along dim (views, dim removed), like torch.unbind. Returns a tuple."""
+    if input.ndim == 0:
+        raise IndexError("unbind: a 0-d tensor has no dim to unbind")
+    d = wrap_dim("unbind", dim, input.shape)
+    return tuple(_getitem(input, index=(slice(None),) * d + (i,)) for i in range(input.shape[d]))
+
+
+def tensor_list(op, tensors):
+    """The tensors of a call that passed one sequence or several tensors (the atleast_*
+    functions take both), refusing none."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if not tensors:
+        raise RuntimeError(f"{op}: expected a non-empty list of tensors")
+    return tensors
+
+
+def _at_least(op, tensors, n, shape_of):
+    single = len(tensors) == 1 and isinstance(tensors[0], Tensor)
+    out = tuple(t if t.ndim >= n else reshape(t, shape=shape_of(tuple(t.shape)))
+                for t in tensor_list(op, tensors))
+    return out[0] if single else out
 
 
 @public
-def index_select(x, dim, index):
-    """The entries of x at the 1-D integer `index` along dim, like torch.index_select."""
-    _at_least_1d("index_select", x)
-    index = _index_array("index_select", index, x.array)
-    if index.ndim > 1:
-        raise RuntimeError(f"index_select: index must be 1-D, got shape {index.shape}")
-    d = _dim("index_select", dim, x.shape)
-    _check_range("index_select", index, x.shape[d], d, x.shape, negative=False)
-    return _getitem(x, index=(slice(None),) * d + (index.reshape(-1),))
-
-
-@primitive()
-def one_hot(x, *, num_classes=-1):
-    """int64 one-hot encoding of class indices in a new last dim, like
-    torch.nn.functional.one_hot; num_classes=-1 means max(x) + 1. No gradient."""
-    if x.dtype.kind not in "iu":
-        raise TypeError(f"one_hot: expected an integer tensor of class indices, got {x.dtype}")
-    lo, hi = (int(x.min()), int(x.max())) if x.size else (0, -1)
-    n = hi + 1 if num_classes == -1 else num_classes
-    if lo < 0 or hi >= n:
-        raise RuntimeError(f"one_hot: class values must be in [0, {n}), got values in [{lo}, {hi}]")
-    return (x[..., None] == xp_of(x).arange(n, dtype=x.dtype)).astype(backend.int64)
-
-
-# ---- getitem ------------------------------------------------------------------------------------
-def raw_index(index, data, op="indexing"):
-    """`index` (ints, slices, None, Ellipsis, Tensors, lists, arrays, or a tuple of them) in the raw
-    form that indexes `data` on its device: Tensors give their arrays, lists and host arrays are
-    copied to the device. A Tensor on another device is an error, as in PyTorch."""
-    if type(index) is tuple:
-        return tuple(_raw_item(item, data, op) for item in index)
-    return _raw_item(index, data, op)
-
-
-def _raw_item(item, data, op):
-    if isinstance(item, Tensor):
-        if item.device != backend.device_of(data):
-            raise RuntimeError(f"{op}: indices are on {item.device} but the indexed tensor is on "
-                               f"{backend.device_of(data)}; move them with "
-                               f".to('{backend.device_of(data)}') first")
-        return item.array
-    if isinstance(item, (list, tuple)):
-        array = backend.asarray(item, dev=backend.device_of(data))
-        return array if array.size else array.astype(backend.int64)  # [] indexes nothing
-    if backend.is_array(item) and (type(item) is not type(data)
-                                   or backend.device_of(item) != backend.device_of(data)):
-        return backend.to_device(item, backend.device_of(data))
-    return item
-
-
-def _width(item):
-    """How many dims of the indexed array an index item consumes (None for Ellipsis)."""
-    if item is Ellipsis:
-        return None
-    if item is None or isinstance(item, (bool, numpy.bool_)):
-        return 0
-    if backend.is_array(item) and item.dtype.kind == "b":
-        return item.ndim
-    return 1
-
-
-def _check_indices(index, shape):
-    """getitem's IndexError for an int or integer array outside its dim (CuPy would wrap)."""
-    items = index if type(index) is tuple else (index,)
-    axis = 0
-    for k, item in enumerate(items):
-        if type(item) is slice:
-            axis += 1
-        elif item is Ellipsis:
-            axis = len(shape) - sum(w for w in map(_width, items[k + 1:]) if w is not None)
-        elif type(item) is int or _int_array(item) or (isinstance(item, numbers.Integral)
-                                                         and not isinstance(item, bool)):
-            if axis < len(shape):
-                _check_range("getitem", item, shape[axis], axis, shape)
-            axis += 1
-        else:
-            width = _width(item)
-            if (width and backend.is_array(item) and item.dtype.kind == "b"
-                    and tuple(item.shape) != tuple(shape[axis:axis + width])):
-                dims = f"dim {axis}" if width == 1 else f"dims {axis}..{axis + width - 1}"
-                raise IndexError(f"getitem: boolean mask of shape {tuple(item.shape)} does not "
-                                 f"match {dims} of the indexed tensor (tensor shape "
-                                 f"{tuple(shape)})")
-            axis += width
+def atleast_1d(*tensors):
+    """Each tensor with at least 1 dim (a 0-d one becomes shape (1,)), like torch.atleast_1d: one
+    tensor gives a tensor, several (or a sequence) a tuple."""
+    return _at_least("atleast_1d", tensors, 1, lambda s: (1,))
 
 
 @public
-def getitem(x, index):
-    """x[index] with PyTorch's (and numpy's) rules: ints, slices with any step, None, Ellipsis,
-    integer and boolean Tensors, arrays or lists, and tuples mixing them. Basic indexing gives a
-    view; repeated integer indices accumulate in the gradient."""
-    index = raw_index(index, x.array, "getitem")
-    _check_indices(index, x.shape)
-    try:
-        return _getitem(x, index=index)
-    except IndexError as e:  # the array library's words, without _with_context's own framing
-        message = str(e).removeprefix("getitem: ")
-        message = message.rpartition(" (inputs of shapes ")[0] or message
-        raise IndexError(f"getitem: {message} (tensor shape {x.shape})") from None
+def atleast_2d(*tensors):
+    """Each tensor with at least 2 dims ((n,) becomes (1, n)), like torch.atleast_2d."""
+    return _at_least("atleast_2d", tensors, 2, lambda s: (1,) + (s or (1,)))
+
+
+@public
+def atleast_3d(*tensors):
+    """Each tensor with at least 3 dims ((n,) becomes (1, n, 1), (m, n) becomes (m, n, 1)), like
+    torch.atleast_3d."""
+    return _at_least("atleast_3d", tensors, 3,
+                     lambda s: (1, 1, 1) if not s else (1,) + s + (1,) if len(s) == 1 else s + (1,))
+
+
+@public
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids from 0-D or 1-D tensors, like torch.meshgrid: with indexing='ij' output i
+    varies along dim i; 'xy' swaps the first two dims (numpy's default). Views, as in torch."""
+    tensors = tensor_list("meshgrid", tensors)
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f'meshgrid: indexing must be "ij" or "xy", got {indexing!r}')
+    for i, t in enumerate(tensors):
+        if t.ndim > 1 or t.dtype != tensors[0].dtype or t.device != tensors[0].device:
+            raise RuntimeError(f"meshgrid: expected 0-d or 1-d tensors of one dtype and device, "
+                               f"got shape {tuple(t.shape)}, {t.dtype} on {t.device} at entry {i} "
+                               f"(entry 0: {tensors[0].dtype} on {tensors[0].device})")
+    where = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) > 1:
+        where[0], where[1] = 1, 0
+    shape = [0] * len(tensors)
+    for t, w in zip(tensors, where):
+        shape[w] = t.numel()
+    return tuple(expand(reshape(t, shape=tuple(t.numel() if i == w else 1
+                                                for i in range(len(shape)))), shape=tuple(shape))
+                 for t, w in zip(tensors, where))

@@ -23,7 +23,7 @@ USED = set()  # "exp", "add.at", "ndarray.reshape", ...
 # training step never synchronises.
 _HOST_SYNC_FORBIDDEN = [False]
 _SYNCING = {"nonzero", "flatnonzero", "argwhere", "unique", "item", "tolist", "get", "extract",
-            "compress"}
+            "compress", "bincount"}
 
 
 @contextlib.contextmanager
