@@ -13,7 +13,7 @@ import pytest
 
 import gpuad
 import gpuad.nn.functional as F
-from gpuad.compiler import CompileWarning
+from gpuad.compiler import CompileWarning, graphs
 from gpuad.testing import strict
 
 import models
@@ -150,6 +150,25 @@ def test_gpt_with_dropout_replays_the_eager_step(device):
     compiled, step, _ = _run(_gpt, batches, device, True)
     _assert_same(eager, compiled, device)
     assert step.traces == 2
+
+
+@pytest.mark.parametrize("build, make", [(_mlp, _mlp_batch), (_cnn, _cnn_batch),
+                                         (_gpt, _gpt_batch)], ids=["mlp", "cnn", "gpt"])
+def test_the_cuda_graph_path_acted_out_on_the_cpu(build, make, monkeypatch):
+    """graphs.py's blocks, input buffers and output copies, with CUDA's capture and launch acted
+    out on numpy arrays (graphs.emulated_capture): the same numbers as eager, bit for bit. The
+    optimizer updates and dropout's draws (made first) stay out of the graph."""
+    monkeypatch.setattr(gpuad.compiler.graphs, "CAPTURE_OFF_CUDA", [graphs.emulated_capture])
+    batches = _batches(np.random.default_rng(8), 8, make)
+    after = None if build is not _cnn else lambda opt, i: opt.scheduler.step()
+    eager, _, _ = _run(build, batches, "cpu", False, after)
+    compiled, step, _ = _run(build, batches, "cpu", True, after)
+    _assert_same(eager, compiled, "cpu")
+    program = step.programs()[-1]
+    blocks = program.runner.blocks
+    assert [b.host for b in blocks] == [True] * (build is _gpt) + [False, True]  # (draws,)
+    # one graph, the updates
+    assert blocks[-2].graph is not None and not program.runner.plain
 
 
 def test_a_smaller_last_batch_retraces_and_later_epochs_replay():

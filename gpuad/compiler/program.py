@@ -10,6 +10,7 @@ import numpy
 
 from .. import backend
 from ..tensor import Tensor
+from . import graphs
 from .tracing import UFUNC_OF, UNFUNCS, Collector, Const, NullArray, Ref, Scalar
 
 
@@ -39,6 +40,7 @@ class Spec:
         self.grad_none = []     # tensor refs whose .grad must be None
         self.modules = []       # (module, training flag)
         self.identities = []    # (root, attribute path, object): self.opt is still that one
+        self.device = None      # where the arrays are (CUDA: graphs)
         self.states = []        # (optimizer, param, number of entries at the start)
         self.writebacks = []    # ("grad", ref, vid or None) | ("array", ref, vid)
                                 # | ("state", optimizer, param, key, vid)
@@ -61,13 +63,45 @@ class Program:
         self.namespace = {"TENSOR": Tensor, "ASARRAY": numpy.asarray, "META": meta,
                           "HOST": self.host_pass, "MISS_SCALARS": Miss("an optimizer update "
                                                                        "took another path")}
+        self.name, self.graph_source, self.runner = name, "", None
+        self._last = {}
+        for i, instr in enumerate(self.instrs):
+            for vid in instr.reads:
+                self._last[vid] = i
         self.source = self._generate(name)
         code = compile(self.source, f"<gpuad.compile {name}>", "exec")
         exec(code, self.namespace)  # noqa: S102  (our own generated source)
         self.run = self.namespace["replay"]
 
-    def attach_graphs(self, enabled):
-        """On CUDA, replays run as captured CUDA graphs (see graphs.py); nothing elsewhere."""
+    def attach_graphs(self, enabled, capture=None):
+        """On CUDA, run replays as captured CUDA graphs (graphs.py): the program's blocks of
+        device work are recorded once each and relaunched, and what must stay on the host (random
+        draws, copies from host data, optimizer updates and their host numbers) runs between
+        them. `capture` replaces CUDA's (tests emulate it on the CPU)."""
+        device = self.spec.device
+        if device is None or device.type != "cuda":
+            capture = capture or graphs.CAPTURE_OFF_CUDA[0]
+        if not enabled or (capture is None and (device is None or device.type != "cuda")):
+            return
+        self.instrs = self._draws_first()
+        blocks = self._blocks()
+        if all(block.host for block in blocks):
+            return
+        reused = self.reused
+        for block in blocks:
+            source = self._block_source(block)
+            self.graph_source += source + "\n"
+            exec(compile(source, f"<gpuad.compile {self.name} block>", "exec"),  # noqa: S102
+                 self.namespace)
+            block.fn = self.namespace[f"block{block.index}"]
+        self.runner = graphs.GraphRunner(blocks, device, capture or graphs.cuda_capture)
+        self.namespace["RUNNER"] = self.runner
+        source = self._generate(self.name, runner=True)
+        self.graph_source = source + "\n" + self.graph_source
+        exec(compile(source, f"<gpuad.compile {self.name} graphs>", "exec"),  # noqa: S102
+             self.namespace)
+        self.run = self.namespace["replay"]
+        self.reused = reused
 
     # ---- optimizer scalars --------------------------------------------------------------------
     def host_pass(self):
@@ -147,7 +181,7 @@ class Program:
         """A tensor reference as an expression: an argument path, or the object itself."""
         return ref[1] if ref[0] == "arg" else self._name(ref[1], "t")
 
-    def _generate(self, name):
+    def _generate(self, name, runner=False):
         spec, lines = self.spec, []
         emit = lines.append
         emit(f"def replay(A, K):  # {name}: {len(self.instrs)} operations")
@@ -159,7 +193,8 @@ class Program:
             emit(f"    if {self._ref(ref)}.grad is not None: return "
                  f"{self._miss('a gradient was None when traced')}")
         for root, path, obj in spec.identities:
-            emit(f"    if {self._name(root, 'r')}{''.join(path)} is not {self._name(obj, 'o')}: "
+            root = root if isinstance(root, str) else self._name(root, "r")  # an argument's path
+            emit(f"    if {root}{''.join(path)} is not {self._name(obj, 'o')}: "
                  f"return {self._miss('an attribute, closure variable or global changed')}")
         for module, flag in spec.modules:
             emit(f"    if {self._name(module, 'm')}.training is not {flag}: return "
@@ -181,7 +216,16 @@ class Program:
         for wb in spec.writebacks:  # as zero_grad does: old gradients go before the work
             if wb[0] == "grad":
                 emit(f"    {self._ref(wb[1])}.grad = None")
-        self._body(emit)
+        if runner:
+            bound = sorted({vid for vid, _ in spec.inputs} | {
+                v.vid for v in self.values if v.kind == "external" and self._bound(v.vid)})
+            emit("    E = {" + ", ".join(f"{vid}: v{vid}" for vid in bound) + "}")
+            emit("    RUNNER(E, S)" if self.segments else "    RUNNER(E, ())")
+            for vid in sorted(spec.escaping):
+                if self.values[vid].kind == "produced":
+                    emit(f"    v{vid} = E[{vid}]")
+        else:
+            self._body(emit)
         for wb in spec.writebacks:
             if wb[0] == "grad":
                 if wb[2] is not None:
@@ -193,17 +237,18 @@ class Program:
                 emit(f"    {states[(id(opt), id(param))]}[{key!r}] = v{vid}")
         for ref in spec.bumps:
             emit(f"    {self._ref(ref)}._bump_version()")
-        emit(f"    return {self._result(spec.result)}")
+        emit(f"    return {self._result(spec.result, copy=runner)}")
         return "\n".join(lines) + "\n"
+
+    def _bound(self, vid):
+        return vid in self._last or vid in self.spec.escaping
 
     def _miss(self, reason):
         return self._name(Miss(reason), "miss")
 
     def _bind_externals(self, emit, states):
-        read = {vid for instr in self.instrs for vid in instr.reads}
-        read |= self.spec.escaping
         for value in self.values:
-            if value.kind != "external" or value.vid not in read:
+            if value.kind != "external" or not self._bound(value.vid):
                 continue
             v, owner = f"v{value.vid}", value.owner
             if owner[0] == "array":
@@ -219,22 +264,77 @@ class Program:
                  f"{self._name(value.meta, 'meta')}: return "
                  f"{self._miss('a parameter, gradient or state array changed shape or dtype')}")
 
-    def _body(self, emit):
-        last = {}
-        for i, instr in enumerate(self.instrs):
-            for vid in instr.reads:
-                last[vid] = i
-        keep = self.spec.escaping
-        for i, instr in enumerate(self.instrs):
+    def _body(self, emit, lo=0, hi=None, env=()):
+        """Statements of instructions lo..hi, each value deleted after its last use. `env`: the
+        values a block of graphs.py loaded from its environment dict E, which die there too."""
+        last, keep = self._last, self.spec.escaping
+        for i in range(lo, len(self.instrs) if hi is None else hi):
+            instr = self.instrs[i]
             emit("    " + self._statement(instr, last, i))
             dead = sorted({vid for vid in instr.reads if last[vid] == i and vid not in keep
                            and self.values[vid].kind == "produced"})
-            outs = () if instr.outs is None else (
-                (instr.outs,) if type(instr.outs) is int else instr.outs)
-            dead += [vid for vid in outs if vid not in last and vid not in keep]
+            dead += [vid for vid in _outs(instr) if vid not in last and vid not in keep]
             if dead:
                 emit("    del " + ", ".join(f"v{vid}" for vid in dead))
+                gone = [vid for vid in dead if vid in env]
+                if gone:
+                    emit("    " + "; ".join(f"E.pop({vid}, None)" for vid in gone))
 
+    def _draws_first(self):
+        """The instructions with random draws (and copies of host data) moved to the front, so
+        they do not cut the device work into several graphs. Draws only depend on the generator,
+        which nothing else here advances, so their numbers stay the same."""
+        made = {vid for instr in self.instrs for vid in _outs(instr)}
+        first = [instr for instr in self.instrs if instr.name in graphs.HOST_ONLY
+                 and instr.segment is None and not made.intersection(instr.reads)]
+        if not first:
+            return self.instrs
+        moved = set(map(id, first))
+        instrs = first + [instr for instr in self.instrs if id(instr) not in moved]
+        self._last = {vid: i for i, instr in enumerate(instrs) for vid in instr.reads}
+        return instrs
+
+    def _blocks(self):
+        """The body cut into runs of device work (graph blocks) and host work (host blocks): random
+        draws (a generator on the host), copies from host data, and optimizer updates, whose
+        host numbers change every call."""
+        blocks = []
+        for i, instr in enumerate(self.instrs):
+            host = instr.segment is not None or instr.name in graphs.HOST_ONLY
+            if not blocks or blocks[-1].host != host:
+                blocks.append(graphs.Block(len(blocks), host, i))
+            blocks[-1].hi = i + 1
+        made_by = {}  # vid -> the block that made it
+        for block in blocks:
+            for instr in self.instrs[block.lo:block.hi]:
+                for vid in instr.reads:
+                    if vid not in block.made and vid not in block.loads:
+                        block.loads.append(vid)
+                block.made.update(_outs(instr))
+            for vid in block.loads:
+                value, maker = self.values[vid], made_by.get(vid)
+                if value.kind == "external":
+                    block.externals.append(vid)
+                elif value.kind == "input" or (maker is not None and maker.host):
+                    block.fed.append(vid)
+            block.stores = sorted(vid for vid in block.made if self._last.get(vid, -1) >= block.hi
+                                  or vid in self.spec.escaping)
+            made_by.update(dict.fromkeys(block.made, block))
+        return blocks
+
+    def _block_source(self, block):
+        lines = [f"def block{block.index}(E, S):  # {'host' if block.host else 'graph'} block"]
+        emit = lines.append
+        for vid in block.loads:
+            emit(f"    v{vid} = E[{vid}]")
+        sids = sorted({node.sid for instr in self.instrs[block.lo:block.hi]
+                       for node in _nodes((instr.args, instr.kwargs)) if type(node) is Scalar})
+        for sid in sids:
+            emit(f"    s{sid} = S[{sid}]")
+        self._body(emit, block.lo, block.hi, env=set(block.loads))
+        for vid in block.stores:
+            emit(f"    E[{vid}] = v{vid}")
+        return "\n".join(lines) + "\n"
     def _statement(self, instr, last, i):
         kind, args = instr.kind, instr.args
         outs = instr.outs
@@ -323,13 +423,15 @@ class Program:
         return all(self.values[m].kind == "produced" and self.values[m].writeable
                    and last.get(m, -1) <= i and m not in self.spec.escaping for m in group)
 
-    def _result(self, template):
+    def _result(self, template, copy=False):
         kind = template[0]
-        if kind == "tensor":
-            return f"TENSOR(v{template[1]})"
+        if kind == "tensor":  # a graph's output is overwritten by its next launch: copy it
+            return f"TENSOR(v{template[1]}{'.copy()' if copy else ''})"
         if kind == "const":
             return self._literal(template[1])
-        items = [self._result(t) for t in template[1]]
+        if kind == "expr":
+            return template[1]
+        items = [self._result(t, copy) for t in template[1]]
         if kind == "tuple":
             return "(" + "".join(item + ", " for item in items) + ")"
         if kind == "list":
@@ -344,14 +446,26 @@ _INPLACE_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "//": "flo
                   "<<": "lshift", ">>": "rshift"}
 
 
+def _outs(instr):
+    outs = instr.outs
+    return () if outs is None else (outs,) if type(outs) is int else outs
+
+
+def _nodes(template):
+    t = type(template)
+    if t is tuple or t is list:
+        return [n for item in template for n in _nodes(item)]
+    if t is dict:
+        return [n for item in template.values() for n in _nodes(item)]
+    return [template]
+
+
 def _live_instructions(instrs, escaping):
     """The instructions whose results someone needs: a pure one (no effect but its result) goes
     when nothing later reads what it made."""
     needed, kept = set(escaping), []
     for instr in reversed(instrs):
-        outs = () if instr.outs is None else (
-            (instr.outs,) if type(instr.outs) is int else instr.outs)
-        if instr.pure and not any(vid in needed for vid in outs):
+        if instr.pure and not any(vid in needed for vid in _outs(instr)):
             continue
         kept.append(instr)
         needed.update(instr.reads)

@@ -15,6 +15,10 @@ _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, 
          str, bytes, int, float, bool, type(None))
 
 
+class Argument(str):
+    """A guard root that is an argument of the call (its expression), not an object."""
+
+
 def discover(fn, args, kwargs):
     """The modules, optimizers and tensors the function can reach: through its arguments, the
     object it is bound to, its closure, the globals it names, and two attribute levels of plain
@@ -22,7 +26,8 @@ def discover(fn, args, kwargs):
     start, so even raw in-place writes into them are recorded. Also returns identity guards,
     (root, attribute path, object): a replay checks that `self.opt`, a closure cell or a global
     still holds what the trace found there."""
-    roots = [(a, None) for a in list(args) + list(kwargs.values())]
+    roots = [(a, (Argument(f"A[{i}]"), ())) for i, a in enumerate(args)]
+    roots += [(v, (Argument(f"K[{k!r}]"), ())) for k, v in kwargs.items()]
     func = fn
     if isinstance(fn, Module):
         roots.append((fn, None))
@@ -202,6 +207,7 @@ def _spec(rec, spec, result, modules, owned):
     for m in modules:
         if _owned(m) != owned[id(m)]:
             rec.poison("replaces a module's parameter or buffer")
+    spec.device = backend.device_of(rec.keep[0]) if rec.keep else None
     spec.result = _template(rec, result)
     spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
     spec.escaping |= _result_vids(spec.result)
@@ -213,7 +219,10 @@ def _template(rec, value):
     t = type(value)
     if isinstance(value, Tensor):
         vid = _vid(rec, value.array)
-        if vid is None or id(value) in rec.wrapped_tensors:
+        ref = rec.refs.get(id(value))
+        if ref is not None and ref[0] == "arg":
+            return ("expr", ref[1])  # an argument returned: this call's, not the traced one
+        if vid is None or ref is not None:
             return ("const", value)
         if value._node is not None and value._node.inputs is not None:
             rec.poison("returns a tensor whose autograd graph is still alive (compile the whole "
@@ -232,7 +241,7 @@ def _template(rec, value):
 def _result_vids(template):
     if template[0] == "tensor":
         return {template[1]}
-    if template[0] == "const":
+    if template[0] in ("const", "expr"):
         return set()
     return set().union(*map(_result_vids, template[1])) if template[1] else set()
 
