@@ -46,6 +46,8 @@ class Device:
         raise AttributeError("Device is immutable")
 
     def __eq__(self, other):
+        if other is self:  # devices of arrays are shared objects (CPU, the cached cuda:N)
+            return True
         if isinstance(other, str):
             other = device(other)
         return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)

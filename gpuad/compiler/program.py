@@ -9,6 +9,7 @@ import operator
 import numpy
 
 from .. import backend
+from ..backend import kernels
 from ..tensor import Tensor
 from . import graphs
 from .tracing import UFUNC_OF, UNFUNCS, Collector, Const, NullArray, Ref, Scalar
@@ -322,7 +323,12 @@ class Program:
             made_by.update(dict.fromkeys(block.made, block))
         return blocks
 
+    # In a graph block a product is the matmul dispatcher's, which takes gpuad's kernel while a
+    # graph records (CuPy refuses cuBLAS then); `@` would go straight to cuBLAS.
+    _in_graph = False
+
     def _block_source(self, block):
+        self._in_graph = not block.host
         lines = [f"def block{block.index}(E, S):  # {'host' if block.host else 'graph'} block"]
         emit = lines.append
         for vid in block.loads:
@@ -334,6 +340,7 @@ class Program:
         self._body(emit, block.lo, block.hi, env=set(block.loads))
         for vid in block.stores:
             emit(f"    E[{vid}] = v{vid}")
+        self._in_graph = False
         return "\n".join(lines) + "\n"
     def _statement(self, instr, last, i):
         kind, args = instr.kind, instr.args
@@ -350,6 +357,10 @@ class Program:
             expr = f"{self._name(instr.target, 'f')}({self._call_args(args, instr.kwargs)})"
         elif kind == "method":
             expr = f"{self._arg(args[0])}.{instr.target}({self._call_args(args[1:], instr.kwargs)})"
+        elif kind == "binop" and instr.target == "@" and self._in_graph:
+            expr = f"{self._name(kernels.DISPATCHERS['matmul'], 'f')}({self._call_args(args, {})})"
+        elif kind == "call" and instr.name == "matmul" and self._in_graph and not instr.kwargs:
+            expr = f"{self._name(kernels.DISPATCHERS['matmul'], 'f')}({self._call_args(args, {})})"
         elif kind == "binop":
             expr = f"{self._arg(args[0])} {instr.target} {self._arg(args[1])}"
         elif kind == "unop":
