@@ -80,7 +80,7 @@ def fused(name):
                 if cupy is not None and type(first) is cupy.ndarray:
                     if accepts(*args):
                         return REGISTRY[name][1](*args, **kwargs)
-                elif hasattr(first, "fused_call"):  # gpuad.compile's arrays record the call whole
+                elif hasattr(type(first), "fused_call"):  # gpuad.compile's: recorded whole
                     return first.fused_call(name, args, kwargs)
             return REGISTRY[name][0](*args, **kwargs)
         run.__name__ = run.__qualname__ = name

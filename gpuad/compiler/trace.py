@@ -48,7 +48,7 @@ def discover(fn, args, kwargs):
         for c in nested:
             names.update(c.co_names)
     module_globals = getattr(func, "__globals__", {})
-    roots += [(module_globals[n], (module_globals, ("[" + repr(n) + "]",)))
+    roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
               for n in sorted(names) if n in module_globals]
     modules, optimizers, tensors, guards = {}, {}, {}, []
     seen, stack = set(), [(r, 0, path) for r, path in roots]
