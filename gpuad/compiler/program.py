@@ -109,25 +109,25 @@ class Program:
         """This step's host numbers of every optimizer update, from re-running the updates on
         NullArrays (step counts advance, the learning rate is read afresh); None when an update
         now takes another path, and then nothing is changed."""
-        scalars, commits = [], []
+        col = Collector(None)
+        Collector.active.col = col
+        scalars, commits, is_array = col.scalars, [], backend.is_array
         for seg in self.segments:
             opt = seg.optimizer
-            if seg.group_index >= len(opt.param_groups):
+            groups = opt.param_groups
+            if seg.group_index >= len(groups):
                 return None
-            group = opt.param_groups[seg.group_index]
             state = opt.state.get(seg.param)
-            col = Collector(seg.metas[0])
+            col.keys, col.meta = [], seg.metas[0]
             fake = {} if state is None else {
-                k: NullArray(col, meta(v)) if backend.is_array(v) else v for k, v in state.items()}
-            Collector.active.col = col
+                k: NullArray(col, col.meta) if is_array(v) else v for k, v in state.items()}
             try:
-                seg.update(NullArray(col, seg.metas[0]), NullArray(col, seg.metas[1]), fake,
-                           group)
+                seg.update(NullArray(col, col.meta), NullArray(col, seg.metas[1]), fake,
+                           groups[seg.group_index])
             except Exception:  # noqa: BLE001  (a path the trace did not take: trace again)
                 return None
             if col.keys != seg.keys:
                 return None
-            scalars += col.scalars
             commits.append((seg, fake))
         for seg, fake in commits:
             state = seg.optimizer.state.setdefault(seg.param, {})

@@ -147,14 +147,45 @@ def user_frame():
 def op_key(kind, name, args, kwargs, scalars):
     """The structure of one operation (its kind, name and argument layout) and, appended to
     `scalars`, its host numbers in order: how a replay checks that an optimizer update took the
-    path it recorded."""
+    path it recorded. (Every replay runs this per optimizer operation: the common cases are
+    inlined.)"""
     parts = [kind, name]
+    append, arrays = parts.append, backend.ARRAY_TYPES
     for a in args:
-        parts.append(_layout(a, scalars))
+        t = type(a)
+        if t is float or t is int or t is bool:
+            scalars.append(a)
+            append("S")
+        elif t in arrays:
+            append("A")
+        else:
+            append(_layout(a, scalars))
     for k, v in kwargs.items():
-        parts.append(k)
-        parts.append(_layout(v, scalars))
-    return tuple(parts)
+        append(k)
+        t = type(v)
+        if t is float or t is int or t is bool:
+            scalars.append(v)
+            append("S")
+        elif t in arrays:
+            append("A")
+        else:
+            append(_layout(v, scalars))
+    return parts
+
+
+def fused_key(name, args, kwargs, scalars):
+    """op_key of a fused function's call (an optimizer's whole update): its keyword arguments are
+    usually all host numbers, taken in one go."""
+    values = kwargs.values()
+    for v in values:
+        t = type(v)
+        if t is not float and t is not int and t is not bool:
+            return op_key("call", name, args, kwargs, scalars)
+    for a in args:
+        if type(a) in _SCALARS:  # numbers among the arrays: the general layout keeps their order
+            return op_key("call", name, args, kwargs, scalars)
+    scalars.extend(values)
+    return ["fused", name, tuple(a is None for a in args), tuple(kwargs)]
 
 
 def _layout(a, scalars):
@@ -276,7 +307,7 @@ class Recorder:
         return args
 
     # -- recording one operation
-    def record(self, kind, target, name, args, kwargs):
+    def record(self, kind, target, name, args, kwargs, fused=False):
         """Run one operation on the real arrays and append it to the program."""
         if not self.mine():
             return execute(kind, target, unwrap(args), unwrap(kwargs))
@@ -286,7 +317,9 @@ class Recorder:
             self.poison(f"calls {name}, whose result's shape depends on the data")
         segment = self.segment
         if segment is not None:
-            segment.keys.append(op_key(kind, name, args, kwargs, segment.scalars))
+            key = fused_key if fused else op_key
+            segment.keys.append(key(name, args, kwargs, segment.scalars) if fused else
+                                key(kind, name, args, kwargs, segment.scalars))
         reads = []
         real_args, t_args = self._convert(args, reads)
         real_kwargs, t_kwargs = self._convert(kwargs, reads)
@@ -536,7 +569,7 @@ class TraceArray:
         real = unwrap(args)
         target = (kernels.implementation(name, real) if type(real[0]) is numpy.ndarray else
                   kernels.DISPATCHERS[name])
-        return self._rec.record("call", target, name, args, kwargs)
+        return self._rec.record("call", target, name, args, kwargs, fused=True)
 
     def __getitem__(self, index):
         for i in index if type(index) is tuple else (index,):
@@ -753,7 +786,8 @@ class NullArray:
         return lambda *args, **kwargs: self._note("method", name, (self,) + args, kwargs)
 
     def fused_call(self, name, args, kwargs):
-        self._col.note("call", name, args, kwargs, self._meta)
+        col = self._col
+        col.keys.append(fused_key(name, args, kwargs, col.scalars))
 
     def __getitem__(self, index):
         return self._note("getitem", "getitem", (self, index))
