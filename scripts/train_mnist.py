@@ -129,7 +129,8 @@ def train(args):
     net = MODELS[args.model]().to(args.device)
     model = DistributedDataParallel(net) if args.distributed else net
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), args.lr)
-    step = gpuad.compile(training_step(model, optimizer, F.cross_entropy)) if args.compile else None
+    step = training_step(model, optimizer, F.cross_entropy)
+    step = gpuad.compile(step) if args.compile else step
 
     first_epoch = 0
     if lead and args.checkpoint and (stale := remove_stale_temp_files(args.checkpoint)):

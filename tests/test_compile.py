@@ -13,10 +13,9 @@ import pytest
 
 import gpuad
 import gpuad.nn.functional as F
+import models
 from gpuad.compiler import CompileWarning, graphs
 from gpuad.testing import strict
-
-import models
 
 
 def _host(t):

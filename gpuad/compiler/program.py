@@ -14,7 +14,6 @@ from ..tensor import Tensor
 from . import graphs
 from .tracing import UFUNC_OF, UNFUNCS, Collector, Const, NullArray, Ref, Scalar
 
-
 # Below this size a fresh array costs less than passing out= (numpy's small-block cache).
 REUSE_BYTES = 4096
 

@@ -97,9 +97,10 @@ class GraphedGpuadRunner(GpuadRunner):
 
 
 class CompiledGpuadRunner(GpuadRunner):
-    """gpuad with the training step compiled (gpuad.compile): the first two calls of a round record
-    it (empty optimizer state, then full), every later one replays the recorded array program (as
-    CUDA graphs on cuda). Recording happens inside the timed run, as a user's first epoch pays it."""
+    """gpuad with the training step compiled (gpuad.compile): the first two calls of a round
+    record it (empty optimizer state, then full), every later one replays the recorded array
+    program (as CUDA graphs on cuda). Recording happens inside the timed run, as a user's first
+    epoch pays it."""
 
     def reset(self):
         super().reset()
