@@ -77,7 +77,7 @@ def _gelu_tanh_ref(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-_erf = np.vectorize(math.erf)
+_erf = np.vectorize(math.erf, otypes=[float])
 
 
 def _softplus_ref(x, beta=1.0, threshold=20.0):

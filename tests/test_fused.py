@@ -13,7 +13,7 @@ from gpuad import backend
 from gpuad.backend import kernels
 from gpuad.testing import strict
 
-_erf = np.vectorize(math.erf)
+_erf = np.vectorize(math.erf, otypes=[float])
 
 
 def _sigmoid(x):

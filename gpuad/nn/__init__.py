@@ -24,6 +24,25 @@ from .normalization import GroupNorm, RMSNorm  # noqa: F401
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .summary import ModelSummary, summary  # noqa: F401
 from .. import deprecation
+# ---- layers of issue 15: convolution, pooling, padding, resampling, norms, dropout, ...
+from .conv import Conv1d, Conv3d, ConvTranspose1d, ConvTranspose3d  # noqa: F401
+from .distance import CosineSimilarity, PairwiseDistance  # noqa: F401
+from .dropout import (AlphaDropout, Dropout1d, Dropout2d, Dropout3d,  # noqa: F401
+                      FeatureAlphaDropout)
+from .linear import Bilinear  # noqa: F401
+from .normalization import (InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,  # noqa: F401
+                            LocalResponseNorm)
+from .padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d,  # noqa: F401
+                      ConstantPad2d, ConstantPad3d, ReflectionPad1d, ReflectionPad2d,
+                      ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d,
+                      ZeroPad1d, ZeroPad2d, ZeroPad3d)
+from .pixelshuffle import PixelShuffle, PixelUnshuffle  # noqa: F401
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,  # noqa: F401
+                      AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool3d, MaxPool1d,
+                      MaxPool3d)
+from .sparse import EmbeddingBag  # noqa: F401
+from .transformer import Transformer, TransformerDecoder, TransformerDecoderLayer  # noqa: F401
+from .upsampling import UpsamplingBilinear2d, UpsamplingNearest2d  # noqa: F401
 
 
 def __getattr__(name):

@@ -11,7 +11,6 @@ state.
 import math
 import numbers
 
-import numpy
 
 from .. import backend, creation, deprecation, ops
 from ..autograd import is_grad_enabled, no_grad
@@ -423,47 +422,6 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     return apply_reduction(loss if weight is None else loss * weight, reduction)
 
 
-# ---- resampling ---------------------------------------------------------------------------------
-def interpolate(input, size=None, scale_factor=None, mode="nearest"):
-    """Resample the spatial dims (everything after N, C) like torch.nn.functional.interpolate;
-    mode "nearest" only. Output index i reads input index floor(i * scale), scale = 1/scale_factor
-    when given (torch's rule) else in/out. Integer factors repeat by reshape and expand (no index
-    array, so nothing crosses to the device); other sizes gather with one index per dim."""
-    if mode != "nearest":
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented; gpuad has "
-                                  f"mode='nearest'")
-    spatial = input.ndim - 2
-    if spatial < 1:
-        raise ValueError(f"interpolate: expected an input of shape (N, C, ...) with at least one "
-                         f"spatial dim, got {tuple(input.shape)}")
-    if (size is None) == (scale_factor is None):
-        raise ValueError("interpolate: give exactly one of size and scale_factor")
-    in_sizes = tuple(input.shape[2:])
-    if size is not None:
-        out_sizes = (size,) * spatial if isinstance(size, numbers.Integral) else tuple(size)
-        scales = [n / m for n, m in zip(in_sizes, out_sizes)]
-    else:
-        factors = ((scale_factor,) * spatial if isinstance(scale_factor, numbers.Number)
-                   else tuple(scale_factor))
-        out_sizes = tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, factors))
-        scales = [1 / f for f in factors]
-    if len(out_sizes) != spatial or min(out_sizes) < 1:
-        raise ValueError(f"interpolate: output size {out_sizes} does not fit an input of shape "
-                         f"{tuple(input.shape)}: expected {spatial} positive sizes")
-    out = input
-    for d, (n, m, scale) in enumerate(zip(in_sizes, out_sizes, scales)):
-        dim = 2 + d
-        if m % n == 0 and scale == n / m:  # each element repeated k times
-            k = m // n
-            shape = tuple(out.shape)
-            out = out.unsqueeze(dim + 1).expand(shape[:dim + 1] + (k,) + shape[dim + 1:])
-            out = out.reshape(shape[:dim] + (m,) + shape[dim + 1:])
-        else:
-            index = numpy.minimum(numpy.floor(numpy.arange(m) * scale).astype(numpy.int64), n - 1)
-            out = out.index_select(dim, creation.tensor(index, device=input.device))
-    return out
-
-
 # ---- activations, attention and more norms: they live in their own files (this one is at its
 # size budget); imported last because those modules import this one
 from .activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: E402,F401
@@ -476,6 +434,21 @@ from .loss import (cosine_embedding_loss, ctc_loss, gaussian_nll_loss,  # noqa: 
                    multi_margin_loss, multilabel_soft_margin_loss, poisson_nll_loss,
                    smooth_l1_loss, soft_margin_loss, triplet_margin_loss)
 from .normalization import group_norm, rms_norm  # noqa: E402,F401
+
+# ---- layers of issue 15 (conv, pooling, padding, resampling, norms, dropout, distances, bags):
+# the maths lives beside the Modules in their own files (this one is at its size budget) or in
+# gpuad.ops; imported last because those modules import this one
+from ..ops import (adaptive_avg_pool1d, adaptive_avg_pool3d, adaptive_max_pool1d,  # noqa: E402,F401
+                   adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool3d, conv1d,
+                   conv3d, conv_transpose1d, conv_transpose3d, max_pool1d, max_pool3d)
+from .distance import cosine_similarity, normalize, pairwise_distance  # noqa: E402,F401
+from .dropout import (alpha_dropout, dropout1d, dropout2d, dropout3d,  # noqa: E402,F401
+                      feature_alpha_dropout)
+from .linear import bilinear  # noqa: E402,F401
+from .normalization import instance_norm, local_response_norm  # noqa: E402,F401
+from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: E402,F401
+from .sparse import embedding_bag  # noqa: E402,F401
+from .upsampling import affine_grid, grid_sample, interpolate  # noqa: E402,F401
 
 
 def __getattr__(name):

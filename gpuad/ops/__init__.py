@@ -250,6 +250,7 @@ from . import (  # noqa: E402,F401  (each family registers its ops)
     linalg,
     norm,
     pointwise,
+    pool,
     rearrange,
     reduce,
     scan,
