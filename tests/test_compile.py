@@ -170,6 +170,36 @@ def test_the_cuda_graph_path_acted_out_on_the_cpu(build, make, monkeypatch):
     assert blocks[-2].graph is not None and not program.runner.plain
 
 
+def test_no_tracing_array_is_left_behind_and_rebinding_what_the_step_reads_retraces():
+    from gpuad.compiler.arrays import TRACE_TYPES
+
+    class Trainer:
+        def __init__(self, lr):
+            self.w = gpuad.tensor([1.0, 2.0], requires_grad=True)
+            self.opt = gpuad.optim.Adam([self.w], lr=lr)
+
+        def step(self, x):
+            loss = (self.w * x).sum()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            return loss
+
+    trainer = Trainer(0.1)
+    step = gpuad.compile(trainer.step)
+    for _ in range(3):
+        loss = step(gpuad.ones(2))
+        arrays = [loss.array, trainer.w.array, trainer.w.grad.array]
+        arrays += list(trainer.opt.state[trainer.w].values())
+        assert not any(type(a) in TRACE_TYPES for a in arrays)
+    assert step.traces == 2
+    trainer.opt = gpuad.optim.SGD([trainer.w], lr=1.0)  # the step must now use this one
+    before = trainer.w.array.copy()
+    step(gpuad.ones(2))
+    np.testing.assert_array_equal(trainer.w.array, before - 1.0)
+    assert step.traces == 3 and trainer.opt.state[trainer.w] == {}
+
+
 def test_a_smaller_last_batch_retraces_and_later_epochs_replay():
     rng = np.random.default_rng(3)
     epoch = [_mlp_batch(rng) for _ in range(3)] + [_mlp_batch(rng, batch=5)]

@@ -27,9 +27,10 @@ from .. import amp, backend
 from ..autograd import grad_mode
 from ..nn.module import Module
 from ..tensor import Tensor
+from .arrays import current
 from .program import Miss
 from .trace import trace_call
-from .tracing import Unsupported, current
+from .tracing import Unsupported
 
 CACHE_LIMIT = 8  # programs per compiled function, as torch's cache_size_limit
 BACKENDS = ("inductor", "gpuad", "eager", "aot_eager", "cudagraphs")

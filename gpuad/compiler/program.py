@@ -12,7 +12,8 @@ from .. import backend
 from ..backend import kernels
 from ..tensor import Tensor
 from . import graphs
-from .tracing import UFUNC_OF, UNFUNCS, Collector, Const, NullArray, Ref, Scalar
+from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray
+from .tracing import Const, Ref, Scalar
 
 # Below this size a fresh array costs less than passing out= (numpy's small-block cache).
 REUSE_BYTES = 4096

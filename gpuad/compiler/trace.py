@@ -8,8 +8,9 @@ from .. import backend, ops
 from ..nn.module import Module
 from ..optim.optimizer import Optimizer
 from ..tensor import Tensor
+from .arrays import TRACE_TYPES, unwrap
 from .program import Program, Spec
-from .tracing import TRACE_TYPES, Poison, Recorder, Unsupported, unwrap, user_frame
+from .tracing import Poison, Recorder, Unsupported, user_frame
 
 _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
          str, bytes, int, float, bool, type(None))
