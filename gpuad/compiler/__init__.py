@@ -30,7 +30,7 @@ from ..tensor import Tensor
 from .arrays import current
 from .program import Miss
 from .trace import trace_call
-from .tracing import Unsupported
+from .tracing import Unsupported  # noqa: F401  (gpuad.compiler.Unsupported)
 
 CACHE_LIMIT = 8  # programs per compiled function, as torch's cache_size_limit
 BACKENDS = ("inductor", "gpuad", "eager", "aot_eager", "cudagraphs")
@@ -70,11 +70,10 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
                         f"{type(fn).__name__}")
     if disable or backend == "eager":
         return fn
-    level = os.environ.get("GPUAD_COMPILE_DEBUG", "0")
-    verbosity = (2 if level == "2" else 1 if debug or level not in ("", "0") else 0
-                 ) if debug is not False else 0
-    graphs = mode != "max-autotune-no-cudagraphs" and not (options or {}).get(
-        "triton.cudagraphs", True) is False
+    level = os.environ.get("GPUAD_COMPILE_DEBUG", "") if debug is None else str(int(debug))
+    verbosity = {"": 0, "0": 0, "2": 2}.get(level, 1)
+    graphs = (mode != "max-autotune-no-cudagraphs"
+              and (options or {}).get("triton.cudagraphs", True) is not False)
     return CompiledFunction(fn, fullgraph, verbosity, graphs)
 
 
@@ -127,10 +126,7 @@ class CompiledFunction:
         with _TRACING:
             self.traces += 1
             self._log(("tracing" if self.traces == 1 else "re-tracing") + f" ({why})")
-            try:
-                result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name)
-            except Unsupported:
-                raise
+            result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name)
         if hasattr(program, "reason"):  # a Poison: run eagerly from now on
             self.fallback = program.reason
             self._warn(f"{self.name} {program.reason}, which a compiled replay cannot repeat; it "

@@ -120,7 +120,11 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step"):
         if fullgraph:
             raise Unsupported(rec.poisoned)
         return result, rec.poisoned
-    return result, Program(rec, spec, name)
+    try:
+        return result, Program(rec, spec, name)
+    except Exception as error:  # noqa: BLE001  (gpuad.compile's own limit: the call itself is done)
+        return result, Poison(f"could not be compiled ({type(error).__name__}: {error})",
+                              user_frame())
 
 
 def _wrap_inputs(rec, spec, args, kwargs):

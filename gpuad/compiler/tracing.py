@@ -124,7 +124,7 @@ PURE_FUNCTIONS = {
     "array_split", "swapaxes", "squeeze", "clip", "outer", "cumsum", "create", "to_device",
 }  # (draw is not: it advances a generator)
 HOST_READS = {"item", "tolist", "tobytes", "get", "tofile", "dump", "dumps", "__array__"}
-DATA_DEPENDENT = {"nonzero", "flatnonzero", "argwhere", "unique", "extract", "compress",
+DATA_DEPENDENT = {"nonzero", "flatnonzero", "argwhere", "unique", "extract", "compress", "bincount",
                   "unique_values", "unique_counts", "unique_inverse", "unique_all", "trim_zeros",
                   "setdiff1d", "intersect1d", "union1d", "setxor1d"}
 METADATA = {"shape", "ndim", "size", "result_type", "can_cast", "iscomplexobj", "isrealobj",
@@ -165,7 +165,6 @@ class Recorder:
         self.start_vids = {}  # id(tensor) -> value number of its array at wrap time
         self.versions = {}  # id(tensor) -> (tensor, _version at wrap time)
         self.grads_at_start = {}  # id(tensor) -> (tensor, .grad object at wrap time)
-        self.optimizers = {}  # id(optimizer) -> optimizer
         self.hyper = {}  # id(optimizer) -> (optimizer, its hyper-parameters at first sight)
         self.states_seen = {}  # (id(opt), id(param)) -> (opt, param, state dict, keys at start)
 
@@ -354,7 +353,6 @@ class Recorder:
             with backend.device_scope(p.array):
                 update(p.array, p.grad.array, optimizer.state.setdefault(p, {}), group)
             return
-        self.optimizers[id(optimizer)] = optimizer
         self.wrap_tensor(p)
         state = optimizer.state.setdefault(p, {})
         for k, v in list(state.items()):
@@ -378,6 +376,8 @@ class Recorder:
                 update(p.array, p.grad.array, state, group)
         finally:
             self.segment = None
+        if self.n_scalars - segment.first_sid != len(segment.scalars):  # a guard on our own work
+            self.poison("runs an optimizer update whose host numbers could not be followed")
 
 
 class Unsupported(Exception):
@@ -396,16 +396,19 @@ def _hyper(optimizer):
 
 
 def _is_pure(instr):
+    """Whether the instruction has no effect but its result (so dead-code removal may drop it)."""
     kind = instr.kind
     if kind in ("binop", "unop", "getitem", "getattr"):
         return True
+    if "out" in instr.kwargs:
+        return False
     if kind == "method":
         return instr.name in PURE_METHODS
     if kind == "call":
-        if "out" in instr.kwargs:
-            return False
-        return instr.pure or instr.name in PURE_FUNCTIONS or (
-            isinstance(getattr(numpy, instr.name, None), numpy.ufunc))
+        ufunc = getattr(numpy, instr.name, None)
+        if isinstance(ufunc, numpy.ufunc):
+            return len(instr.args) <= ufunc.nin  # more: an output array passed positionally
+        return instr.name in PURE_FUNCTIONS
     return False
 
 
