@@ -29,6 +29,7 @@ from math import e, inf, nan, pi  # noqa: F401  (gpuad.pi & co, like torch's con
 from .serialization import load, save  # noqa: F401
 from . import data, distributed, func, linalg, nn, optim, tape, training, utils  # noqa: F401
 from . import amp  # noqa: F401
+from . import distributions  # noqa: F401
 from . import preemption  # noqa: F401
 from .deprecation import missing_name
 from .amp import autocast  # noqa: F401

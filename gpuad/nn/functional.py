@@ -174,6 +174,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return ops.where(keep, input * (1 / (1 - p)), 0)
 
 
+@ops.batchable  # vmap: reads class indices' raw values
 def embedding(input, weight, padding_idx=None):
     """Rows of weight at the integer indices `input` (any shape), like torch: repeated indices
     accumulate in the gradient, and the row `padding_idx` receives none."""
@@ -321,6 +322,7 @@ def _reduce_class_loss(loss, w, reduction, single):
     return total / ops.where(denominator == 0, math.nan, denominator)
 
 
+@ops.batchable  # vmap: reads class indices' raw values
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
     """Negative log likelihood of log-probabilities input (N, C, d1, ...) or (C,) at the integer
     class indices target, like torch.nn.functional.nll_loss (weighted mean for 'mean')."""
@@ -331,6 +333,7 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
     return _reduce_class_loss(-_pick(x, safe) * w, w, reduction, single)
 
 
+@ops.batchable  # vmap: reads class indices' raw values
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     """Cross entropy of logits input (N, C, d1, ...) or (C,), like
