@@ -139,18 +139,25 @@ def main(argv=None):
     torch = import_torch()
     env = report.environment(args, torch, os.environ.get(UNSET_NOTE, "").split())
     rows = []
-    for name in selected(args):
-        rows += BENCHMARKS[name](args, torch)
-    for row in [env] + rows:
+    _emit(args, env, [env])
+    for name in selected(args):  # each benchmark's lines as it ends: a time limit keeps them
+        new = BENCHMARKS[name](args, torch)
+        _emit(args, env, new)
+        rows += new
+    report.print_table(env, rows)
+    return rows
+
+
+def _emit(args, env, rows):
+    """Print rows as JSON lines (and append them to --json)."""
+    for row in rows:
         row.setdefault("device", args.device)
         row["machine"] = env["machine"]
         line = json.dumps(row)
-        print(line)
+        print(line, flush=True)
         if args.json:
             with open(args.json, "a") as f:
                 f.write(line + "\n")
-    report.print_table(env, rows)
-    return rows
 
 
 if __name__ == "__main__":
