@@ -70,13 +70,19 @@ import argparse
 import functools
 import json
 
-import gpuad
-
 from benchmarks import memory, report
 from benchmarks.overhead import bench_overhead
 from benchmarks.runners import import_torch
-from benchmarks.training import (bench_amp, bench_cnn, bench_matmul_rate, bench_mlp, cnn_setup,
-                                 mlp_setup)
+from benchmarks.training import (
+    bench_amp,
+    bench_cnn,
+    bench_matmul_rate,
+    bench_mlp,
+    cnn_setup,
+    mlp_setup,
+)
+
+import gpuad
 
 BENCHMARKS = {"overhead": bench_overhead, "mlp": bench_mlp, "cnn": bench_cnn,
               "overhead_compiled": functools.partial(bench_overhead, compiled=True),

@@ -34,17 +34,22 @@ import numpy
 
 import gpuad
 import gpuad.nn.functional as F
-from gpuad import optim
-from gpuad.serialization import remove_stale_temp_files
+import models
 from gpuad import distributed as dist
+from gpuad import optim
 from gpuad.data import DataLoader, DistributedSampler
 from gpuad.data.datasets import MNIST
 from gpuad.nn.parallel import DistributedDataParallel
 from gpuad.preemption import EXIT_PREEMPTED, StopOnSignal
-from gpuad.training import (RunningMean, evaluate, exit_interrupted, exit_preempted, train_epoch,
-                            training_step)
-
-import models
+from gpuad.serialization import remove_stale_temp_files
+from gpuad.training import (
+    RunningMean,
+    evaluate,
+    exit_interrupted,
+    exit_preempted,
+    train_epoch,
+    training_step,
+)
 
 MODELS = {"mlp": models.MLP, "cnn": models.LeNet5, "resnet": models.ResNet}
 # per model: optimizer, learning rate, batch size that train well in the default epochs

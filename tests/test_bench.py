@@ -10,13 +10,12 @@ import math
 
 import numpy as np
 import pytest
+from test_scripts import load_script
 
 import gpuad
 import gpuad.nn.functional as F
-from gpuad.testing import strict
-
 import models
-from test_scripts import load_script
+from gpuad.testing import strict
 
 BENCH = load_script("bench")  # also puts scripts/ on sys.path, as running the script does
 from benchmarks import floor, memory, runners

@@ -3,9 +3,8 @@ model and the floor, started from the same weights on the same batches."""
 import numpy
 
 import gpuad
-from gpuad import backend
-
 import models
+from gpuad import backend
 
 from .data import load_mnist, shuffled, torch_init
 from .memory import with_memory
