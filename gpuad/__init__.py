@@ -19,6 +19,7 @@ cfloat, cdouble = complex64, complex128
 from .backend import bfloat16  # noqa: F401  (a dtype only with ml_dtypes; autocast explains)
 from .creation import from_dlpack  # noqa: F401
 from .creation import as_tensor, is_tensor, tril_indices, triu_indices  # noqa: F401
+from .creation import empty_like, logspace, numel  # noqa: F401
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)

@@ -34,6 +34,7 @@ import numpy
 from . import autograd, backend, creation, ops
 from .tensor import Tensor
 
+
 class _State(threading.local):
     def __init__(self):
         self.policies = {}  # device type ("cuda", "cpu") -> low dtype, while autocast is on

@@ -143,6 +143,17 @@ def full_like(x, fill_value, dtype=None, device=None, requires_grad=False):
     return _full(x.shape, fill_value, dtype, device, requires_grad)
 
 
+def empty_like(x, dtype=None, device=None, requires_grad=False):
+    """Like torch.empty_like; gpuad fills it with zeros (an uninitialised array buys nothing here
+    and would make runs unrepeatable)."""
+    return zeros_like(x, dtype, device, requires_grad)
+
+
+def numel(x):
+    """The number of elements of a tensor, like torch.numel."""
+    return x.numel()
+
+
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     """[start, end) by step; int64 for integer arguments, float32 otherwise, like torch.arange."""
     if end is None:
@@ -157,6 +168,13 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     return _make(backend.create(device, "linspace", start, end, steps, dtype=_float_dtype(dtype)),
                  requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    """base ** linspace(start, end, steps), like torch.logspace (float32 by default)."""
+    exponents = numpy.linspace(start, end, steps, dtype=numpy.float64)
+    values = numpy.power(float(base), exponents).astype(_float_dtype(dtype))
+    return _make(backend.to_device(values, device or "cpu"), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):

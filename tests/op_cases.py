@@ -4,10 +4,9 @@ shapes to try (broadcasting pairs for binary ops), an input domain and keyword v
 test_ops.py runs forward-vs-numpy, float64 gradcheck, second-order gradcheck and dtype checks over
 every row, on every backend; test_every_registered_op_has_a_case keeps the table complete.
 """
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
-
-import math
 
 import numpy as np
 
@@ -162,12 +161,12 @@ CASES = [
     Case("clone", gpuad.clone, np.copy, UNARY_SHAPES),
 ]
 
-from reduce_cases import REDUCE_CASES  # noqa: E402
-from shape_cases import SHAPE_CASES  # noqa: E402
-from linalg_cases import LINALG_CASES  # noqa: E402
 from conv_cases import CONV_CASES  # noqa: E402
+from linalg_cases import LINALG_CASES  # noqa: E402
 from nn_cases import NN_CASES  # noqa: E402
 from pointwise_cases import POINTWISE_CASES  # noqa: E402
+from reduce_cases import REDUCE_CASES  # noqa: E402
+from shape_cases import SHAPE_CASES  # noqa: E402
 
 CASES += REDUCE_CASES + SHAPE_CASES + LINALG_CASES + CONV_CASES + NN_CASES
 CASES += POINTWISE_CASES

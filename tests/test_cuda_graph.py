@@ -66,6 +66,7 @@ def test_graph_matmul_kernel_matches_cublas(m, k, n, dtype, layout):
     """The tiled kernel that stands in for cuBLAS while a graph records (CuPy refuses cuBLAS
     there) gives cuBLAS's products, for the transposed views the linear rules pass it too."""
     import cupy
+
     from gpuad.backend import kernels
     rng = np.random.default_rng(0)
     a = cupy.asarray(rng.standard_normal((k, m) if layout == "a transposed" else (m, k)), dtype)

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_fused import CASES, _make
 
 import gpuad
 from gpuad.backend import kernels
-from test_fused import CASES, _make
 
 
 def _load_nvrtc():

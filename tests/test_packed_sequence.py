@@ -7,8 +7,15 @@ import pytest
 
 import gpuad
 from gpuad import backend, nn
-from gpuad.nn.utils.rnn import (PackedSequence, pack_padded_sequence, pack_sequence,
-                              pad_packed_sequence, pad_sequence, unpack_sequence, unpad_sequence)
+from gpuad.nn.utils.rnn import (
+    PackedSequence,
+    pack_padded_sequence,
+    pack_sequence,
+    pad_packed_sequence,
+    pad_sequence,
+    unpack_sequence,
+    unpad_sequence,
+)
 from gpuad.testing.strict import forbid_host_sync
 
 LAYERS = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
+from op_cases import AWAY_FROM_ZERO, CASES, DISTINCT, REAL
 
 import gpuad
 import gpuad.nn.functional as F
 from gpuad import backend
-from op_cases import AWAY_FROM_ZERO, CASES, DISTINCT, REAL
 
 
 def fast(examples):

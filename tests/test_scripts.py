@@ -114,8 +114,10 @@ def test_interrupt_keeps_the_last_complete_checkpoint(tmp_path, monkeypatch, cap
 def test_loc_counts_gpuad_and_the_engine(capsys):
     loc = load_script("loc")
     counts = loc.main([])
-    *files, total, engine = capsys.readouterr().out.splitlines()
+    *files, total, engine, without_table = capsys.readouterr().out.splitlines()
     assert "gpuad/tensor.py" in counts and "gpuad/ops/__init__.py" in counts
     assert int(total.split()[0]) == sum(counts.values()) and len(files) == len(counts)
     assert engine.endswith("engine (backend/__init__.py, tensor, autograd, ops/__init__.py)")
     assert counts["gpuad/tensor.py"] < int(engine.split()[0]) < sum(counts.values())
+    assert 0 < int(without_table.split()[0]) < int(engine.split()[0])
+    assert "one-line Tensor method delegations" in without_table

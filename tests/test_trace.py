@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import gpuad
-from gpuad.tape import AdjointRow, ForwardRow, Term, trace
-from gpuad.tape import to_dot
+from gpuad.tape import AdjointRow, ForwardRow, Term, to_dot, trace
 
 
 def founding(x1, x2):

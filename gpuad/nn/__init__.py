@@ -12,7 +12,7 @@ from .activation import (CELU, ELU, GELU, GLU, SELU, Hardshrink, Hardsigmoid,  #
 from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
 from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,  # noqa: F401
                      Conv2d, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear,
-                     MaxPool2d, Upsample)
+                     MaxPool2d, Unflatten, Upsample)
 from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss,  # noqa: F401
                    CrossEntropyLoss, CTCLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss,
                    KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, MultiLabelSoftMarginLoss,

@@ -52,7 +52,8 @@ def main(argv=None):
 
     gpuad.manual_seed(args.seed)
     train = MNIST(args.data, train=True, normalize=False)
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
+                        generator=gpuad.Generator().manual_seed(args.seed))
     model = VAE()
     optimizer = gpuad.optim.Adam(model.parameters(), lr=1e-3)
     step = 0
