@@ -104,6 +104,7 @@ def test_graph_matmul_kernel_loops_over_stacks_of_matrices(sa, sb, monkeypatch):
 @pytest.mark.parametrize("sa, sb", [((2, 3, 4), (2, 4, 5)), ((2, 2, 5, 8), (8, 3))])
 def test_graph_matmul_kernel_on_stacks_matches_cublas(sa, sb):
     import cupy
+
     from gpuad.backend import kernels
     rng = np.random.default_rng(1)
     a = cupy.asarray(rng.standard_normal(sa), "float32")
