@@ -106,12 +106,16 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         self._check_grads()
+        tracer = backend.TRACER[0]  # gpuad.compile, recording a step: it runs each update
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
                     p._bump_version()  # a retained graph that saved p now refuses to backward
+                    if tracer is not None:
+                        tracer.optimizer_update(self, self._update, p, group)
+                        continue
                     with backend.device_scope(p.array):  # state and kernels on p's GPU
                         self._update(p.array, p.grad.array, self.state.setdefault(p, {}), group)
         return loss
