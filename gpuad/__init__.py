@@ -19,6 +19,7 @@ cfloat, cdouble = complex64, complex128
 from .backend import bfloat16  # noqa: F401  (a dtype only with ml_dtypes; autocast explains)
 from .creation import from_dlpack  # noqa: F401
 from .creation import as_tensor, is_tensor, tril_indices, triu_indices  # noqa: F401
+from .creation import empty_like, logspace, numel  # noqa: F401
 from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_state,  # noqa: F401
                        linspace, manual_seed, ones, ones_like, rand, randint, randn, set_rng_state,
                        tensor, zeros, zeros_like)
@@ -29,9 +30,12 @@ from math import e, inf, nan, pi  # noqa: F401  (gpuad.pi & co, like torch's con
 from .serialization import load, save  # noqa: F401
 from . import data, distributed, func, linalg, nn, optim, tape, training, utils  # noqa: F401
 from . import amp  # noqa: F401
+from . import distributions  # noqa: F401
+from . import preemption  # noqa: F401
 from .deprecation import missing_name
 from .amp import autocast  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
+from .compiler import compile  # noqa: F401,A001  (gpuad.compile, like torch.compile)
 
 # gpuad.add, ...; torch.linalg's functions (registered as torch names them natively, linalg_svd)
 # are gpuad.linalg.svd, not gpuad.linalg_svd

@@ -265,7 +265,7 @@ def _accumulate(pending, x, g):
     entry = pending.get(id(x))
     if entry is None:
         pending[id(x)] = [x, g, False]  # first contribution stored as is: a rule may share it
-    elif entry[2]:
+    elif entry[2] and not g._requires_grad:  # a recorded g (create_graph) must stay recorded
         quiet = backend.silence_float_errors()  # inf + -inf is NaN silently, as in ops
         try:
             entry[1].array += g.array  # an array this walk allocated and nobody else holds

@@ -26,8 +26,8 @@ def _make(array, requires_grad):
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    """A new tensor copied from data (lists, scalars, numpy/CuPy arrays, Tensors), like torch.tensor:
-    Python floats become float32, Python ints int64; arrays keep their dtype."""
+    """A new tensor copied from data (lists, scalars, numpy/CuPy arrays, Tensors), like
+    torch.tensor: Python floats become float32, Python ints int64; arrays keep their dtype."""
     if isinstance(data, Tensor):
         data = data.array
     if dtype is None and not backend.is_array(data) and not isinstance(data, numpy.generic):
@@ -104,7 +104,8 @@ def _full(size, value, dtype, device, requires_grad):
     if dtype is None:
         dtype = (backend.bool_ if isinstance(value, bool) else
                  backend.int64 if isinstance(value, int) else backend.DEFAULT_FLOAT)
-    return _make(backend.create(dev, "full", _size(size), value, dtype=numpy.dtype(dtype)), requires_grad)
+    array = backend.create(dev, "full", _size(size), value, dtype=numpy.dtype(dtype))
+    return _make(array, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
@@ -116,7 +117,8 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _make(backend.create(device, "empty", _size(size), dtype=_float_dtype(dtype)), requires_grad)
+    array = backend.create(device, "empty", _size(size), dtype=_float_dtype(dtype))
+    return _make(array, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -143,6 +145,17 @@ def full_like(x, fill_value, dtype=None, device=None, requires_grad=False):
     return _full(x.shape, fill_value, dtype, device, requires_grad)
 
 
+def empty_like(x, dtype=None, device=None, requires_grad=False):
+    """Like torch.empty_like; gpuad fills it with zeros (an uninitialised array buys nothing here
+    and would make runs unrepeatable)."""
+    return zeros_like(x, dtype, device, requires_grad)
+
+
+def numel(x):
+    """The number of elements of a tensor, like torch.numel."""
+    return x.numel()
+
+
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     """[start, end) by step; int64 for integer arguments, float32 otherwise, like torch.arange."""
     if end is None:
@@ -157,6 +170,13 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     return _make(backend.create(device, "linspace", start, end, steps, dtype=_float_dtype(dtype)),
                  requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    """base ** linspace(start, end, steps), like torch.logspace (float32 by default)."""
+    exponents = numpy.linspace(start, end, steps, dtype=numpy.float64)
+    values = numpy.power(float(base), exponents).astype(_float_dtype(dtype))
+    return _make(backend.to_device(values, device or "cpu"), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
@@ -188,6 +208,27 @@ def _draw(name, kind, shape, dtype, device, *args, generator=None):
                                generator=_generator(name, generator))
 
 
+# gpuad.func.vmap's say over random draws while some vmap runs (its randomness=), None otherwise:
+# hook(name, shape, draw, requires_grad) -> the Tensor, where draw(shape) makes the array. Draws
+# it cannot batch come with draw=None: the hook refuses them or returns None (draw as usual).
+VMAP_RANDOMNESS = [None]
+
+
+def _random(name, shape, draw, requires_grad):
+    """draw(shape) as a Tensor; inside vmap, batched or shared as its randomness= says."""
+    hook = VMAP_RANDOMNESS[0]
+    if hook is not None:
+        out = hook(name, shape, draw, requires_grad)
+        if out is not None:
+            return out
+    return _make(draw(shape), requires_grad)
+
+
+def _check_vmap_randomness(name):
+    if VMAP_RANDOMNESS[0] is not None:
+        VMAP_RANDOMNESS[0](name, None, None, False)
+
+
 def _floating(name, dtype, kernel):
     # torch names the missing kernel; gpuad says what would work
     if numpy.dtype(dtype).kind != "f":
@@ -200,16 +241,16 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform on [0, 1) from gpuad's seeded generator (or `generator`)."""
     dtype = _float_dtype(dtype)
     _floating("rand", dtype, "check_uniform_bounds")
-    return _make(_draw("rand", "uniform", _size(size), dtype, device, generator=generator),
-                 requires_grad)
+    return _random("rand", _size(size), lambda shape: _draw(
+        "rand", "uniform", shape, dtype, device, generator=generator), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal from gpuad's seeded generator (or `generator`)."""
     dtype = _float_dtype(dtype)
     _floating("randn", dtype, "normal_kernel_cpu")
-    return _make(_draw("randn", "normal", _size(size), dtype, device, generator=generator),
-                 requires_grad)
+    return _random("randn", _size(size), lambda shape: _draw(
+        "randn", "normal", shape, dtype, device, generator=generator), requires_grad)
 
 
 def _check_range(low, high):
@@ -228,8 +269,9 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
         low, high = 0, low
     _check_range(low, high)
     dtype = backend.int64 if dtype is None else numpy.dtype(dtype)
-    return _make(_draw("randint", "integers", _size(size or ()), dtype, device, low, high,
-                       generator=generator), requires_grad)
+    return _random("randint", _size(size or ()), lambda shape: _draw(
+        "randint", "integers", shape, dtype, device, low, high, generator=generator),
+        requires_grad)
 
 
 def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False,
@@ -237,8 +279,8 @@ def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=F
     """rand with input's shape, dtype and device (unless given)."""
     dtype, device = _like(input, dtype, device)
     _floating("rand_like", dtype, "check_uniform_bounds")
-    return _make(_draw("rand_like", "uniform", input.shape, dtype, device, generator=generator),
-                 requires_grad)
+    return _random("rand_like", input.shape, lambda shape: _draw(
+        "rand_like", "uniform", shape, dtype, device, generator=generator), requires_grad)
 
 
 def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False,
@@ -246,8 +288,8 @@ def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=
     """randn with input's shape, dtype and device (unless given)."""
     dtype, device = _like(input, dtype, device)
     _floating("randn_like", dtype, "normal_kernel_cpu")
-    return _make(_draw("randn_like", "normal", input.shape, dtype, device, generator=generator),
-                 requires_grad)
+    return _random("randn_like", input.shape, lambda shape: _draw(
+        "randn_like", "normal", shape, dtype, device, generator=generator), requires_grad)
 
 
 def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None,
@@ -258,8 +300,9 @@ def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=
         low, high = 0, low
     _check_range(low, high)
     dtype, device = _like(input, dtype, device)
-    return _make(_draw("randint_like", "integers", input.shape, dtype, device, low, high,
-                       generator=generator), requires_grad)
+    return _random("randint_like", input.shape, lambda shape: _draw(
+        "randint_like", "integers", shape, dtype, device, low, high, generator=generator),
+        requires_grad)
 
 
 def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False,
@@ -268,6 +311,7 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False,
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     dtype = backend.int64 if dtype is None else numpy.dtype(dtype)
+    _check_vmap_randomness("randperm")
     return _make(_draw("randperm", "permutation", None, dtype, device, int(n),
                        generator=generator), requires_grad)
 
@@ -313,8 +357,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
         dtype = _float_dtype(dtype)
         shape = tuple(size) if isinstance(size, (tuple, list)) else (size,)
-        z = _draw("normal", "normal", shape, dtype, device, generator=generator)
-        return _make(z * std + mean, requires_grad)
+        return _random("normal", shape, lambda shape: _draw(
+            "normal", "normal", shape, dtype, device, generator=generator) * std + mean,
+            requires_grad)
+    _check_vmap_randomness("normal")
     _same_device("normal", mean, std)
     tensor_arg = mean if isinstance(mean, Tensor) else std
     out_dtype = tensor_arg.dtype
@@ -339,6 +385,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
 def bernoulli(input, p=None, *, generator=None):
     """0/1 samples in input's dtype: with probability input (each element in [0, 1]), or with
     the float p for every element of input's shape, like torch.bernoulli."""
+    _check_vmap_randomness("bernoulli")
     if p is None:
         _floating("bernoulli", input.dtype, "bernoulli_tensor_cpu_p_")
         if _bad_values(input.array, lambda a: ~((a >= 0) & (a <= 1))):
@@ -364,6 +411,7 @@ def _check_probability(name, p):
 
 def poisson(input, generator=None):
     """Poisson samples with rates input (each >= 0), in input's dtype, like torch.poisson."""
+    _check_vmap_randomness("poisson")
     _floating("poisson", input.dtype, "poisson_cpu")
     if _bad_values(input.array, lambda a: ~(a >= 0)):
         raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
@@ -376,6 +424,7 @@ def poisson(input, generator=None):
 def multinomial(input, num_samples, replacement=False, *, generator=None):
     """Indices (int64) drawn from the rows of input (1-D, or 2-D for a batch) taken as
     unnormalised category weights, with or without replacement, like torch.multinomial."""
+    _check_vmap_randomness("multinomial")
     probs = input.array
     if probs.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
@@ -428,6 +477,7 @@ def _inverse_cdf(xp, rows, num_samples, dev, generator):
 def fill_random(t, name, *args, generator=None):
     """Tensor.<name>(*args): validate like torch, then draw and write in place (the tensor's
     version is bumped; a tensor that requires grad is refused, as for other in-place writes)."""
+    _check_vmap_randomness(name)
     make = _FILLS[name](t, *args)
     dev = t.device
     _generator(name, generator)

@@ -4,14 +4,19 @@ One safetensors file: every array (copied to the host) is a named entry, and the
 manifest in the file's metadata. Loading never unpickles anything; saving to a path is atomic (temp
 file, fsync, os.replace), so a crash mid-save leaves the previous checkpoint intact (plus, at worst,
 a hidden temp file, which remove_stale_temp_files clears). Binary file objects work too, as with
-torch.save/torch.load: the bytes are written to (or read from) them, and the caller owns them.
+torch.save/torch.load: the bytes are written to (or read from) them, and the caller owns them. The
+manifest records the CRC-32, dtype and shape of every array, and the metadata the CRC-32 of the
+manifest, so damage done to the file after it was written (bit flips, truncation, a zero-filled
+tail) is refused on load, never loaded.
 """
 import json
 import os
 import re
 import struct
+import threading
 import time
 import uuid
+import warnings
 
 import numpy
 import safetensors
@@ -20,11 +25,18 @@ import safetensors.numpy
 from . import backend
 from .tensor import Tensor
 
+try:  # ISA-L's CRC-32 (pip install isal) is zlib's, computed 3-4x faster
+    from isal.isal_zlib import crc32
+except ImportError:
+    from zlib import crc32
+
 FORMAT, VERSION = "gpuad.checkpoint", 1
 _SCALARS = (bool, int, float, str, type(None))
 # Test hook: seconds to pause between the fsynced temp file and os.replace, so that the crash
 # tests can kill -9 a process mid-save on purpose (tests/test_reliability_crash.py).
 _SAVE_DELAY_ENV = "GPUAD_TEST_SAVE_DELAY"
+_BLANK = "--------"  # the manifest's "crc32" while its CRC-32 is computed
+_OVERLAP_BYTES = 1 << 24  # files with more data than this are checked on a helper thread
 
 
 def save(obj, f):
@@ -72,14 +84,29 @@ def save(obj, f):
                         f"{type(value).__name__}; checkpoints hold dicts, lists, tuples, Tensors, "
                         f"arrays and bool/int/float/str/None")
 
-    manifest = json.dumps({"format": FORMAT, "version": VERSION, "root": encode(obj, "")})
-    payload = safetensors.numpy.save(arrays, metadata={"gpuad": manifest})
+    payload = _payload(encode(obj, ""), arrays)
     if isinstance(target, str):
         _atomic_write(target, payload)
     else:
         target.write(payload)
         if hasattr(target, "flush"):
             target.flush()
+
+
+def _payload(root, arrays):
+    """The file's bytes: the arrays, and in the metadata the manifest with each array's checksum,
+    dtype and shape, and its own checksum: the CRC-32 of the manifest with "crc32" blank. (One
+    metadata entry: safetensors writes several in a random order, and a checkpoint's bytes must
+    repeat.)"""
+    sums = {name: [_crc32(a), _le(a.dtype).str, list(a.shape)] for name, a in arrays.items()}
+    blank = json.dumps({"format": FORMAT, "version": VERSION, "crc32": _BLANK,
+                        "checksums": {"algorithm": "crc32", "arrays": sums}, "root": root})
+    manifest = blank.replace(_BLANK, f"{crc32(blank.encode()):08x}", 1)  # the first: ours
+    return safetensors.numpy.save(arrays, metadata={"gpuad": manifest})
+
+
+def _crc32(array):
+    return crc32(array.reshape(-1).view(numpy.uint8))  # the bytes that safetensors writes
 
 
 def _target(op, f, method):
@@ -126,7 +153,10 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     """Read a checkpoint written by gpuad.save from a path or a binary file object, like
     torch.load(weights_only=True): Tensors land on `device` (or map_location, torch's name for
     it; default cpu), arrays come back as numpy arrays. Anything else is refused: nothing is ever
-    unpickled, whatever weights_only says (mmap is accepted; the file is read whole)."""
+    unpickled, whatever weights_only says (mmap is accepted; the file is read whole). So is a
+    checkpoint whose bytes no longer match the checksums it was saved with (a ValueError naming
+    the file and the first damaged array); one saved before gpuad wrote checksums loads with a
+    warning that it cannot be verified."""
     if pickle_module is not None:
         raise ValueError("gpuad.load: pickle_module is not supported; gpuad checkpoints are "
                          "safetensors files and are never unpickled")
@@ -142,12 +172,29 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
         if isinstance(payload, str):
             raise TypeError("gpuad.load: the file object gave text; open it in binary mode ('rb')")
         payload = bytes(payload)
-    manifest = _manifest(path, payload)
+    return _restore(path, payload, dev)
+
+
+def _restore(path, payload, dev):
+    """The object that a checkpoint's bytes hold, once they are checked against its checksums."""
+    header, data = _header(path, payload)
+    manifest, sums = _manifest(path, header)
+    spans = [] if sums is None else _spans(path, header, data, sums)
+    # a big file's checksums run on a helper thread while safetensors copies the arrays out
+    first_damaged = _run(lambda: _first_damaged(data, spans), len(data) > _OVERLAP_BYTES)
     try:
-        arrays = safetensors.numpy.load(payload)
+        arrays, error = safetensors.numpy.load(payload), None
     except (safetensors.SafetensorError, ValueError) as e:
-        raise ValueError(f"gpuad.load: {path} is a damaged gpuad checkpoint (truncated or "
-                         f"corrupt): {e}") from None
+        arrays, error = None, e
+    name = first_damaged()
+    if name is not None:
+        raise _damaged(path, f"the bytes of array {name!r} do not match their CRC-32")
+    if error is not None:
+        raise _damaged(path, f"truncated or corrupt ({error})")
+    for name, (_, dtype, shape) in (sums or {}).items():
+        if _le(arrays[name].dtype).str != dtype or list(arrays[name].shape) != shape:
+            raise _damaged(path, f"array {name!r} is {arrays[name].dtype} {arrays[name].shape} "
+                                 f"but was saved as {dtype} {shape}")
     tensors = {}
 
     def decode(node):
@@ -172,47 +219,148 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
         raise ValueError(f"bad manifest entry {str(node)[:80]}")
 
     try:
-        return decode(manifest["root"])
+        obj = decode(manifest["root"])
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, RecursionError) as e:
         raise ValueError(f"gpuad.load: {path} has a corrupt gpuad manifest: {e}") from None
+    if sums is None:
+        warnings.warn(f"gpuad.load: {path} has no checksums (saved by an older gpuad), so "
+                      f"damage to it cannot be detected; gpuad.save it again to add them",
+                      UserWarning, stacklevel=3)
+    return obj
 
 
 def _join(where, key):
     return f"{where}.{key}" if where else str(key)
 
 
-def _manifest(path, payload):
-    """The gpuad manifest from the safetensors header, or a ValueError saying why there is none."""
-    def refuse(reason):
-        if payload[:1] == b"\x80" or payload[:2] in (b"(d", b"(l", b"}q", b"]q"):
-            reason += "; it looks like a pickle, which gpuad never loads (unpickling runs code)"
-        elif payload[:4] == b"PK\x03\x04":
-            reason += ("; it looks like a zip archive such as a torch.save file, whose pickled "
-                       "data gpuad never loads")
-        return ValueError(f"gpuad.load: {path} is not a gpuad checkpoint: {reason}")
+def _le(dtype):
+    return dtype.newbyteorder("<")
+
+
+def _damaged(path, reason):
+    return ValueError(f"gpuad.load: {path} is a damaged gpuad checkpoint: {reason}; restore it "
+                      f"from a good copy")
+
+
+def _refuse(path, reason, payload=b""):
+    if payload[:1] == b"\x80" or payload[:2] in (b"(d", b"(l", b"}q", b"]q"):
+        reason += "; it looks like a pickle, which gpuad never loads (unpickling runs code)"
+    elif payload[:4] == b"PK\x03\x04":
+        reason += ("; it looks like a zip archive such as a torch.save file, whose pickled "
+                   "data gpuad never loads")
+    return ValueError(f"gpuad.load: {path} is not a gpuad checkpoint: {reason}")
+
+
+def _header(path, payload):
+    """The safetensors header (a dict) and a view of the data after it, or a ValueError saying why
+    the file is not one. The length prefix is checked against the file's size first: a damaged one
+    may claim up to 2**64 - 1 bytes."""
     if len(payload) < 8:
-        raise refuse(f"only {len(payload)} bytes long")
+        raise _refuse(path, f"only {len(payload)} bytes long", payload)
     (size,) = struct.unpack("<Q", payload[:8])
     if size > len(payload) - 8:
-        raise refuse(f"its header claims {size} bytes but the file has {len(payload) - 8} after "
-                     f"the length prefix (truncated, or not a safetensors file)")
+        raise _refuse(path, f"its header claims {size} bytes but the file has {len(payload) - 8} "
+                            f"after the length prefix (truncated, or not a safetensors file)",
+                      payload)
     try:
         header = json.loads(payload[8:8 + size])
-        meta = header.get("__metadata__") or {}
-    except (ValueError, AttributeError):
-        raise refuse("its header is not safetensors JSON") from None
-    if "gpuad" not in meta:
-        raise refuse("it is a safetensors file without a gpuad manifest (read it with "
-                     "safetensors.numpy.load_file instead)")
+    except (ValueError, RecursionError):
+        header = None
+    if not isinstance(header, dict):
+        if FORMAT.encode() in payload[8:8 + size]:
+            raise _damaged(path, "its safetensors header is not valid JSON")
+        raise _refuse(path, "its header is not safetensors JSON", payload)
+    return header, memoryview(payload)[8 + size:]
+
+
+def _manifest(path, header):
+    """The gpuad manifest and its array checksums (None for a file saved without them), once the
+    manifest's own checksum is verified; a ValueError saying why there is none."""
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or not isinstance(meta.get("gpuad"), str):
+        raise _refuse(path, "it is a safetensors file without a gpuad manifest (read it with "
+                            "safetensors.numpy.load_file instead)")
+    text = meta["gpuad"]
     try:
-        manifest = json.loads(meta["gpuad"])
+        manifest = json.loads(text)
         fmt, version = manifest["format"], manifest["version"]
-    except (ValueError, TypeError, KeyError):
-        raise refuse("its gpuad manifest is not valid JSON") from None
+    except (ValueError, TypeError, KeyError, RecursionError):
+        if '"checksums": ' in text:
+            raise _damaged(path, "its manifest is not valid JSON") from None
+        raise _refuse(path, "its gpuad manifest is not valid JSON") from None
+    recorded, checksums = manifest.get("crc32"), manifest.get("checksums")
+    if recorded is not None or checksums is not None:  # else saved before checksums
+        blank = text.replace(f'"crc32": "{recorded}"', f'"crc32": "{_BLANK}"', 1)
+        if not (isinstance(recorded, str) and len(recorded) == 8 and blank != text
+                and f"{crc32(blank.encode('utf-8', 'surrogatepass')):08x}" == recorded):
+            raise _damaged(path, "its manifest does not match its CRC-32")
     if fmt != FORMAT or not isinstance(version, int) or version > VERSION:
-        raise refuse(f"format {fmt!r} version {version!r}; this gpuad reads {FORMAT!r} up to "
-                     f"version {VERSION} (was it written by a newer gpuad?)")
-    return manifest
+        raise _refuse(path, f"format {fmt!r} version {version!r}; this gpuad reads {FORMAT!r} "
+                            f"up to version {VERSION} (was it written by a newer gpuad?)")
+    if recorded is None and checksums is None:
+        return manifest, None  # load() warns that it cannot check
+    if not isinstance(checksums, dict) or checksums.get("algorithm") != "crc32":
+        raise _refuse(path, f"its checksums are {str(checksums)[:40]}; this gpuad knows crc32 "
+                            f"(was it written by a newer gpuad?)")
+    sums = checksums.get("arrays")
+    if not isinstance(sums, dict) or not all(
+            isinstance(s, list) and len(s) == 3 and isinstance(s[0], int)
+            and isinstance(s[1], str) and isinstance(s[2], list) for s in sums.values()):
+        raise _damaged(path, "its manifest lists malformed checksums")
+    return manifest, sums
+
+
+def _spans(path, header, data, sums):
+    """(name, CRC-32, first byte, end) of every array in the order it was saved, each checked to
+    lie inside the data section."""
+    unlisted = [name for name in header if name != "__metadata__" and name not in sums]
+    if unlisted:
+        raise _damaged(path, f"it holds an array {unlisted[0]!r} that its manifest does not list")
+    spans = []
+    for name, (crc, _, _) in sums.items():
+        entry = header.get(name)
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) for o in offsets)):
+            raise _damaged(path, f"array {name!r} is missing from its header")
+        begin, end = offsets
+        if not 0 <= begin <= end <= len(data):
+            raise _damaged(path, f"array {name!r} lies at bytes {begin}..{end} of a data section "
+                                 f"of {len(data)} bytes (truncated?)")
+        spans.append((name, crc, begin, end))
+    return spans
+
+
+def _first_damaged(data, spans):
+    for name, crc, begin, end in spans:
+        if crc32(data[begin:end]) != crc:
+            return name
+    return None
+
+
+def _run(fn, background):
+    """A function returning fn()'s result: computed now, or on a helper thread (crc32 releases
+    the GIL) that the function waits for."""
+    if not background:
+        result = fn()
+        return lambda: result
+    box = []
+
+    def work():
+        try:
+            box.append((fn(), None))
+        except BaseException as e:  # handed to the caller
+            box.append((None, e))
+    worker = threading.Thread(target=work, name="gpuad.load checksums", daemon=True)
+    worker.start()
+
+    def wait():
+        worker.join()
+        result, error = box[0]
+        if error is not None:
+            raise error
+        return result
+    return wait
 
 
 def remove_stale_temp_files(path):

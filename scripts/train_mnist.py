@@ -7,10 +7,13 @@
     mpiexec -n 4 python scripts/train_mnist.py --distributed --device cuda     # NCCL, 1 GPU each
 
 Prints one JSON line per epoch (train loss, test loss, test accuracy, samples/s, device), shows tqdm
-progress bars, writes a checkpoint after every epoch (atomically, so Ctrl-C, a crash or kill -9
-leaves the last complete one intact) and with --resume continues from it exactly as an
-uninterrupted run. --metrics PATH also writes each epoch's summary to a JSON-lines file
-(scripts/plot_run.py draws it).
+progress bars, writes a checkpoint after every epoch (atomically, so a crash or kill -9 leaves the
+last complete one intact) and with --resume continues from it exactly as an uninterrupted run.
+SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 stops training after the current step: the checkpoint, which
+then holds the position inside the epoch, is written, one line on stderr says where, and the
+process exits with status 75 (EX_TEMPFAIL; --resume continues bit for bit). A second signal exits
+at once with status 130, leaving the last complete checkpoint. --metrics PATH also writes each
+epoch's summary to a JSON-lines file (scripts/plot_run.py draws it).
 
 --distributed trains data-parallel (gpuad.nn.parallel.DistributedDataParallel) over the ranks of
 its launcher: MPI for CPU processes, NCCL for one GPU per process. --batch-size is per rank, so N
@@ -31,15 +34,22 @@ import numpy
 
 import gpuad
 import gpuad.nn.functional as F
-from gpuad import optim
-from gpuad.serialization import remove_stale_temp_files
+import models
 from gpuad import distributed as dist
+from gpuad import optim
 from gpuad.data import DataLoader, DistributedSampler
 from gpuad.data.datasets import MNIST
 from gpuad.nn.parallel import DistributedDataParallel
-from gpuad.training import evaluate, exit_interrupted, train_epoch
-
-import models
+from gpuad.preemption import EXIT_PREEMPTED, StopOnSignal
+from gpuad.serialization import remove_stale_temp_files
+from gpuad.training import (
+    RunningMean,
+    evaluate,
+    exit_interrupted,
+    exit_preempted,
+    train_epoch,
+    training_step,
+)
 
 MODELS = {"mlp": models.MLP, "cnn": models.LeNet5, "resnet": models.ResNet}
 # per model: optimizer, learning rate, batch size that train well in the default epochs
@@ -54,7 +64,8 @@ OPTIMIZERS = {"sgd": lambda p, lr: optim.SGD(p, lr=lr, momentum=0.9),
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when available), cpu, cuda, cuda:N")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, help="default: 128 for mlp, 64 otherwise")
     parser.add_argument("--lr", type=float, help="default: 0.02 for sgd (mlp), 1e-3 for adam")
@@ -77,6 +88,8 @@ def parse_args(argv):
                              "WORLD_SIZE, MASTER_ADDR, MASTER_PORT for NCCL); batch size per rank")
     parser.add_argument("--backend", choices=("auto", "mpi", "nccl"), default="auto",
                         help="with --distributed: auto is NCCL on cuda, MPI on the CPU")
+    parser.add_argument("--compile", action="store_true",
+                        help="record the training step once and replay it (gpuad.compile)")
     args = parser.parse_args(argv)
     optimizer, lr, batch_size = DEFAULTS[args.model]
     args.optimizer = args.optimizer or optimizer
@@ -86,6 +99,8 @@ def parse_args(argv):
         args.device = "cuda" if gpuad.cuda.is_available() else "cpu"
     if args.resume and not args.checkpoint:
         parser.error("--resume needs --checkpoint PATH")
+    if args.compile and args.distributed:
+        parser.error("--compile records a single process's step; drop it with --distributed")
     return args
 
 
@@ -125,8 +140,10 @@ def train(args):
     net = MODELS[args.model]().to(args.device)
     model = DistributedDataParallel(net) if args.distributed else net
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), args.lr)
+    step = training_step(model, optimizer, F.cross_entropy)
+    step = gpuad.compile(step) if args.compile else step
 
-    first_epoch = 0
+    first_epoch, skip, meter = 0, 0, RunningMean()
     if lead and args.checkpoint and (stale := remove_stale_temp_files(args.checkpoint)):
         print(f"removed {len(stale)} temp file(s) left by a save that was killed midway",
               file=sys.stderr)
@@ -136,8 +153,16 @@ def train(args):
         optimizer.load_state_dict(state["optimizer"])
         gpuad.set_rng_state(state["rng"])
         first_epoch = state["epoch"] + 1
+        resumed = {"resumed_from": args.checkpoint, "epoch": first_epoch}
+        if "partial_epoch" in state:  # stopped by a signal after this many steps of the next
+            skip = resumed["step"] = state["partial_epoch"]["steps"]
+            losses = state["partial_epoch"]["loss"]  # each rank's running sum of the epoch
+            if len(losses) == world and losses[rank]["total"] is not None:
+                meter.load_state_dict({"total": gpuad.tensor(losses[rank]["total"],
+                                                             device=args.device),
+                                       "count": losses[rank]["count"]})
         if lead:  # the last completed epoch, numbered from 1 like the summary lines
-            print(json.dumps({"resumed_from": args.checkpoint, "epoch": first_epoch}), flush=True)
+            print(json.dumps(resumed), flush=True)
 
     progress = not args.no_progress and lead
     history = []
@@ -146,33 +171,60 @@ def train(args):
         os.makedirs(os.path.dirname(os.path.abspath(args.metrics)), exist_ok=True)
         metrics = open(args.metrics, "a" if args.resume else "w")
     save = dist.save if args.distributed else gpuad.save
+
+    def running_losses():  # every rank's running loss of this epoch, for the one checkpoint
+        mine = meter.state_dict()
+        mine = {**mine, "total": None if mine["total"] is None else mine["total"].cpu().numpy()}
+        if not args.distributed:
+            return [mine]
+        every = [None] * world
+        dist.all_gather_object(every, mine)
+        return every
+
+    def checkpoint(epoch, **extra):  # `epoch`: the last one completed
+        if args.checkpoint:
+            save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                  "epoch": epoch, "rng": gpuad.get_rng_state(), "args": vars(args), **extra},
+                 args.checkpoint)
+
     try:
-        for epoch in range(first_epoch, args.epochs):
-            train_loader.set_epoch(epoch)
-            train = train_epoch(model, train_loader, optimizer, F.cross_entropy,
-                                max_steps=args.max_steps, progress=progress,
-                                desc=f"epoch {epoch + 1}/{args.epochs}")
-            test = evaluate(model, test_loader, F.cross_entropy, max_steps=args.max_steps,
-                            progress=progress, desc="test")
-            if args.distributed:
-                train, test = _over_all_ranks(train, test)
-            summary = {"epoch": epoch + 1, "train_loss": round(train["loss"], 5),
-                       "test_loss": round(test["loss"], 5), "test_accuracy": round(test["accuracy"], 5),
-                       "samples_per_s": round(train["samples_per_s"], 1), "device": str(args.device),
-                       "model": args.model}
-            if args.distributed:
-                summary["ranks"] = world
-            history.append(summary)
-            if lead:
-                print(json.dumps(summary), flush=True)
-            if args.checkpoint:
-                save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                      "epoch": epoch, "rng": gpuad.get_rng_state(), "args": vars(args)},
-                     args.checkpoint)
-            if metrics is not None:  # after the checkpoint: a resumed run never logs an epoch twice
-                metrics.write(json.dumps({**summary, "seconds": round(train["seconds"], 3)}) + "\n")
-                metrics.flush()
-    except KeyboardInterrupt:
+        with StopOnSignal() as stop:  # every rank checks before each step, all stop together
+            for epoch in range(first_epoch, args.epochs):
+                train_loader.set_epoch(epoch)
+                train = train_epoch(model, train_loader, optimizer, F.cross_entropy,
+                                    max_steps=args.max_steps, progress=progress,
+                                    desc=f"epoch {epoch + 1}/{args.epochs}",
+                                    should_stop=stop.should_stop, start_step=skip, meter=meter,
+                                    step=step)
+                if train["stopped"]:
+                    steps = skip + train["steps"]
+                    checkpoint(epoch - 1, partial_epoch={"steps": steps,
+                                                         "loss": running_losses()})
+                    if lead:
+                        exit_preempted(stop.signal, f"epoch {epoch + 1} step {steps}",
+                                       args.checkpoint)
+                    raise SystemExit(EXIT_PREEMPTED)
+                skip, meter = 0, RunningMean()
+                test = evaluate(model, test_loader, F.cross_entropy, max_steps=args.max_steps,
+                                progress=progress, desc="test")
+                if args.distributed:
+                    train, test = _over_all_ranks(train, test)
+                summary = {"epoch": epoch + 1, "train_loss": round(train["loss"], 5),
+                           "test_loss": round(test["loss"], 5),
+                           "test_accuracy": round(test["accuracy"], 5),
+                           "samples_per_s": round(train["samples_per_s"], 1),
+                           "device": str(args.device), "model": args.model}
+                if args.distributed:
+                    summary["ranks"] = world
+                history.append(summary)
+                if lead:
+                    print(json.dumps(summary), flush=True)
+                checkpoint(epoch)
+                if metrics is not None:  # after the checkpoint: a resumed run never logs twice
+                    metrics.write(json.dumps({**summary, "seconds": round(train["seconds"], 3)})
+                                  + "\n")
+                    metrics.flush()
+    except KeyboardInterrupt:  # a second signal: stop at once
         exit_interrupted(args.checkpoint)
     finally:
         if metrics is not None:

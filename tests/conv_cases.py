@@ -1,5 +1,6 @@
 """Rows of the op table for conv (merged into op_cases.CASES), with naive numpy float64 references:
 loops over output positions, written for clarity and tiny shapes, independent of im2col."""
+import itertools
 import math
 
 import numpy as np
@@ -47,7 +48,7 @@ def ref_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def ref_conv2d_op(x, w, b, stride, padding, dilation, groups):
-    """gpuad.ops._conv2d: padding as (top, bottom, left, right)."""
+    """gpuad.ops._convolution: padding as (top, bottom, left, right)."""
     x = np.pad(x, ((0, 0), (0, 0), padding[:2], padding[2:]))
     return ref_conv2d(x, w, b, stride=stride, dilation=dilation, groups=groups)
 
@@ -281,7 +282,8 @@ CONV_CASES = [
                  {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}],
          domain=DISTINCT),
     Case("max_pool2d", gpuad.max_pool2d, ref_max_pool2d, [((2, 3, 6, 4),), ((3, 4, 6),)],
-         kwargs=[{"kernel_size": 2}, {"kernel_size": (3, 2)}, {"kernel_size": 2, "ceil_mode": True}],
+         kwargs=[{"kernel_size": 2}, {"kernel_size": (3, 2)},
+                 {"kernel_size": 2, "ceil_mode": True}],
          domain=DISTINCT),  # windows that tile the input: _pool_scatter's reshaped path
     Case("avg_pool2d", gpuad.avg_pool2d, ref_avg_pool2d, [((2, 3, 6, 5),), ((3, 5, 4),)],
          kwargs=[{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
@@ -310,10 +312,12 @@ CONV_CASES = [
     Case("_pool_scatter", gpuad.ops._pool_scatter, ref_pool_scatter,  # windows tile the input
          [((2, 3, 3, 2), (2, 3, 6, 4), (2, 3, 3, 2))], kwargs=[_TILED],
          make=_scatter_inputs(_TILED), diff=(0,)),
-    Case("_conv2d", gpuad.ops._conv2d, ref_conv2d_op, [((2, 3, 5, 4), (4, 3, 3, 2), (4,))],
+    Case("_convolution", gpuad.ops._convolution, ref_conv2d_op,
+         [((2, 3, 5, 4), (4, 3, 3, 2), (4,))],
          kwargs=[{"stride": (1, 1), "padding": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1},
                  {"stride": (2, 1), "padding": (1, 0, 2, 1), "dilation": (1, 2), "groups": 1}]),
-    Case("_conv2d", gpuad.ops._conv2d, ref_conv2d_op, [((2, 4, 7, 6), (6, 2, 3, 2), (6,))],
+    Case("_convolution", gpuad.ops._convolution, ref_conv2d_op,
+         [((2, 4, 7, 6), (6, 2, 3, 2), (6,))],
          kwargs=[{"stride": (2, 2), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 2}]),
     Case("conv_transpose2d", gpuad.conv_transpose2d, ref_conv_transpose2d,
          [((2, 4, 3, 3), (4, 3, 3, 2), (3,))],
@@ -338,4 +342,254 @@ CONV_CASES = [
     Case("fold", gpuad.ops.conv.fold, ref_fold, [((2, 18, 6),), ((18, 6),)],
          kwargs=[{"output_size": (5, 4), "kernel_size": (2, 3), "stride": (2, 1), "padding": 1,
                   "dilation": (1, 2)}]),
+]
+
+
+# ---- 1-D and 3-D convolution and pooling: generic N-d references ---------------------------------
+def _ntuple(v, d):
+    return (v,) * d if isinstance(v, int) else tuple(v)
+
+
+def _batched_nd(x, d):
+    return (x, False) if x.ndim == d + 2 else (x[None], True)
+
+
+def ref_convnd(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """Any number of spatial dims: one dot product per output position."""
+    d = w.ndim - 2
+    x, unbatched = _batched_nd(x, d)
+    stride, dilation, kernel = _ntuple(stride, d), _ntuple(dilation, d), w.shape[2:]
+    if padding == "valid":
+        pads = [(0, 0)] * d
+    elif padding == "same":
+        pads = [(t // 2, t - t // 2) for t in (dl * (k - 1) for dl, k in zip(dilation, kernel))]
+    else:
+        pads = [(p, p) for p in _ntuple(padding, d)]
+    xp = np.pad(x, [(0, 0), (0, 0)] + pads)
+    out = [(n - dl * (k - 1) - 1) // s + 1
+           for n, dl, k, s in zip(xp.shape[2:], dilation, kernel, stride)]
+    y = np.zeros((x.shape[0], w.shape[0], *out))
+    group_c, per_group = w.shape[1], w.shape[0] // groups
+    for o in range(w.shape[0]):
+        c0 = (o // per_group) * group_c
+        for pos in itertools.product(*map(range, out)):
+            window = tuple(slice(p * s, p * s + dl * (k - 1) + 1, dl)
+                           for p, s, dl, k in zip(pos, stride, dilation, kernel))
+            patch = xp[(slice(None), slice(c0, c0 + group_c)) + window]
+            y[(slice(None), o) + pos] = (patch * w[o]).reshape(x.shape[0], -1).sum(1)
+    if b is not None:
+        y += b.reshape((1, -1) + (1,) * d)
+    return y[0] if unbatched else y
+
+
+def ref_conv_transposend(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                         dilation=1):
+    """Scatter every input entry times the kernel onto a canvas, then crop `padding` per side."""
+    d = w.ndim - 2
+    x, unbatched = _batched_nd(x, d)
+    stride, padding, output_padding, dilation = (_ntuple(v, d) for v in
+                                                 (stride, padding, output_padding, dilation))
+    n, in_c, *spatial = x.shape
+    group_out, kernel = w.shape[1], w.shape[2:]
+    canvas = np.zeros((n, group_out * groups) + tuple(
+        (m - 1) * s + dl * (k - 1) + 1 + o
+        for m, s, dl, k, o in zip(spatial, stride, dilation, kernel, output_padding)))
+    group_in = in_c // groups
+    for c in range(in_c):
+        o0 = (c // group_in) * group_out
+        for pos in itertools.product(*map(range, spatial)):
+            for k in itertools.product(*map(range, kernel)):
+                at = tuple(p * s + i * dl for p, s, i, dl in zip(pos, stride, k, dilation))
+                canvas[(slice(None), slice(o0, o0 + group_out)) + at] += (
+                    x[(slice(None), c) + pos][:, None] * w[(c, slice(None)) + k][None])
+    y = canvas[(slice(None), slice(None)) + tuple(slice(p, m - p) for p, m in
+                                                  zip(padding, canvas.shape[2:]))]
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * d)
+    return y[0] if unbatched else y
+
+
+def _pool_windows(x, d, kernel_size, stride, padding, dilation, ceil_mode):
+    """Per output position: the position and the in-range input positions of its window (row-major),
+    plus the window's start (padding included) for divisor counts."""
+    kernel = _ntuple(kernel_size, d)
+    stride = kernel if stride is None else _ntuple(stride, d)
+    padding, dilation = _ntuple(padding, d), _ntuple(dilation, d)
+    spatial = x.shape[-d:]
+    out = [_pool_size(n, k, s, p, dl, ceil_mode)
+           for n, k, s, p, dl in zip(spatial, kernel, stride, padding, dilation)]
+    for pos in itertools.product(*map(range, out)):
+        starts = [o * s - p for o, s, p in zip(pos, stride, padding)]
+        axes = [[r for r in range(st, st + dl * (k - 1) + 1, dl) if 0 <= r < n]
+                for st, dl, k, n in zip(starts, dilation, kernel, spatial)]
+        yield pos, list(itertools.product(*axes)), starts, out
+
+
+def ref_max_poolnd(d):
+    def ref(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+            return_indices=False):
+        x, unbatched = _batched_nd(x, d)
+        y = index = None
+        for pos, cells, _, out in _pool_windows(x, d, kernel_size, stride, padding, dilation,
+                                                ceil_mode):
+            if y is None:
+                y, index = np.zeros(x.shape[:2] + tuple(out)), np.zeros(x.shape[:2] + tuple(out),
+                                                                        dtype=np.int64)
+            values = np.stack([x[(slice(None), slice(None)) + c] for c in cells], -1)
+            first = values.argmax(-1)
+            y[(slice(None), slice(None)) + pos] = values.max(-1)
+            flat = [np.ravel_multi_index(c, x.shape[2:]) for c in cells]
+            index[(slice(None), slice(None)) + pos] = np.take(flat, first)
+        y, index = (y[0], index[0]) if unbatched else (y, index)
+        return (y, index) if return_indices else y
+    return ref
+
+
+def ref_avg_poolnd(d):
+    def ref(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+            divisor_override=None):
+        x, unbatched = _batched_nd(x, d)
+        kernel = _ntuple(kernel_size, d)
+        spatial, pads = x.shape[2:], _ntuple(padding, d)
+        y = None
+        for pos, cells, starts, out in _pool_windows(x, d, kernel_size, stride, padding, 1,
+                                                     ceil_mode):
+            if y is None:
+                y = np.zeros(x.shape[:2] + tuple(out))
+            total = sum(x[(slice(None), slice(None)) + c] for c in cells)
+            if divisor_override:
+                divisor = divisor_override
+            elif count_include_pad:
+                divisor = math.prod(min(st + k, n + p) - st
+                                    for st, k, n, p in zip(starts, kernel, spatial, pads))
+            else:
+                divisor = len(cells)
+            y[(slice(None), slice(None)) + pos] = total / divisor
+        return y[0] if unbatched else y
+    return ref
+
+
+def _adaptive_cells(x, d, output_size):
+    spatial = x.shape[-d:]
+    size = _ntuple(output_size, d)
+    size = tuple(n if s is None else s for s, n in zip(size, spatial))
+    for pos in itertools.product(*map(range, size)):
+        axes = [range(i * n // s, math.ceil((i + 1) * n / s))
+                for i, n, s in zip(pos, spatial, size)]
+        yield pos, list(itertools.product(*axes)), size
+
+
+def ref_adaptive_avg_poolnd(d):
+    def ref(x, output_size):
+        x, unbatched = _batched_nd(x, d)
+        y = None
+        for pos, cells, size in _adaptive_cells(x, d, output_size):
+            y = np.zeros(x.shape[:2] + size) if y is None else y
+            y[(slice(None), slice(None)) + pos] = np.mean(
+                [x[(slice(None), slice(None)) + c] for c in cells], 0)
+        return y[0] if unbatched else y
+    return ref
+
+
+def ref_adaptive_max_poolnd(d):
+    def ref(x, output_size, return_indices=False):
+        x, unbatched = _batched_nd(x, d)
+        y = index = None
+        for pos, cells, size in _adaptive_cells(x, d, output_size):
+            if y is None:
+                y, index = np.zeros(x.shape[:2] + size), np.zeros(x.shape[:2] + size, np.int64)
+            values = np.stack([x[(slice(None), slice(None)) + c] for c in cells], -1)
+            y[(slice(None), slice(None)) + pos] = values.max(-1)
+            flat = [np.ravel_multi_index(c, x.shape[2:]) for c in cells]
+            index[(slice(None), slice(None)) + pos] = np.take(flat, values.argmax(-1))
+        y, index = (y[0], index[0]) if unbatched else (y, index)
+        return (y, index) if return_indices else y
+    return ref
+
+
+def ref_pool_indices(x, kernel, stride, padding, dilation):
+    """_pool_indices: padding as (before, after) pairs; the window's first maximum."""
+    d = len(kernel)
+    x = np.pad(x, [(0, 0), (0, 0)] + [padding[2 * i:2 * i + 2] for i in range(d)],
+               constant_values=-np.inf)
+    _, index = ref_max_poolnd(d)(x, kernel, stride, 0, dilation, return_indices=True)
+    coords = np.unravel_index(index, x.shape[2:])  # in the padded input: shift back
+    shape = tuple(n - padding[2 * i] - padding[2 * i + 1] for i, n in enumerate(x.shape[2:]))
+    return np.ravel_multi_index(tuple(c - padding[2 * i] for i, c in enumerate(coords)), shape)
+
+
+def _adaptive_max_indices_ref(x, output_size):
+    return ref_adaptive_max_poolnd(len(output_size))(x, output_size, return_indices=True)[1]
+
+
+_MAX1 = [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+         {"kernel_size": 2, "stride": 1, "dilation": 2, "return_indices": True}]
+_AVG1 = [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
+         {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True,
+          "count_include_pad": False}]
+
+CONV_CASES += [
+    Case("conv1d", gpuad.conv1d, ref_convnd, [((2, 3, 7), (4, 3, 3), (4,)), ((3, 7), (4, 3, 3))],
+         kwargs=[{}, {"stride": 2, "padding": 1}, {"padding": "same", "dilation": 2},
+                 {"padding": "valid"}]),
+    Case("conv1d", gpuad.conv1d, ref_convnd, [((2, 4, 6), (6, 2, 2), (6,))],
+         kwargs=[{"groups": 2, "padding": "same"}, {"groups": 2, "stride": (2,), "dilation": 2}]),
+    Case("conv3d", gpuad.conv3d, ref_convnd, [((1, 2, 3, 3, 4), (3, 2, 2, 2, 3), (3,)),
+                                              ((2, 3, 2, 4), (3, 2, 2, 2, 3))],
+         kwargs=[{}, {"stride": (1, 2, 1), "padding": (1, 0, 1)}, {"padding": "same"}]),
+    Case("conv3d", gpuad.conv3d, ref_convnd, [((1, 4, 3, 3, 3), (4, 2, 2, 1, 2), (4,))],
+         kwargs=[{"groups": 2, "dilation": (2, 1, 1)}]),
+    Case("conv_transpose1d", gpuad.conv_transpose1d, ref_conv_transposend,
+         [((2, 4, 5), (4, 3, 3), (3,)), ((4, 5), (4, 3, 3))],
+         kwargs=[{}, {"stride": 2, "padding": 1, "output_padding": 1},
+                 {"dilation": 2, "output_padding": 1}]),  # output_padding >= stride: crop path
+    Case("conv_transpose1d", gpuad.conv_transpose1d, ref_conv_transposend,
+         [((2, 4, 5), (4, 1, 2), (2,))], kwargs=[{"groups": 2, "stride": 3, "padding": 1}]),
+    Case("conv_transpose3d", gpuad.conv_transpose3d, ref_conv_transposend,
+         [((1, 2, 2, 3, 2), (2, 2, 2, 2, 2), (2,)), ((2, 2, 3, 2), (2, 2, 2, 2, 2))],
+         kwargs=[{}, {"stride": (2, 1, 2), "padding": (0, 1, 1), "output_padding": (1, 0, 1)}]),
+    Case("max_pool1d", gpuad.max_pool1d, ref_max_poolnd(1), [((2, 3, 7),), ((3, 8),)],
+         kwargs=_MAX1, domain=DISTINCT),
+    Case("max_pool3d", gpuad.max_pool3d, ref_max_poolnd(3), [((1, 2, 3, 3, 4),), ((2, 3, 3, 2),)],
+         kwargs=[{"kernel_size": 2}, {"kernel_size": (2, 3, 2), "stride": 1, "padding": (1, 1, 0),
+                                      "return_indices": True}], domain=DISTINCT),
+    Case("max_pool2d", gpuad.max_pool2d, ref_max_poolnd(2), [((2, 3, 5, 4),)],
+         kwargs=[{"kernel_size": 2, "return_indices": True},
+                 {"kernel_size": 3, "stride": 2, "padding": 1, "return_indices": True}],
+         domain=DISTINCT),
+    Case("avg_pool1d", gpuad.avg_pool1d, ref_avg_poolnd(1), [((2, 3, 7),), ((3, 8),)],
+         kwargs=_AVG1),
+    Case("avg_pool3d", gpuad.avg_pool3d, ref_avg_poolnd(3), [((1, 2, 4, 3, 5),), ((2, 3, 3, 4),)],
+         kwargs=[{"kernel_size": 2}, {"kernel_size": (3, 2, 2), "stride": 2, "padding": 1,
+                                      "ceil_mode": True, "count_include_pad": False},
+                 {"kernel_size": 2, "stride": 1, "padding": 1, "divisor_override": 3}]),
+    Case("adaptive_avg_pool1d", gpuad.adaptive_avg_pool1d, ref_adaptive_avg_poolnd(1),
+         [((2, 3, 7),), ((3, 6),)], kwargs=[{"output_size": 1}, {"output_size": 3},
+                                            {"output_size": (4,)}, {"output_size": 9}]),
+    Case("adaptive_avg_pool3d", gpuad.adaptive_avg_pool3d, ref_adaptive_avg_poolnd(3),
+         [((1, 2, 4, 3, 5),), ((2, 3, 4, 4),)],
+         kwargs=[{"output_size": 1}, {"output_size": (2, None, 3)}, {"output_size": (3, 2, 2)}]),
+    Case("adaptive_max_pool1d", gpuad.adaptive_max_pool1d, ref_adaptive_max_poolnd(1),
+         [((2, 3, 7),), ((3, 6),)], domain=DISTINCT,
+         kwargs=[{"output_size": 3}, {"output_size": 4, "return_indices": True},
+                 {"output_size": 9}]),
+    Case("adaptive_max_pool2d", gpuad.adaptive_max_pool2d, ref_adaptive_max_poolnd(2),
+         [((2, 3, 5, 4),), ((2, 6, 5),)], domain=DISTINCT,
+         kwargs=[{"output_size": (3, 2)}, {"output_size": (None, 3), "return_indices": True},
+                 {"output_size": 1}]),
+    Case("adaptive_max_pool3d", gpuad.adaptive_max_pool3d, ref_adaptive_max_poolnd(3),
+         [((1, 2, 3, 4, 5),)], domain=DISTINCT,
+         kwargs=[{"output_size": (2, 3, 2), "return_indices": True}]),
+    Case("_pool_indices", gpuad.ops._pool_indices, ref_pool_indices, [((2, 3, 5, 4),)],
+         kwargs=_POOL_GEOMETRIES, domain=DISTINCT, grad=False),
+    Case("_pool_indices", gpuad.ops._pool_indices, ref_pool_indices, [((2, 3, 7),)],
+         kwargs=[{"kernel": (3,), "stride": (2,), "padding": (1, 1), "dilation": (1,)}],
+         domain=DISTINCT, grad=False),
+    Case("_adaptive_max_indices", gpuad.ops._adaptive_max_indices, _adaptive_max_indices_ref,
+         [((2, 3, 5, 4),)], grad=False, kwargs=[{"output_size": (3, 3)}, {"output_size": (2, 2)}],
+         make=lambda rng, shapes: [  # ties: the row-major first maximum
+             rng.integers(0, 3, shapes[0]).astype(float)]),
+    Case("_adaptive_max_indices", gpuad.ops._adaptive_max_indices, _adaptive_max_indices_ref,
+         [((1, 2, 3, 4, 5),)], grad=False, kwargs=[{"output_size": (2, 3, 2)}],
+         make=lambda rng, shapes: [rng.integers(0, 3, shapes[0]).astype(float)]),
 ]

@@ -4,6 +4,7 @@ from gradchecks with `diff=`; dropout's randomness is tested in test_nn.py."""
 import numpy as np
 from op_cases import POSITIVE, REAL, Case
 
+import gpuad
 import gpuad.nn.functional as F
 
 
@@ -160,8 +161,9 @@ NN_CASES = [
     Case("_linear", lambda x, w: F.linear(x, w), lambda x, w: x @ w.T,
          [((2, 3), (4, 3)), ((3,), (4, 3)), ((2, 2, 3), (4, 3))]),
     # ---- softmax ----
-    Case("_softmax", F._softmax, _softmax_ref, [((2, 3),), ((2, 3, 4),)], kwargs=SOFTMAX_KWARGS),
-    Case("_log_softmax", F._log_softmax, _log_softmax_ref, [((2, 3),), ((2, 3, 4),)],
+    Case("_softmax", gpuad.ops._softmax, _softmax_ref, [((2, 3),), ((2, 3, 4),)],
+         kwargs=SOFTMAX_KWARGS),
+    Case("_log_softmax", gpuad.ops._log_softmax, _log_softmax_ref, [((2, 3),), ((2, 3, 4),)],
          kwargs=SOFTMAX_KWARGS),
     Case("softmax", F.softmax, _softmax_ref, [((2, 3),), ((2, 3, 4),)], kwargs=SOFTMAX_KWARGS),
     Case("softmax", F.softmax, lambda x, axis: np.ones(()), [((),)], kwargs=[{"dim": 0}]),
@@ -258,3 +260,262 @@ NN_CASES = [
          make=lambda rng, shapes: [REAL(rng, shapes[0]), rng.uniform(0, 1, shapes[1]),
                                    POSITIVE(rng, shapes[2])]),
 ]
+
+
+# ---- activations (gpuad/nn/activation.py) ------------------------------------------------------
+def _away(*kinks, low=-4.0, high=4.0):
+    """Inputs in [low, high] at least 0.1 from every kink, so finite differences see one piece."""
+    def sample(rng, shape):
+        x = rng.uniform(low, high, shape)
+        for k in kinks:
+            near = np.abs(x - k) < 0.1
+            x = np.where(near, k + np.where(x >= k, 0.1, -0.1) + (x - k), x)
+        return x
+    return sample
+
+
+_SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
+ACT_SHAPES = [((2, 3),), ((),)]
+
+
+def _elu_ref(x, alpha=1.0, scale=1.0, input_scale=1.0):
+    return scale * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0) * input_scale))
+
+
+def _glu_ref(x, axis=-1):
+    a, b = np.split(x, 2, axis=axis)
+    return a / (1 + np.exp(-b))
+
+
+def _prelu_ref(x, w):
+    slope = w.reshape((-1,) + (1,) * (x.ndim - 2)) if w.size > 1 else w.reshape(())
+    return np.where(x > 0, x, slope * x)
+
+
+def _ctc_ref(logits, targets, in_len, tg_len, blank=0, reduction="mean"):
+    """CTC by brute force: the probability of every path of length T that collapses (merge
+    repeats, drop blanks) onto the target, summed."""
+    import itertools
+    logp = _log_softmax_ref(logits, 2)
+    losses = []
+    for n in range(logp.shape[1]):
+        target = tuple(targets[n, :tg_len[n]])
+        total = 0.0
+        for path in itertools.product(range(logp.shape[2]), repeat=int(in_len[n])):
+            collapsed = [c for i, c in enumerate(path)
+                         if c != blank and (i == 0 or c != path[i - 1])]
+            if tuple(collapsed) == target:
+                total += np.exp(sum(logp[t, n, c] for t, c in enumerate(path)))
+        losses.append(-np.log(total))
+    losses = np.array(losses)
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else (losses / np.maximum(tg_len, 1)).mean()
+
+
+def _ctc_inputs(rng, shapes):  # logits (T, N, C), padded targets, input and target lengths
+    return [REAL(rng, shapes[0]), np.array([[1, 2], [2, 2], [1, 0]]), np.array([4, 3, 4]),
+            np.array([2, 1, 1])]
+
+
+ACTIVATION_CASES = [
+    Case("relu6", F.relu6, lambda x: np.clip(x, 0, 6), ACT_SHAPES, domain=_away(0, 6, low=-2,
+                                                                                 high=8)),
+    Case("hardtanh", F.hardtanh, lambda x, min_val=-1.0, max_val=1.0: np.clip(x, min_val, max_val),
+         ACT_SHAPES, kwargs=[{}, {"min_val": -0.5, "max_val": 2.0}], domain=_away(-1, 1, -0.5, 2)),
+    Case("hardsigmoid", F.hardsigmoid, lambda x: np.clip(x / 6 + 0.5, 0, 1), ACT_SHAPES,
+         domain=_away(-3, 3, low=-5, high=5)),
+    Case("hardswish", F.hardswish, lambda x: x * np.clip(x + 3, 0, 6) / 6, ACT_SHAPES,
+         domain=_away(-3, 3, low=-5, high=5)),
+    Case("selu", F.selu, lambda x: _elu_ref(x, *_SELU), ACT_SHAPES, domain=_away(0)),
+    Case("celu", F.celu, lambda x, alpha=1.0: _elu_ref(x, alpha, 1.0, 1 / alpha), ACT_SHAPES,
+         kwargs=[{}, {"alpha": 0.5}], domain=_away(0)),
+    Case("elu", F.elu, lambda x, alpha=1.0: _elu_ref(x, alpha), ACT_SHAPES,
+         kwargs=[{"alpha": 0.7}], domain=_away(0)),
+    Case("mish", F.mish, lambda x: x * np.tanh(np.logaddexp(0, x)), ACT_SHAPES),
+    Case("softsign", F.softsign, lambda x: x / (1 + np.abs(x)), ACT_SHAPES, domain=_away(0)),
+    Case("softshrink", F.softshrink,
+         lambda x, lambd=0.5: np.where(x > lambd, x - lambd, np.where(x < -lambd, x + lambd, 0)),
+         ACT_SHAPES, kwargs=[{}, {"lambd": 1.0}], domain=_away(-1, -0.5, 0.5, 1)),
+    Case("hardshrink", lambda x, **kw: F.hardshrink(x, **kw),
+         lambda x, lambd=0.5: np.where(np.abs(x) > lambd, x, 0), ACT_SHAPES,
+         kwargs=[{}, {"lambd": 1.0}], domain=_away(-1, -0.5, 0.5, 1)),
+    Case("tanhshrink", F.tanhshrink, lambda x: x - np.tanh(x), ACT_SHAPES),
+    Case("threshold", lambda x, **kw: F.threshold(x, **kw),
+         lambda x, threshold, value: np.where(x > threshold, x, value), ACT_SHAPES,
+         kwargs=[{"threshold": 0.5, "value": -2.0}], domain=_away(0.5)),
+    Case("logsigmoid", F.logsigmoid, lambda x: -np.logaddexp(0, -x), ACT_SHAPES + [((5,),)],
+         make=lambda rng, shapes: [np.array([-800.0, -20.0, 0.3, 20.0, 800.0])
+                                   if shapes[0] == (5,) else REAL(rng, shapes[0])]),
+    Case("softmin", F.softmin, lambda x, axis: _softmax_ref(-x, axis), [((2, 3),), ((2, 3, 4),)],
+         kwargs=SOFTMAX_KWARGS),
+    Case("glu", F.glu, _glu_ref, [((2, 4),), ((4, 3, 2),)], kwargs=[{}, {"dim": 0}]),
+    Case("prelu", lambda x, w: F.prelu(x, w), _prelu_ref,
+         [((2, 3), (3,)), ((2, 3, 4), (1,)), ((5,), (1,)), ((2, 3, 2), (3,))], domain=_away(0)),
+    Case("rrelu", lambda x, **kw: F.rrelu(x, **kw),
+         lambda x, lower=1 / 8, upper=1 / 3: np.where(x > 0, x, x * (lower + upper) / 2),
+         ACT_SHAPES, kwargs=[{}, {"lower": 0.1, "upper": 0.5}], domain=_away(0)),
+    Case("softmax", lambda x, dim: gpuad.softmax(x, dim), _softmax_ref, [((2, 3),)],
+         kwargs=[{"dim": 1}]),
+    Case("log_softmax", lambda x, dim, dtype: gpuad.log_softmax(x, dim, dtype=dtype),
+         lambda x, axis, dtype: _log_softmax_ref(x, axis), [((2, 3),)],
+         kwargs=[{"dim": 0, "dtype": gpuad.float64}]),
+]
+
+
+# ---- losses (gpuad/nn/loss.py) -----------------------------------------------------------------
+def _huberish(x, t, width, scale, **_):
+    d = x - t
+    a = np.abs(d)
+    return np.where(a < width, 0.5 * d * d / scale, (a - 0.5 * width) * width / scale)
+
+
+def _smooth_l1_ref(x, t, reduction="mean", beta=1.0):
+    return _reduce_ref(np.abs(x - t) if beta == 0 else _huberish(x, t, beta, beta), reduction)
+
+
+def _huber_ref(x, t, reduction="mean", delta=1.0):
+    return _reduce_ref(_huberish(x, t, delta, 1.0), reduction)
+
+
+def _off_kinks(*distances):
+    """(input, target) whose difference keeps 0.1 away from every +-distance."""
+    def make(rng, shapes):
+        x = REAL(rng, shapes[0])
+        d = _away(*distances, *(-k for k in distances), low=-3, high=3)(rng, shapes[1])
+        return [x, x + d]
+    return make
+
+
+def _kl_ref(x, t, reduction="mean", log_target=False):
+    loss = np.exp(t) * (t - x) if log_target else t * (np.log(t) - x)
+    if reduction == "batchmean":
+        return loss.sum() / x.shape[0]
+    return _reduce_ref(loss, reduction)
+
+
+def _poisson_ref(x, t, log_input=True, full=False, eps=1e-8, reduction="mean"):
+    loss = np.exp(x) - t * x if log_input else x - t * np.log(x + eps)
+    if full:
+        safe = np.where(t > 1, t, 2.0)
+        loss = loss + np.where(t > 1, safe * np.log(safe) - safe + 0.5 * np.log(2 * np.pi * safe),
+                               0)
+    return _reduce_ref(loss, reduction)
+
+
+def _gaussian_ref(x, t, v, full=False, eps=1e-6, reduction="mean"):
+    v = np.maximum(v, eps)
+    loss = 0.5 * (np.log(v) + (x - t) ** 2 / v) + (0.5 * np.log(2 * np.pi) if full else 0)
+    return _reduce_ref(loss, reduction)
+
+
+def _cosine_ref(a, b, y, margin=0.0, reduction="mean"):
+    cos = (a * b).sum(-1) / np.sqrt(((a * a).sum(-1) + 1e-12) * ((b * b).sum(-1) + 1e-12))
+    loss = np.where(y == 1, 1 - cos, 0) + np.where(y == -1, np.maximum(cos - margin, 0), 0)
+    return _reduce_ref(loss, reduction)
+
+
+def _multilabel_ref(x, t, w=None, reduction="mean"):
+    loss = t * np.logaddexp(0, -x) + (1 - t) * np.logaddexp(0, x)
+    loss = (loss if w is None else loss * w).mean(-1)
+    return _reduce_ref(loss, reduction)
+
+
+def _multi_margin_ref(x, t, w=None, p=1, margin=1.0, reduction="mean"):
+    picked = np.take_along_axis(x, t[:, None], 1)
+    z = np.maximum(margin - picked + x, 0) ** p
+    np.put_along_axis(z, t[:, None], 0.0, 1)
+    z = z if w is None else z * w[t][:, None]
+    return _reduce_ref(z.sum(1) / x.shape[1], reduction)
+
+
+def _triplet_ref(a, p, n, margin=1.0, p_norm=2, eps=1e-6, swap=False, reduction="mean"):
+    def dist(u, v):
+        return (np.abs(u - v + eps) ** p_norm).sum(-1) ** (1 / p_norm)
+    d_neg = dist(a, n)
+    if swap:
+        d_neg = np.minimum(d_neg, dist(p, n))
+    return _reduce_ref(np.maximum(margin + dist(a, p) - d_neg, 0), reduction)
+
+
+def _signs(rng, shape):
+    return rng.choice([-1.0, 1.0], shape)
+
+
+def _labelled(rng, shapes):  # scores, +-1 labels: away from the margin kinks
+    return [_away(-0.5, 0, 0.5, 1)(rng, shapes[0]), _signs(rng, shapes[1])]
+
+
+LOSS_CASES = [
+    Case("smooth_l1_loss", F.smooth_l1_loss, _smooth_l1_ref, [((2, 3), (2, 3))],
+         kwargs=REDUCTIONS + [{"beta": 0.5}, {"beta": 0.0}], make=_off_kinks(0, 0.5, 1)),
+    Case("huber_loss", F.huber_loss, _huber_ref, [((2, 3), (2, 3))],
+         kwargs=REDUCTIONS + [{"delta": 0.5}], make=_off_kinks(0.5, 1)),
+    Case("kl_div", F.kl_div, _kl_ref, [((3, 4), (3, 4))],
+         kwargs=[{"reduction": "batchmean"}, {"reduction": "sum"}, {"reduction": "none"}],
+         make=lambda rng, shapes: [np.log(rng.uniform(0.1, 1, s)) for s in shapes]
+         [:1] + [rng.uniform(0.1, 1, shapes[1])]),
+    Case("kl_div", lambda x, t, **kw: F.kl_div(x, t, log_target=True, **kw),
+         lambda x, t, **kw: _kl_ref(x, t, log_target=True, **kw), [((3, 4), (3, 4))],
+         kwargs=[{"reduction": "batchmean"}, {"reduction": "none"}]),
+    Case("poisson_nll_loss", F.poisson_nll_loss, _poisson_ref, [((2, 3), (2, 3))],
+         kwargs=[{}, {"log_input": False}, {"full": True, "reduction": "sum"},
+                 {"log_input": False, "full": True, "reduction": "none"}],
+         make=lambda rng, shapes: [rng.uniform(0.2, 2, shapes[0]),
+                                   rng.uniform(0, 4, shapes[1]) + 0.05]),
+    Case("gaussian_nll_loss", F.gaussian_nll_loss, _gaussian_ref,
+         [((2, 3), (2, 3), (2, 3)), ((2, 3), (2, 3), (2, 1))],
+         kwargs=[{}, {"full": True, "reduction": "none"}],
+         make=lambda rng, shapes: [REAL(rng, shapes[0]), REAL(rng, shapes[1]),
+                                   POSITIVE(rng, shapes[2])]),
+    Case("cosine_embedding_loss", F.cosine_embedding_loss, _cosine_ref,
+         [((4, 3), (4, 3), (4,))], kwargs=[{}, {"margin": -0.9, "reduction": "none"}],
+         make=lambda rng, shapes: [REAL(rng, shapes[0]), REAL(rng, shapes[1]),
+                                   _signs(rng, shapes[2])], diff=(0, 1)),
+    Case("margin_ranking_loss", F.margin_ranking_loss,
+         lambda a, b, y, margin=0.0, reduction="mean": _reduce_ref(
+             np.maximum(-y * (a - b) + margin, 0), reduction),
+         [((5,), (5,), (5,))], kwargs=[{}, {"margin": 0.2, "reduction": "none"}],
+         make=lambda rng, shapes: [_away(0.2)(rng, shapes[0]), np.zeros(shapes[1]),
+                                   _signs(rng, shapes[2])], diff=(0, 1)),
+    Case("hinge_embedding_loss", F.hinge_embedding_loss,
+         lambda x, y, margin=1.0, reduction="mean": _reduce_ref(
+             np.where(y == 1, x, np.maximum(margin - x, 0)), reduction),
+         [((2, 3), (2, 3))], kwargs=[{}, {"margin": 0.5, "reduction": "sum"}], make=_labelled,
+         diff=(0,)),
+    Case("soft_margin_loss", F.soft_margin_loss,
+         lambda x, y, reduction="mean": _reduce_ref(np.log1p(np.exp(-x * y)), reduction),
+         [((2, 3), (2, 3))], kwargs=REDUCTIONS, make=_labelled, diff=(0,)),
+    Case("multilabel_soft_margin_loss", F.multilabel_soft_margin_loss, _multilabel_ref,
+         [((2, 3), (2, 3)), ((3,), (3,))], kwargs=REDUCTIONS,
+         make=lambda rng, shapes: [REAL(rng, shapes[0]),
+                                   rng.integers(0, 2, shapes[1]).astype(float)], diff=(0,)),
+    Case("multilabel_soft_margin_loss",
+         lambda x, t, w, **kw: F.multilabel_soft_margin_loss(x, t, w, **kw), _multilabel_ref,
+         [((2, 3), (2, 3), (3,))], kwargs=[{}, {"reduction": "none"}],
+         make=lambda rng, shapes: [REAL(rng, shapes[0]), rng.integers(0, 2, shapes[1]).astype(
+             float), POSITIVE(rng, shapes[2])], diff=(0, 2)),
+    Case("multi_margin_loss", lambda x, t, **kw: F.multi_margin_loss(x, t, **kw),
+         _multi_margin_ref, [((4, 5), (4,))],
+         kwargs=REDUCTIONS + [{"p": 2}, {"margin": 0.5, "reduction": "none"}],
+         make=lambda rng, shapes: [rng.permutation(20).reshape(shapes[0]) * 0.137,
+                                   rng.integers(0, 5, shapes[1])]),
+    Case("multi_margin_loss", lambda x, t, w, **kw: F.multi_margin_loss(x, t, weight=w, **kw),
+         lambda x, t, w, **kw: _multi_margin_ref(x, t, w, **kw), [((4, 5), (4,), (5,))],
+         kwargs=[{}, {"p": 2}], diff=(0,),
+         make=lambda rng, shapes: [rng.permutation(20).reshape(shapes[0]) * 0.137,
+                                   rng.integers(0, 5, shapes[1]), POSITIVE(rng, shapes[2])]),
+    Case("triplet_margin_loss", F.triplet_margin_loss,
+         lambda *inputs, **kw: _triplet_ref(*inputs, **{("p_norm" if k == "p" else k): v
+                                                        for k, v in kw.items()}),
+         [((4, 3), (4, 3), (4, 3)), ((3,), (3,), (3,))],
+         kwargs=[{}, {"p": 1, "reduction": "none"}, {"swap": True, "margin": 3.0}]),
+    Case("ctc_loss", lambda x, t, i, n, **kw: F.ctc_loss(F.log_softmax(x, 2), t, i, n, **kw),
+         _ctc_ref, [((4, 3, 3), (3, 2), (3,), (3,))],
+         kwargs=[{}, {"reduction": "none"}], make=_ctc_inputs),
+    Case("_nan_gradient", lambda x, m: __import__("gpuad").nn.loss._nan_gradient(x, m),
+         lambda x, m: np.zeros(x.shape), [((2, 3), (2, 3))], grad=False,
+         make=lambda rng, shapes: [REAL(rng, shapes[0]), rng.random(shapes[1]) > 0.5]),
+]
+
+NN_CASES += ACTIVATION_CASES + LOSS_CASES

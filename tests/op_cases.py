@@ -4,10 +4,9 @@ shapes to try (broadcasting pairs for binary ops), an input domain and keyword v
 test_ops.py runs forward-vs-numpy, float64 gradcheck, second-order gradcheck and dtype checks over
 every row, on every backend; test_every_registered_op_has_a_case keeps the table complete.
 """
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
-
-import math
 
 import numpy as np
 
@@ -77,7 +76,7 @@ def _gelu_tanh_ref(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-_erf = np.vectorize(math.erf)
+_erf = np.vectorize(math.erf, otypes=[float])
 
 
 def _softplus_ref(x, beta=1.0, threshold=20.0):
@@ -108,13 +107,15 @@ CASES = [
     Case("tanh", gpuad.tanh, np.tanh, UNARY_SHAPES),
     Case("sigmoid", gpuad.sigmoid, lambda x: 1 / (1 + np.exp(-x)), UNARY_SHAPES),
     Case("relu", gpuad.relu, lambda x: np.maximum(x, 0), UNARY_SHAPES, domain=AWAY_FROM_ZERO),
-    Case("leaky_relu", gpuad.leaky_relu, lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
+    Case("leaky_relu", gpuad.leaky_relu,
+         lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
          UNARY_SHAPES, kwargs=[{}, {"negative_slope": 0.2}], domain=AWAY_FROM_ZERO),
-    Case("elu", gpuad.elu, lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(x)), UNARY_SHAPES,
-         kwargs=[{}, {"alpha": 0.5}], domain=AWAY_FROM_ZERO),
-    Case("gelu", gpuad.gelu, lambda x, approximate="none": _gelu_tanh_ref(x) if approximate == "tanh"
-         else 0.5 * x * (1 + _erf(x / math.sqrt(2))), UNARY_SHAPES,
-         kwargs=[{}, {"approximate": "tanh"}]),
+    Case("elu", gpuad.elu, lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(x)),
+         UNARY_SHAPES, kwargs=[{}, {"alpha": 0.5}], domain=AWAY_FROM_ZERO),
+    Case("gelu", gpuad.gelu,
+         lambda x, approximate="none": _gelu_tanh_ref(x) if approximate == "tanh"
+         else 0.5 * x * (1 + _erf(x / math.sqrt(2))),
+         UNARY_SHAPES, kwargs=[{}, {"approximate": "tanh"}]),
     Case("silu", gpuad.silu, lambda x: x / (1 + np.exp(-x)), UNARY_SHAPES),
     Case("softplus", gpuad.softplus, _softplus_ref, UNARY_SHAPES,
          kwargs=[{}, {"beta": 2.0, "threshold": 1.0}], domain=AWAY_FROM_ZERO),
@@ -162,12 +163,12 @@ CASES = [
     Case("clone", gpuad.clone, np.copy, UNARY_SHAPES),
 ]
 
-from reduce_cases import REDUCE_CASES  # noqa: E402
-from shape_cases import SHAPE_CASES  # noqa: E402
-from linalg_cases import LINALG_CASES  # noqa: E402
 from conv_cases import CONV_CASES  # noqa: E402
+from linalg_cases import LINALG_CASES  # noqa: E402
 from nn_cases import NN_CASES  # noqa: E402
 from pointwise_cases import POINTWISE_CASES  # noqa: E402
+from reduce_cases import REDUCE_CASES  # noqa: E402
+from shape_cases import SHAPE_CASES  # noqa: E402
 
 CASES += REDUCE_CASES + SHAPE_CASES + LINALG_CASES + CONV_CASES + NN_CASES
 CASES += POINTWISE_CASES

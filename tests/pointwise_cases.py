@@ -18,14 +18,14 @@ from op_cases import (
 import gpuad
 
 TERNARY_SHAPES = [((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), (2, 1)), ((), (2, 3), (1, 3))]
-_lgamma = np.vectorize(math.lgamma)
-_erfc = np.vectorize(math.erfc)
+_lgamma = np.vectorize(math.lgamma, otypes=[float])
+_erfc = np.vectorize(math.erfc, otypes=[float])
 
 
 def _erfinv_ref(y):
     """Bisection on math.erf: slow and sure, for the table's few values."""
     lo, hi = np.full(np.shape(y), -6.0), np.full(np.shape(y), 6.0)
-    erf = np.vectorize(math.erf)
+    erf = np.vectorize(math.erf, otypes=[float])
     for _ in range(80):
         mid = (lo + hi) / 2
         below = erf(mid) < y

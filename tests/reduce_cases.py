@@ -3,10 +3,19 @@ import math
 import warnings
 
 import numpy as np
+from op_cases import (  # noqa: F401
+    AWAY_FROM_ZERO,
+    BINARY_SHAPES,
+    DISTINCT,
+    POSITIVE,
+    REAL,
+    REDUCE_KWARGS,
+    UNARY_SHAPES,
+    UNIT,
+    Case,
+)
 
 import gpuad
-from op_cases import (AWAY_FROM_ZERO, BINARY_SHAPES, DISTINCT, POSITIVE, REAL, REDUCE_KWARGS,  # noqa: F401
-                      UNARY_SHAPES, UNIT, Case)
 
 CUBE = [((2, 3, 4),)]
 ONE_DIM_KWARGS = [{}, {"dim": 0}, {"dim": -1}, {"dim": 1, "keepdim": True},

@@ -16,10 +16,10 @@ LAYERS = [
     ("gpuad.ops",),                                    # forward + vjp
     ("gpuad.testing", "gpuad.func", "gpuad.tape", "gpuad.amp", "gpuad.serialization",
      "gpuad.cuda", "gpuad.distributed", "gpuad.linalg"),  # tools on the tape and the ops
-    ("gpuad.nn", "gpuad.utils"),                       # modules, layers, functional maths
+    ("gpuad.nn", "gpuad.utils", "gpuad.distributions"),  # modules, layers, functional maths
     ("gpuad.optim",),
     ("gpuad.data",),
-    ("gpuad.training",),
+    ("gpuad.training", "gpuad.preemption", "gpuad.compiler"),
     ("gpuad",),                                        # re-exports only
 ]
 # The one edge upward, resolved late on purpose: Tensor's operators and methods are one-line

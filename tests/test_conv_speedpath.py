@@ -1,5 +1,5 @@
-"""The CNN hot path (gpuad.ops.conv): conv2d as one _conv2d op that keeps no im2col columns alive,
-and max pooling whose windows tile the input (2x2 on even sizes), checked against the general
+"""The CNN hot path (gpuad.ops.conv): conv2d as one _convolution op that keeps no im2col columns
+alive, and max pooling whose windows tile the input (2x2 on even sizes), checked against the general
 paths and torch. The op table (conv_cases.py) checks values and gradients; this file checks what the
 fast paths must keep: the tie rule, NaN handling, and the memory a forward leaves in the graph."""
 import tracemalloc
@@ -17,7 +17,7 @@ def _t(a, requires_grad=True, device="cpu"):
 def test_conv2d_is_one_op_holding_only_its_inputs():
     x, w, b = _t(np.ones((2, 3, 5, 5))), _t(np.ones((4, 3, 3, 3))), _t(np.ones(4))
     y = gpuad.conv2d(x, w, b, padding=1)
-    assert y._node.name == "_conv2d"
+    assert y._node.name == "_convolution"
     assert [id(t) for t in y._node.inputs] == [id(x), id(w), id(b)]
 
 

@@ -10,6 +10,7 @@ import gpuad
 from gpuad import backend, nn
 from gpuad.nn import functional as F
 
+
 def _np(t):
     return backend.asnumpy(t.array)
 

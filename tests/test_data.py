@@ -15,7 +15,15 @@ import pytest
 
 import gpuad
 from gpuad import backend
-from gpuad.data import DataLoader, Dataset, TensorDataset, datasets
+from gpuad.data import (
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    Subset,
+    TensorDataset,
+    datasets,
+    random_split,
+)
 from gpuad.data.datasets import MNIST
 
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -514,3 +522,76 @@ def test_download_with_no_good_mirror_fails_cleanly(tmp_path, mirror, offline):
     assert all(m + "train-images-idx3-ubyte.gz" in message for m in mirrors)
     assert "404" in message and "SHA-256" in message and "GPUAD_DATA" in message
     assert os.listdir(tmp_path / "mnist") == []  # no final name, no leftover partial file
+
+
+# ---- Subset, ConcatDataset, random_split and map-style datasets through the loader --------------
+class Samples(Dataset):
+    """A map-style dataset whose samples mix a Tensor, a numpy array and Python numbers."""
+
+    def __init__(self, n=10):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return gpuad.tensor([float(i), 2.0 * i]), np.array([i, i + 1]), i, 0.5 * i
+
+
+def test_loader_collates_tensors_arrays_and_numbers_like_torch():
+    torch = pytest.importorskip("torch")
+
+    class TorchSamples(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return torch.tensor([float(i), 2.0 * i]), np.array([i, i + 1]), i, 0.5 * i
+    ours = list(DataLoader(Samples(), batch_size=4))
+    theirs = list(torch.utils.data.DataLoader(TorchSamples(), batch_size=4))
+    assert len(ours) == len(theirs) == 3
+    for batch, expected in zip(ours, theirs):
+        for got, want in zip(batch, expected):
+            assert got.dtype == np.dtype(str(want.dtype).removeprefix("torch."))
+            np.testing.assert_array_equal(host(got), want.numpy())
+    shuffled = list(DataLoader(Samples(), batch_size=3, shuffle=True, num_workers=2, seed=1))
+    assert sorted(np.concatenate([host(b[2]) for b in shuffled]).tolist()) == list(range(10))
+
+
+def test_subset_and_concat_dataset():
+    base = Samples(10)
+    sub = Subset(base, [7, 2, 5])
+    assert len(sub) == 3 and sub[0][2] == 7 and sub[-1][2] == 5
+    assert [s[2] for s in sub.__getitems__([2, 0])] == [5, 7]
+    both = ConcatDataset([sub, Samples(4)])
+    assert len(both) == 7 and both.cumulative_sizes == [3, 7]
+    assert [both[i][2] for i in (0, 2, 3, 6, -1, -7)] == [7, 5, 0, 3, 3, 7]
+    with pytest.raises(ValueError, match="absolute value of index"):
+        both[-8]
+    with pytest.raises(AssertionError, match="should not be an empty iterable"):
+        ConcatDataset([])
+    assert len(base + sub) == 13
+    ds = TensorDataset(*xy(6))
+    batches = list(DataLoader(Subset(ds, [5, 0, 3]), batch_size=2))
+    assert [host(y).tolist() for _, y in batches] == [[5, 0], [3]]
+    assert host(next(iter(DataLoader(ConcatDataset([ds, ds]), batch_size=8)))[1]).tolist() == [
+        0, 1, 2, 3, 4, 5, 0, 1]
+
+
+def test_random_split_follows_torchs_rules():
+    torch = pytest.importorskip("torch")
+    for lengths in ([3, 7], [0.3, 0.7], [0.25, 0.25, 0.5], [1 / 3] * 3):
+        parts = random_split(range(10), lengths, generator=gpuad.Generator().manual_seed(0))
+        expected = torch.utils.data.random_split(range(10), lengths,
+                                                 generator=torch.Generator().manual_seed(0))
+        assert [len(p) for p in parts] == [len(p) for p in expected]
+        assert sorted(i for p in parts for i in p) == list(range(10))
+    a = random_split(range(10), [5, 5], generator=gpuad.Generator().manual_seed(3))
+    b = random_split(range(10), [5, 5], generator=gpuad.Generator().manual_seed(3))
+    assert [list(p) for p in a] == [list(p) for p in b]
+    with pytest.warns(UserWarning, match="Length of split at index 1 is 0"):
+        assert [len(p) for p in random_split(range(3), [0.1, 0.1, 0.8])] == [1, 0, 2]
+    with pytest.raises(ValueError, match="Sum of input lengths does not equal"):
+        random_split(range(10), [3, 3])
+    with pytest.raises(ValueError, match="Fraction at index 0 is not between 0 and 1"):
+        random_split(range(10), [-0.5, 1.5])

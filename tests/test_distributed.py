@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from test_scripts import load_script, needs_mnist
 
 import gpuad
 import gpuad.distributed as dist
@@ -24,8 +25,6 @@ from gpuad.distributed.comm import LocalCommunicator
 from gpuad.distributed.mpi import find_mpiexec
 from gpuad.nn.parallel import DistributedDataParallel
 from gpuad.testing.strict import forbid_host_sync
-
-from test_scripts import load_script, needs_mnist
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKER = ROOT / "tests" / "distributed_worker.py"

@@ -391,3 +391,103 @@ def test_matches_torch_func():
     close(value, t_value.item(), 1e-12)
     for ours, theirs in zip(grads, t_grads):
         close(ours, theirs.numpy(), 1e-12)
+
+
+# ---- grad_and_value, grad over dicts of tensors, functional_call ---------------------------------
+def test_grad_and_value_and_gradients_of_a_dict_of_tensors():
+    params = {"w": sample("cpu", 3, 2), "b": [sample("cpu", 2, seed=1)]}
+    x = sample("cpu", 4, 3, seed=2)
+
+    def loss(p, x):
+        return ((x @ p["w"] + p["b"][0]) ** 2).sum()
+    grads, value = F.grad_and_value(loss)(params, x)
+    assert set(grads) == {"w", "b"} and isinstance(grads["b"], list)
+    w, b = (params["w"].detach().requires_grad_(), params["b"][0].detach().requires_grad_())
+    expected = loss({"w": w, "b": [b]}, x)
+    expected.backward()
+    close(value, host(expected), 1e-12)
+    close(grads["w"], host(w.grad), 1e-12)
+    close(grads["b"][0], host(b.grad), 1e-12)
+    (g, (v, aux)) = F.grad_and_value(lambda p: (loss(p, x), 7), has_aux=True)(params)
+    assert aux == 7 and v.item() == value.item()
+
+
+def _net(nn):
+    net = nn.Sequential(nn.Linear(1, 6), nn.Tanh(), nn.Linear(6, 1))
+    return net.double() if hasattr(net, "double") else net
+
+
+def test_functional_call_runs_replacements_and_leaves_the_module_alone():
+    net = _net(gpuad.nn)
+    before = {k: (p, host(p).copy()) for k, p in net.named_parameters()}
+    new = {k: gpuad.zeros_like(p) + 0.5 for k, p in net.named_parameters()}
+    x = sample("cpu", 3, 1)
+    out = F.functional_call(net, new, x)
+    h = np.tanh(host(x) * 0.5 + 0.5)
+    close(out, 6 * h * 0.5 + 0.5, 1e-12)
+    for k, p in net.named_parameters():
+        assert p is before[k][0] and np.array_equal(host(p), before[k][1])
+    with pytest.raises(ValueError):  # the module is put back when the call raises, too
+        F.functional_call(net, new, (sample("cpu", 3, 2),))
+    assert all(p is before[k][0] for k, p in net.named_parameters())
+    partial = F.functional_call(net, {"2.bias": gpuad.tensor([10.0], dtype=F64)}, (x,))
+    close(partial - net(x), np.full((3, 1), 10.0 - host(net[2].bias)[0]), 1e-12)
+
+
+def test_functional_call_maml_step_matches_torch():
+    torch = pytest.importorskip("torch")
+    net = _net(gpuad.nn)
+    tnet = torch.nn.Sequential(torch.nn.Linear(1, 6), torch.nn.Tanh(),
+                               torch.nn.Linear(6, 1)).double()
+    with torch.no_grad():
+        for (_, tp), p in zip(tnet.named_parameters(), net.parameters()):
+            tp.copy_(torch.tensor(host(p)))
+    x = sample("cpu", 8, 1, seed=3)
+    y = gpuad.sin(x)
+
+    def maml(functional_call, params, grad, mse, x, y):
+        inner = mse(functional_call(net_or_t[0], params, (x,)), y)
+        grads = grad(inner, list(params.values()), create_graph=True)
+        fast = {k: p - 0.1 * g for (k, p), g in zip(params.items(), grads)}
+        return mse(functional_call(net_or_t[0], fast, (x,)), y)
+    net_or_t = [net]
+    params = dict(net.named_parameters())
+    maml(F.functional_call, params, gpuad.grad, gpuad.nn.functional.mse_loss, x, y).backward()
+    net_or_t[0] = tnet
+    tparams = dict(tnet.named_parameters())
+    tx = torch.tensor(host(x))
+    maml(torch.func.functional_call, tparams, torch.autograd.grad,
+         torch.nn.functional.mse_loss, tx, torch.sin(tx)).backward()
+    for (k, p), tp in zip(net.named_parameters(), tnet.parameters()):
+        close(p.grad, tp.grad.numpy(), 1e-10)
+
+
+def test_functional_call_ties_strictness_and_errors_like_torch():
+    torch = pytest.importorskip("torch")
+
+    def tied(nn):
+        m = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False))
+        m[1].weight = m[0].weight
+        return m
+    g, t = tied(gpuad.nn), tied(torch.nn)
+    x, tx = gpuad.ones(1, 2), torch.ones(1, 2)
+    eye, teye = gpuad.eye(2), torch.eye(2)
+    close(F.functional_call(g, {"0.weight": eye * 2}, x), [[4.0, 4.0]], 0)  # both layers
+    close(F.functional_call(g, {"0.weight": eye * 2}, x, tie_weights=False),
+          host(x @ (eye * 2) @ g[1].weight.mT), 1e-6)
+    cases = [lambda f, m, e, a: f(m, {"0.weight": e, "1.weight": e * 2}, a),
+             lambda f, m, e, a: f(m, ({"0.weight": e}, {"0.weight": e}), a),
+             lambda f, m, e, a: f(m, [{"0.weight": e}, 3], a),
+             lambda f, m, e, a: f(m, 3, a)]
+    for case in cases:
+        with pytest.raises(ValueError) as expected:
+            case(torch.func.functional_call, t, teye, tx)
+        with pytest.raises(ValueError) as got:
+            case(F.functional_call, g, eye, x)
+        assert str(got.value).split("[")[0][:20] == str(expected.value).split("[")[0][:20]
+    with pytest.raises(RuntimeError) as expected:
+        torch.func.functional_call(t, {"0.weight": teye, "x": teye}, tx, strict=True)
+    with pytest.raises(RuntimeError) as got:
+        F.functional_call(g, {"0.weight": eye, "x": eye}, x, strict=True)
+    assert str(got.value).split("\n")[1:] == str(expected.value).split("\n")[1:]
+    close(F.functional_call(g, {"0.weight": eye, "1.weight": eye}, x, strict=True), [[1, 1]], 0)

@@ -211,3 +211,14 @@ def test_double_backward_through_a_custom_function_raises():
     with pytest.raises(RuntimeError, match="Cube: the backward of a custom Function.*cannot be "
                                            "differentiated again"):
         gpuad.grad((g * x).sum(), x)
+
+
+def test_create_graph_keeps_a_recorded_contribution_after_two_constant_ones():
+    """x feeds three constant-gradient uses and one curved one: the walk owns the sum of the first
+    two, and adding the recorded third into it in place used to drop its graph (a zero second
+    derivative)."""
+    x = leaf([-1.0, 0.5], "cpu")
+    y = gpuad.exp(x) + gpuad.where(x > 0, x, 0.0) + 2 * x  # the reverse walk meets exp last
+    (g,) = gpuad.grad(y.sum(), x, create_graph=True)
+    (gg,) = gpuad.grad(g.sum(), x)
+    np.testing.assert_allclose(gg.numpy(), np.exp([-1.0, 0.5]))

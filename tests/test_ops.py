@@ -2,10 +2,10 @@
 second order), float32 staying float32, on every backend."""
 import numpy as np
 import pytest
+from op_cases import CASES, expand
 
 import gpuad
 from gpuad import backend
-from op_cases import CASES, expand
 
 PARAMS = expand(CASES)
 GRAD_PARAMS = [p for p in PARAMS if p[0].grad]

@@ -3,13 +3,13 @@ that rules skip inputs that need no gradient, einsum's calling forms, and PyTorc
 import re
 
 import numpy as np
+import op_cases  # noqa: F401  (import the table first: it imports linalg_cases itself)
 import pytest
+from linalg_cases import EINSUM_EQUATIONS, MATMUL_SHAPES  # noqa: E402
 
 import gpuad
 from gpuad import backend
 from gpuad.ops import linalg
-import op_cases  # noqa: F401  (import the table first: it imports linalg_cases itself)
-from linalg_cases import EINSUM_EQUATIONS, MATMUL_SHAPES  # noqa: E402
 
 
 def _t(shape, device="cpu", requires_grad=False, seed=0, dtype=np.float64):

@@ -1,7 +1,7 @@
 """The README's quick start must run and train as it says."""
 import pathlib
-import shlex
 import re
+import shlex
 
 import numpy as np
 import pytest
@@ -64,8 +64,8 @@ def _commands():
 
 def test_bash_blocks_name_real_scripts_flags_and_extras(monkeypatch):
     import argparse
-    import tomllib
 
+    import tomllib
     from test_scripts import load_script
 
     extras = tomllib.loads((README.parent / "pyproject.toml").read_text())[

@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 import pytest
+from test_scripts import load_script, needs_mnist
 
 import gpuad
 from gpuad import backend
 from gpuad.serialization import remove_stale_temp_files, save
-from test_scripts import load_script, needs_mnist
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EPOCHS = 4

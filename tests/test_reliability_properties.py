@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
+from op_cases import AWAY_FROM_ZERO, CASES, DISTINCT, REAL
 
 import gpuad
 import gpuad.nn.functional as F
 from gpuad import backend
-from op_cases import AWAY_FROM_ZERO, CASES, DISTINCT, REAL
 
 
 def fast(examples):
@@ -562,7 +562,7 @@ def _softmax(a, axis):
     return np.exp(a - _lse(a, axis=axis, keepdims=True))
 
 
-_erf = np.vectorize(math.erf)
+_erf = np.vectorize(math.erf, otypes=[float])
 NUMERIC = {  # name: numpy on the float64 values (PyTorch computes integer inputs as floats)
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin,
     "expm1": np.expm1, "log1p": np.log1p, "rsqrt": lambda a: 1 / np.sqrt(a),

@@ -39,3 +39,17 @@ def test_a_missing_name_says_gpuad_lacks_it():
     with pytest.raises(AttributeError, match=r"does not have torch\.Tensor\.frob"):
         gpuad.ones(1).frob
     assert not hasattr(gpuad.ones(1), "_private_thing")
+
+
+def test_empty_like_logspace_numel_and_unflatten_match_torch():
+    torch = pytest.importorskip("torch")
+    x = gpuad.ones(2, 3, dtype=gpuad.float64)
+    e = gpuad.empty_like(x)
+    assert e.shape == (2, 3) and e.dtype == gpuad.float64 and gpuad.numel(x) == 6
+    for args in [(0, 2, 5), (-1.0, 1.0, 4, 2.0)]:
+        got, want = gpuad.logspace(*args), torch.logspace(*args)
+        assert str(got.dtype) == str(want.dtype).removeprefix("torch.")
+        assert got.tolist() == pytest.approx(want.tolist(), rel=1e-6)
+    layer, twin = gpuad.nn.Unflatten(1, (2, 3)), torch.nn.Unflatten(1, (2, 3))
+    assert layer(gpuad.ones(4, 6)).shape == tuple(twin(torch.ones(4, 6)).shape) == (4, 2, 3)
+    assert repr(layer) == repr(twin)

@@ -1,4 +1,4 @@
-"""gpuad.tape.trace (forward and reverse evaluation traces) and gpuad.tape.to_dot (the tape as DOT)."""
+"""gpuad.tape.trace (forward and reverse evaluation traces) and gpuad.tape.to_dot (tape as DOT)."""
 import dataclasses
 import json
 import math
@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import gpuad
-from gpuad.tape import AdjointRow, ForwardRow, Term, trace
-from gpuad.tape import to_dot
+from gpuad.tape import AdjointRow, ForwardRow, Term, to_dot, trace
 
 
 def founding(x1, x2):

@@ -1,4 +1,5 @@
-"""F.interpolate / nn.Upsample (nearest): torch's index rule, gradients, errors."""
+"""F.interpolate / nn.Upsample in nearest mode: torch's index rule, gradients, errors (the other
+modes: test_torch_layers.py)."""
 import numpy as np
 import pytest
 
@@ -59,12 +60,13 @@ def test_nearest_matches_torch(shape, kwargs):
 
 def test_interpolate_errors_name_the_op_and_the_fix():
     x = gpuad.randn(1, 2, 3, 3)
-    with pytest.raises(NotImplementedError, match="interpolate: mode 'bilinear' is not implemented"):
-        F.interpolate(x, scale_factor=2, mode="bilinear")
-    with pytest.raises(ValueError, match="give exactly one of size and scale_factor"):
+    with pytest.raises(NotImplementedError, match="interpolate: mode 'cubic' is not one of"):
+        F.interpolate(x, scale_factor=2, mode="cubic")
+    with pytest.raises(ValueError, match="either size or scale_factor should be defined"):
         F.interpolate(x)
-    with pytest.raises(ValueError, match=r"output size \(0, 0\) does not fit"):
+    with pytest.raises(ValueError, match=r"output size \(0, 0\) for an input of shape"):
         F.interpolate(x, scale_factor=0.1)
-    with pytest.raises(ValueError, match=r"at least one spatial dim, got \(3,\)"):
+    with pytest.raises(NotImplementedError, match=r"only 3-D, 4-D and 5-D inputs .* got shape "
+                                                  r"\(3,\)"):
         F.interpolate(gpuad.randn(3), scale_factor=2)
-    assert repr(nn.Upsample(scale_factor=2)) == "Upsample(scale_factor=2, mode='nearest')"
+    assert repr(nn.Upsample(scale_factor=2)) == "Upsample(scale_factor=2.0, mode='nearest')"

@@ -2,8 +2,18 @@
 statistics, streams and NCCL. Each is a no-op or a clear error without a usable GPU."""
 import numpy
 
-from . import (CUDA_HELP, Device, require_cuda, bfloat16, cuda_available, cuda_device_count,
-               cupy, device, float32)
+from . import (
+    CUDA_HELP,
+    Device,
+    bfloat16,
+    cuda_available,
+    cuda_device_count,
+    cupy,
+    device,
+    float32,
+    require_cuda,
+)
+
 
 def synchronize(dev):
     """Wait for the device's queued work (timing only; ops never synchronize)."""

@@ -1,7 +1,7 @@
 """DLPack: zero-copy exchange with torch, JAX, CuPy, numpy and any other DLPack producer."""
 import numpy
 
-from . import Device, require_cuda, cupy, device_of
+from . import Device, cupy, device_of, require_cuda
 
 _DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST, _DLPACK_CUDA_MANAGED = 1, 2, 3, 13
 

@@ -258,8 +258,13 @@ class DataLoader:
 
     def _fetch(self, indices):
         """The batch of these dataset indices, collated and on the loader's device."""
-        samples = [self.dataset[int(i)] for i in indices]
-        if self.batch_size is None and self.batch_sampler is None:
+        batched = self.batch_size is not None or self.batch_sampler is not None
+        getitems = getattr(self.dataset, "__getitems__", None)
+        if batched and callable(getitems):  # one call for the batch, as torch's fetcher does
+            samples = getitems([int(i) for i in indices])
+        else:
+            samples = [self.dataset[int(i)] for i in indices]
+        if not batched:
             batch = (self.collate_fn or default_convert)(samples[0])
         else:
             batch = (self.collate_fn or default_collate)(samples)

@@ -16,6 +16,7 @@ from .. import backend, creation, ops
 from ..tensor import Tensor
 from . import functional as F
 from . import init
+from .checks import check_dtypes
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList, Parameter
 
@@ -351,6 +352,10 @@ class MultiheadAttention(Module):
         alike with S positions and kdim / vdim features. key_padding_mask (N, S) and attn_mask
         (L, S) or (N * num_heads, L, S): bool True = masked out, floats are added to the scores.
         is_causal is a hint that attn_mask is causal, so attn_mask is required, as in torch."""
+        check_dtypes(self, query, *self._parameters.values(),
+                        *self.out_proj._parameters.values())
+        for what, t in (("key", key), ("value", value)):
+            check_dtypes(self, t, query, what="query", subject=f"the {what}")
         batch_first = self.batch_first and query.ndim == 3
         if batch_first:
             query, key, value = _seq_first_views(query, key, value, lambda t: t.swapaxes(0, 1))

@@ -1,35 +1,35 @@
-"""nn.functional: the maths of the layers (linear, norms, dropout, softmax, losses), like
-torch.nn.functional.
+"""nn.functional: the maths of the layers (linear, norms, dropout, cross entropy, the regression
+and binary losses), like torch.nn.functional, plus the dtype check every layer shares.
 
-Sits above ops/ and below layers.py: everything here is a composite of gpuad ops except four
-primitives kept for speed and memory (softmax, log_softmax and the fused log_softmax + NLL of
-cross_entropy with its own differentiable gradient). Convolution and pooling live in
-gpuad/ops/conv.py and are looked up at call time. No parameters, no module state.
+Sits above ops/ and below layers.py: everything here is a composite of gpuad ops except the fused
+log_softmax + NLL of cross_entropy (a primitive with its own differentiable gradient); softmax and
+log_softmax are gpuad.softmax's primitives (ops/reduce.py). Activations (activation.py), the
+other losses (loss.py), attention and group/RMS norms live in files of their own and are
+re-exported here; convolution and pooling live in gpuad/ops/conv.py. No parameters, no module
+state.
 """
 import math
 import numbers
-import warnings
 
-import numpy
 
 from .. import backend, creation, deprecation, ops
 from ..autograd import is_grad_enabled, no_grad
 from ..backend import xp_of
 from ..backend.kernels import fused
 from ..ops import primitive
-from ..ops.reduce import checked_dim
 from ..tensor import Tensor
+from .checks import apply_reduction, check_dtypes, check_reduction, pointwise_target
 
-# activations: the gpuad ops themselves (torch.nn.functional.relu is torch.relu too)
-relu, leaky_relu, gelu, silu = ops.relu, ops.leaky_relu, ops.gelu, ops.silu
-tanh, sigmoid, softplus, elu = ops.tanh, ops.sigmoid, ops.softplus, ops.elu
 pad, one_hot = ops.pad, ops.one_hot
 
 
 # ---- linear, convolution, pooling ------------------------------------------------------------
 def linear(input, weight, bias=None):
     """input @ weight.T + bias, with weight of shape (out_features, in_features), like torch: one
-    op (gpuad.ops._linear) whose rule computes the weight's gradient straight into its layout."""
+    op (gpuad.ops._linear) whose rule computes the weight's gradient straight into its layout.
+    The input's dtype must be the weight's (torch raises too)."""
+    if isinstance(input, Tensor):
+        check_dtypes("linear", input, weight, bias)
     return ops._linear(input, weight, bias)
 
 
@@ -42,6 +42,7 @@ def _conv_op(name):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of (N, C_in, H, W) by (C_out, C_in/groups, kH, kW): gpuad.conv2d."""
+    check_dtypes("conv2d", input, weight, bias)
     return _conv_op("conv2d")(input, weight, bias, stride=stride, padding=padding,
                               dilation=dilation, groups=groups)
 
@@ -50,6 +51,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                      dilation=1):
     """2-D transposed convolution of (N, C_in, H, W) by (C_in, C_out/groups, kH, kW):
     gpuad.conv_transpose2d (conv2d's input gradient, as a differentiable composite)."""
+    check_dtypes("conv_transpose2d", input, weight, bias)
     return _conv_op("conv_transpose2d")(input, weight, bias, stride=stride, padding=padding,
                                         output_padding=output_padding, groups=groups,
                                         dilation=dilation)
@@ -102,6 +104,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"batch_norm: {name} of shape {tuple(t.shape)} does not fit input of "
                              f"shape {tuple(input.shape)}; expected ({channels},), one entry per "
                              f"channel (dim 1)")
+    back = check_dtypes("batch_norm", input, running_mean, running_var, weight, bias,
+                         kind="norm", what="parameters")
+    if back is not None:  # torch's mixed precision: float32 statistics, the input's dtype out
+        input = input.to(backend.float32)
     shape = (1, channels) + (1,) * (input.ndim - 2)
     if training:
         dims = (0,) + tuple(range(2, input.ndim))
@@ -129,7 +135,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     shift = -mean * scale
     if bias is not None:
         shift = shift + bias.reshape(shape)
-    return input * scale + shift
+    out = input * scale + shift
+    return out if back is None else out.to(back)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -140,12 +147,17 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if tuple(input.shape[input.ndim - k:]) != normalized_shape or k > input.ndim:
         raise ValueError(f"layer_norm: normalized_shape {normalized_shape} does not match the "
                          f"last dims of the input of shape {input.shape}")
+    back = check_dtypes("layer_norm", input, weight, bias, kind="norm", what="parameters")
+    if back is not None:  # torch's mixed precision: computed in float32, the input's dtype out
+        input = input.to(backend.float32)
     dims = tuple(range(input.ndim - k, input.ndim))
     centered = input - ops.mean(input, dims, keepdim=True)
     out = centered * ops.rsqrt(ops.var(input, dim=dims, keepdim=True, correction=0) + eps)
     if weight is not None:
         out = out * weight
-    return out if bias is None else out + bias
+    if bias is not None:
+        out = out + bias
+    return out if back is None else out.to(back)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -162,6 +174,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return ops.where(keep, input * (1 / (1 - p)), 0)
 
 
+@ops.batchable  # vmap: reads class indices' raw values
 def embedding(input, weight, padding_idx=None):
     """Rows of weight at the integer indices `input` (any shape), like torch: repeated indices
     accumulate in the gradient, and the row `padding_idx` receives none."""
@@ -181,62 +194,6 @@ def embedding(input, weight, padding_idx=None):
         pad_row = padding_idx + rows if padding_idx < 0 else padding_idx
         out = ops.where((input == pad_row).unsqueeze(-1), out.detach(), out)
     return out
-
-
-# ---- softmax ---------------------------------------------------------------------------------
-def _float(x):
-    return x if x.dtype.kind in "fc" else x.astype(backend.DEFAULT_FLOAT)
-
-
-@primitive(vjp=lambda g, y, x, *, dim: (y * (g - ops.sum(g * y, dim=dim, keepdim=True)),),
-           autocast="float32")
-def _softmax(x, *, dim):
-    """exp(x) / sum(exp(x)) along dim, with the max subtracted first (softmax's primitive)."""
-    x = _float(x)
-    if not x.size:  # no max to subtract; an empty result, as in torch
-        return x.copy()
-    e = x - x.max(axis=dim, keepdims=True)
-    xp_of(e).exp(e, out=e)
-    e /= e.sum(axis=dim, keepdims=True)
-    return e
-
-
-@primitive(vjp=lambda g, y, x, *, dim: (g - ops.exp(y) * ops.sum(g, dim=dim, keepdim=True),),
-           autocast="float32")
-def _log_softmax(x, *, dim):
-    """x - logsumexp(x) along dim, with the max subtracted first (log_softmax's primitive)."""
-    xp = xp_of(x)
-    if not x.size:
-        return _float(x).copy()
-    s = _float(x) - x.max(axis=dim, keepdims=True)
-    s -= xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
-    return s
-
-
-def _softmax_args(name, input, dim, dtype):
-    if dtype is not None:
-        input = input.to(dtype)
-    if dim is None:  # torch's legacy implicit choice
-        dim = 0 if input.ndim in (0, 1, 3) else 1
-        warnings.warn(f"{name}: implicit dimension choice is deprecated; pass dim=", UserWarning,
-                      stacklevel=3)
-    return input, checked_dim(name, dim, input.shape)
-
-
-def softmax(input, dim=None, dtype=None):
-    """softmax along dim, like torch.nn.functional.softmax (stable for large inputs)."""
-    input, dim = _softmax_args("softmax", input, dim, dtype)
-    if input.ndim == 0:
-        return _softmax(input.reshape((1,)), dim=0).reshape(())
-    return _softmax(input, dim=dim)
-
-
-def log_softmax(input, dim=None, dtype=None):
-    """log(softmax) along dim, computed stably, like torch.nn.functional.log_softmax."""
-    input, dim = _softmax_args("log_softmax", input, dim, dtype)
-    if input.ndim == 0:
-        return _log_softmax(input.reshape((1,)), dim=0).reshape(())
-    return _log_softmax(input, dim=dim)
 
 
 # ---- cross entropy: a fused primitive whose gradient is a primitive too ----------------------
@@ -273,7 +230,7 @@ def _softmax_nll_grad_array(x, target, scale):
 
 
 def _softmax_nll_grad_vjp(h, y, x, target, scale):
-    p = _softmax(x, dim=1)
+    p = ops._softmax(x, dim=1)
     hp = ops.sum(h * p, dim=1, keepdim=True)
     gx = scale.unsqueeze(1) * p * (h - hp) if x.requires_grad else None
     gs = hp.squeeze(1) - _pick(h, target) if scale.requires_grad else None
@@ -354,11 +311,6 @@ def _target_weights(target, weight, ignore_index, dtype):
     return safe, ops.where(valid, picked, 0).to(dtype), valid
 
 
-def _check_reduction(name, reduction):
-    if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"{name}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-
-
 def _reduce_class_loss(loss, w, reduction, single):
     """'mean' divides by the summed weights of the non-ignored targets (NaN if there are none)."""
     if reduction == "none":
@@ -370,10 +322,11 @@ def _reduce_class_loss(loss, w, reduction, single):
     return total / ops.where(denominator == 0, math.nan, denominator)
 
 
+@ops.batchable  # vmap: reads class indices' raw values
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
     """Negative log likelihood of log-probabilities input (N, C, d1, ...) or (C,) at the integer
     class indices target, like torch.nn.functional.nll_loss (weighted mean for 'mean')."""
-    _check_reduction("nll_loss", reduction)
+    check_reduction("nll_loss", reduction)
     x, t, single = _class_input("nll_loss", input, target, ignore_index)
     _check_weight("nll_loss", x, weight, x.shape[1])
     safe, w, valid = _target_weights(t, weight, ignore_index, x.dtype)
@@ -381,6 +334,7 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
     return _reduce_class_loss(loss, w, reduction, single)
 
 
+@ops.batchable  # vmap: reads class indices' raw values
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     """Cross entropy of logits input (N, C, d1, ...) or (C,), like
@@ -388,7 +342,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     probabilities of the input's shape. With indices, 'mean' is the weighted mean over targets
     that are not ignore_index, and label smoothing mixes in the uniform distribution with torch's
     weighting; with probabilities, 'mean' divides by N * d1 * ... and ignore_index is unused."""
-    _check_reduction("cross_entropy", reduction)
+    check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if not isinstance(target, Tensor):
@@ -402,7 +356,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     if label_smoothing == 0:
         loss = _softmax_nll(x, safe, w)
     else:
-        logp = _log_softmax(x, dim=1)
+        logp = ops._log_softmax(x, dim=1)
         weighted = logp if weight is None else logp * _class_weights(weight, x.dtype, x.ndim, 1)
         smooth = ops.where(valid, -ops.sum(weighted, dim=1), 0)
         loss = (1 - label_smoothing) * (-_pick(logp, safe) * w) + (
@@ -420,7 +374,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     class_dim = 0 if input.ndim == 1 else 1
     classes = input.shape[class_dim]
     _check_weight("cross_entropy", input, weight, classes)
-    logp = _log_softmax(input, dim=class_dim)
+    logp = ops._log_softmax(input, dim=class_dim)
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / classes
     terms = logp * target
@@ -433,36 +387,17 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 
 
 # ---- regression and binary losses ------------------------------------------------------------
-def _reduce(loss, reduction):
-    return loss if reduction == "none" else ops.sum(loss) if reduction == "sum" else ops.mean(loss)
-
-
-def _pointwise_target(name, input, target, reduction, same_shape):
-    _check_reduction(name, reduction)
-    if tuple(target.shape) != tuple(input.shape):
-        message = (f"{name}: target shape {tuple(target.shape)} differs from input shape "
-                   f"{tuple(input.shape)}")
-        if same_shape:
-            raise ValueError(message + "; they must match")
-        try:
-            numpy.broadcast_shapes(tuple(target.shape), tuple(input.shape))
-        except ValueError:
-            raise ValueError(message + "; they must match (or broadcast)") from None
-        warnings.warn(message + "; they will be broadcast, which is likely a bug", UserWarning,
-                      stacklevel=3)
-
-
 def mse_loss(input, target, *, reduction="mean"):
     """(input - target)^2, averaged or summed, like torch.nn.functional.mse_loss."""
-    _pointwise_target("mse_loss", input, target, reduction, same_shape=False)
+    pointwise_target("mse_loss", input, target, reduction, same_shape=False)
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    return apply_reduction(diff * diff, reduction)
 
 
 def l1_loss(input, target, *, reduction="mean"):
     """|input - target|, averaged or summed, like torch.nn.functional.l1_loss."""
-    _pointwise_target("l1_loss", input, target, reduction, same_shape=False)
-    return _reduce(ops.abs(input - target), reduction)
+    pointwise_target("l1_loss", input, target, reduction, same_shape=False)
+    return apply_reduction(ops.abs(input - target), reduction)
 
 
 def _clamped_log(x):
@@ -475,9 +410,9 @@ def _clamped_log(x):
 def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
     """-w (t log x + (1 - t) log(1 - x)) for probabilities x, with each log clamped at -100, like
     torch.nn.functional.binary_cross_entropy."""
-    _pointwise_target("binary_cross_entropy", input, target, reduction, same_shape=True)
+    pointwise_target("binary_cross_entropy", input, target, reduction, same_shape=True)
     loss = -(target * _clamped_log(input) + (1 - target) * _clamped_log(1 - input))
-    return _reduce(loss if weight is None else loss * weight, reduction)
+    return apply_reduction(loss if weight is None else loss * weight, reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, *,
@@ -485,58 +420,40 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     """Binary cross entropy of sigmoid(input), computed from the logits without overflow as
     (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), like torch; pos_weight weighs the
     positive class and broadcasts along the last (class) dim."""
-    _pointwise_target("binary_cross_entropy_with_logits", input, target, reduction,
+    pointwise_target("binary_cross_entropy_with_logits", input, target, reduction,
                       same_shape=True)
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input + log_weight * ops.softplus(-input, threshold=math.inf)
-    return _reduce(loss if weight is None else loss * weight, reduction)
+    return apply_reduction(loss if weight is None else loss * weight, reduction)
 
 
-# ---- resampling ---------------------------------------------------------------------------------
-def interpolate(input, size=None, scale_factor=None, mode="nearest"):
-    """Resample the spatial dims (everything after N, C) like torch.nn.functional.interpolate;
-    mode "nearest" only. Output index i reads input index floor(i * scale), scale = 1/scale_factor
-    when given (torch's rule) else in/out. Integer factors repeat by reshape and expand (no index
-    array, so nothing crosses to the device); other sizes gather with one index per dim."""
-    if mode != "nearest":
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented; gpuad has "
-                                  f"mode='nearest'")
-    spatial = input.ndim - 2
-    if spatial < 1:
-        raise ValueError(f"interpolate: expected an input of shape (N, C, ...) with at least one "
-                         f"spatial dim, got {tuple(input.shape)}")
-    if (size is None) == (scale_factor is None):
-        raise ValueError("interpolate: give exactly one of size and scale_factor")
-    in_sizes = tuple(input.shape[2:])
-    if size is not None:
-        out_sizes = (size,) * spatial if isinstance(size, numbers.Integral) else tuple(size)
-        scales = [n / m for n, m in zip(in_sizes, out_sizes)]
-    else:
-        factors = ((scale_factor,) * spatial if isinstance(scale_factor, numbers.Number)
-                   else tuple(scale_factor))
-        out_sizes = tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, factors))
-        scales = [1 / f for f in factors]
-    if len(out_sizes) != spatial or min(out_sizes) < 1:
-        raise ValueError(f"interpolate: output size {out_sizes} does not fit an input of shape "
-                         f"{tuple(input.shape)}: expected {spatial} positive sizes")
-    out = input
-    for d, (n, m, scale) in enumerate(zip(in_sizes, out_sizes, scales)):
-        dim = 2 + d
-        if m % n == 0 and scale == n / m:  # each element repeated k times
-            k = m // n
-            shape = tuple(out.shape)
-            out = out.unsqueeze(dim + 1).expand(shape[:dim + 1] + (k,) + shape[dim + 1:])
-            out = out.reshape(shape[:dim] + (m,) + shape[dim + 1:])
-        else:
-            index = numpy.minimum(numpy.floor(numpy.arange(m) * scale).astype(numpy.int64), n - 1)
-            out = out.index_select(dim, creation.tensor(index, device=input.device))
-    return out
-
-
-# ---- attention and more norms: they live in their own files (this one is at its size budget);
-# imported last because those modules import this one
+# ---- activations, attention and more norms: they live in their own files (this one is at its
+# size budget); imported last because those modules import this one
+from .activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: E402,F401
+                         hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish, prelu,
+                         relu, relu6, rrelu, selu, sigmoid, silu, softmax, softmin, softplus,
+                         softshrink, softsign, tanh, tanhshrink, threshold)
 from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
+from .loss import (cosine_embedding_loss, ctc_loss, gaussian_nll_loss,  # noqa: E402,F401
+                   hinge_embedding_loss, huber_loss, kl_div, margin_ranking_loss,
+                   multi_margin_loss, multilabel_soft_margin_loss, poisson_nll_loss,
+                   smooth_l1_loss, soft_margin_loss, triplet_margin_loss)
 from .normalization import group_norm, rms_norm  # noqa: E402,F401
+
+# ---- layers of issue 15 (conv, pooling, padding, resampling, norms, dropout, distances, bags):
+# the maths lives beside the Modules in their own files (this one is at its size budget) or in
+# gpuad.ops; imported last because those modules import this one
+from ..ops import (adaptive_avg_pool1d, adaptive_avg_pool3d, adaptive_max_pool1d,  # noqa: E402,F401
+                   adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool3d, conv1d,
+                   conv3d, conv_transpose1d, conv_transpose3d, max_pool1d, max_pool3d)
+from .distance import cosine_similarity, normalize, pairwise_distance  # noqa: E402,F401
+from .dropout import (alpha_dropout, dropout1d, dropout2d, dropout3d,  # noqa: E402,F401
+                      feature_alpha_dropout)
+from .linear import bilinear  # noqa: E402,F401
+from .normalization import instance_norm, local_response_norm  # noqa: E402,F401
+from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: E402,F401
+from .sparse import embedding_bag  # noqa: E402,F401
+from .upsampling import affine_grid, grid_sample, interpolate  # noqa: E402,F401
 
 
 def __getattr__(name):

@@ -8,11 +8,10 @@ from .. import creation, ops
 from ..autograd import no_grad
 from . import functional as F
 from . import init
+from .checks import check_dtypes
+from .conv import Conv2d, ConvTranspose2d  # noqa: F401  (with the other convolution layers)
 from .module import Module, Parameter
-
-
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+from .upsampling import Upsample  # noqa: F401  (with the other resampling layers)
 
 
 def _empty(*shape, device=None, dtype=None):
@@ -54,8 +53,10 @@ class Linear(Module):
         _reset_like_torch(self.weight, self.bias)
 
     def forward(self, input):
+        weight = self.weight  # read once: it may be a parametrization (spectral_norm, ...)
+        check_dtypes(self, input, weight, self.bias)
         try:
-            return F.linear(input, self.weight, self.bias)
+            return F.linear(input, weight, self.bias)
         except ValueError:  # checked only on failure: the common path pays nothing
             shape = tuple(getattr(input, "shape", ()))
             if shape[-1:] == (self.in_features,):
@@ -67,53 +68,6 @@ class Linear(Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
-
-
-class Conv2d(Module):
-    """2-D convolution with weight (out_channels, in_channels / groups, kH, kW), like
-    torch.nn.Conv2d (zero padding only)."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, device=None, dtype=None):
-        super().__init__()
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels "
-                             f"({out_channels}) must both be divisible by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.dilation = map(_pair, (kernel_size, stride, dilation))
-        self.padding = padding if isinstance(padding, str) else _pair(padding)
-        self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size, device=device,
-                             dtype=dtype)
-        self.register_parameter("bias", _empty(out_channels, device=device, dtype=dtype)
-                                if bias else None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        _reset_like_torch(self.weight, self.bias)
-
-    def forward(self, input):
-        try:
-            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
-                            self.dilation, self.groups)
-        except ValueError:  # checked only on failure: the common path pays nothing
-            shape = tuple(getattr(input, "shape", ()))
-            if len(shape) in (3, 4) and shape[-3] == self.in_channels:
-                raise  # the channels fit: the error is about sizes, and conv2d names them
-            raise ValueError(f"Conv2d({self.extra_repr()}): expected input with "
-                             f"{self.in_channels} input channels, of shape (N, "
-                             f"{self.in_channels}, H, W) or ({self.in_channels}, H, W), got shape "
-                             f"{shape}") from None
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
 
 
 class MaxPool2d(Module):
@@ -199,6 +153,8 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
                              f"{self.num_features} channels in dim 1, got shape "
                              f"{tuple(input.shape)}")
+        check_dtypes(self, input, self.running_mean, self.running_var, self.weight,
+                        self.bias, kind="norm", what="parameters")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             with no_grad():
@@ -245,6 +201,7 @@ class LayerNorm(Module):
                                 if affine and bias else None)
 
     def forward(self, input):
+        check_dtypes(self, input, self.weight, self.bias, kind="norm", what="parameters")
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
@@ -312,202 +269,20 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-# ---- activations ----------------------------------------------------------------------------
-class ReLU(Module):
-    def forward(self, input):
-        return F.relu(input)
+class Unflatten(Module):
+    """Split dim `dim` into `unflattened_size`, like torch.nn.Unflatten."""
 
-
-class SiLU(Module):
-    def forward(self, input):
-        return F.silu(input)
-
-
-class Tanh(Module):
-    def forward(self, input):
-        return F.tanh(input)
-
-
-class Sigmoid(Module):
-    def forward(self, input):
-        return F.sigmoid(input)
-
-
-class LeakyReLU(Module):
-    def __init__(self, negative_slope=0.01, inplace=False):
+    def __init__(self, dim, unflattened_size):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, input):
-        return F.leaky_relu(input, self.negative_slope)
+        return ops.unflatten(input, self.dim, self.unflattened_size)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
-class GELU(Module):
-    def __init__(self, approximate="none"):
-        super().__init__()
-        self.approximate = approximate
-
-    def forward(self, input):
-        return F.gelu(input, approximate=self.approximate)
-
-    def extra_repr(self):
-        return f"approximate={self.approximate!r}"
-
-
-class Softmax(Module):
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input):
-        return F.softmax(input, self.dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
-
-
-class LogSoftmax(Softmax):
-    def forward(self, input):
-        return F.log_softmax(input, self.dim)
-
-
-# ---- losses (torch.nn's loss modules, over nn.functional) -----------------------------------
-class _Loss(Module):
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
-
-
-class CrossEntropyLoss(_Loss):
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        super().__init__(reduction)
-        self.register_buffer("weight", weight)
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
-
-    def forward(self, input, target):
-        return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
-                               reduction=self.reduction, label_smoothing=self.label_smoothing)
-
-
-class NLLLoss(_Loss):
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(reduction)
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-
-    def forward(self, input, target):
-        return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index,
-                          reduction=self.reduction)
-
-
-class MSELoss(_Loss):
-    def forward(self, input, target):
-        return F.mse_loss(input, target, reduction=self.reduction)
-
-
-class L1Loss(_Loss):
-    def forward(self, input, target):
-        return F.l1_loss(input, target, reduction=self.reduction)
-
-
-class BCELoss(_Loss):
-    def __init__(self, weight=None, reduction="mean"):
-        super().__init__(reduction)
-        self.register_buffer("weight", weight)
-
-    def forward(self, input, target):
-        return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
-
-
-class BCEWithLogitsLoss(_Loss):
-    def __init__(self, weight=None, reduction="mean", pos_weight=None):
-        super().__init__(reduction)
-        self.register_buffer("weight", weight)
-        self.register_buffer("pos_weight", pos_weight)
-
-    def forward(self, input, target):
-        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.pos_weight,
-                                                  reduction=self.reduction)
-
-
-class Upsample(Module):
-    """Nearest-neighbour upsampling of the spatial dims by `size` or `scale_factor`, like
-    torch.nn.Upsample (F.interpolate does the work)."""
-
-    def __init__(self, size=None, scale_factor=None, mode="nearest"):
-        super().__init__()
-        self.size, self.scale_factor, self.mode = size, scale_factor, mode
-        if mode != "nearest":
-            raise NotImplementedError(f"Upsample: mode {mode!r} is not implemented; gpuad has "
-                                      f"mode='nearest'")
-
-    def forward(self, input):
-        return F.interpolate(input, self.size, self.scale_factor, self.mode)
-
-    def extra_repr(self):
-        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
-        return f"{what}, mode='{self.mode}'"
-
-
-class ConvTranspose2d(Module):
-    """2-D transposed convolution with weight (in_channels, out_channels / groups, kH, kW), like
-    torch.nn.ConvTranspose2d (zero padding only); torch's initialisation, whose fan_in comes from
-    the weight's dim 1, out_channels / groups."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, device=None, dtype=None):
-        super().__init__()
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"ConvTranspose2d: in_channels ({in_channels}) and out_channels "
-                             f"({out_channels}) must both be divisible by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation = map(
-            _pair, (kernel_size, stride, padding, output_padding, dilation))
-        self.weight = _empty(in_channels, out_channels // groups, *self.kernel_size,
-                             device=device, dtype=dtype)
-        self.register_parameter("bias", _empty(out_channels, device=device, dtype=dtype)
-                                if bias else None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        _reset_like_torch(self.weight, self.bias)  # fan_in = weight.shape[1] * kH * kW, as torch
-
-    def _output_padding(self, input, output_size):
-        """torch's: the output_padding that gives output_size (its last two entries)."""
-        if output_size is None:
-            return self.output_padding
-        size = tuple(output_size)[-2:]
-        shape = tuple(input.shape)
-        low = tuple((n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in zip(
-            shape[-2:], self.stride, self.padding, self.dilation, self.kernel_size))
-        high = tuple(m + s - 1 for m, s in zip(low, self.stride))
-        if len(size) != 2 or not all(a <= n <= b for a, n, b in zip(low, size, high)):
-            raise ValueError(f"ConvTranspose2d({self.extra_repr()}): requested an output size of "
-                             f"{tuple(output_size)}, but valid sizes range from {low} to {high} "
-                             f"(for an input of shape {shape})")
-        return tuple(n - a for n, a in zip(size, low))
-
-    def forward(self, input, output_size=None):
-        shape = tuple(getattr(input, "shape", ()))
-        if len(shape) not in (3, 4) or shape[-3] != self.in_channels:
-            raise ValueError(f"ConvTranspose2d({self.extra_repr()}): expected input with "
-                             f"{self.in_channels} input channels, of shape (N, {self.in_channels}, "
-                             f"H, W) or ({self.in_channels}, H, W), got shape {shape}")
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups,
-                                  self.dilation)
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        for name, default in (("padding", (0, 0)), ("output_padding", (0, 0)),
-                              ("dilation", (1, 1)), ("groups", 1)):
-            if getattr(self, name) != default:
-                s += f", {name}={getattr(self, name)}"
-        return s + ("" if self.bias is not None else ", bias=False")
 
 
 class Unfold(Module):

@@ -13,6 +13,7 @@ import warnings
 from .. import creation, ops
 from . import functional as F
 from . import init
+from .checks import check_dtypes
 from .module import Module, Parameter
 from .utils.rnn import PackedSequence
 
@@ -198,6 +199,10 @@ class RNNBase(Module):
             raise ValueError(f"{type(self).__name__}: expected a non-empty sequence and batch, "
                              f"got input of shape {shape}")
 
+    def _check_dtype(self, input):
+        """torch's RNN check: a ValueError when the input's dtype is not the weights'."""
+        check_dtypes(self, input, *self._parameters.values(), error=ValueError)
+
     def _initial_states(self, hx, input, batched, batch, order=None):
         """The initial state of each (layer, direction) as a tuple (h,) or (h, c), from hx of
         shape (num_layers * num_directions, batch, H) (its batch taken in `order` if given), or
@@ -216,6 +221,7 @@ class RNNBase(Module):
         for name, state in zip(names, states):
             _check_size(f"{type(self).__name__}({self.extra_repr()})", f"initial state {name}",
                         tuple(state.shape), expected)
+            check_dtypes(self, state, input, what="input", subject=f"initial state {name}")
         if not batched:
             states = tuple(s.unsqueeze(1) for s in states)
         if order is not None:
@@ -230,6 +236,7 @@ class RNNBase(Module):
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
         self._check_input(input)
+        self._check_dtype(input)
         batched = input.ndim == 3
         if not batched:
             input = input.unsqueeze(1)
@@ -252,6 +259,7 @@ class RNNBase(Module):
             raise ValueError(f"{type(self).__name__}({self.extra_repr()}): expected a "
                              f"PackedSequence of data (sum(lengths), input_size={self.input_size})"
                              f", got data of shape {tuple(data.shape)}")
+        self._check_dtype(data)
         initial = self._initial_states(hx, data, True, sizes[0], packed.sorted_indices)
         output, states = self._layers(data, iter(initial), sizes)
         if packed.unsorted_indices is not None:
@@ -366,8 +374,10 @@ class RNNCellBase(Module):
         if hx is None:
             hx = (creation.zeros(*expected, dtype=input.dtype, device=input.device),) * (
                 2 if self.mode == "LSTM" else 1)
+        check_dtypes(self, input, *self._parameters.values())
         for what, state in zip(("h", "c"), hx):
             _check_size(name, f"hidden state {what}", tuple(state.shape), expected)
+            check_dtypes(self, state, input, what="input", subject=f"hidden state {what}")
         if not batched:
             input, hx = input.unsqueeze(0), tuple(s.unsqueeze(0) for s in hx)
         xw = F.linear(input, self.weight_ih, self.bias_ih)

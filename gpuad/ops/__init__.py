@@ -16,7 +16,7 @@ import threading
 import numpy
 
 from .. import backend
-from ..autograd import ANOMALY, DEBUG, Node, grad_mode, check_finite, describe_shapes, user_site
+from ..autograd import ANOMALY, DEBUG, Node, check_finite, describe_shapes, grad_mode, user_site
 from ..tensor import Tensor, rebuilt
 
 REGISTRY = {}  # op name -> op; gpuad exports names without a leading _, the tests check them all
@@ -46,6 +46,23 @@ def remove_interceptor(hook):
         if not _interceptor_counts[hook]:
             del _interceptor_counts[hook]
         INTERCEPTORS = tuple(_interceptor_counts)
+
+
+# gpuad.func.vmap's dispatcher while some vmap runs (None otherwise): it answers for every op
+# called with a batched tensor, so the only cost outside vmap is one global check per op.
+BATCHING = None
+
+
+def set_batching(dispatcher):
+    """Install (or, with None, remove) the function that sees every op first:
+    dispatcher(name, args, kwargs, call, composite=None, forward=None) returns the op's result,
+    or NotImplemented to let the op run as usual; call(*args, **kwargs) runs the op on other
+    arguments; a composite's own body (not dispatched again) comes as `composite`, a
+    primitive's forward as `forward`."""
+    global BATCHING
+    BATCHING = dispatcher
+
+
 _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 
@@ -103,6 +120,11 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
     """Run `forward` on the raw arrays of `args` and record a Node for `vjp` if needed.
     This is the per-op hot path: keep it to one pass over the inputs and no work when nothing
     needs a gradient."""
+    if BATCHING is not None:
+        out = BATCHING(name, args, kwargs, lambda *a, **k: apply(
+            name, forward, vjp, a, k, promote, defaults, floating, autocast), None, forward)
+        if out is not NotImplemented:
+            return out
     if INTERCEPTORS:
         for hook in INTERCEPTORS:
             args = hook(name, autocast, args)
@@ -128,9 +150,8 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         if first is None:
             first, first_dtype = data, data.dtype
         else:
-            if type(data) is not type(first) or (
-                    type(data) is not numpy.ndarray
-                    and backend.device_of(data) != backend.device_of(first)):
+            if type(data) is not type(first) or (type(data) is not numpy.ndarray
+                                                 and not backend.same_device(data, first)):
                 raise _device_error(name, first, data)
             if data.dtype is not first_dtype:
                 mixed = True
@@ -147,10 +168,11 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
     quiet = backend.silence_float_errors()  # NaN and Inf without numpy's warnings, as in torch
     try:
-        if type(first) is numpy.ndarray or first is None:
+        scope = None if type(first) is numpy.ndarray or first is None else backend.gpu_scope(first)
+        if scope is None:
             out = forward(*raw, **kwargs)
         else:
-            with backend.device_scope(first):  # several GPUs: compute where the inputs live
+            with scope:  # several GPUs: compute where the inputs live
                 out = forward(*raw, **kwargs)
     except (ValueError, IndexError, TypeError, RuntimeError) as error:
         raise _with_context(error, name, raw) from None
@@ -231,15 +253,29 @@ def primitive(vjp=None, name=None, promote=False, floating=False, autocast=None)
     return decorate
 
 
-def public(fn):
-    """Register a composite (an op built from primitives) so gpuad exports and tests it; it accepts
-    numpy's axis/keepdims for dim/keepdim like primitives do."""
+def batchable(fn):
+    """Let gpuad.func.vmap answer for the function fn (with its batching rule, or by a loop over
+    the examples when fn reads raw arrays) without making it an op: for composites outside ops,
+    such as nn.functional's losses over class indices. Accepts numpy's axis/keepdims."""
+    name = fn.__name__
+
     def op(*args, **kwargs):
         if kwargs and ("axis" in kwargs or "keepdims" in kwargs):
             kwargs = {_ALIASES.get(k, k): v for k, v in kwargs.items()}
+        if BATCHING is not None:
+            out = BATCHING(name, args, kwargs, op, fn)
+            if out is not NotImplemented:
+                return out
         return fn(*args, **kwargs)
-    op.__name__ = op.__qualname__ = fn.__name__
+    op.__name__ = op.__qualname__ = name
     op.__doc__, op.__wrapped__ = fn.__doc__, fn
+    return op
+
+
+def public(fn):
+    """Register a composite (an op built from primitives) so gpuad exports and tests it; it accepts
+    numpy's axis/keepdims for dim/keepdim like primitives do."""
+    op = batchable(fn)
     REGISTRY[fn.__name__] = op
     return op
 
@@ -253,6 +289,7 @@ from . import (  # noqa: E402,F401  (each family registers its ops)
     linalg,
     norm,
     pointwise,
+    pool,
     rearrange,
     reduce,
     scan,

@@ -233,7 +233,11 @@ def erf(x):
 
 
 def _softplus_vjp(g, y, x, *, beta, threshold):
-    return (where(x * beta > threshold, g, g * sigmoid(x * beta)),)  # d softplus = sigmoid
+    # d softplus = sigmoid(beta x), and 1 above the threshold. At beta x == threshold torch's
+    # second derivative is the linear side's 0: there the slope is a constant.
+    bx = x * beta
+    at = 1 / (1 + math.exp(-threshold)) if math.isfinite(threshold) else 1.0
+    return (where(bx > threshold, g, g * where(bx >= threshold, at, sigmoid(bx))),)
 
 
 @primitive(vjp=_softplus_vjp, floating=True, autocast="float32")

@@ -15,8 +15,22 @@ from . import elementwise as _elementwise
 from . import primitive, public
 from . import reduce as _reduce
 from . import shape as _shape
-from .shape import (atleast_1d, atleast_2d, atleast_3d, cat, check_not_0d, expand, flatten, flip,
-                    narrow_view, reshape, swapaxes, tensor_list, unsqueeze, wrap_dim)
+from .shape import (
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    cat,
+    check_not_0d,
+    expand,
+    flatten,
+    flip,
+    narrow_view,
+    reshape,
+    swapaxes,
+    tensor_list,
+    unsqueeze,
+    wrap_dim,
+)
 
 
 # ---- diagonals: diagonal (a view) and diagonal_scatter are each other's gradient ---------------

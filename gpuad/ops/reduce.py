@@ -1,5 +1,6 @@
-"""Reductions: sum, mean, prod, amax/amin, max/min, var/std, logsumexp, norm, argmax, any, and the
-NaN-ignoring and paired forms (nansum, nanmean, count_nonzero, var_mean, std_mean, aminmax).
+"""Reductions: sum, mean, prod, amax/amin, max/min, var/std, logsumexp, softmax, log_softmax, norm,
+argmax, any, and the NaN-ignoring and paired forms (nansum, nanmean, count_nonzero, var_mean,
+std_mean, aminmax).
 
 PyTorch's names (dim, keepdim) with numpy's (axis, keepdims) accepted; dim is None, an int or a
 tuple, negative dims count from the end, and an empty tuple means every dim, as in PyTorch.
@@ -382,6 +383,58 @@ def logsumexp(x, *, dim=None, keepdim=False):
     empty = total == 0  # every entry -inf: the answer is -inf, without log(0)'s warning
     out = xp.where(empty, -math.inf, xp.log(xp.where(empty, 1, total)) + top)
     return out if keepdim else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in dims))
+
+
+# ---- softmax: primitives for speed and memory (one saved output each), like torch's -------------
+def _floating(x):
+    return x if x.dtype.kind in "fc" else x.astype(backend.DEFAULT_FLOAT)
+
+
+@primitive(vjp=lambda g, y, x, *, dim: (y * (g - sum(g * y, dim=dim, keepdim=True)),),
+           autocast="float32")
+def _softmax(x, *, dim):
+    """exp(x) / sum(exp(x)) along dim, with the max subtracted first (softmax's primitive)."""
+    x = _floating(x)
+    if not x.size:  # no max to subtract; an empty result, as in torch
+        return x.copy()
+    e = x - x.max(axis=dim, keepdims=True)
+    xp_of(e).exp(e, out=e)
+    e /= e.sum(axis=dim, keepdims=True)
+    return e
+
+
+@primitive(vjp=lambda g, y, x, *, dim: (g - _ew.exp(y) * sum(g, dim=dim, keepdim=True),),
+           autocast="float32")
+def _log_softmax(x, *, dim):
+    """x - logsumexp(x) along dim, with the max subtracted first (log_softmax's primitive)."""
+    xp = xp_of(x)
+    if not x.size:
+        return _floating(x).copy()
+    s = _floating(x) - x.max(axis=dim, keepdims=True)
+    s -= xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
+    return s
+
+
+def _along(op, primitive_op, x, dim, dtype):
+    if dtype is not None:
+        x = _ew.cast(x, dtype=dtype)  # torch casts before the op, so it runs in that dtype
+    d = checked_dim(op, dim, x.shape)
+    if x.ndim == 0:
+        return primitive_op(x.reshape((1,)), dim=0).reshape(())
+    return primitive_op(x, dim=d)
+
+
+@public
+def softmax(x, dim, dtype=None):
+    """exp(x) / sum(exp(x)) along dim, stable for large inputs, like torch.softmax
+    (torch.nn.functional.softmax and Tensor.softmax); `dtype` casts x first."""
+    return _along("softmax", _softmax, x, dim, dtype)
+
+
+@public
+def log_softmax(x, dim, dtype=None):
+    """log(softmax(x)) along dim, computed stably, like torch.log_softmax."""
+    return _along("log_softmax", _log_softmax, x, dim, dtype)
 
 
 def _norm2_vjp(g, y, x, *, dim, keepdim):

@@ -320,25 +320,53 @@ def stack(tensors, dim=0):
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
+def _check_mode_pad(mode, pad, shape):
+    """torch's limits on the non-constant modes: the last 1, 2 or 3 dims of a (C, *) or (N, C, *)
+    input, and only the batch dim N may be empty (any dim, for circular)."""
+    k = len(pad) // 2
+    if k not in (1, 2, 3) or len(shape) not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"pad: {mode} padding of length {len(pad)} is not supported for a {len(shape)}-D "
+            f"input (shape {shape}); like torch, the non-constant modes pad the last 1, 2 or 3 "
+            f"dims of a (C, *) or (N, C, *) input: 2 numbers for 2-D or 3-D inputs, 4 for 3-D or "
+            f"4-D, 6 for 4-D or 5-D (mode='constant' pads any dims)")
+    if mode != "circular" and 0 in shape[len(shape) - k - 1:]:
+        raise ValueError(f"pad: {mode} padding needs an input whose dims are non-empty except "
+                         f"the batch dim, got shape {shape}")
+
+
 def _pad_index(xp, mode, lo, hi, n, d):
-    """Source positions along one dim for the non-constant modes."""
+    """Source positions along one dim for the non-constant modes, with torch's semantics for
+    negative pads: reflect and replicate pad the whole dim then crop, circular crops then wraps."""
+    size = n + lo + hi
+    if mode == "circular":
+        if lo > n or hi > n:
+            raise ValueError(f"pad: circular padding ({lo}, {hi}) of dim {d} of size {n} would "
+                             f"wrap around more than once; pad at most {n} on each side")
+        start, kept = max(-lo, 0), n - max(-lo, 0) - max(-hi, 0)
+        if size < 0 or (kept <= 0 and size > 0):
+            raise ValueError(f"pad: circular padding ({lo}, {hi}) crops dim {d} of size {n} below "
+                             f"size 0")
+        return start + xp.arange(-max(lo, 0), kept + max(hi, 0)) % max(kept, 1)
+    if mode == "reflect" and (lo >= n or hi >= n):
+        raise ValueError(f"pad: reflect padding must be smaller than the size of the padded "
+                         f"dim, got ({lo}, {hi}) for dim {d} of size {n}")
+    if size < 1:
+        raise ValueError(f"pad: {mode} padding ({lo}, {hi}) leaves no entries of dim {d} of size "
+                         f"{n}; torch needs at least one")
     i = xp.arange(-lo, n + hi)
     if mode == "reflect":
-        if lo >= n or hi >= n:
-            raise ValueError(f"pad: reflect padding must be smaller than the size of the padded "
-                             f"dim, got ({lo}, {hi}) for dim {d} of size {n}")
         return (n - 1) - xp.abs((n - 1) - xp.abs(i))
-    if n == 0 or (mode == "circular" and (lo > n or hi > n)):
-        raise ValueError(f"pad: {mode} padding ({lo}, {hi}) does not fit dim {d} of size {n}")
-    return xp.clip(i, 0, n - 1) if mode == "replicate" else i % n
+    return xp.clip(i, 0, n - 1)
 
 
 @public
 def pad(x, pad, mode="constant", value=None):
     """torch.nn.functional.pad: `pad` holds (left, right) pairs starting from the LAST dim, so
     (1, 1, 2, 0) pads the last dim by 1 on each side and the one before by 2 in front. Negative
-    pads crop. Modes: constant (fill `value`, default 0), reflect, replicate, circular, for any
-    number of dims."""
+    pads crop. Modes: constant (fill `value`, default 0) for any number of dims; reflect,
+    replicate and circular for the last 1, 2 or 3 dims of a (C, *) or (N, C, *) input, within
+    torch's limits (reflect pads less than the size, circular at most the size)."""
     pad = tuple(int(p) for p in pad)
     shape = tuple(x.shape)
     if len(pad) % 2 or len(pad) > 2 * len(shape):
@@ -354,22 +382,24 @@ def pad(x, pad, mode="constant", value=None):
                            f"empty), got shape {shape}, as in torch")
     widths = [(0, 0)] * (len(shape) - len(pad) // 2) + [pad[i:i + 2] for i in
                                                          range(len(pad) - 2, -1, -2)]
+    if mode != "constant":
+        if pad:
+            _check_mode_pad(mode, pad, shape)
+        xp = x.device.xp
+        for d, (lo, hi) in enumerate(widths):
+            if lo or hi:
+                i = _pad_index(xp, mode, lo, hi, shape[d], d)
+                x = _getitem(x, index=(slice(None),) * d + (i,))
+        return x
     crop = [slice(max(-lo, 0), n - max(-hi, 0)) for n, (lo, hi) in zip(shape, widths)]
     if any(s.stop < s.start for s in crop):
         raise RuntimeError(f"pad: padding {pad} would crop a tensor of shape {shape} below size 0")
     if any(lo < 0 or hi < 0 for lo, hi in widths):
         x = _getitem(x, index=tuple(crop))
         shape, widths = tuple(x.shape), [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
-    if mode == "constant":
-        return _embed(x, index=tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, widths)),
-                      shape=tuple(n + lo + hi for n, (lo, hi) in zip(shape, widths)),
-                      value=0 if value is None else value)
-    xp = x.device.xp
-    for d, (lo, hi) in enumerate(widths):
-        if lo or hi:
-            i = _pad_index(xp, mode, lo, hi, shape[d], d)
-            x = _getitem(x, index=(slice(None),) * d + (i,))
-    return x
+    return _embed(x, index=tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, widths)),
+                  shape=tuple(n + lo + hi for n, (lo, hi) in zip(shape, widths)),
+                  value=0 if value is None else value)
 
 
 # ---- triangles ----------------------------------------------------------------------------------

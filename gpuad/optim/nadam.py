@@ -1,7 +1,12 @@
 """NAdam: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import (Optimizer, check_betas, check_nonnegative, lerp_inplace,
-                        refuse_torch_only_options)
+from .optimizer import (
+    Optimizer,
+    check_betas,
+    check_nonnegative,
+    lerp_inplace,
+    refuse_torch_only_options,
+)
 
 
 class NAdam(Optimizer):

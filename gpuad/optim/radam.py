@@ -2,8 +2,13 @@
 import math
 
 from ..backend import xp_of
-from .optimizer import (Optimizer, check_betas, check_nonnegative, lerp_inplace,
-                        refuse_torch_only_options)
+from .optimizer import (
+    Optimizer,
+    check_betas,
+    check_nonnegative,
+    lerp_inplace,
+    refuse_torch_only_options,
+)
 
 
 class RAdam(Optimizer):

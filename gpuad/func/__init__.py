@@ -1,14 +1,28 @@
-"""gpuad.func: JAX / torch.func-style transforms (vjp, grad, jvp, jacrev, jacfwd, hessian, hvp).
+"""gpuad.func: JAX / torch.func-style transforms (vjp, grad, jvp, jacrev, jacfwd, hessian, hvp,
+vmap, functional_call).
 
-Sits on top of the tape and knows no op: everything is one trace of f plus autograd.run_backward.
-Layered as JAX's api.py: `vjp` traces f once on differentiable copies of its inputs and hands back a
-pullback; grad/value_and_grad pull back a one; jvp is the vjp of that (linear) pullback; jacrev
-pulls back basis cotangents, jacfwd pushes forward basis tangents; hessian is jacfwd(jacrev).
+Sits on top of the tape: the differentiating transforms are one trace of f plus
+autograd.run_backward. Layered as JAX's api.py: `vjp` traces f once on differentiable copies of its
+inputs and hands back a pullback; grad/value_and_grad pull back a one; jvp is the vjp of that
+(linear) pullback; jacrev pulls back basis cotangents, jacfwd pushes forward basis tangents; hessian
+is jacfwd(jacrev). vmap (vmap.py, batching.py) runs ops on whole batches; inside it the trace lifts
+its inputs to every running vmap's batch, so gradients there are per example.
 """
-from . import autograd, ops
-from .autograd import enable_grad, is_grad_enabled, run_backward
-from .creation import ones_like, zeros, zeros_like
-from .tensor import Tensor
+from .. import autograd, ops
+from ..autograd import enable_grad, is_grad_enabled, run_backward
+from ..creation import ones_like, tensor, zeros, zeros_like
+from ..tensor import Tensor
+from .stateless import functional_call  # noqa: F401
+from .vmap import (  # noqa
+    active_levels,
+    record_fallbacks,
+    to_levels,
+    tree_leaves,
+    tree_rebuild,
+    unwrapped,
+    vmap,
+    wrap_levels,
+)
 
 
 # ---- tracing: the one place that runs f ----------------------------------------------------------
@@ -30,12 +44,14 @@ class _Input(Tensor):
     __slots__ = ("_level",)
 
 
-def _lift(x, i, level, recording):
+def _lift(x, i, level, recording, batches):
     if not isinstance(x, Tensor):
         raise TypeError(f"gpuad.func: input {i} must be a Tensor, got {type(x).__name__}")
     if x.dtype.kind not in "fc":
         raise TypeError(f"gpuad.func: input {i} is {x.dtype}; only floating point inputs can be "
                         f"differentiated (convert it with .double() or .float())")
+    if batches:  # inside vmap: every example gets its own copy, so its gradient is its own
+        x = to_levels(x, batches)
     if recording and x.requires_grad:
         return ops.clone(x)  # on the caller's tape: an outer transform differentiates through us
     copy = _Input(x.array.copy())  # a copy: later in-place edits of x cannot change our pullback
@@ -48,7 +64,8 @@ def _reaches_live_leaf(roots):
     """Whether the graph of roots reaches a leaf requiring grad that someone may still
     differentiate with respect to (anything but the inputs of finished transforms)."""
     return any(t.requires_grad and t.grad_fn is None and
-               (not isinstance(t, _Input) or t._level.tracing) for t in autograd.reachable(roots))
+               (not isinstance(t, _Input) or t._level.tracing)
+               for t in autograd.reachable(map(unwrapped, roots)))
 
 
 def _outputs(out, name):
@@ -71,15 +88,24 @@ def _export(tree, recording):
     return tree
 
 
+def _batched(t, batches, like):
+    """A cotangent (or output) as the plain tensor of the whole batch, like to_levels."""
+    if not isinstance(t, Tensor):
+        t = tensor(t, dtype=like.dtype, device=like.device)
+    return to_levels(t, batches)
+
+
 def _trace(f, primals, has_aux, name):
     """Run f once on copies of primals; return (outputs as f gave them, aux, pullback), where
-    pullback(cotangents, one per output or None) -> one gradient per primal."""
+    pullback(cotangents, one per output or None) -> one gradient per primal. Inside vmap the
+    copies are of the whole batch and the walk runs on the batch, never on BatchedTensors."""
     recording = is_grad_enabled()
     level = _Level()
+    batches = active_levels()
     try:
         with enable_grad():  # like torch.func: a transform differentiates even under no_grad
-            inputs = tuple(_lift(p, i, level, recording) for i, p in enumerate(primals))
-            result = f(*inputs)
+            inputs = tuple(_lift(p, i, level, recording, batches) for i, p in enumerate(primals))
+            result = f(*(wrap_levels(x, batches) for x in inputs))
     finally:
         level.tracing = False
     aux = None
@@ -88,17 +114,20 @@ def _trace(f, primals, has_aux, name):
             raise TypeError(f"{name}: with has_aux=True, f must return a pair (output, aux)")
         result, aux = result
     outs = _outputs(result, name)
-    keep = recording and _reaches_live_leaf(outs)
+    raw = tuple(to_levels(o, batches) for o in outs) if batches else outs
+    keep = recording and _reaches_live_leaf(raw)
 
     def pullback(cotangents):
-        pairs = [(o, c) for o, c in zip(outs, cotangents) if c is not None and o.requires_grad]
+        pairs = [(o, _batched(c, batches, o) if batches else c)
+                 for o, c in zip(raw, cotangents) if c is not None and o.requires_grad]
         create = is_grad_enabled() and (keep or any(getattr(c, "requires_grad", False)
                                                     for _, c in pairs))
         grads = [None] * len(inputs)
         if pairs:
             grads = run_backward([o for o, _ in pairs], [c for _, c in pairs], retain_graph=True,
                                  create_graph=create, inputs=inputs, allow_unused=True)
-        return tuple(zeros_like(x) if g is None else g for g, x in zip(grads, inputs))
+        return tuple(wrap_levels(zeros_like(x) if g is None else g, batches)
+                     for g, x in zip(grads, inputs))
 
     exported = tuple(o if keep else o.detach() for o in outs)
     out = exported if isinstance(result, (tuple, list)) else exported[0]
@@ -114,15 +143,24 @@ def _argnums(argnums, n_args, name):
 
 
 def _trace_argnums(f, args, kwargs, argnums, has_aux, name):
-    """_trace of f seen as a function of args[argnums] only (the other arguments held fixed)."""
+    """_trace of f seen as a function of args[argnums] only (the other arguments held fixed);
+    each of those may be a tuple, list or dict of Tensors (a module's parameters), and the
+    pullback gives one gradient of that structure per argnum."""
     nums = _argnums(argnums, len(args), name)
+    trees = [args[i] for i in nums]
 
-    def partial(*diff):
-        full = list(args)
-        for i, x in zip(nums, diff):
-            full[i] = x
+    def partial(*leaves):
+        full, rest = list(args), iter(leaves)
+        for i, tree in zip(nums, trees):
+            full[i] = tree_rebuild(tree, rest)
         return f(*full, **kwargs)
-    return _trace(partial, [args[i] for i in nums], has_aux, name)
+    out, aux, pullback = _trace(partial, [x for t in trees for x in tree_leaves(t)], has_aux,
+                                name)
+
+    def structured(cotangents):
+        grads = iter(pullback(cotangents))
+        return tuple(tree_rebuild(tree, grads) for tree in trees)
+    return out, aux, structured
 
 
 def _as_tuple(xs):
@@ -160,6 +198,17 @@ def value_and_grad(f, argnums=0, has_aux=False):
         grads = pullback((ones_like(out),))
         grads = grads[0] if isinstance(argnums, int) else grads
         return ((out, aux), grads) if has_aux else (out, grads)
+    return wrapper
+
+
+def grad_and_value(func, argnums=0, has_aux=False):
+    """A function returning (gradient, value) of scalar func, or (gradient, (value, aux)) with
+    has_aux, as torch.func.grad_and_value (value_and_grad with the pair the other way round)."""
+    value_and_grad_f = value_and_grad(func, argnums, has_aux)
+
+    def wrapper(*args, **kwargs):
+        value, grads = value_and_grad_f(*args, **kwargs)
+        return grads, value
     return wrapper
 
 
@@ -262,8 +311,12 @@ def _jacobian_forward(outs, inputs, pullback):
 
 
 def _jacobian(f, args, kwargs, argnums, has_aux, mode, name):
+    nums = _argnums(argnums, len(args), name)
+    if not all(isinstance(args[i], Tensor) for i in nums):
+        raise TypeError(f"{name}: differentiates Tensor arguments only (argnums={argnums!r}); "
+                        f"pass each tensor as an argument of its own")
     out, aux, pullback = _trace_argnums(f, args, kwargs, argnums, has_aux, name)
-    outs, inputs = _as_tuple(out), [args[i] for i in _argnums(argnums, len(args), name)]
+    outs, inputs = _as_tuple(out), [args[i] for i in nums]
     if mode == "auto":
         mode = _choose_mode(sum(x.numel() for x in inputs), sum(o.numel() for o in outs))
     if mode not in ("reverse", "forward"):

@@ -1,0 +1,158 @@
+"""EmbeddingBag and F.embedding_bag, like torch: sums, means or maxima of embedding rows over bags
+of indices (rows of a 2-D input, or a 1-D input cut by offsets), with per_sample_weights,
+include_last_offset and padding_idx. Bags are laid out as one padded (bags, longest bag) index
+matrix, so the reduction is one masked op and gradients reach each used row exactly as torch's
+(max: the first maximum of each bag and feature).
+"""
+import numpy
+
+from .. import backend, creation, ops
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+_MODES = ("sum", "mean", "max")
+
+
+def _check(input, offsets, mode, per_sample_weights, max_norm, scale_grad_by_freq, sparse):
+    if mode not in _MODES:
+        raise ValueError(f"embedding_bag: mode has to be one of {_MODES}, got {mode!r}")
+    for flag, what in ((max_norm is not None, "max_norm"), (scale_grad_by_freq,
+                                                            "scale_grad_by_freq"),
+                       (sparse, "sparse=True")):
+        if flag:
+            raise NotImplementedError(f"embedding_bag: {what} is not supported by gpuad "
+                                      f"(gradients are always dense and unscaled)")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights is only supported for "
+                                  f"mode='sum' (got mode={mode!r}), as in torch")
+    if input.ndim == 2 and offsets is not None:
+        raise ValueError(f"embedding_bag: input of shape {tuple(input.shape)} is 2-D, a batch of "
+                         f"fixed-length bags, so offsets has to be None")
+    if input.ndim == 1 and (offsets is None or offsets.ndim != 1):
+        raise ValueError(f"embedding_bag: a 1-D input needs 1-D offsets (the start of each bag), "
+                         f"got {None if offsets is None else tuple(offsets.shape)}")
+    if input.ndim not in (1, 2):
+        raise ValueError(f"embedding_bag: input has to be 1-D (with offsets) or 2-D, got shape "
+                         f"{tuple(input.shape)}")
+    if per_sample_weights is not None and tuple(per_sample_weights.shape) != tuple(input.shape):
+        raise ValueError(f"embedding_bag: per_sample_weights of shape "
+                         f"{tuple(per_sample_weights.shape)} must have the input's shape "
+                         f"{tuple(input.shape)}")
+
+
+def _bags(input, offsets, include_last_offset):
+    """A 1-D input cut at offsets as a padded (bags, longest) position matrix and its mask."""
+    starts = backend.asnumpy(offsets.array).astype(numpy.int64)
+    n = input.shape[0]
+    if starts.size and starts[0] != 0:
+        raise ValueError(f"embedding_bag: offsets[0] has to be 0 (the first bag starts at the "
+                         f"first index), got {starts[0]}")
+    if include_last_offset:
+        starts, ends = starts[:-1], starts[1:]
+    else:
+        ends = numpy.append(starts[1:], n)
+    lengths = ends - starts
+    if (lengths < 0).any() or (ends > n).any():
+        raise ValueError(f"embedding_bag: offsets {starts.tolist()} must be non-decreasing and at "
+                         f"most the input's length {n}")
+    width = max(int(lengths.max(initial=0)), 1)
+    valid = numpy.arange(width) < lengths[:, None]
+    positions = numpy.where(valid, starts[:, None] + numpy.arange(width), 0)
+    return positions, valid
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,
+                  mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False,
+                  padding_idx=None):
+    """Reduce (sum, mean or max) the rows of weight picked by each bag of indices, like
+    torch.nn.functional.embedding_bag: input (B, L) holds B bags of L indices; a 1-D input is cut
+    into bags at `offsets` (include_last_offset: offsets also holds the end). Empty bags give
+    zeros; indices equal to padding_idx are left out (and not counted by 'mean')."""
+    device = weight.device
+    input, offsets, per_sample_weights = (
+        t if t is None or hasattr(t, "shape") else creation.tensor(t, device=device)
+        for t in (input, offsets, per_sample_weights))
+    _check(input, offsets, mode, per_sample_weights, max_norm, scale_grad_by_freq, sparse)
+    if input.ndim == 1:
+        if input.shape[0] == 0:
+            bags = offsets.shape[0] - (1 if include_last_offset else 0)
+            return creation.zeros(bags, weight.shape[1], dtype=weight.dtype, device=device)
+        positions, valid = _bags(input, offsets, include_last_offset)
+        index = input[creation.tensor(positions, device=device)]
+        if per_sample_weights is not None:
+            per_sample_weights = per_sample_weights[creation.tensor(positions, device=device)]
+        valid = creation.tensor(valid, device=device)
+    else:
+        index = input
+        valid = creation.ones(*input.shape, dtype=backend.bool_, device=device)
+    if padding_idx is not None:
+        valid = ops.logical_and(valid, index != (padding_idx % weight.shape[0]))
+    rows = F.embedding(index, weight)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights.unsqueeze(-1).to(rows.dtype)
+    keep = valid.unsqueeze(-1)
+    if mode == "max":
+        masked = ops.where(keep, rows, -numpy.inf)
+        first = ops.argmax(masked.detach(), dim=1, keepdim=True)
+        best = ops.gather(masked, 1, first).squeeze(1)
+        return ops.where(ops.any(valid, dim=1, keepdim=True), best, 0)
+    total = ops.sum(ops.where(keep, rows, 0), 1)
+    if mode == "sum":
+        return total
+    count = ops.sum(valid, dim=1, keepdim=True).to(total.dtype)
+    return total / ops.clamp(count, min=1)
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima of bags of embeddings, like torch.nn.EmbeddingBag: weight
+    (num_embeddings, embedding_dim) initialised N(0, 1), the padding_idx row zero;
+    forward(input, offsets=None, per_sample_weights=None)."""
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, mode="mean", sparse=False, _weight=None,
+                 include_last_offset=False, padding_idx=None, device=None, dtype=None):
+        super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"EmbeddingBag: padding_idx {padding_idx} must be within "
+                                 f"[-{num_embeddings}, {num_embeddings})")
+            padding_idx %= num_embeddings
+        if mode not in _MODES:
+            raise ValueError(f"EmbeddingBag: mode has to be one of {_MODES}, got {mode!r}")
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, \
+            scale_grad_by_freq
+        self.mode, self.sparse, self.include_last_offset = mode, sparse, include_last_offset
+        self.padding_idx = padding_idx
+        if _weight is None:
+            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
+                                                   dtype=dtype))
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError(f"EmbeddingBag: _weight of shape {tuple(_weight.shape)} must be "
+                                 f"({num_embeddings}, {embedding_dim})")
+            self.weight = Parameter(_weight)
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight._bump_version()
+            self.weight.array[self.padding_idx] = 0
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                             self.scale_grad_by_freq, self.mode, self.sparse, per_sample_weights,
+                             self.include_last_offset, self.padding_idx)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += ", scale_grad_by_freq=True"
+        s += f", mode={self.mode!r}"
+        return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
