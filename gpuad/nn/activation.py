@@ -75,7 +75,9 @@ def relu6(input, inplace=False):
 def hardsigmoid(input, inplace=False):
     """relu6(x + 3) / 6; the gradient 1/6 strictly inside (-3, 3), 0 elsewhere."""
     _floating("hardsigmoid", input)
-    out = ops.where(input <= -3, 0.0, ops.where(input >= 3, 1.0, input / 6 + 0.5))
+    inside = ops.logical_and(input > -3, input < 3)  # NaN is outside: NaN, gradient 0 (torch)
+    out = ops.where(inside, input / 6 + 0.5,
+                    ops.where(input <= -3, 0.0, ops.where(input >= 3, 1.0, input.detach())))
     return _inplace(input, out, inplace)
 
 
@@ -83,8 +85,9 @@ def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6, with torch's gradients at the kinks: 0 at -3 and 1 at 3 (the outer
     pieces'), and second derivative 0 there."""
     _floating("hardswish", input)
-    out = ops.where(input <= -3, input * 0.0,  # x * 0: -inf gives NaN, as torch's product
-                    ops.where(input < 3, input * (input + 3) / 6, input))
+    middle = ops.where(ops.logical_and(input > -3, input < 3), input, 0.0)  # keeps NaN and inf
+    out = ops.where(input <= -3, input.detach() * 0.0,  # -inf gives NaN (torch's product), and
+                    ops.where(input < 3, middle * (middle + 3) / 6, input))  # the gradient 0
     return _inplace(input, out, inplace)
 
 
@@ -125,9 +128,12 @@ def prelu(input, weight):
                          f"num_parameters=1 or {channels}")
     slope = weight.reshape(() if count == 1 else (channels,) + (1,) * (input.ndim - 2))
     # at 0 torch's gradient is the slope's, but its double backward treats 0 as positive: a
-    # middle piece with a constant slope gives both
-    at_zero = slope.detach() * input
-    return ops.where(input > 0, input, ops.where(input < 0, slope * input, at_zero))
+    # middle piece with a constant slope gives both. Each piece sees x only where it is chosen
+    # (NaN goes to the middle one, as torch multiplies it by the slope), so an inf x or slope
+    # elsewhere adds no 0 * inf to the gradients.
+    negative = ops.where(input > 0, 0.0, input)
+    at_zero = slope.detach() * ops.where(input < 0, 0.0, negative)
+    return ops.where(input > 0, input, ops.where(input < 0, slope * negative, at_zero))
 
 
 # ---- exponential units -------------------------------------------------------------------------
@@ -138,7 +144,7 @@ def _elu(x, alpha, scale=1.0, input_scale=1.0):
     negative = ops.where(x < 0, x, 0.0)  # no overflow in the branches left unused
     inner = ops.where(x < 0, (scale * alpha) * ops.expm1(negative * input_scale),
                       (scale * alpha * input_scale) * x)
-    return ops.where(x > 0, x * scale if scale != 1 else x, inner)
+    return ops.where(x <= 0, inner, x * scale if scale != 1 else x)  # NaN: the identity's side
 
 
 def elu(input, alpha=1.0, inplace=False):

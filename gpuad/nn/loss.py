@@ -39,7 +39,7 @@ def _reduce(name, loss, reduction):
 
 
 def _nan_gradient_vjp(g, y, x, mask):  # NaN where mask, to every order (as torch's, there)
-    return ops.where(mask, g * math.nan, g * 0.0) + _nan_gradient(x, mask), None
+    return ops.where(mask, g * math.nan, 0.0) + _nan_gradient(x, mask), None  # 0 even for NaN g
 
 
 @primitive(vjp=_nan_gradient_vjp)
@@ -70,7 +70,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         raise ValueError(f"smooth_l1_loss: beta must not be negative, got {beta}")
     d = input - target
     a = ops.abs(d)
-    loss = a if beta == 0 else ops.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta)
+    small = ops.where(a >= beta, 0.0, d)  # an inf stays out of the square's gradient, a NaN in
+    loss = a if beta == 0 else ops.where(a < beta, 0.5 * small * small / beta, a - 0.5 * beta)
     return apply_reduction(loss, reduction)
 
 
@@ -82,7 +83,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     d = input - target
     a = ops.abs(d)
-    loss = ops.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    small = ops.where(a >= delta, 0.0, d)  # an inf stays out of the square's gradient, a NaN in
+    loss = ops.where(a < delta, 0.5 * small * small, delta * (a - 0.5 * delta))
     if weight is not None:
         if tuple(weight.shape) != tuple(input.shape):
             raise ValueError(f"huber_loss: weight of shape {tuple(weight.shape)} must have the "
@@ -135,11 +137,11 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
     else:
         loss = input - target * ops.log(input + eps)
     if full:
-        big = target > 1
-        t = ops.where(big, target, 2.0)  # the unused branch stays finite, and so its gradient
+        small = target <= 1  # not NaN: a NaN target keeps its NaN term and gradient, as in torch
+        t = ops.where(small, 2.0, target)  # the unused branch stays finite, and so its gradient
         stirling = t * ops.log(t) - t + 0.5 * ops.log(2 * math.pi * t)
-        # torch masks after the logs, so a target of 0 gets 0 * inf: a NaN gradient
-        loss = loss + ops.where(big, stirling, 0.0) + _nan_where(target == 0, target)
+        # torch masks after the logs, so a target <= 0 gets 0 * inf (or NaN): a NaN gradient
+        loss = loss + ops.where(small, 0.0, stirling) + _nan_where(target <= 0, target)
     return apply_reduction(loss, reduction)
 
 
@@ -279,10 +281,12 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     index = t.unsqueeze(1)
     z = margin - ops.gather(x, 1, index) + x
     other = creation.arange(classes, device=x.device) != index
-    hinge = ops.where((z > 0) & other, z, 0.0)
+    active = (z > 0) & other
+    hinge = ops.where(active, z, 0.0)
     terms = hinge if p == 1 else hinge * hinge
-    if weight is not None:
-        terms = terms * ops.gather(weight.detach().to(x.dtype), 0, t).unsqueeze(1)
+    if weight is not None:  # on the active terms only, as torch's kernel: no 0 * inf weight
+        scale = ops.gather(weight.detach().to(x.dtype), 0, t).unsqueeze(1)
+        terms = ops.where(active, terms * scale, 0.0)
     loss = ops.sum(terms, 1) / classes
     if reduction == "none":
         return loss.reshape(()) if single else loss
@@ -411,13 +415,13 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         pad = creation.full((batch, min(2, width)), -math.inf, dtype=dtype, device=device)
         one_back = ops.cat([pad[:, :1], alpha[:, :-1]], 1)
         two_back = ops.where(skip, ops.cat([pad, alpha[:, :max(width - 2, 0)]], 1), -math.inf)
-        step = ops.logsumexp(ops.stack([alpha, one_back, two_back], -1), -1) + frames[t]
+        step = _logsumexp_or_minus_inf(ops.stack([alpha, one_back, two_back], -1)) + frames[t]
         alpha = ops.where(active[t], step, alpha)  # finished sequences keep their last alpha
     last = creation.tensor(2 * tg_len[:, None], device=device)
     ends = [ops.gather(alpha, 1, last),
             ops.where(creation.tensor(tg_len[:, None] > 0, device=device),
                       ops.gather(alpha, 1, ops.clamp(last - 1, min=0)), -math.inf)]
-    nll = -ops.logsumexp(ops.cat(ends, 1), 1)
+    nll = -_logsumexp_or_minus_inf(ops.cat(ends, 1))  # the NaN gradients torch gives: below
     empty = in_len == 0  # no frames: probability 1 of the empty target, 0 of any other
     if empty.any():
         nll = ops.where(creation.tensor(empty, device=device),
@@ -426,7 +430,9 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     recording = log_probs.requires_grad and is_grad_enabled()
     if recording:  # value 0: torch's extra exp(log_probs) gradient term
         probs = ops.exp(log_probs)
-        nll = nll + ops.sum((probs - probs.detach()) * ops.cast(active, dtype=dtype), (0, 2))
+        # (a where, not a product with the mask: steps past a sequence's end get 0 even from a
+        # NaN upstream gradient, as in torch's kernel)
+        nll = nll + ops.sum(ops.where(active, probs - probs.detach(), 0.0), (0, 2))
     if zero_infinity:
         nll = ops.where(nll == math.inf, 0.0, nll)
     elif recording:  # torch's NaN gradients for the impossible alignments
@@ -438,6 +444,14 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if reduction == "sum":
         return ops.sum(nll)
     return nll if batched else nll.reshape(())
+
+
+def _logsumexp_or_minus_inf(x):
+    """logsumexp over the last dim, whose rows of -inf (states no alignment reaches yet) give -inf
+    with a zero gradient; logsumexp's is NaN there, as torch's."""
+    dead = ops.all(x == -math.inf, dim=-1, keepdim=True)
+    out = ops.logsumexp(ops.where(dead, 0.0, x), -1)
+    return ops.where(dead.squeeze(-1), -math.inf, out)
 
 
 def _unbind_steps(x, count):
