@@ -376,10 +376,6 @@ def pad(x, pad, mode="constant", value=None):
         raise ValueError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
     if mode != "constant" and value not in (None, 0):
         raise ValueError(f"pad: mode {mode!r} takes no fill value, got {value}")
-    batch = 1 if len(shape) == len(pad) // 2 + 2 else 0  # torch's optional leading batch dim
-    if mode in ("reflect", "replicate") and 0 in shape[batch:]:
-        raise RuntimeError(f"pad: {mode} padding needs non-empty dims (a leading batch dim may be "
-                           f"empty), got shape {shape}, as in torch")
     widths = [(0, 0)] * (len(shape) - len(pad) // 2) + [pad[i:i + 2] for i in
                                                          range(len(pad) - 2, -1, -2)]
     if mode != "constant":
