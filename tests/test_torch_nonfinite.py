@@ -42,7 +42,6 @@ TORCH_NAMES = {
     "getitem": lambda x, index: x[index],
     "repeat": lambda x, *sizes: x.repeat(*sizes),
     "sum_to": lambda x, shape: x.sum_to_size(shape),
-    "unique": lambda x, **kw: x.unique(**kw),
 }
 
 # Where gpuad does not follow torch, and why: (op names, the input patterns concerned, what is still
@@ -176,6 +175,8 @@ def _translate(value, memo):
 
 
 def _torchify(fn, memo):
+    """A copy of a case table's function whose gpuad names are torch's: one translated namespace
+    per module, shared by the copies of its functions (memo holds both)."""
     if id(fn) in memo:
         return memo[id(fn)]
     module = fn.__module__
@@ -189,12 +190,11 @@ def _torchify(fn, memo):
         types.CellType(_translate(c.cell_contents, memo)) for c in fn.__closure__)
     copy = types.FunctionType(fn.__code__, memo[module], fn.__name__, fn.__defaults__, closure)
     copy.__kwdefaults__ = fn.__kwdefaults__
-    memo[id(fn)] = copy
+    memo[id(fn)] = copy  # before the helpers: recursion ends here
     namespace = memo[module]
-    for key, value in list(fn.__globals__.items()):  # helpers the function calls, lazily once
+    for key, value in list(fn.__globals__.items()):  # the module's helpers, each copied once
         if isinstance(value, types.FunctionType) and value.__module__ == module and \
                 namespace.get(key) is value:
-            namespace[key] = value  # placeholder against recursion
             namespace[key] = _torchify(value, memo)
     return copy
 
