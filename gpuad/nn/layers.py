@@ -12,6 +12,7 @@ from .conv import Conv2d, ConvTranspose2d  # noqa: F401  (with the other convolu
 from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d  # noqa: F401  (with the other norms)
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401  (with the other pools)
+from .sparse import Embedding  # noqa: F401  (with EmbeddingBag)
 from .upsampling import Upsample  # noqa: F401  (with the other resampling layers)
 
 
@@ -112,36 +113,6 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
-
-
-class Embedding(Module):
-    """A lookup table of num_embeddings rows of size embedding_dim, initialised N(0, 1); the row
-    padding_idx starts at zero and receives no gradient, like torch.nn.Embedding."""
-
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
-        super().__init__()
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx {padding_idx} must be within "
-                                 f"[-{num_embeddings}, {num_embeddings})")
-            padding_idx %= num_embeddings
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.padding_idx = padding_idx
-        self.weight = _empty(num_embeddings, embedding_dim, device=device, dtype=dtype)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        init.normal_(self.weight)
-        if self.padding_idx is not None:
-            self.weight._bump_version()
-            self.weight.array[self.padding_idx] = 0
-
-    def forward(self, input):
-        return F.embedding(input, self.weight, self.padding_idx)
-
-    def extra_repr(self):
-        s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
 
 
 class Flatten(Module):
