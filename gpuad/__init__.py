@@ -35,6 +35,7 @@ from . import preemption  # noqa: F401
 from .deprecation import missing_name
 from .amp import autocast  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
+from .compiler import compile  # noqa: F401,A001  (gpuad.compile, like torch.compile)
 
 # gpuad.add, ...; torch.linalg's functions (registered as torch names them natively, linalg_svd)
 # are gpuad.linalg.svd, not gpuad.linalg_svd

@@ -297,8 +297,8 @@ class GradScaler:
         state["stage"] = _UNSCALED
 
     def step(self, optimizer, *args, **kwargs):
-        """unscale_ (if not done yet), then optimizer.step(...) unless a gradient is inf/NaN; returns
-        what optimizer.step returned, or None when skipped."""
+        """unscale_ (if not done yet), then optimizer.step(...) unless a gradient is inf/NaN;
+        returns what optimizer.step returned, or None when skipped."""
         if not self._enabled:
             return optimizer.step(*args, **kwargs)
         if "closure" in kwargs:

@@ -26,8 +26,8 @@ def _make(array, requires_grad):
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    """A new tensor copied from data (lists, scalars, numpy/CuPy arrays, Tensors), like torch.tensor:
-    Python floats become float32, Python ints int64; arrays keep their dtype."""
+    """A new tensor copied from data (lists, scalars, numpy/CuPy arrays, Tensors), like
+    torch.tensor: Python floats become float32, Python ints int64; arrays keep their dtype."""
     if isinstance(data, Tensor):
         data = data.array
     if dtype is None and not backend.is_array(data) and not isinstance(data, numpy.generic):
@@ -104,7 +104,8 @@ def _full(size, value, dtype, device, requires_grad):
     if dtype is None:
         dtype = (backend.bool_ if isinstance(value, bool) else
                  backend.int64 if isinstance(value, int) else backend.DEFAULT_FLOAT)
-    return _make(backend.create(dev, "full", _size(size), value, dtype=numpy.dtype(dtype)), requires_grad)
+    array = backend.create(dev, "full", _size(size), value, dtype=numpy.dtype(dtype))
+    return _make(array, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
@@ -116,7 +117,8 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _make(backend.create(device, "empty", _size(size), dtype=_float_dtype(dtype)), requires_grad)
+    array = backend.create(device, "empty", _size(size), dtype=_float_dtype(dtype))
+    return _make(array, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):

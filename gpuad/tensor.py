@@ -279,6 +279,8 @@ class Tensor(MovesWithTo):
         if recording:
             self._check_recordable(name, record is not None)
         raw = self._inplace_value(name, value)
+        if backend.TRACER[0] is not None:  # gpuad.compile records the write into self's array
+            backend.TRACER[0].adopt(self)
         old = self._old_value() if recording else None
         try:
             write(self.array, raw)
@@ -300,6 +302,8 @@ class Tensor(MovesWithTo):
             getattr(a, "_requires_grad", False) for a in (*args, *kwargs.values())))
         if recording:
             self._check_recordable(name, True)
+        if backend.TRACER[0] is not None:  # gpuad.compile records the write into self's array
+            backend.TRACER[0].adopt(self)
         old = self._old_value(copy=True) if recording else Tensor(self.array)
         args = tuple(old if a is self else a for a in args)  # x.index_add_(0, i, x) reads old x
         result = op(old, *args, **{k: old if v is self else v for k, v in kwargs.items()})

@@ -48,9 +48,22 @@ def _show(bar, start, samples, **meters):
                     samples_s=f"{samples / (time.perf_counter() - start):.0f}")
 
 
+def training_step(model, optimizer, loss_fn):
+    """The step train_epoch runs per batch, as a function of (inputs, targets) returning the loss:
+    forward, loss, zero_grad, backward, optimizer step. Pass gpuad.compile(training_step(...))
+    as train_epoch's `step` to record it once and replay it."""
+    def step(inputs, targets):
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+    return step
+
+
 def train_epoch(model, loader, optimizer, loss_fn, *, max_steps=None, progress=True,
                 desc="train", log_every=20, scheduler=None, should_stop=None, start_step=0,
-                meter=None):
+                meter=None, step=None):
     """One pass over `loader`: forward, loss, backward, optimizer step (and scheduler step per batch
     when given). Returns {"loss", "samples", "steps", "seconds", "samples_per_s", "stopped"}.
 
@@ -58,7 +71,10 @@ def train_epoch(model, loader, optimizer, loss_fn, *, max_steps=None, progress=T
     when it returns True the epoch ends there, with "stopped": True. start_step: the batches of
     this epoch done before (a run resumed mid-epoch skips them); max_steps counts them too.
     meter: the RunningMean of this epoch's losses to continue (its state_dict is saved with a
-    mid-epoch checkpoint); "loss" is its mean, "steps" and "samples" count this call's only."""
+    mid-epoch checkpoint); "loss" is its mean, "steps" and "samples" count this call's only.
+    step: `step(inputs, targets) -> loss` run per batch instead (gpuad.compile(training_step(...)),
+    made once for all epochs)."""
+    step = step or training_step(model, optimizer, loss_fn)
     model.train()
     meter = RunningMean() if meter is None else meter
     samples, steps, stopped = 0, 0, False
@@ -72,10 +88,7 @@ def train_epoch(model, loader, optimizer, loss_fn, *, max_steps=None, progress=T
             if should_stop is not None and should_stop():
                 stopped = True
                 break
-            loss = loss_fn(model(inputs), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = step(inputs, targets)
             if scheduler is not None:
                 scheduler.step()
             n = len(targets)

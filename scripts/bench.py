@@ -20,6 +20,10 @@ weights (drawn once with numpy, torch's default init) and feeds it the same batc
                and torch: amp_speedup = float32 time / autocast time of the same framework, and
                gpuad_amp's vs_torch against torch_amp (in --all on cuda only: numpy has no fast
                float16 matmul)
+  overhead_compiled, mlp_compiled, cnn_compiled
+               the same three with gpuad's step through gpuad.compile (framework gpuad_compiled;
+               recording its first calls is part of the timed run), against the floor and torch
+               in rounds of their own
 
 The floor is scripts/benchmarks/floor.py: forward, backward and update written by hand on
 numpy/CuPy arrays. Peak memory on the CPU is per process, so each framework's mlp and cnn run once
@@ -63,6 +67,7 @@ if _ROOT not in sys.path:  # this checkout's gpuad and models/ (installed: gpuad
     sys.path.insert(0, _ROOT)
 
 import argparse
+import functools
 import json
 
 from benchmarks import memory, report
@@ -80,9 +85,13 @@ from benchmarks.training import (
 import gpuad
 
 BENCHMARKS = {"overhead": bench_overhead, "mlp": bench_mlp, "cnn": bench_cnn,
+              "overhead_compiled": functools.partial(bench_overhead, compiled=True),
+              "mlp_compiled": functools.partial(bench_mlp, compiled=True),
+              "cnn_compiled": functools.partial(bench_cnn, compiled=True),
               "matmul_rate": bench_matmul_rate, "amp": bench_amp}
 CUDA_ONLY_IN_ALL = ("matmul_rate", "amp")
-SETUPS = {"mlp": mlp_setup, "cnn": cnn_setup}  # what a --memory-probe process runs
+SETUPS = {"mlp": mlp_setup, "cnn": cnn_setup,  # what a --memory-probe process runs
+          "mlp_compiled": mlp_setup, "cnn_compiled": cnn_setup}
 
 
 def parse_args(argv):
@@ -136,18 +145,25 @@ def main(argv=None):
     torch = import_torch()
     env = report.environment(args, torch, os.environ.get(UNSET_NOTE, "").split())
     rows = []
-    for name in selected(args):
-        rows += BENCHMARKS[name](args, torch)
-    for row in [env] + rows:
+    _emit(args, env, [env])
+    for name in selected(args):  # each benchmark's lines as it ends: a time limit keeps them
+        new = BENCHMARKS[name](args, torch)
+        _emit(args, env, new)
+        rows += new
+    report.print_table(env, rows)
+    return rows
+
+
+def _emit(args, env, rows):
+    """Print rows as JSON lines (and append them to --json)."""
+    for row in rows:
         row.setdefault("device", args.device)
         row["machine"] = env["machine"]
         line = json.dumps(row)
-        print(line)
+        print(line, flush=True)
         if args.json:
             with open(args.json, "a") as f:
                 f.write(line + "\n")
-    report.print_table(env, rows)
-    return rows
 
 
 if __name__ == "__main__":

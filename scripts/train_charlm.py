@@ -82,6 +82,8 @@ def parse_args(argv):
                        help="seconds after which this run stops training, then evaluates, "
                             "checkpoints and samples (default 540: 9 minutes)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--compile", action="store_true",
+                       help="record the training step once and replay it (gpuad.compile)")
     log = parser.add_argument_group("evaluation, checkpoints and logs")
     log.add_argument("--eval-every", type=int, default=250)
     log.add_argument("--eval-batches", type=int, default=20,
@@ -328,6 +330,17 @@ def train(args, started):
         tqdm.write(json.dumps(record), file=sys.stdout)
         return record
 
+    def train_step(x, y):
+        loss = model.loss(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        if args.grad_clip > 0:
+            clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        return loss
+    if args.compile:  # recorded once, replayed after; the scheduler steps outside it
+        train_step = gpuad.compile(train_step)
+
     model.train()
     meter, record, stopped, lr = RunningMean(), None, "max_steps", scheduler.get_last_lr()[0]
     if state is not None and "meter" in state:  # stopped by a signal between evaluations
@@ -346,13 +359,8 @@ def train(args, started):
                     stopped = "time_limit"
                     break
                 x, y = random_batch(train_data, args.batch_size, config.block_size)
-                loss = model.loss(x, y)
-                optimizer.zero_grad()
-                loss.backward()
-                if args.grad_clip > 0:
-                    clip_grad_norm_(model.parameters(), args.grad_clip)
                 lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
+                loss = train_step(x, y)
                 scheduler.step()
                 meter.add(loss)
                 step += 1

@@ -42,7 +42,14 @@ from gpuad.data.datasets import MNIST
 from gpuad.nn.parallel import DistributedDataParallel
 from gpuad.preemption import EXIT_PREEMPTED, StopOnSignal
 from gpuad.serialization import remove_stale_temp_files
-from gpuad.training import RunningMean, evaluate, exit_interrupted, exit_preempted, train_epoch
+from gpuad.training import (
+    RunningMean,
+    evaluate,
+    exit_interrupted,
+    exit_preempted,
+    train_epoch,
+    training_step,
+)
 
 MODELS = {"mlp": models.MLP, "cnn": models.LeNet5, "resnet": models.ResNet}
 # per model: optimizer, learning rate, batch size that train well in the default epochs
@@ -57,7 +64,8 @@ OPTIMIZERS = {"sgd": lambda p, lr: optim.SGD(p, lr=lr, momentum=0.9),
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when available), cpu, cuda, cuda:N")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, help="default: 128 for mlp, 64 otherwise")
     parser.add_argument("--lr", type=float, help="default: 0.02 for sgd (mlp), 1e-3 for adam")
@@ -80,6 +88,8 @@ def parse_args(argv):
                              "WORLD_SIZE, MASTER_ADDR, MASTER_PORT for NCCL); batch size per rank")
     parser.add_argument("--backend", choices=("auto", "mpi", "nccl"), default="auto",
                         help="with --distributed: auto is NCCL on cuda, MPI on the CPU")
+    parser.add_argument("--compile", action="store_true",
+                        help="record the training step once and replay it (gpuad.compile)")
     args = parser.parse_args(argv)
     optimizer, lr, batch_size = DEFAULTS[args.model]
     args.optimizer = args.optimizer or optimizer
@@ -89,6 +99,8 @@ def parse_args(argv):
         args.device = "cuda" if gpuad.cuda.is_available() else "cpu"
     if args.resume and not args.checkpoint:
         parser.error("--resume needs --checkpoint PATH")
+    if args.compile and args.distributed:
+        parser.error("--compile records a single process's step; drop it with --distributed")
     return args
 
 
@@ -128,6 +140,8 @@ def train(args):
     net = MODELS[args.model]().to(args.device)
     model = DistributedDataParallel(net) if args.distributed else net
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), args.lr)
+    step = training_step(model, optimizer, F.cross_entropy)
+    step = gpuad.compile(step) if args.compile else step
 
     first_epoch, skip, meter = 0, 0, RunningMean()
     if lead and args.checkpoint and (stale := remove_stale_temp_files(args.checkpoint)):
@@ -180,7 +194,8 @@ def train(args):
                 train = train_epoch(model, train_loader, optimizer, F.cross_entropy,
                                     max_steps=args.max_steps, progress=progress,
                                     desc=f"epoch {epoch + 1}/{args.epochs}",
-                                    should_stop=stop.should_stop, start_step=skip, meter=meter)
+                                    should_stop=stop.should_stop, start_step=skip, meter=meter,
+                                    step=step)
                 if train["stopped"]:
                     steps = skip + train["steps"]
                     checkpoint(epoch - 1, partial_epoch={"steps": steps,

@@ -282,7 +282,8 @@ CONV_CASES = [
                  {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}],
          domain=DISTINCT),
     Case("max_pool2d", gpuad.max_pool2d, ref_max_pool2d, [((2, 3, 6, 4),), ((3, 4, 6),)],
-         kwargs=[{"kernel_size": 2}, {"kernel_size": (3, 2)}, {"kernel_size": 2, "ceil_mode": True}],
+         kwargs=[{"kernel_size": 2}, {"kernel_size": (3, 2)},
+                 {"kernel_size": 2, "ceil_mode": True}],
          domain=DISTINCT),  # windows that tile the input: _pool_scatter's reshaped path
     Case("avg_pool2d", gpuad.avg_pool2d, ref_avg_pool2d, [((2, 3, 6, 5),), ((3, 5, 4),)],
          kwargs=[{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},

@@ -7,7 +7,7 @@ import gpuad
 ops = gpuad.ops  # the internal (underscore) primitives live here, not in gpuad
 
 
-# ---- numpy references ------------------------------------------------------------------------------
+# ---- numpy references ----------------------------------------------------------------------------
 def _expand_ref(x, shape):
     lead = len(shape) - x.ndim
     return np.broadcast_to(x, [x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape)])
@@ -51,7 +51,9 @@ def _pad_ref(x, pad, mode="constant", value=None):
 
 
 def _gather_ref(x, index, axis):
-    x = x[tuple(slice(None) if d == axis % x.ndim else slice(0, s) for d, s in enumerate(index.shape))]
+    window = tuple(slice(None) if d == axis % x.ndim else slice(0, s)
+                   for d, s in enumerate(index.shape))
+    x = x[window]
     return np.take_along_axis(x, index, axis)
 
 
@@ -116,17 +118,19 @@ SHAPE_CASES = [
          kwargs=[{"shape": (4, 2, 3)}]),
     Case("permute", lambda x, dims: gpuad.permute(x, dims), lambda x, dims: np.transpose(x, dims),
          [((2, 3, 4),)],
-         kwargs=[{"dims": (2, 0, 1)}, {"dims": (-1, 0, 1)}, {"dims": (0, 1, 2)}, {"dims": (1, 0, 2)}]),
-    Case("permute", lambda x, dims: gpuad.permute(x, dims), lambda x, dims: np.transpose(x, dims), [((),)],
-         kwargs=[{"dims": ()}]),
-    Case("transpose", gpuad.transpose, lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1), [((2, 3, 4),)],
+         kwargs=[{"dims": (2, 0, 1)}, {"dims": (-1, 0, 1)}, {"dims": (0, 1, 2)},
+                 {"dims": (1, 0, 2)}]),
+    Case("permute", lambda x, dims: gpuad.permute(x, dims), lambda x, dims: np.transpose(x, dims),
+         [((),)], kwargs=[{"dims": ()}]),
+    Case("transpose", gpuad.transpose, lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1),
+         [((2, 3, 4),)],
          kwargs=[{"dim0": 0, "dim1": 2}, {"dim0": -1, "dim1": 0}, {"dim0": 1, "dim1": 1}]),
     Case("swapaxes", gpuad.swapaxes, lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1),
          [((2, 3),), ((2, 3, 4),)],
          kwargs=[{"dim0": 0, "dim1": 1}, {"dim0": -1, "dim1": -2}]),
     Case("flatten", gpuad.flatten, _flatten_ref, [((2, 3, 4),)],
-         kwargs=[{}, {"start_dim": 1}, {"start_dim": 0, "end_dim": 1}, {"start_dim": -2, "end_dim": -1},
-                 {"start_dim": 1, "end_dim": 1}]),
+         kwargs=[{}, {"start_dim": 1}, {"start_dim": 0, "end_dim": 1},
+                 {"start_dim": -2, "end_dim": -1}, {"start_dim": 1, "end_dim": 1}]),
     Case("flatten", gpuad.flatten, _flatten_ref, [((),)]),
     Case("squeeze", gpuad.squeeze, _squeeze_ref, [((2, 1, 3, 1),)],
          kwargs=[{}, {"dim": 1}, {"dim": -1}, {"dim": 0}, {"dim": (1, 3)}, {"axis": (0, -1)}]),
@@ -136,7 +140,8 @@ SHAPE_CASES = [
     Case("unsqueeze", gpuad.unsqueeze, np.expand_dims, [((),)], kwargs=[{"dim": 0}, {"dim": -1}]),
     # ---- tiling ----
     Case("repeat", gpuad.repeat, lambda x, repeats: np.tile(x, repeats), [((2, 3),)],
-         kwargs=[{"repeats": (2, 1)}, {"repeats": (1, 2, 3)}, {"repeats": (1, 1)}, {"repeats": (0, 2)}]),
+         kwargs=[{"repeats": (2, 1)}, {"repeats": (1, 2, 3)}, {"repeats": (1, 1)},
+                 {"repeats": (0, 2)}]),
     Case("repeat", gpuad.repeat, lambda x, repeats: np.tile(x, repeats), [((),), ((3,),)],
          kwargs=[{"repeats": (3,)}, {"repeats": (2, 2)}]),
     Case("tile", gpuad.tile, lambda x, dims: np.tile(x, dims), [((2, 3),)],
@@ -154,7 +159,8 @@ SHAPE_CASES = [
     Case("_cat", lambda *xs, dim=0: ops._cat(*xs, dim=dim),
          lambda *xs, axis=0: np.concatenate(xs, axis), [((2, 3), (1, 3)), ((3,), (3,), (1,))]),
     Case("_cat", lambda *xs, dim=0: ops._cat(*xs, dim=dim),
-         lambda *xs, axis=0: np.concatenate(xs, axis), [((2, 1, 3), (2, 2, 3))], kwargs=[{"dim": 1}]),
+         lambda *xs, axis=0: np.concatenate(xs, axis), [((2, 1, 3), (2, 2, 3))],
+         kwargs=[{"dim": 1}]),
     Case("stack", _seq(gpuad.stack), lambda *xs, axis=0: np.stack(xs, axis),
          [((2, 3), (2, 3), (2, 3))], kwargs=[{}, {"dim": 1}, {"dim": 2}, {"dim": -1}, {"dim": -3}]),
     Case("stack", _seq(gpuad.stack), lambda *xs, axis=0: np.stack(xs, axis), [((), ())]),
@@ -178,8 +184,10 @@ SHAPE_CASES = [
          kwargs=[{"pad": (2, 1), "mode": "reflect"}, {"pad": (1, 3), "mode": "replicate"},
                  {"pad": (4, 2), "mode": "circular"}]),
     Case("pad", gpuad.pad, _pad_ref, [((2, 3, 4),), ((1, 2, 3, 4),)],
-         kwargs=[{"pad": (2, 4, 1, 0), "mode": "circular"}, {"pad": (1, 1, 1, 1), "mode": "reflect"},
-                 {"pad": (3, 3, 2, 2), "mode": "reflect"}, {"pad": (2, 1, 0, 3), "mode": "replicate"}]),
+         kwargs=[{"pad": (2, 4, 1, 0), "mode": "circular"},
+                 {"pad": (1, 1, 1, 1), "mode": "reflect"},
+                 {"pad": (3, 3, 2, 2), "mode": "reflect"},
+                 {"pad": (2, 1, 0, 3), "mode": "replicate"}]),
     Case("getitem", gpuad.getitem, lambda x, index: x[index], [((3, 4, 5),)],
          kwargs=BASIC_INDICES + LIST_INDICES),
     Case("getitem", gpuad.getitem, lambda x, index: x[index], [((3, 4), (5,)), ((4, 3), (2, 2))],
@@ -197,14 +205,17 @@ SHAPE_CASES = [
          + [rng.integers(0, 2, shapes[2])], diff=(0,)),
     Case("_getitem", lambda x, index: ops._getitem(x, index=index), lambda x, index: x[index],
          [((3, 4, 5),)], kwargs=BASIC_INDICES),
-    Case("_embed", lambda x, index, shape, **kw: ops._embed(x, index=index, shape=shape, **kw), _embed_ref,
+    Case("_embed", lambda x, index, shape, **kw: ops._embed(x, index=index, shape=shape, **kw),
+         _embed_ref,
          [((2, 3),)], kwargs=[{"index": (slice(1, 3),), "shape": (4, 3)},
                               {"index": (slice(None, None, -1), slice(2, 5)), "shape": (2, 6),
                                "value": -1.0},
                               {"index": (Ellipsis, 1, slice(None)), "shape": (2, 2, 3)}]),
-    Case("_embed", lambda x, index, shape, **kw: ops._embed(x, index=index, shape=shape, **kw), _embed_ref,
+    Case("_embed", lambda x, index, shape, **kw: ops._embed(x, index=index, shape=shape, **kw),
+         _embed_ref,
          [((4, 3),)], kwargs=[{"index": ([0, 2, 0, 0],), "shape": (3, 3), "accumulate": True},
-                              {"index": (slice(None), [1, 1, 0]), "shape": (4, 2), "accumulate": True}]),
+                              {"index": (slice(None), [1, 1, 0]), "shape": (4, 2),
+                               "accumulate": True}]),
     # ---- triangles ----
     Case("tril", gpuad.tril, lambda x, diagonal=0: np.tril(x, diagonal),
          [((3, 4),), ((2, 3, 3),), ((4, 2),)],
@@ -220,20 +231,24 @@ SHAPE_CASES = [
          [((3, 4), (5, 4)), ((2, 3, 4), (3, 2, 2))], kwargs=[{"dim": 0}], make=_floats_and_ints(2),
          diff=(0,)),
     Case("_gather", lambda x, index, dim: ops._gather(x, index, dim=dim), _gather_ref,
-         [((3, 4), (3, 5)), ((3, 4), (2, 2))], kwargs=[{"dim": 1}], make=_floats_and_ints(3), diff=(0,)),
+         [((3, 4), (3, 5)), ((3, 4), (2, 2))], kwargs=[{"dim": 1}], make=_floats_and_ints(3),
+         diff=(0,)),
     Case("_gather", lambda x, index, dim: ops._gather(x, index, dim=dim), _gather_ref,
-         [((3, 4), (2, 2)), ((2, 3), (4, 3))], kwargs=[{"dim": 0}], make=_floats_and_ints(2), diff=(0,)),
-    Case("_scatter_add", lambda src, index, dim, shape: ops._scatter_add(src, index, dim=dim, shape=shape),
+         [((3, 4), (2, 2)), ((2, 3), (4, 3))], kwargs=[{"dim": 0}], make=_floats_and_ints(2),
+         diff=(0,)),
+    Case("_scatter_add",
+         lambda src, index, dim, shape: ops._scatter_add(src, index, dim=dim, shape=shape),
          _scatter_add_ref, [((3, 4), (3, 4))],
-         kwargs=[{"dim": 0, "shape": (3, 4)}, {"dim": 1, "shape": (3, 5)}, {"dim": 1, "shape": (4, 4)}],
+         kwargs=[{"dim": 0, "shape": (3, 4)}, {"dim": 1, "shape": (3, 5)},
+                 {"dim": 1, "shape": (4, 4)}],
          make=_floats_and_ints(3), diff=(0,)),
     Case("index_select", lambda x, index, dim: gpuad.index_select(x, dim, index),
          lambda x, index, axis: np.take(x, index, axis),
          [((4, 3), (5,)), ((2, 3, 3), (2,))], kwargs=[{"dim": 0}, {"dim": 1}, {"dim": -1}],
          make=_floats_and_ints(2), diff=(0,)),
     Case("one_hot", gpuad.one_hot, _one_hot_ref, [((5,),), ((2, 3),), ((),)],
-         kwargs=[{}, {"num_classes": 6}], make=lambda rng, shapes: [rng.integers(0, 4, s) for s in shapes],
-         grad=False),
+         kwargs=[{}, {"num_classes": 6}],
+         make=lambda rng, shapes: [rng.integers(0, 4, s) for s in shapes], grad=False),
 ]
 
 
@@ -368,7 +383,9 @@ BREADTH_CASES = [
     Case("getitem", lambda x, m: gpuad.getitem(x, (slice(None), 2, m)),
          lambda x, m: x[:, 2][:, m], [((2, 3, 4), (4,))], make=_floats_and_masks, diff=(0,)),
     # ---- diagonals ----
-    Case("diagonal", gpuad.diagonal, lambda x, offset=0, dim1=0, dim2=1: np.diagonal(x, offset, dim1, dim2), [((3, 4),), ((2, 3, 4),)],
+    Case("diagonal", gpuad.diagonal,
+         lambda x, offset=0, dim1=0, dim2=1: np.diagonal(x, offset, dim1, dim2),
+         [((3, 4),), ((2, 3, 4),)],
          kwargs=[{}, {"offset": 1}, {"offset": -1, "dim1": 1, "dim2": 0},
                  {"offset": 2, "dim1": -1, "dim2": 0}]),
     Case("diagonal_scatter", gpuad.diagonal_scatter, _diagonal_scatter_ref,
@@ -377,17 +394,18 @@ BREADTH_CASES = [
          kwargs=[{"offset": 1, "dim1": 1, "dim2": 0}]),
     Case("diag_embed", gpuad.diag_embed, _diag_embed_ref, [((3,),), ((2, 3),)],
          kwargs=[{}, {"offset": 1}, {"offset": -2, "dim1": 0, "dim2": -1}]),
-    Case("diag", gpuad.diag, lambda x, diagonal=0: np.diag(x, diagonal), [((3,),), ((3, 4),), ((0,),)],
-         kwargs=[{}, {"diagonal": 1}, {"diagonal": -2}]),
+    Case("diag", gpuad.diag, lambda x, diagonal=0: np.diag(x, diagonal),
+         [((3,),), ((3, 4),), ((0,),)], kwargs=[{}, {"diagonal": 1}, {"diagonal": -2}]),
     Case("trace", gpuad.trace, np.trace, [((3, 4),), ((4, 3),), ((0, 2),)]),
     # ---- rearranging ----
     Case("roll", gpuad.roll, lambda x, shifts, dims=None: np.roll(x, shifts, dims),
          [((3, 4),)], kwargs=[{"shifts": 1}, {"shifts": -5, "dims": 1},
-                              {"shifts": (1, 2), "dims": (0, 1)}, {"shifts": (2, 1), "dims": (1, 1)},
-                              {"shifts": 3, "dims": 0}]),
-    Case("roll", gpuad.roll, lambda x, shifts, dims=None: np.roll(x, shifts, dims), [((),), ((0, 2),)],
-         kwargs=[{"shifts": 2}]),
-    Case("rot90", gpuad.rot90, lambda x, k=1, dims=(0, 1): np.rot90(x, k, dims), [((2, 3),), ((2, 3, 4),)],
+                              {"shifts": (1, 2), "dims": (0, 1)},
+                              {"shifts": (2, 1), "dims": (1, 1)}, {"shifts": 3, "dims": 0}]),
+    Case("roll", gpuad.roll, lambda x, shifts, dims=None: np.roll(x, shifts, dims),
+         [((),), ((0, 2),)], kwargs=[{"shifts": 2}]),
+    Case("rot90", gpuad.rot90, lambda x, k=1, dims=(0, 1): np.rot90(x, k, dims),
+         [((2, 3),), ((2, 3, 4),)],
          kwargs=[{}, {"k": 2}, {"k": -1}, {"k": 4}, {"k": 3, "dims": (1, 0)}]),
     Case("repeat_interleave", gpuad.repeat_interleave,
          lambda x, repeats, axis=None: np.repeat(x, repeats, axis), [((2, 3),), ((),)],
@@ -422,7 +440,8 @@ BREADTH_CASES = [
     Case("atleast_2d", gpuad.atleast_2d, lambda *xs: tuple(np.atleast_2d(*xs)), [((), (3,))]),
     Case("hstack", _seq(gpuad.hstack), lambda *xs: np.hstack(xs), [((2,), (3,)), ((2, 1), (2, 3))]),
     Case("vstack", _seq(gpuad.vstack), lambda *xs: np.vstack(xs), [((3,), (2, 3)), ((), ())]),
-    Case("dstack", _seq(gpuad.dstack), lambda *xs: np.dstack(xs), [((3,), (3,)), ((2, 3), (2, 3, 2))]),
+    Case("dstack", _seq(gpuad.dstack), lambda *xs: np.dstack(xs),
+         [((3,), (3,)), ((2, 3), (2, 3, 2))]),
     Case("column_stack", _seq(gpuad.column_stack), lambda *xs: np.column_stack(xs),
          [((3,), (3, 2)), ((), ())]),
     Case("meshgrid", gpuad.meshgrid, lambda *xs, indexing: np.meshgrid(*xs, indexing=indexing),
@@ -445,7 +464,8 @@ BREADTH_CASES = [
          diff=(0, 2)),
     Case("scatter", lambda x, i, dim, value: gpuad.scatter(x, dim, i, value=value),
          lambda x, i, axis, value: _scatter_ref(x, i, np.full(i.shape, value), axis),
-         [((3, 4), (3, 2))], kwargs=[{"dim": 1, "value": 1.5}], make=_floats_and_ints(4), diff=(0,)),
+         [((3, 4), (3, 2))], kwargs=[{"dim": 1, "value": 1.5}], make=_floats_and_ints(4),
+         diff=(0,)),
     Case("scatter_add", lambda x, i, src, dim: gpuad.scatter_add(x, dim, i, src), _scatter_add_ref,
          [((3, 4), (5, 4), (5, 4)), ((3, 4), (2, 2), (3, 3))], kwargs=[{"dim": 0}],
          make=_with_index(3), diff=(0, 2)),
@@ -460,7 +480,8 @@ BREADTH_CASES = [
          make=lambda rng, shapes: [REAL(rng, shapes[0]), REAL(rng, shapes[1]),
                                    rng.integers(0, 2, shapes[2])], diff=(0, 1)),
     Case("index_add", lambda x, i, src, dim, alpha=1: gpuad.index_add(x, dim, i, src, alpha=alpha),
-         lambda x, i, src, axis, alpha=1: _index_put_ref(x, alpha * src, _along_ref(x, i, axis), True),
+         lambda x, i, src, axis, alpha=1:
+         _index_put_ref(x, alpha * src, _along_ref(x, i, axis), True),
          [((3, 4), (5,), (3, 5))], kwargs=[{"dim": 1}, {"dim": -1, "alpha": -0.5}],
          make=_with_index(4), diff=(0, 2)),
     Case("index_copy", lambda x, i, src, dim: gpuad.index_copy(x, dim, i, src),

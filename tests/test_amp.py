@@ -49,7 +49,8 @@ def test_reductions_softmax_losses_and_norms_run_in_float32():
         for name, out in [("sum", h.sum()), ("mean", h.mean(1)), ("var", h.var()),
                           ("logsumexp", h.logsumexp(1)), ("norm", h.norm()),
                           ("cumsum", h.cumsum(1)), ("prod", h.prod(1)),
-                          ("softmax", F.softmax(h, dim=1)), ("log_softmax", F.log_softmax(h, dim=1)),
+                          ("softmax", F.softmax(h, dim=1)),
+                          ("log_softmax", F.log_softmax(h, dim=1)),
                           ("cross_entropy", F.cross_entropy(h, target)),
                           ("mse_loss", F.mse_loss(h, h)), ("l1_loss", F.l1_loss(h, h)),
                           ("bce_with_logits", F.binary_cross_entropy_with_logits(h, h.sigmoid())),
@@ -148,7 +149,8 @@ def test_a_parameter_is_cast_once_per_region_and_again_after_it_changes():
 
 
 def test_bad_arguments():
-    with pytest.raises(RuntimeError, match="bfloat16 is not available on cpu: numpy has no bfloat16"):
+    with pytest.raises(RuntimeError, match="bfloat16 is not available on cpu: "
+                                           "numpy has no bfloat16"):
         gpuad.autocast("cpu", dtype=gpuad.bfloat16)
     with pytest.raises(ValueError, match="float16 or gpuad.bfloat16"):
         gpuad.autocast("cpu", dtype=f32)

@@ -28,7 +28,8 @@ def test_backward_inf_names_the_op_and_where_it_was_created():
         with pytest.raises(AnomalyError, match=r"backward of 'sqrt' produced Inf.*called at "
                                                + line.replace("\\", "\\\\")):
             y.sum().backward()  # ... but d sqrt/dx at 0 is inf
-    assert line.endswith(f"test_anomaly.py:{test_backward_inf_names_the_op_and_where_it_was_created.__code__.co_firstlineno + 3}")
+    first = test_backward_inf_names_the_op_and_where_it_was_created.__code__.co_firstlineno
+    assert line.endswith(f"test_anomaly.py:{first + 3}")
 
 
 def test_off_by_default_and_free_of_checks():
@@ -60,7 +61,8 @@ def test_debug_mode_says_which_module_and_gives_dtypes_devices_and_line():
     finally:
         gpuad.set_debug(False)
     notes = getattr(info.value, "__notes__", [])
-    assert any("Linear.forward" in n for n in notes) and any("Sequential.forward" in n for n in notes)
+    assert (any("Linear.forward" in n for n in notes)
+            and any("Sequential.forward" in n for n in notes))
     with pytest.raises(ValueError, match=r"dtypes float32, float32; devices cpu, cpu; called at "):
         gpuad.set_debug(True)
         try:

@@ -19,7 +19,7 @@ LAYERS = [
     ("gpuad.nn", "gpuad.utils", "gpuad.distributions"),  # modules, layers, functional maths
     ("gpuad.optim",),
     ("gpuad.data",),
-    ("gpuad.training", "gpuad.preemption"),
+    ("gpuad.training", "gpuad.preemption", "gpuad.compiler"),
     ("gpuad",),                                        # re-exports only
 ]
 # The one edge upward, resolved late on purpose: Tensor's operators and methods are one-line

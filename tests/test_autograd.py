@@ -117,7 +117,8 @@ def test_non_scalar_backward_needs_a_gradient():
 
 def test_backward_gradient_shape_must_match():
     x = leaf([1.0, 2.0])
-    with pytest.raises(RuntimeError, match=r"gradient has shape \(3,\) but the output has shape \(2,\)"):
+    with pytest.raises(RuntimeError, match=r"gradient has shape \(3,\) but the output has "
+                                           r"shape \(2,\)"):
         (x * 2).backward(gradient=gpuad.ones(3, dtype=gpuad.float64))
 
 
@@ -256,7 +257,8 @@ def test_backward_create_graph_leaves_a_differentiable_grad():
 def test_mixed_devices_name_the_op_and_both_devices():
     a = gpuad.tensor([1.0])
     b = gpuad.tensor([1.0], device="strict")
-    with pytest.raises(RuntimeError, match=r"mul: expected all tensors to be on the same device.*cpu and strict"):
+    with pytest.raises(RuntimeError, match=r"mul: expected all tensors to be on the same "
+                                           r"device.*cpu and strict"):
         a * b
 
 

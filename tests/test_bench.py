@@ -178,6 +178,32 @@ def test_every_benchmark_smoke_runs(bench, tmp_path, capsys):
     assert "synthetic" in printed and "/floor" in printed and "cnn" in printed
 
 
+def test_compiled_benchmarks_smoke_run(bench, capsys):
+    """overhead_compiled and mlp_compiled (cnn_compiled is wired the same way, and slower to
+    run): gpuad.compile'd steps in rounds of their own with the floor and torch; the same batches
+    end at the floor's loss."""
+    torch = runners.import_torch()
+    names = ["overhead_compiled", "mlp_compiled"]
+    rows = bench.main(names + TINY)
+    frameworks = ["gpuad_compiled", "floor"] + (["torch"] if torch is not None else [])
+    by = {}
+    for row in rows:
+        by.setdefault(row["bench"], []).append(row)
+        base = row["bench"].removesuffix("_compiled")
+        assert COMMON_KEYS | EXTRA_KEYS[base] <= set(row), row["bench"]
+    assert list(by) == names
+    for name in names[1:]:
+        assert [r["framework"] for r in by[name]] == frameworks
+        key = "train_loss_last" if name == "mlp_compiled" else "loss"
+        losses = [r[key] for r in by[name]]
+        assert max(losses) - min(losses) < 1e-3 * max(losses), (name, losses)
+    assert {r["framework"] for r in by["overhead_compiled"]} == set(frameworks)
+    assert "mlp_compiled" in capsys.readouterr().out
+    for name in names + ["cnn_compiled"]:
+        assert name in bench.selected(bench.parse_args(["--all"])) and name in bench.BENCHMARKS
+    assert set(bench.SETUPS) >= {"mlp_compiled", "cnn_compiled"}
+
+
 def test_all_runs_matmul_rate_and_amp_on_cuda_only(bench):
     for name in ("matmul_rate", "amp"):
         assert name not in bench.selected(bench.parse_args(["--all"]))

@@ -84,6 +84,21 @@ def test_resume_after_an_interrupt_matches_an_uninterrupted_run(text, tmp_path, 
     assert [r["step"] for r in metrics(tmp_path / "run.metrics.jsonl")] == [10, 20]
 
 
+def test_compiled_training_matches_eager_training(text, tmp_path):
+    """--compile replays the recorded step (AdamW, the scheduler's learning rate, clipping,
+    dropout): the same weights and losses, bit for bit."""
+    train = load_script("train_charlm")
+    common = ["--text", str(text), "--max-steps", "20", "--dropout", "0.1"] + TINY
+    runs = [train.main(common + ["--metrics", str(tmp_path / f"{i}.jsonl")] + extra)
+            for i, extra in enumerate([[], ["--compile"]])]
+    (eager, compiled) = [[{k: r[k] for k in ("step", "train_loss", "val_loss", "lr")}
+                          for r in metrics(tmp_path / f"{i}.jsonl")] for i in range(2)]
+    assert compiled == eager
+    for (name, a), (_, b) in zip(runs[0]["model"].state_dict().items(),
+                                 runs[1]["model"].state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+
+
 def test_sample_from_a_checkpoint(text, tmp_path, capsys):
     train = load_script("train_charlm")
     ck = tmp_path / "run.ckpt"

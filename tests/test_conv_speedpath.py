@@ -1,5 +1,5 @@
-"""The CNN hot path (gpuad.ops.conv): conv2d as one _convolution op that keeps no im2col columns alive,
-and max pooling whose windows tile the input (2x2 on even sizes), checked against the general
+"""The CNN hot path (gpuad.ops.conv): conv2d as one _convolution op that keeps no im2col columns
+alive, and max pooling whose windows tile the input (2x2 on even sizes), checked against the general
 paths and torch. The op table (conv_cases.py) checks values and gradients; this file checks what the
 fast paths must keep: the tie rule, NaN handling, and the memory a forward leaves in the graph."""
 import tracemalloc

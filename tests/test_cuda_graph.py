@@ -76,3 +76,38 @@ def test_graph_matmul_kernel_matches_cublas(m, k, n, dtype, layout):
     got, want = kernels._gemm_kernel(a, b), a @ b
     tol = 1e-4 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(cupy.asnumpy(got), cupy.asnumpy(want), rtol=tol, atol=tol * k)
+
+
+@pytest.mark.parametrize("sa, sb", [((2, 3, 4), (2, 4, 5)), ((3, 4), (2, 2, 4, 5)),
+                                    ((2, 1, 3, 4), (3, 4, 5))])
+def test_graph_matmul_kernel_loops_over_stacks_of_matrices(sa, sb, monkeypatch):
+    """Stacks of matrices (attention, grouped convolutions in gpuad.compile's graphs) go through
+    the 2-D kernel one matrix at a time, broadcasting the stack dims as matmul does; acted out
+    with numpy standing in for CuPy and for the 2-D kernel."""
+    from gpuad.backend import kernels
+    monkeypatch.setattr(kernels, "cupy", np)
+    calls = []
+
+    def gemm_2d(a, b, out):
+        calls.append(out.shape)
+        np.matmul(a, b, out=out)
+        return out
+    monkeypatch.setattr(kernels, "_gemm_into", gemm_2d)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    got = kernels._gemm_kernel(a, b)
+    np.testing.assert_array_equal(got, a @ b)
+    assert len(calls) == int(np.prod(got.shape[:-2])) and set(calls) == {got.shape[-2:]}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("sa, sb", [((2, 3, 4), (2, 4, 5)), ((2, 2, 5, 8), (8, 3))])
+def test_graph_matmul_kernel_on_stacks_matches_cublas(sa, sb):
+    import cupy
+
+    from gpuad.backend import kernels
+    rng = np.random.default_rng(1)
+    a = cupy.asarray(rng.standard_normal(sa), "float32")
+    b = cupy.asarray(rng.standard_normal(sb), "float32")
+    np.testing.assert_allclose(cupy.asnumpy(kernels._gemm_kernel(a, b)), cupy.asnumpy(a @ b),
+                               rtol=1e-4, atol=1e-4)

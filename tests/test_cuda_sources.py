@@ -1,8 +1,8 @@
-"""Every CUDA source gpuad ships (gpuad.kernels.cuda_sources()) compiles with NVRTC for a current GPU
-architecture, wrapped exactly as CuPy wraps it, so a broken kernel fails here, on a machine without
-a GPU, instead of on the first run on one. NVRTC is the nvidia-cuda-nvrtc wheel of the dev extra
-(Linux x86-64), which CuPy finds through cuda-pathfinder; without it these tests skip, except in CI
-on Linux x86-64, where the dev extra installs it and not finding it is an error."""
+"""Every CUDA source gpuad ships (gpuad.kernels.cuda_sources()) compiles with NVRTC for a current
+GPU architecture, wrapped exactly as CuPy wraps it, so a broken kernel fails here, on a machine
+without a GPU, instead of on the first run on one. NVRTC is the nvidia-cuda-nvrtc wheel of the dev
+extra (Linux x86-64), which CuPy finds through cuda-pathfinder; without it these tests skip, except
+in CI on Linux x86-64, where the dev extra installs it and not finding it is an error."""
 import os
 import platform
 import re

@@ -172,23 +172,24 @@ def test_activation_references_match_their_formulas(shape):
     rng = np.random.default_rng(1)
     x, g = _x(rng, shape, np.float64), _g(rng, shape, np.float64)
     s = _sigmoid(x)
-    np.testing.assert_allclose(kernels.DISPATCHERS["sigmoid"](x), s, rtol=1e-14)
-    np.testing.assert_array_equal(kernels.DISPATCHERS["relu_backward"](g, np.maximum(x, 0)), np.where(x > 0, g, 0))
-    np.testing.assert_allclose(kernels.DISPATCHERS["tanh_backward"](g, np.tanh(x)), g / np.cosh(x) ** 2,
+    ref = kernels.DISPATCHERS
+    np.testing.assert_allclose(ref["sigmoid"](x), s, rtol=1e-14)
+    np.testing.assert_array_equal(ref["relu_backward"](g, np.maximum(x, 0)), np.where(x > 0, g, 0))
+    np.testing.assert_allclose(ref["tanh_backward"](g, np.tanh(x)), g / np.cosh(x) ** 2,
                                rtol=1e-12, atol=1e-15)  # from the output: tanh(40) == 1
-    np.testing.assert_allclose(kernels.DISPATCHERS["sigmoid_backward"](g, s), g * np.exp(-x) * s * s, rtol=1e-12,
+    np.testing.assert_allclose(ref["sigmoid_backward"](g, s), g * np.exp(-x) * s * s, rtol=1e-12,
                                atol=1e-15)
-    np.testing.assert_allclose(kernels.DISPATCHERS["silu"](x), x * s, rtol=1e-14)
+    np.testing.assert_allclose(ref["silu"](x), x * s, rtol=1e-14)
     for approximate in ("none", "tanh"):
-        np.testing.assert_allclose(kernels.DISPATCHERS["gelu"](x, approximate=approximate), _gelu(x, approximate),
+        np.testing.assert_allclose(ref["gelu"](x, approximate=approximate), _gelu(x, approximate),
                                    rtol=1e-13, atol=1e-300)
     small = x / 10  # finite differences, away from the flat tails
-    np.testing.assert_allclose(kernels.DISPATCHERS["silu_backward"](g, small),
+    np.testing.assert_allclose(ref["silu_backward"](g, small),
                                g * _numeric_derivative(lambda a: a * _sigmoid(a), small),
                                rtol=1e-7, atol=1e-9)
     for approximate in ("none", "tanh"):
         np.testing.assert_allclose(
-            kernels.DISPATCHERS["gelu_backward"](g, small, approximate=approximate),
+            ref["gelu_backward"](g, small, approximate=approximate),
             g * _numeric_derivative(lambda a, form=approximate: _gelu(a, form), small), rtol=1e-7,
             atol=1e-9)
 
@@ -208,7 +209,8 @@ def test_softmax_nll_references_match_log_softmax_and_one_hot(shape):
     logp = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
     one_hot = np.moveaxis(np.eye(classes)[target], -1, 1)
     picked = (logp * one_hot).sum(axis=1)
-    np.testing.assert_allclose(kernels.DISPATCHERS["softmax_nll"](x, target, w), -picked * w, rtol=1e-13)
+    np.testing.assert_allclose(kernels.DISPATCHERS["softmax_nll"](x, target, w), -picked * w,
+                               rtol=1e-13)
     np.testing.assert_allclose(kernels.DISPATCHERS["softmax_nll_grad"](x, target, w),
                                (np.exp(logp) - one_hot) * np.expand_dims(w, 1), rtol=1e-12,
                                atol=1e-15)
@@ -425,11 +427,13 @@ def test_row_kernels_refuse_what_they_do_not_cover(name, monkeypatch):
 def test_float16_and_mixed_dtypes_use_the_reference():
     cupy = _cupy()
     x = cupy.asarray(np.linspace(-3, 3, 11, dtype=np.float16))
-    np.testing.assert_allclose(backend.asnumpy(kernels.DISPATCHERS["silu"](x)),
-                               kernels.DISPATCHERS["silu"](backend.asnumpy(x)), rtol=4e-3, atol=1e-3)
+    silu = kernels.DISPATCHERS["silu"]
+    np.testing.assert_allclose(backend.asnumpy(silu(x)), silu(backend.asnumpy(x)), rtol=4e-3,
+                               atol=1e-3)
     g = cupy.ones(11, dtype=cupy.float64)
     y = cupy.asarray(np.linspace(-1, 1, 11, dtype=np.float32))
-    out = kernels.DISPATCHERS["relu_backward"](g, y)  # different dtypes: the reference promotes, like numpy
+    # different dtypes: the reference promotes, like numpy
+    out = kernels.DISPATCHERS["relu_backward"](g, y)
     assert out.dtype == np.float64
     np.testing.assert_array_equal(backend.asnumpy(out), (backend.asnumpy(y) > 0).astype(float))
 

@@ -13,7 +13,8 @@ def _function(forward, backward):
 def test_a_wrong_rule_is_reported_with_input_and_element():
     wrong = _function(lambda ctx, x: x * x, lambda ctx, g: g)  # forgets the factor 2x
     x = gpuad.tensor(np.array([0.5, 1.5, -2.0]), requires_grad=True)
-    with pytest.raises(gpuad.GradcheckError, match=r"input 0 \(shape \(3,\)\), element \(1,\).*analytic.*numeric"):
+    with pytest.raises(gpuad.GradcheckError, match=r"input 0 \(shape \(3,\)\), element "
+                                                   r"\(1,\).*analytic.*numeric"):
         gpuad.gradcheck(wrong.apply, [x])
     assert gpuad.gradcheck(wrong.apply, [x], raise_exception=False) is False
 

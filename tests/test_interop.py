@@ -53,7 +53,8 @@ def test_from_numpy_refuses_what_a_tensor_cannot_hold():
 
 
 # ---- DLPack with numpy ---------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64", "int32", "uint8", "bool"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64", "int32", "uint8",
+                                   "bool"])
 def test_dlpack_round_trip_with_numpy_shares_memory(dtype):
     t = gpuad.tensor(np.arange(6).reshape(2, 3) % 2).to(np.dtype(dtype))
     assert t.__dlpack_device__() == (1, 0)

@@ -7,16 +7,18 @@ import models
 
 ROWS = [  # model factory, input shape, expected parameter count
     (lambda: models.MLP(), (3, 1, 28, 28), 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10),
-    (lambda: models.MLP(in_features=12, hidden=(7,), num_classes=3), (4, 12), 12 * 7 + 7 + 7 * 3 + 3),
+    (lambda: models.MLP(in_features=12, hidden=(7,), num_classes=3), (4, 12),
+     12 * 7 + 7 + 7 * 3 + 3),
     (lambda: models.LeNet5(), (2, 1, 28, 28),
      16 * 9 + 16 + 32 * 16 * 9 + 32 + 1568 * 128 + 128 + 128 * 10 + 10),
     (lambda: models.LeNet5(channels=(6, 16), kernel_size=5, hidden=(120, 84)), (2, 1, 28, 28),
      6 * 25 + 6 + 16 * 6 * 25 + 16 + 784 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10),
     (lambda: models.ResNet(widths=(4, 8), blocks_per_stage=1), (2, 1, 28, 28), None),
 ]
+IDS = ["mlp", "mlp_small", "lenet5", "lenet5_classic", "resnet"]
 
 
-@pytest.mark.parametrize("factory,shape,count", ROWS, ids=["mlp", "mlp_small", "lenet5", "lenet5_classic", "resnet"])
+@pytest.mark.parametrize("factory,shape,count", ROWS, ids=IDS)
 def test_model_forward_backward(factory, shape, count, device):
     gpuad.manual_seed(0)
     model = factory().to(device)
@@ -33,7 +35,7 @@ def test_model_forward_backward(factory, shape, count, device):
         assert p.grad.dtype == gpuad.float32 and p.grad.device == gpuad.device(device), name
 
 
-@pytest.mark.parametrize("factory,shape,count", ROWS, ids=["mlp", "mlp_small", "lenet5", "lenet5_classic", "resnet"])
+@pytest.mark.parametrize("factory,shape,count", ROWS, ids=IDS)
 def test_model_state_dict_round_trip(factory, shape, count, tmp_path):
     gpuad.manual_seed(1)
     a = factory()

@@ -16,7 +16,8 @@ from models.lenet import LeNet5
 from models.mlp import MLP
 
 OPTIMIZERS = {
-    "sgd_momentum": lambda p: gpuad.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4),
+    "sgd_momentum": lambda p: gpuad.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True,
+                                              weight_decay=1e-4),
     "adam": lambda p: gpuad.optim.Adam(p, lr=1e-3, amsgrad=True),
     "adamw": lambda p: gpuad.optim.AdamW(p, lr=1e-3),
     "rmsprop": lambda p: gpuad.optim.RMSprop(p, lr=1e-3, momentum=0.9, centered=True),
@@ -63,8 +64,9 @@ def test_cnn_training_steps_never_sync():
 def test_the_guard_catches_each_kind_of_sync():
     """The tests above can fail: every kind of host read raises inside the guard."""
     x = gpuad.randn(4, device="strict")
-    reads = {"item": lambda: x[0].item(), "float": lambda: float(x.sum()), "bool": lambda: bool(x[0] > 0),
-             "to host": lambda: x.cpu(), "mask": lambda: x[x > 0], "nonzero": lambda: x.array.nonzero()}
+    reads = {"item": lambda: x[0].item(), "float": lambda: float(x.sum()),
+             "bool": lambda: bool(x[0] > 0), "to host": lambda: x.cpu(), "mask": lambda: x[x > 0],
+             "nonzero": lambda: x.array.nonzero()}
     for what, read in reads.items():
         with forbid_host_sync(), pytest.raises(RuntimeError, match="synchronise"):
             read()

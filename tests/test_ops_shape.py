@@ -26,7 +26,7 @@ def _raises(exc, message):
     return pytest.raises(exc, match=re.escape(message))
 
 
-# ---- getitem ---------------------------------------------------------------------------------------
+# ---- getitem -------------------------------------------------------------------------------------
 def test_repeated_integer_indices_accumulate_gradient(device):
     x = _x(device, (4,))
     x[_t([0, 2, 0, 0], device)].sum().backward()
@@ -158,7 +158,7 @@ def test_out_of_range_indices_are_caught_on_a_device_when_asked(monkeypatch):
         x.gather(1, _t([[4]], "strict"))
 
 
-# ---- tuples: split and chunk -----------------------------------------------------------------------
+# ---- tuples: split and chunk ---------------------------------------------------------------------
 def test_split_and_chunk_return_tuples(device):
     x = _x(device, (5, 2))
     parts = x.split(2)
@@ -174,7 +174,7 @@ def test_split_and_chunk_return_tuples(device):
     np.testing.assert_array_equal(_np(x.grad)[:, 0], [2, 2, 3, 3, 3])
 
 
-# ---- Tensor methods --------------------------------------------------------------------------------
+# ---- Tensor methods ------------------------------------------------------------------------------
 def test_tensor_methods(device):
     a = np.arange(6.0).reshape(2, 3)
     x = _t(a, device)
@@ -187,7 +187,8 @@ def test_tensor_methods(device):
         (x.expand(4, 2, 3), np.broadcast_to(a, (4, 2, 3))),
         (x[:1].expand(3, -1), np.broadcast_to(a[:1], (3, 3))),
         (x.expand_as(_x(device, (2, 2, 3))), np.broadcast_to(a, (2, 2, 3))),
-        (x.broadcast_to((3, 2, 3)), np.broadcast_to(a, (3, 2, 3))), (x.repeat(2, 1), np.tile(a, (2, 1))),
+        (x.broadcast_to((3, 2, 3)), np.broadcast_to(a, (3, 2, 3))),
+        (x.repeat(2, 1), np.tile(a, (2, 1))),
         (x.repeat(1, 2, 1), np.tile(a, (1, 2, 1))), (x.tile(2), np.tile(a, 2)),
         (x.gather(1, _t([[2, 0], [1, 1]], device)), [[2.0, 0.0], [4.0, 4.0]]),
         (x.index_select(1, _t([2, 2], device)), a[:, [2, 2]]), (x.tril(), np.tril(a)),
@@ -231,7 +232,7 @@ def test_cat_gradient_skips_inputs_without_grad():
     assert a.grad.shape == (2, 3) and b.grad is None
 
 
-# ---- errors ----------------------------------------------------------------------------------------
+# ---- errors --------------------------------------------------------------------------------------
 def test_error_messages():
     x = _x("cpu", (2, 3))
     cases = [
@@ -244,7 +245,8 @@ def test_error_messages():
         (lambda: gpuad.cat([x], dim=2), IndexError,
          "cat: dim 2 is out of range for a tensor of shape (2, 3) (expected a dim in [-2, 1])"),
         (lambda: gpuad.stack([x, _x("cpu", (3, 2))]), RuntimeError,
-         "stack: expects each tensor to be equal size, but got (2, 3) at entry 0 and (3, 2) at entry 1"),
+         ("stack: expects each tensor to be equal size, but got (2, 3) at entry 0 and (3, 2) at "
+          "entry 1")),
         (lambda: x.reshape(4, 2), RuntimeError,
          "reshape: cannot reshape a tensor of shape (2, 3) (6 elements) into shape (4, 2)"),
         (lambda: x.view(-1, -1), RuntimeError, "reshape: cannot reshape a tensor of shape (2, 3)"),
@@ -252,25 +254,30 @@ def test_error_messages():
          ("expand: the expanded size 4 must match the existing size 3 at non-singleton dim 1; "
           "target shape (2, 4), tensor shape (2, 3)")),
         (lambda: x.expand(3), RuntimeError, "expand: the target shape (3,) has fewer dims than"),
-        (lambda: x.expand(-1, 2, 3), RuntimeError, "expand: -1 (or a negative size) is not allowed"),
+        (lambda: x.expand(-1, 2, 3), RuntimeError,
+         "expand: -1 (or a negative size) is not allowed"),
         (lambda: x.permute(0, 0), RuntimeError,
          "permute: dims (0, 0) is not a permutation of the 2 dims of a tensor of shape (2, 3)"),
         (lambda: x.permute(0), RuntimeError, "permute: dims (0,) is not a permutation"),
         (lambda: x.transpose(0, 2), IndexError, "swapaxes: dim 2 is out of range"),
         (lambda: x.squeeze(3), IndexError, "squeeze: dim 3 is out of range"),
         (lambda: x.unsqueeze(-4), IndexError,
-         "unsqueeze: dim -4 is out of range for a tensor of shape (2, 3) (expected a dim in [-3, 2])"),
+         ("unsqueeze: dim -4 is out of range for a tensor of shape (2, 3) (expected a dim in "
+          "[-3, 2])")),
         (lambda: x.flatten(1, 0), RuntimeError, "flatten: start_dim 1 comes after end_dim 0"),
         (lambda: x.flip(0, -2), RuntimeError, "flip: dims (0, -2) name a dim more than once"),
-        (lambda: x.repeat(2), RuntimeError, "repeat: repeats (2,) must be non-negative and at least"),
+        (lambda: x.repeat(2), RuntimeError,
+         "repeat: repeats (2,) must be non-negative and at least"),
         (lambda: x.split([1, 3], dim=1), RuntimeError,
          "split: sizes [1, 3] must be non-negative and add up to 3, the size of dim 1"),
         (lambda: x.split(0), RuntimeError, "split: split_size must be positive"),
         (lambda: x.chunk(0), RuntimeError, "chunk: chunks must be positive, got 0"),
-        (lambda: gpuad.pad(x, (1, 2, 3)), ValueError, "pad: the padding must hold (left, right) pairs"),
+        (lambda: gpuad.pad(x, (1, 2, 3)), ValueError,
+         "pad: the padding must hold (left, right) pairs"),
         (lambda: gpuad.pad(x, (1, 1), mode="mirror"), ValueError, "pad: mode must be one of"),
         (lambda: gpuad.pad(x, (3, 0), mode="reflect"), ValueError,
-         "pad: reflect padding must be smaller than the size of the padded dim, got (3, 0) for dim 1"),
+         ("pad: reflect padding must be smaller than the size of the padded dim, got (3, 0) for "
+          "dim 1")),
         (lambda: gpuad.pad(x, (1, 0), mode="replicate", value=2.0), ValueError,
          "pad: mode 'replicate' takes no fill value"),
         (lambda: gpuad.pad(x, (-2, -2)), RuntimeError, "pad: padding (-2, -2) would crop"),
@@ -293,7 +300,7 @@ def test_error_messages():
             fn()
 
 
-# ---- second derivatives through the index primitives ------------------------------------------------
+# ---- second derivatives through the index primitives ---------------------------------------------
 SECOND_ORDER = {
     "getitem-ints": lambda x: x[[0, 2, 2], 1:] ** 2,
     "getitem-mask": lambda x: x[x.detach() > 0] ** 3,

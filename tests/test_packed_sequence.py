@@ -47,7 +47,7 @@ def _flat(out):
             *(state if isinstance(state, tuple) else (state,))]
 
 
-# ---- layout and round trips -----------------------------------------------------------------------
+# ---- layout and round trips ----------------------------------------------------------------------
 def test_packed_layout_is_torchs(device):
     """The example of torch's pad_packed_sequence docstring, value by value."""
     seq = gpuad.tensor([[1, 2, 0], [3, 0, 0], [4, 5, 6]], device=device)
@@ -55,7 +55,8 @@ def test_packed_layout_is_torchs(device):
     data, batch_sizes, sorted_indices, unsorted_indices = packed  # a namedtuple, as in torch
     assert _arr(data).tolist() == [4, 1, 3, 5, 2, 6] and data.device == gpuad.device(device)
     assert batch_sizes.tolist() == [3, 2, 1] and batch_sizes.device == gpuad.device("cpu")
-    assert _arr(sorted_indices).tolist() == [2, 0, 1] and _arr(unsorted_indices).tolist() == [1, 2, 0]
+    assert _arr(sorted_indices).tolist() == [2, 0, 1]
+    assert _arr(unsorted_indices).tolist() == [1, 2, 0]
     assert sorted_indices.device == gpuad.device(device) and sorted_indices.dtype == gpuad.int64
     padded, lengths = pad_packed_sequence(packed, batch_first=True)
     assert _arr(padded).tolist() == [[1, 2, 0], [3, 0, 0], [4, 5, 6]]
@@ -114,7 +115,8 @@ def test_pad_sequence_pack_sequence_and_back(batch_first, device):
 def test_reachable_where_torch_keeps_them():
     from gpuad.nn.utils.rnn import pack_padded_sequence as from_torchs_path
     assert from_torchs_path is pack_padded_sequence
-    assert gpuad.nn.utils.rnn.PackedSequence is PackedSequence and callable(gpuad.nn.utils.clip_grad_norm_)
+    assert gpuad.nn.utils.rnn.PackedSequence is PackedSequence
+    assert callable(gpuad.nn.utils.clip_grad_norm_)
 
 
 def test_packed_sequence_behaves_like_torchs():

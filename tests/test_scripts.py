@@ -50,6 +50,20 @@ def test_train_mnist_smoke(model, capsys, tmp_path):
 
 
 @needs_mnist
+def test_train_mnist_compiled_matches_eager(capsys):
+    """--compile records train_epoch's step once and replays it: the same losses, bit for bit."""
+    train = load_script("train_mnist")
+    common = ["--epochs", "2", "--max-steps", "4", "--no-progress", "--device", "cpu"]
+    runs = [train.main(common + extra) for extra in ([], ["--compile"])]
+    for a, b in zip(runs[0]["history"], runs[1]["history"]):
+        assert {k: v for k, v in a.items() if k != "samples_per_s"} == {
+            k: v for k, v in b.items() if k != "samples_per_s"}
+    for (name, a), (_, b) in zip(runs[0]["model"].state_dict().items(),
+                                 runs[1]["model"].state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+
+
+@needs_mnist
 def test_train_mnist_mlp_learns(capsys):
     """Two full epochs of the default model on real MNIST: at least 96.5% test accuracy (97.0%
     measured; the README's five epochs reach 97.9%)."""
@@ -100,8 +114,10 @@ def test_interrupt_keeps_the_last_complete_checkpoint(tmp_path, monkeypatch, cap
 def test_loc_counts_gpuad_and_the_engine(capsys):
     loc = load_script("loc")
     counts = loc.main([])
-    *files, total, engine = capsys.readouterr().out.splitlines()
+    *files, total, engine, without_table = capsys.readouterr().out.splitlines()
     assert "gpuad/tensor.py" in counts and "gpuad/ops/__init__.py" in counts
     assert int(total.split()[0]) == sum(counts.values()) and len(files) == len(counts)
     assert engine.endswith("engine (backend/__init__.py, tensor, autograd, ops/__init__.py)")
     assert counts["gpuad/tensor.py"] < int(engine.split()[0]) < sum(counts.values())
+    assert 0 < int(without_table.split()[0]) < int(engine.split()[0])
+    assert "one-line Tensor method delegations" in without_table

@@ -46,7 +46,8 @@ def test_creation_functions(device):
     assert gpuad.zeros_like(like).tolist() == [0.0, 0.0]
     assert gpuad.full_like(like, 2).tolist() == [2.0, 2.0]
     assert gpuad.arange(1, 7, 2, device=device).tolist() == [1, 3, 5]
-    np.testing.assert_allclose(gpuad.linspace(0, 1, 5, device=device).tolist(), [0, .25, .5, .75, 1])
+    np.testing.assert_allclose(gpuad.linspace(0, 1, 5, device=device).tolist(),
+                               [0, .25, .5, .75, 1])
     np.testing.assert_array_equal(backend.asnumpy(gpuad.eye(3, device=device).array), np.eye(3))
 
 
@@ -72,14 +73,16 @@ def test_attributes_and_repr():
     assert x.size() == (2, 3) and x.size(1) == 3 and x.numel() == 6
     assert x.is_leaf and x.grad is None and x.grad_fn is None
     assert x.device == gpuad.device("cpu") == "cpu"
-    assert "requires_grad=True" in repr(x) and "dtype=float32" in repr(x) and "device='cpu'" in repr(x)
+    assert ("requires_grad=True" in repr(x) and "dtype=float32" in repr(x)
+            and "device='cpu'" in repr(x))
     y = x * 2
     assert not y.is_leaf and "grad_fn=<mulBackward>" in repr(y)
     assert x.T.shape == (3, 2)
 
 
 def test_only_float_tensors_can_require_grad():
-    with pytest.raises(RuntimeError, match="only floating point tensors can require gradients.*int64"):
+    with pytest.raises(RuntimeError, match="only floating point tensors can require "
+                                           "gradients.*int64"):
         gpuad.tensor([1, 2], requires_grad=True)
     t = gpuad.tensor([1, 2])
     with pytest.raises(RuntimeError, match="floating point"):
@@ -128,9 +131,10 @@ def test_float32_work_stays_float32_next_to_float64_scalars_and_int_arrays():
     with gpuad.no_grad():
         w -= np.float64(0.1) * w.grad
     assert w.dtype == gpuad.float32
-    assert (w * gpuad.tensor(2.0, dtype=gpuad.float64)).dtype == gpuad.float32  # 0-d doesn't promote
-    assert (gpuad.tensor([1, 2]) * 1.5).dtype == gpuad.float32  # int tensor * float -> default float
-    assert (gpuad.tensor([1, 2]) / gpuad.tensor([2, 2])).dtype == gpuad.float32  # true division
+    f64_scalar, ints = gpuad.tensor(2.0, dtype=gpuad.float64), gpuad.tensor([1, 2])
+    assert (w * f64_scalar).dtype == gpuad.float32  # 0-d doesn't promote
+    assert (ints * 1.5).dtype == gpuad.float32  # int tensor * float -> default float
+    assert (ints / gpuad.tensor([2, 2])).dtype == gpuad.float32  # true division
 
 
 def test_mixed_float_tensors_promote_and_gradients_keep_input_dtypes():
@@ -149,7 +153,8 @@ def test_to_dtype_is_differentiable_and_grads_come_back_in_the_input_dtype():
     (y * y).sum().backward()
     assert x.grad.dtype == gpuad.float32 and x.grad.tolist() == [2.0, 4.0]
     assert x.to(gpuad.float16).dtype == gpuad.float16
-    assert x.long().dtype == gpuad.int64 and x.int().dtype == gpuad.int32 and x.bool().dtype == gpuad.bool
+    assert x.long().dtype == gpuad.int64 and x.int().dtype == gpuad.int32
+    assert x.bool().dtype == gpuad.bool
     assert x.half().dtype == gpuad.float16 and x.float() is x
 
 
@@ -168,9 +173,11 @@ def test_numpy_item_tolist():
     assert gpuad.tensor(3.0).item() == 3.0 and float(gpuad.tensor([2.0])) == 2.0
     with pytest.raises(RuntimeError, match=r"only one-element tensors.*shape \(1, 2\)"):
         x.item()
-    with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad\. Use tensor\.detach\(\)\.numpy\(\) instead\."):
+    with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad\. "
+                                           r"Use tensor\.detach\(\)\.numpy\(\) instead\."):
         gpuad.tensor([1.0], requires_grad=True).numpy()
-    with pytest.raises(TypeError, match=r"can't convert a strict tensor to numpy.*\.cpu\(\)\.numpy\(\)"):
+    with pytest.raises(TypeError, match=r"can't convert a strict tensor to numpy"
+                                        r".*\.cpu\(\)\.numpy\(\)"):
         gpuad.tensor([1.0], device="strict").numpy()
     with pytest.raises(TypeError, match="implicitly"):
         np.asarray(gpuad.tensor([1.0], device="strict"))

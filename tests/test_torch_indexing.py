@@ -81,7 +81,7 @@ def raises_like(ours, theirs, *fragments):
         assert fragment in str(our_error.value), (fragment, str(our_error.value))
 
 
-# ---- indices mixing ints, slices, None, Ellipsis, index arrays and masks ----------------------------
+# ---- indices mixing ints, slices, None, Ellipsis, index arrays and masks -------------------------
 I3 = np.array([0, 2, 1])
 J21 = np.array([[1], [0]])
 M4 = np.array([True, False, True, True])
@@ -360,7 +360,8 @@ def test_stacks_and_atleast(device):
             compare(getattr(gpuad, name), getattr(torch, name), _values(shape), device=device)
         compare(lambda a, b: getattr(gpuad, name)(a, b), lambda a, b: getattr(torch, name)(a, b),
                 _values(()), _values((2,)), grad=(0, 1), device=device)
-        compare(lambda a, b: getattr(gpuad, name)([a, b]), lambda a, b: getattr(torch, name)([a, b]),
+        compare(lambda a, b: getattr(gpuad, name)([a, b]),
+                lambda a, b: getattr(torch, name)([a, b]),
                 _values(()), _values((2,)), grad=(0, 1), device=device)
     x = gpuad.zeros(3)
     assert gpuad.atleast_1d(x) is x  # as torch returns its input
@@ -427,7 +428,8 @@ def test_take_along_dim(device):
     raises_like(lambda: gpuad.take_along_dim(gpuad.zeros(3, 4), gpuad.tensor([0]), 1),
                 lambda: torch.take_along_dim(torch.zeros(3, 4), torch.tensor([0]), 1),
                 "take_along_dim", "(3, 4)", "(1,)")
-    raises_like(lambda: gpuad.take_along_dim(gpuad.zeros(3), gpuad.tensor([0], dtype=gpuad.int32), 0),
+    int32_index = gpuad.tensor([0], dtype=gpuad.int32)
+    raises_like(lambda: gpuad.take_along_dim(gpuad.zeros(3), int32_index, 0),
                 lambda: torch.take_along_dim(torch.zeros(3), torch.tensor([0]).int(), 0),
                 "take_along_dim", "int32")
     raises_like(lambda: gpuad.take_along_dim(gpuad.zeros(3), gpuad.tensor([3])),
@@ -522,7 +524,7 @@ def test_scatter_errors():
         raises_like(lambda: call(gpuad, x, i, s), lambda: call(torch, tx, ti, ts), *fragments)
 
 
-# ---- index_* ops -------------------------------------------------------------------------------------
+# ---- index_* ops ---------------------------------------------------------------------------------
 def test_index_add_copy_fill_put(device):
     x = _values((4, 3))
     for dim, index, alpha in [(0, np.array([0, 2, 0, 3]), 1), (1, np.array([2, 2]), -0.5),
@@ -605,7 +607,7 @@ def test_in_place_forms_record_like_torch():
     assert buffer.is_leaf and buffer.tolist() == [0.0, 2.0, 0.0]
 
 
-# ---- masks and nonzero -----------------------------------------------------------------------------
+# ---- masks and nonzero ---------------------------------------------------------------------------
 def test_masked_select_and_scatter(device):
     x = _values((3, 4))
     for mask in [RNG.random((3, 4)) > 0.5, np.array([True, False, False, True]),
@@ -648,7 +650,7 @@ def test_tril_triu_indices():
     assert gpuad.triu_indices(2, 2, dtype=gpuad.int32).dtype == gpuad.int32
 
 
-# ---- creation helpers, Tensor.new_*, constants -----------------------------------------------------
+# ---- creation helpers, Tensor.new_*, constants ---------------------------------------------------
 def test_new_tensors_take_the_dtype_and_device_of_their_tensor(device):
     x = gpuad.ones(2, dtype=gpuad.float64, device=device)
     tx = torch.ones(2, dtype=torch.float64)
@@ -688,7 +690,7 @@ def test_constants():
         assert ours == theirs or (np.isnan(ours) and np.isnan(theirs))
 
 
-# ---- the names exist where torch has them ---------------------------------------------------------
+# ---- the names exist where torch has them --------------------------------------------------------
 NAMES = ("diag diagonal diagonal_scatter diag_embed trace roll rot90 repeat_interleave unflatten "
          "movedim moveaxis narrow meshgrid take_along_dim scatter scatter_add scatter_reduce "
          "index_add index_copy index_fill index_put masked_select masked_scatter nonzero argwhere "

@@ -13,7 +13,8 @@ UNARY = {
     "relu": ("relu", {}), "abs": ("abs", {}), "sin": ("sin", {}), "erf": ("erf", {}),
     "leaky_relu": ("nn.functional.leaky_relu", {"negative_slope": 0.2}),
     "elu": ("nn.functional.elu", {"alpha": 0.7}), "gelu": ("nn.functional.gelu", {}),
-    "gelu_tanh": ("nn.functional.gelu", {"approximate": "tanh"}), "silu": ("nn.functional.silu", {}),
+    "gelu_tanh": ("nn.functional.gelu", {"approximate": "tanh"}),
+    "silu": ("nn.functional.silu", {}),
     "softplus": ("nn.functional.softplus", {"beta": 2.0, "threshold": 5.0}),
     "clamp": ("clamp", {"min": -0.5, "max": 1.0}), "expm1": ("expm1", {}),
 }
@@ -73,5 +74,6 @@ def test_type_promotion_matches_torch():
     for scalar in (2, 2.5, True):
         for dt in (np.float32, np.int64, np.bool_):
             ours = (gpuad.tensor(np.ones(2, dtype=dt)) * scalar).dtype
-            theirs = (torch.ones(2, dtype=getattr(torch, np.dtype(dt).name if dt is not np.bool_ else "bool")) * scalar).dtype
+            torch_dtype = getattr(torch, np.dtype(dt).name if dt is not np.bool_ else "bool")
+            theirs = (torch.ones(2, dtype=torch_dtype) * scalar).dtype
             assert str(theirs) == f"torch.{ours}", (dt, scalar)

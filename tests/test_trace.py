@@ -1,4 +1,4 @@
-"""gpuad.tape.trace (forward and reverse evaluation traces) and gpuad.tape.to_dot (the tape as DOT)."""
+"""gpuad.tape.trace (forward and reverse evaluation traces) and gpuad.tape.to_dot (tape as DOT)."""
 import dataclasses
 import json
 import math

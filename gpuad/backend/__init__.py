@@ -8,6 +8,7 @@ backend. Device kinds beyond cpu and cuda (the strict test backend) register the
 backend imports nothing of gpuad.
 """
 import contextlib
+import functools
 
 import numpy
 
@@ -45,6 +46,8 @@ class Device:
         raise AttributeError("Device is immutable")
 
     def __eq__(self, other):
+        if other is self:  # devices of arrays are shared objects (CPU, the cached cuda:N)
+            return True
         if isinstance(other, str):
             other = device(other)
         return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
@@ -126,9 +129,21 @@ def require_cuda(dev):
 # below, further device kinds through register_device.
 _XP = {numpy.ndarray: numpy}
 _DEVICE_OF = {numpy.ndarray: lambda a: CPU}
+_TO_HOST = {}  # array type -> its asnumpy, for types other than numpy's and CuPy's
+_CUDA_DEVICES = {}  # index -> Device: built once, since device_of runs on every op's inputs
+
+
+def _cuda_device_of(array):
+    index = array.data.device_id  # an int on the memory pointer; array.device builds an object
+    dev = _CUDA_DEVICES.get(index)
+    if dev is None:
+        dev = _CUDA_DEVICES[index] = Device("cuda", index)
+    return dev
+
+
 if cupy is not None:
     _XP[cupy.ndarray] = cupy
-    _DEVICE_OF[cupy.ndarray] = lambda a: Device("cuda", a.device.id)
+    _DEVICE_OF[cupy.ndarray] = _cuda_device_of
 
 
 ARRAY_TYPES = _XP.keys()  # the array types gpuad accepts as Tensor data (a live view)
@@ -151,9 +166,17 @@ def register_device(kind, array_type, module, from_host, to_host):
     `from_host(numpy_array)` and `to_host(array)` move data there and back."""
     dev = Device(kind)
     _KINDS[kind] = _Kind(module, from_host, to_host)
-    _XP[array_type] = module
-    _DEVICE_OF[array_type] = lambda a: dev
+    register_array_type(array_type, module, lambda a: dev, to_host)
     return dev
+
+
+def register_array_type(array_type, module, device_of_array, to_host):
+    """Accept arrays of `array_type` as Tensor data: `module` is their xp, `device_of_array(a)`
+    their Device and `to_host(a)` their asnumpy (gpuad.compile's tracing arrays, which stand in
+    for arrays of another type while it records a step, register themselves so)."""
+    _XP[array_type] = module
+    _DEVICE_OF[array_type] = device_of_array
+    _TO_HOST[array_type] = to_host
 
 
 def xp_of(array):
@@ -165,8 +188,33 @@ def device_of(array):
     return _DEVICE_OF[type(array)](array)
 
 
+def same_device(a, b):
+    """Whether two arrays of one type live on the same device: always for numpy and the
+    registered kinds; CuPy arrays compare GPU indices (no Device objects on this per-op path)."""
+    if cupy is not None and type(a) is cupy.ndarray:
+        return a.data.device_id == b.data.device_id
+    return type(a) is numpy.ndarray or device_of(a) == device_of(b)
+
+
 def is_array(value):
     return type(value) in ARRAY_TYPES
+
+
+# gpuad.compile's tracer while it records a step (None otherwise). The functions below that make
+# new arrays from host data report their calls to it, so a replay makes those arrays again (it
+# sees every other array operation through the arrays it hands out).
+TRACER = [None]
+
+
+def recorded(fn):
+    """Let gpuad.compile's tracer record calls of `fn`, a function making arrays from host data."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        tracer = TRACER[0]
+        if tracer is None:
+            return fn(*args, **kwargs)
+        return tracer.record_call(fn, fn.__name__, args, kwargs)
+    return call
 
 
 def asnumpy(array):
@@ -177,9 +225,10 @@ def asnumpy(array):
         return numpy.asarray(array)
     if cupy is not None and type(array) is cupy.ndarray:
         return cupy.asnumpy(array)
-    return _KINDS[device_of(array).type].to_host(array)
+    return _TO_HOST[type(array)](array)
 
 
+@recorded
 def to_device(array, dev):
     """Copy `array` to device `dev` (no copy when it is already there)."""
     dev = device(dev)
@@ -195,6 +244,7 @@ def to_device(array, dev):
     return numpy.array(host) if type(array) is not numpy.ndarray else host
 
 
+@recorded
 def asarray(data, dtype=None, dev=CPU):
     """Make an array of `data` (nested lists, scalars, arrays of any backend) on device `dev`."""
     dev = device(dev)
@@ -204,6 +254,7 @@ def asarray(data, dtype=None, dev=CPU):
     return to_device(numpy.asarray(data, dtype=dtype), dev)
 
 
+@recorded
 def create(dev, name, *args, **kwargs):
     """xp.<name>(*args) allocated on device `dev` (on the right GPU when there are several)."""
     dev = device(dev)
@@ -234,9 +285,21 @@ def indices_outside(index, low, high):
 
 def device_scope(array):
     """A context that makes `array`'s GPU the current one (so new arrays land there too)."""
-    if cupy is not None and type(array) is cupy.ndarray:
+    return gpu_scope(array) or _NO_SCOPE
+
+
+def gpu_scope(array):
+    """device_scope(array), or None where there is no current device to switch: numpy and the
+    registered kinds, and CuPy on a machine with one GPU (which is always the current one). The
+    op path calls this, so it enters a context only where one is needed."""
+    if cupy is not None and type(array) is cupy.ndarray and _several_gpus():
         return array.device
-    return _NO_SCOPE
+    return None
+
+
+@functools.cache
+def _several_gpus():
+    return cuda_device_count() > 1  # CUDA_VISIBLE_DEVICES cannot change in a running process
 
 
 _NO_SCOPE = contextlib.nullcontext()

@@ -76,15 +76,27 @@ def fused(name):
 
         def run(*args, **kwargs):
             first = args[0]
-            if (type(first) is not numpy.ndarray and cupy is not None
-                    and type(first) is cupy.ndarray and accepts(*args)):
-                return REGISTRY[name][1](*args, **kwargs)
+            if type(first) is not numpy.ndarray:
+                if cupy is not None and type(first) is cupy.ndarray:
+                    if accepts(*args):
+                        return REGISTRY[name][1](*args, **kwargs)
+                elif hasattr(type(first), "fused_call"):  # gpuad.compile's: recorded whole
+                    return first.fused_call(name, args, kwargs)
             return REGISTRY[name][0](*args, **kwargs)
         run.__name__ = run.__qualname__ = name
         run.__doc__ = reference.__doc__
         DISPATCHERS[name] = run
         return run
     return decorate
+
+
+def implementation(name, args):
+    """What fused function `name` runs for these arrays, the kernel or the reference (a compiled
+    replay calls it directly)."""
+    kernel, accepts = _KERNELS[name]
+    if cupy is not None and type(args[0]) is cupy.ndarray and accepts(*args):
+        return REGISTRY[name][1]
+    return REGISTRY[name][0]
 
 
 def _elementwise(name):
@@ -414,17 +426,31 @@ __global__ void gpuad_gemm(const T* A, const T* B, T* C, int M, int N, int K,
 _raw_source("gpuad_gemm", _GEMM_SOURCE, ("gpuad_gemm<CTYPE>",), options=())
 
 
-def _capturing_2d(a, b):
-    """CuPy refuses cuBLAS while a CUDA graph records: then 2-D float products run here."""
-    return (cuda.capturing() and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
+def _capturing_matrices(a, b):
+    """CuPy refuses cuBLAS while a CUDA graph records: then float products of matrices (2-D, or
+    stacks of them, as gpuad.compile's graphs meet in attention and grouped convolutions) run
+    here."""
+    return (cuda.capturing() and a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype
             and a.dtype in _KERNEL_DTYPES and type(b) is cupy.ndarray)
 
 
-@_kernel("matmul", accepts=_capturing_2d)
+@_kernel("matmul", accepts=_capturing_matrices)
 def _gemm_kernel(a, b):
+    if a.ndim == 2 and b.ndim == 2:
+        return _gemm_into(a, b, cupy.empty((a.shape[0], b.shape[1]), dtype=a.dtype))
+    batch = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = cupy.broadcast_to(a, batch + a.shape[-2:])
+    b = cupy.broadcast_to(b, batch + b.shape[-2:])
+    out = cupy.empty(batch + (a.shape[-2], b.shape[-1]), dtype=a.dtype)
+    for index in numpy.ndindex(*batch):  # a launch per matrix: recorded in a graph, they are free
+        _gemm_into(a[index], b[index], out[index])
+    return out
+
+
+def _gemm_into(a, b, out):
+    """out (C-contiguous, m x n) = a @ b for 2-D a and b of any strides."""
     kernel = _raw_kernel("gpuad_gemm", "gpuad_gemm<CTYPE>", a.dtype)
     (m, k), n = a.shape, b.shape[1]
-    out = cupy.empty((m, n), dtype=a.dtype)
     sa, sb = [s // a.itemsize for s in a.strides], [s // b.itemsize for s in b.strides]
     tile = _GEMM_TILE
     kernel(((n + tile - 1) // tile, (m + tile - 1) // tile), (tile, tile),

@@ -12,7 +12,7 @@ import threading
 
 import numpy
 
-from . import asnumpy, cupy, device, to_device
+from . import asnumpy, cupy, device, recorded, to_device
 
 _parse_device = device  # Generator's `device` argument shadows the function
 
@@ -71,6 +71,7 @@ def set_rng_state(state):
         _generator(device(name)).bit_generator.state = host_state
 
 
+@recorded  # gpuad.compile replays a draw from the generator, never its recorded numbers
 def draw(kind, shape, dtype, dev, *args, generator=None):
     """An array of `shape` and `dtype` on device `dev`, drawn from this thread's seeded generator
     for `dev`, or from `generator` (a Generator of dev's type). Kinds: 'uniform' [0, 1),

@@ -150,9 +150,8 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         if first is None:
             first, first_dtype = data, data.dtype
         else:
-            if type(data) is not type(first) or (
-                    type(data) is not numpy.ndarray
-                    and backend.device_of(data) != backend.device_of(first)):
+            if type(data) is not type(first) or (type(data) is not numpy.ndarray
+                                                 and not backend.same_device(data, first)):
                 raise _device_error(name, first, data)
             if data.dtype is not first_dtype:
                 mixed = True
@@ -168,10 +167,11 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
     try:
-        if type(first) is numpy.ndarray or first is None:
+        scope = None if type(first) is numpy.ndarray or first is None else backend.gpu_scope(first)
+        if scope is None:
             out = forward(*raw, **kwargs)
         else:
-            with backend.device_scope(first):  # several GPUs: compute where the inputs live
+            with scope:  # several GPUs: compute where the inputs live
                 out = forward(*raw, **kwargs)
     except (ValueError, IndexError, TypeError, RuntimeError) as error:
         raise _with_context(error, name, raw) from None

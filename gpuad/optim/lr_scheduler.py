@@ -1,4 +1,4 @@
-"""Learning-rate schedulers: they set each optimizer param group's "lr", after optim in the data flow.
+"""Learning-rate schedulers set each optimizer param group's "lr", after optim in the data flow.
 
 Like torch's, step() uses each scheduler's chainable form (a factor on the group's current lr),
 so schedulers compose (ChainedScheduler) and honour an lr changed by hand; step(epoch) and
@@ -49,8 +49,9 @@ class LRScheduler:
             if last_epoch == -1:
                 group.setdefault("initial_lr", group["lr"])
             elif "initial_lr" not in group:
-                raise KeyError(f"{type(self).__name__}: param_groups[{i}] has no 'initial_lr'; to "
-                               f"resume with last_epoch >= 0, load the optimizer's state dict first")
+                raise KeyError(f"{type(self).__name__}: param_groups[{i}] has no 'initial_lr'; "
+                               f"to resume with last_epoch >= 0, load the optimizer's state dict "
+                               f"first")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._initial_step()
@@ -145,7 +146,8 @@ class StepLR(LRScheduler):
 
 
 class MultiStepLR(LRScheduler):
-    """lr = base_lr * gamma ** (milestones passed); a repeated milestone counts twice, like torch."""
+    """lr = base_lr * gamma ** (milestones passed);
+    a repeated milestone counts twice, like torch."""
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         self.milestones, self.gamma = Counter(milestones), gamma
@@ -592,7 +594,8 @@ class OneCycleLR(LRScheduler):
                     raise ValueError(f"OneCycleLR: expected a positive integer {name}, got {value}")
             total_steps = epochs * steps_per_epoch
         if not isinstance(total_steps, int) or total_steps <= 0:
-            raise ValueError(f"OneCycleLR: expected a positive integer total_steps, got {total_steps}")
+            raise ValueError(f"OneCycleLR: expected a positive integer total_steps, "
+                             f"got {total_steps}")
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
             raise ValueError(f"OneCycleLR: expected a float pct_start in [0, 1], got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):

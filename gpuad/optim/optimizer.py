@@ -136,12 +136,16 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         self._check_grads()
+        tracer = backend.TRACER[0]  # gpuad.compile, recording a step: it runs each update
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
                     p._bump_version()  # a retained graph that saved p now refuses to backward
+                    if tracer is not None:
+                        tracer.optimizer_update(self, self._update, p, group)
+                        continue
                     with backend.device_scope(p.array):  # state and kernels on p's GPU
                         self._update(p.array, p.grad.array, self.state.setdefault(p, {}), group)
         return loss
@@ -153,8 +157,8 @@ class Optimizer:
             if g is None:
                 continue
             if g.shape != p.shape:
-                raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} but its "
-                                 f"gradient has shape {g.shape}; no parameter was updated")
+                raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} but "
+                                 f"its gradient has shape {g.shape}; no parameter was updated")
             if g.device != p.device:
                 raise RuntimeError(f"{type(self).__name__}: parameter {i} is on {p.device} but its "
                                    f"gradient is on {g.device}; no parameter was updated (move the "
@@ -167,7 +171,8 @@ class Optimizer:
 
     def state_dict(self):
         """{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}, like torch;
-        state arrays come back as Tensors sharing this optimizer's memory (torch returns references)."""
+        state arrays come back as Tensors sharing this optimizer's memory (torch returns
+        references)."""
         index, groups = {}, []
         for group in self.param_groups:
             for p in group["params"]:
@@ -182,10 +187,11 @@ class Optimizer:
         each parameter's device and dtype."""
         name = type(self).__name__
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
-            keys = list(state_dict)[:4] if isinstance(state_dict, dict) else type(state_dict).__name__
-            raise ValueError(f"{name}.load_state_dict: expected an optimizer state dict with 'state' "
-                             f"and 'param_groups' (from optimizer.state_dict()), got {keys}; a "
-                             f"model's state dict goes to model.load_state_dict")
+            is_dict = isinstance(state_dict, dict)
+            keys = list(state_dict)[:4] if is_dict else type(state_dict).__name__
+            raise ValueError(f"{name}.load_state_dict: expected an optimizer state dict with "
+                             f"'state' and 'param_groups' (from optimizer.state_dict()), got "
+                             f"{keys}; a model's state dict goes to model.load_state_dict")
         saved = state_dict["param_groups"]
         if len(saved) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved)} parameter "

@@ -130,8 +130,9 @@ def with_memory(rows, bench, runners, spec, args, torch):
         row.update(_cuda_memory(runners[name], name, spec, device, torch) if cuda else
                    probe_in_subprocess(bench, name, args))
     by_name = {r["framework"]: r for r in rows}
+    ours = "gpuad_compiled" if "gpuad_compiled" in by_name else "gpuad"
     for key in ("gpu_mem_mb",) if cuda else ("peak_rss_mb", "rss_growth_mb"):
-        mine, theirs = (by_name.get(n, {}).get(key) for n in ("gpuad", "torch"))
+        mine, theirs = (by_name.get(n, {}).get(key) for n in (ours, "torch"))
         if mine is not None and theirs:
-            by_name["gpuad"][key.replace("_mb", "_vs_torch")] = mine / theirs
+            by_name[ours][key.replace("_mb", "_vs_torch")] = mine / theirs
     return rows

@@ -15,8 +15,9 @@ def _chain_gpuad(x):
     return y
 
 
-def overhead_cases(shape, device, torch):
-    """Each case: a callable running N_OPS elementwise ops forward and backward once."""
+def overhead_cases(shape, device, torch, compiled=False):
+    """Each case: a callable running N_OPS elementwise ops forward and backward once; with
+    `compiled`, gpuad's case is the same step through gpuad.compile ("gpuad_compiled")."""
     gpuad.manual_seed(0)
     x = gpuad.randn(*shape, device=device, requires_grad=True)
     cases = {}
@@ -24,7 +25,10 @@ def overhead_cases(shape, device, torch):
     def gpuad_step():
         x.grad = None
         _chain_gpuad(x).sum().backward()
-    cases["gpuad"] = gpuad_step
+    if compiled:
+        cases["gpuad_compiled"] = gpuad.compile(gpuad_step)  # the warm-up call records it
+    else:
+        cases["gpuad"] = gpuad_step
 
     xp = gpuad.device(device).xp
     data = x.array.copy()
@@ -59,15 +63,16 @@ def overhead_cases(shape, device, torch):
 
 
 
-def bench_overhead(args, torch):
-    """Rows of us per op for a (1,) and a (64, 64) tensor."""
+def bench_overhead(args, torch, compiled=False):
+    """Rows of us per op for a (1,) and a (64, 64) tensor (overhead_compiled: gpuad.compile'd)."""
     rows = []
     for shape in [(1,), (64, 64)]:
-        timings = measure(overhead_cases(shape, args.device, torch), args.repeats, 20,
+        timings = measure(overhead_cases(shape, args.device, torch, compiled), args.repeats, 20,
                           args.device, torch)
         for name, (med, lo, hi) in timings.items():
             per_op = 1e6 / N_OPS
-            rows.append({"bench": "overhead", "shape": list(shape), "framework": name,
+            rows.append({"bench": "overhead_compiled" if compiled else "overhead",
+                         "shape": list(shape), "framework": name,
                          "unit": "us/op (fwd+bwd)", "median": med * per_op, "min": lo * per_op,
                          "max": hi * per_op,
                          "vs_floor": med / timings["floor"][0],

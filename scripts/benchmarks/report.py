@@ -60,8 +60,12 @@ def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
+def _kind(r):
+    return r["bench"].removesuffix("_compiled")  # mlp_compiled reads like mlp
+
+
 def _case(r):
-    if r["bench"] == "overhead":
+    if _kind(r) == "overhead":
         return "x".join(map(str, r["shape"]))
     if r["bench"] in ("matmul_rate", "amp"):
         return f"b{r['batch']} w{r['widths'][0]}"
@@ -70,9 +74,9 @@ def _case(r):
 
 def _extras(r):
     """(throughput, result, memory) columns of a row."""
-    if r["bench"] == "mlp":
+    if _kind(r) == "mlp":
         out = (f"{r['samples_per_s']:,.0f} samples/s", f"acc {r['test_accuracy']:.4f}")
-    elif r["bench"] == "cnn":
+    elif _kind(r) == "cnn":
         out = (f"{r['steps_per_s']:.1f} steps/s", f"loss {r['loss']:.4f}")
     elif r["bench"] == "matmul_rate":
         out = (f"{r['tflops'] * 1e3:,.1f} GFLOP/s", f"{r['frac_of_matmul']:.2f} of matmul")
@@ -99,11 +103,11 @@ def print_table(env, rows):
     if "gpu" in env:
         print(f"cupy {env['cupy']}, CUDA runtime {env['cuda_runtime']}, cuBLAS {env['cublas']}, "
               f"TF32 {env['tf32']}")
-    print(f"{'bench':<12}{'case':<14}{'framework':<11}{'median':>10}{'min-max':>19} "
+    print(f"{'bench':<18}{'case':<14}{'framework':<11}{'median':>10}{'min-max':>19} "
           f"{'unit':<16}{'/floor':>7}{'/torch':>7}  {'throughput':<20}{'result':<17}"
           f"{'peak mem (growth)':<18}")
     for r in rows:
         throughput, result, mem = _extras(r)
-        print(f"{r['bench']:<12}{_case(r):<14}{r['framework']:<11}{r['median']:>10.4g}"
+        print(f"{r['bench']:<18}{_case(r):<14}{r['framework']:<11}{r['median']:>10.4g}"
               f"{r['min']:>9.4g}-{r['max']:<9.4g} {r['unit']:<16}{_fmt(r['vs_floor'], '.2f'):>7}"
               f"{_fmt(r['vs_torch'], '.2f'):>7}  {throughput:<20}{result:<17}{mem:<18}")

@@ -8,7 +8,7 @@ from gpuad import backend
 
 from .data import load_mnist, shuffled, torch_init
 from .memory import with_memory
-from .runners import FRAMEWORKS, make_runners
+from .runners import COMPILED, FRAMEWORKS, make_runners
 from .timing import result_rows, time_runners
 
 
@@ -82,30 +82,34 @@ def matmul_setup(args, torch, names=FRAMEWORKS):
     return make_runners(spec, x, y, args, torch, names), spec, None
 
 
-def bench_mlp(args, torch):
-    runners, spec, (test_x, test_y) = mlp_setup(args, torch)
+def bench_mlp(args, torch, compiled=False):
+    """One epoch of the MNIST MLP; `compiled`: gpuad's step is gpuad.compile'd (mlp_compiled)."""
+    name = "mlp_compiled" if compiled else "mlp"
+    runners, spec, (test_x, test_y) = mlp_setup(args, torch, COMPILED if compiled else FRAMEWORKS)
     timings = time_runners(runners, spec, args, torch)
     samples = min(spec["steps"] * spec["batch"], len(runners["floor"].x))
-    rows = result_rows("mlp", timings, "s/epoch", 1, args, batch=spec["batch"], steps=spec["steps"])
+    rows = result_rows(name, timings, "s/epoch", 1, args, batch=spec["batch"], steps=spec["steps"])
     for row in rows:
         runner = runners[row["framework"]]
         row["samples_per_s"] = samples / row["median"]
         row["train_loss_last"] = runner.loss()
         row["test_accuracy"] = runner.accuracy(test_x, test_y)  # after the last round's epoch
-    return with_memory(rows, "mlp", runners, spec, args, torch)
+    return with_memory(rows, name, runners, spec, args, torch)
 
 
-def bench_cnn(args, torch):
-    runners, spec, _ = cnn_setup(args, torch)
+def bench_cnn(args, torch, compiled=False):
+    """Adam steps of LeNet5; `compiled`: gpuad's step is gpuad.compile'd (cnn_compiled)."""
+    name = "cnn_compiled" if compiled else "cnn"
+    runners, spec, _ = cnn_setup(args, torch, COMPILED if compiled else FRAMEWORKS)
     timings = time_runners(runners, spec, args, torch)
     timings = {k: (med / spec["steps"], lo / spec["steps"], hi / spec["steps"])
                for k, (med, lo, hi) in timings.items()}
-    rows = result_rows("cnn", timings, "ms/step", 1e3, args, batch=spec["batch"],
+    rows = result_rows(name, timings, "ms/step", 1e3, args, batch=spec["batch"],
                        steps=spec["steps"], warmup_steps=spec["warmup"])
     for row in rows:
         row["steps_per_s"] = 1e3 / row["median"]
         row["loss"] = runners[row["framework"]].loss()  # after warm-up + timed steps
-    return with_memory(rows, "cnn", runners, spec, args, torch)
+    return with_memory(rows, name, runners, spec, args, torch)
 
 
 def bench_matmul_rate(args, torch):

@@ -82,8 +82,8 @@ def main(argv=None):
         optimizer.step()
         recent = (recent + [len(rewards)])[-20:]
         if episode % 50 == 0 or episode == args.episodes - 1:
-            print(json.dumps({"episode": episode, "mean_length_last_20": sum(recent) / len(recent)}),
-                  flush=True)
+            mean_length = sum(recent) / len(recent)
+            print(json.dumps({"episode": episode, "mean_length_last_20": mean_length}), flush=True)
     return sum(recent) / len(recent)
 
 

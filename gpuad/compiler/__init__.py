@@ -1,0 +1,178 @@
+"""gpuad.compile: trace a training step once, then replay its raw array program.
+
+Sits above optim and nn (it finds a step's modules and optimizers) and below the training loop.
+The first call for a signature runs the function eagerly while tracing.py records every array
+operation it performs, forward, backward rules, gradient accumulation and optimizer updates alike;
+program.py turns that recording into one generated Python function. Later calls with the same
+signature run that function: no Tensor, Node, type promotion or rule lookup, the same numpy/CuPy
+calls in the same order, so on the CPU a compiled step computes bit for bit what the eager one does.
+On CUDA, graphs.py captures the replay as CUDA graphs.
+
+What changes between calls is read afresh on each replay: the arguments' arrays, parameters,
+gradients and optimizer state (through their owners), the optimizer's host numbers (learning
+rate, step counts, bias corrections: each update's Python code re-runs on stand-in arrays), and
+random draws (made again from the generator). Python values the function reads elsewhere are
+frozen at tracing, as in jax.jit; numbers passed as arguments are part of the signature.
+"""
+import functools
+import logging
+import os
+import sys
+import threading
+import warnings
+
+import numpy
+
+from .. import amp, backend
+from ..autograd import grad_mode
+from ..nn.module import Module
+from ..tensor import Tensor
+from .arrays import current
+from .program import Miss
+from .trace import trace_call
+from .tracing import Unsupported  # noqa: F401  (gpuad.compiler.Unsupported)
+
+CACHE_LIMIT = 8  # programs per compiled function, as torch's cache_size_limit
+BACKENDS = ("inductor", "gpuad", "eager", "aot_eager", "cudagraphs")
+MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+logger = logging.getLogger("gpuad.compile")
+_TRACING = threading.Lock()  # one trace at a time: its hooks are process-wide
+
+
+class CompileWarning(UserWarning):
+    """A compiled function falls back to running eagerly (the warning says why and where)."""
+
+
+def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=None,
+            options=None, disable=False, debug=None):
+    """Compile a training step (or any function of tensors): torch.compile's name and keywords.
+
+    Usable as `step = gpuad.compile(step)` or `@gpuad.compile` / `@gpuad.compile(debug=True)`.
+    The first call for a signature (argument shapes, dtypes and devices, Python values passed as
+    arguments, grad mode, autocast) traces the function while running it; later calls replay the
+    recorded array program. A function that reads tensor values on the host (.item(), printing,
+    data-dependent branches or shapes) runs eagerly from then on, after one CompileWarning naming
+    the line; with fullgraph=True that raises instead. More than CACHE_LIMIT signatures: new ones
+    run eagerly. `debug=True` (or GPUAD_COMPILE_DEBUG=1) prints every trace, re-trace and
+    fallback to stderr (they also go to the "gpuad.compile" logger); GPUAD_COMPILE_DEBUG=2 prints
+    each generated program too. backend="eager" or disable=True returns fn unchanged; `dynamic`
+    and `options` are accepted for torch compatibility (every new shape re-traces)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"gpuad.compile: unknown backend {backend!r}; expected one of "
+                         f"{BACKENDS} (all but 'eager' record and replay the same way)")
+    if mode not in MODES:
+        raise ValueError(f"gpuad.compile: unknown mode {mode!r}; expected one of {MODES}")
+    if fn is None:
+        return functools.partial(compile, fullgraph=fullgraph, dynamic=dynamic, backend=backend,
+                                 mode=mode, options=options, disable=disable, debug=debug)
+    if not callable(fn):
+        raise TypeError(f"gpuad.compile: expected a function or a Module, got "
+                        f"{type(fn).__name__}")
+    if disable or backend == "eager":
+        return fn
+    level = os.environ.get("GPUAD_COMPILE_DEBUG", "") if debug is None else str(int(debug))
+    verbosity = {"": 0, "0": 0, "2": 2}.get(level, 1)
+    graphs = (mode != "max-autotune-no-cudagraphs"
+              and (options or {}).get("triton.cudagraphs", True) is not False)
+    return CompiledFunction(fn, fullgraph, verbosity, graphs)
+
+
+class CompiledFunction:
+    """A function with its cache of recorded programs (call it like the function)."""
+
+    def __init__(self, fn, fullgraph=False, verbosity=0, graphs=True):
+        self.fn, self.fullgraph, self.verbosity, self.graphs = fn, fullgraph, verbosity, graphs
+        self.cache = {}  # signature -> [Program]
+        self.fallback = None  # why every call now runs eagerly
+        self.traces = 0
+        self.full_warned = False
+        self.name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        functools.update_wrapper(self, fn, updated=())
+
+    def __get__(self, instance, owner):  # a compiled method binds like a function
+        if instance is None:
+            return self
+        return functools.partial(self.__call__, instance)
+
+    def __call__(self, *args, **kwargs):
+        if self.fallback is not None or current() is not None:
+            return self.fn(*args, **kwargs)  # inside another trace: that one records this call
+        key = _signature(args, kwargs)
+        why = "first call" if not self.cache else "new signature"
+        for program in self.cache.get(key, ()):
+            out = program.run(args, kwargs)
+            if type(out) is not Miss:
+                return out
+            why = out.reason
+        return self._trace(key, args, kwargs, why)
+
+    def programs(self):
+        """The recorded programs (their .source is the generated replay function)."""
+        return [p for programs in self.cache.values() for p in programs]
+
+    def _log(self, message):
+        logger.info("%s: %s", self.name, message)
+        if self.verbosity:
+            print(f"gpuad.compile: {self.name}: {message}", file=sys.stderr, flush=True)
+
+    def _trace(self, key, args, kwargs, why):
+        if sum(map(len, self.cache.values())) >= CACHE_LIMIT:
+            if not self.full_warned:
+                self.full_warned = True
+                self._warn(f"{self.name} was traced {CACHE_LIMIT} times (the cache limit; last "
+                           f"reason: {why}); calls that match no recorded program run eagerly",
+                           None)
+            return self.fn(*args, **kwargs)
+        with _TRACING:
+            self.traces += 1
+            self._log(("tracing" if self.traces == 1 else "re-tracing") + f" ({why})")
+            result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name)
+        if hasattr(program, "reason"):  # a Poison: run eagerly from now on
+            self.fallback = program.reason
+            self._warn(f"{self.name} {program.reason}, which a compiled replay cannot repeat; it "
+                       f"runs eagerly from now on", program.site)
+            return result
+        program.attach_graphs(self.graphs)
+        self.cache.setdefault(key, []).append(program)
+        self._log(f"recorded {program.recorded} operations, replaying {len(program.instrs)} "
+                  f"({program.reused} written into dead buffers)")
+        if self.verbosity > 1:
+            print(program.source, file=sys.stderr, flush=True)
+        return result
+
+    def _warn(self, message, site):
+        self._log("fallback: " + message)
+        if site is None:
+            warnings.warn(f"gpuad.compile: {message}", CompileWarning, stacklevel=4)
+        else:
+            warnings.warn_explicit(f"gpuad.compile: {message} (at {site[0]}:{site[1]})",
+                                   CompileWarning, site[0], site[1])
+
+
+def _signature(args, kwargs):
+    """What selects a program: grad mode, autocast, and the arguments' layout (tensor shapes,
+    dtypes, devices, requires_grad; Python values; other objects by identity)."""
+    policies, cache_enabled = amp.get_autocast_state()
+    key = (grad_mode.enabled, tuple(policies.items()), cache_enabled)
+    return key + tuple(map(_sig, args)) + (tuple((k, _sig(v)) for k, v in kwargs.items())
+                                           if kwargs else ())
+
+
+def _sig(value):
+    t = type(value)
+    if t is Tensor or isinstance(value, Tensor):
+        a = value.array
+        return (type(a), a.shape, a.dtype, value._requires_grad,
+                None if type(a) is numpy.ndarray else backend.device_of(a))
+    if t in backend.ARRAY_TYPES:
+        return (t, value.shape, value.dtype,
+                None if t is numpy.ndarray else backend.device_of(value))
+    if t is tuple or t is list:
+        return (t,) + tuple(map(_sig, value))
+    if t is dict:
+        return (t,) + tuple((k, _sig(v)) for k, v in value.items())
+    if value is None or t in (bool, int, float, str, complex):
+        return (t, value)
+    if isinstance(value, Module):
+        return (id(value), value.training)
+    return id(value)

@@ -1,0 +1,484 @@
+"""A recorded step made into one Python function over raw arrays: dead operations dropped, every
+intermediate freed after its last use, results written into dead inputs of their shape (out=), and
+the whole program (guards, optimizer scalars, operations, write-backs) generated as source and
+compiled once, so a replay is a straight run of numpy or CuPy calls.
+"""
+import math
+import operator
+
+import numpy
+
+from .. import backend
+from ..backend import kernels
+from ..tensor import Tensor
+from . import graphs
+from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray
+from .tracing import Const, Ref, Scalar
+
+# Below this size a fresh array costs less than passing out= (numpy's small-block cache).
+REUSE_BYTES = 4096
+
+
+class Miss:
+    """What a program returns when this call is not the one it recorded (the reason, for debug)."""
+    __slots__ = ("reason",)
+
+    def __init__(self, reason):
+        self.reason = reason
+
+
+def meta(array):
+    return type(array), tuple(array.shape), array.dtype
+
+
+class Spec:
+    """Everything a program needs besides the recorder: how to bind inputs and externals, what to
+    check, what to write back and what to return."""
+
+    def __init__(self):
+        self.inputs = []        # (vid, expression over A and K)
+        self.same_inputs = []   # (expression, expression): one array passed twice
+        self.grad_none = []     # tensor refs whose .grad must be None
+        self.modules = []       # (module, training flag)
+        self.identities = []    # (root, attribute path, object): self.opt is still that one
+        self.device = None      # where the arrays are (CUDA: graphs)
+        self.states = []        # (optimizer, param, number of entries at the start)
+        self.writebacks = []    # ("grad", ref, vid or None) | ("array", ref, vid)
+                                # | ("state", optimizer, param, key, vid)
+        self.bumps = []         # tensor refs whose version the step bumped
+        self.result = None      # template of the return value
+        self.escaping = set()   # vids that outlive the step
+
+
+class Program:
+    """One compiled step. `run(A, K)` replays it for positional args A and keyword args K, or
+    returns a Miss when the call does not match what was recorded."""
+
+    def __init__(self, rec, spec, name="step"):
+        self.values, self.segments = rec.values, rec.segments
+        self.spec = spec
+        self.instrs = _live_instructions(rec.instrs, spec.escaping)
+        self.recorded = len(rec.instrs)
+        self.reused = 0
+        self._names = {}
+        self.namespace = {"TENSOR": Tensor, "ASARRAY": numpy.asarray, "META": meta,
+                          "HOST": self.host_pass, "MISS_SCALARS": Miss("an optimizer update "
+                                                                       "took another path")}
+        self.name, self.graph_source, self.runner = name, "", None
+        self._last = {}
+        for i, instr in enumerate(self.instrs):
+            for vid in instr.reads:
+                self._last[vid] = i
+        self.source = self._generate(name)
+        code = compile(self.source, f"<gpuad.compile {name}>", "exec")
+        exec(code, self.namespace)  # noqa: S102  (our own generated source)
+        self.run = self.namespace["replay"]
+
+    def attach_graphs(self, enabled, capture=None):
+        """On CUDA, run replays as captured CUDA graphs (graphs.py): the program's blocks of
+        device work are recorded once each and relaunched, and what must stay on the host (random
+        draws, copies from host data, optimizer updates and their host numbers) runs between
+        them. `capture` replaces CUDA's (tests emulate it on the CPU)."""
+        device = self.spec.device
+        if device is None or device.type != "cuda":
+            capture = capture or graphs.CAPTURE_OFF_CUDA[0]
+        if not enabled or (capture is None and (device is None or device.type != "cuda")):
+            return
+        self.instrs = self._draws_first()
+        blocks = self._blocks()
+        if all(block.host for block in blocks):
+            return
+        reused = self.reused
+        for block in blocks:
+            source = self._block_source(block)
+            self.graph_source += source + "\n"
+            exec(compile(source, f"<gpuad.compile {self.name} block>", "exec"),  # noqa: S102
+                 self.namespace)
+            block.fn = self.namespace[f"block{block.index}"]
+        self.runner = graphs.GraphRunner(blocks, device, capture or graphs.cuda_capture)
+        self.namespace["RUNNER"] = self.runner
+        source = self._generate(self.name, runner=True)
+        self.graph_source = source + "\n" + self.graph_source
+        exec(compile(source, f"<gpuad.compile {self.name} graphs>", "exec"),  # noqa: S102
+             self.namespace)
+        self.run = self.namespace["replay"]
+        self.reused = reused
+
+    # ---- optimizer scalars --------------------------------------------------------------------
+    def host_pass(self):
+        """This step's host numbers of every optimizer update, from re-running the updates on
+        NullArrays (step counts advance, the learning rate is read afresh); None when an update
+        now takes another path, and then nothing is changed."""
+        col = Collector(None)
+        Collector.active.col = col
+        scalars, commits, is_array = col.scalars, [], backend.is_array
+        for seg in self.segments:
+            opt = seg.optimizer
+            groups = opt.param_groups
+            if seg.group_index >= len(groups):
+                return None
+            state = opt.state.get(seg.param)
+            col.keys, col.meta = [], seg.metas[0]
+            fake = {} if state is None else {
+                k: NullArray(col, col.meta) if is_array(v) else v for k, v in state.items()}
+            try:
+                seg.update(NullArray(col, col.meta), NullArray(col, seg.metas[1]), fake,
+                           groups[seg.group_index])
+            except Exception:  # noqa: BLE001  (a path the trace did not take: trace again)
+                return None
+            if col.keys != seg.keys:
+                return None
+            commits.append((seg, fake))
+        for seg, fake in commits:
+            state = seg.optimizer.state.setdefault(seg.param, {})
+            for k, v in fake.items():
+                if type(v) is not NullArray:
+                    state[k] = v
+        return scalars
+
+    # ---- code generation ----------------------------------------------------------------------
+    def _name(self, obj, prefix="k"):
+        key = id(obj)
+        if key not in self._names:
+            name = f"{prefix}{len(self._names)}"
+            self._names[key] = name
+            self.namespace[name] = obj
+        return self._names[key]
+
+    def _literal(self, obj):
+        t = type(obj)
+        if obj is None or t is bool or t is int or t is str:
+            return repr(obj)
+        if t is float and math.isfinite(obj):
+            return repr(obj)  # repr round-trips a float exactly
+        if obj is Ellipsis:
+            return "..."
+        if t is tuple and all(type(v) in (int, bool) or v is None for v in obj):
+            return "(" + "".join(repr(v) + ", " for v in obj) + ")"
+        return self._name(obj)
+
+    def _arg(self, node):
+        t = type(node)
+        if t is Ref:
+            return f"v{node.vid}"
+        if t is Scalar:
+            return f"s{node.sid}"
+        if t is Const:
+            return self._literal(node.obj)
+        if t is tuple:
+            return "(" + "".join(self._arg(a) + ", " for a in node) + ")"
+        if t is list:
+            return "[" + ", ".join(self._arg(a) for a in node) + "]"
+        if t is dict:
+            return "{" + ", ".join(f"{k!r}: {self._arg(v)}" for k, v in node.items()) + "}"
+        raise AssertionError(t)
+
+    def _call_args(self, args, kwargs):
+        parts = [self._arg(a) for a in args]
+        parts += [f"{k}={self._arg(v)}" for k, v in kwargs.items()]
+        return ", ".join(parts)
+
+    def _ref(self, ref):
+        """A tensor reference as an expression: an argument path, or the object itself."""
+        return ref[1] if ref[0] == "arg" else self._name(ref[1], "t")
+
+    def _generate(self, name, runner=False):
+        spec, lines = self.spec, []
+        emit = lines.append
+        emit(f"def replay(A, K):  # {name}: {len(self.instrs)} operations")
+        for vid, expr in spec.inputs:
+            emit(f"    v{vid} = {expr}")
+        for a, b in spec.same_inputs:
+            emit(f"    if {a} is not {b}: return {self._miss('an array was passed twice')}")
+        for ref in spec.grad_none:
+            emit(f"    if {self._ref(ref)}.grad is not None: return "
+                 f"{self._miss('a gradient was None when traced')}")
+        for root, path, obj in spec.identities:
+            root = root if isinstance(root, str) else self._name(root, "r")  # an argument's path
+            emit(f"    if {root}{''.join(path)} is not {self._name(obj, 'o')}: "
+                 f"return {self._miss('an attribute, closure variable or global changed')}")
+        for module, flag in spec.modules:
+            emit(f"    if {self._name(module, 'm')}.training is not {flag}: return "
+                 f"{self._miss('a module changed train/eval mode')}")
+        states = {}
+        for i, (opt, param, count) in enumerate(spec.states):
+            states[(id(opt), id(param))] = f"st{i}"
+            emit(f"    st{i} = {self._name(opt, 'o')}.state.setdefault({self._name(param, 't')}, "
+                 f"{{}})")
+            emit(f"    if len(st{i}) != {count}: return "
+                 f"{self._miss('optimizer state has other entries')}")
+        self._bind_externals(emit, states)
+        n_scalars = sum(len(seg.scalars) for seg in self.segments)
+        if self.segments:
+            emit("    S = HOST()")
+            emit("    if S is None: return MISS_SCALARS")
+            if n_scalars:
+                emit("    " + ", ".join(f"s{i}" for i in range(n_scalars)) + ", = S")
+        for wb in spec.writebacks:  # as zero_grad does: old gradients go before the work
+            if wb[0] == "grad":
+                emit(f"    {self._ref(wb[1])}.grad = None")
+        if runner:
+            bound = sorted({vid for vid, _ in spec.inputs} | {
+                v.vid for v in self.values if v.kind == "external" and self._bound(v.vid)})
+            emit("    E = {" + ", ".join(f"{vid}: v{vid}" for vid in bound) + "}")
+            emit("    RUNNER(E, S)" if self.segments else "    RUNNER(E, ())")
+            for vid in sorted(spec.escaping):
+                if self.values[vid].kind == "produced":
+                    emit(f"    v{vid} = E[{vid}]")
+        else:
+            self._body(emit)
+        for wb in spec.writebacks:
+            if wb[0] == "grad":
+                if wb[2] is not None:
+                    emit(f"    {self._ref(wb[1])}.grad = TENSOR(v{wb[2]})")
+            elif wb[0] == "array":
+                emit(f"    {self._ref(wb[1])}.array = v{wb[2]}")
+            else:
+                _, opt, param, key, vid = wb
+                emit(f"    {states[(id(opt), id(param))]}[{key!r}] = v{vid}")
+        for ref in spec.bumps:
+            emit(f"    {self._ref(ref)}._bump_version()")
+        emit(f"    return {self._result(spec.result, copy=runner)}")
+        return "\n".join(lines) + "\n"
+
+    def _bound(self, vid):
+        return vid in self._last or vid in self.spec.escaping
+
+    def _miss(self, reason):
+        return self._name(Miss(reason), "miss")
+
+    def _bind_externals(self, emit, states):
+        for value in self.values:
+            if value.kind != "external" or not self._bound(value.vid):
+                continue
+            v, owner = f"v{value.vid}", value.owner
+            if owner[0] == "array":
+                emit(f"    {v} = {self._ref(owner[1])}.array")
+            elif owner[0] == "grad":
+                emit(f"    g = {self._ref(owner[1])}.grad")
+                emit(f"    if g is None: return {self._miss('a gradient was set when traced')}")
+                emit(f"    {v} = g.array")
+            else:
+                _, opt, param, key = owner
+                emit(f"    {v} = {states[(id(opt), id(param))]}[{key!r}]")
+            emit(f"    if {v} is not {self._name(value.real, 'x')} and META({v}) != "
+                 f"{self._name(value.meta, 'meta')}: return "
+                 f"{self._miss('a parameter, gradient or state array changed shape or dtype')}")
+
+    def _body(self, emit, lo=0, hi=None, env=()):
+        """Statements of instructions lo..hi, each value deleted after its last use. `env`: the
+        values a block of graphs.py loaded from its environment dict E, which die there too."""
+        last, keep = self._last, self.spec.escaping
+        for i in range(lo, len(self.instrs) if hi is None else hi):
+            instr = self.instrs[i]
+            emit("    " + self._statement(instr, last, i))
+            dead = sorted({vid for vid in instr.reads if last[vid] == i and vid not in keep
+                           and self.values[vid].kind == "produced"})
+            dead += [vid for vid in _outs(instr) if vid not in last and vid not in keep]
+            if dead:
+                emit("    del " + ", ".join(f"v{vid}" for vid in dead))
+                gone = [vid for vid in dead if vid in env]
+                if gone:
+                    emit("    " + "; ".join(f"E.pop({vid}, None)" for vid in gone))
+
+    def _draws_first(self):
+        """The instructions with random draws (and copies of host data) moved to the front, so
+        they do not cut the device work into several graphs. Draws only depend on the generator,
+        which nothing else here advances, so their numbers stay the same."""
+        made = {vid for instr in self.instrs for vid in _outs(instr)}
+        first = [instr for instr in self.instrs if instr.name in graphs.HOST_ONLY
+                 and instr.segment is None and not made.intersection(instr.reads)]
+        if not first:
+            return self.instrs
+        moved = set(map(id, first))
+        instrs = first + [instr for instr in self.instrs if id(instr) not in moved]
+        self._last = {vid: i for i, instr in enumerate(instrs) for vid in instr.reads}
+        return instrs
+
+    def _blocks(self):
+        """The body cut into runs of device work (graph blocks) and host work (host blocks): random
+        draws (a generator on the host), copies from host data, and optimizer updates, whose
+        host numbers change every call."""
+        blocks = []
+        for i, instr in enumerate(self.instrs):
+            host = instr.segment is not None or instr.name in graphs.HOST_ONLY
+            if not blocks or blocks[-1].host != host:
+                blocks.append(graphs.Block(len(blocks), host, i))
+            blocks[-1].hi = i + 1
+        made_by = {}  # vid -> the block that made it
+        for block in blocks:
+            for instr in self.instrs[block.lo:block.hi]:
+                for vid in instr.reads:
+                    if vid not in block.made and vid not in block.loads:
+                        block.loads.append(vid)
+                block.made.update(_outs(instr))
+            for vid in block.loads:
+                value, maker = self.values[vid], made_by.get(vid)
+                if value.kind == "external":
+                    block.externals.append(vid)
+                elif value.kind == "input" or (maker is not None and maker.host):
+                    block.fed.append(vid)
+            block.stores = sorted(vid for vid in block.made if self._last.get(vid, -1) >= block.hi
+                                  or vid in self.spec.escaping)
+            made_by.update(dict.fromkeys(block.made, block))
+        return blocks
+
+    # In a graph block a product is the matmul dispatcher's, which takes gpuad's kernel while a
+    # graph records (CuPy refuses cuBLAS then); `@` would go straight to cuBLAS.
+    _in_graph = False
+
+    def _block_source(self, block):
+        self._in_graph = not block.host
+        lines = [f"def block{block.index}(E, S):  # {'host' if block.host else 'graph'} block"]
+        emit = lines.append
+        for vid in block.loads:
+            emit(f"    v{vid} = E[{vid}]")
+        sids = sorted({node.sid for instr in self.instrs[block.lo:block.hi]
+                       for node in _nodes((instr.args, instr.kwargs)) if type(node) is Scalar})
+        for sid in sids:
+            emit(f"    s{sid} = S[{sid}]")
+        self._body(emit, block.lo, block.hi, env=set(block.loads))
+        for vid in block.stores:
+            emit(f"    E[{vid}] = v{vid}")
+        self._in_graph = False
+        return "\n".join(lines) + "\n"
+    def _statement(self, instr, last, i):
+        kind, args = instr.kind, instr.args
+        outs = instr.outs
+        target = ("" if outs is None else
+                  f"v{outs} = " if type(outs) is int else
+                  "".join(f"v{vid}, " for vid in outs) + "= ")
+        reuse = self._reusable_input(instr, last, i)
+        if reuse is not None:
+            self.reused += 1
+            fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
+            return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out=v{reuse})"
+        if kind == "call":
+            expr = f"{self._name(instr.target, 'f')}({self._call_args(args, instr.kwargs)})"
+        elif kind == "method":
+            expr = f"{self._arg(args[0])}.{instr.target}({self._call_args(args[1:], instr.kwargs)})"
+        elif kind == "binop" and instr.target == "@" and self._in_graph:
+            expr = f"{self._name(kernels.DISPATCHERS['matmul'], 'f')}({self._call_args(args, {})})"
+        elif kind == "call" and instr.name == "matmul" and self._in_graph and not instr.kwargs:
+            expr = f"{self._name(kernels.DISPATCHERS['matmul'], 'f')}({self._call_args(args, {})})"
+        elif kind == "binop":
+            expr = f"{self._arg(args[0])} {instr.target} {self._arg(args[1])}"
+        elif kind == "unop":
+            sym = instr.target
+            expr = f"abs({self._arg(args[0])})" if sym == "abs" else f"{sym}{self._arg(args[0])}"
+        elif kind == "getitem":
+            expr = f"{self._arg(args[0])}[{self._arg(args[1])}]"
+        elif kind == "getattr":
+            expr = f"{self._arg(args[0])}.{instr.target}"
+        elif kind == "ibinop":
+            if type(args[0]) is Ref:
+                return f"{self._arg(args[0])} {instr.target}= {self._arg(args[1])}"
+            fn = self._name(getattr(operator, "i" + _INPLACE_NAMES[instr.target]), "f")
+            return f"{fn}({self._arg(args[0])}, {self._arg(args[1])})"
+        elif kind == "setitem":
+            return f"{self._arg(args[0])}[{self._arg(args[1])}] = {self._arg(args[2])}"
+        else:
+            raise AssertionError(kind)
+        if instr.asarray:
+            expr = f"ASARRAY({expr})"
+        return target + expr
+
+    def _ufunc_name(self, instr):
+        if instr.kind == "binop":
+            return UFUNC_OF[instr.target]
+        if instr.kind == "unop":
+            return UNFUNCS["neg"]
+        return instr.name
+
+    def _reusable_input(self, instr, last, i):
+        """A dead input whose buffer can take this elementwise result (out=), or None: produced
+        here, never sharing memory with another value, not outliving the step, and of the
+        result's exact type, shape and dtype."""
+        if type(instr.outs) is not int or instr.asarray or instr.xp is None:
+            return None
+        kind = instr.kind
+        if kind == "binop":
+            if instr.target not in UFUNC_OF:
+                return None
+        elif kind == "unop":
+            if instr.target != "-":
+                return None
+        elif kind == "call":
+            ufunc = getattr(numpy, instr.name, None)
+            if (not isinstance(ufunc, numpy.ufunc) or instr.kwargs or ufunc.nout != 1
+                    or len(instr.args) != ufunc.nin
+                    or getattr(instr.xp, instr.name, None) is not instr.target):
+                return None
+        else:
+            return None
+        out = self.values[instr.outs]
+        if out.view or not out.meta[1] or out.nbytes < REUSE_BYTES:
+            return None
+        for a in instr.args:
+            if (type(a) is Ref and last.get(a.vid) == i and self.values[a.vid].meta == out.meta
+                    and self._dead_after(a.vid, last, i)):
+                return a.vid
+        return None
+
+    def _dead_after(self, vid, last, i):
+        """Whether every value sharing vid's memory is a writeable intermediate that nobody
+        reads after instruction i (nor after the step)."""
+        group, stack = {vid}, [vid]
+        while stack:
+            for other in self.values[stack.pop()].aliases:
+                if other is None:
+                    return False  # a view of a constant
+                if other not in group:
+                    group.add(other)
+                    stack.append(other)
+        return all(self.values[m].kind == "produced" and self.values[m].writeable
+                   and last.get(m, -1) <= i and m not in self.spec.escaping for m in group)
+
+    def _result(self, template, copy=False):
+        kind = template[0]
+        if kind == "tensor":  # a graph's output is overwritten by its next launch: copy it
+            return f"TENSOR(v{template[1]}{'.copy()' if copy else ''})"
+        if kind == "const":
+            return self._literal(template[1])
+        if kind == "expr":
+            return template[1]
+        items = [self._result(t, copy) for t in template[1]]
+        if kind == "tuple":
+            return "(" + "".join(item + ", " for item in items) + ")"
+        if kind == "list":
+            return "[" + ", ".join(items) + "]"
+        if kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {item}" for k, item in zip(template[2], items)) + "}"
+        raise AssertionError(kind)
+
+
+_INPLACE_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "//": "floordiv",
+                  "%": "mod", "**": "pow", "@": "matmul", "&": "and", "|": "or", "^": "xor",
+                  "<<": "lshift", ">>": "rshift"}
+
+
+def _outs(instr):
+    outs = instr.outs
+    return () if outs is None else (outs,) if type(outs) is int else outs
+
+
+def _nodes(template):
+    t = type(template)
+    if t is tuple or t is list:
+        return [n for item in template for n in _nodes(item)]
+    if t is dict:
+        return [n for item in template.values() for n in _nodes(item)]
+    return [template]
+
+
+def _live_instructions(instrs, escaping):
+    """The instructions whose results someone needs: a pure one (no effect but its result) goes
+    when nothing later reads what it made."""
+    needed, kept = set(escaping), []
+    for instr in reversed(instrs):
+        if instr.pure and not any(vid in needed for vid in _outs(instr)):
+            continue
+        kept.append(instr)
+        needed.update(instr.reads)
+    kept.reverse()
+    return kept

@@ -1,0 +1,283 @@
+"""One traced call: find what the function reaches, swap in tracing arrays, run it eagerly while the
+Recorder writes the program down, then put every real array back and say what a replay must bind,
+check and write back (a Spec), or why it cannot be replayed (a Poison).
+"""
+import types
+
+from .. import backend, ops
+from ..nn.module import Module
+from ..optim.optimizer import Optimizer
+from ..tensor import Tensor
+from .arrays import TRACE_TYPES, unwrap
+from .program import Program, Spec
+from .tracing import Poison, Recorder, Unsupported, user_frame
+
+_SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+         str, bytes, int, float, bool, type(None))
+
+
+class Argument(str):
+    """A guard root that is an argument of the call (its expression), not an object."""
+
+
+def discover(fn, args, kwargs):
+    """The modules, optimizers and tensors the function can reach: through its arguments, the
+    object it is bound to, its closure, the globals it names, and two attribute levels of plain
+    objects among those (a trainer's .model and .optimizer). Their arrays are traced from the
+    start, so even raw in-place writes into them are recorded. Also returns identity guards,
+    (root, attribute path, object): a replay checks that `self.opt`, a closure cell or a global
+    still holds what the trace found there."""
+    roots = [(a, (Argument(f"A[{i}]"), ())) for i, a in enumerate(args)]
+    roots += [(v, (Argument(f"K[{k!r}]"), ())) for k, v in kwargs.items()]
+    func = fn
+    if isinstance(fn, Module):
+        roots.append((fn, None))
+        func = type(fn).forward
+    if getattr(fn, "__self__", None) is not None:
+        roots.append((fn.__self__, (fn.__self__, ())))
+        func = fn.__func__
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            roots.append((cell.cell_contents, (cell, (".cell_contents",))))
+        except ValueError:  # an empty cell
+            pass
+    code, names = getattr(func, "__code__", None), set()
+    while code is not None:
+        names.update(code.co_names)
+        nested = [c for c in code.co_consts if isinstance(c, types.CodeType)]
+        code = None
+        for c in nested:
+            names.update(c.co_names)
+    module_globals = getattr(func, "__globals__", {})
+    roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
+              for n in sorted(names) if n in module_globals]
+    modules, optimizers, tensors, guards = {}, {}, {}, []
+    seen, stack = set(), [(r, 0, path) for r, path in roots]
+    while stack:
+        obj, depth, path = stack.pop()
+        if isinstance(obj, _SKIP):
+            continue
+        found = isinstance(obj, (Tensor, Module, Optimizer))
+        if found and path is not None and path[1]:
+            guards.append((path[0], path[1], obj))
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Tensor):
+            tensors[id(obj)] = obj
+        elif isinstance(obj, Module):
+            for m in obj.modules():
+                modules[id(m)] = m
+            for t in list(obj.parameters()) + [b for _, b in obj.named_buffers()]:
+                if t is not None:
+                    tensors[id(t)] = t
+        elif isinstance(obj, Optimizer):
+            optimizers[id(obj)] = obj
+            for group in obj.param_groups:
+                for p in group["params"]:
+                    tensors[id(p)] = p
+        elif type(obj) in (list, tuple, set) and depth < 3 and len(obj) < 10000:
+            stack += [(v, depth + 1, None) for v in obj]
+        elif type(obj) is dict and depth < 3 and len(obj) < 10000:
+            stack += [(v, depth + 1, None) for v in obj.values()]
+        elif depth < 2 and hasattr(obj, "__dict__") and not backend.is_array(obj):
+            stack += [(v, depth + 1, None if path is None else (path[0], path[1] + ("." + k,)))
+                      for k, v in vars(obj).items() if k.isidentifier()]
+    return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
+            guards)
+
+
+def trace_call(fn, args, kwargs, fullgraph=False, name="step"):
+    """Run fn(*args, **kwargs) once, recording it. Returns (its result, a Program or a Poison)."""
+    rec = Recorder()
+    rec.fullgraph = fullgraph
+    spec = Spec()
+    modules, optimizers, tensors, spec.identities = discover(fn, args, kwargs)
+    args, kwargs = _wrap_inputs(rec, spec, args, kwargs)
+    for t in tensors:
+        rec.wrap_tensor(t)
+    for opt in optimizers:
+        rec.snapshot(opt)
+    owned = {id(m): _owned(m) for m in modules}
+    spec.modules = [(m, m.training) for m in modules]
+    backend.TRACER[0] = rec
+    ops.add_interceptor(rec.intercept)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException:
+        rec.closed = True
+        _restore(rec, None)
+        raise
+    finally:
+        backend.TRACER[0] = None
+        ops.remove_interceptor(rec.intercept)
+        rec.closed = True
+    try:
+        _spec(rec, spec, result, modules, owned)
+    finally:
+        result = _restore(rec, result)
+    if rec.poisoned is not None:
+        if fullgraph:
+            raise Unsupported(rec.poisoned)
+        return result, rec.poisoned
+    try:
+        return result, Program(rec, spec, name)
+    except Exception as error:  # noqa: BLE001  (gpuad.compile's own limit: the call itself is done)
+        return result, Poison(f"could not be compiled ({type(error).__name__}: {error})",
+                              user_frame())
+
+
+def _wrap_inputs(rec, spec, args, kwargs):
+    """The arguments with their arrays traced as the program's inputs (bound per call by path)."""
+    exprs = {}  # value number -> the expression that binds it
+
+    def bind(traced_vid, expr):
+        if traced_vid in exprs:  # one array passed twice: the replay checks it still is
+            spec.same_inputs.append((expr, exprs[traced_vid]))
+        else:
+            exprs[traced_vid] = expr
+            spec.inputs.append((traced_vid, expr))
+
+    def walk(x, path):
+        if isinstance(x, Tensor):
+            if id(x) not in rec.wrapped_tensors:
+                rec.wrap_tensor(x, ("arg", path), kind="input")
+            bind(x.array._vid, f"{path}.array")
+            return x
+        if backend.is_array(x) and type(x) not in TRACE_TYPES:
+            traced = rec.external(x, ("input", path), "input")
+            bind(traced._vid, path)
+            return traced
+        t = type(x)
+        if t is tuple or t is list:
+            return t(walk(v, f"{path}[{i}]") for i, v in enumerate(x))
+        if t is dict:
+            return {k: walk(v, f"{path}[{k!r}]") for k, v in x.items()}
+        return x
+    return (tuple(walk(a, f"A[{i}]") for i, a in enumerate(args)),
+            {k: walk(v, f"K[{k!r}]") for k, v in kwargs.items()})
+
+
+def _owned(module):
+    """Identities of a module's own parameters and buffers."""
+    return [(n, id(t)) for n, t in module.named_parameters(recurse=False)] + [
+        (n, id(t)) for n, t in module.named_buffers(recurse=False)]
+
+
+def _vid(rec, array):
+    if type(array) in TRACE_TYPES and array._rec is rec:
+        return array._vid
+    return None
+
+
+def _spec(rec, spec, result, modules, owned):
+    """Fill in what the replay binds, checks and writes back, from what the call did."""
+    for tid, t in rec.wrapped_tensors.items():
+        ref = rec.refs[tid]
+        vid = _vid(rec, t.array)
+        if vid is None:
+            rec.poison("replaces a tensor's array with one it did not compute")
+        elif tid in rec.start_vids and vid != rec.start_vids[tid]:
+            spec.writebacks.append(("array", ref, vid))
+        if t._version != rec.versions[tid][1]:
+            spec.bumps.append(ref)
+    for tid, (t, g0) in rec.grads_at_start.items():
+        ref, g1 = rec.refs[tid], t.grad
+        if g1 is None:
+            if g0 is not None:
+                spec.writebacks.append(("grad", ref, None))
+            continue
+        if g0 is None:
+            spec.grad_none.append(ref)
+        vid = _vid(rec, g1.array)
+        if vid is None:
+            if g1 is not g0:
+                rec.poison("sets a .grad to a tensor it did not compute")
+        elif g1 is not g0 or vid != rec.start_vids.get(id(g0)):
+            spec.writebacks.append(("grad", ref, vid))
+    for opt, p, state, start in rec.states_seen.values():
+        spec.states.append((opt, p, len(start)))
+        for k, v in state.items():
+            if not backend.is_array(v):
+                continue
+            vid = _vid(rec, v)
+            if vid is None:
+                rec.poison("stores an array it did not compute in optimizer state")
+            elif k not in start or vid != _vid(rec, start[k]):
+                spec.writebacks.append(("state", opt, p, k, vid))
+    for opt, before in rec.hyper.values():
+        if [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] != before:
+            rec.poison("changes an optimizer's hyper-parameters (a scheduler step?); call "
+                       "scheduler.step() outside the compiled function")
+    for m in modules:
+        if _owned(m) != owned[id(m)]:
+            rec.poison("replaces a module's parameter or buffer")
+    spec.device = backend.device_of(rec.keep[0]) if rec.keep else None
+    spec.result = _template(rec, result)
+    spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
+    spec.escaping |= _result_vids(spec.result)
+
+
+def _template(rec, value):
+    """The return value as a template: ("tensor", vid) for tensors the step computed, ("const",
+    obj) for anything else (returned as the same object every time), and containers."""
+    t = type(value)
+    if isinstance(value, Tensor):
+        vid = _vid(rec, value.array)
+        ref = rec.refs.get(id(value))
+        if ref is not None and ref[0] == "arg":
+            return ("expr", ref[1])  # an argument returned: this call's, not the traced one
+        if vid is None or ref is not None:
+            return ("const", value)
+        if value._node is not None and value._node.inputs is not None:
+            rec.poison("returns a tensor whose autograd graph is still alive (compile the whole "
+                       "step, backward included, or call it under no_grad)")
+        return ("tensor", vid)
+    if t is tuple or t is list:
+        return (t.__name__, [_template(rec, v) for v in value])
+    if t is dict:
+        return ("dict", [_template(rec, v) for v in value.values()], list(value))
+    if backend.is_array(value):
+        rec.poison("returns a raw array")
+        return ("const", value)
+    return ("const", value)
+
+
+def _result_vids(template):
+    if template[0] == "tensor":
+        return {template[1]}
+    if template[0] in ("const", "expr"):
+        return set()
+    return set().union(*map(_result_vids, template[1])) if template[1] else set()
+
+
+def _restore(rec, result):
+    """Put the real arrays back everywhere the trace put tracing arrays (tensors, gradients,
+    optimizer state, the result)."""
+    for holder, _ in rec.swapped:
+        holder.array = unwrap(holder.array)
+    for t in rec.wrapped_tensors.values():
+        t.array = unwrap(t.array)
+        if t.grad is not None:
+            t.grad.array = unwrap(t.grad.array)
+    for state, key in rec.state_swaps:
+        state[key] = unwrap(state.get(key))
+    for _, _, state, _ in rec.states_seen.values():
+        for k, v in state.items():
+            state[k] = unwrap(v)
+    _unwrap_result(result)
+    return result
+
+
+def _unwrap_result(value):
+    if isinstance(value, Tensor):
+        value.array = unwrap(value.array)
+    elif type(value) in (tuple, list):
+        for v in value:
+            _unwrap_result(v)
+    elif type(value) is dict:
+        for v in value.values():
+            _unwrap_result(v)
+
+
+__all__ = ["discover", "trace_call", "Poison", "user_frame"]

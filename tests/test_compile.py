@@ -1,0 +1,422 @@
+"""gpuad.compile: a traced step replayed as a raw array program computes bit for bit what the eager
+step computes (cpu and the strict backend; CUDA to float tolerance, its graphs multiply on another
+kernel), re-traces when the call changes, falls back to eager with one warning when it reads
+values on the host, keeps what changes between calls (batches, learning rates, step counts,
+random draws) as inputs, and never peaks above eager's memory."""
+import contextlib
+import sys
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.nn.functional as F
+import models
+from gpuad.compiler import CompileWarning, graphs
+from gpuad.testing import strict
+
+
+def _host(t):
+    return gpuad.backend.asnumpy(t.array).copy()
+
+
+def _no_sync(device):
+    return strict.forbid_host_sync() if device == "strict" else contextlib.nullcontext()
+
+
+def _batches(rng, n, make):
+    return [make(rng) for _ in range(n)]
+
+
+def _assert_same(eager, compiled, device):
+    (losses_a, params_a), (losses_b, params_b) = eager, compiled
+    if device == "cuda":  # graphs multiply 2-D floats on gpuad's tiled kernel, not cuBLAS
+        np.testing.assert_allclose(losses_b, losses_a, rtol=1e-4, atol=1e-5)
+        for a, b in zip(params_a, params_b):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+        return
+    assert losses_b == losses_a
+    for a, b in zip(params_a, params_b):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def _run(build, batches, device, compiled, after_step=None):
+    """Train from the same seed and weights on the same batches; (losses, final parameters)."""
+    gpuad.manual_seed(0)
+    model, step, opt = build(device)
+    if compiled:
+        step = gpuad.compile(step)
+    losses = []
+    for i, (x, y) in enumerate(batches):
+        with _no_sync(device):
+            loss = step(gpuad.tensor(x, device=device), gpuad.tensor(y, device=device))
+        losses.append(float(gpuad.backend.asnumpy(loss.array)))
+        if after_step is not None:
+            after_step(opt, i)
+    return (losses, [_host(p) for p in model.parameters()]), step, opt
+
+
+def _mlp(device):
+    model = models.MLP(12, (16,), 5).to(device)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, step, opt
+
+
+def _mlp_batch(rng, batch=8):
+    return rng.standard_normal((batch, 12)).astype(np.float32), rng.integers(0, 5, batch)
+
+
+def test_mlp_with_sgd_momentum_replays_the_eager_step(device):
+    batches = _batches(np.random.default_rng(0), 50, _mlp_batch)
+    eager, _, _ = _run(_mlp, batches, device, False)
+    compiled, step, _ = _run(_mlp, batches, device, True)
+    _assert_same(eager, compiled, device)
+    # the first call records with empty momentum buffers and no .grad, the second with both
+    assert step.traces == 2 and len(step.programs()) == 2
+
+
+def _cnn(device):
+    model = models.LeNet5(channels=(2, 3), hidden=(6,), image_size=8).to(device)
+    opt = gpuad.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = gpuad.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + 0.3 * s))
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    opt.scheduler = scheduler
+    return model, step, opt
+
+
+def _cnn_batch(rng):
+    return rng.standard_normal((4, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 4)
+
+
+def test_cnn_with_adam_and_a_scheduler_replays_the_eager_step(device):
+    """The learning rate (a scheduler steps it outside the compiled function) and Adam's step
+    count and bias corrections change every call: they are inputs of the program."""
+    batches = _batches(np.random.default_rng(1), 50, _cnn_batch)
+    lrs = {False: [], True: []}
+
+    def scheduler_step(compiled):
+        def after(opt, i):
+            lrs[compiled].append(opt.param_groups[0]["lr"])
+            opt.scheduler.step()
+        return after
+    eager, _, _ = _run(_cnn, batches, device, False, scheduler_step(False))
+    compiled, step, opt = _run(_cnn, batches, device, True, scheduler_step(True))
+    _assert_same(eager, compiled, device)
+    assert lrs[True] == lrs[False] and len(set(lrs[True])) == 50
+    assert all(s["step"] == 50 for s in opt.state.values())
+    assert step.traces == 2
+
+
+def _gpt(device):
+    model = models.GPT(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16,
+                       dropout=0.2).to(device)
+    opt = gpuad.optim.AdamW(model.parameters(), lr=1e-2)
+
+    def step(idx, targets):
+        loss = model.loss(idx, targets)
+        opt.zero_grad()
+        loss.backward()
+        gpuad.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+    return model, step, opt
+
+
+def _gpt_batch(rng):
+    return rng.integers(0, 11, (3, 8)), rng.integers(0, 11, (3, 8))
+
+
+def test_gpt_with_dropout_replays_the_eager_step(device):
+    """Dropout's masks are drawn again from the seeded generator on every replay, in the eager
+    order, so compiled and eager runs see the same masks."""
+    batches = _batches(np.random.default_rng(2), 50, _gpt_batch)
+    eager, _, _ = _run(_gpt, batches, device, False)
+    compiled, step, _ = _run(_gpt, batches, device, True)
+    _assert_same(eager, compiled, device)
+    assert step.traces == 2
+
+
+@pytest.mark.parametrize("build, make", [(_mlp, _mlp_batch), (_cnn, _cnn_batch),
+                                         (_gpt, _gpt_batch)], ids=["mlp", "cnn", "gpt"])
+def test_the_cuda_graph_path_acted_out_on_the_cpu(build, make, monkeypatch):
+    """graphs.py's blocks, input buffers and output copies, with CUDA's capture and launch acted
+    out on numpy arrays (graphs.emulated_capture): the same numbers as eager, bit for bit. The
+    optimizer updates and dropout's draws (made first) stay out of the graph."""
+    monkeypatch.setattr(gpuad.compiler.graphs, "CAPTURE_OFF_CUDA", [graphs.emulated_capture])
+    batches = _batches(np.random.default_rng(8), 8, make)
+    after = None if build is not _cnn else lambda opt, i: opt.scheduler.step()
+    eager, _, _ = _run(build, batches, "cpu", False, after)
+    compiled, step, _ = _run(build, batches, "cpu", True, after)
+    _assert_same(eager, compiled, "cpu")
+    program = step.programs()[-1]
+    blocks = program.runner.blocks
+    assert [b.host for b in blocks] == [True] * (build is _gpt) + [False, True]  # (draws,)
+    # one graph, the updates
+    assert blocks[-2].graph is not None and not program.runner.plain
+
+
+def test_no_tracing_array_is_left_behind_and_rebinding_what_the_step_reads_retraces():
+    from gpuad.compiler.arrays import TRACE_TYPES
+
+    class Trainer:
+        def __init__(self, lr):
+            self.w = gpuad.tensor([1.0, 2.0], requires_grad=True)
+            self.opt = gpuad.optim.Adam([self.w], lr=lr)
+
+        def step(self, x):
+            loss = (self.w * x).sum()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            return loss
+
+    trainer = Trainer(0.1)
+    step = gpuad.compile(trainer.step)
+    for _ in range(3):
+        loss = step(gpuad.ones(2))
+        arrays = [loss.array, trainer.w.array, trainer.w.grad.array]
+        arrays += list(trainer.opt.state[trainer.w].values())
+        assert not any(type(a) in TRACE_TYPES for a in arrays)
+    assert step.traces == 2
+    trainer.opt = gpuad.optim.SGD([trainer.w], lr=1.0)  # the step must now use this one
+    before = trainer.w.array.copy()
+    step(gpuad.ones(2))
+    np.testing.assert_array_equal(trainer.w.array, before - 1.0)
+    assert step.traces == 3 and trainer.opt.state[trainer.w] == {}
+
+
+def test_a_smaller_last_batch_retraces_and_later_epochs_replay():
+    rng = np.random.default_rng(3)
+    epoch = [_mlp_batch(rng) for _ in range(3)] + [_mlp_batch(rng, batch=5)]
+    eager, _, _ = _run(_mlp, epoch * 3, "cpu", False)
+    compiled, step, _ = _run(_mlp, epoch * 3, "cpu", True)
+    _assert_same(eager, compiled, "cpu")
+    assert step.traces == 3  # first call, first call with state, the short batch
+
+
+def test_new_batches_and_a_new_learning_rate_are_read_on_every_call():
+    w = gpuad.tensor([1.0, 2.0], requires_grad=True)
+    opt = gpuad.optim.SGD([w], lr=0.5)
+
+    @gpuad.compile
+    def step(x):
+        loss = (w * x).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    seen = []
+    for i, lr in enumerate([0.5, 0.5, 0.25, 0.125, 1.0]):
+        opt.param_groups[0]["lr"] = lr
+        x = gpuad.tensor([float(i), 1.0])
+        before = w.array.copy()
+        seen.append(float(step(x).item()))
+        np.testing.assert_array_equal(w.array, before - np.float32(lr) * x.array)
+        assert seen[-1] == pytest.approx(float((before * x.array).sum()))
+    assert step.traces == 2
+
+
+def test_random_draws_are_made_again_not_frozen():
+    @gpuad.compile
+    def noisy(x):
+        with gpuad.no_grad():
+            return F.dropout(x, 0.5) + gpuad.rand(64)
+
+    x = gpuad.ones(64)
+    gpuad.manual_seed(7)
+    compiled = [_host(noisy(x)) for _ in range(4)]
+    gpuad.manual_seed(7)
+    eager = [_host(noisy.fn(x)) for _ in range(4)]
+    for a, b in zip(eager, compiled):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(compiled[2], compiled[3])  # replays draw fresh masks
+    assert noisy.traces == 1
+
+
+def test_reading_a_value_on_the_host_falls_back_with_one_warning_naming_the_line():
+    model = models.MLP(12, (16,), 5)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+    logged = []
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        logged.append(loss.item())  # the line the warning names
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    line = step.__code__.co_firstlineno + 2
+    compiled = gpuad.compile(step)
+    rng = np.random.default_rng(4)
+    batches = [_mlp_batch(rng) for _ in range(4)]
+    with pytest.warns(CompileWarning, match=rf"\.item\(\).*{__file__}:{line}") as caught:
+        compiled(*map(gpuad.tensor, batches[0]))
+    assert len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in batches[1:]:
+            compiled(gpuad.tensor(x), gpuad.tensor(y))
+    assert compiled.fallback is not None and compiled.traces == 1 and len(logged) == 4
+
+
+@pytest.mark.parametrize("case", ["bool", "print", "nonzero", "scheduler"])
+def test_what_a_replay_cannot_repeat_is_detected(case, capsys):
+    w = gpuad.tensor([1.0, -2.0], requires_grad=True)
+    opt = gpuad.optim.SGD([w], lr=0.1)
+    scheduler = gpuad.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+
+    def step(x):
+        y = w * x
+        if case == "bool" and y.sum() > 0:
+            y = y * 2
+        if case == "print":
+            print(y)
+        if case == "nonzero":
+            y = y[y > 0]
+        loss = y.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if case == "scheduler":
+            scheduler.step()
+        return loss
+    compiled = gpuad.compile(step)
+    with pytest.warns(CompileWarning):
+        compiled(gpuad.tensor([1.0, 1.0]))
+    assert compiled.fallback
+    with pytest.raises(gpuad.compiler.tracing.Unsupported, match="fullgraph=True"):
+        gpuad.compile(step, fullgraph=True)(gpuad.tensor([1.0, 1.0]))
+
+
+def test_train_eval_mode_and_grad_mode_select_programs():
+    model = models.GPT(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=8, dropout=0.5)
+
+    @gpuad.compile
+    def logits(idx):
+        return model(idx)
+
+    idx = gpuad.tensor([[1, 2, 3]])
+    with gpuad.no_grad():
+        model.eval()
+        first = _host(logits(idx))
+        np.testing.assert_array_equal(_host(logits(idx)), first)  # no dropout: a replay
+        model.train()
+        trained = _host(logits(idx))
+        assert not np.array_equal(trained, first)
+        model.eval()
+        np.testing.assert_array_equal(_host(logits(idx)), first)
+    assert logits.traces == 2
+    with pytest.warns(CompileWarning, match="autograd graph is still alive"):
+        logits(idx)  # with grad: the caller would backward through it, which a replay cannot
+
+
+def _peak(step, batches, warm=3):
+    for x, y in batches[:warm]:
+        step(x, y)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for x, y in batches[warm:]:
+            step(x, y)
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_compiled_peak_memory_is_not_above_eager():
+    rng = np.random.default_rng(5)
+    batches = [(gpuad.tensor(rng.standard_normal((64, 256)).astype(np.float32)),
+                gpuad.tensor(rng.integers(0, 10, 64))) for _ in range(6)]
+    peaks = {}
+    for compiled in (False, True):
+        gpuad.manual_seed(0)
+        model = models.MLP(256, (256, 256), 10)
+        opt = gpuad.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        peaks[compiled] = _peak(gpuad.compile(step) if compiled else step, batches)
+    assert peaks[True] <= peaks[False], peaks
+
+
+def test_the_program_frees_and_reuses_buffers_and_drops_dead_work():
+    _, step, _ = _mlp("cpu")
+    rng = np.random.default_rng(6)
+    compiled = gpuad.compile(step)
+    for _ in range(3):
+        compiled(*map(gpuad.tensor, _mlp_batch(rng, batch=64)))
+    (program,) = [p for p in compiled.programs() if "momentum_buffer'] =" not in p.source]
+    assert program.reused > 0 and "del " in program.source
+    assert "out=" in program.source and "Tensor" not in program.source.split("return")[0]
+
+
+def test_debug_prints_traces_retraces_and_fallbacks(capsys, monkeypatch):
+    monkeypatch.setenv("GPUAD_COMPILE_DEBUG", "1")
+    double = gpuad.compile(lambda x: x * 2)
+    double(gpuad.ones(3))
+    double(gpuad.ones(3))
+    double(gpuad.ones(4))
+    err = capsys.readouterr().err
+    assert err.count("gpuad.compile:") == 4  # trace, its summary, re-trace, its summary
+    assert "re-tracing (new signature)" in err
+    quiet = gpuad.compile(lambda x: x * 2, debug=False)
+    quiet(gpuad.ones(3))
+    assert capsys.readouterr().err == ""
+
+
+def test_torch_compile_spellings_are_accepted():
+    def f(x):
+        return x + 1
+    for kwargs in ({}, {"fullgraph": True}, {"dynamic": True}, {"mode": "reduce-overhead"},
+                   {"backend": "inductor"}, {"options": {"triton.cudagraphs": False}}):
+        compiled = gpuad.compile(f, **kwargs)
+        assert _host(compiled(gpuad.ones(2))).tolist() == [2.0, 2.0]
+    assert gpuad.compile(f, disable=True) is f and gpuad.compile(f, backend="eager") is f
+    assert gpuad.compile(mode="max-autotune")(f)(gpuad.ones(1)).item() == 2.0
+    with pytest.raises(ValueError, match="unknown mode"):
+        gpuad.compile(f, mode="fastest")
+    with pytest.raises(ValueError, match="unknown backend"):
+        gpuad.compile(f, backend="tvm")
+
+    class Trainer:
+        scale = 3.0
+
+        @gpuad.compile
+        def run(self, x):
+            return x * self.scale
+    assert Trainer().run(gpuad.ones(2)).tolist() == [3.0, 3.0]
+
+
+def test_compiling_a_module_replays_its_forward_under_no_grad():
+    model = models.MLP(12, (16,), 5)
+    compiled = gpuad.compile(model)
+    x = gpuad.tensor(np.random.default_rng(7).standard_normal((4, 12)).astype(np.float32))
+    with gpuad.no_grad():
+        expected = _host(model(x))
+        for _ in range(3):
+            np.testing.assert_array_equal(_host(compiled(x)), expected)
+    assert compiled.traces == 1
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
