@@ -212,7 +212,11 @@ class Distribution:
         batch_shape = tuple(batch_shape)
         for name in names:
             setattr(new, name, ops.expand(getattr(self, name), batch_shape))
-        Distribution.__init__(new, batch_shape, validate_args=False)
+        return self._expanded(new, batch_shape)
+
+    def _expanded(self, new, batch_shape, event_shape=()):
+        """expand()'s last step: new's shapes set without checks, self's validate_args kept."""
+        Distribution.__init__(new, tuple(batch_shape), event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
 
