@@ -25,9 +25,7 @@ class Dirichlet(Distribution):
         new = self._get_checked_instance(Dirichlet, _instance)
         batch_shape = tuple(batch_shape)
         new.concentration = ops.expand(self.concentration, batch_shape + self.event_shape)
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expanded(new, batch_shape, self.event_shape)
 
     def rsample(self, sample_shape=()):
         gammas = standard_gamma(ops.expand(self.concentration,

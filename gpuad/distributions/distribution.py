@@ -33,6 +33,14 @@ def broadcast_all(*values):
     return tuple(t if t.shape == shape else ops.expand(t, shape) for t in tensors)
 
 
+def broadcast_params(*values):
+    """broadcast_all(*values) and the batch shape they give: () when every value is a Python
+    number (torch's rule for scalar parameters), else the broadcast shape."""
+    tensors = broadcast_all(*values)
+    scalars = all(isinstance(v, numbers.Number) for v in values)
+    return tensors, () if scalars else tensors[0].shape
+
+
 def clamp_probs(probs):
     """probs clamped to [eps, 1 - eps] for its dtype's eps."""
     eps = float(numpy.finfo(probs.dtype).eps)
@@ -196,6 +204,21 @@ class Distribution:
             raise ValueError(f"Expected value argument ({type(value).__name__} of shape "
                              f"{tuple(value.shape)}) to be within the support ({support!r}) of "
                              f"the distribution {self!r}, but found invalid values:\n{value}")
+
+    def _expand_params(self, cls, batch_shape, _instance, *names):
+        """expand() for distributions whose parameters all have the batch shape: each named
+        parameter expanded (a view), no checks, the validate_args setting kept."""
+        new = self._get_checked_instance(cls, _instance)
+        batch_shape = tuple(batch_shape)
+        for name in names:
+            setattr(new, name, ops.expand(getattr(self, name), batch_shape))
+        return self._expanded(new, batch_shape)
+
+    def _expanded(self, new, batch_shape, event_shape=()):
+        """expand()'s last step: new's shapes set without checks, self's validate_args kept."""
+        Distribution.__init__(new, tuple(batch_shape), event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     def _get_checked_instance(self, cls, _instance=None):
         if _instance is None and type(self).__init__ != cls.__init__:

@@ -5,15 +5,13 @@ concentration is the implicit reparameterisation gradient dx/dalpha = -(dF/dalph
 the gamma CDF F, computed with the approximations torch uses (_standard_gamma_grad), so the
 gradients of a given sample are torch's.
 """
-import numbers
-
 import numpy
 
 from .. import backend, creation, ops
 from ..autograd import is_grad_enabled, no_grad
 from ..tensor import Tensor
 from . import constraints
-from .distribution import Distribution, broadcast_all
+from .distribution import Distribution, broadcast_params
 
 
 def _draw(alpha):
@@ -113,18 +111,11 @@ class Gamma(Distribution):
     has_rsample = True
 
     def __init__(self, concentration, rate, validate_args=None):
-        self.concentration, self.rate = broadcast_all(concentration, rate)
-        scalars = isinstance(concentration, numbers.Number) and isinstance(rate, numbers.Number)
-        super().__init__(() if scalars else self.concentration.shape, validate_args=validate_args)
+        (self.concentration, self.rate), batch_shape = broadcast_params(concentration, rate)
+        super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Gamma, _instance)
-        batch_shape = tuple(batch_shape)
-        new.concentration = ops.expand(self.concentration, batch_shape)
-        new.rate = ops.expand(self.rate, batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_params(Gamma, batch_shape, _instance, "concentration", "rate")
 
     mean = property(lambda self: self.concentration / self.rate)
     mode = property(lambda self: ops.clamp((self.concentration - 1) / self.rate, min=0))

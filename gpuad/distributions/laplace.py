@@ -1,11 +1,9 @@
 """Laplace(loc, scale): the double exponential, reparameterised through its inverse CDF."""
-import numbers
-
 import numpy
 
 from .. import creation, ops
 from . import constraints
-from .distribution import Distribution, broadcast_all
+from .distribution import Distribution, broadcast_params
 
 
 class Laplace(Distribution):
@@ -16,17 +14,11 @@ class Laplace(Distribution):
     has_rsample = True
 
     def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        scalars = isinstance(loc, numbers.Number) and isinstance(scale, numbers.Number)
-        super().__init__(() if scalars else self.loc.shape, validate_args=validate_args)
+        (self.loc, self.scale), batch_shape = broadcast_params(loc, scale)
+        super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Laplace, _instance)
-        batch_shape = tuple(batch_shape)
-        new.loc, new.scale = ops.expand(self.loc, batch_shape), ops.expand(self.scale, batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_params(Laplace, batch_shape, _instance, "loc", "scale")
 
     mean = property(lambda self: self.loc)
     mode = property(lambda self: self.loc)

@@ -1,10 +1,9 @@
 """Uniform(low, high): uniform on [low, high), reparameterised as low + u * (high - low)."""
 import math
-import numbers
 
 from .. import creation, ops
 from . import constraints
-from .distribution import Distribution, broadcast_all
+from .distribution import Distribution, broadcast_params
 
 
 class Uniform(Distribution):
@@ -17,17 +16,11 @@ class Uniform(Distribution):
                 "high": constraints.greater_than(self.low)}
 
     def __init__(self, low, high, validate_args=None):
-        self.low, self.high = broadcast_all(low, high)
-        scalars = isinstance(low, numbers.Number) and isinstance(high, numbers.Number)
-        super().__init__(() if scalars else self.low.shape, validate_args=validate_args)
+        (self.low, self.high), batch_shape = broadcast_params(low, high)
+        super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Uniform, _instance)
-        batch_shape = tuple(batch_shape)
-        new.low, new.high = ops.expand(self.low, batch_shape), ops.expand(self.high, batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_params(Uniform, batch_shape, _instance, "low", "high")
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):

@@ -9,7 +9,7 @@ from .activation import (CELU, ELU, GELU, GLU, SELU, Hardshrink, Hardsigmoid,  #
                          Hardswish, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, Mish, PReLU,
                          ReLU, ReLU6, RReLU, Sigmoid, SiLU, Softmax, Softmax2d, Softmin,
                          Softplus, Softshrink, Softsign, Tanh, Tanhshrink, Threshold)
-from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
+from .attention import MultiheadAttention  # noqa: F401
 from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,  # noqa: F401
                      Conv2d, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear,
                      MaxPool2d, Unflatten, Upsample)
@@ -41,7 +41,8 @@ from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,  
                       AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool3d, MaxPool1d,
                       MaxPool3d)
 from .sparse import EmbeddingBag  # noqa: F401
-from .transformer import Transformer, TransformerDecoder, TransformerDecoderLayer  # noqa: F401
+from .transformer import (Transformer, TransformerDecoder,  # noqa: F401
+                          TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
 from .upsampling import UpsamplingBilinear2d, UpsamplingNearest2d  # noqa: F401
 
 

@@ -1,13 +1,12 @@
-"""Attention and the Transformer encoder with torch.nn's semantics, parameter names and layouts
-(state_dicts map one to one): scaled_dot_product_attention, multi_head_attention_forward,
-MultiheadAttention, TransformerEncoderLayer, TransformerEncoder.
+"""Attention with torch.nn's semantics, parameter names and layouts (state_dicts map one to one):
+scaled_dot_product_attention, multi_head_attention_forward, MultiheadAttention. The Transformer
+layers built on it live in transformer.py (still importable from here).
 
 Everything is composed from gpuad ops (matmul, softmax, where, linear), so it runs on numpy and
 CuPy alike and is differentiable to any order. A fused attention primitive would save the
 (L, S) weights' memory on long sequences but would need its own second-order rule; not yet.
 nn.functional re-exports the two functions.
 """
-import copy
 import math
 
 import numpy
@@ -17,8 +16,8 @@ from ..tensor import Tensor
 from . import functional as F
 from . import init
 from .checks import check_dtypes
-from .layers import Dropout, LayerNorm, Linear
-from .module import Module, ModuleList, Parameter
+from .layers import Linear
+from .module import Module, Parameter
 
 
 # ---- scaled dot-product attention --------------------------------------------------------------
@@ -378,73 +377,8 @@ def generate_square_subsequent_mask(sz, device=None, dtype=None):
     return ops.where(above, -math.inf, 0.0).to(dtype or backend.DEFAULT_FLOAT)
 
 
-# ---- the Transformer encoder ---------------------------------------------------------------------
-def _activation(activation):
-    if activation == "relu":
-        return F.relu
-    if activation == "gelu":
-        return F.gelu
-    if not isinstance(activation, str) and callable(activation):
-        return activation
-    error = ValueError if isinstance(activation, str) else TypeError
-    raise error(f"TransformerEncoderLayer: activation should be 'relu', 'gelu' or a callable, "
-                f"not {activation!r}")
-
-
-class TransformerEncoderLayer(Module):
-    """Self-attention then a feed-forward block, each added back to its input, with LayerNorm after
-    each sum (norm_first=False, the original Transformer) or before each block (norm_first=True),
-    like torch.nn.TransformerEncoderLayer, with its submodule names so state_dicts map one to one.
-    src_mask and src_key_padding_mask follow MultiheadAttention (bool True = masked out)."""
-
-    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
-                 dtype=None):
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, **kw)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
-        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
-        self.activation = _activation(activation)
-
-    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
-        x = src
-        if self.norm_first:
-            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
-            return x + self._ff_block(self.norm2(x))
-        x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
-        return self.norm2(x + self._ff_block(x))
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal)[0]
-        return self.dropout1(x)
-
-    def _ff_block(self, x):
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
-
-
-class TransformerEncoder(Module):
-    """num_layers deep copies of encoder_layer applied in turn (as `layers`), then an optional
-    final norm, like torch.nn.TransformerEncoder. torch's nested-tensor fast path (which, in eval
-    mode without grad, returns zeros at padded positions) has no counterpart here:
-    enable_nested_tensor and mask_check are accepted and ignored."""
-
-    def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True,
-                 mask_check=True):
-        super().__init__()
-        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
-        self.num_layers, self.norm = num_layers, norm
-
-    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
-        out = src
-        for layer in self.layers:
-            out = layer(out, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
-                        is_causal=bool(is_causal))
-        return out if self.norm is None else self.norm(out)
+def __getattr__(name):
+    if name in ("TransformerEncoder", "TransformerEncoderLayer"):  # moved to transformer.py
+        from . import transformer
+        return getattr(transformer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

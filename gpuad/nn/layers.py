@@ -5,12 +5,14 @@ import math
 import numbers
 
 from .. import creation, ops
-from ..autograd import no_grad
 from . import functional as F
 from . import init
 from .checks import check_dtypes
 from .conv import Conv2d, ConvTranspose2d  # noqa: F401  (with the other convolution layers)
 from .module import Module, Parameter
+from .normalization import BatchNorm1d, BatchNorm2d  # noqa: F401  (with the other norms)
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401  (with the other pools)
+from .sparse import Embedding  # noqa: F401  (with EmbeddingBag)
 from .upsampling import Upsample  # noqa: F401  (with the other resampling layers)
 
 
@@ -70,118 +72,6 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
-        self.padding, self.dilation = padding, dilation
-        self.return_indices, self.ceil_mode = return_indices, ceil_mode
-
-    def forward(self, input):
-        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                            self.ceil_mode, self.return_indices)
-
-    def extra_repr(self):
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
-
-
-class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None):
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
-        self.padding, self.ceil_mode = padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
-
-    def forward(self, input):
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class AdaptiveAvgPool2d(Module):
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, input):
-        return F.adaptive_avg_pool2d(input, self.output_size)
-
-    def extra_repr(self):
-        return f"output_size={self.output_size}"
-
-
-class _BatchNorm(Module):
-    """Shared by BatchNorm1d/2d: affine weight (ones) and bias (zeros); running_mean (zeros),
-    running_var (ones) and num_batches_tracked buffers; momentum=None means a cumulative average
-    of all batches seen, as in torch."""
-    _input_dims = ()
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, device=None, dtype=None):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        kw = {"device": device, "dtype": dtype}
-        self.register_parameter("weight", Parameter(creation.ones(num_features, **kw))
-                                if affine else None)
-        self.register_parameter("bias", Parameter(creation.zeros(num_features, **kw))
-                                if affine else None)
-        tracked = track_running_stats
-        self.register_buffer("running_mean", creation.zeros(num_features, **kw) if tracked
-                             else None)
-        self.register_buffer("running_var", creation.ones(num_features, **kw) if tracked
-                             else None)
-        self.register_buffer("num_batches_tracked", creation.tensor(0, device=device)
-                             if tracked else None)
-
-    def reset_running_stats(self):
-        if self.track_running_stats:
-            init.zeros_(self.running_mean), init.ones_(self.running_var)
-            init.zeros_(self.num_batches_tracked)
-
-    def forward(self, input):
-        if input.ndim not in self._input_dims:
-            dims = " or ".join(map(str, self._input_dims))
-            raise ValueError(f"{type(self).__name__}: expected a {dims}-D input, got shape "
-                             f"{tuple(input.shape)}")
-        if input.shape[1] != self.num_features:  # before the running statistics move
-            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
-                             f"{self.num_features} channels in dim 1, got shape "
-                             f"{tuple(input.shape)}")
-        check_dtypes(self, input, self.running_mean, self.running_var, self.weight,
-                        self.bias, kind="norm", what="parameters")
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            with no_grad():
-                self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # cumulative average: needs the count on the host
-                factor = 1.0 / self.num_batches_tracked.item()
-        use_batch_stats = self.training or self.running_mean is None
-        keep = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if keep else None,
-                            self.running_var if keep else None, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps)
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch norm over (N, C) or (N, C, L) inputs, like torch.nn.BatchNorm1d."""
-    _input_dims = (2, 3)
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch norm over (N, C, H, W) inputs, like torch.nn.BatchNorm2d."""
-    _input_dims = (4,)
-
-
 class LayerNorm(Module):
     """Normalise over the trailing normalized_shape dims, with elementwise weight (ones) and bias
     (zeros), like torch.nn.LayerNorm."""
@@ -223,36 +113,6 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
-
-
-class Embedding(Module):
-    """A lookup table of num_embeddings rows of size embedding_dim, initialised N(0, 1); the row
-    padding_idx starts at zero and receives no gradient, like torch.nn.Embedding."""
-
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
-        super().__init__()
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx {padding_idx} must be within "
-                                 f"[-{num_embeddings}, {num_embeddings})")
-            padding_idx %= num_embeddings
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.padding_idx = padding_idx
-        self.weight = _empty(num_embeddings, embedding_dim, device=device, dtype=dtype)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        init.normal_(self.weight)
-        if self.padding_idx is not None:
-            self.weight._bump_version()
-            self.weight.array[self.padding_idx] = 0
-
-    def forward(self, input):
-        return F.embedding(input, self.weight, self.padding_idx)
-
-    def extra_repr(self):
-        s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
 
 
 class Flatten(Module):

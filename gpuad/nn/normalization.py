@@ -1,6 +1,6 @@
-"""RMSNorm, GroupNorm, InstanceNorm1d/2d/3d and LocalResponseNorm (functional rms_norm,
-group_norm, instance_norm and local_response_norm, and their Modules), with torch.nn's names,
-defaults, parameter layouts and formulas, so state_dicts map one to one.
+"""RMSNorm, GroupNorm, BatchNorm1d/2d, InstanceNorm1d/2d/3d and LocalResponseNorm (functional
+rms_norm, group_norm, instance_norm and local_response_norm, and their Modules), with torch.nn's
+names, defaults, parameter layouts and formulas, so state_dicts map one to one.
 
 Kept out of layers.py and functional.py, which are near their size budget; nn.functional
 re-exports the functions. All are composites of gpuad ops, so they run on either backend
@@ -14,6 +14,7 @@ import numpy
 
 from .. import backend, creation, ops
 from ..autograd import no_grad
+from . import functional as F
 from . import init
 from .checks import REDUCED, check_dtypes
 from .module import Module, Parameter
@@ -191,13 +192,13 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     return out if bias is None else out + bias.reshape(per_channel)
 
 
-class _InstanceNorm(Module):
-    """Shared by InstanceNorm1d/2d/3d: optional affine weight (ones) and bias (zeros) and optional
-    running statistics (running_mean, running_var, num_batches_tracked), as in torch."""
-    _d = 1
+class _NormBase(Module):
+    """Shared by the batch and instance norms: optional affine weight (ones) and bias (zeros) and
+    optional running statistics (running_mean zeros, running_var ones, num_batches_tracked), as
+    torch's _NormBase."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
-                 track_running_stats=False, device=None, dtype=None, *, bias=True):
+    def __init__(self, num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                 bias=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -218,6 +219,64 @@ class _InstanceNorm(Module):
         if self.track_running_stats:
             init.zeros_(self.running_mean), init.ones_(self.running_var)
             init.zeros_(self.num_batches_tracked)
+
+
+class _BatchNorm(_NormBase):
+    """Shared by BatchNorm1d/2d: affine and tracking running statistics by default;
+    momentum=None means a cumulative average of all batches seen, as in torch."""
+    _input_dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+
+    def forward(self, input):
+        if input.ndim not in self._input_dims:
+            dims = " or ".join(map(str, self._input_dims))
+            raise ValueError(f"{type(self).__name__}: expected a {dims}-D input, got shape "
+                             f"{tuple(input.shape)}")
+        if input.shape[1] != self.num_features:  # before the running statistics move
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
+                             f"{self.num_features} channels in dim 1, got shape "
+                             f"{tuple(input.shape)}")
+        check_dtypes(self, input, self.running_mean, self.running_var, self.weight,
+                     self.bias, kind="norm", what="parameters")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            with no_grad():
+                self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative average: needs the count on the host
+                factor = 1.0 / self.num_batches_tracked.item()
+        use_batch_stats = self.training or self.running_mean is None
+        keep = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if keep else None,
+                            self.running_var if keep else None, self.weight, self.bias,
+                            use_batch_stats, factor, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) or (N, C, L) inputs, like torch.nn.BatchNorm1d."""
+    _input_dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) inputs, like torch.nn.BatchNorm2d."""
+    _input_dims = (4,)
+
+
+class _InstanceNorm(_NormBase):
+    """Shared by InstanceNorm1d/2d/3d: no affine parameters and no running statistics by
+    default, as in torch."""
+    _d = 1
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                         bias)
 
     def forward(self, input):
         d, name = self._d, type(self).__name__

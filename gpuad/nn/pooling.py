@@ -1,6 +1,6 @@
-"""Pooling layers in 1 and 3 spatial dims and adaptive max pooling, like torch.nn's MaxPool1d/3d,
-AvgPool1d/3d, AdaptiveAvgPool1d/3d and AdaptiveMaxPool1d/2d/3d (the 2-D max, average and adaptive
-average layers live in layers.py). No parameters; the maths is gpuad.ops.pool.
+"""Pooling layers in 1, 2 and 3 spatial dims, like torch.nn's MaxPool1d/2d/3d, AvgPool1d/2d/3d,
+AdaptiveAvgPool1d/2d/3d and AdaptiveMaxPool1d/2d/3d: one Nd base per kind. No parameters; the
+maths is gpuad.ops.pool.
 """
 from .. import ops
 from .module import Module
@@ -35,47 +35,57 @@ class MaxPool1d(_MaxPoolNd):
     _d = 1
 
 
+class MaxPool2d(_MaxPoolNd):
+    """Max over windows of (N, C, H, W) or (C, H, W), like torch.nn.MaxPool2d."""
+    _d = 2
+
+
 class MaxPool3d(_MaxPoolNd):
     """Max over windows of (N, C, D, H, W) or (C, D, H, W), like torch.nn.MaxPool3d."""
     _d = 3
 
 
-class AvgPool1d(Module):
-    """Mean over windows of (N, C, L) or (C, L), like torch.nn.AvgPool1d (which keeps its sizes
-    as 1-tuples)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True):
-        super().__init__()
-        self.kernel_size = _single(kernel_size)
-        self.stride = _single(kernel_size if stride is None else stride)
-        self.padding, self.ceil_mode = _single(padding), ceil_mode
-        self.count_include_pad = count_include_pad
-
-    def forward(self, input):
-        return ops.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                              self.count_include_pad)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class AvgPool3d(Module):
-    """Mean over windows of (N, C, D, H, W) or (C, D, H, W), like torch.nn.AvgPool3d."""
+class _AvgPoolNd(Module):
+    _d = 1
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+        self.count_include_pad = count_include_pad
+        if self._d > 1:  # torch's AvgPool1d has no divisor_override
+            self.divisor_override = divisor_override
 
     def forward(self, input):
-        return ops.avg_pool3d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                              self.count_include_pad, self.divisor_override)
+        divisor = () if self._d == 1 else (self.divisor_override,)
+        return getattr(ops, f"avg_pool{self._d}d")(
+            input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+            self.count_include_pad, *divisor)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(_AvgPoolNd):
+    """Mean over windows of (N, C, L) or (C, L), like torch.nn.AvgPool1d (which keeps its sizes
+    as 1-tuples)."""
+    _d = 1
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__(_single(kernel_size), _single(kernel_size if stride is None else stride),
+                         _single(padding), ceil_mode, count_include_pad)
+
+
+class AvgPool2d(_AvgPoolNd):
+    """Mean over windows of (N, C, H, W) or (C, H, W), like torch.nn.AvgPool2d."""
+    _d = 2
+
+
+class AvgPool3d(_AvgPoolNd):
+    """Mean over windows of (N, C, D, H, W) or (C, D, H, W), like torch.nn.AvgPool3d."""
+    _d = 3
 
 
 class _AdaptiveAvgPoolNd(Module):
@@ -96,6 +106,12 @@ class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
     """Average over torch's adaptive windows of (N, C, L) or (C, L), like
     torch.nn.AdaptiveAvgPool1d."""
     _d = 1
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    """Average over torch's adaptive windows of (N, C, H, W) or (C, H, W), like
+    torch.nn.AdaptiveAvgPool2d."""
+    _d = 2
 
 
 class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):

@@ -1,8 +1,8 @@
-"""EmbeddingBag and F.embedding_bag, like torch: sums, means or maxima of embedding rows over bags
-of indices (rows of a 2-D input, or a 1-D input cut by offsets), with per_sample_weights,
-include_last_offset and padding_idx. Bags are laid out as one padded (bags, longest bag) index
-matrix, so the reduction is one masked op and gradients reach each used row exactly as torch's
-(max: the first maximum of each bag and feature).
+"""Embedding, EmbeddingBag and F.embedding_bag, like torch: a lookup table of rows, and sums,
+means or maxima of embedding rows over bags of indices (rows of a 2-D input, or a 1-D input cut
+by offsets), with per_sample_weights, include_last_offset and padding_idx. Bags are laid out as
+one padded (bags, longest bag) index matrix, so the reduction is one masked op and gradients reach
+each used row exactly as torch's (max: the first maximum of each bag and feature).
 """
 import numpy
 
@@ -12,6 +12,46 @@ from . import init
 from .module import Module, Parameter
 
 _MODES = ("sum", "mean", "max")
+
+
+def _padding_idx(name, padding_idx, num_embeddings):
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"{name}: padding_idx {padding_idx} must be within "
+                         f"[-{num_embeddings}, {num_embeddings})")
+    return padding_idx % num_embeddings
+
+
+def _reset_rows(weight, padding_idx):
+    init.normal_(weight)
+    if padding_idx is not None:
+        weight._bump_version()
+        weight.array[padding_idx] = 0
+
+
+class Embedding(Module):
+    """A lookup table of num_embeddings rows of size embedding_dim, initialised N(0, 1); the row
+    padding_idx starts at zero and receives no gradient, like torch.nn.Embedding."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
+        super().__init__()
+        padding_idx = _padding_idx("Embedding", padding_idx, num_embeddings)
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
+        self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
+                                               dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _reset_rows(self.weight, self.padding_idx)
+
+    def forward(self, input):
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
 
 
 def _check(input, offsets, mode, per_sample_weights, max_norm, scale_grad_by_freq, sparse):
@@ -113,11 +153,7 @@ class EmbeddingBag(Module):
                  scale_grad_by_freq=False, mode="mean", sparse=False, _weight=None,
                  include_last_offset=False, padding_idx=None, device=None, dtype=None):
         super().__init__()
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"EmbeddingBag: padding_idx {padding_idx} must be within "
-                                 f"[-{num_embeddings}, {num_embeddings})")
-            padding_idx %= num_embeddings
+        padding_idx = _padding_idx("EmbeddingBag", padding_idx, num_embeddings)
         if mode not in _MODES:
             raise ValueError(f"EmbeddingBag: mode has to be one of {_MODES}, got {mode!r}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
@@ -136,10 +172,7 @@ class EmbeddingBag(Module):
             self.weight = Parameter(_weight)
 
     def reset_parameters(self):
-        init.normal_(self.weight)
-        if self.padding_idx is not None:
-            self.weight._bump_version()
-            self.weight.array[self.padding_idx] = 0
+        _reset_rows(self.weight, self.padding_idx)
 
     def forward(self, input, offsets=None, per_sample_weights=None):
         return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,

@@ -1,18 +1,14 @@
-"""The Transformer decoder and the full encoder-decoder, like torch.nn.TransformerDecoderLayer,
-TransformerDecoder and Transformer: the same arguments, submodule names (so state_dicts map one to
-one), initialisation, masks (bool True = masked out, floats added to the scores) and checks. Built
-on attention.py's MultiheadAttention and TransformerEncoder.
+"""The Transformer encoder, decoder and the full encoder-decoder, like torch.nn's
+TransformerEncoderLayer, TransformerEncoder, TransformerDecoderLayer, TransformerDecoder and
+Transformer: the same arguments, submodule names (so state_dicts map one to one), initialisation,
+masks (bool True = masked out, floats added to the scores) and checks. Built on attention.py's
+MultiheadAttention; both layers share their attention, feed-forward and norm blocks.
 """
 import copy
 
 from . import functional as F
 from . import init
-from .attention import (
-    MultiheadAttention,
-    TransformerEncoder,
-    TransformerEncoderLayer,
-    generate_square_subsequent_mask,
-)
+from .attention import MultiheadAttention, generate_square_subsequent_mask
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList
 
@@ -28,32 +24,98 @@ def _activation(name, activation):
     raise error(f"{name}: activation should be 'relu', 'gelu' or a callable, not {activation!r}")
 
 
-class TransformerDecoderLayer(Module):
+class _TransformerLayer(Module):
+    """Shared by the encoder and decoder layers: self-attention (and, with cross_attention, the
+    attention to the memory), the feed-forward block and its norms and dropouts, registered in
+    torch's order so state_dicts and reprs match."""
+    _ff_dropout = "dropout2"
+
+    def __init__(self, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                 batch_first, norm_first, bias, device, dtype, cross_attention):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                            batch_first=batch_first, **kw)
+        if cross_attention:
+            self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                                     batch_first=batch_first, **kw)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)
+        self.norm_first = norm_first
+        blocks = 3 if cross_attention else 2
+        for i in range(1, blocks + 1):
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw))
+        for i in range(1, blocks + 1):
+            setattr(self, f"dropout{i}", Dropout(dropout))
+        self.activation = activation
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                           is_causal=bool(is_causal), need_weights=False)[0]
+        return self.dropout1(x)
+
+    def _ff_block(self, x):
+        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return getattr(self, self._ff_dropout)(x)
+
+
+class TransformerEncoderLayer(_TransformerLayer):
+    """Self-attention then a feed-forward block, each added back to its input, with LayerNorm after
+    each sum (norm_first=False, the original Transformer) or before each block (norm_first=True),
+    like torch.nn.TransformerEncoderLayer, with its submodule names so state_dicts map one to one.
+    src_mask and src_key_padding_mask follow MultiheadAttention (bool True = masked out)."""
+
+    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
+                 dtype=None):
+        super().__init__(d_model, nhead, dim_feedforward, dropout,
+                         _activation("TransformerEncoderLayer", activation), layer_norm_eps,
+                         batch_first, norm_first, bias, device, dtype, cross_attention=False)
+
+    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        x = src
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
+            return x + self._ff_block(self.norm2(x))
+        x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
+        return self.norm2(x + self._ff_block(x))
+
+
+class TransformerEncoder(Module):
+    """num_layers deep copies of encoder_layer applied in turn (as `layers`), then an optional
+    final norm, like torch.nn.TransformerEncoder. torch's nested-tensor fast path (which, in eval
+    mode without grad, returns zeros at padded positions) has no counterpart here:
+    enable_nested_tensor and mask_check are accepted and ignored."""
+
+    def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True,
+                 mask_check=True):
+        super().__init__()
+        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
+        self.num_layers, self.norm = num_layers, norm
+
+    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        out = src
+        for layer in self.layers:
+            out = layer(out, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
+                        is_causal=bool(is_causal))
+        return out if self.norm is None else self.norm(out)
+
+
+class TransformerDecoderLayer(_TransformerLayer):
     """Self-attention over the target, attention to the memory (the encoder's output), then a
     feed-forward block, each added back to its input with LayerNorm after each sum
     (norm_first=False) or before each block (norm_first=True), like
     torch.nn.TransformerDecoderLayer. tgt_is_causal / memory_is_causal are hints that the masks
     are causal: the masks themselves are still required, as in torch."""
+    _ff_dropout = "dropout3"
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation=F.relu,
                  layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
                  dtype=None):
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, **kw)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                                 batch_first=batch_first, **kw)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
-        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation("TransformerDecoderLayer", activation)
+        super().__init__(d_model, nhead, dim_feedforward, dropout,
+                         _activation("TransformerDecoderLayer", activation), layer_norm_eps,
+                         batch_first, norm_first, bias, device, dtype, cross_attention=True)
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
@@ -68,19 +130,11 @@ class TransformerDecoderLayer(Module):
                                            memory_is_causal))
         return self.norm3(x + self._ff_block(x))
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           is_causal=bool(is_causal), need_weights=False)[0]
-        return self.dropout1(x)
-
     def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal):
         x = self.multihead_attn(x, memory, memory, attn_mask=attn_mask,
                                 key_padding_mask=key_padding_mask, is_causal=bool(is_causal),
                                 need_weights=False)[0]
         return self.dropout2(x)
-
-    def _ff_block(self, x):
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
 class TransformerDecoder(Module):

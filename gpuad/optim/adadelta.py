@@ -1,6 +1,6 @@
 """Adadelta: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, check_nonnegative, refuse_torch_only_options
+from .optimizer import Optimizer, check_nonnegative, init_state, refuse_torch_only_options
 
 
 class Adadelta(Optimizer):
@@ -19,8 +19,7 @@ class Adadelta(Optimizer):
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:
-            state["step"] = 0
-            state["square_avg"], state["acc_delta"] = xp.zeros_like(p), xp.zeros_like(p)
+            init_state(state, p, "square_avg", "acc_delta")
         rho, eps = group["rho"], group["eps"]
         g = -g if group["maximize"] else g
         state["step"] += 1

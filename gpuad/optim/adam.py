@@ -4,7 +4,7 @@ import math
 
 from ..backend import xp_of
 from ..backend.kernels import fused
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_nonnegative, init_state
 
 
 class Adam(Optimizer):
@@ -23,12 +23,9 @@ class Adam(Optimizer):
                                   "decoupled_weight_decay": decoupled_weight_decay})
 
     def _update(self, p, g, state, group):
-        xp = xp_of(p)
         if not state:
-            state["step"] = 0
-            state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(p), xp.zeros_like(p)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros_like(p)
+            init_state(state, p, "exp_avg", "exp_avg_sq",
+                       *(("max_exp_avg_sq",) if group["amsgrad"] else ()))
         beta1, beta2 = group["betas"]
         state["step"] = step = state["step"] + 1
         vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None

@@ -2,10 +2,9 @@
 from ..backend import xp_of
 from .optimizer import (
     Optimizer,
-    check_betas,
-    check_nonnegative,
+    check_adam_options,
+    init_state,
     lerp_inplace,
-    refuse_torch_only_options,
 )
 
 
@@ -15,17 +14,14 @@ class Adamax(Optimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  foreach=None, *, maximize=False, differentiable=False, capturable=False):
-        check_nonnegative("Adamax", lr=lr, eps=eps, weight_decay=weight_decay)
-        check_betas("Adamax", betas)
-        refuse_torch_only_options("Adamax", capturable=capturable, differentiable=differentiable)
+        check_adam_options("Adamax", lr, betas, eps, weight_decay, capturable, differentiable)
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay, "maximize": maximize})
 
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:
-            state["step"] = 0
-            state["exp_avg"], state["exp_inf"] = xp.zeros_like(p), xp.zeros_like(p)
+            init_state(state, p, "exp_avg", "exp_inf")
         beta1, beta2 = group["betas"]
         g = -g if group["maximize"] else g
         state["step"] = step = state["step"] + 1

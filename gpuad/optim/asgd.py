@@ -1,6 +1,5 @@
 """ASGD: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
-from ..backend import xp_of
-from .optimizer import Optimizer, check_nonnegative, refuse_torch_only_options
+from .optimizer import Optimizer, check_nonnegative, init_state, refuse_torch_only_options
 
 
 class ASGD(Optimizer):
@@ -16,8 +15,7 @@ class ASGD(Optimizer):
 
     def _update(self, p, g, state, group):
         if not state:
-            state["step"], state["eta"], state["mu"] = 0, float(group["lr"]), 1.0
-            state["ax"] = xp_of(p).zeros_like(p)
+            init_state(state, p, "ax", eta=float(group["lr"]), mu=1.0)
         lr, lambd = group["lr"], group["lambd"]
         g = -g if group["maximize"] else g
         state["step"] = step = state["step"] + 1

@@ -409,10 +409,24 @@ def _set_momentum(group, value, use_beta1):
         group["momentum"] = value
 
 
-class SequentialLR(LRScheduler):
+class _SchedulerList(LRScheduler):
+    """Shared by SequentialLR and ChainedScheduler: the inner schedulers' states are saved and
+    restored with their own state_dict()s, under "_schedulers"."""
+    _not_saved = ("optimizer", "_schedulers")
+
+    def state_dict(self):
+        return {**super().state_dict(), "_schedulers": [s.state_dict() for s in self._schedulers]}
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        for scheduler, saved in zip(self._schedulers, state_dict.pop("_schedulers")):
+            scheduler.load_state_dict(saved)
+        super().load_state_dict(state_dict)
+
+
+class SequentialLR(_SchedulerList):
     """Hand over from schedulers[i] to schedulers[i + 1] at milestones[i], each new one starting at
     its own epoch 0 (its closed form), like torch.optim.lr_scheduler.SequentialLR."""
-    _not_saved = ("optimizer", "_schedulers")
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
         _check_schedulers("SequentialLR", optimizer, schedulers)
@@ -437,15 +451,6 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self):
-        return {**super().state_dict(), "_schedulers": [s.state_dict() for s in self._schedulers]}
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        for scheduler, saved in zip(self._schedulers, state_dict.pop("_schedulers")):
-            scheduler.load_state_dict(saved)
-        super().load_state_dict(state_dict)
-
 
 def _check_schedulers(owner, optimizer, schedulers):
     if not schedulers:
@@ -468,10 +473,9 @@ def _undo_one_step(scheduler):
         scheduler.last_epoch -= 1
 
 
-class ChainedScheduler(LRScheduler):
+class ChainedScheduler(_SchedulerList):
     """Step every scheduler in the list at each step(), so their chainable forms multiply, like
     torch.optim.lr_scheduler.ChainedScheduler."""
-    _not_saved = ("optimizer", "_schedulers")
 
     def __init__(self, schedulers, optimizer=None):
         optimizer = optimizer or (schedulers[0].optimizer if schedulers else None)
@@ -483,15 +487,6 @@ class ChainedScheduler(LRScheduler):
         for scheduler in self._schedulers:
             scheduler.step()
         self._last_lr = _lrs(self.optimizer)
-
-    def state_dict(self):
-        return {**super().state_dict(), "_schedulers": [s.state_dict() for s in self._schedulers]}
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        for scheduler, saved in zip(self._schedulers, state_dict.pop("_schedulers")):
-            scheduler.load_state_dict(saved)
-        super().load_state_dict(state_dict)
 
 
 class ReduceLROnPlateau(LRScheduler):

@@ -2,10 +2,10 @@
 from ..backend import xp_of
 from .optimizer import (
     Optimizer,
-    check_betas,
-    check_nonnegative,
+    check_adam_options,
+    decayed_gradient,
+    init_state,
     lerp_inplace,
-    refuse_torch_only_options,
 )
 
 
@@ -17,10 +17,8 @@ class NAdam(Optimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False, capturable=False, differentiable=False):
-        check_nonnegative("NAdam", lr=lr, eps=eps, weight_decay=weight_decay,
-                     momentum_decay=momentum_decay)
-        check_betas("NAdam", betas)
-        refuse_torch_only_options("NAdam", capturable=capturable, differentiable=differentiable)
+        check_adam_options("NAdam", lr, betas, eps, weight_decay, capturable, differentiable,
+                           momentum_decay=momentum_decay)
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay, "momentum_decay": momentum_decay,
                                   "decoupled_weight_decay": decoupled_weight_decay,
@@ -29,15 +27,10 @@ class NAdam(Optimizer):
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:
-            state["step"], state["mu_product"] = 0, 1.0
-            state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(p), xp.zeros_like(p)
-        lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
-        g = -g if group["maximize"] else g
+            init_state(state, p, "exp_avg", "exp_avg_sq", mu_product=1.0)
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        g = decayed_gradient(p, g, group)
         state["step"] = step = state["step"] + 1
-        if decay and group["decoupled_weight_decay"]:
-            p *= 1 - lr * decay
-        elif decay:
-            g = g + decay * p
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * group["momentum_decay"]))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))
         state["mu_product"] = mu_product = state["mu_product"] * mu

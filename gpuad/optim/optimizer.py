@@ -33,6 +33,36 @@ def refuse_torch_only_options(owner, capturable=False, differentiable=False):
                          f"gpuad.cuda.graph)")
 
 
+def check_adam_options(owner, lr, betas, eps, weight_decay, capturable, differentiable, **more):
+    """The constructor checks of the Adam family (NAdam, RAdam, Adamax): non-negative
+    hyperparameters (lr, eps, weight_decay and `more`), betas in [0, 1), no torch-only switches."""
+    check_nonnegative(owner, lr=lr, eps=eps, weight_decay=weight_decay, **more)
+    check_betas(owner, betas)
+    refuse_torch_only_options(owner, capturable=capturable, differentiable=differentiable)
+
+
+def init_state(state, p, *zeros, **host):
+    """A parameter's state on its first step, in torch's key order: step 0, the host scalars
+    `host`, then each of `zeros` as a zero array like p."""
+    state["step"] = 0
+    state.update(host)
+    xp = backend.xp_of(p)
+    for name in zeros:
+        state[name] = xp.zeros_like(p)
+
+
+def decayed_gradient(p, g, group):
+    """g negated under maximize, then weight decay: L2 (added to g) or, with the group's
+    decoupled_weight_decay, AdamW's p *= 1 - lr * weight_decay (in place)."""
+    g = -g if group["maximize"] else g
+    decay = group["weight_decay"]
+    if decay and group["decoupled_weight_decay"]:
+        p *= 1 - group["lr"] * decay
+    elif decay:
+        g = g + decay * p
+    return g
+
+
 def lerp_inplace(start, end, weight):
     """start += weight * (end - start) in place, in the two forms torch's lerp_ uses (the second
     is exact at weight 1)."""

@@ -4,10 +4,10 @@ import math
 from ..backend import xp_of
 from .optimizer import (
     Optimizer,
-    check_betas,
-    check_nonnegative,
+    check_adam_options,
+    decayed_gradient,
+    init_state,
     lerp_inplace,
-    refuse_torch_only_options,
 )
 
 
@@ -19,9 +19,7 @@ class RAdam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
-        check_nonnegative("RAdam", lr=lr, eps=eps, weight_decay=weight_decay)
-        check_betas("RAdam", betas)
-        refuse_torch_only_options("RAdam", capturable=capturable, differentiable=differentiable)
+        check_adam_options("RAdam", lr, betas, eps, weight_decay, capturable, differentiable)
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay,
                                   "decoupled_weight_decay": decoupled_weight_decay,
@@ -30,15 +28,10 @@ class RAdam(Optimizer):
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:
-            state["step"] = 0
-            state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(p), xp.zeros_like(p)
-        lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
-        g = -g if group["maximize"] else g
+            init_state(state, p, "exp_avg", "exp_avg_sq")
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        g = decayed_gradient(p, g, group)
         state["step"] = step = state["step"] + 1
-        if decay and group["decoupled_weight_decay"]:
-            p *= 1 - lr * decay
-        elif decay:
-            g = g + decay * p
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         lerp_inplace(exp_avg, g, 1 - beta1)
         exp_avg_sq *= beta2

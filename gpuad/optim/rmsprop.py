@@ -1,6 +1,6 @@
 """RMSprop: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_nonnegative, init_state
 
 
 class RMSprop(Optimizer):
@@ -18,10 +18,7 @@ class RMSprop(Optimizer):
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:
-            state["step"] = 0
-            state["square_avg"] = xp.zeros_like(p)
-            if group["centered"]:
-                state["grad_avg"] = xp.zeros_like(p)
+            init_state(state, p, "square_avg", *(("grad_avg",) if group["centered"] else ()))
         alpha, momentum = group["alpha"], group["momentum"]
         g = -g if group["maximize"] else g
         state["step"] += 1

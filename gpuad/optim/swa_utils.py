@@ -32,11 +32,15 @@ _BATCH_NORMS = tuple(getattr(nn, name) for name in ("BatchNorm1d", "BatchNorm2d"
                                                     "SyncBatchNorm") if hasattr(nn, name))
 
 
-def get_ema_multi_avg_fn(decay=0.999):
-    """multi_avg_fn for an exponential moving average: ema <- decay * ema + (1 - decay) * p."""
+def _check_decay(decay):
     if decay < 0.0 or decay > 1.0:
         raise ValueError(f"Invalid decay value {decay} provided. Please provide a value in "
                          f"[0,1] range.")
+
+
+def get_ema_multi_avg_fn(decay=0.999):
+    """multi_avg_fn for an exponential moving average: ema <- decay * ema + (1 - decay) * p."""
+    _check_decay(decay)
 
     def ema_update(ema_param_list, current_param_list, _):
         with no_grad():
@@ -63,9 +67,7 @@ def get_swa_multi_avg_fn():
 
 def get_ema_avg_fn(decay=0.999):
     """avg_fn for an exponential moving average (one tensor at a time)."""
-    if decay < 0.0 or decay > 1.0:
-        raise ValueError(f"Invalid decay value {decay} provided. Please provide a value in "
-                         f"[0,1] range.")
+    _check_decay(decay)
 
     def ema_update(ema_param, current_param, num_averaged):
         with no_grad():
