@@ -212,26 +212,36 @@ def _check_saved(t, node):
             f"(x = x + y rather than x += y), or .clone() the tensor before modifying it.")
 
 
-def reachable(roots):
+def reachable(roots, leaves=True):
     """Every tensor that `roots` depend on through recorded Nodes, roots included, each once, in
-    no particular order. An explicit stack, so a 100,000-op chain is fine; a node freed by a
-    backward is not entered (its tensor is still yielded)."""
-    stack = list(roots)
+    no particular order (leaves=False: only those with a Node). An explicit stack, so a
+    100,000-op chain is fine; a node freed by a backward is not entered (its tensor is still
+    listed)."""
+    stack = [t for t in roots if hasattr(t, "_node") and (leaves or t._node is not None)]
     seen = set(map(id, stack))
-    while stack:
+    found = []
+    while stack:  # the per-backward hot loop: plain list and set operations only
         t = stack.pop()
-        yield t
-        node = getattr(t, "_node", None)
-        for x in (node.inputs or ()) if node is not None else ():
-            if id(x) not in seen and hasattr(x, "_node"):
-                seen.add(id(x))
-                stack.append(x)
+        found.append(t)
+        node = t._node
+        if node is None or node.inputs is None:
+            continue
+        for x in node.inputs:
+            x_node = getattr(x, "_node", _NOT_A_TENSOR)
+            if x_node is _NOT_A_TENSOR or (x_node is None and not leaves) or id(x) in seen:
+                continue
+            seen.add(id(x))
+            stack.append(x)
+    return found
+
+
+_NOT_A_TENSOR = object()
 
 
 def recorded_order(roots):
     """The non-leaf tensors that `roots` depend on, newest node first: consumers before producers
     (a node is always created after the nodes of its inputs), the order backward visits them."""
-    found = [t for t in reachable(roots) if t._node is not None]
+    found = reachable(roots, leaves=False)
     found.sort(key=_node_seq, reverse=True)
     return found
 
@@ -266,11 +276,7 @@ def _accumulate(pending, x, g):
     if entry is None:
         pending[id(x)] = [x, g, False]  # first contribution stored as is: a rule may share it
     elif entry[2] and not g._requires_grad:  # a recorded g (create_graph) must stay recorded
-        quiet = backend.silence_float_errors()  # inf + -inf is NaN silently, as in ops
-        try:
-            entry[1].array += g.array  # an array this walk allocated and nobody else holds
-        finally:
-            backend.restore_float_errors(quiet)
+        entry[1].array += g.array  # an array this walk allocated and nobody else holds
     else:
         entry[1] = entry[1] + g
         entry[2] = not entry[1]._requires_grad
@@ -369,10 +375,12 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     prev_mode, prev_in_backward = grad_mode.enabled, grad_mode.in_backward
     grad_mode.enabled = create_graph  # rules are gpuad ops: recorded only when asked to
     grad_mode.in_backward = True
+    quiet = backend.silence_float_errors()  # NaN and Inf silently, as in torch: once per walk
     try:
         walk.run(outputs)
     finally:
         grad_mode.enabled, grad_mode.in_backward = prev_mode, prev_in_backward
+        backend.restore_float_errors(quiet)
     return walk.results(allow_unused)
 
 

@@ -166,7 +166,8 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         dtype = promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
-    quiet = backend.silence_float_errors()  # NaN and Inf without numpy's warnings, as in torch
+    # NaN and Inf without numpy's warnings, as in torch (a backward walk silences once for all)
+    quiet = None if grad_mode.in_backward else backend.silence_float_errors()
     try:
         scope = None if type(first) is numpy.ndarray or first is None else backend.gpu_scope(first)
         if scope is None:
@@ -177,7 +178,8 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
     except (ValueError, IndexError, TypeError, RuntimeError) as error:
         raise _with_context(error, name, raw) from None
     finally:
-        backend.restore_float_errors(quiet)
+        if quiet is not None:
+            backend.restore_float_errors(quiet)
     if type(out) not in backend.ARRAY_TYPES:
         out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
     if ANOMALY[0] and not grad_mode.in_backward:
