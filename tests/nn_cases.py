@@ -249,7 +249,7 @@ NN_CASES = [
          make=lambda rng, shapes: [np.array([-800.0, -40.0, -3.0, 0.5, 40.0, 800.0]),
                                    np.array([1.0, 0.0, 0.7, 1.0, 0.2, 0.0])]),
     Case("binary_cross_entropy_with_logits",
-         lambda x, t, w, p, **kw: F.binary_cross_entropy_with_logits(x, t, w, p, **kw),
+         lambda x, t, w, p, **kw: F.binary_cross_entropy_with_logits(x, t, w, pos_weight=p, **kw),
          _bce_logits_ref, [((2, 3), (2, 3), (2, 3), (3,)), ((4, 3), (4, 3), (3,), (3,))],
          kwargs=REDUCTIONS, diff=(0, 1, 2, 3),
          make=lambda rng, shapes: [REAL(rng, shapes[0]) * 3, rng.uniform(0, 1, shapes[1]),

@@ -758,3 +758,14 @@ def test_dtype_checks_under_autocast_and_for_states(torch):
     mixed(gpuad.randn(4, 3).half())  # torch's mixed precision: float32 statistics
     assert mixed.running_mean.dtype == gpuad.float32 and math.isfinite(
         mixed.running_var.sum().item())
+
+
+def test_binary_cross_entropy_signatures_are_torchs():
+    torch = pytest.importorskip("torch")
+    import inspect
+
+    import gpuad.nn.functional as F
+    for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
+        ours = list(inspect.signature(getattr(F, name)).parameters)
+        theirs = list(inspect.signature(getattr(torch.nn.functional, name)).parameters)
+        assert ours == theirs, name

@@ -69,3 +69,14 @@ def pointwise_target(name, input, target, reduction, same_shape):
             raise ValueError(message + "; they must match (or broadcast)") from None
         warnings.warn(message + "; they will be broadcast, which is likely a bug", UserWarning,
                       stacklevel=3)
+
+
+def legacy_reduction(size_average, reduce, reduction):
+    """torch's _Reduction.legacy_get_string: the deprecated flags, when given, win."""
+    if size_average is None and reduce is None:
+        return reduction
+    warnings.warn("size_average and reduce args will be deprecated, please use reduction='sum' "
+                  "or reduction='mean' instead.", UserWarning, stacklevel=3)
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"

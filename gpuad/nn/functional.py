@@ -18,7 +18,8 @@ from ..backend import xp_of
 from ..backend.kernels import fused
 from ..ops import primitive
 from ..tensor import Tensor
-from .checks import apply_reduction, check_dtypes, check_reduction, pointwise_target
+from .checks import (apply_reduction, check_dtypes, check_reduction, legacy_reduction,
+                     pointwise_target)
 
 pad, one_hot = ops.pad, ops.one_hot
 
@@ -407,19 +408,23 @@ def _clamped_log(x):
     return ops.where(zero, -100, ops.clamp(ops.log(ops.where(zero, 1, x)), min=-100))
 
 
-def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
     """-w (t log x + (1 - t) log(1 - x)) for probabilities x, with each log clamped at -100, like
-    torch.nn.functional.binary_cross_entropy."""
+    torch.nn.functional.binary_cross_entropy (its signature, legacy flags included)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     pointwise_target("binary_cross_entropy", input, target, reduction, same_shape=True)
     loss = -(target * _clamped_log(input) + (1 - target) * _clamped_log(1 - input))
     return apply_reduction(loss if weight is None else loss * weight, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, *,
-                                     reduction="mean"):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
     """Binary cross entropy of sigmoid(input), computed from the logits without overflow as
     (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), like torch; pos_weight weighs the
-    positive class and broadcasts along the last (class) dim."""
+    positive class and broadcasts along the last (class) dim. torch's signature: pos_weight comes
+    after the legacy size_average and reduce flags."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     pointwise_target("binary_cross_entropy_with_logits", input, target, reduction,
                       same_shape=True)
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target

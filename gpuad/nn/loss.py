@@ -18,19 +18,8 @@ from ..backend import xp_of
 from ..ops import primitive
 from ..tensor import Tensor
 from . import functional as F
-from .checks import apply_reduction, check_reduction, pointwise_target
+from .checks import apply_reduction, check_reduction, legacy_reduction, pointwise_target
 from .module import Module
-
-
-def _legacy(size_average, reduce, reduction):
-    """torch's _Reduction.legacy_get_string: the deprecated flags, when given, win."""
-    if size_average is None and reduce is None:
-        return reduction
-    warnings.warn("size_average and reduce args will be deprecated, please use reduction='sum' "
-                  "or reduction='mean' instead.", UserWarning, stacklevel=3)
-    if reduce is False:
-        return "none"
-    return "sum" if size_average is False else "mean"
 
 
 def _reduce(name, loss, reduction):
@@ -64,7 +53,7 @@ def _as_tensor(x, like):
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (d = input - target); beta=0 is the
     L1 loss, like torch.nn.functional.smooth_l1_loss."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     pointwise_target("smooth_l1_loss", input, target, reduction, same_shape=False)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must not be negative, got {beta}")
@@ -105,7 +94,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     'batchmean' divides the sum by the batch size (dim 0), the KL divergence proper; 'mean'
     divides by every element and warns, as torch does."""
     if size_average is not None or reduce is not None:
-        reduction = _legacy(size_average, reduce, reduction)
+        reduction = legacy_reduction(size_average, reduce, reduction)
     elif reduction == "mean":
         warnings.warn("kl_div: reduction='mean' divides the total loss by both the batch size and "
                       "the support size; 'batchmean' divides only by the batch size, and aligns "
@@ -130,7 +119,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
     """Negative log likelihood of target under Poisson(rate): exp(input) - target * input for a
     log-rate input, input - target * log(input + eps) otherwise; full adds the Stirling term
     target log target - target + log(2 pi target) / 2 where target > 1, like torch."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction("poisson_nll_loss", reduction)
     if log_input:
         loss = ops.exp(input) - target * input
@@ -189,7 +178,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
                           reduction="mean"):
     """1 - cos(x1, x2) where target is 1, max(0, cos - margin) where it is -1, with cos over the
     last dim of (N, D) or (D,) inputs (eps 1e-12 in both squared norms, as torch)."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     if input1.ndim not in (1, 2) or tuple(input1.shape) != tuple(input2.shape):
         raise ValueError(f"cosine_embedding_loss: expected two inputs of the same shape (N, D) "
                          f"or (D,), got {tuple(input1.shape)} and {tuple(input2.shape)}")
@@ -210,7 +199,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
 def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
                         reduction="mean"):
     """max(0, -target (x1 - x2) + margin), like torch.nn.functional.margin_ranking_loss."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     target = _as_tensor(target, input1)
     _same_dims("margin_ranking_loss", input1, input2, target)
     loss = ops.clamp(-target * (input1 - input2) + margin, min=0)
@@ -221,7 +210,7 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
                          reduction="mean"):
     """x where target is 1, max(0, margin - x) where it is -1 (both terms for other targets, as
     torch computes them)."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     target = _as_tensor(target, input)
     loss = (ops.where(target != 1, ops.clamp(margin - input, min=0), 0.0) +
             ops.where(target != -1, input, 0.0))
@@ -231,7 +220,7 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """log(1 + exp(-target x)); computed as torch does, so it overflows to inf where torch's does
     (its gradient there is NaN in both)."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     pointwise_target("soft_margin_loss", input, target, reduction, same_shape=False)
     return apply_reduction(ops.log1p(ops.exp(-input * target)), reduction)
 
@@ -240,7 +229,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
                                 reduction="mean"):
     """Binary cross entropy of sigmoid(x) per class, averaged over the classes (last dim) of
     (N, C) or (C,) inputs, optionally weighted per class, like torch."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction("multilabel_soft_margin_loss", reduction)
     # -(t logsigmoid(x) + (1 - t) logsigmoid(-x)), with logsigmoid(x) = -softplus(-x)
     loss = (target * ops.softplus(-input, threshold=math.inf) +
@@ -256,7 +245,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     """Multi-class hinge loss: sum over the classes i != y of max(0, margin - x[y] + x[i])^p,
     times weight[y], divided by the number of classes, for (N, C) or (C,) inputs and class
     indices target; p is 1 or 2, like torch.nn.functional.multi_margin_loss."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction("multi_margin_loss", reduction)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 are supported, got {p}")
@@ -302,7 +291,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
                         size_average=None, reduce=None, reduction="mean"):
     """max(0, margin + d(a, p) - d(a, n)) with d the p-norm distance of pairwise_distance; swap
     uses min(d(a, n), d(p, n)) as the negative distance, like torch."""
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction("triplet_margin_loss", reduction)
     if margin <= 0:
         raise ValueError(f"triplet_margin_loss: margin must be greater than 0, got {margin}")
@@ -470,7 +459,7 @@ class _Loss(Module):
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
-        self.reduction = _legacy(size_average, reduce, reduction)
+        self.reduction = legacy_reduction(size_average, reduce, reduction)
 
 
 class _WeightedLoss(_Loss):
@@ -523,8 +512,9 @@ class BCEWithLogitsLoss(_WeightedLoss):
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input, target):
-        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.pos_weight,
-                                                  reduction=self.reduction)
+        return F.binary_cross_entropy_with_logits(input, target, self.weight,
+                                                  reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
 
 
 class SmoothL1Loss(_Loss):
