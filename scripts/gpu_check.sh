@@ -24,7 +24,7 @@ timeout 130 python3 -m pytest -q -p no:cacheprovider -p no:benchmark $parallel -
     | tee "$out/tests.txt"
 tests_rc=${PIPESTATUS[0]}
 
-timeout 110 python3 scripts/bench.py --all --device cuda --repeats 5 --json "$out/bench.jsonl" 2>&1 \
+timeout 110 python3 scripts/bench.py --all --device cuda --repeats 3 --json "$out/bench.jsonl" 2>&1 \
     | tee "$out/bench.txt"
 bench_rc=${PIPESTATUS[0]}
 
