@@ -371,4 +371,5 @@ def diagonal(array, offset=0, axis1=0, axis2=1):
 
 
 
-from . import cuda, dlpack, linalg, random, special  # noqa: E402,F401  (they build on the seam above)
+# the concern modules build on the seam above
+from . import cuda, dlpack, linalg, random, special  # noqa: E402,F401
