@@ -149,6 +149,11 @@ if cupy is not None:
 ARRAY_TYPES = _XP.keys()  # the array types gpuad accepts as Tensor data (a live view)
 
 
+class RefusedByBackend(Exception):
+    """Base of the errors a registered device kind raises itself (the strict test backend's
+    refusals): ops pass them on unchanged instead of prefixing the op and shapes."""
+
+
 class _Kind:
     """A registered device kind: its array module and how a host array gets there."""
     __slots__ = ("xp", "from_host", "to_host")

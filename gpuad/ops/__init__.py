@@ -199,7 +199,8 @@ def _with_context(error, name, raw):
     names the op."""
     message = str(error)
     public_name = name.lstrip("_")
-    if message.startswith((f"{public_name}:", f"{name}:")) or "strict backend" in message:
+    refused = isinstance(error, backend.RefusedByBackend)  # the backend's own words: as they are
+    if refused or message.startswith((f"{public_name}:", f"{name}:")):
         return error
     shapes = describe_shapes(raw)
     if DEBUG[0]:

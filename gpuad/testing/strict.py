@@ -15,7 +15,16 @@ import numpy
 
 from .. import backend
 
-USED = set()  # "exp", "add.at", "ndarray.reshape", ...
+USED = set()
+
+
+class StrictTypeError(backend.RefusedByBackend, TypeError):
+    """What CuPy refuses with a TypeError, refused here too."""
+
+
+class StrictSyncError(backend.RefusedByBackend, RuntimeError):
+    """A host synchronisation inside forbid_host_sync()."""
+  # "exp", "add.at", "ndarray.reshape", ...
 
 # Reading a device value on the host (bool(), float(), .item(), asnumpy) or an op whose result size
 # depends on the data (boolean-mask indexing, nonzero, unique) makes the host wait for the GPU.
@@ -38,13 +47,14 @@ def forbid_host_sync():
 
 def _check_sync(what):
     if _HOST_SYNC_FORBIDDEN[0]:
-        raise RuntimeError(f"strict backend: {what} would synchronise the GPU with the host inside "
-                           f"forbid_host_sync()")
+        raise StrictSyncError(f"strict backend: {what} would synchronise the GPU with the host "
+                              f"inside forbid_host_sync()")
 
 
 def _refuse(what, value):
-    raise TypeError(f"strict backend: {what} got a host numpy.ndarray {value.shape}; CuPy refuses "
-                    "this too. Move it to the tensor's device first (gpuad.backend.to_device)")
+    raise StrictTypeError(f"strict backend: {what} got a host numpy.ndarray {value.shape}; CuPy "
+                          "refuses this too. Move it to the tensor's device first "
+                          "(gpuad.backend.to_device)")
 
 
 def unwrap(value, what="operation"):
@@ -81,7 +91,8 @@ def _operand(other, op):
         return other
     if type(other) is numpy.ndarray:
         _refuse(f"operator {op}", other)
-    raise TypeError(f"strict backend: unsupported operand type for {op}: {type(other).__name__}")
+    raise StrictTypeError(f"strict backend: unsupported operand type for {op}: "
+                          f"{type(other).__name__}")
 
 
 class StrictArray:
@@ -94,8 +105,8 @@ class StrictArray:
         self._a = array
 
     def __array__(self, dtype=None, copy=None):
-        raise TypeError("strict backend: implicit conversion to a numpy array is not allowed (CuPy "
-                        "forbids it too); use gpuad.backend.asnumpy() or Tensor.cpu()")
+        raise StrictTypeError("strict backend: implicit conversion to a numpy array is not allowed "
+                              "(CuPy forbids it too); use gpuad.backend.asnumpy() or Tensor.cpu()")
 
     def __array_function__(self, func, types, args, kwargs):
         return NotImplemented  # numpy functions on a StrictArray raise TypeError
