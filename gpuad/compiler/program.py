@@ -12,7 +12,7 @@ from .. import backend
 from ..backend import kernels
 from ..tensor import Tensor
 from . import graphs
-from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray
+from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray, flat
 from .tracing import Const, Ref, Scalar
 
 # Below this size a fresh array costs less than passing out= (numpy's small-block cache).
@@ -334,7 +334,7 @@ class Program:
         for vid in block.loads:
             emit(f"    v{vid} = E[{vid}]")
         sids = sorted({node.sid for instr in self.instrs[block.lo:block.hi]
-                       for node in _nodes((instr.args, instr.kwargs)) if type(node) is Scalar})
+                       for node in flat((instr.args, instr.kwargs)) if type(node) is Scalar})
         for sid in sids:
             emit(f"    s{sid} = S[{sid}]")
         self._body(emit, block.lo, block.hi, env=set(block.loads))
@@ -460,15 +460,6 @@ _INPLACE_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "//": "flo
 def _outs(instr):
     outs = instr.outs
     return () if outs is None else (outs,) if type(outs) is int else outs
-
-
-def _nodes(template):
-    t = type(template)
-    if t is tuple or t is list:
-        return [n for item in template for n in _nodes(item)]
-    if t is dict:
-        return [n for item in template.values() for n in _nodes(item)]
-    return [template]
 
 
 def _live_instructions(instrs, escaping):
