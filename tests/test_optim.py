@@ -324,14 +324,7 @@ def test_optimizers_only_call_functions_that_cupy_has():
         used = set(strict.USED)
     finally:
         strict.USED.update(used_before)
-    missing = []
-    for name in sorted(used):
-        owner = cupy.ndarray if name.startswith("ndarray.") else cupy
-        target = owner
-        for part in name.removeprefix("ndarray.").split("."):
-            target = getattr(target, part, None)
-        if target is None:
-            missing.append(name)
+    missing = strict.missing_from(cupy, used)
     assert used and not missing, f"CuPy lacks {missing}"
 
 

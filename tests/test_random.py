@@ -159,13 +159,7 @@ def test_random_functions_on_the_strict_backend_only_call_what_cupy_has():
         used = set(strict.USED)
     finally:
         strict.USED.update(before)
-    missing = []
-    for name in sorted(used):
-        target = cupy.ndarray if name.startswith("ndarray.") else cupy
-        for part in name.removeprefix("ndarray.").split("."):
-            target = getattr(target, part, None)
-        if target is None:
-            missing.append(name)
+    missing = strict.missing_from(cupy, used)
     assert used and not missing, f"CuPy lacks {missing}"
 
 

@@ -35,6 +35,19 @@ _SYNCING = {"nonzero", "flatnonzero", "argwhere", "unique", "item", "tolist", "g
             "compress", "bincount"}
 
 
+def missing_from(module, names):
+    """The names recorded in USED ("exp", "add.at", "ndarray.reshape") that `module` (CuPy)
+    lacks, in sorted order: what the ops call that CuPy could not run."""
+    missing = []
+    for name in sorted(names):
+        target = module.ndarray if name.startswith("ndarray.") else module
+        for part in name.removeprefix("ndarray.").split("."):
+            target = getattr(target, part, None)
+        if target is None:
+            missing.append(name)
+    return missing
+
+
 @contextlib.contextmanager
 def forbid_host_sync():
     """Raise on anything that would make a CuPy program wait for the device."""
