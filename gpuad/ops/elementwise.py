@@ -200,7 +200,21 @@ def _sigmoid_grad(g, y):
 def _relu_grad(g, y):
     # torch's threshold_backward: g stops where y <= 0 and passes everywhere else, so a NaN input
     # gets g and a NaN g stops at the kink (a mask product would give 0 and NaN instead)
-    return (where if isinstance(y, Tensor) else xp_of(y).where)(y <= 0, 0, g)
+    if isinstance(y, Tensor):
+        return where(y <= 0, 0, g)
+    xp = xp_of(g)
+    if g.dtype.itemsize not in (2, 4, 8):
+        return xp.where(y <= 0, 0, g)
+    # xp.where(y <= 0, 0, g) bit for bit, but 10x faster on numpy, whose where branches per
+    # entry (a coin flip on ReLU's masks): g's bit pattern, as an unsigned int, times the 0/1 mask
+    bits = numpy.dtype(f"u{g.dtype.itemsize}")
+    out = xp.empty_like(g)
+    g_bits, out_bits = g.view(bits), out.view(bits)
+
+    def block(b):
+        xp.multiply(g_bits[b], xp.logical_not(y[b] <= 0), out=out_bits[b])
+    backend.parallel_slices(block, out)
+    return out
 
 
 _tanh_backward = fused("tanh_backward")(_tanh_grad)
@@ -320,7 +334,7 @@ def silu(x):
 # ---- piecewise ----------------------------------------------------------------------------------
 @primitive(vjp=_from_output(_relu_backward, _relu_grad))
 def relu(x):
-    return xp_of(x).maximum(x, 0)
+    return backend.parallel_ufunc(xp_of(x).maximum, x, 0)
 
 
 def _clamp_vjp(g, y, x, low, high):
