@@ -3,9 +3,9 @@
 The only package that imports cupy. Everything that differs between numpy and CuPy is a named
 function here or in one of this package's modules (random: generators; cuda: TF32, graph capture,
 memory, streams, NCCL; dlpack; linalg: singular-matrix errors; special: special functions;
-kernels: the CUDA sources; parallel: numpy passes split over the cores), so ops are written once
-against `xp_of(array)` and never branch on the backend. Device kinds beyond cpu and cuda (the
-strict test backend) register themselves here; the backend imports nothing of gpuad.
+kernels: the CUDA sources), so ops are written once against `xp_of(array)` and never branch on the
+backend. Device kinds beyond cpu and cuda (the strict test backend) register themselves here; the
+backend imports nothing of gpuad.
 """
 import contextlib
 import functools
@@ -377,5 +377,4 @@ def diagonal(array, offset=0, axis1=0, axis2=1):
 
 
 # the concern modules build on the seam above
-from . import cuda, dlpack, linalg, parallel, random, special  # noqa: E402,F401
-from .parallel import parallel_copy, parallel_slices, parallel_ufunc  # noqa: E402,F401
+from . import cuda, dlpack, linalg, random, special  # noqa: E402,F401

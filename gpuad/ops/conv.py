@@ -12,7 +12,7 @@ import itertools
 import math
 import numbers
 
-from ..backend import parallel_copy, parallel_slices, xp_of
+from ..backend import xp_of
 from ..tensor import Tensor
 from . import as_input, primitive, public
 from . import linalg as _linalg
@@ -126,7 +126,7 @@ def _window_copy(x, kernel, stride, padding, dilation, value):
         x, shape=(c,) + tuple(kernel) + out + (n,),
         strides=(s_c, *(s * dl for s, dl in zip(s_spatial, dilation)),
                  *(s * st for s, st in zip(s_spatial, stride)), s_n))
-    return parallel_copy(view)
+    return view.copy()
 
 
 @primitive(vjp=lambda g, y, x, *, kernel, stride=None, padding=None, dilation=None, value=0: (
@@ -152,15 +152,11 @@ def _col2im(cols, *, shape, kernel, stride=None, padding=None, dilation=None):
     out = xp_of(cols).zeros((shape[1],) + padded_size(shape, padding) + (shape[0],),
                             dtype=cols.dtype)
     disjoint = all(s >= e for s, e in zip(stride, extent(kernel, dilation)))  # e.g. 2x2 pooling
-    scan = list(offsets(kernel, stride, dilation, cols.shape[1 + d:1 + 2 * d]))
-
-    def add(channels):  # each entry's additions in scan order, whatever the split
-        for k, window in scan:
-            if disjoint:
-                out[channels + window] = cols[channels + k]
-            else:
-                out[channels + window] += cols[channels + k]
-    parallel_slices(add, out, axis=0)
+    for k, window in offsets(kernel, stride, dilation, cols.shape[1 + d:1 + 2 * d]):
+        if disjoint:
+            out[(slice(None),) + window] = cols[(slice(None),) + k]
+        else:
+            out[(slice(None),) + window] += cols[(slice(None),) + k]
     crop = tuple(slice(padding[2 * i], padding[2 * i] + n) for i, n in enumerate(shape[2:]))
     return out[(slice(None),) + crop].transpose(channels_first(d))
 

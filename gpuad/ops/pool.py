@@ -67,16 +67,11 @@ def _window_views(x, geometry, value):
 
 def _window_max(windows):
     xp = xp_of(windows[0])
-    best = xp.empty(windows[0].shape, dtype=windows[0].dtype)  # never a view of the input
-
-    def block(b):
-        if len(windows) == 1:
-            best[b] = windows[0][b]
-            return
-        xp.maximum(windows[0][b], windows[1][b], out=best[b])  # NaN propagates, as in torch
-        for window in windows[2:]:
-            xp.maximum(best[b], window[b], out=best[b])
-    backend.parallel_slices(block, best)
+    if len(windows) == 1:
+        return windows[0].copy()  # never a view of the input
+    best = xp.maximum(windows[0], windows[1])  # NaN propagates, as in torch
+    for window in windows[2:]:
+        xp.maximum(best, window, out=best)
     return best
 
 
@@ -132,31 +127,24 @@ def _tiled_scatter(v, x, best, kernel):
     the result seen as (C, o1, k1, o2, k2, ..., N), every offset's maxima found by one comparison,
     the first of each window kept, and the result written by one broadcasting multiply (no zero
     fill, no strided writes)."""
-    xp = xp_of(v)
     n, c, *spatial = x.shape
     d = len(kernel)
     out = [m // k for m, k in zip(spatial, kernel)]
     split = tuple(q for o, k in zip(out, kernel) for q in (o, k))
     kept = tuple(q for o in out for q in (o, 1))
     to_batch_last = tuple(range(1, d + 2)) + (0,)
-    x = x.transpose(to_batch_last).reshape((c,) + split + (n,))
-    best = best.reshape((c,) + kept + (n,))
-    v = v.transpose(to_batch_last).reshape((c,) + kept + (n,))
-    y = xp.empty((c,) + split + (n,), dtype=xp.result_type(v, numpy.bool_))
+    hits = x.transpose(to_batch_last).reshape((c,) + split + (n,)) >= best.reshape(
+        (c,) + kept + (n,))  # a NaN maximum: no hit
 
     def at(k):
         return (slice(None),) + tuple(q for i in k for q in (slice(None), i))
-    scan = list(itertools.product(*(range(k) for k in kernel)))  # row-major, torch's scan order
-
-    def block(channels):
-        hits = x[channels] >= best[channels]  # a NaN maximum: no hit
-        seen = hits[at(scan[0])].copy()
-        for k in scan[1:]:
-            hit = hits[at(k)]
-            xp.greater(hit, seen, out=hit)  # a maximum not taken by an earlier offset
-            seen |= hit
-        xp.multiply(v[channels], hits, out=y[channels])
-    backend.parallel_slices(block, y, axis=0)
+    scan = itertools.product(*(range(k) for k in kernel))  # row-major, torch's scan order
+    seen = hits[at(next(scan))].copy()
+    for k in scan:
+        hit = hits[at(k)]
+        xp_of(hit).greater(hit, seen, out=hit)  # a maximum not taken by an earlier offset
+        seen |= hit
+    y = v.transpose(to_batch_last).reshape((c,) + kept + (n,)) * hits
     return y.reshape((c,) + tuple(spatial) + (n,)).transpose(channels_first(d))
 
 
