@@ -124,27 +124,33 @@ def _tiles(shape, kernel, stride, padding, dilation):
 
 def _tiled_scatter(v, x, best, kernel):
     """_pool_scatter when the windows tile x, with best the (C, *out, N) window maxima: x and
-    the result seen as (C, o1, k1, o2, k2, ..., N), every offset's maxima found by one comparison,
-    the first of each window kept, and the result written by one broadcasting multiply (no zero
-    fill, no strided writes)."""
+    the result seen as (C, o1, k1, o2, k2, ..., N), each offset's slice of the result written by
+    one multiply of v with that offset's first-maximum mask (no zero fill, no strided adds). The
+    masks are fresh output-sized arrays, so the boolean passes between them run over contiguous
+    memory."""
+    xp = xp_of(v)
     n, c, *spatial = x.shape
     d = len(kernel)
     out = [m // k for m, k in zip(spatial, kernel)]
     split = tuple(q for o, k in zip(out, kernel) for q in (o, k))
-    kept = tuple(q for o in out for q in (o, 1))
     to_batch_last = tuple(range(1, d + 2)) + (0,)
-    hits = x.transpose(to_batch_last).reshape((c,) + split + (n,)) >= best.reshape(
-        (c,) + kept + (n,))  # a NaN maximum: no hit
+    x = x.transpose(to_batch_last).reshape((c,) + split + (n,))
+    v = v.transpose(to_batch_last)
+    y = xp.empty((c,) + split + (n,), dtype=v.dtype)
 
     def at(k):
         return (slice(None),) + tuple(q for i in k for q in (slice(None), i))
-    scan = itertools.product(*(range(k) for k in kernel))  # row-major, torch's scan order
-    seen = hits[at(next(scan))].copy()
-    for k in scan:
-        hit = hits[at(k)]
-        xp_of(hit).greater(hit, seen, out=hit)  # a maximum not taken by an earlier offset
-        seen |= hit
-    y = v.transpose(to_batch_last).reshape((c,) + kept + (n,)) * hits
+    scan = list(itertools.product(*(range(k) for k in kernel)))  # row-major, torch's scan order
+    seen = None
+    for i, k in enumerate(scan):
+        hit = x[at(k)] >= best  # a NaN maximum: no hit
+        if seen is None:
+            seen = hit
+        else:
+            xp.greater(hit, seen, out=hit)  # a maximum not taken by an earlier offset
+            if i < len(scan) - 1:
+                seen |= hit
+        xp.multiply(v, hit, out=y[at(k)])
     return y.reshape((c,) + tuple(spatial) + (n,)).transpose(channels_first(d))
 
 
