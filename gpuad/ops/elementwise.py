@@ -200,7 +200,18 @@ def _sigmoid_grad(g, y):
 def _relu_grad(g, y):
     # torch's threshold_backward: g stops where y <= 0 and passes everywhere else, so a NaN input
     # gets g and a NaN g stops at the kink (a mask product would give 0 and NaN instead)
-    return (where if isinstance(y, Tensor) else xp_of(y).where)(y <= 0, 0, g)
+    if isinstance(y, Tensor):
+        return where(y <= 0, 0, g)
+    if (g.ndim == 0 or g.shape != y.shape or g.dtype != y.dtype or g.dtype.kind != "f"
+            or g.dtype.itemsize < 2):
+        return xp_of(y).where(y <= 0, 0, g)
+    # The same numbers as where(), as bits: g AND an all-ones mask where it passes. numpy's where
+    # with a scalar takes a slow branchy loop (100 us on a 128x256 float32 batch against 15 here).
+    xp, bits = xp_of(y), numpy.dtype(f"u{g.dtype.itemsize}")
+    mask = xp.invert(y <= 0).astype(bits)
+    xp.negative(mask, out=mask)  # 1 -> all ones
+    xp.bitwise_and(mask, g.view(bits), out=mask)
+    return mask.view(g.dtype)
 
 
 _tanh_backward = fused("tanh_backward")(_tanh_grad)
