@@ -9,8 +9,11 @@ manifest records the CRC-32, dtype and shape of every array, and the metadata th
 manifest, so damage done to the file after it was written (bit flips, truncation, a zero-filled
 tail) is refused on load, never loaded.
 """
+import io
 import json
+import math
 import os
+import queue
 import re
 import struct
 import threading
@@ -36,6 +39,7 @@ _SCALARS = (bool, int, float, str, type(None))
 # tests can kill -9 a process mid-save on purpose (tests/test_reliability_crash.py).
 _SAVE_DELAY_ENV = "GPUAD_TEST_SAVE_DELAY"
 _BLANK = "--------"  # the manifest's "crc32" while its CRC-32 is computed
+_CHUNK_BYTES = 1 << 22  # load reads big arrays, and checks them, this many bytes at a time
 _OVERLAP_BYTES = 1 << 24  # files with more data than this are checked on a helper thread
 
 
@@ -153,48 +157,36 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     """Read a checkpoint written by gpuad.save from a path or a binary file object, like
     torch.load(weights_only=True): Tensors land on `device` (or map_location, torch's name for
     it; default cpu), arrays come back as numpy arrays. Anything else is refused: nothing is ever
-    unpickled, whatever weights_only says (mmap is accepted; the file is read whole). So is a
-    checkpoint whose bytes no longer match the checksums it was saved with (a ValueError naming
-    the file and the first damaged array); one saved before gpuad wrote checksums loads with a
-    warning that it cannot be verified."""
+    unpickled, whatever weights_only says (mmap is accepted; every array is read into its own
+    memory). So is a checkpoint whose bytes no longer match the checksums it was saved with (a
+    ValueError naming the file and the first damaged array); one saved before gpuad wrote
+    checksums loads with a warning that it cannot be verified."""
     if pickle_module is not None:
         raise ValueError("gpuad.load: pickle_module is not supported; gpuad checkpoints are "
                          "safetensors files and are never unpickled")
     dev = _load_device(map_location, device)
     source = _target("load", f, "read")
     if isinstance(source, str):
-        path = source
-        with open(path, "rb") as file:
-            payload = file.read()
-    else:
-        path = getattr(source, "name", None) or "the file object"
-        payload = source.read()
-        if isinstance(payload, str):
-            raise TypeError("gpuad.load: the file object gave text; open it in binary mode ('rb')")
-        payload = bytes(payload)
-    return _restore(path, payload, dev)
+        with open(source, "rb") as file:
+            return _restore(source, file, os.fstat(file.fileno()).st_size, dev)
+    payload = source.read()  # from its position, as torch.load reads; it may not seek
+    if isinstance(payload, str):
+        raise TypeError("gpuad.load: the file object gave text; open it in binary mode ('rb')")
+    payload = bytes(payload)
+    path = getattr(source, "name", None) or "the file object"
+    return _restore(path, io.BytesIO(payload), len(payload), dev)
 
 
-def _restore(path, payload, dev):
-    """The object that a checkpoint's bytes hold, once they are checked against its checksums."""
-    header, data = _header(path, payload)
+def _restore(path, file, size, dev):
+    """The object that a checkpoint of `size` bytes, read from `file`, holds, once its bytes are
+    checked against its checksums."""
+    header, data_start = _header(path, file, size)
     manifest, sums = _manifest(path, header)
-    spans = [] if sums is None else _spans(path, header, data, sums)
-    # a big file's checksums run on a helper thread while safetensors copies the arrays out
-    first_damaged = _run(lambda: _first_damaged(data, spans), len(data) > _OVERLAP_BYTES)
-    try:
-        arrays, error = safetensors.numpy.load(payload), None
-    except (safetensors.SafetensorError, ValueError) as e:
-        arrays, error = None, e
-    name = first_damaged()
-    if name is not None:
-        raise _damaged(path, f"the bytes of array {name!r} do not match their CRC-32")
-    if error is not None:
-        raise _damaged(path, f"truncated or corrupt ({error})")
-    for name, (_, dtype, shape) in (sums or {}).items():
-        if _le(arrays[name].dtype).str != dtype or list(arrays[name].shape) != shape:
-            raise _damaged(path, f"array {name!r} is {arrays[name].dtype} {arrays[name].shape} "
-                                 f"but was saved as {dtype} {shape}")
+    if sums is None:
+        arrays = _unverified_arrays(path, file)
+    else:
+        arrays = _verified_arrays(path, file, _layout(path, header, size - data_start, sums),
+                                  data_start)
     tensors = {}
 
     def decode(node):
@@ -251,26 +243,37 @@ def _refuse(path, reason, payload=b""):
     return ValueError(f"gpuad.load: {path} is not a gpuad checkpoint: {reason}")
 
 
-def _header(path, payload):
-    """The safetensors header (a dict) and a view of the data after it, or a ValueError saying why
-    the file is not one. The length prefix is checked against the file's size first: a damaged one
-    may claim up to 2**64 - 1 bytes."""
-    if len(payload) < 8:
-        raise _refuse(path, f"only {len(payload)} bytes long", payload)
-    (size,) = struct.unpack("<Q", payload[:8])
-    if size > len(payload) - 8:
-        raise _refuse(path, f"its header claims {size} bytes but the file has {len(payload) - 8} "
+def _read(path, file, count):
+    """The next `count` bytes of the file; a file that ends sooner (truncated while it is read)
+    is damaged."""
+    data = file.read(count)
+    if len(data) < count:
+        raise _damaged(path, f"it ended {count - len(data)} bytes early (truncated?)")
+    return data
+
+
+def _header(path, file, size):
+    """The safetensors header (a dict) and the offset of the data after it, or a ValueError saying
+    why the file is not one. The length prefix is checked against the file's size first: a
+    damaged one may claim up to 2**64 - 1 bytes."""
+    if size < 8:
+        raise _refuse(path, f"only {size} bytes long", file.read(8))
+    prefix = _read(path, file, 8)  # enough to tell a pickle or a zip by
+    (length,) = struct.unpack("<Q", prefix)
+    if length > size - 8:
+        raise _refuse(path, f"its header claims {length} bytes but the file has {size - 8} "
                             f"after the length prefix (truncated, or not a safetensors file)",
-                      payload)
+                      prefix)
+    text = _read(path, file, length)
     try:
-        header = json.loads(payload[8:8 + size])
+        header = json.loads(text)
     except (ValueError, RecursionError):
         header = None
     if not isinstance(header, dict):
-        if FORMAT.encode() in payload[8:8 + size]:
+        if FORMAT.encode() in text:
             raise _damaged(path, "its safetensors header is not valid JSON")
-        raise _refuse(path, "its header is not safetensors JSON", payload)
-    return header, memoryview(payload)[8 + size:]
+        raise _refuse(path, "its header is not safetensors JSON", prefix)
+    return header, 8 + length
 
 
 def _manifest(path, header):
@@ -310,57 +313,141 @@ def _manifest(path, header):
     return manifest, sums
 
 
-def _spans(path, header, data, sums):
-    """(name, CRC-32, first byte, end) of every array in the order it was saved, each checked to
-    lie inside the data section."""
+# safetensors' names of the dtypes it stores, as the (little-endian) numpy dtypes that gpuad.save
+# records; a manifest's dtype string is only ever compared with these, never given to numpy
+_DTYPES = {name: numpy.dtype(code) for name, code in (
+    ("BOOL", "|b1"), ("U8", "|u1"), ("I8", "|i1"), ("U16", "<u2"), ("I16", "<i2"),
+    ("U32", "<u4"), ("I32", "<i4"), ("U64", "<u8"), ("I64", "<i8"), ("F16", "<f2"),
+    ("F32", "<f4"), ("F64", "<f8"), ("C64", "<c8"))}
+
+
+def _layout(path, header, data_size, sums):
+    """(name, CRC-32, first byte, end, dtype, shape) of every array in the order it was saved,
+    each checked against the manifest and against safetensors' rules: its bytes are its dtype and
+    shape's, and the arrays tile the data section, no gap, no overlap, nothing after them."""
     unlisted = [name for name in header if name != "__metadata__" and name not in sums]
     if unlisted:
         raise _damaged(path, f"it holds an array {unlisted[0]!r} that its manifest does not list")
     spans = []
-    for name, (crc, _, _) in sums.items():
+    for name, (crc, saved_dtype, saved_shape) in sums.items():
         entry = header.get(name)
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2
                 and all(isinstance(o, int) for o in offsets)):
             raise _damaged(path, f"array {name!r} is missing from its header")
         begin, end = offsets
-        if not 0 <= begin <= end <= len(data):
+        if not 0 <= begin <= end <= data_size:
             raise _damaged(path, f"array {name!r} lies at bytes {begin}..{end} of a data section "
-                                 f"of {len(data)} bytes (truncated?)")
-        spans.append((name, crc, begin, end))
+                                 f"of {data_size} bytes (truncated?)")
+        code, shape = entry.get("dtype"), entry.get("shape")
+        dtype = _DTYPES.get(code) if isinstance(code, str) else None
+        if dtype is None or not (isinstance(shape, list)
+                                 and all(type(n) is int and n >= 0 for n in shape)):
+            raise _damaged(path, f"array {name!r} has dtype {str(code)[:20]} and shape "
+                                 f"{str(shape)[:40]} in its header, which safetensors never "
+                                 f"writes")
+        if dtype.str != saved_dtype or shape != saved_shape:
+            raise _damaged(path, f"array {name!r} is {dtype} {tuple(shape)} but was saved as "
+                                 f"{saved_dtype} {saved_shape}")
+        if dtype.itemsize * math.prod(shape) != end - begin:
+            raise _damaged(path, f"array {name!r} is {dtype} {tuple(shape)} but its header "
+                                 f"gives it {end - begin} bytes")
+        spans.append((name, crc, begin, end, dtype, shape))
+    covered = 0
+    for name, _, begin, end, _, _ in sorted(spans, key=lambda span: span[2:4]):
+        if begin != covered:
+            raise _damaged(path, f"array {name!r} starts at byte {begin} of the data section, "
+                                 f"where the arrays before it end at {covered}")
+        covered = end
+    if covered != data_size:
+        raise _damaged(path, f"{data_size - covered} bytes follow its last array")
     return spans
 
 
-def _first_damaged(data, spans):
-    for name, crc, begin, end in spans:
-        if crc32(data[begin:end]) != crc:
-            return name
-    return None
+def _verified_arrays(path, file, spans, data_start):
+    """The arrays, each read from the file straight into its own memory (a tensor kept from a
+    checkpoint pins no other's bytes), in file order and in chunks that _Checksums checks while
+    the next ones are read; a ValueError naming the first array in saved order whose bytes do not
+    match their CRC-32."""
+    checksums = _Checksums(spans, background=sum(s[3] - s[2] for s in spans) > _OVERLAP_BYTES)
+    arrays = {}
+    try:
+        file.seek(data_start)
+        for name, _, begin, end, dtype, shape in sorted(spans, key=lambda span: span[2:4]):
+            try:
+                array = numpy.empty(shape, dtype)
+            except ValueError as e:  # a 0-sized shape with a huge dimension, too many dimensions
+                raise _damaged(path, f"array {name!r} has shape {shape} ({e})") from None
+            flat = memoryview(array.reshape(-1).view(numpy.uint8))
+            for start in range(0, end - begin, _CHUNK_BYTES):
+                chunk = flat[start:start + _CHUNK_BYTES]
+                filled = 0
+                while filled < len(chunk):
+                    count = file.readinto(chunk[filled:])
+                    if not count:
+                        raise _damaged(path, f"it ended inside array {name!r}, at byte "
+                                             f"{data_start + begin + start + filled} (truncated?)")
+                    filled += count
+                checksums.add(name, chunk)
+            arrays[name] = array
+    finally:
+        damaged = checksums.first_damaged()
+    if damaged is not None:
+        raise _damaged(path, f"the bytes of array {damaged!r} do not match their CRC-32")
+    return arrays
 
 
-def _run(fn, background):
-    """A function returning fn()'s result: computed now, or on a helper thread (crc32 releases
-    the GIL) that the function waits for."""
-    if not background:
-        result = fn()
-        return lambda: result
-    box = []
+class _Checksums:
+    """The running CRC-32 of each array, fed the chunks as they are read: on a helper thread when
+    `background` (crc32 releases the GIL), so that checking overlaps reading on a second core."""
 
-    def work():
+    def __init__(self, spans, background):
+        self.expected = [(name, crc) for name, crc, *_ in spans]
+        self.crcs = dict.fromkeys((name for name, _ in self.expected), 0)
+        self.batch, self.batch_bytes, self.error = [], 0, None
+        self.queue = queue.SimpleQueue() if background else None
+        if background:
+            self.worker = threading.Thread(target=self._work, name="gpuad.load checksums",
+                                           daemon=True)
+            self.worker.start()
+
+    def add(self, name, chunk):
+        if self.queue is None:
+            self.crcs[name] = crc32(chunk, self.crcs[name])
+            return
+        self.batch.append((name, chunk))  # many small arrays travel together
+        self.batch_bytes += len(chunk)
+        if self.batch_bytes >= _CHUNK_BYTES:
+            self.queue.put(self.batch)
+            self.batch, self.batch_bytes = [], 0
+
+    def _work(self):
         try:
-            box.append((fn(), None))
-        except BaseException as e:  # handed to the caller
-            box.append((None, e))
-    worker = threading.Thread(target=work, name="gpuad.load checksums", daemon=True)
-    worker.start()
+            while (batch := self.queue.get()) is not None:
+                for name, chunk in batch:
+                    self.crcs[name] = crc32(chunk, self.crcs[name])
+        except BaseException as e:  # handed to the reader in first_damaged
+            self.error = e
 
-    def wait():
-        worker.join()
-        result, error = box[0]
-        if error is not None:
-            raise error
-        return result
-    return wait
+    def first_damaged(self):
+        """The first array, in saved order, whose CRC-32 differs (None if none), once every chunk
+        added is checked."""
+        if self.queue is not None:
+            self.queue.put(self.batch)
+            self.queue.put(None)
+            self.worker.join()
+            if self.error is not None:
+                raise self.error
+        return next((name for name, crc in self.expected if self.crcs[name] != crc), None)
+
+
+def _unverified_arrays(path, file):
+    """The arrays of a checkpoint saved without checksums, as safetensors reads them."""
+    file.seek(0)
+    try:
+        return safetensors.numpy.load(file.read())
+    except (safetensors.SafetensorError, ValueError) as e:
+        raise _damaged(path, f"truncated or corrupt ({e})") from None
 
 
 def remove_stale_temp_files(path):

@@ -4,8 +4,10 @@ a real training checkpoint a few hundred ways and loads each copy in a child pro
 a hang or a runaway allocation fails the test): each must raise a ValueError naming its file or
 give back exactly the saved values. Checkpoints saved without checksums still load, with a warning.
 
-    PYTHONPATH=. python tests/test_checkpoint_integrity.py   # the checksums' cost, 100 MB load
+    PYTHONPATH=. python tests/test_checkpoint_integrity.py   # the checksums' cost, 100 MB loads
 """
+import contextlib
+import importlib
 import io
 import json
 import os
@@ -44,6 +46,12 @@ def training_checkpoint():
             "extra": {"mask": gpuad.tensor([True, False, True]), "empty": gpuad.zeros(0, 3),
                       "half": gpuad.randn(4).half(), "double": np.arange(5.0),
                       "count": np.int64(-3)}}
+
+
+def child_env():
+    """The environment for a child process that imports this gpuad."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
 
 
 def header_of(payload):
@@ -173,6 +181,116 @@ def test_file_objects_are_checked_too(tmp_path):
         load(f)
 
 
+def resealed(payload, manifest):
+    """The file with its manifest replaced and given a valid CRC-32, as gpuad.save seals it."""
+    _, header = header_of(payload)
+    blank = json.dumps({**manifest, "crc32": "--------"})
+    text = blank.replace("--------", f"{zlib.crc32(blank.encode()):08x}", 1)
+    return with_header(payload, {**header, "__metadata__": {"gpuad": text}})
+
+
+def test_the_header_must_lay_the_arrays_out_as_safetensors_does(tmp_path):
+    good = tmp_path / "good"
+    save(training_checkpoint(), good)
+    payload = good.read_bytes()
+    _, header = header_of(payload)
+    manifest = json.loads(header["__metadata__"]["gpuad"])
+    path = tmp_path / "bad"
+
+    def edited(edit, reseal=False):
+        new = json.loads(json.dumps(header))
+        edit(new, manifest_copy := json.loads(json.dumps(manifest)))
+        return resealed(with_header(payload, new), manifest_copy) if reseal \
+            else with_header(payload, new)
+
+    def set_dtype(h, m, code, saved):
+        h["model.0.weight"]["dtype"] = code
+        m["checksums"]["arrays"]["model.0.weight"][1] = saved
+
+    def overlap(h, m):  # the bias (24 bytes) moved over the start of the weight
+        begin = h["model.0.weight"]["data_offsets"][0]
+        h["model.0.bias"]["data_offsets"] = [begin, begin + 24]
+
+    def reshape(h, m):
+        h["model.0.weight"]["shape"] = [6, 7]
+        m["checksums"]["arrays"]["model.0.weight"][2] = [6, 7]
+
+    cases = {
+        "appended bytes": (payload + bytes(8), "8 bytes follow its last array"),
+        "unknown dtype": (edited(lambda h, m: set_dtype(h, m, "X9", "<f4")),
+                          "dtype X9 and shape [6, 8] in its header, which safetensors never"),
+        "object dtype": (edited(lambda h, m: set_dtype(h, m, "F32", "|O"), reseal=True),
+                         "is float32 (6, 8) but was saved as |O [6, 8]"),
+        "negative dimension": (edited(lambda h, m: h["model.0.weight"].update(shape=[-6, -8])),
+                               "shape [-6, -8] in its header"),
+        "overlapping arrays": (edited(overlap), "where the arrays before it end at"),
+        "shape and size disagree": (edited(reshape, reseal=True),
+                                    "'model.0.weight' is float32 (6, 7) but its header gives "
+                                    "it 192 bytes"),
+    }
+    for what, (data, reason) in cases.items():
+        path.write_bytes(data)
+        message = refused(path, "damaged")
+        assert reason in message, (what, message)
+    # the same bytes, with two arrays' offsets swapped: they tile the data no more
+    swapped = json.loads(json.dumps(header))
+    first, second = swapped["model.0.bias"], swapped["model.3.bias"]
+    first["data_offsets"], second["data_offsets"] = second["data_offsets"], first["data_offsets"]
+    path.write_bytes(with_header(payload, swapped))
+    refused(path, "damaged")
+
+
+def big_checkpoint():
+    """More than serialization._OVERLAP_BYTES of data, so its checksums run on the helper thread:
+    one array of several chunks, then many small ones that travel to it in batches."""
+    rng = np.random.default_rng(1)
+    return {"big": rng.standard_normal(serialization._OVERLAP_BYTES // 4 + 12345,
+                                       dtype=np.float32),
+            "small": [rng.integers(0, 9, i) for i in range(200)], "flag": gpuad.tensor(True)}
+
+
+def test_a_big_checkpoint_is_checked_while_it_is_read(tmp_path):
+    obj = big_checkpoint()
+    path = tmp_path / "big.ck"
+    save(obj, path)
+    back = load(path)
+    assert back["big"].tobytes() == obj["big"].tobytes()
+    assert all(a.tobytes() == b.tobytes() and a.dtype == b.dtype
+               for a, b in zip(back["small"], obj["small"]))
+    payload = bytearray(path.read_bytes())
+    size, header = header_of(bytes(payload))
+    for name, at in (("big", serialization._CHUNK_BYTES * 3 + 5), ("small.150", 7)):
+        damaged = bytearray(payload)
+        damaged[8 + size + header[name]["data_offsets"][0] + at] ^= 4
+        path.write_bytes(damaged)
+        refused(path, f"the bytes of array {name!r} do not match their CRC-32")
+
+
+def test_every_array_loaded_owns_its_memory(tmp_path):
+    """A small tensor kept from a checkpoint must not pin the whole file's bytes."""
+    save({**big_checkpoint(), "w": gpuad.ones(3)}, tmp_path / "ck")
+    back = load(tmp_path / "ck")
+    arrays = [back["big"], back["w"].numpy(), back["flag"].numpy(), *back["small"]]
+    assert all(a.base is None and a.flags.owndata and a.flags.writeable for a in arrays)
+
+
+def test_a_file_that_ends_while_it_is_read_is_named(tmp_path):
+    """Truncated by another process after load took its size: in the header, in an array."""
+    for obj in (training_checkpoint(), big_checkpoint()):
+        save(obj, tmp_path / "ck")
+        payload = (tmp_path / "ck").read_bytes()
+        size, header = header_of(payload)
+        for keep in (size // 2, 8 + size + header["model.0.bias" if "model" in obj
+                                                  else "big"]["data_offsets"][0] + 9,
+                     len(payload) - 1):
+            shrunk = io.BytesIO(payload[:keep])
+            with pytest.raises(ValueError) as info:
+                serialization._restore("ck", shrunk, len(payload), gpuad.device("cpu"))
+            assert str(info.value).startswith("gpuad.load: ck is a damaged gpuad checkpoint: "
+                                              "it ended "), str(info.value)
+            assert "(truncated?)" in str(info.value)
+
+
 def test_checkpoints_saved_without_checksums_load_with_a_warning(tmp_path):
     obj = training_checkpoint()
     path = tmp_path / "old.ck"
@@ -297,11 +415,9 @@ def test_fuzz_a_damaged_checkpoint_never_loads_silently_crashes_or_hangs(tmp_pat
         (folder / name).write_bytes(data)
         kinds[name] = (kind, data == payload)
     assert len(kinds) >= 300
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     try:
         run = subprocess.run([sys.executable, "-c", CHILD, str(folder)], capture_output=True,
-                             text=True, timeout=120, env=env)
+                             text=True, timeout=120, env=child_env())
     except subprocess.TimeoutExpired as e:
         started = [line for line in (e.stdout or b"").decode().splitlines() if "start" in line]
         pytest.fail(f"the child hung; last file started: {started[-1:]}")
@@ -319,10 +435,50 @@ def test_fuzz_a_damaged_checkpoint_never_loads_silently_crashes_or_hangs(tmp_pat
 
 
 # ---- the cost of checking --------------------------------------------------------------------
-def measure_overhead(megabytes=100, repeats=9, folder=".", cold=False):
+class Unchecked:
+    """serialization._Checksums with the CRC step skipped: the same reading, unverified."""
+
+    def __init__(self, spans, background):
+        pass
+
+    def add(self, name, chunk):
+        pass
+
+    def first_damaged(self):
+        return None
+
+
+@contextlib.contextmanager
+def crc_step(checked, crc=None):
+    """gpuad.load with (checked) or without its CRC-32s, computed by `crc` ("isal", "zlib", or
+    None: the one gpuad picked, isal when it imports). Gives the crc32 module's name."""
+    saved = serialization._Checksums, serialization.crc32
+    if not checked:
+        serialization._Checksums = Unchecked
+    if crc is not None:
+        module = {"isal": "isal.isal_zlib", "zlib": "zlib"}[crc]
+        serialization.crc32 = importlib.import_module(module).crc32
+    try:
+        yield serialization.crc32.__module__
+    finally:
+        serialization._Checksums, serialization.crc32 = saved
+
+
+def timed_load(path, checked, crc=None):
+    """Seconds of one gpuad.load(path), wall-clock and CPU (every thread)."""
+    with crc_step(checked, crc):
+        wall, cpu = time.perf_counter(), time.process_time()
+        load(path)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure_overhead(megabytes=100, repeats=9, folder=".", cold=False, fresh_process=False,
+                     crc=None):
     """Best-of-`repeats` seconds of gpuad.load of a `megabytes` MB checkpoint with and without
-    the checksums, in wall-clock and CPU time; cold=True drops the file from the page cache
-    before each load (so it is read from the disk)."""
+    verifying its CRC-32s (the same reading; crc: "isal", "zlib" or None, gpuad's pick), in
+    wall-clock and CPU time. cold=True drops the file from the page cache before each load, so it
+    is read from the disk; fresh_process=True times each load as the first in a new process (what
+    resuming a run costs: no memory that an earlier load freed is reused)."""
     rng = np.random.default_rng(0)
     rows = max(1, int(megabytes * 1e6 / 4 / 10 / 2500))
     obj = {"model": {f"layer{i}.weight": gpuad.tensor(
@@ -331,28 +487,31 @@ def measure_overhead(megabytes=100, repeats=9, folder=".", cold=False):
     save(obj, path)
     del obj
     size = os.path.getsize(path)
-    for _ in range(min(repeats, 4)):  # until malloc settles on how it serves 100 MB buffers
-        load(path)
-    real = serialization._first_damaged
+    with crc_step(True, crc) as crc_module:
+        for _ in range(0 if fresh_process else min(repeats, 4)):  # until malloc settles
+            load(path)
     best = {}
     try:
         for i in range(repeats):
             for checked in ((True, False) if i % 2 else (False, True)):
-                serialization._first_damaged = real if checked else (lambda data, spans: None)
                 if cold:
                     fd = os.open(path, os.O_RDONLY)
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
                     os.close(fd)
-                wall, cpu = time.perf_counter(), time.process_time()
-                load(path)
-                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                if fresh_process:
+                    run = subprocess.run(
+                        [sys.executable, __file__, "--timed-load", path,
+                         "checked" if checked else "unchecked", crc or ""],
+                        capture_output=True, text=True, check=True, env=child_env())
+                    wall, cpu = json.loads(run.stdout.splitlines()[-1])
+                else:
+                    wall, cpu = timed_load(path, checked, crc)
                 for key, value in (((checked, "wall"), wall), ((checked, "cpu"), cpu)):
                     best[key] = min(best.get(key, value), value)
     finally:
-        serialization._first_damaged = real
         os.remove(path)
     return {"megabytes": round(size / 1e6, 1), "page_cache": "cold" if cold else "warm",
-            "crc32": serialization.crc32.__module__,
+            "process": "fresh" if fresh_process else "warm", "crc32": crc_module,
             **{f"{clock}_s": {"checked": round(best[True, clock], 4),
                               "unchecked": round(best[False, clock], 4),
                               "overhead": round(best[True, clock] / best[False, clock] - 1, 3)}
@@ -360,12 +519,36 @@ def measure_overhead(megabytes=100, repeats=9, folder=".", cold=False):
 
 
 def test_measure_overhead_runs(tmp_path):
-    for cold in (False, True) if hasattr(os, "posix_fadvise") else (False,):
-        result = measure_overhead(megabytes=1, repeats=1, folder=tmp_path, cold=cold)
+    cases = [{}, {"fresh_process": True, "crc": "zlib"}]
+    if hasattr(os, "posix_fadvise"):
+        cases.append({"cold": True})
+    for case in cases:
+        result = measure_overhead(megabytes=1, repeats=1, folder=tmp_path, **case)
         assert set(result["wall_s"]) == {"checked", "unchecked", "overhead"}
+    assert result["crc32"] == serialization.crc32.__module__
+    assert measure_overhead(1, 1, tmp_path, crc="zlib")["crc32"] == "zlib"
+
+
+def test_unchecked_timing_skips_only_the_crc(tmp_path):
+    """measure_overhead's 'unchecked' loads the same arrays and misses the damage."""
+    path = tmp_path / "ck"
+    save(training_checkpoint(), path)
+    payload = bytearray(path.read_bytes())
+    payload[-3] ^= 1
+    path.write_bytes(payload)
+    with crc_step(False):
+        assert load(path)["epoch"] == 2
+    refused(path, "CRC-32")
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure_overhead()))
-    if hasattr(os, "posix_fadvise"):
-        print(json.dumps(measure_overhead(cold=True)))
+    if sys.argv[1:2] == ["--timed-load"]:  # one load in this fresh process, for measure_overhead
+        _, _, path, checked, crc = sys.argv
+        print(json.dumps(timed_load(path, checked == "checked", crc or None)))
+        sys.exit()
+    crcs = [None] if serialization.crc32 is zlib.crc32 else [None, "zlib"]
+    for crc in crcs:
+        for how in ({}, {"cold": True}, {"fresh_process": True}):
+            if how.get("cold") and not hasattr(os, "posix_fadvise"):
+                continue
+            print(json.dumps(measure_overhead(crc=crc, **how)), flush=True)

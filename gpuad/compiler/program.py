@@ -1,10 +1,17 @@
 """A recorded step made into one Python function over raw arrays: dead operations dropped, every
-intermediate freed after its last use, results written into dead inputs of their shape (out=), and
-the whole program (guards, optimizer scalars, operations, write-backs) generated as source and
-compiled once, so a replay is a straight run of numpy or CuPy calls.
+intermediate freed after its last use, results written into dead inputs of their shape (out=) or
+into buffers kept from one replay to the next, and the whole program (guards, optimizer scalars,
+operations, write-backs) generated as source and compiled once, so a replay is a straight run of
+numpy or CuPy calls.
+
+Why kept buffers: a fresh array of a few hundred KB is a fresh mmap on the CPU, so every replay
+paid page faults and cold caches for each product and sum (an MNIST MLP step ran 1.5x slower for
+them). Buffers are shared by values whose lifetimes do not overlap, as registers are, so the
+program holds about what an eager step holds at its peak.
 """
 import math
 import operator
+import sys
 
 import numpy
 
@@ -61,6 +68,9 @@ class Program:
         self.recorded = len(rec.instrs)
         self.reused = 0
         self._names = {}
+        self._buffers = {}  # vid -> the kept buffer its instruction writes into (out=)
+        self._slot_of = {}  # vid -> the kept buffer whose memory it lives in, while planning
+        self._host_cache = {}  # segment index -> (its host inputs, the numbers they gave)
         self.namespace = {"TENSOR": Tensor, "ASARRAY": numpy.asarray, "META": meta,
                           "HOST": self.host_pass, "MISS_SCALARS": Miss("an optimizer update "
                                                                        "took another path")}
@@ -69,6 +79,9 @@ class Program:
         for i, instr in enumerate(self.instrs):
             for vid in instr.reads:
                 self._last[vid] = i
+        self._buffers = self._plan_buffers()
+        self._reclaimable = self._reclaimable_gradients()
+        self.namespace["RECLAIM"] = reclaim
         self.source = self._generate(name)
         code = compile(self.source, f"<gpuad.compile {name}>", "exec")
         exec(code, self.namespace)  # noqa: S102  (our own generated source)
@@ -88,7 +101,8 @@ class Program:
         blocks = self._blocks()
         if all(block.host for block in blocks):
             return
-        reused = self.reused
+        reused, self._buffers = self.reused, {}  # a graph keeps its own memory
+        self._reclaimable = set()
         for block in blocks:
             source = self._block_source(block)
             self.graph_source += source + "\n"
@@ -112,23 +126,33 @@ class Program:
         col = Collector(None)
         Collector.active.col = col
         scalars, commits, is_array = col.scalars, [], backend.is_array
-        for seg in self.segments:
+        for index, seg in enumerate(self.segments):
             opt = seg.optimizer
             groups = opt.param_groups
             if seg.group_index >= len(groups):
                 return None
             state = opt.state.get(seg.param)
+            group = groups[seg.group_index]
+            # an update whose inputs are the last call's and which changed no host state then
+            # (SGD's: only arrays) gives the same numbers: reuse them
+            key = _host_inputs(group, state)
+            cached = self._host_cache.get(index)
+            if key is not None and cached is not None and cached[0] == key:
+                scalars.extend(cached[1])
+                continue
+            start = len(scalars)
             col.keys, col.meta = [], seg.metas[0]
             fake = {} if state is None else {
                 k: NullArray(col, col.meta) if is_array(v) else v for k, v in state.items()}
             try:
-                seg.update(NullArray(col, col.meta), NullArray(col, seg.metas[1]), fake,
-                           groups[seg.group_index])
+                seg.update(NullArray(col, col.meta), NullArray(col, seg.metas[1]), fake, group)
             except Exception:  # noqa: BLE001  (a path the trace did not take: trace again)
                 return None
             if col.keys != seg.keys:
                 return None
             commits.append((seg, fake))
+            if key is not None and _host_inputs(group, fake) == key:
+                self._host_cache[index] = (key, scalars[start:])
         for seg, fake in commits:
             state = seg.optimizer.state.setdefault(seg.param, {})
             for k, v in fake.items():
@@ -216,6 +240,8 @@ class Program:
                 emit("    " + ", ".join(f"s{i}" for i in range(n_scalars)) + ", = S")
         for wb in spec.writebacks:  # as zero_grad does: old gradients go before the work
             if wb[0] == "grad":
+                if not runner and wb[2] in self._reclaimable:
+                    emit(f"    o{wb[2]} = {self._ref(wb[1])}.grad")
                 emit(f"    {self._ref(wb[1])}.grad = None")
         if runner:
             bound = sorted({vid for vid, _ in spec.inputs} | {
@@ -353,6 +379,16 @@ class Program:
             self.reused += 1
             fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
             return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out=v{reuse})"
+        if type(outs) is int and outs in self._buffers:
+            fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
+            out = self._name(self._buffers[outs], "b")
+            return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out={out})"
+        if type(outs) is int and outs in self._reclaimable and not self._in_graph:
+            fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
+            meta_name = self._name(self.values[outs].meta, "meta")
+            device = self._name(self.spec.device or backend.CPU, "d")
+            return (target + f"{fn}({', '.join(self._arg(a) for a in args)}, "
+                    f"out=RECLAIM(o{outs}, {meta_name}, {device}))")
         if kind == "call":
             expr = f"{self._name(instr.target, 'f')}({self._call_args(args, instr.kwargs)})"
         elif kind == "method":
@@ -394,28 +430,15 @@ class Program:
         """A dead input whose buffer can take this elementwise result (out=), or None: produced
         here, never sharing memory with another value, not outliving the step, and of the
         result's exact type, shape and dtype."""
-        if type(instr.outs) is not int or instr.asarray or instr.xp is None:
-            return None
-        kind = instr.kind
-        if kind == "binop":
-            if instr.target not in UFUNC_OF:
-                return None
-        elif kind == "unop":
-            if instr.target != "-":
-                return None
-        elif kind == "call":
-            ufunc = getattr(numpy, instr.name, None)
-            if (not isinstance(ufunc, numpy.ufunc) or instr.kwargs or ufunc.nout != 1
-                    or len(instr.args) != ufunc.nin
-                    or getattr(instr.xp, instr.name, None) is not instr.target):
-                return None
-        else:
+        if not _elementwise(instr):
             return None
         out = self.values[instr.outs]
         if out.view or not out.meta[1] or out.nbytes < REUSE_BYTES:
             return None
-        for a in instr.args:
+        kept_ok = self._intermediate_group(instr.outs) is not None  # a result may not live in
+        for a in instr.args:                                         # a kept buffer
             if (type(a) is Ref and last.get(a.vid) == i and self.values[a.vid].meta == out.meta
+                    and (kept_ok or a.vid not in self._slot_of)
                     and self._dead_after(a.vid, last, i)):
                 return a.vid
         return None
@@ -423,16 +446,92 @@ class Program:
     def _dead_after(self, vid, last, i):
         """Whether every value sharing vid's memory is a writeable intermediate that nobody
         reads after instruction i (nor after the step)."""
+        group = self._intermediate_group(vid)
+        return group is not None and all(last.get(m, -1) <= i for m in group)
+
+    def _intermediate_group(self, vid):
+        """The values sharing vid's memory when all are writeable intermediates that do not
+        outlive the step, else None (a view of a constant, an input, a result)."""
         group, stack = {vid}, [vid]
         while stack:
             for other in self.values[stack.pop()].aliases:
                 if other is None:
-                    return False  # a view of a constant
+                    return None  # a view of a constant
                 if other not in group:
                     group.add(other)
                     stack.append(other)
-        return all(self.values[m].kind == "produced" and self.values[m].writeable
-                   and last.get(m, -1) <= i and m not in self.spec.escaping for m in group)
+        if all(self.values[m].kind == "produced" and self.values[m].writeable
+               and m not in self.spec.escaping for m in group):
+            return group
+        return None
+
+    def _reclaimable_gradients(self):
+        """The gradients (vids written to a .grad) that a replay may compute into the previous
+        replay's gradient array, when nothing else holds that (see reclaim): made by a ufunc or a
+        product, big enough, and escaping only as that one gradient."""
+        uses = {}
+        for wb in self.spec.writebacks:
+            if type(wb[-1]) is int:
+                uses[wb[-1]] = uses.get(wb[-1], 0) + 1
+        result = self.spec.escaping - set(uses)
+        grads = {wb[2] for wb in self.spec.writebacks if wb[0] == "grad" and wb[2] is not None
+                 and uses[wb[2]] == 1 and wb[2] not in result}
+        found = set()
+        for i, instr in enumerate(self.instrs):
+            vid = instr.outs
+            if (type(vid) is int and vid in grads
+                    and (_elementwise(instr) or _plain_matmul(instr))
+                    and self._reusable_input(instr, self._last, i) is None):
+                value = self.values[vid]
+                if (not value.view and value.meta[1] and value.nbytes >= REUSE_BYTES
+                        and not instr.asarray and not value.aliases):
+                    found.add(vid)
+        return found
+
+    def _plan_buffers(self):
+        """vid -> a kept buffer (a view of the right shape and dtype) for every result that an
+        elementwise ufunc or a matmul can write with out=, is big enough to be worth it and dies
+        inside the step. A buffer is free again once every value sharing its memory is dead;
+        it then goes to the next result it fits (best fit, growing the largest free one when
+        none fits), so buffers total about the step's peak of live intermediates."""
+        last, free, sizes, holders = self._last, [], [], []
+        slot_of = self._slot_of  # vid -> slot, for every value living in a slot's memory
+        planned = {}
+        for i, instr in enumerate(self.instrs):
+            reuse = self._reusable_input(instr, last, i)
+            if reuse is not None and reuse in slot_of:  # the result takes its input's memory
+                slot = slot_of[reuse]
+                group = self._intermediate_group(instr.outs) or {instr.outs}
+                holders[slot] |= group
+                slot_of.update(dict.fromkeys(group, slot))
+            elif reuse is None and (_elementwise(instr) or _plain_matmul(instr)):
+                value = self.values[instr.outs]
+                group = self._intermediate_group(instr.outs)
+                if (group is not None and not value.view and value.meta[1]
+                        and value.nbytes >= REUSE_BYTES and not instr.asarray):
+                    slot = _best_fit(free, sizes, value.nbytes)
+                    if slot is None:
+                        slot = len(sizes)
+                        sizes.append(0)
+                        holders.append(set())
+                    else:
+                        free.remove(slot)
+                    sizes[slot] = max(sizes[slot], value.nbytes)
+                    holders[slot] = set(group)
+                    slot_of.update(dict.fromkeys(group, slot))
+                    planned[instr.outs] = slot
+            for slot, members in enumerate(holders):
+                if members and slot not in free and all(last.get(m, -1) <= i for m in members):
+                    free.append(slot)
+                    holders[slot] = set()
+        bases = [backend.create(self.spec.device or backend.CPU, "empty", size,
+                                dtype=numpy.uint8) for size in sizes]
+        buffers = {}
+        for vid, slot in planned.items():
+            _, shape, dtype = self.values[vid].meta
+            buffers[vid] = bases[slot][:self.values[vid].nbytes].view(dtype).reshape(shape)
+        self.buffer_bytes = sum(sizes)
+        return buffers
 
     def _result(self, template, copy=False):
         kind = template[0]
@@ -455,6 +554,87 @@ class Program:
 _INPLACE_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "//": "floordiv",
                   "%": "mod", "**": "pow", "@": "matmul", "&": "and", "|": "or", "^": "xor",
                   "<<": "lshift", ">>": "rshift"}
+
+
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def _host_inputs(group, state):
+    """What an optimizer update reads on the host, as a comparable tuple (the group's settings,
+    the state's number of entries and its entries that are not arrays), or None when some of it
+    is not a plain Python value (then the update always runs)."""
+    settings = tuple(v for k, v in group.items() if k != "params")
+    entries = () if state is None else tuple(
+        (k, v) for k, v in state.items() if not backend.is_array(v) and type(v) is not NullArray)
+    for v in settings + tuple(v for _, v in entries):
+        if type(v) not in _PLAIN and not (type(v) is tuple and all(type(e) in _PLAIN for e in v)):
+            return None
+    return settings, entries, -1 if state is None else len(state)
+
+
+def _counts(old):
+    array = old.array
+    return sys.getrefcount(old), sys.getrefcount(array)
+
+
+def _held_once(old):  # called as reclaim calls _counts: from a function given the tensor
+    return _counts(old)
+
+
+def _sole_owner_counts():
+    old = Tensor(numpy.empty(1))  # held by one local, as a replay holds the old gradient
+    return _held_once(old)
+
+
+def reclaim(old, meta, device):
+    """The array to compute this replay's gradient into: the previous gradient's (`old`, the
+    tensor that this replay's zero_grad dropped) when nothing but the replay holds it or its array,
+    it owns its memory and has the gradient's type, shape and dtype; else a new array. A fresh
+    gradient of a big weight costs page faults each step; a user who kept the old gradient keeps
+    it unchanged."""
+    if old is not None and _counts(old) == _SOLE_OWNER:
+        array = old.array
+        if (getattr(array, "base", 0) is None and (type(array), array.shape, array.dtype) == meta
+                and array.flags.c_contiguous):
+            return array
+    return backend.create(device, "empty", meta[1], dtype=meta[2])
+
+
+_SOLE_OWNER = _sole_owner_counts()
+
+
+def _elementwise(instr):
+    """Whether the instruction is one ufunc call with one array result (so out= can take it)."""
+    if type(instr.outs) is not int or instr.asarray or instr.xp is None:
+        return False
+    kind = instr.kind
+    if kind == "binop":
+        return instr.target in UFUNC_OF
+    if kind == "unop":
+        return instr.target == "-"
+    if kind == "call":
+        ufunc = getattr(numpy, instr.name, None)
+        return (isinstance(ufunc, numpy.ufunc) and not instr.kwargs and ufunc.nout == 1
+                and len(instr.args) == ufunc.nin
+                and getattr(instr.xp, instr.name, None) is instr.target)
+    return False
+
+
+def _plain_matmul(instr):
+    """A product through the matmul dispatcher (ops/linalg.py), which xp.matmul(out=) computes
+    alike."""
+    return (instr.kind == "call" and instr.name == "matmul" and not instr.kwargs
+            and len(instr.args) == 2 and type(instr.outs) is int and not instr.asarray
+            and instr.xp is not None)
+
+
+def _best_fit(free, sizes, nbytes):
+    """The free slot to hold nbytes: the smallest that fits, else the largest (it grows)."""
+    if not free:
+        return None
+    fitting = [s for s in free if sizes[s] >= nbytes]
+    return (min(fitting, key=sizes.__getitem__) if fitting
+            else max(free, key=sizes.__getitem__))
 
 
 def _outs(instr):

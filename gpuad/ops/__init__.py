@@ -166,20 +166,23 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         dtype = promoted_dtype(raw)
         if dtype is not None:
             raw = [a.astype(dtype, copy=False) if hasattr(a, "dtype") else a for a in raw]
-    # NaN and Inf without numpy's warnings, as in torch (a backward walk silences once for all)
-    quiet = None if grad_mode.in_backward else backend.silence_float_errors()
+    # NaN and Inf without numpy's warnings, as in torch (setting numpy's error state is cheaper
+    # than asking whether a backward walk has set it already)
+    quiet = backend.silence_float_errors()
     try:
-        scope = None if type(first) is numpy.ndarray or first is None else backend.gpu_scope(first)
-        if scope is None:
+        if type(first) is numpy.ndarray or first is None:
             out = forward(*raw, **kwargs)
         else:
-            with scope:  # several GPUs: compute where the inputs live
+            scope = backend.gpu_scope(first)  # several GPUs: compute where the inputs live
+            if scope is None:
                 out = forward(*raw, **kwargs)
+            else:
+                with scope:
+                    out = forward(*raw, **kwargs)
     except (ValueError, IndexError, TypeError, RuntimeError) as error:
         raise _with_context(error, name, raw) from None
     finally:
-        if quiet is not None:
-            backend.restore_float_errors(quiet)
+        backend.restore_float_errors(quiet)
     if type(out) not in backend.ARRAY_TYPES:
         out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
     if ANOMALY[0] and not grad_mode.in_backward:

@@ -14,9 +14,11 @@ import warnings
 
 import numpy as np
 
-from .. import creation
+from .. import creation, ops
+from ..autograd import grad_mode
 from ..backend import xp_of
 from ..backend.kernels import fused
+from ..tensor import Tensor
 from . import elementwise as _elementwise
 from . import pointwise as _pointwise
 from . import primitive, public
@@ -105,6 +107,8 @@ def _linear_mismatch(sx, sw, sb):
 def _linear_vjp(g, y, x, weight, bias):
     # Leading dims fold into rows. The weight's gradient is g^T x computed as one GEMM into a fresh
     # (out, in) array: matmul on weight.T would hand back a transposed view the engine must copy.
+    if not grad_mode.enabled and ops.BATCHING is None and g.array.dtype.kind == "f":
+        return _linear_grads(g, x, weight, bias)
     g2 = g.reshape((_rows(g.shape), g.shape[-1]))
     gx = gw = gb = None
     if getattr(x, "requires_grad", False):
@@ -113,6 +117,20 @@ def _linear_vjp(g, y, x, weight, bias):
         gw = matmul(g2.mT, x.reshape((_rows(x.shape), x.shape[-1])))
     if getattr(bias, "requires_grad", False):
         gb = g2.sum(0)
+    return gx, gw, gb
+
+
+def _linear_grads(g, x, weight, bias):
+    """_linear_vjp in a plain backward (nothing records): the same products and sum on the raw
+    arrays, without the bookkeeping of six ops per layer."""
+    g2 = g.array.reshape((_rows(g.shape), g.shape[-1]))
+    gx = gw = gb = None
+    if getattr(x, "requires_grad", False):
+        gx = Tensor(_matmul_arrays(g2, weight.array).reshape(x.shape))
+    if getattr(weight, "requires_grad", False):
+        gw = Tensor(_matmul_arrays(g2.T, x.array.reshape((_rows(x.shape), x.shape[-1]))))
+    if getattr(bias, "requires_grad", False):
+        gb = Tensor(g2.sum(0))
     return gx, gw, gb
 
 

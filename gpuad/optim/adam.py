@@ -4,7 +4,7 @@ import math
 
 from ..backend import xp_of
 from ..backend.kernels import fused
-from .optimizer import Optimizer, check_nonnegative, init_state
+from .optimizer import Optimizer, check_nonnegative, init_state, scratch
 
 
 class Adam(Optimizer):
@@ -59,7 +59,7 @@ def adam_step(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decouple
         p *= 1 - lr * weight_decay
     elif weight_decay:
         d = d + weight_decay * p
-    t = xp.subtract(d, m, out=xp.empty_like(m))  # the one scratch array (an array even if 0-d)
+    t = xp.subtract(d, m, out=scratch(m, 0))  # scratch arrays: an array even if 0-d
     t *= 1 - beta1
     m += t  # m + (d - m)(1 - beta1): torch's lerp_
     v *= beta2
@@ -71,6 +71,6 @@ def adam_step(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decouple
     xp.sqrt(v, out=t)
     t /= bias_correction2_sqrt
     t += eps
-    update = m * step_size
+    update = xp.multiply(m, step_size, out=scratch(m, 1))
     update /= t
     p -= update

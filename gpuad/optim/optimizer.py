@@ -3,9 +3,29 @@
 It owns parameter groups, per-parameter state and the step loop; each optimizer adds one `_update`
 on raw arrays. Nothing here records on the tape or moves data to the host during a step.
 """
+import math
+import threading
+
 from .. import backend
 from ..autograd import enable_grad, no_grad
 from ..tensor import Tensor
+
+_scratch = threading.local()
+
+
+def scratch(like, slot=0):
+    """An uninitialised array of like's shape, dtype and device for an update to compute in; every
+    update on this thread reuses it (slots 0, 1, ... are distinct arrays), so nothing of it may
+    outlive the call. A fresh temporary of a big parameter's size is a fresh mmap on the CPU:
+    page faults each step, which made SGD's update 5x slower than the same arithmetic in place."""
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    key = (type(like), like.dtype, backend.device_of(like), slot)
+    size = math.prod(like.shape)
+    flat = buffers.get(key)
+    if flat is None or flat.size < size:
+        flat = buffers[key] = backend.create(backend.device_of(like), "empty", max(size, 1),
+                                             dtype=like.dtype)
+    return flat[:size].reshape(like.shape)
 
 
 def check_nonnegative(owner, **hyper):

@@ -1,7 +1,7 @@
 """SGD: one update rule over the Optimizer base (raw arrays, in place, one fused kernel on CUDA)."""
 from ..backend import xp_of
 from ..backend.kernels import fused
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_nonnegative, scratch
 
 
 class SGD(Optimizer):
@@ -35,7 +35,7 @@ def sgd_step(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maxi
     momentum), which the first step (`first`) sets to the gradient."""
     xp = xp_of(p)
     if weight_decay:  # d = (-g if maximize else g) + wd * p, in a temporary of our own
-        d = p * weight_decay
+        d = xp.multiply(p, weight_decay, out=scratch(p, 1))
         if maximize:
             d -= g
         else:
@@ -55,7 +55,7 @@ def sgd_step(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maxi
             else:
                 buf -= d
         if nesterov:
-            step = buf * momentum
+            step = xp.multiply(buf, momentum, out=scratch(p, 2))
             if sign > 0:
                 step += d
             else:
@@ -65,8 +65,9 @@ def sgd_step(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maxi
             d, owned, sign = buf, False, 1
     if owned:
         d *= lr
-        p -= d
-    elif sign > 0:
-        p -= lr * d
     else:
-        p += lr * d
+        d = xp.multiply(d, lr, out=scratch(p, 0))
+    if sign > 0:
+        p -= d
+    else:
+        p += d
