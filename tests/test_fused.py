@@ -196,8 +196,8 @@ def test_activation_references_match_their_formulas(shape):
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_relu_backward_reference_is_where_bit_for_bit(dtype):
-    """It multiplies g's bits by the mask instead of calling numpy's where (slow on irregular
-    masks): NaN, infinities and signed zeros in g and y must come out as where's."""
+    """It masks g's bits instead of calling numpy's where (slow on irregular masks): NaN,
+    infinities and signed zeros in g and y must come out as where's, in any memory order."""
     rng = np.random.default_rng(3)
     y = np.maximum(rng.standard_normal((6, 4, 8)), 0).astype(dtype)
     g = rng.standard_normal((6, 4, 8)).astype(dtype)
