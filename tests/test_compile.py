@@ -478,3 +478,22 @@ def test_compiling_a_module_replays_its_forward_under_no_grad():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_tensor_the_step_stores_but_never_reads_does_not_retrace():
+    # a trainer keeping its last loss in an attribute: that attribute holds a new tensor after
+    # every call, which a replay must not mistake for a changed input
+    class Trainer:
+        def __init__(self):
+            self.model, self.step_fn, self.opt = _mlp("cpu")
+            self.last = None
+
+        @gpuad.compile
+        def step(self, x, y):
+            return self.step_fn(x, y)
+
+    trainer = Trainer()
+    rng = np.random.default_rng(9)
+    for _ in range(6):
+        trainer.last = trainer.step(*map(gpuad.tensor, _mlp_batch(rng)))
+    assert Trainer.step.traces == 2 and Trainer.step.fallback is None

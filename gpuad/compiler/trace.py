@@ -212,10 +212,38 @@ def _spec(rec, spec, result, modules, owned):
     for m in modules:
         if _owned(m) != owned[id(m)]:
             rec.poison("replaces a module's parameter or buffer")
+    spec.identities = _used_identities(rec, spec, result)
     spec.device = backend.device_of(rec.keep[0]) if rec.keep else None
     spec.result = _template(rec, result)
     spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
     spec.escaping |= _result_vids(spec.result)
+
+
+def _used_identities(rec, spec, result):
+    """The identity guards worth checking: every module and optimizer found, but a tensor only
+    when the call read it, changed it or its gradient, or returned it. A trainer that keeps the
+    last loss in self.last must not re-trace because that tensor is a new one each step."""
+    read = {vid for instr in rec.instrs for vid in instr.reads}
+    touched = {tid for tid, vid in rec.start_vids.items() if vid in read}
+    changed = ({id(ref) for ref in spec.bumps + spec.grad_none}
+               | {id(wb[1]) for wb in spec.writebacks if wb[0] in ("grad", "array")})
+    for tid, t in rec.wrapped_tensors.items():
+        if id(rec.refs[tid]) in changed:
+            touched.add(tid)
+    for tid, (t, g0) in rec.grads_at_start.items():
+        if g0 is not None and (rec.start_vids.get(id(g0)) in read or t.grad is not g0):
+            touched.add(tid)
+    stack = [result]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Tensor):
+            touched.add(id(value))
+        elif isinstance(value, (tuple, list)):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+    return [(root, path, obj) for root, path, obj in spec.identities
+            if not isinstance(obj, Tensor) or id(obj) in touched]
 
 
 def _template(rec, value):
