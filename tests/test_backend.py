@@ -125,3 +125,17 @@ def test_tf32_rounds_float32_matmul_inputs_only_when_asked():
         gpuad.set_float32_matmul_precision("highest")
     assert abs(exact - 256.0256) < 1e-3 and rounded == 256.0
     assert abs((x @ y)[0, 0].item() - 256.0256) < 1e-3  # and back
+
+
+def test_malloc_keeps_freed_memory_on_glibc_unless_turned_off():
+    import platform
+    import subprocess
+    import sys
+    code = "import gpuad; print(gpuad.backend.MALLOC_TUNED)"
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(glibc)
+    env = {**__import__("os").environ, "GPUAD_MALLOC_TUNING": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env)
+    assert out.stdout.strip() == "False"

@@ -6,6 +6,7 @@ memory, streams, NCCL; dlpack; linalg: singular-matrix errors; special: special 
 kernels: the CUDA sources), so ops are written once against `xp_of(array)` and never branch on the
 backend. Device kinds beyond cpu and cuda (the strict test backend) register themselves here; the
 backend imports nothing of gpuad.
+host_memory tunes the CPU allocator for training (see it for why).
 """
 import contextlib
 import functools
@@ -28,6 +29,10 @@ try:  # numpy has no bfloat16; ml_dtypes adds one, which CuPy can compute with
 except ImportError:
     bfloat16 = "bfloat16"  # a name only: without ml_dtypes no array here can hold bfloat16
 DEFAULT_FLOAT = float32
+
+from .host_memory import keep_freed_memory  # noqa: E402
+
+MALLOC_TUNED = keep_freed_memory()  # freed arrays stay in the heap for the next step (why: there)
 
 CUDA_HELP = ('install the CUDA extra for your toolkit: pip install "gpuad[cuda12]" '
               '(CUDA 12) or "gpuad[cuda13]" (CUDA 13), on a machine with an NVIDIA GPU')
