@@ -137,7 +137,7 @@ class Program:
             # (SGD's: only arrays) gives the same numbers: reuse them
             key = _host_inputs(group, state)
             cached = self._host_cache.get(index)
-            if key is not None and cached is not None and cached[0] == key:
+            if cached is not None and _same_key(cached[0], key):
                 scalars.extend(cached[1])
                 continue
             start = len(scalars)
@@ -151,7 +151,7 @@ class Program:
             if col.keys != seg.keys:
                 return None
             commits.append((seg, fake))
-            if key is not None and _host_inputs(group, fake) == key:
+            if _plain(key) and _same_key(_host_inputs(group, fake), key):
                 self._host_cache[index] = (key, scalars[start:])
         for seg, fake in commits:
             state = seg.optimizer.state.setdefault(seg.param, {})
@@ -560,16 +560,29 @@ _PLAIN = (int, float, bool, str, type(None))
 
 
 def _host_inputs(group, state):
-    """What an optimizer update reads on the host, as a comparable tuple (the group's settings,
-    the state's number of entries and its entries that are not arrays), or None when some of it
-    is not a plain Python value (then the update always runs)."""
-    settings = tuple(v for k, v in group.items() if k != "params")
-    entries = () if state is None else tuple(
-        (k, v) for k, v in state.items() if not backend.is_array(v) and type(v) is not NullArray)
-    for v in settings + tuple(v for _, v in entries):
-        if type(v) not in _PLAIN and not (type(v) is tuple and all(type(e) in _PLAIN for e in v)):
-            return None
-    return settings, entries, -1 if state is None else len(state)
+    """What an optimizer update reads on the host, as a tuple to compare with the last call's:
+    the group's entries and the state's, an array entry by its key alone (the replay binds
+    arrays afresh; only numbers feed the host pass)."""
+    types = backend.ARRAY_TYPES
+    return tuple(group.values()), None if state is None else tuple(
+        k if type(v) in types or type(v) is NullArray else (k, v) for k, v in state.items())
+
+
+def _plain(key):
+    """Whether every number in a _host_inputs key compares as a plain Python value (so == on
+    keys means the same inputs); the group's parameter list compares by identity first."""
+    settings, entries = key
+    values = [v for v in settings if type(v) is not list]
+    values += [item[1] for item in entries or () if type(item) is tuple]
+    return all(type(v) in _PLAIN or (type(v) is tuple and all(type(e) in _PLAIN for e in v))
+               for v in values)
+
+
+def _same_key(a, b):
+    try:
+        return a == b
+    except (ValueError, TypeError, RuntimeError):  # a tensor or array in the group now
+        return False
 
 
 def _counts(old):

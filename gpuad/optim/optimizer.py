@@ -3,8 +3,9 @@
 It owns parameter groups, per-parameter state and the step loop; each optimizer adds one `_update`
 on raw arrays. Nothing here records on the tape or moves data to the host during a step.
 """
-import math
 import threading
+
+import numpy
 
 from .. import backend
 from ..autograd import enable_grad, no_grad
@@ -18,12 +19,16 @@ def scratch(like, slot=0):
     update on this thread reuses it (slots 0, 1, ... are distinct arrays), so nothing of it may
     outlive the call. A fresh temporary of a big parameter's size is a fresh mmap on the CPU:
     page faults each step, which made SGD's update 5x slower than the same arithmetic in place."""
-    buffers = _scratch.__dict__.setdefault("buffers", {})
-    key = (type(like), like.dtype, backend.device_of(like), slot)
-    size = math.prod(like.shape)
+    try:
+        buffers = _scratch.buffers
+    except AttributeError:
+        buffers = _scratch.buffers = {}
+    device = None if type(like) is numpy.ndarray else backend.device_of(like)
+    key = (type(like), like.dtype, device, slot)
+    size = like.size
     flat = buffers.get(key)
     if flat is None or flat.size < size:
-        flat = buffers[key] = backend.create(backend.device_of(like), "empty", max(size, 1),
+        flat = buffers[key] = backend.create(device or backend.CPU, "empty", max(size, 1),
                                              dtype=like.dtype)
     return flat[:size].reshape(like.shape)
 
