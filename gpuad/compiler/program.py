@@ -435,8 +435,9 @@ class Program:
         out = self.values[instr.outs]
         if out.view or not out.meta[1] or out.nbytes < REUSE_BYTES:
             return None
-        kept_ok = self._intermediate_group(instr.outs) is not None  # a result may not live in
-        for a in instr.args:                                         # a kept buffer
+        # a value that outlives the step may not take over a kept buffer's memory
+        kept_ok = self._intermediate_group(instr.outs) is not None
+        for a in instr.args:
             if (type(a) is Ref and last.get(a.vid) == i and self.values[a.vid].meta == out.meta
                     and (kept_ok or a.vid not in self._slot_of)
                     and self._dead_after(a.vid, last, i)):
