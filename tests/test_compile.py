@@ -59,17 +59,21 @@ def _run(build, batches, device, compiled, after_step=None):
     return (losses, [_host(p) for p in model.parameters()]), step, opt
 
 
-def _mlp(device):
-    model = models.MLP(12, (16,), 5).to(device)
-    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-
+def _classifier_step(model, opt):
+    """One training step of a classifier: cross entropy, zero_grad, backward, opt.step."""
     def step(x, y):
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         return loss
-    return model, step, opt
+    return step
+
+
+def _mlp(device):
+    model = models.MLP(12, (16,), 5).to(device)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return model, _classifier_step(model, opt), opt
 
 
 def _mlp_batch(rng, batch=8):
@@ -88,16 +92,8 @@ def test_mlp_with_sgd_momentum_replays_the_eager_step(device):
 def _cnn(device):
     model = models.LeNet5(channels=(2, 3), hidden=(6,), image_size=8).to(device)
     opt = gpuad.optim.Adam(model.parameters(), lr=1e-2)
-    scheduler = gpuad.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + 0.3 * s))
-
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    opt.scheduler = scheduler
-    return model, step, opt
+    opt.scheduler = gpuad.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + 0.3 * s))
+    return model, _classifier_step(model, opt), opt
 
 
 def _cnn_batch(rng):
@@ -348,14 +344,7 @@ def test_compiled_peak_memory_is_not_above_eager():
     for compiled in (False, True):
         gpuad.manual_seed(0)
         model = models.MLP(256, (256, 256), 10)
-        opt = gpuad.optim.Adam(model.parameters(), lr=1e-3)
-
-        def step(x, y):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
+        step = _classifier_step(model, gpuad.optim.Adam(model.parameters(), lr=1e-3))
         peaks[compiled] = _peak(gpuad.compile(step) if compiled else step, batches)
     assert peaks[True] <= peaks[False], peaks
 
@@ -365,14 +354,7 @@ def _wide_mlp(device, optimizer="sgd"):
     opt = (gpuad.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
                            weight_decay=1e-4) if optimizer == "sgd"
            else gpuad.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4))
-
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return model, step, opt
+    return model, _classifier_step(model, opt), opt
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
