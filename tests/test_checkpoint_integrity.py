@@ -21,6 +21,7 @@ import zlib
 import numpy as np
 import pytest
 import safetensors.numpy
+from test_serialization import refused
 
 import gpuad
 import gpuad.nn.functional as F
@@ -65,15 +66,6 @@ def with_header(payload, header):
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     return struct.pack("<Q", len(text)) + text + payload[8 + size:]
-
-
-def refused(path, *reasons):
-    with pytest.raises(ValueError) as info:
-        load(path)
-    message = str(info.value)
-    assert str(path) in message, message
-    assert all(r in message for r in reasons), message
-    return message
 
 
 # ---- what is recorded -------------------------------------------------------------------------

@@ -123,11 +123,13 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
 
 def refused(path, *reasons):
+    """load(path)'s ValueError message, checked to name the file and every reason."""
     with pytest.raises(ValueError) as info:
         load(path)
     message = str(info.value)
     assert str(path) in message, message
     assert all(r in message for r in reasons), message
+    return message
 
 
 def test_refuses_a_pickle(tmp_path, no_unpickling):
