@@ -63,8 +63,8 @@ def test_backward_and_scope_free_the_graph_without_the_garbage_collector(retain_
     model, x, y = mlp_problem()
     with gc_disabled():
         loss = F.cross_entropy(model(x[:32]), y[:32])
-        refs = [weakref.ref(t) for t in graph_tensors(loss)]
-        assert len(refs) >= 5 and all(r() is not None for r in refs)
+        refs = [weakref.ref(t) for t in graph_tensors(loss)]  # linear, relu, linear
+        assert len(refs) >= 3 and all(r() is not None for r in refs)
         loss.backward(retain_graph=retain_graph)
         alive = sum(r() is not None for r in refs)
         # without retain_graph the saved tensors go as the walk passes them, though `loss` lives on

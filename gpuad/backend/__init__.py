@@ -281,13 +281,15 @@ def create(dev, name, *args, **kwargs):
 CHECK_DEVICE_INDICES = False
 
 
-def indices_outside(index, low, high):
-    """The first entry of the index array outside [low, high), or None; on a device (CUDA, and
-    the strict backend that stands in for it) None without looking (no sync) unless
-    CHECK_DEVICE_INDICES is set."""
+def indices_outside(index, low, high, ignore=None):
+    """The first entry of the index array outside [low, high) and not equal to `ignore`, or None;
+    on a device (CUDA, and the strict backend that stands in for it) None without looking (no
+    sync) unless CHECK_DEVICE_INDICES is set."""
     if type(index) is not numpy.ndarray and not CHECK_DEVICE_INDICES:
         return None
     bad = (index < low) | (index >= high)
+    if ignore is not None:
+        bad &= index != ignore
     if not (index.size and bool(bad.any())):
         return None
     return int(index[bad].ravel()[0])

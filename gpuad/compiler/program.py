@@ -126,20 +126,28 @@ class Program:
         col = Collector(None)
         Collector.active.col = col
         scalars, commits, is_array = col.scalars, [], backend.is_array
-        for index, seg in enumerate(self.segments):
+        settings_of, unchanged = {}, {}  # per group, once a pass: its settings, and whether
+        for index, seg in enumerate(self.segments):  # they are those the cache saw
             opt = seg.optimizer
             groups = opt.param_groups
             if seg.group_index >= len(groups):
                 return None
             state = opt.state.get(seg.param)
             group = groups[seg.group_index]
+            settings = settings_of.get(id(group))
+            if settings is None:
+                settings = settings_of[id(group)] = tuple(group.values())
             # an update whose inputs are the last call's and which changed no host state then
             # (SGD's: only arrays) gives the same numbers: reuse them
-            key = _host_inputs(group, state)
+            key = settings, _state_entries(state)
             cached = self._host_cache.get(index)
-            if cached is not None and _same_key(cached[0], key):
-                scalars.extend(cached[1])
-                continue
+            if cached is not None:
+                same = unchanged.get(id(cached[0][0]))
+                if same is None:
+                    same = unchanged[id(cached[0][0])] = _same_key(cached[0][0], settings)
+                if same and _same_key(cached[0][1], key[1]):
+                    scalars.extend(cached[1])
+                    continue
             start = len(scalars)
             col.keys, col.meta = [], seg.metas[0]
             fake = {} if state is None else {
@@ -151,7 +159,7 @@ class Program:
             if col.keys != seg.keys:
                 return None
             commits.append((seg, fake))
-            if _plain(key) and _same_key(_host_inputs(group, fake), key):
+            if _plain(key) and _same_key(_state_entries(fake), key[1]):
                 self._host_cache[index] = (key, scalars[start:])
         for seg, fake in commits:
             state = seg.optimizer.state.setdefault(seg.param, {})
@@ -560,18 +568,19 @@ _INPLACE_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "//": "flo
 _PLAIN = (int, float, bool, str, type(None))
 
 
-def _host_inputs(group, state):
-    """What an optimizer update reads on the host, as a tuple to compare with the last call's:
-    the group's entries and the state's, an array entry by its key alone (the replay binds
-    arrays afresh; only numbers feed the host pass)."""
+def _state_entries(state):
+    """What an optimizer update reads of its state on the host, as a tuple to compare with the
+    last call's (with the group's settings, all it reads): an array entry by its key alone (the
+    replay binds arrays afresh; only numbers feed the host pass)."""
     types = backend.ARRAY_TYPES
-    return tuple(group.values()), None if state is None else tuple(
+    return None if state is None else tuple(
         k if type(v) in types or type(v) is NullArray else (k, v) for k, v in state.items())
 
 
 def _plain(key):
-    """Whether every number in a _host_inputs key compares as a plain Python value (so == on
-    keys means the same inputs); the group's parameter list compares by identity first."""
+    """Whether every number in a host-pass key (the group's settings, _state_entries) compares as
+    a plain Python value (so == on keys means the same inputs); the group's parameter list
+    compares by identity first."""
     settings, entries = key
     values = [v for v in settings if type(v) is not list]
     values += [item[1] for item in entries or () if type(item) is tuple]

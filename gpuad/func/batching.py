@@ -440,6 +440,15 @@ def class_loss(call, level, args, kwargs):
     return total / ops.where(denominator == 0, math.nan, denominator)
 
 
+def class_cross_entropy(call, level, args, kwargs):
+    """cross_entropy's op, per entry (reduction='none') with a shared weight: the batch joins N."""
+    x, target, weight = _args(args, kwargs, ("x", "target", "weight"))
+    if kwargs.get("reduction") != "none" or ours(weight, level) or not x.ndim:
+        return NotImplemented
+    return merge_first(lambda x, target: call(x, target, weight, **kwargs), level,
+                       (x, target), {})
+
+
 def embedding(call, level, args, kwargs):
     """Rows of the weight at the indices; a batched weight is indexed per example."""
     indices, weight, padding_idx = _args(args, kwargs, ("input", "weight", "padding_idx"))
@@ -478,7 +487,7 @@ RULES = {
     "_getitem": getitem_primitive, "_embed": embed, "_cat": cat,
     "matmul": matmul, "_linear": linear, "_einsum": einsum, "_convolution": convolution,
     "_im2col": im2col, "_col2im": col2im,
-    "_softmax_nll": merge_first, "_softmax_nll_grad": merge_first, "_pool_gather": merge_first,
+    "_class_cross_entropy": class_cross_entropy, "_softmax_nll_grad": merge_first, "_pool_gather": merge_first,
     "_pool_scatter": merge_first, "_pool_indices": merge_first,
     "_adaptive_max_indices": merge_first, "_nan_gradient": pointwise,
     "getitem": getitem, "gather": gather, "index_select": index_select,

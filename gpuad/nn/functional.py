@@ -13,7 +13,7 @@ import numbers
 
 
 from .. import backend, creation, deprecation, ops
-from ..autograd import is_grad_enabled, no_grad
+from ..autograd import grad_mode, is_grad_enabled, no_grad
 from ..backend import xp_of
 from ..backend.kernels import fused
 from ..ops import primitive
@@ -245,12 +245,47 @@ def _softmax_nll_grad(x, target, scale):
     return _softmax_nll_grad_array(x, target, scale)
 
 
-@primitive(vjp=lambda g, y, x, target, w: (_softmax_nll_grad(x, target, g * w), None, None),
-           autocast="float32")
-def _softmax_nll(x, target, w):
-    """-w * log_softmax(x, 1) at the class `target` (dim 1 removed): cross_entropy's fused
-    per-element loss for logits x (N, C, ...), valid indices target (N, ...) and weights w."""
-    return _softmax_nll_array(x, target, w)
+def _class_targets(target, weight, ignore_index, dtype):
+    """On raw arrays: (target with ignored entries set to 0, per-entry weight in `dtype` (0 where
+    ignored), the mask of entries not ignored)."""
+    xp = xp_of(target)
+    valid = target != ignore_index
+    safe = xp.where(valid, target, 0)
+    w = valid.astype(dtype) if weight is None else xp.where(valid, weight[safe], 0).astype(dtype)
+    return safe, w, valid
+
+
+def _class_cross_entropy_vjp(g, y, x, target, weight, *, ignore_index, reduction):
+    # torch's nll_loss backward: g / total_weight * w at a target that is not ignored, 0 at one
+    # that is (a total weight of 0 gives NaN there, as in torch), then through the log-softmax
+    if not x.requires_grad:
+        return None, None, None
+    safe, w, valid = _class_targets(target.array, None if weight is None else weight.array,
+                                    ignore_index, x.dtype)
+    if not grad_mode.enabled and ops.BATCHING is None:  # a plain backward: raw arrays, no ops
+        upstream = g.array
+        if reduction == "mean":
+            upstream = upstream / w.sum()
+        scale = Tensor(xp_of(w).where(valid, upstream * w, 0))
+    else:  # create_graph: the scale stays differentiable in g
+        upstream = g / Tensor(w.sum()) if reduction == "mean" else g
+        scale = ops.where(Tensor(valid), upstream * Tensor(w), 0)
+    return _softmax_nll_grad(x, Tensor(safe), scale), None, None
+
+
+@primitive(vjp=_class_cross_entropy_vjp, autocast="float32")
+def _class_cross_entropy(x, target, weight, *, ignore_index, reduction):
+    """cross_entropy of logits x (N, C, d1, ...) at class indices target (N, d1, ...), without
+    label smoothing, as one op: per entry (logsumexp(x, 1) - x[target]) * weight[target], 0
+    where target == ignore_index; 'mean' divides the sum by the summed weights of the targets
+    not ignored (NaN if there are none), as torch does."""
+    safe, w, valid = _class_targets(target, weight, ignore_index, x.dtype)
+    # an ignored target's NaN logits give 0, as in torch
+    loss = xp_of(x).where(valid, _softmax_nll_array(x, safe, w), 0)
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    return total if reduction == "sum" else total / w.sum()
 
 
 def _pick(x, index):
@@ -283,8 +318,7 @@ def _class_input(name, input, target, ignore_index):
                          f"shape {tuple(input.shape)}: input (N, C, d1, ...) takes target "
                          f"(N, d1, ...) and input (C,) a 0-d target")
     classes = input.shape[0 if single else 1]
-    checked = target if ignore_index is None else ops.where(target == ignore_index, 0, target)
-    bad = backend.indices_outside(checked.array, 0, classes)
+    bad = backend.indices_outside(target.array, 0, classes, ignore=ignore_index)
     if bad is not None:
         raise IndexError(f"{name}: target contains class index {bad}, out of range for input of "
                          f"shape {tuple(input.shape)} with {classes} classes; class indices must "
@@ -353,15 +387,16 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     x, t, single = _class_input("cross_entropy", input, target, ignore_index)
     classes = x.shape[1]
     _check_weight("cross_entropy", x, weight, classes)
+    if label_smoothing == 0:  # the common case: one op forward, one backward
+        loss = _class_cross_entropy(x, t, None if weight is None else weight.detach(),
+                                    ignore_index=ignore_index, reduction=reduction)
+        return loss.reshape(()) if single and reduction == "none" else loss
     safe, w, valid = _target_weights(t, weight, ignore_index, x.dtype)
-    if label_smoothing == 0:
-        loss = _softmax_nll(x, safe, w)
-    else:
-        logp = ops._log_softmax(x, dim=1)
-        weighted = logp if weight is None else logp * _class_weights(weight, x.dtype, x.ndim, 1)
-        smooth = ops.where(valid, -ops.sum(weighted, dim=1), 0)
-        loss = (1 - label_smoothing) * (-_pick(logp, safe) * w) + (
-            label_smoothing / classes) * smooth
+    logp = ops._log_softmax(x, dim=1)
+    weighted = logp if weight is None else logp * _class_weights(weight, x.dtype, x.ndim, 1)
+    smooth = ops.where(valid, -ops.sum(weighted, dim=1), 0)
+    loss = (1 - label_smoothing) * (-_pick(logp, safe) * w) + (
+        label_smoothing / classes) * smooth
     loss = ops.where(valid, loss, 0)  # an ignored target's NaN logits give 0, as in torch
     return _reduce_class_loss(loss, w, reduction, single)
 
