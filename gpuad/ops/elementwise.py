@@ -28,7 +28,12 @@ def _raw(fn, *tensors, **kwargs):
         out = fn(*(t.array for t in tensors), **kwargs)
     finally:
         backend.restore_float_errors(quiet)
-    return (Tensor(out if type(out) in backend.ARRAY_TYPES else numpy.asarray(out)),)  # 0-d numpy
+    return (_wrapped(out),)
+
+
+def _wrapped(out):
+    """A raw result as a Tensor: numpy's 0-d arithmetic gives a scalar, kept as a 0-d array."""
+    return Tensor(out if type(out) in backend.ARRAY_TYPES else numpy.asarray(out))
 
 
 def _from_output(backward, rule):
@@ -58,8 +63,22 @@ def sub(a, b):
     return a - b
 
 
-@primitive(vjp=lambda g, y, a, b: (g * b if _needs(a) else None, g * a if _needs(b) else None),
-           promote=True)
+def _by_number(g, b):
+    """Whether a rule may scale g by b on the raw array, without an op: b is a Python number
+    (weak, so g keeps its dtype, as the op would) and nothing records (no create_graph, no
+    vmap). Scaling by a constant is the commonest rule of all."""
+    return (type(b) is float or type(b) is int) and type(g) is Tensor and not grad_mode.enabled
+
+
+def _mul_vjp(g, y, a, b):
+    if _by_number(g, b):
+        return _wrapped(g.array * b), None
+    if _by_number(g, a):
+        return None, _wrapped(g.array * a)
+    return g * b if _needs(a) else None, g * a if _needs(b) else None
+
+
+@primitive(vjp=_mul_vjp, promote=True)
 def mul(a, b):
     return a * b
 
@@ -67,6 +86,8 @@ def mul(a, b):
 def _div_vjp(g, y, a, b, *, rounding_mode):
     if rounding_mode is not None:  # piecewise constant: zeros, as in torch
         return zeros_of(g) if _needs(a) else None, zeros_of(g) if _needs(b) else None
+    if _by_number(g, b):
+        return _wrapped(g.array / b), None
     return g / b if _needs(a) else None, -g * y / b if _needs(b) else None
 
 
