@@ -162,17 +162,27 @@ class Optimizer:
                 loss = closure()
         self._check_grads()
         tracer = backend.TRACER[0]  # gpuad.compile, recording a step: it runs each update
+        update, states = self._update, self.state
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.grad is None:
+                    grad = p.grad
+                    if grad is None:
                         continue
                     p._bump_version()  # a retained graph that saved p now refuses to backward
                     if tracer is not None:
-                        tracer.optimizer_update(self, self._update, p, group)
+                        tracer.optimizer_update(self, update, p, group)
                         continue
-                    with backend.device_scope(p.array):  # state and kernels on p's GPU
-                        self._update(p.array, p.grad.array, self.state.setdefault(p, {}), group)
+                    state = states.get(p)
+                    if state is None:
+                        state = states[p] = {}
+                    array = p.array
+                    scope = backend.gpu_scope(array)  # state and kernels on p's GPU
+                    if scope is None:
+                        update(array, grad.array, state, group)
+                    else:
+                        with scope:
+                            update(array, grad.array, state, group)
         return loss
 
     def _check_grads(self):
