@@ -214,10 +214,13 @@ def test_gelu_refuses_an_unknown_approximation():
         kernels.DISPATCHERS["gelu"](np.ones(2), approximate="erf")
 
 
-@pytest.mark.parametrize("shape", [(4, 5), (3, 4, 2)])  # (N, C) and (N, C, d1)
+# (N, C) and (N, C, d1), with few classes (computed class-major) and many (row by row); N = 1
+# makes the class-major view contiguous already, where only an explicit copy keeps x intact
+@pytest.mark.parametrize("shape", [(4, 5), (3, 4, 2), (1, 5), (4, 70), (3, 70, 2), (1, 70)])
 def test_softmax_nll_references_match_log_softmax_and_one_hot(shape):
     rng = np.random.default_rng(2)
     x = rng.normal(0, 3, shape)
+    x_before = x.copy()
     classes = shape[1]
     target = rng.integers(0, classes, (shape[0],) + shape[2:])
     w = rng.uniform(0, 2, target.shape)
@@ -229,6 +232,7 @@ def test_softmax_nll_references_match_log_softmax_and_one_hot(shape):
     np.testing.assert_allclose(kernels.DISPATCHERS["softmax_nll_grad"](x, target, w),
                                (np.exp(logp) - one_hot) * np.expand_dims(w, 1), rtol=1e-12,
                                atol=1e-15)
+    assert np.array_equal(x, x_before)  # the logits are an input: never written
 
 
 def _sgd_formula(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
