@@ -139,15 +139,15 @@ class Program:
                 settings = settings_of[id(group)] = tuple(group.values())
             # an update whose inputs are the last call's and which changed no host state then
             # (SGD's: only arrays) gives the same numbers: reuse them
-            key = settings, _state_entries(state)
             cached = self._host_cache.get(index)
             if cached is not None:
                 same = unchanged.get(id(cached[0][0]))
                 if same is None:
                     same = unchanged[id(cached[0][0])] = _same_key(cached[0][0], settings)
-                if same and _same_key(cached[0][1], key[1]):
+                if same and _state_matches(state, cached[0][1]):
                     scalars.extend(cached[1])
                     continue
+            key = settings, _state_entries(state)
             start = len(scalars)
             col.keys, col.meta = [], seg.metas[0]
             fake = {} if state is None else {
@@ -575,6 +575,24 @@ def _state_entries(state):
     types = backend.ARRAY_TYPES
     return None if state is None else tuple(
         k if type(v) in types or type(v) is NullArray else (k, v) for k, v in state.items())
+
+
+def _state_matches(state, entries):
+    """Whether state gives these _state_entries (without building them: the host pass asks this
+    for every parameter of every replay)."""
+    if state is None or entries is None:
+        return state is None and entries is None
+    if len(state) != len(entries):
+        return False
+    types = backend.ARRAY_TYPES
+    for key, entry in zip(state, entries):
+        value = state[key]
+        if type(entry) is tuple:  # (key, number)
+            if entry[0] != key or type(value) in types or not _same_key(entry[1], value):
+                return False
+        elif entry != key or (type(value) not in types and type(value) is not NullArray):
+            return False
+    return True
 
 
 def _plain(key):
