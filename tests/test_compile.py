@@ -376,6 +376,22 @@ def test_kept_buffers_and_reclaimed_gradients_replay_the_eager_step(device, opti
     assert 0 < program.buffer_bytes < sum(b.nbytes for b in program._buffers.values()), kept
 
 
+def test_programs_of_one_function_share_their_kept_buffers():
+    # epochs whose last batch is smaller: two programs, replayed in turn, bit for bit the eager
+    # steps, and the smaller one computes in the larger one's kept memory
+    rng = np.random.default_rng(9)
+    batches = [(rng.standard_normal((n, 64)).astype(np.float32), rng.integers(0, 10, n))
+               for n in [32, 32, 24] * 4]
+    eager, _, _ = _run(_wide_mlp, batches, "cpu", False)
+    compiled, step, _ = _run(_wide_mlp, batches, "cpu", True)
+    _assert_same(eager, compiled, "cpu")
+    programs = sorted(step.programs(), key=lambda p: p.buffer_bytes)
+    last, full = programs[0], programs[-1]  # the 24-row program and a 32-row one
+    assert last._buffers and last.buffer_bytes < full.buffer_bytes
+    bases = {id(b.base) for b in full._buffers.values()}
+    assert all(id(b.base) in bases for b in last._buffers.values())
+
+
 def test_a_gradient_the_user_kept_is_never_overwritten():
     model, step, _ = _wide_mlp("cpu")
     compiled = gpuad.compile(step)

@@ -83,6 +83,7 @@ class CompiledFunction:
     def __init__(self, fn, fullgraph=False, verbosity=0, graphs=True):
         self.fn, self.fullgraph, self.verbosity, self.graphs = fn, fullgraph, verbosity, graphs
         self.cache = {}  # signature -> [Program]
+        self.pool = {}  # the programs' kept-buffer memory, shared (see Program._base)
         self.fallback = None  # why every call now runs eagerly
         self.traces = 0
         self.full_warned = False
@@ -126,7 +127,8 @@ class CompiledFunction:
         with _TRACING:
             self.traces += 1
             self._log(("tracing" if self.traces == 1 else "re-tracing") + f" ({why})")
-            result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name)
+            result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name,
+                                         self.pool)
         if hasattr(program, "reason"):  # a Poison: run eagerly from now on
             self.fallback = program.reason
             self._warn(f"{self.name} {program.reason}, which a compiled replay cannot repeat; it "

@@ -61,8 +61,9 @@ class Program:
     """One compiled step. `run(A, K)` replays it for positional args A and keyword args K, or
     returns a Miss when the call does not match what was recorded."""
 
-    def __init__(self, rec, spec, name="step"):
+    def __init__(self, rec, spec, name="step", pool=None):
         self.values, self.segments = rec.values, rec.segments
+        self._pool = {} if pool is None else pool
         self.spec = spec
         self.instrs = _live_instructions(rec.instrs, spec.escaping)
         self.recorded = len(rec.instrs)
@@ -533,14 +534,25 @@ class Program:
                 if members and slot not in free and all(last.get(m, -1) <= i for m in members):
                     free.append(slot)
                     holders[slot] = set()
-        bases = [backend.create(self.spec.device or backend.CPU, "empty", size,
-                                dtype=numpy.uint8) for size in sizes]
+        bases = [self._base(slot, size) for slot, size in enumerate(sizes)]
         buffers = {}
         for vid, slot in planned.items():
             _, shape, dtype = self.values[vid].meta
             buffers[vid] = bases[slot][:self.values[vid].nbytes].view(dtype).reshape(shape)
         self.buffer_bytes = sum(sizes)
         return buffers
+
+    def _base(self, slot, nbytes):
+        """The memory of kept buffer `slot`, shared by the programs of one compiled function: one
+        replays at a time and none leaves a value there, so the last, smaller batch of an epoch
+        needs no memory of its own. A program that needs more gets a bigger one (the programs
+        made before keep the old)."""
+        device = self.spec.device or backend.CPU
+        key = str(device), slot
+        base = self._pool.get(key)
+        if base is None or base.nbytes < nbytes:
+            base = self._pool[key] = backend.create(device, "empty", nbytes, dtype=numpy.uint8)
+        return base
 
     def _result(self, template, copy=False):
         kind = template[0]

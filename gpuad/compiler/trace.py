@@ -87,8 +87,9 @@ def discover(fn, args, kwargs):
             guards)
 
 
-def trace_call(fn, args, kwargs, fullgraph=False, name="step"):
-    """Run fn(*args, **kwargs) once, recording it. Returns (its result, a Program or a Poison)."""
+def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
+    """Run fn(*args, **kwargs) once, recording it. Returns (its result, a Program or a Poison);
+    `pool` holds the memory of kept buffers that the programs of one function share."""
     rec = Recorder()
     rec.fullgraph = fullgraph
     spec = Spec()
@@ -121,7 +122,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step"):
             raise Unsupported(rec.poisoned)
         return result, rec.poisoned
     try:
-        return result, Program(rec, spec, name)
+        return result, Program(rec, spec, name, pool)
     except Exception as error:  # noqa: BLE001  (gpuad.compile's own limit: the call itself is done)
         return result, Poison(f"could not be compiled ({type(error).__name__}: {error})",
                               user_frame())
