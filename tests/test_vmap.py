@@ -101,6 +101,9 @@ ROWS = [
      Fn.max_pool2d(a, 2, return_indices=True)[1].double(), lambda d: (data(d, 3, 2, 3, 4, 4),), 0),
     ("cross_entropy", lambda x, t: Fn.cross_entropy(x, t), lambda d: (data(d, 4, 3, 5),
                                                                        data(d, 4, 3, ints=5)), 0),
+    ("class_cross_entropy", lambda x, t, w: Fn._class_cross_entropy(
+        x, t, w, ignore_index=1, reduction="none"),
+     lambda d: (data(d, 4, 3, 5), data(d, 4, 3, ints=5), data(d, 5)), (0, 0, None)),
     ("nll_loss_sum", lambda x, t: Fn.nll_loss(x, t, reduction="sum"),
      lambda d: (data(d, 4, 3, 5), data(d, 4, 3, ints=5)), 0),
     ("embedding", lambda i, w: Fn.embedding(i, w), lambda d: (data(d, 4, 3, ints=6),
