@@ -104,6 +104,8 @@ ROWS = [
     ("class_cross_entropy", lambda x, t, w: Fn._class_cross_entropy(
         x, t, w, ignore_index=1, reduction="none"),
      lambda d: (data(d, 4, 3, 5), data(d, 4, 3, ints=5), data(d, 5)), (0, 0, None)),
+    ("class_nll", lambda x, t, w: Fn._class_nll(x, t, w, ignore_index=1, reduction="none"),
+     lambda d: (data(d, 4, 3, 5), data(d, 4, 3, ints=5), data(d, 5)), (0, 0, None)),
     ("nll_loss_sum", lambda x, t: Fn.nll_loss(x, t, reduction="sum"),
      lambda d: (data(d, 4, 3, 5), data(d, 4, 3, ints=5)), 0),
     ("embedding", lambda i, w: Fn.embedding(i, w), lambda d: (data(d, 4, 3, ints=6),

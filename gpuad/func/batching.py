@@ -440,8 +440,9 @@ def class_loss(call, level, args, kwargs):
     return total / ops.where(denominator == 0, math.nan, denominator)
 
 
-def class_cross_entropy(call, level, args, kwargs):
-    """cross_entropy's op, per entry (reduction='none') with a shared weight: the batch joins N."""
+def class_entries(call, level, args, kwargs):
+    """cross_entropy's and nll_loss's ops, per entry (reduction='none') with a shared weight:
+    the batch joins N."""
     x, target, weight = _args(args, kwargs, ("x", "target", "weight"))
     if kwargs.get("reduction") != "none" or ours(weight, level) or not x.ndim:
         return NotImplemented
@@ -487,7 +488,8 @@ RULES = {
     "_getitem": getitem_primitive, "_embed": embed, "_cat": cat,
     "matmul": matmul, "_linear": linear, "_einsum": einsum, "_convolution": convolution,
     "_im2col": im2col, "_col2im": col2im,
-    "_class_cross_entropy": class_cross_entropy, "_softmax_nll_grad": merge_first,
+    "_class_cross_entropy": class_entries, "_class_nll": class_entries,
+    "_softmax_nll_grad": merge_first,
     "_pool_gather": merge_first, "_pool_scatter": merge_first, "_pool_indices": merge_first,
     "_adaptive_max_indices": merge_first, "_nan_gradient": pointwise,
     "getitem": getitem, "gather": gather, "index_select": index_select,

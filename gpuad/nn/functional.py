@@ -279,22 +279,36 @@ def _class_targets(target, weight, ignore_index, dtype):
     return safe, w, valid
 
 
-def _class_cross_entropy_vjp(g, y, x, target, weight, *, ignore_index, reduction):
-    # torch's nll_loss backward: g / total_weight * w at a target that is not ignored, 0 at one
-    # that is (a total weight of 0 gives NaN there, as in torch), then through the log-softmax
-    if not x.requires_grad:
-        return None, None, None
+def _class_scale(g, target, weight, ignore_index, reduction, dtype):
+    """(target with ignored entries 0, d loss / d loss-entry of every entry): torch's nll_loss
+    backward, g / total_weight * w at a target that is not ignored and 0 at one that is (a total
+    weight of 0 gives NaN there, as in torch). On raw arrays in a plain backward (no ops); under
+    create_graph (or vmap) gpuad ops, so it stays differentiable in g."""
     safe, w, valid = _class_targets(target.array, None if weight is None else weight.array,
-                                    ignore_index, x.dtype)
-    if not grad_mode.enabled and ops.BATCHING is None:  # a plain backward: raw arrays, no ops
+                                    ignore_index, dtype)
+    if not grad_mode.enabled and ops.BATCHING is None:
         upstream = g.array
         if reduction == "mean":
             upstream = upstream / w.sum()
-        scale = Tensor(xp_of(w).where(valid, upstream * w, 0))
-    else:  # create_graph: the scale stays differentiable in g
-        upstream = g / Tensor(w.sum()) if reduction == "mean" else g
-        scale = ops.where(Tensor(valid), upstream * Tensor(w), 0)
-    return _softmax_nll_grad(x, Tensor(safe), scale), None, None
+        return safe, Tensor(xp_of(w).where(valid, upstream * w, 0))
+    upstream = g / Tensor(w.sum()) if reduction == "mean" else g
+    return safe, ops.where(Tensor(valid), upstream * Tensor(w), 0)
+
+
+def _reduce_entries(loss, w, reduction):
+    """The per-entry loss reduced as torch does: 'mean' divides the sum by the summed weights of
+    the targets not ignored (0 / 0, NaN, when there are none)."""
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    return total if reduction == "sum" else total / w.sum()
+
+
+def _class_cross_entropy_vjp(g, y, x, target, weight, *, ignore_index, reduction):
+    if not x.requires_grad:
+        return None, None, None
+    safe, scale = _class_scale(g, target, weight, ignore_index, reduction, x.dtype)
+    return _softmax_nll_grad(x, Tensor(safe), scale), None, None  # through the log-softmax
 
 
 @primitive(vjp=_class_cross_entropy_vjp, autocast="float32")
@@ -305,11 +319,29 @@ def _class_cross_entropy(x, target, weight, *, ignore_index, reduction):
     not ignored (NaN if there are none), as torch does."""
     safe, w, valid = _class_targets(target, weight, ignore_index, x.dtype)
     # an ignored target's NaN logits give 0, as in torch
-    loss = xp_of(x).where(valid, _softmax_nll_array(x, safe, w), 0)
-    if reduction == "none":
-        return loss
-    total = loss.sum()
-    return total if reduction == "sum" else total / w.sum()
+    return _reduce_entries(xp_of(x).where(valid, _softmax_nll_array(x, safe, w), 0), w, reduction)
+
+
+def _class_nll_vjp(g, y, x, target, weight, *, ignore_index, reduction):
+    if not x.requires_grad:
+        return None, None, None
+    safe, scale = _class_scale(g, target, weight, ignore_index, reduction, x.dtype)
+    if not grad_mode.enabled and ops.BATCHING is None:  # a plain backward: one raw scatter
+        gx = xp_of(x.array).zeros_like(x.array)
+        gx[_at_class(safe)] = -scale.array
+        return Tensor(gx), None, None
+    index = Tensor(xp_of(safe).expand_dims(safe, 1))
+    return ops._scatter_add(-scale.unsqueeze(1), index, dim=1, shape=tuple(x.shape)), None, None
+
+
+@primitive(vjp=_class_nll_vjp)
+def _class_nll(x, target, weight, *, ignore_index, reduction):
+    """nll_loss of log-probabilities x (N, C, d1, ...) at class indices target (N, d1, ...) as
+    one op: per entry -x[target] * weight[target], 0 where target == ignore_index, reduced as
+    cross_entropy's."""
+    safe, w, valid = _class_targets(target, weight, ignore_index, x.dtype)
+    # an ignored target's NaN gives 0, as in torch
+    return _reduce_entries(xp_of(x).where(valid, -x[_at_class(safe)] * w, 0), w, reduction)
 
 
 def _pick(x, index):
@@ -388,9 +420,9 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
     check_reduction("nll_loss", reduction)
     x, t, single = _class_input("nll_loss", input, target, ignore_index)
     _check_weight("nll_loss", x, weight, x.shape[1])
-    safe, w, valid = _target_weights(t, weight, ignore_index, x.dtype)
-    loss = ops.where(valid, -_pick(x, safe) * w, 0)  # an ignored NaN gives 0, as in torch
-    return _reduce_class_loss(loss, w, reduction, single)
+    loss = _class_nll(x, t, None if weight is None else weight.detach(),
+                      ignore_index=ignore_index, reduction=reduction)
+    return loss.reshape(()) if single and reduction == "none" else loss
 
 
 @ops.batchable  # vmap: reads class indices' raw values
