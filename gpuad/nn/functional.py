@@ -1,8 +1,9 @@
 """nn.functional: the maths of the layers (linear, norms, dropout, cross entropy, the regression
 and binary losses), like torch.nn.functional, plus the dtype check every layer shares.
 
-Sits above ops/ and below layers.py: everything here is a composite of gpuad ops except the fused
-log_softmax + NLL of cross_entropy (a primitive with its own differentiable gradient); softmax and
+Sits above ops/ and below layers.py: everything here is a composite of gpuad ops except the losses
+over class indices, cross_entropy's fused log_softmax + NLL and nll_loss (primitives whose target
+bookkeeping runs on raw arrays, with differentiable gradients); softmax and
 log_softmax are gpuad.softmax's primitives (ops/reduce.py). Activations (activation.py), the
 other losses (loss.py), attention and group/RMS norms live in files of their own and are
 re-exported here; convolution and pooling live in gpuad/ops/conv.py. No parameters, no module
@@ -207,7 +208,7 @@ def _at_class(target):
 
 # numpy reduces a short inner axis slowly (per-row loop setup): for few classes the softmax runs
 # class-major, over a (C, N, ...) copy, where each reduction is C - 1 vectorized passes (2-3x faster
-# at C = 10); above ~64 classes the copy costs more than it saves.
+# at C = 10). The copy costs as much as it saves near 64 classes; 32 keeps a margin.
 _CLASS_MAJOR_UP_TO = 32
 
 
