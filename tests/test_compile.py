@@ -85,8 +85,9 @@ def test_mlp_with_sgd_momentum_replays_the_eager_step(device):
     eager, _, _ = _run(_mlp, batches, device, False)
     compiled, step, _ = _run(_mlp, batches, device, True)
     _assert_same(eager, compiled, device)
-    # the first call records with empty momentum buffers and no .grad, the second with both
-    assert step.traces == 2 and len(step.programs()) == 2
+    # the first call records with empty momentum buffers and no .grad, the second with both; the
+    # first recording creates the momentum buffers, so no later call could replay it: not kept
+    assert step.traces == 2 and len(step.programs()) == 1
 
 
 def _cnn(device):
@@ -204,6 +205,32 @@ def test_a_smaller_last_batch_retraces_and_later_epochs_replay():
     compiled, step, _ = _run(_mlp, epoch * 3, "cpu", True)
     _assert_same(eager, compiled, "cpu")
     assert step.traces == 3  # first call, first call with state, the short batch
+
+
+def test_a_step_whose_optimizer_state_grows_every_call_stops_recording_at_the_limit():
+    class Growing(gpuad.optim.SGD):  # a new state entry every step: no recording is ever kept
+        def _update(self, p, g, state, group):
+            state[f"seen{len(state)}"] = g * 0
+            super()._update(p, g, state, group)
+
+    w = gpuad.tensor([1.0, 2.0], requires_grad=True)
+    opt = Growing([w], lr=0.5)
+
+    @gpuad.compile
+    def step(x):
+        loss = (w * x).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    x = gpuad.tensor([1.0, 3.0])
+    with pytest.warns(CompileWarning, match="cache limit"):
+        for _ in range(gpuad.compiler.CACHE_LIMIT + 2):
+            step(x)
+    assert step.traces == gpuad.compiler.CACHE_LIMIT and step.programs() == []
+    np.testing.assert_allclose(_host(w), [1.0 - 0.5 * 10, 2.0 - 1.5 * 10])
+    assert len(opt.state[w]) == gpuad.compiler.CACHE_LIMIT + 2
 
 
 def test_new_batches_and_a_new_learning_rate_are_read_on_every_call():

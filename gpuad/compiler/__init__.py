@@ -32,7 +32,8 @@ from .program import Miss
 from .trace import trace_call
 from .tracing import Unsupported  # noqa: F401  (gpuad.compiler.Unsupported)
 
-CACHE_LIMIT = 8  # programs per compiled function, as torch's cache_size_limit
+CACHE_LIMIT = 8  # recordings per compiled function, as torch's cache_size_limit (counting those
+# not kept, so a step that changes its optimizer state's layout every call stops tracing)
 BACKENDS = ("inductor", "gpuad", "eager", "aot_eager", "cudagraphs")
 MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 logger = logging.getLogger("gpuad.compile")
@@ -52,11 +53,13 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
     arguments, grad mode, autocast) traces the function while running it; later calls replay the
     recorded array program. A function that reads tensor values on the host (.item(), printing,
     data-dependent branches or shapes) runs eagerly from then on, after one CompileWarning naming
-    the line; with fullgraph=True that raises instead. More than CACHE_LIMIT signatures: new ones
-    run eagerly. `debug=True` (or GPUAD_COMPILE_DEBUG=1) prints every trace, re-trace and
-    fallback to stderr (they also go to the "gpuad.compile" logger); GPUAD_COMPILE_DEBUG=2 prints
-    each generated program too. backend="eager" or disable=True returns fn unchanged; `dynamic`
-    and `options` are accepted for torch compatibility (every new shape re-traces)."""
+    the line; with fullgraph=True that raises instead. A recording of a call that created
+    optimizer state (a first step) is not kept: the next call finds that state. After
+    CACHE_LIMIT recordings, calls that match no program run eagerly. `debug=True` (or
+    GPUAD_COMPILE_DEBUG=1) prints every trace, re-trace and fallback to stderr (they also go to
+    the "gpuad.compile" logger); GPUAD_COMPILE_DEBUG=2 prints each generated program too.
+    backend="eager" or disable=True returns fn unchanged; `dynamic` and `options` are accepted
+    for torch compatibility (every new shape re-traces)."""
     if backend not in BACKENDS:
         raise ValueError(f"gpuad.compile: unknown backend {backend!r}; expected one of "
                          f"{BACKENDS} (all but 'eager' record and replay the same way)")
@@ -117,7 +120,7 @@ class CompiledFunction:
             print(f"gpuad.compile: {self.name}: {message}", file=sys.stderr, flush=True)
 
     def _trace(self, key, args, kwargs, why):
-        if sum(map(len, self.cache.values())) >= CACHE_LIMIT:
+        if self.traces >= CACHE_LIMIT:
             if not self.full_warned:
                 self.full_warned = True
                 self._warn(f"{self.name} was traced {CACHE_LIMIT} times (the cache limit; last "
@@ -129,6 +132,10 @@ class CompiledFunction:
             self._log(("tracing" if self.traces == 1 else "re-tracing") + f" ({why})")
             result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name,
                                          self.pool)
+        if program is None:
+            self._log("recorded, not kept: the call created optimizer state (a first step), so "
+                      "no later call would match it")
+            return result
         if hasattr(program, "reason"):  # a Poison: run eagerly from now on
             self.fallback = program.reason
             self._warn(f"{self.name} {program.reason}, which a compiled replay cannot repeat; it "

@@ -88,7 +88,8 @@ def discover(fn, args, kwargs):
 
 
 def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
-    """Run fn(*args, **kwargs) once, recording it. Returns (its result, a Program or a Poison);
+    """Run fn(*args, **kwargs) once, recording it. Returns (its result, a Program, a Poison, or
+    None when the call created optimizer state, which a replay would find there already);
     `pool` holds the memory of kept buffers that the programs of one function share."""
     rec = Recorder()
     rec.fullgraph = fullgraph
@@ -121,6 +122,8 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         if fullgraph:
             raise Unsupported(rec.poisoned)
         return result, rec.poisoned
+    if any(len(state) != len(start) for _, _, state, start in rec.states_seen.values()):
+        return result, None  # it made optimizer state (a first step): no later call matches it
     try:
         return result, Program(rec, spec, name, pool)
     except Exception as error:  # noqa: BLE001  (gpuad.compile's own limit: the call itself is done)
