@@ -147,6 +147,17 @@ def _weighted(ref):
     return lambda x, t, w, **kw: ref(x, t, w, **kw)
 
 
+def _per_entry_class_loss(name, op, ref):
+    """The rows of a class-index loss primitive (target, weight or None, ignore_index and
+    reduction all given), without and with class weights."""
+    kwargs = [{"ignore_index": 1, "reduction": r} for r in ("mean", "sum", "none")]
+    return [Case(name, lambda x, t, w=None, **kw: op(x, t, w, **kw), ref,
+                 [((5, 3), (5,)), ((2, 3, 3), (2, 3))], kwargs=kwargs, make=_classes(ignore=1)),
+            Case(name, lambda x, t, w, **kw: op(x, t, w, **kw), _weighted(ref),
+                 [((5, 3), (5,), (3,)), ((2, 3, 3), (2, 3), (3,))], kwargs=kwargs,
+                 make=_classes(ignore=1, weight=True), diff=(0,))]
+
+
 REDUCTIONS = [{}, {"reduction": "sum"}, {"reduction": "none"}]
 CE_KWARGS = REDUCTIONS + [{"label_smoothing": 0.1}, {"label_smoothing": 0.2, "reduction": "none"},
                           {"label_smoothing": 0.15, "reduction": "sum"}]
@@ -188,23 +199,8 @@ NN_CASES = [
     Case("cross_entropy", _ce, _weighted(_cross_entropy_ref), [((4, 3), (4, 3), (3,))],
          kwargs=REDUCTIONS + [{"label_smoothing": 0.3}],
          make=_classes(probabilities=True, weight=True), diff=(0, 1)),
-    Case("_class_cross_entropy",
-         lambda x, t, *w, **kw: F._class_cross_entropy(x, t, *(w or [None]), **kw),
-         _cross_entropy_ref, [((5, 3), (5,)), ((2, 3, 3), (2, 3))],
-         kwargs=[{"ignore_index": 1, "reduction": r} for r in ("mean", "sum", "none")],
-         make=_classes(ignore=1)),
-    Case("_class_cross_entropy", lambda x, t, w, **kw: F._class_cross_entropy(x, t, w, **kw),
-         _weighted(_cross_entropy_ref), [((5, 3), (5,), (3,)), ((2, 3, 3), (2, 3), (3,))],
-         kwargs=[{"ignore_index": 1, "reduction": r} for r in ("mean", "sum", "none")],
-         make=_classes(ignore=1, weight=True), diff=(0,)),
-    Case("_class_nll", lambda x, t, *w, **kw: F._class_nll(x, t, *(w or [None]), **kw),
-         _nll_ref, [((5, 3), (5,)), ((2, 3, 3), (2, 3))],
-         kwargs=[{"ignore_index": 1, "reduction": r} for r in ("mean", "sum", "none")],
-         make=_classes(ignore=1)),
-    Case("_class_nll", lambda x, t, w, **kw: F._class_nll(x, t, w, **kw),
-         _weighted(_nll_ref), [((5, 3), (5,), (3,)), ((2, 3, 3), (2, 3), (3,))],
-         kwargs=[{"ignore_index": 1, "reduction": r} for r in ("mean", "sum", "none")],
-         make=_classes(ignore=1, weight=True), diff=(0,)),
+    *_per_entry_class_loss("_class_cross_entropy", F._class_cross_entropy, _cross_entropy_ref),
+    *_per_entry_class_loss("_class_nll", F._class_nll, _nll_ref),
     Case("_softmax_nll_grad", F._softmax_nll_grad, _softmax_nll_grad_ref,
          [((4, 3), (4,), (4,)), ((2, 3, 2), (2, 2), (2, 2))], make=_triple, diff=(0, 2)),
     Case("nll_loss", _nll, _nll_ref, CE_SHAPES, kwargs=REDUCTIONS, make=_classes()),

@@ -207,6 +207,17 @@ def test_a_smaller_last_batch_retraces_and_later_epochs_replay():
     assert step.traces == 3  # first call, first call with state, the short batch
 
 
+def _dot_step(w, opt):
+    """A training step of the loss (w * x).sum()."""
+    def step(x):
+        loss = (w * x).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def test_a_step_whose_optimizer_state_grows_every_call_stops_recording_at_the_limit():
     class Growing(gpuad.optim.SGD):  # a new state entry every step: no recording is ever kept
         def _update(self, p, g, state, group):
@@ -215,15 +226,7 @@ def test_a_step_whose_optimizer_state_grows_every_call_stops_recording_at_the_li
 
     w = gpuad.tensor([1.0, 2.0], requires_grad=True)
     opt = Growing([w], lr=0.5)
-
-    @gpuad.compile
-    def step(x):
-        loss = (w * x).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = gpuad.compile(_dot_step(w, opt))
     x = gpuad.tensor([1.0, 3.0])
     with pytest.warns(CompileWarning, match="cache limit"):
         for _ in range(gpuad.compiler.CACHE_LIMIT + 2):
@@ -236,15 +239,7 @@ def test_a_step_whose_optimizer_state_grows_every_call_stops_recording_at_the_li
 def test_new_batches_and_a_new_learning_rate_are_read_on_every_call():
     w = gpuad.tensor([1.0, 2.0], requires_grad=True)
     opt = gpuad.optim.SGD([w], lr=0.5)
-
-    @gpuad.compile
-    def step(x):
-        loss = (w * x).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = gpuad.compile(_dot_step(w, opt))
     seen = []
     for i, lr in enumerate([0.5, 0.5, 0.25, 0.125, 1.0]):
         opt.param_groups[0]["lr"] = lr
