@@ -292,7 +292,7 @@ def indices_outside(index, low, high, ignore=None):
     bad = (index < low) | (index >= high)
     if ignore is not None:
         bad &= index != ignore
-    if not (index.size and bool(bad.any())):
+    if not bool(bad.any()):
         return None
     return int(index[bad].ravel()[0])
 

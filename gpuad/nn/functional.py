@@ -14,7 +14,7 @@ import numbers
 
 
 from .. import backend, creation, deprecation, ops
-from ..autograd import grad_mode, is_grad_enabled, no_grad
+from ..autograd import is_grad_enabled, no_grad
 from ..backend import xp_of
 from ..backend.kernels import fused
 from ..ops import primitive
@@ -287,7 +287,7 @@ def _class_scale(g, target, weight, ignore_index, reduction, dtype):
     create_graph (or vmap) gpuad ops, so it stays differentiable in g."""
     safe, w, valid = _class_targets(target.array, None if weight is None else weight.array,
                                     ignore_index, dtype)
-    if not grad_mode.enabled and ops.BATCHING is None:
+    if ops.plain_backward():
         upstream = g.array
         if reduction == "mean":
             upstream = upstream / w.sum()
@@ -327,7 +327,7 @@ def _class_nll_vjp(g, y, x, target, weight, *, ignore_index, reduction):
     if not x.requires_grad:
         return None, None, None
     safe, scale = _class_scale(g, target, weight, ignore_index, reduction, x.dtype)
-    if not grad_mode.enabled and ops.BATCHING is None:  # a plain backward: one raw scatter
+    if ops.plain_backward():  # one raw scatter
         gx = xp_of(x.array).zeros_like(x.array)
         gx[_at_class(safe)] = -scale.array
         return Tensor(gx), None, None
@@ -393,16 +393,6 @@ def _check_weight(name, input, weight, classes):
                              f"got {tuple(weight.shape)}")
 
 
-def _target_weights(target, weight, ignore_index, dtype):
-    """(target with ignored entries set to 0, per-entry weight (0 where ignored), valid mask)."""
-    valid = target != ignore_index
-    safe = ops.where(valid, target, 0)
-    if weight is None:
-        return safe, valid.to(dtype), valid
-    picked = ops._getitem(weight.detach(), index=safe.array)
-    return safe, ops.where(valid, picked, 0).to(dtype), valid
-
-
 def _reduce_class_loss(loss, w, reduction, single):
     """'mean' divides by the summed weights of the non-ignored targets (NaN if there are none)."""
     if reduction == "none":
@@ -448,7 +438,8 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
         loss = _class_cross_entropy(x, t, None if weight is None else weight.detach(),
                                     ignore_index=ignore_index, reduction=reduction)
         return loss.reshape(()) if single and reduction == "none" else loss
-    safe, w, valid = _target_weights(t, weight, ignore_index, x.dtype)
+    safe, w, valid = map(Tensor, _class_targets(
+        t.array, None if weight is None else weight.array, ignore_index, x.dtype))
     logp = ops._log_softmax(x, dim=1)
     weighted = logp if weight is None else logp * _class_weights(weight, x.dtype, x.ndim, 1)
     smooth = ops.where(valid, -ops.sum(weighted, dim=1), 0)

@@ -63,6 +63,12 @@ def set_batching(dispatcher):
     BATCHING = dispatcher
 
 
+def plain_backward():
+    """Whether rules now run in a plain backward: nothing records (no create_graph) and no vmap
+    batches, so a rule may compute its gradient on raw arrays instead of through ops."""
+    return not grad_mode.enabled and BATCHING is None
+
+
 _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 

@@ -15,7 +15,6 @@ import warnings
 import numpy as np
 
 from .. import creation, ops
-from ..autograd import grad_mode
 from ..backend import xp_of
 from ..backend.kernels import fused
 from ..tensor import Tensor
@@ -107,7 +106,7 @@ def _linear_mismatch(sx, sw, sb):
 def _linear_vjp(g, y, x, weight, bias):
     # Leading dims fold into rows. The weight's gradient is g^T x computed as one GEMM into a fresh
     # (out, in) array: matmul on weight.T would hand back a transposed view the engine must copy.
-    if not grad_mode.enabled and ops.BATCHING is None and g.array.dtype.kind == "f":
+    if ops.plain_backward() and g.array.dtype.kind == "f":
         return _linear_grads(g, x, weight, bias)
     g2 = g.reshape((_rows(g.shape), g.shape[-1]))
     gx = gw = gb = None
