@@ -154,7 +154,7 @@ def test_gpt_with_dropout_replays_the_eager_step(device):
 def test_the_cuda_graph_path_acted_out_on_the_cpu(build, make, monkeypatch):
     """graphs.py's blocks, input buffers and output copies, with CUDA's capture and launch acted
     out on numpy arrays (graphs.emulated_capture): the same numbers as eager, bit for bit. The
-    optimizer updates and dropout's draws (made first) stay out of the graph."""
+    optimizer updates, index checks and dropout's draws (made first) stay out of the graph."""
     monkeypatch.setattr(gpuad.compiler.graphs, "CAPTURE_OFF_CUDA", [graphs.emulated_capture])
     batches = _batches(np.random.default_rng(8), 8, make)
     after = None if build is not _cnn else lambda opt, i: opt.scheduler.step()
@@ -163,8 +163,13 @@ def test_the_cuda_graph_path_acted_out_on_the_cpu(build, make, monkeypatch):
     _assert_same(eager, compiled, "cpu")
     program = step.programs()[-1]
     blocks = program.runner.blocks
-    assert [b.host for b in blocks] == [True] * (build is _gpt) + [False, True]  # (draws,)
-    # one graph, the updates
+    # host blocks: index checks and dropout's draws (made first where they can be; a check of
+    # indices the step computes cuts the graph, on numpy only: a device does not record them),
+    # then the updates; graphs between
+    names = [{i.name for i in program.instrs[b.lo:b.hi]} for b in blocks]
+    assert [b.host for b in blocks][-3:] == [True, False, True]
+    assert all(n <= {"check_indices", "draw"} for b, n in zip(blocks[:-1], names) if b.host)
+    assert names[-1] <= {"sgd_step", "adam_step"}
     assert blocks[-2].graph is not None and not program.runner.plain
 
 
@@ -373,16 +378,19 @@ def test_compiled_peak_memory_is_not_above_eager():
 
 def _wide_mlp(device, optimizer="sgd"):
     model = models.MLP(64, (128, 128), 10).to(device)
-    opt = (gpuad.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
-                           weight_decay=1e-4) if optimizer == "sgd"
-           else gpuad.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4))
+    params = model.parameters()
+    opt = {"sgd": lambda: gpuad.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True,
+                                          weight_decay=1e-4),
+           "adam": lambda: gpuad.optim.Adam(params, lr=1e-3, weight_decay=1e-4),
+           "rmsprop": lambda: gpuad.optim.RMSprop(params, lr=1e-3, momentum=0.5)}[optimizer]()
     return model, _classifier_step(model, opt), opt
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
 def test_kept_buffers_and_reclaimed_gradients_replay_the_eager_step(device, optimizer):
     # big enough that products and ufuncs write into kept buffers and gradients into the last
-    # replay's arrays: still bit for bit the eager step, with the memory shared between values
+    # replay's arrays (SGD's and Adam's on the CPU: into one flat buffer, see the flat tests):
+    # still bit for bit the eager step, with the memory shared between values
     rng = np.random.default_rng(7)
     batches = [(rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32))
                for _ in range(12)]
@@ -393,7 +401,9 @@ def test_kept_buffers_and_reclaimed_gradients_replay_the_eager_step(device, opti
     if device == "cuda":
         return  # graphs keep their own memory
     program = step.programs()[-1]
-    assert "RECLAIM(" in program.source and ", out=b" in program.source
+    flat = device == "cpu" and optimizer != "rmsprop"  # rmsprop's update is ufuncs, not a kernel
+    assert ("F0.gradients()" if flat else "RECLAIM(") in program.source
+    assert ", out=b" in program.source
     kept = len(program._buffers)
     assert 0 < program.buffer_bytes < sum(b.nbytes for b in program._buffers.values()), kept
 
@@ -435,6 +445,137 @@ def test_a_gradient_the_user_kept_is_never_overwritten():
     del view
     compiled(*batch)  # nothing holds the last gradient now: the replay writes into it
     assert id(weight.grad.array) == last
+
+
+def _flat_run(step):
+    (program,) = step.programs()
+    (run,) = program.flat_runs
+    return run
+
+
+def test_sgd_and_adam_update_every_parameter_at_once_over_flat_buffers():
+    # the run of per-parameter kernel calls replays as one call over flat buffers that the
+    # parameters, their gradients and the optimizer state are views of (the floor's layout)
+    for optimizer, keys in (("sgd", ["momentum_buffer"]), ("adam", ["exp_avg", "exp_avg_sq"])):
+        model, step, opt = _wide_mlp("cpu", optimizer)
+        compiled = gpuad.compile(step)
+        rng = np.random.default_rng(4)
+        for _ in range(4):
+            compiled(gpuad.tensor(rng.standard_normal((32, 64)).astype(np.float32)),
+                     gpuad.tensor(rng.integers(0, 10, 32)))
+        run = _flat_run(compiled)
+        assert run.ok is True
+        params = list(model.parameters())
+        arrays = [[p.array for p in params], [p.grad.array for p in params]]
+        arrays += [[opt.state[p][k] for p in params] for k in keys]
+        for views in arrays:
+            flat = views[0].base
+            assert flat.ndim == 1 and flat.size == sum(v.size for v in views)
+            assert all(v.base is flat for v in views)
+
+
+def test_what_others_hold_is_never_moved_into_a_flat_buffer():
+    # a parameter's array that the user holds stays the parameter's: no flat update then, and
+    # still bit for bit the eager steps
+    rng = np.random.default_rng(10)
+    batches = [(rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32))
+               for _ in range(6)]
+    eager, _, _ = _run(_wide_mlp, batches, "cpu", False)
+    held = {}
+
+    def build(device):
+        model, step, opt = _wide_mlp(device)
+        held["weight"] = next(model.parameters()).array
+        held["model"] = model
+        return model, step, opt
+    compiled, step, _ = _run(build, batches, "cpu", True)
+    _assert_same(eager, compiled, "cpu")
+    assert _flat_run(step).ok is None
+    assert next(held["model"].parameters()).array is held["weight"]
+
+
+def test_parameters_replaced_or_in_groups_of_their_own_still_replay_the_eager_step():
+    rng = np.random.default_rng(11)
+    batches = [(rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32))
+               for _ in range(8)]
+
+    def two_groups(device):  # other learning rates: the run goes parameter by parameter
+        model = models.MLP(64, (128, 128), 10).to(device)
+        params = list(model.parameters())
+        opt = gpuad.optim.SGD([{"params": params[:2], "lr": 0.2}, {"params": params[2:]}],
+                              lr=0.05, momentum=0.9)
+        return model, _classifier_step(model, opt), opt
+
+    def replace(opt, i):  # new arrays for the parameters (as a load might make): moved again
+        if i == 4:
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    p.array = p.array.copy()
+    for build, after in ((two_groups, None), (_wide_mlp, replace)):
+        eager, _, _ = _run(build, batches, "cpu", False, after)
+        compiled, step, _ = _run(build, batches, "cpu", True, after)
+        _assert_same(eager, compiled, "cpu")
+        assert _flat_run(step).ok is True
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_replay_checks_class_indices_and_changes_nothing_when_one_is_bad(optimizer):
+    # numpy would read a negative index from the end: the replay makes eager's check on every
+    # batch, before the old gradients go and before Adam's step count moves
+    model = models.MLP(12, (16,), 5)
+    opt = (gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9) if optimizer == "sgd"
+           else gpuad.optim.Adam(model.parameters(), lr=0.01))
+    compiled = gpuad.compile(_classifier_step(model, opt))
+    rng = np.random.default_rng(12)
+    for _ in range(3):
+        compiled(*map(gpuad.tensor, _mlp_batch(rng)))
+    x, _ = _mlp_batch(rng)
+    params = [_host(p) for p in model.parameters()]
+    grads = [p.grad for p in model.parameters()]
+    state = [{k: np.copy(v) for k, v in opt.state[p].items()} for p in model.parameters()]
+    for bad in (-3, 5):
+        target = np.zeros(8, np.int64)
+        target[3] = bad
+        with pytest.raises(IndexError, match=f"cross_entropy: target contains class index {bad}"):
+            compiled(gpuad.tensor(x), gpuad.tensor(target))
+        assert [p.grad for p in model.parameters()] == grads
+        assert all(np.array_equal(_host(p), a) for p, a in zip(model.parameters(), params))
+        for p, before in zip(model.parameters(), state):
+            assert opt.state[p].keys() == before.keys()
+            assert all(np.array_equal(opt.state[p][k], v) for k, v in before.items())
+    assert compiled.traces == 2
+    compiled(*map(gpuad.tensor, _mlp_batch(rng)))  # a good batch replays and steps on
+    assert compiled.traces == 2 and not np.array_equal(_host(next(model.parameters())), params[0])
+
+
+def test_an_embedding_replay_checks_its_indices():
+    emb = gpuad.nn.Embedding(6, 3)
+    opt = gpuad.optim.SGD(emb.parameters(), lr=0.1)
+
+    @gpuad.compile
+    def step(idx):
+        loss = emb(idx).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    for _ in range(3):
+        step(gpuad.tensor([0, 5, 2]))
+    with pytest.raises(IndexError, match="embedding: index -1 is out of range"):
+        step(gpuad.tensor([0, -1, 2]))
+    assert step.traces == 2
+
+
+def test_a_function_compiled_again_reuses_the_compiled_code():
+    codes = []
+    for _ in range(2):
+        _, step, _ = _mlp("cpu")
+        compiled = gpuad.compile(step)
+        rng = np.random.default_rng(13)
+        for _ in range(3):
+            compiled(*map(gpuad.tensor, _mlp_batch(rng)))
+        codes.append(compiled.programs()[0].run.__code__)
+    assert codes[0] is codes[1]
 
 
 def test_the_program_frees_and_reuses_buffers_and_drops_dead_work():

@@ -162,7 +162,9 @@ def _host(values):
 
 def test_every_registry_entry_has_a_case():
     # matmul's kernel runs only while a CUDA graph records: tests/test_cuda_graph.py covers it
-    assert set(kernels.REGISTRY) - {"matmul"} == set(CASES), (
+    # (a fused function without a kernel runs its reference everywhere: nothing to compare)
+    with_kernels = {name for name, (_, kernel) in kernels.REGISTRY.items() if kernel is not None}
+    assert with_kernels - {"matmul"} == set(CASES), (
         "add cases to tests/test_fused.py for new kernels")
 
 

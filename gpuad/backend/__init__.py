@@ -297,6 +297,30 @@ def indices_outside(index, low, high, ignore=None):
     return int(index[bad].ravel()[0])
 
 
+def host_min(array):
+    """The least entry of a non-empty array where the host reads it without waiting for a device
+    (numpy), else None (a device array: no sync)."""
+    return array.min() if type(array) is numpy.ndarray else None
+
+
+def check_indices(index, low, high, error, ignore=None):
+    """Raise error(bad) for the first entry `bad` of the index array outside [low, high) and not
+    equal to `ignore` (see indices_outside: on a device only with CHECK_DEVICE_INDICES). While
+    gpuad.compile records a step the check is recorded too, so every replay makes it on its own
+    batch: numpy would take a negative index from the end without a word."""
+    tracer = TRACER[0]
+    if tracer is not None and (CHECK_DEVICE_INDICES or device_of(index) == CPU):
+        return tracer.record_call(_check_indices, "check_indices", (index, low, high, error),
+                                  {"ignore": ignore})
+    return _check_indices(index, low, high, error, ignore=ignore)
+
+
+def _check_indices(index, low, high, error, ignore=None):
+    bad = indices_outside(index, low, high, ignore)
+    if bad is not None:
+        raise error(bad)
+
+
 def device_scope(array):
     """A context that makes `array`'s GPU the current one (so new arrays land there too)."""
     return gpu_scope(array) or _NO_SCOPE

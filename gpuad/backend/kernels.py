@@ -16,6 +16,7 @@ from . import cuda, cupy
 
 REGISTRY = {}  # name -> (reference, kernel)
 DISPATCHERS = {}  # name -> what the op calls: the kernel or the reference, as the arrays allow
+ELEMENTWISE = set()  # fused functions that may run once over concatenations (fused(elementwise=))
 _KERNEL_DTYPES = (numpy.dtype("float32"), numpy.dtype("float64"))
 _CTYPE = {numpy.dtype("float32"): "float", numpy.dtype("float64"): "double"}
 # No multiply-add contraction: each kernel rounds exactly where its reference's separate ops do.
@@ -65,11 +66,18 @@ def _kernel(name, accepts=_same_float):
     return decorate
 
 
-def fused(name):
+def fused(name, elementwise=False):
     """Join the decorated reference (array-module code, beside its op) with kernel `name`: return
     a dispatcher that runs the kernel for CuPy arrays it accepts and the reference otherwise. Both
-    are looked up at call time, so a test can swap them."""
-    kernel, accepts = _KERNELS[name]
+    are looked up at call time, so a test can swap them. `elementwise`: its array arguments all
+    have one shape and each element of every result comes from the same element of each input
+    and host numbers alone, so one call over concatenated arrays computes what a call per array
+    does (gpuad.compile's flat optimizer updates). A name with no kernel declared runs the
+    reference everywhere, still as one unit that gpuad.compile records whole: its host-side
+    choices (a fast path on numpy) are made again on every replay."""
+    kernel, accepts = _KERNELS.get(name, (None, None))
+    if elementwise:
+        ELEMENTWISE.add(name)
 
     def decorate(reference):
         REGISTRY[name] = (reference, kernel)
@@ -78,7 +86,7 @@ def fused(name):
             first = args[0]
             if type(first) is not numpy.ndarray:
                 if cupy is not None and type(first) is cupy.ndarray:
-                    if accepts(*args):
+                    if accepts is not None and accepts(*args):
                         return REGISTRY[name][1](*args, **kwargs)
                 elif hasattr(type(first), "fused_call"):  # gpuad.compile's: recorded whole
                     return first.fused_call(name, args, kwargs)
@@ -93,8 +101,9 @@ def fused(name):
 def implementation(name, args):
     """What fused function `name` runs for these arrays, the kernel or the reference (a compiled
     replay calls it directly)."""
-    kernel, accepts = _KERNELS[name]
-    if cupy is not None and type(args[0]) is cupy.ndarray and accepts(*args):
+    kernel, accepts = _KERNELS.get(name, (None, None))
+    if (cupy is not None and type(args[0]) is cupy.ndarray and accepts is not None
+            and accepts(*args)):
         return REGISTRY[name][1]
     return REGISTRY[name][0]
 

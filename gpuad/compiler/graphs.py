@@ -20,7 +20,9 @@ import logging
 
 from .. import backend
 
-HOST_ONLY = {"draw", "asarray", "to_device"}  # instructions that never go into a graph
+# instructions that never go into a graph (check_indices reads indices on the host when
+# backend.CHECK_DEVICE_INDICES asks it to)
+HOST_ONLY = {"draw", "asarray", "to_device", "check_indices"}
 # Tests set this to emulated_capture: the graph path then runs on any device (the CPU)
 CAPTURE_OFF_CUDA = [None]
 RECAPTURE_LIMIT = 3  # a block recorded more often than this runs as plain calls from then on

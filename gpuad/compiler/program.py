@@ -9,6 +9,7 @@ paid page faults and cold caches for each product and sum (an MNIST MLP step ran
 them). Buffers are shared by values whose lifetimes do not overlap, as registers are, so the
 program holds about what an eager step holds at its peak.
 """
+import functools
 import math
 import operator
 import sys
@@ -18,6 +19,7 @@ import numpy
 from .. import backend
 from ..backend import kernels
 from ..tensor import Tensor
+from . import flat as flat_updates
 from . import graphs
 from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray, flat
 from .tracing import Const, Ref, Scalar
@@ -73,18 +75,32 @@ class Program:
         self._slot_of = {}  # vid -> the kept buffer whose memory it lives in, while planning
         self._host_cache = {}  # segment index -> (its host inputs, the numbers they gave)
         self.namespace = {"TENSOR": Tensor, "ASARRAY": numpy.asarray, "META": meta,
-                          "HOST": self.host_pass, "MISS_SCALARS": Miss("an optimizer update "
-                                                                       "took another path")}
+                          "HOST": self.host_pass, "COMMIT": self.commit_host,
+                          "MISS_SCALARS": Miss("an optimizer update took another path")}
+        self._commits = ()  # what the last host pass would write into optimizer state
         self.name, self.graph_source, self.runner = name, "", None
+        self._drop_at = None  # the instruction before which the replay drops the old gradients
         self._last = {}
         for i, instr in enumerate(self.instrs):
             for vid in instr.reads:
                 self._last[vid] = i
         self._buffers = self._plan_buffers()
+        self.gradient_writebacks = self._gradient_writebacks()
         self._reclaimable = self._reclaimable_gradients()
         self.namespace["RECLAIM"] = reclaim
+        self.identity_names = {}  # external vid -> the name binding compares it with first
+        self._pool.setdefault("programs", []).append(self)
+        self.flat_runs, self._flat_out = [], {}  # flat.py: runs of updates, gradient -> view
+        for lo, hi, roles in flat_updates.find_runs(self):
+            run = flat_updates.FlatRun(self, len(self.flat_runs), lo, hi, roles)
+            self.namespace[run.prefix] = run
+            self.flat_runs.append(run)
+            if run.gradient is not None:
+                for k, vid in enumerate(run.gradient[1]):
+                    self._flat_out[vid] = run.view_name(k)
+                    self._reclaimable.discard(vid)
         self.source = self._generate(name)
-        code = compile(self.source, f"<gpuad.compile {name}>", "exec")
+        code = _code(self.source, f"<gpuad.compile {name}>")
         exec(code, self.namespace)  # noqa: S102  (our own generated source)
         self.run = self.namespace["replay"]
 
@@ -104,6 +120,7 @@ class Program:
             return
         reused, self._buffers = self.reused, {}  # a graph keeps its own memory
         self._reclaimable = set()
+        self.flat_runs, self._flat_out = [], {}  # updates run on the host, per parameter
         for block in blocks:
             source = self._block_source(block)
             self.graph_source += source + "\n"
@@ -162,12 +179,19 @@ class Program:
             commits.append((seg, fake))
             if _plain(key) and _same_key(_state_entries(fake), key[1]):
                 self._host_cache[index] = (key, scalars[start:])
-        for seg, fake in commits:
+        self._commits = commits
+        return scalars
+
+    def commit_host(self):
+        """Write the host state that this replay's updates changed (Adam's step counts) once the
+        replay has done its work: one that raises (a bad class index) leaves the optimizer as it
+        was."""
+        for seg, fake in self._commits:
             state = seg.optimizer.state.setdefault(seg.param, {})
             for k, v in fake.items():
                 if type(v) is not NullArray:
                     state[k] = v
-        return scalars
+        self._commits = ()
 
     # ---- code generation ----------------------------------------------------------------------
     def _name(self, obj, prefix="k"):
@@ -241,17 +265,26 @@ class Program:
             emit(f"    if len(st{i}) != {count}: return "
                  f"{self._miss('optimizer state has other entries')}")
         self._bind_externals(emit, states)
+        if not runner:
+            for run in self.flat_runs:  # parameters and state into flat buffers, once
+                vids = ", ".join(f"v{vid}" for vid in run.external_vids())
+                moved = " or ".join(f"v{vid} is not {self.identity_names[vid]}"
+                                    for vid in run.external_vids())
+                emit(f"    if {run.prefix}.ok is not None and (not {run.prefix}.ok or {moved}):")
+                emit(f"        {vids}, = {run.prefix}.move({vids})")
         n_scalars = sum(len(seg.scalars) for seg in self.segments)
         if self.segments:
             emit("    S = HOST()")
             emit("    if S is None: return MISS_SCALARS")
             if n_scalars:
                 emit("    " + ", ".join(f"s{i}" for i in range(n_scalars)) + ", = S")
-        for wb in spec.writebacks:  # as zero_grad does: old gradients go before the work
-            if wb[0] == "grad":
-                if not runner and wb[2] in self._reclaimable:
-                    emit(f"    o{wb[2]} = {self._ref(wb[1])}.grad")
-                emit(f"    {self._ref(wb[1])}.grad = None")
+        # as zero_grad does, old gradients go before new ones are made: just before, so a replay
+        # that fails in the forward (a bad class index) leaves them as they were
+        made = {wb[2] for wb in spec.writebacks if wb[0] == "grad"}
+        self._drop_at = None if runner else next(
+            (i for i, instr in enumerate(self.instrs) if made.intersection(_outs(instr))), None)
+        if self._drop_at is None:
+            self._drop_gradients(emit, runner)
         if runner:
             bound = sorted({vid for vid, _ in spec.inputs} | {
                 v.vid for v in self.values if v.kind == "external" and self._bound(v.vid)})
@@ -262,6 +295,8 @@ class Program:
                     emit(f"    v{vid} = E[{vid}]")
         else:
             self._body(emit)
+        if self.segments:
+            emit("    COMMIT()")
         for wb in spec.writebacks:
             if wb[0] == "grad":
                 if wb[2] is not None:
@@ -275,6 +310,16 @@ class Program:
             emit(f"    {self._ref(ref)}._bump_version()")
         emit(f"    return {self._result(spec.result, copy=runner)}")
         return "\n".join(lines) + "\n"
+
+    def _drop_gradients(self, emit, runner=False):
+        for wb in self.spec.writebacks:
+            if wb[0] == "grad":
+                if not runner and wb[2] in self._reclaimable:
+                    emit(f"    o{wb[2]} = {self._ref(wb[1])}.grad")
+                emit(f"    {self._ref(wb[1])}.grad = None")
+        for run in self.flat_runs:
+            if run.gradient is not None:
+                emit(f"    {run.prefix}.gradients()")
 
     def _bound(self, vid):
         return vid in self._last or vid in self.spec.escaping
@@ -296,7 +341,8 @@ class Program:
             else:
                 _, opt, param, key = owner
                 emit(f"    {v} = {states[(id(opt), id(param))]}[{key!r}]")
-            emit(f"    if {v} is not {self._name(value.real, 'x')} and META({v}) != "
+            self.identity_names[value.vid] = self._name(value.real, "x")
+            emit(f"    if {v} is not {self.identity_names[value.vid]} and META({v}) != "
                  f"{self._name(value.meta, 'meta')}: return "
                  f"{self._miss('a parameter, gradient or state array changed shape or dtype')}")
 
@@ -304,17 +350,43 @@ class Program:
         """Statements of instructions lo..hi, each value deleted after its last use. `env`: the
         values a block of graphs.py loaded from its environment dict E, which die there too."""
         last, keep = self._last, self.spec.escaping
-        for i in range(lo, len(self.instrs) if hi is None else hi):
-            instr = self.instrs[i]
-            emit("    " + self._statement(instr, last, i))
-            dead = sorted({vid for vid in instr.reads if last[vid] == i and vid not in keep
+        runs = {run.lo: run for run in self.flat_runs}
+        i, hi = lo, len(self.instrs) if hi is None else hi
+        while i < hi:
+            if i == self._drop_at:
+                self._drop_gradients(emit)
+            run = runs.get(i)
+            if run is None:
+                emit("    " + self._statement(self.instrs[i], last, i))
+                done = [(self.instrs[i], i)]
+            else:
+                done = [(instr, run.lo + n) for n, instr in enumerate(self.instrs[run.lo:run.hi])]
+                self._flat_update(emit, run, done)
+            i = done[-1][1] + 1
+            dead = sorted({vid for instr, n in done for vid in instr.reads
+                           if last[vid] == n and vid not in keep
                            and self.values[vid].kind == "produced"})
-            dead += [vid for vid in _outs(instr) if vid not in last and vid not in keep]
+            dead += [vid for instr, _ in done for vid in _outs(instr)
+                     if vid not in last and vid not in keep]
             if dead:
                 emit("    del " + ", ".join(f"v{vid}" for vid in dead))
                 gone = [vid for vid in dead if vid in env]
                 if gone:
                     emit("    " + "; ".join(f"E.pop({vid}, None)" for vid in gone))
+
+    def _flat_update(self, emit, run, instrs):
+        """A run of updates (flat.py): one call over the flat buffers when the arrays moved there
+        and every update got the same host numbers, else one call per parameter."""
+        numbers = ["(" + "".join(self._arg(v) + ", " for v in instr.kwargs.values()) + ")"
+                   for instr, _ in instrs]
+        emit(f"    if {run.prefix}.ok and {' == '.join(numbers)}:")
+        args = ["None" if role == "none" else run.flat_name(position)
+                for position, (role, _) in enumerate(run.roles)]
+        emit(f"        {self._name(instrs[0][0].target, 'f')}({', '.join(args)}"
+             + "".join(f", {k}={self._arg(v)}" for k, v in instrs[0][0].kwargs.items()) + ")")
+        emit("    else:")
+        for instr, i in instrs:
+            emit("        " + self._statement(instr, self._last, i))
 
     def _draws_first(self):
         """The instructions with random draws (and copies of host data) moved to the front, so
@@ -383,11 +455,23 @@ class Program:
         target = ("" if outs is None else
                   f"v{outs} = " if type(outs) is int else
                   "".join(f"v{vid}, " for vid in outs) + "= ")
+        if (kind == "method" and instr.target == "reshape" and type(outs) is int
+                and type(args[0]) is Ref
+                and self.values[args[0].vid].meta == self.values[outs].meta):
+            return target + self._arg(args[0])  # to its own shape: the same array serves
         reuse = self._reusable_input(instr, last, i)
         if reuse is not None:
             self.reused += 1
             fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
             return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out=v{reuse})"
+        if type(outs) is int and outs in self._flat_out:  # into its flat buffer's view
+            out = self._flat_out[outs]
+            if instr.kind == "method":
+                call_args = self._call_args(args[1:], instr.kwargs)
+                return (target + f"{self._arg(args[0])}.{instr.target}("
+                        f"{call_args + ', ' if call_args else ''}out={out})")
+            fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
+            return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out={out})"
         if type(outs) is int and outs in self._buffers:
             fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
             out = self._name(self._buffers[outs], "b")
@@ -475,17 +559,27 @@ class Program:
             return group
         return None
 
-    def _reclaimable_gradients(self):
-        """The gradients (vids written to a .grad) that a replay may compute into the previous
-        replay's gradient array, when nothing else holds that (see reclaim): made by a ufunc or a
-        product, big enough, and escaping only as that one gradient."""
+    def _gradient_writebacks(self):
+        """The values that escape the step only as one tensor's .grad."""
         uses = {}
         for wb in self.spec.writebacks:
             if type(wb[-1]) is int:
                 uses[wb[-1]] = uses.get(wb[-1], 0) + 1
         result = self.spec.escaping - set(uses)
-        grads = {wb[2] for wb in self.spec.writebacks if wb[0] == "grad" and wb[2] is not None
-                 and uses[wb[2]] == 1 and wb[2] not in result}
+        return {wb[2] for wb in self.spec.writebacks if wb[0] == "grad" and wb[2] is not None
+                and uses[wb[2]] == 1 and wb[2] not in result}
+
+    def takes_out(self, instr):
+        """Whether the instruction can write its one result into a given array (out=)."""
+        return (_elementwise(instr) or _plain_matmul(instr)
+                or (instr.kind == "method" and instr.target == "sum" and type(instr.outs) is int
+                    and not instr.asarray and not {"out", "dtype"} & set(instr.kwargs)))
+
+    def _reclaimable_gradients(self):
+        """The gradients (vids written to a .grad) that a replay may compute into the previous
+        replay's gradient array, when nothing else holds that (see reclaim): made by a ufunc or a
+        product, big enough, and escaping only as that one gradient."""
+        grads = self.gradient_writebacks
         found = set()
         for i, instr in enumerate(self.instrs):
             vid = instr.outs
@@ -654,6 +748,13 @@ def reclaim(old, meta, device):
 
 
 _SOLE_OWNER = _sole_owner_counts()
+
+
+@functools.lru_cache(maxsize=64)
+def _code(source, filename):
+    """The compiled source: CPython takes about 1.5 ms for an MLP step's, and a function compiled
+    again (a new model of the same shape, a benchmark's next round) generates the same source."""
+    return compile(source, filename, "exec")
 
 
 def _elementwise(instr):

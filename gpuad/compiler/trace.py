@@ -109,6 +109,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     except BaseException:
         rec.closed = True
         _restore(rec, None)
+        _release(rec)
         raise
     finally:
         backend.TRACER[0] = None
@@ -118,11 +119,13 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         _spec(rec, spec, result, modules, owned)
     finally:
         result = _restore(rec, result)
+    made_state = any(len(state) != len(start) for _, _, state, start in rec.states_seen.values())
+    _release(rec, keep_externals=rec.poisoned is None and not made_state)
     if rec.poisoned is not None:
         if fullgraph:
             raise Unsupported(rec.poisoned)
         return result, rec.poisoned
-    if any(len(state) != len(start) for _, _, state, start in rec.states_seen.values()):
+    if made_state:
         return result, None  # it made optimizer state (a first step): no later call matches it
     try:
         return result, Program(rec, spec, name, pool)
@@ -299,6 +302,18 @@ def _restore(rec, result):
             state[k] = unwrap(v)
     _unwrap_result(result)
     return result
+
+
+def _release(rec, keep_externals=False):
+    """Drop what the recording holds of real arrays, but for a program the externals' Values (it
+    binds through those): a replay moves a parameter into a flat buffer only when nothing else
+    holds it (flat.py counts references), and a recording's cycles may wait long for the
+    collector."""
+    rec.by_real, rec.keep, rec.swapped, rec.state_swaps = {}, [], [], []
+    rec.wrapped_tensors, rec.grads_at_start, rec.states_seen = {}, {}, {}
+    if not keep_externals:
+        for value in rec.values:
+            value.real = None
 
 
 def _unwrap_result(value):

@@ -268,7 +268,8 @@ class Recorder:
         return self._result(instr, result, args, kwargs, reads)
 
     def record_call(self, fn, name, args, kwargs):
-        """backend.TRACER's entry: a backend function that makes arrays from host data."""
+        """backend.TRACER's entry: a backend function that makes arrays from host data (or
+        checks indices: backend.check_indices)."""
         if not self.mine():
             return fn(*args, **kwargs)
         return self.record("call", fn, name, args, kwargs)

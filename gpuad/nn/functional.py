@@ -187,10 +187,9 @@ def embedding(input, weight, padding_idx=None):
                         f"(shape {input.shape}); convert them with .long()")
     _same_device("embedding", weight, input, "indices")
     rows = weight.shape[0]
-    bad = backend.indices_outside(input.array, 0, rows)
-    if bad is not None:
-        raise IndexError(f"embedding: index {bad} is out of range for an embedding of {rows} rows "
-                         f"(weight shape {weight.shape}); indices must be in [0, {rows})")
+    backend.check_indices(input.array, 0, rows, lambda bad: IndexError(
+        f"embedding: index {bad} is out of range for an embedding of {rows} rows (weight shape "
+        f"{weight.shape}); indices must be in [0, {rows})"))
     out = ops._getitem(weight, index=input.array)
     if padding_idx is not None and weight.requires_grad and is_grad_enabled():
         pad_row = padding_idx + rows if padding_idx < 0 else padding_idx
@@ -235,11 +234,12 @@ def _swap01(ndim):
 @fused("softmax_nll")
 def _softmax_nll_array(x, target, w):
     """(logsumexp(x, 1) - x[target]) * w for logits x (N, C, ...), class indices target (N, ...)
-    and weights w (N, ...): cross_entropy's per-element loss."""
+    and weights w (N, ...), or None for weights of 1: cross_entropy's per-element loss."""
     xp = xp_of(x)
     e, top = _exp_shifted(x)
     lse = xp.log(e.sum(axis=0)) + top
-    return (lse - x[_at_class(target)]) * w.astype(x.dtype, copy=False)
+    loss = lse - x[_at_class(target)]
+    return loss if w is None else loss * w.astype(x.dtype, copy=False)
 
 
 @fused("softmax_nll_grad")
@@ -280,35 +280,59 @@ def _class_targets(target, weight, ignore_index, dtype):
     return safe, w, valid
 
 
-def _class_scale(g, target, weight, ignore_index, reduction, dtype):
+def _none_ignored(target, weight, classes, ignore_index):
+    """Whether every class index counts with weight 1, where the host can tell without waiting
+    for a device: the indices were checked to be in [0, classes) or ignore_index (_class_input),
+    so with no weights and ignore_index outside that range, a least index >= 0 says so."""
+    if weight is not None or 0 <= ignore_index < classes or not target.size:
+        return False
+    least = backend.host_min(target)
+    return least is not None and least >= 0
+
+
+def _class_scale(g, target, weight, ignore_index, reduction, x):
     """(target with ignored entries 0, d loss / d loss-entry of every entry): torch's nll_loss
     backward, g / total_weight * w at a target that is not ignored and 0 at one that is (a total
     weight of 0 gives NaN there, as in torch). On raw arrays in a plain backward (no ops); under
     create_graph (or vmap) gpuad ops, so it stays differentiable in g."""
-    safe, w, valid = _class_targets(target.array, None if weight is None else weight.array,
-                                    ignore_index, dtype)
+    weight = None if weight is None else weight.array
     if ops.plain_backward():
-        upstream = g.array
-        if reduction == "mean":
-            upstream = upstream / w.sum()
-        return safe, Tensor(xp_of(w).where(valid, upstream * w, 0))
+        safe, scale = _class_scale_array(g.array, target.array, weight, classes=x.shape[1],
+                                         ignore_index=ignore_index, reduction=reduction)
+        return safe, Tensor(scale)
+    safe, w, valid = _class_targets(target.array, weight, ignore_index, x.dtype)
     upstream = g / Tensor(w.sum()) if reduction == "mean" else g
     return safe, ops.where(Tensor(valid), upstream * Tensor(w), 0)
 
 
+@fused("class_scale")
+def _class_scale_array(g, target, weight, *, classes, ignore_index, reduction):
+    """_class_scale of a plain backward as one call (gpuad.compile records it whole, so a replay
+    looks at each batch afresh): without masks when every index counts with weight 1."""
+    if _none_ignored(target, weight, classes, ignore_index):
+        if reduction == "none":
+            return target, g
+        scale = xp_of(g).empty(target.shape, g.dtype)
+        scale.fill(g / target.size if reduction == "mean" else g)
+        return target, scale
+    safe, w, valid = _class_targets(target, weight, ignore_index, g.dtype)
+    upstream = g / w.sum() if reduction == "mean" else g
+    return safe, xp_of(w).where(valid, upstream * w, 0)
+
+
 def _reduce_entries(loss, w, reduction):
     """The per-entry loss reduced as torch does: 'mean' divides the sum by the summed weights of
-    the targets not ignored (0 / 0, NaN, when there are none)."""
+    the targets not ignored (0 / 0, NaN, when there are none); w None: every weight is 1."""
     if reduction == "none":
         return loss
     total = loss.sum()
-    return total if reduction == "sum" else total / w.sum()
+    return total if reduction == "sum" else total / (loss.size if w is None else w.sum())
 
 
 def _class_cross_entropy_vjp(g, y, x, target, weight, *, ignore_index, reduction):
     if not x.requires_grad:
         return None, None, None
-    safe, scale = _class_scale(g, target, weight, ignore_index, reduction, x.dtype)
+    safe, scale = _class_scale(g, target, weight, ignore_index, reduction, x)
     return _softmax_nll_grad(x, Tensor(safe), scale), None, None  # through the log-softmax
 
 
@@ -318,6 +342,16 @@ def _class_cross_entropy(x, target, weight, *, ignore_index, reduction):
     label smoothing, as one op: per entry (logsumexp(x, 1) - x[target]) * weight[target], 0
     where target == ignore_index; 'mean' divides the sum by the summed weights of the targets
     not ignored (NaN if there are none), as torch does."""
+    return _class_cross_entropy_array(x, target, weight, ignore_index=ignore_index,
+                                      reduction=reduction)
+
+
+@fused("class_cross_entropy")
+def _class_cross_entropy_array(x, target, weight, *, ignore_index, reduction):
+    """_class_cross_entropy's forward as one call (gpuad.compile records it whole, so a replay
+    looks at each batch afresh): without masks when every index counts with weight 1."""
+    if _none_ignored(target, weight, x.shape[1], ignore_index):
+        return _reduce_entries(_softmax_nll_array(x, target, None), None, reduction)
     safe, w, valid = _class_targets(target, weight, ignore_index, x.dtype)
     # an ignored target's NaN logits give 0, as in torch
     return _reduce_entries(xp_of(x).where(valid, _softmax_nll_array(x, safe, w), 0), w, reduction)
@@ -326,7 +360,7 @@ def _class_cross_entropy(x, target, weight, *, ignore_index, reduction):
 def _class_nll_vjp(g, y, x, target, weight, *, ignore_index, reduction):
     if not x.requires_grad:
         return None, None, None
-    safe, scale = _class_scale(g, target, weight, ignore_index, reduction, x.dtype)
+    safe, scale = _class_scale(g, target, weight, ignore_index, reduction, x)
     if ops.plain_backward():  # one raw scatter
         gx = xp_of(x.array).zeros_like(x.array)
         gx[_at_class(safe)] = -scale.array
@@ -375,11 +409,10 @@ def _class_input(name, input, target, ignore_index):
                          f"shape {tuple(input.shape)}: input (N, C, d1, ...) takes target "
                          f"(N, d1, ...) and input (C,) a 0-d target")
     classes = input.shape[0 if single else 1]
-    bad = backend.indices_outside(target.array, 0, classes, ignore=ignore_index)
-    if bad is not None:
-        raise IndexError(f"{name}: target contains class index {bad}, out of range for input of "
-                         f"shape {tuple(input.shape)} with {classes} classes; class indices must "
-                         f"be in [0, {classes}) or equal ignore_index={ignore_index}")
+    backend.check_indices(target.array, 0, classes, lambda bad: IndexError(
+        f"{name}: target contains class index {bad}, out of range for input of shape "
+        f"{tuple(input.shape)} with {classes} classes; class indices must be in [0, {classes}) "
+        f"or equal ignore_index={ignore_index}"), ignore=ignore_index)
     if single:
         return input.unsqueeze(0), target.reshape((1,)), True
     return input, target, False

@@ -263,10 +263,9 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
         raise TypeError(f"multi_margin_loss: target must hold integer class indices, got dtype "
                         f"{t.dtype}; convert it with .long()")
     classes = x.shape[1]
-    bad = backend.indices_outside(t.array, 0, classes)
-    if bad is not None:
-        raise IndexError(f"multi_margin_loss: target class {bad} is out of range for input of "
-                         f"shape {tuple(input.shape)} with {classes} classes")
+    backend.check_indices(t.array, 0, classes, lambda bad: IndexError(
+        f"multi_margin_loss: target class {bad} is out of range for input of shape "
+        f"{tuple(input.shape)} with {classes} classes"))
     index = t.unsqueeze(1)
     z = margin - ops.gather(x, 1, index) + x
     other = creation.arange(classes, device=x.device) != index

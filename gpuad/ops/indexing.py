@@ -223,14 +223,14 @@ def _check_range(op, index, n, dim, shape, negative=True, error=IndexError):
     ([0, n) without `negative`): CuPy would wrap them silently (see backend.indices_outside for
     what this costs on CUDA)."""
     lo = -n if negative else 0
-    if isinstance(index, numbers.Integral):
-        bad = not lo <= index < n
-    else:
-        index = backend.indices_outside(index, lo, n)
-        bad = index is not None
-    if bad:
-        raise error(f"{op}: index {index} is out of range for dim {dim} with size {n} "
-                    f"(tensor shape {tuple(shape)})")
+
+    def out_of_range(index):
+        return error(f"{op}: index {index} is out of range for dim {dim} with size {n} "
+                     f"(tensor shape {tuple(shape)})")
+    if not isinstance(index, numbers.Integral):
+        backend.check_indices(index, lo, n, out_of_range)
+    elif not lo <= index < n:
+        raise out_of_range(index)
 
 
 def _index_array(op, index, data, error=TypeError):

@@ -206,8 +206,8 @@ def _q_tensor(op, q, x):
     if q.dtype != x.dtype:
         raise RuntimeError(f"{op}: q ({q.dtype}) must have the input's dtype ({x.dtype})")
     # min(q, 1 - q) < 0 exactly where q is outside [0, 1]
-    if backend.indices_outside(xp.minimum(q.array, 1 - q.array), 0, math.inf) is not None:
-        raise RuntimeError(f"{op}: q values must be in the range [0, 1]")
+    backend.check_indices(xp.minimum(q.array, 1 - q.array), 0, math.inf,
+                          lambda _: RuntimeError(f"{op}: q values must be in the range [0, 1]"))
     return q.reshape(-1)
 
 

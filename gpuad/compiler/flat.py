@@ -1,0 +1,260 @@
+"""Flat optimizer updates: a run of one elementwise optimizer kernel over several parameters (SGD's
+or Adam's; the recording has one call per parameter) replayed as one call over flat buffers.
+
+The hand-written floor keeps parameters, gradients and optimizer state in one contiguous buffer
+each, so its update is a handful of whole-buffer operations. One call per parameter costs the
+kernel's Python and four or more small ufunc calls each: 50 us of an MNIST MLP's 1.4 ms step.
+So a replay moves the run's parameters and state into flat buffers once (the tensors' and state
+dicts' arrays become views of them, with the same values), computes the gradients straight into a
+flat gradient buffer (out=), and calls the kernel once whenever the run's host numbers agree (one
+parameter group). The kernels are elementwise: every element is computed as before, and the
+replay stays bit for bit the eager step.
+
+It never moves an array that anything else holds (a user's reference or a view of it: refcounts
+say), nor one that is a view of other memory (a user's own flat layout): then the run replays
+parameter by parameter, as it would without this. A gradient buffer that someone still holds a
+gradient of is left to them and a new one made. Only numpy arrays (CuPy replays as CUDA graphs).
+"""
+import math
+import sys
+
+import numpy
+
+from ..backend import kernels
+from .tracing import Const, Ref, Scalar
+
+
+def _counts(arrays):
+    return [sys.getrefcount(a) for a in arrays]
+
+
+def _probe(*arrays):  # as FlatRun.move calls _counts: from a function given the arrays
+    return _counts(arrays)
+
+
+def _baseline():
+    holder = [numpy.empty(1)]  # the owner: a tensor or a state dict
+    local = holder[0]  # the replay's own variable
+    return _probe(local)[0]
+
+
+# references to a movable array inside move(): its owner's, the replay's variable, move's
+# arguments and what counting adds; any more and someone else holds it (or a view of it)
+_SOLE = _baseline()
+
+
+def find_runs(program):
+    """The runs of the program's instructions to replay flat: [(lo, hi, roles)], roles giving per
+    positional argument ("external", vids) for parameters and state, ("gradient", vids) for
+    gradients the step computes, or ("none", None)."""
+    runs, instrs, i = [], program.instrs, 0
+    made_by = {instr.outs: n for n, instr in enumerate(instrs) if type(instr.outs) is int}
+    while i < len(instrs):
+        j = i + 1
+        if _update(instrs[i]):
+            while j < len(instrs) and _same_update(instrs[i], instrs[j]):
+                j += 1
+            roles = _roles(program, instrs[i:j], made_by) if j - i > 1 else None
+            if roles is not None:
+                runs.append((i, j, roles))
+        i = j
+    return runs
+
+
+def _update(instr):
+    """A call of an elementwise optimizer kernel, with host numbers as its keywords."""
+    return (instr.segment is not None and instr.kind == "call" and instr.outs is None
+            and instr.name in kernels.ELEMENTWISE
+            and all(type(a) is Ref or (type(a) is Const and a.obj is None) for a in instr.args)
+            and all(type(v) is Scalar for v in instr.kwargs.values()))
+
+
+def _same_update(a, b):
+    return (_update(b) and b.target is a.target and list(b.kwargs) == list(a.kwargs)
+            and len(b.args) == len(a.args)
+            and all((type(x) is Ref) == (type(y) is Ref) for x, y in zip(a.args, b.args)))
+
+
+def _roles(program, run, made_by):
+    values, roles = program.values, []
+    shapes = [values[next(a for a in instr.args if type(a) is Ref).vid].meta[1] for instr in run]
+    for position in range(len(run[0].args)):
+        if type(run[0].args[position]) is not Ref:
+            roles.append(("none", None))
+            continue
+        vids = [instr.args[position].vid for instr in run]
+        metas = [values[vid].meta for vid in vids]
+        if (any(meta[0] is not numpy.ndarray or meta[2] != metas[0][2] for meta in metas)
+                or [meta[1] for meta in metas] != shapes):
+            return None
+        kinds = {_kind(program, vid, made_by) for vid in vids}
+        if len(kinds) != 1 or None in kinds:
+            return None
+        roles.append((kinds.pop(), vids))
+    every = [vid for _, vids in roles if vids is not None for vid in vids]
+    if len(set(every)) != len(every) or not any(role == "external" for role, _ in roles):
+        return None  # one array in two places, or nothing to move
+    return roles
+
+
+def _kind(program, vid, made_by):
+    """"external" for a parameter's or state's array (moved into a flat buffer once), "gradient"
+    for a gradient the step computes with out= into a flat buffer, else None."""
+    value = program.values[vid]
+    if value.kind == "external":
+        owner = value.owner
+        if owner[0] == "state" or (owner[0] == "array" and owner[1][0] == "obj"):
+            return "external"
+        return None
+    if value.kind != "produced" or vid not in program.gradient_writebacks:
+        return None
+    i = made_by.get(vid)
+    if i is None or value.view or value.aliases or not value.meta[1]:
+        return None
+    instr = program.instrs[i]
+    if instr.asarray or program._reusable_input(instr, program._last, i) is not None:
+        return None
+    return "gradient" if program.takes_out(instr) else None
+
+
+class FlatRun:
+    """A run's flat buffers at replay time: `move` puts the parameters and state into them (once),
+    `gradients` makes the gradients' buffer ready, `ok` says the flat call may run (None: the
+    arrays cannot move, the run replays per parameter)."""
+
+    def __init__(self, program, index, lo, hi, roles):
+        self.program, self.index, self.lo, self.hi, self.roles = program, index, lo, hi, roles
+        self.ok = False
+        self.prefix = f"F{index}"
+        first = next(vids for _, vids in roles if vids is not None)
+        self.shapes = [program.values[vid].meta[1] for vid in first]
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        self.externals = [(p, vids) for p, (role, vids) in enumerate(roles) if role == "external"]
+        self.gradient = next(((p, vids) for p, (role, vids) in enumerate(roles)
+                              if role == "gradient"), None)
+        self.gradient_views, self.gradient_flat, self.gradient_counts = None, None, None
+        for p, (role, _) in enumerate(roles):
+            program.namespace[self.flat_name(p)] = None
+
+    def flat_name(self, position):
+        return f"{self.prefix}a{position}"
+
+    def view_name(self, k):
+        return f"{self.prefix}g{k}"
+
+    def external_vids(self):
+        return [vid for _, vids in self.externals for vid in vids]
+
+    def move(self, *arrays):
+        """The run's parameter and state arrays (in external_vids order) moved into flat buffers:
+        views of them now stand in their tensors and state dicts. The arrays as given when one
+        cannot move (then ok is None)."""
+        counts = _counts(arrays)
+        program, namespace, k = self.program, self.program.namespace, self.hi - self.lo
+        pool = program._pool
+        plans = []
+        for n, (position, vids) in enumerate(self.externals):
+            group = arrays[n * k:(n + 1) * k]
+            key = ("flat",) + tuple(_owner_key(program.values[vid].owner) for vid in vids)
+            shared = pool.get(key)  # moved by another program of this function (another batch)
+            if shared is not None and all(a is v for a, v in zip(group, shared[1])):
+                plans.append((position, vids, shared, None))
+                continue
+            own = [_own_references(program, a) for a in group]
+            if not all(_movable(a, group[0].dtype, c - extra)
+                       for a, c, extra in zip(group, counts[n * k:(n + 1) * k], own)):
+                self.ok = None
+                return arrays
+            plans.append((position, vids, _flat_copy(group), key))
+        moved = []
+        for n, (position, vids, (flat, views), key) in enumerate(plans):
+            if key is not None:
+                pool[key] = (flat, views)
+                for vid, old, view in zip(vids, arrays[n * k:(n + 1) * k], views):
+                    _rebind(program.values[vid].owner, view)
+                    _retarget(program, old, view)
+            namespace[self.flat_name(position)] = flat
+            for vid, view in zip(vids, views):
+                program.values[vid].real = view  # the identity fast path of binding
+                namespace[program.identity_names[vid]] = view
+            moved += views
+        self.ok = True
+        return tuple(moved)
+
+    def gradients(self):
+        """Make the gradient buffer ready for this replay: the last one's unless someone still
+        holds one of its gradients (or a view of it), which keeps its values."""
+        if self.gradient is None:
+            return
+        if self.gradient_views is not None and self._gradient_counts() == self.gradient_counts:
+            return
+        position, vids = self.gradient
+        meta = self.program.values[vids[0]].meta
+        flat = numpy.empty(sum(self.sizes), meta[2])
+        views, start = [], 0
+        for shape, size in zip(self.shapes, self.sizes):
+            views.append(flat[start:start + size].reshape(shape))
+            start += size
+        namespace = self.program.namespace
+        namespace[self.flat_name(position)] = flat
+        for k, view in enumerate(views):
+            namespace[self.view_name(k)] = view
+        self.gradient_flat, self.gradient_views = flat, views
+        del flat, views, view  # counted as at the next replay: held by this and the namespace
+        self.gradient_counts = self._gradient_counts()
+
+    def _gradient_counts(self):
+        return _counts([self.gradient_flat] + self.gradient_views)
+
+
+def _owner_key(owner):
+    if owner[0] == "state":
+        return id(owner[1]), id(owner[2]), owner[3]
+    return id(owner[1][1])
+
+
+def _own_references(program, array):
+    """References that the programs of one compiled function hold to an array they traced (an
+    external's Value, and the name that binding compares it with): not someone else's."""
+    count = 0
+    for other in program._pool.get("programs", ()):
+        for value in other.values:
+            if value.real is array:
+                name = other.identity_names.get(value.vid)
+                count += 1 + (name is not None and other.namespace.get(name) is array)
+    return count
+
+
+def _retarget(program, array, view):
+    """Every program of the function binds `view` where it traced `array` (which goes free)."""
+    for other in program._pool.get("programs", ()):
+        for value in other.values:
+            if value.real is array:
+                value.real = view
+                name = other.identity_names.get(value.vid)
+                if name is not None and other.namespace.get(name) is array:
+                    other.namespace[name] = view
+
+
+def _movable(array, dtype, references):
+    return (type(array) is numpy.ndarray and array.dtype == dtype and array.base is None
+            and array.flags.c_contiguous and array.flags.writeable and references <= _SOLE)
+
+
+def _flat_copy(arrays):
+    flat = numpy.empty(sum(a.size for a in arrays), arrays[0].dtype)
+    views, start = [], 0
+    for a in arrays:
+        view = flat[start:start + a.size].reshape(a.shape)
+        numpy.copyto(view, a)
+        views.append(view)
+        start += a.size
+    return flat, views
+
+
+def _rebind(owner, view):
+    if owner[0] == "state":
+        _, optimizer, param, key = owner
+        optimizer.state[param][key] = view
+    else:
+        owner[1][1].array = view
