@@ -75,6 +75,7 @@ class Program:
         self._slot_of = {}  # vid -> the kept buffer whose memory it lives in, while planning
         self._host_cache = {}  # segment index -> (its host inputs, the numbers they gave)
         self.namespace = {"TENSOR": Tensor, "ASARRAY": numpy.asarray, "META": meta,
+                          "COPYTO": numpy.copyto,
                           "HOST": self.host_pass, "COMMIT": self.commit_host,
                           "MISS_SCALARS": Miss("an optimizer update took another path")}
         self._commits = ()  # what the last host pass would write into optimizer state
@@ -466,6 +467,8 @@ class Program:
             return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out=v{reuse})"
         if type(outs) is int and outs in self._flat_out:  # into its flat buffer's view
             out = self._flat_out[outs]
+            if instr.kind == "method" and instr.target == "copy":
+                return f"COPYTO({out}, {self._arg(args[0])}); {target}{out}"
             if instr.kind == "method":
                 call_args = self._call_args(args[1:], instr.kwargs)
                 return (target + f"{self._arg(args[0])}.{instr.target}("
@@ -571,9 +574,11 @@ class Program:
 
     def takes_out(self, instr):
         """Whether the instruction can write its one result into a given array (out=)."""
-        return (_elementwise(instr) or _plain_matmul(instr)
-                or (instr.kind == "method" and instr.target == "sum" and type(instr.outs) is int
-                    and not instr.asarray and not {"out", "dtype"} & set(instr.kwargs)))
+        if instr.kind == "method" and type(instr.outs) is int and not instr.asarray:
+            if instr.target == "copy":  # made C-contiguous: copyto(out, a) does the same
+                return len(instr.args) == 1 and not instr.kwargs
+            return instr.target == "sum" and not {"out", "dtype"} & set(instr.kwargs)
+        return _elementwise(instr) or _plain_matmul(instr)
 
     def _reclaimable_gradients(self):
         """The gradients (vids written to a .grad) that a replay may compute into the previous
