@@ -5,6 +5,7 @@ values on the host, keeps what changes between calls (batches, learning rates, s
 random draws) as inputs, and never peaks above eager's memory."""
 import contextlib
 import functools
+import re
 import sys
 import tracemalloc
 import warnings
@@ -149,6 +150,11 @@ def test_gpt_with_dropout_replays_the_eager_step(device):
     compiled, step, _ = _run(_gpt, batches, device, True)
     _assert_same(eager, compiled, device)
     assert step.traces == 2
+    if device == "cpu":  # AdamW over flat buffers: gradients made in place, copied (layer
+        # norms' and the tied embedding's), and clipped in place afterwards
+        (run,) = step.programs()[0].flat_runs
+        assert run.ok is True
+        assert re.search(r"COPYTO\((F0g\d+), (v\d+)\); \2 = \1", step.programs()[0].source)
 
 
 @pytest.mark.parametrize("build, make", [(_mlp, _mlp_batch), (_cnn, _cnn_batch),

@@ -2,13 +2,13 @@
 or Adam's; the recording has one call per parameter) replayed as one call over flat buffers.
 
 The hand-written floor keeps parameters, gradients and optimizer state in one contiguous buffer
-each, so its update is a handful of whole-buffer operations. One call per parameter costs the
-kernel's Python and four or more small ufunc calls each: 50 us of an MNIST MLP's 1.4 ms step.
-So a replay moves the run's parameters and state into flat buffers once (the tensors' and state
-dicts' arrays become views of them, with the same values), computes the gradients straight into a
-flat gradient buffer (out=), and calls the kernel once whenever the run's host numbers agree (one
-parameter group). The kernels are elementwise: every element is computed as before, and the
-replay stays bit for bit the eager step.
+each, so its update is a handful of whole-buffer operations, where one call per parameter costs
+the kernel's Python and four or more small ufunc calls each. So a replay moves the run's
+parameters and state into flat buffers once (the tensors' and state dicts' arrays become views of
+them, with the same values), computes the gradients into a flat gradient buffer (with out=, or a
+copy), and calls the kernel once whenever the run's host numbers agree (one parameter group).
+The kernels are elementwise: every element is computed as before, and the replay stays bit for
+bit the eager step.
 
 It never moves an array that anything else holds (a user's reference or a view of it: refcounts
 say), nor one that is a view of other memory (a user's own flat layout): then the run replays
@@ -28,18 +28,15 @@ def _counts(arrays):
     return [sys.getrefcount(a) for a in arrays]
 
 
-def _probe(*arrays):  # as FlatRun.move calls _counts: from a function given the arrays
-    return _counts(arrays)
-
-
 def _baseline():
     holder = [numpy.empty(1)]  # the owner: a tensor or a state dict
-    local = holder[0]  # the replay's own variable
-    return _probe(local)[0]
+    local = holder[0]  # noqa: F841  (the replay's variable)
+    arrays = [holder[0]]  # as FlatRun.move counts them
+    return _counts(arrays)[0]
 
 
-# references to a movable array inside move(): its owner's, the replay's variable, move's
-# arguments and what counting adds; any more and someone else holds it (or a view of it)
+# references to a movable array when move() counts them: its owner's, the replay's variable,
+# move's list and what counting adds; any more and someone else holds it (or a view of it)
 _SOLE = _baseline()
 
 
@@ -48,13 +45,12 @@ def find_runs(program):
     positional argument ("external", vids) for parameters and state, ("gradient", vids) for
     gradients the step computes, or ("none", None)."""
     runs, instrs, i = [], program.instrs, 0
-    made_by = {instr.outs: n for n, instr in enumerate(instrs) if type(instr.outs) is int}
     while i < len(instrs):
         j = i + 1
         if _update(instrs[i]):
             while j < len(instrs) and _same_update(instrs[i], instrs[j]):
                 j += 1
-            roles = _roles(program, instrs[i:j], made_by) if j - i > 1 else None
+            roles = _roles(program, instrs[i:j]) if j - i > 1 else None
             if roles is not None:
                 runs.append((i, j, roles))
         i = j
@@ -75,7 +71,7 @@ def _same_update(a, b):
             and all((type(x) is Ref) == (type(y) is Ref) for x, y in zip(a.args, b.args)))
 
 
-def _roles(program, run, made_by):
+def _roles(program, run):
     values, roles = program.values, []
     shapes = [values[next(a for a in instr.args if type(a) is Ref).vid].meta[1] for instr in run]
     for position in range(len(run[0].args)):
@@ -87,7 +83,7 @@ def _roles(program, run, made_by):
         if (any(meta[0] is not numpy.ndarray or meta[2] != metas[0][2] for meta in metas)
                 or [meta[1] for meta in metas] != shapes):
             return None
-        kinds = {_kind(program, vid, made_by) for vid in vids}
+        kinds = {_kind(program, vid) for vid in vids}
         if len(kinds) != 1 or None in kinds:
             return None
         roles.append((kinds.pop(), vids))
@@ -97,24 +93,20 @@ def _roles(program, run, made_by):
     return roles
 
 
-def _kind(program, vid, made_by):
+def _kind(program, vid):
     """"external" for a parameter's or state's array (moved into a flat buffer once), "gradient"
-    for a gradient the step computes with out= into a flat buffer, else None."""
+    for a gradient the step computes: into its view of a flat buffer with out= where the
+    operation takes that, else copied there (a pass over a small array, such as a bias's)."""
     value = program.values[vid]
     if value.kind == "external":
         owner = value.owner
         if owner[0] == "state" or (owner[0] == "array" and owner[1][0] == "obj"):
             return "external"
         return None
-    if value.kind != "produced" or vid not in program.gradient_writebacks:
-        return None
-    i = made_by.get(vid)
-    if i is None or value.view or value.aliases or not value.meta[1]:
-        return None
-    instr = program.instrs[i]
-    if instr.asarray or program._reusable_input(instr, program._last, i) is not None:
-        return None
-    return "gradient" if program.takes_out(instr) else None
+    if (value.kind == "produced" and vid in program.gradient_writebacks and not value.view
+            and not value.aliases and value.meta[1]):
+        return "gradient"
+    return None
 
 
 class FlatRun:
@@ -145,12 +137,13 @@ class FlatRun:
     def external_vids(self):
         return [vid for _, vids in self.externals for vid in vids]
 
-    def move(self, *arrays):
-        """The run's parameter and state arrays (in external_vids order) moved into flat buffers:
-        views of them now stand in their tensors and state dicts. The arrays as given when one
-        cannot move (then ok is None)."""
-        counts = _counts(arrays)
+    def move(self):
+        """Move the run's parameter and state arrays into flat buffers: views of them now stand
+        in their tensors and state dicts (the replay reads them again). When one cannot move,
+        nothing changes and ok is None."""
         program, namespace, k = self.program, self.program.namespace, self.hi - self.lo
+        arrays = [_owned_array(program.values[vid].owner) for vid in self.external_vids()]
+        counts = _counts(arrays)
         pool = program._pool
         plans = []
         for n, (position, vids) in enumerate(self.externals):
@@ -164,9 +157,8 @@ class FlatRun:
             if not all(_movable(a, group[0].dtype, c - extra)
                        for a, c, extra in zip(group, counts[n * k:(n + 1) * k], own)):
                 self.ok = None
-                return arrays
+                return
             plans.append((position, vids, _flat_copy(group), key))
-        moved = []
         for n, (position, vids, (flat, views), key) in enumerate(plans):
             if key is not None:
                 pool[key] = (flat, views)
@@ -177,9 +169,7 @@ class FlatRun:
             for vid, view in zip(vids, views):
                 program.values[vid].real = view  # the identity fast path of binding
                 namespace[program.identity_names[vid]] = view
-            moved += views
         self.ok = True
-        return tuple(moved)
 
     def gradients(self):
         """Make the gradient buffer ready for this replay: the last one's unless someone still
@@ -250,6 +240,13 @@ def _flat_copy(arrays):
         views.append(view)
         start += a.size
     return flat, views
+
+
+def _owned_array(owner):
+    if owner[0] == "state":
+        _, optimizer, param, key = owner
+        return optimizer.state[param][key]
+    return owner[1][1].array
 
 
 def _rebind(owner, view):

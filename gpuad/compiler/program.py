@@ -268,11 +268,12 @@ class Program:
         self._bind_externals(emit, states)
         if not runner:
             for run in self.flat_runs:  # parameters and state into flat buffers, once
-                vids = ", ".join(f"v{vid}" for vid in run.external_vids())
                 moved = " or ".join(f"v{vid} is not {self.identity_names[vid]}"
                                     for vid in run.external_vids())
                 emit(f"    if {run.prefix}.ok is not None and (not {run.prefix}.ok or {moved}):")
-                emit(f"        {vids}, = {run.prefix}.move({vids})")
+                emit(f"        {run.prefix}.move()")
+                for vid in run.external_vids():
+                    emit(f"        v{vid} = {self._external(self.values[vid].owner, states)}")
         n_scalars = sum(len(seg.scalars) for seg in self.segments)
         if self.segments:
             emit("    S = HOST()")
@@ -333,19 +334,24 @@ class Program:
             if value.kind != "external" or not self._bound(value.vid):
                 continue
             v, owner = f"v{value.vid}", value.owner
-            if owner[0] == "array":
-                emit(f"    {v} = {self._ref(owner[1])}.array")
-            elif owner[0] == "grad":
+            if owner[0] == "grad":
                 emit(f"    g = {self._ref(owner[1])}.grad")
                 emit(f"    if g is None: return {self._miss('a gradient was set when traced')}")
                 emit(f"    {v} = g.array")
             else:
-                _, opt, param, key = owner
-                emit(f"    {v} = {states[(id(opt), id(param))]}[{key!r}]")
+                emit(f"    {v} = {self._external(owner, states)}")
             self.identity_names[value.vid] = self._name(value.real, "x")
             emit(f"    if {v} is not {self.identity_names[value.vid]} and META({v}) != "
                  f"{self._name(value.meta, 'meta')}: return "
                  f"{self._miss('a parameter, gradient or state array changed shape or dtype')}")
+
+    def _external(self, owner, states):
+        """The expression that reads an external's array through its owner (a tensor's, or an
+        optimizer state entry)."""
+        if owner[0] == "array":
+            return f"{self._ref(owner[1])}.array"
+        _, opt, param, key = owner
+        return f"{states[(id(opt), id(param))]}[{key!r}]"
 
     def _body(self, emit, lo=0, hi=None, env=()):
         """Statements of instructions lo..hi, each value deleted after its last use. `env`: the
@@ -358,8 +364,13 @@ class Program:
                 self._drop_gradients(emit)
             run = runs.get(i)
             if run is None:
-                emit("    " + self._statement(self.instrs[i], last, i))
-                done = [(self.instrs[i], i)]
+                instr = self.instrs[i]
+                emit("    " + self._statement(instr, last, i))
+                for vid in _outs(instr):  # a gradient made otherwise: copied into its view
+                    if vid in self._flat_out and not self.takes_out(instr):
+                        emit(f"    COPYTO({self._flat_out[vid]}, v{vid}); v{vid} = "
+                             f"{self._flat_out[vid]}")
+                done = [(instr, i)]
             else:
                 done = [(instr, run.lo + n) for n, instr in enumerate(self.instrs[run.lo:run.hi])]
                 self._flat_update(emit, run, done)
@@ -460,13 +471,8 @@ class Program:
                 and type(args[0]) is Ref
                 and self.values[args[0].vid].meta == self.values[outs].meta):
             return target + self._arg(args[0])  # to its own shape: the same array serves
-        reuse = self._reusable_input(instr, last, i)
-        if reuse is not None:
-            self.reused += 1
-            fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
-            return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out=v{reuse})"
-        if type(outs) is int and outs in self._flat_out:  # into its flat buffer's view
-            out = self._flat_out[outs]
+        if type(outs) is int and outs in self._flat_out and self.takes_out(instr):
+            out = self._flat_out[outs]  # into its view of the flat gradient buffer
             if instr.kind == "method" and instr.target == "copy":
                 return f"COPYTO({out}, {self._arg(args[0])}); {target}{out}"
             if instr.kind == "method":
@@ -475,6 +481,11 @@ class Program:
                         f"{call_args + ', ' if call_args else ''}out={out})")
             fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
             return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out={out})"
+        reuse = self._reusable_input(instr, last, i)
+        if reuse is not None:
+            self.reused += 1
+            fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
+            return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out=v{reuse})"
         if type(outs) is int and outs in self._buffers:
             fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
             out = self._name(self._buffers[outs], "b")

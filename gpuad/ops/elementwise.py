@@ -229,8 +229,8 @@ def _relu_grad(g, y):
     # The same numbers as where(), as bits: g AND an all-ones mask where it passes. numpy's where
     # with a scalar takes a slow branchy loop (100 us on a 128x256 float32 batch against 15 here).
     xp, bits = xp_of(y), numpy.dtype(f"u{g.dtype.itemsize}")
-    mask = xp.invert(y <= 0).astype(bits)
-    xp.negative(mask, out=mask)  # 1 -> all ones
+    mask = (y <= 0).astype(bits)
+    xp.subtract(mask, 1, out=mask)  # 1 -> 0 where g stops, 0 -> all ones where it passes
     xp.bitwise_and(mask, g.view(bits), out=mask)
     return mask.view(g.dtype)
 
