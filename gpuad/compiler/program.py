@@ -90,7 +90,6 @@ class Program:
         self._reclaimable = self._reclaimable_gradients()
         self.namespace["RECLAIM"] = reclaim
         self.identity_names = {}  # external vid -> the name binding compares it with first
-        self._pool.setdefault("programs", []).append(self)
         self.flat_runs, self._flat_out = [], {}  # flat.py: runs of updates, gradient -> view
         for lo, hi, roles in flat_updates.find_runs(self):
             run = flat_updates.FlatRun(self, len(self.flat_runs), lo, hi, roles)
@@ -104,6 +103,7 @@ class Program:
         code = _code(self.source, f"<gpuad.compile {name}>")
         exec(code, self.namespace)  # noqa: S102  (our own generated source)
         self.run = self.namespace["replay"]
+        self._pool.setdefault("programs", []).append(self)  # flat.py counts what they hold
 
     def attach_graphs(self, enabled, capture=None):
         """On CUDA, run replays as captured CUDA graphs (graphs.py): the program's blocks of
