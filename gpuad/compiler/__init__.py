@@ -6,7 +6,8 @@ operation it performs, forward, backward rules, gradient accumulation and optimi
 program.py turns that recording into one generated Python function. Later calls with the same
 signature run that function: no Tensor, Node, type promotion or rule lookup, the same numpy/CuPy
 calls in the same order, so on the CPU a compiled step computes bit for bit what the eager one does.
-On CUDA, graphs.py captures the replay as CUDA graphs.
+On the CPU, flat.py replays a run of per-parameter optimizer updates as one call over flat buffers;
+on CUDA, graphs.py captures the replay as CUDA graphs.
 
 What changes between calls is read afresh on each replay: the arguments' arrays, parameters,
 gradients and optimizer state (through their owners), the optimizer's host numbers (learning
