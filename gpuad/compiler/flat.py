@@ -120,7 +120,6 @@ class FlatRun:
         self.prefix = f"F{index}"
         first = next(vids for _, vids in roles if vids is not None)
         self.shapes = [program.values[vid].meta[1] for vid in first]
-        self.sizes = [math.prod(shape) for shape in self.shapes]
         self.externals = [(p, vids) for p, (role, vids) in enumerate(roles) if role == "external"]
         self.gradient = next(((p, vids) for p, (role, vids) in enumerate(roles)
                               if role == "gradient"), None)
@@ -179,12 +178,7 @@ class FlatRun:
         if self.gradient_views is not None and self._gradient_counts() == self.gradient_counts:
             return
         position, vids = self.gradient
-        meta = self.program.values[vids[0]].meta
-        flat = numpy.empty(sum(self.sizes), meta[2])
-        views, start = [], 0
-        for shape, size in zip(self.shapes, self.sizes):
-            views.append(flat[start:start + size].reshape(shape))
-            start += size
+        flat, views = _flat_views(self.shapes, self.program.values[vids[0]].meta[2])
         namespace = self.program.namespace
         namespace[self.flat_name(position)] = flat
         for k, view in enumerate(views):
@@ -231,14 +225,19 @@ def _movable(array, dtype, references):
             and array.flags.c_contiguous and array.flags.writeable and references <= _SOLE)
 
 
+def _flat_views(shapes, dtype):
+    """One new buffer and a C-contiguous view of it per shape, in order."""
+    sizes = [math.prod(shape) for shape in shapes]
+    flat = numpy.empty(sum(sizes), dtype)
+    starts = numpy.cumsum([0] + sizes[:-1]).tolist()
+    return flat, [flat[start:start + size].reshape(shape)
+                  for start, size, shape in zip(starts, sizes, shapes)]
+
+
 def _flat_copy(arrays):
-    flat = numpy.empty(sum(a.size for a in arrays), arrays[0].dtype)
-    views, start = [], 0
-    for a in arrays:
-        view = flat[start:start + a.size].reshape(a.shape)
+    flat, views = _flat_views([a.shape for a in arrays], arrays[0].dtype)
+    for view, a in zip(views, arrays):
         numpy.copyto(view, a)
-        views.append(view)
-        start += a.size
     return flat, views
 
 
