@@ -2,9 +2,9 @@
 recorded graph behind a tensor as Graphviz DOT text).
 
 A teaching view on top of autograd.py, after Griewank & Walther's tables: inputs are v_{1-n}..v_0,
-every recorded op that depends on them is v_1..v_m in creation (Node.seq) order, and each adjoint
-v̄_i is the sum over v_i's consumers of v̄_consumer · ∂consumer/∂v_i, computed by the ops' own vjp
-rules. It only reads the tape; it never changes how backward() works.
+every recorded op that depends on them is v_1..v_m in creation (Node.seq) order, and each
+adjoint v̄_i is the sum over v_i's consumers of v̄_consumer · ∂consumer/∂v_i, computed by
+the ops' own vjp rules. It only reads the tape; it never changes how backward() works.
 """
 import dataclasses
 import inspect
@@ -37,7 +37,7 @@ class Term:
     consumer: str     # "v4"
     arg: int          # which argument of the consumer v_i is (an input used twice gives two terms)
     adjoint: object   # v̄_consumer
-    partial: object   # ∂consumer/∂v_i (the rule run with g = 1) if both have one element, else None
+    partial: object   # ∂consumer/∂v_i (the rule run with g = 1) for one-element ones, else None
     value: object     # the contribution itself: the vjp rule run with g = v̄_consumer
 
 
@@ -60,7 +60,7 @@ class Trace:
         by_name = {row.name: row for row in reverse}
         n = len(labels)
         self.value = next(r.value for r in forward if r.name == output)
-        self.grads = tuple(by_name[f"v{i - n + 1}"].value for i in range(n))  # ∂y/∂input, in order
+        self.grads = tuple(by_name[f"v{i - n + 1}"].value for i in range(n))  # ∂y/∂inputs
 
     def __str__(self):
         return self.table()
