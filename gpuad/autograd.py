@@ -454,6 +454,7 @@ class _Walk:
             _accumulate(self.pending, x, gx)
         if not self.retain_graph:
             node.inputs = None  # frees what the node saved; a second backward raises
+            node.kwargs.pop("saved", None)  # and what its forward kept for it (ops.Saving)
 
     def results(self, allow_unused):
         if self.inputs is not None and not allow_unused:

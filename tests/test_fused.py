@@ -169,6 +169,20 @@ def test_every_registry_entry_has_a_case():
 
 
 # ---- CPU: the references are the formulas ------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_relu_backward_reference_is_torch_threshold_backward_bit_for_bit(dtype):
+    # where(y <= 0, 0, g): +0 where it stops (also for a negative or NaN g), g where y > 0 or NaN
+    y = np.array([0.0, -0.0, 1.0, np.nan, np.inf, 2.5, 0.0, 0.0, 3.0], dtype)
+    g = np.array([-1.0, np.nan, np.inf, -3.0, np.nan, -0.0, -np.inf, np.nan, -0.0], dtype)
+    bits = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    out = kernels.DISPATCHERS["relu_backward"](g, y)
+    assert out.dtype == dtype and out.shape == g.shape
+    np.testing.assert_array_equal(out.view(bits), np.where(y <= 0, 0, g).astype(dtype).view(bits))
+    torch = pytest.importorskip("torch")
+    expected = torch.ops.aten.threshold_backward(torch.from_numpy(g), torch.from_numpy(y), 0)
+    np.testing.assert_array_equal(out.view(bits), expected.numpy().view(bits))
+
+
 @pytest.mark.parametrize("shape", [(7,), (3, 5)])
 def test_activation_references_match_their_formulas(shape):
     rng = np.random.default_rng(1)

@@ -462,6 +462,27 @@ def test_cross_entropy_gradient_is_softmax_minus_one_hot():
     np.testing.assert_allclose(x.grad.numpy(), p - np.eye(4)[t.numpy()], rtol=1e-12, atol=1e-15)
 
 
+def test_cross_entropy_keeps_its_softmax_for_backward_and_frees_it_after():
+    x = gpuad.randn(6, 5, dtype=gpuad.float64, requires_grad=True)
+    t = gpuad.tensor([0, 4, 1, 1, 2, 3])
+    loss = F.cross_entropy(x, t)
+    e, s = loss._node.kwargs["saved"]  # exp(x - max) class-major and its sums (ops.Saving)
+    p = F.softmax(x, 1).detach().numpy()
+    np.testing.assert_allclose(e.T / s[:, None], p, rtol=1e-13)
+    kept = e.copy(), s.copy()
+    loss.backward(retain_graph=True)
+    first = x.grad.numpy().copy()
+    np.testing.assert_allclose(first, (p - np.eye(5)[t.numpy()]) / 6, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(e, kept[0])  # the rule reads them and writes nothing there
+    np.testing.assert_array_equal(s, kept[1])
+    x.grad = None
+    loss.backward()  # the retained graph runs again and then lets them go
+    np.testing.assert_array_equal(x.grad.numpy(), first)
+    assert "saved" not in loss._node.kwargs
+    with gpuad.no_grad():
+        assert F.cross_entropy(x, t)._node is None  # nothing recorded, nothing kept
+
+
 # ---- init ---------------------------------------------------------------------------------
 def test_init_statistics_and_gains(device):
     gpuad.manual_seed(0)

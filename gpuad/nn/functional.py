@@ -231,14 +231,19 @@ def _swap01(ndim):
     return (1, 0) + tuple(range(2, ndim))
 
 
+def _softmax_terms(x):
+    """(e, s, logsumexp(x, 1)) for logits x (N, C, ...): e = exp(x - max over dim 1) class-major
+    (C, N, ...) and s its sum over the classes, from which the gradient gets the softmax e / s."""
+    e, top = _exp_shifted(x)
+    s = e.sum(axis=0)
+    return e, s, xp_of(x).log(s) + top
+
+
 @fused("softmax_nll")
 def _softmax_nll_array(x, target, w):
     """(logsumexp(x, 1) - x[target]) * w for logits x (N, C, ...), class indices target (N, ...)
     and weights w (N, ...), or None for weights of 1: cross_entropy's per-element loss."""
-    xp = xp_of(x)
-    e, top = _exp_shifted(x)
-    lse = xp.log(e.sum(axis=0)) + top
-    loss = lse - x[_at_class(target)]
+    loss = _softmax_terms(x)[2] - x[_at_class(target)]
     return loss if w is None else loss * w.astype(x.dtype, copy=False)
 
 
@@ -329,9 +334,13 @@ def _reduce_entries(loss, w, reduction):
     return total if reduction == "sum" else total / (loss.size if w is None else w.sum())
 
 
-def _class_cross_entropy_vjp(g, y, x, target, weight, *, ignore_index, reduction):
+def _class_cross_entropy_vjp(g, y, x, target, weight, *, ignore_index, reduction, saved=None):
     if not x.requires_grad:
         return None, None, None
+    if saved is not None and ops.plain_backward():  # the forward's softmax terms: one raw call
+        return Tensor(_class_cross_entropy_grad_array(
+            g.array, target.array, None if weight is None else weight.array, *saved,
+            ignore_index=ignore_index, reduction=reduction)), None, None
     safe, scale = _class_scale(g, target, weight, ignore_index, reduction, x)
     return _softmax_nll_grad(x, Tensor(safe), scale), None, None  # through the log-softmax
 
@@ -341,20 +350,51 @@ def _class_cross_entropy(x, target, weight, *, ignore_index, reduction):
     """cross_entropy of logits x (N, C, d1, ...) at class indices target (N, d1, ...), without
     label smoothing, as one op: per entry (logsumexp(x, 1) - x[target]) * weight[target], 0
     where target == ignore_index; 'mean' divides the sum by the summed weights of the targets
-    not ignored (NaN if there are none), as torch does."""
-    return _class_cross_entropy_array(x, target, weight, ignore_index=ignore_index,
-                                      reduction=reduction)
+    not ignored (NaN if there are none), as torch does. It keeps the softmax's terms for the
+    backward (as torch's log_softmax keeps its output), except on CUDA, where one row kernel
+    each way recomputes them."""
+    if backend.device_of(x).type == "cuda":
+        safe, w, valid = _class_targets(target, weight, ignore_index, x.dtype)
+        # an ignored target's NaN logits give 0, as in torch
+        loss = xp_of(x).where(valid, _softmax_nll_array(x, safe, w), 0)
+        return _reduce_entries(loss, w, reduction)
+    loss, e, s = _class_cross_entropy_array(x, target, weight, ignore_index=ignore_index,
+                                            reduction=reduction)
+    return ops.Saving(loss, (e, s))
 
 
 @fused("class_cross_entropy")
 def _class_cross_entropy_array(x, target, weight, *, ignore_index, reduction):
     """_class_cross_entropy's forward as one call (gpuad.compile records it whole, so a replay
-    looks at each batch afresh): without masks when every index counts with weight 1."""
+    looks at each batch afresh): (the loss as an array, e, s of _softmax_terms), without masks
+    when every index counts with weight 1."""
+    xp = xp_of(x)
+    e, s, lse = _softmax_terms(x)
     if _none_ignored(target, weight, x.shape[1], ignore_index):
-        return _reduce_entries(_softmax_nll_array(x, target, None), None, reduction)
+        return xp.asarray(_reduce_entries(lse - x[_at_class(target)], None, reduction)), e, s
     safe, w, valid = _class_targets(target, weight, ignore_index, x.dtype)
     # an ignored target's NaN logits give 0, as in torch
-    return _reduce_entries(xp_of(x).where(valid, _softmax_nll_array(x, safe, w), 0), w, reduction)
+    loss = xp.where(valid, (lse - x[_at_class(safe)]) * w, 0)
+    return xp.asarray(_reduce_entries(loss, w, reduction)), e, s
+
+
+@fused("class_cross_entropy_grad")
+def _class_cross_entropy_grad_array(g, target, weight, e, s, *, ignore_index, reduction):
+    """d loss / d logits (N, C, ...) for upstream gradient g from the forward's e and s:
+    (e / s - one_hot(target)) * scale, scale being _class_scale's, in one call (a replay looks
+    at each batch afresh). e and s stay as they are (a second backward may read them again)."""
+    xp = xp_of(e)
+    if _none_ignored(target, weight, e.shape[0], ignore_index):
+        scale = g / target.size if reduction == "mean" else g  # the same for every entry
+    else:
+        target, w, valid = _class_targets(target, weight, ignore_index, g.dtype)
+        scale = xp.where(valid, (g / w.sum() if reduction == "mean" else g) * w, 0)
+    factor = scale.astype(e.dtype, copy=False) / s
+    out = xp.empty((e.shape[1], e.shape[0]) + e.shape[2:], e.dtype)
+    xp.multiply(e.transpose(_swap01(e.ndim)), factor.reshape(out.shape[:1] + (1,) + s.shape[1:]),
+                out=out)
+    out[_at_class(target)] -= scale
+    return out
 
 
 def _class_nll_vjp(g, y, x, target, weight, *, ignore_index, reduction):

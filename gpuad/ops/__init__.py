@@ -121,6 +121,17 @@ def as_input(a, name):
     return Tensor(array)
 
 
+class Saving:
+    """What a forward returns to keep arrays for its rule: `Saving(out, saved)`. The op's result
+    is `out`; the rule gets `saved` as its keyword `saved` (torch's save_for_backward for what
+    the inputs do not hold, such as a softmax the gradient reuses). Nothing is kept when no Node
+    is recorded, and a backward frees it with the node's inputs."""
+    __slots__ = ("out", "saved")
+
+    def __init__(self, out, saved):
+        self.out, self.saved = out, saved
+
+
 def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floating=False,
           autocast=None):
     """Run `forward` on the raw arrays of `args` and record a Node for `vjp` if needed.
@@ -189,14 +200,21 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         raise _with_context(error, name, raw) from None
     finally:
         backend.restore_float_errors(quiet)
+    saved = None
     if type(out) not in backend.ARRAY_TYPES:
-        out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars; keep arrays
+        if type(out) is Saving:
+            out, saved = out.out, out.saved
+        if type(out) not in backend.ARRAY_TYPES:
+            out = backend.xp_of(first).asarray(out)  # numpy reductions return scalars
     if ANOMALY[0] and not grad_mode.in_backward:
         check_finite("forward", name, user_site(), out, raw)
     result = Tensor(out)
     if needs_grad and vjp is not None and grad_mode.enabled:
         inputs = tuple(args)
-        result._node = Node(name, vjp, inputs, {**defaults, **kwargs} if defaults else kwargs)
+        attrs = {**defaults, **kwargs} if defaults else kwargs
+        if saved is not None:
+            attrs = {**attrs, "saved": saved}
+        result._node = Node(name, vjp, inputs, attrs)
         if ANOMALY[0] or DEBUG[0]:
             result._node.site = user_site()  # where the user created it, for backward's errors
         result._requires_grad = True
