@@ -22,7 +22,10 @@ def check_dtypes(where, input, *params, kind="matmul", what="weight", subject="t
     back. Under autocast the dtypes are compared after autocast's casts (no error where torch
     casts). `where` is a name or the Module, described only when raising."""
     dtype = input.dtype
-    if all(p is None or p.dtype == dtype for p in params):
+    for p in params:  # a loop, not all() over a generator: every layer call runs this
+        if p is not None and p.dtype != dtype:
+            break
+    else:
         return None
     dtypes = [p.dtype for p in params if p is not None]
     device_type = input.device.type

@@ -55,10 +55,10 @@ class Linear(Module):
         _reset_like_torch(self.weight, self.bias)
 
     def forward(self, input):
-        weight = self.weight  # read once: it may be a parametrization (spectral_norm, ...)
-        check_dtypes(self, input, weight, self.bias)
+        weight, bias = self.weight, self.bias  # once each: a parametrization computes them
+        check_dtypes(self, input, weight, bias)
         try:
-            return F.linear(input, weight, self.bias)
+            return F.linear(input, weight, bias)
         except ValueError:  # checked only on failure: the common path pays nothing
             shape = tuple(getattr(input, "shape", ()))
             if shape[-1:] == (self.in_features,):

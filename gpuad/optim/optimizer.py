@@ -20,17 +20,22 @@ def scratch(like, slot=0):
     outlive the call. A fresh temporary of a big parameter's size is a fresh mmap on the CPU:
     page faults each step, which made SGD's update 5x slower than the same arithmetic in place."""
     try:
-        buffers = _scratch.buffers
+        buffers, views = _scratch.buffers, _scratch.views
     except AttributeError:
-        buffers = _scratch.buffers = {}
+        buffers, views = _scratch.buffers, _scratch.views = {}, {}
     device = None if type(like) is numpy.ndarray else backend.device_of(like)
     key = (type(like), like.dtype, device, slot)
+    view = views.get((key, like.shape))  # an update per parameter per step: keep the views too
+    if view is not None:
+        return view
     size = like.size
     flat = buffers.get(key)
     if flat is None or flat.size < size:
         flat = buffers[key] = backend.create(device or backend.CPU, "empty", max(size, 1),
                                              dtype=like.dtype)
-    return flat[:size].reshape(like.shape)
+        views.clear()  # views of the smaller buffer would keep it alive
+    view = views[key, like.shape] = flat[:size].reshape(like.shape)
+    return view
 
 
 def check_nonnegative(owner, **hyper):
@@ -191,10 +196,11 @@ class Optimizer:
             g = p.grad
             if g is None:
                 continue
-            if g.shape != p.shape:
+            a, ga = p.array, g.array  # compared as arrays: no Device objects on the common path
+            if ga.shape != a.shape:
                 raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} but "
                                  f"its gradient has shape {g.shape}; no parameter was updated")
-            if g.device != p.device:
+            if type(ga) is not type(a) or not backend.same_device(ga, a):
                 raise RuntimeError(f"{type(self).__name__}: parameter {i} is on {p.device} but its "
                                    f"gradient is on {g.device}; no parameter was updated (move the "
                                    f"model before backward, or clear .grad after moving it)")
