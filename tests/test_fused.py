@@ -178,6 +178,11 @@ def test_relu_backward_reference_is_torch_threshold_backward_bit_for_bit(dtype):
     out = kernels.DISPATCHERS["relu_backward"](g, y)
     assert out.dtype == dtype and out.shape == g.shape
     np.testing.assert_array_equal(out.view(bits), np.where(y <= 0, 0, g).astype(dtype).view(bits))
+    # a transposed layout (a convolution's output) is kept, so both passes run in memory order
+    y2, g2 = np.maximum(np.arange(-6.0, 6.0).reshape(3, 4), 0).astype(dtype).T, g[:4, None] + y
+    out2 = kernels.DISPATCHERS["relu_backward"](np.asfortranarray(g2[:, :3]), y2)
+    assert out2.flags.f_contiguous and not out2.flags.c_contiguous
+    np.testing.assert_array_equal(out2.view(bits), np.where(y2 <= 0, 0, g2[:, :3]).view(bits))
     torch = pytest.importorskip("torch")
     expected = torch.ops.aten.threshold_backward(torch.from_numpy(g), torch.from_numpy(y), 0)
     np.testing.assert_array_equal(out.view(bits), expected.numpy().view(bits))

@@ -231,7 +231,7 @@ def _relu_grad(g, y):
     # batch against 15 here). A ReLU output is >= 0, -0 or NaN, so y != 0 is the same test as
     # not y <= 0, written straight into the integer mask (one pass fewer than casting a bool).
     xp, bits = xp_of(y), numpy.dtype(f"u{g.dtype.itemsize}")
-    mask = xp.empty(y.shape, bits)
+    mask = xp.empty_like(y, dtype=bits)  # y's memory order (a conv's output may be transposed)
     xp.not_equal(y, 0, out=mask)
     xp.multiply(mask, g.view(bits), out=mask)
     return mask.view(g.dtype)
