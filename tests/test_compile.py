@@ -264,6 +264,44 @@ def test_new_batches_and_a_new_learning_rate_are_read_on_every_call():
     assert step.traces == 2
 
 
+def test_optimizer_numbers_are_reused_only_while_nothing_they_come_from_changes():
+    # SGD's host numbers are reused from the last replay while the groups' settings and the state
+    # dicts stay: every change below must reach the update, bit for bit as in eager mode
+    def build():
+        w = gpuad.tensor([1.0, 2.0, -1.0], requires_grad=True)
+        v = gpuad.tensor([0.5, -1.0, 3.0], requires_grad=True)
+        opt = gpuad.optim.SGD([{"params": [w]}, {"params": [v], "lr": 0.1}], lr=0.5, momentum=0.9)
+
+        def step(x):
+            loss = (w * x).sum() + (v * v * x).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return w, v, opt, step
+
+    changes = {3: lambda opt, w: opt.param_groups[1].update(lr=0.05),
+               5: lambda opt, w: opt.param_groups[0].update(momentum=0.5),
+               7: lambda opt, w: opt.param_groups[0].update(weight_decay=0.01),
+               8: lambda opt, w: opt.state[w].clear(),  # a first momentum step again
+               10: lambda opt, w: opt.param_groups[0].update(nesterov=True, dampening=0.0),
+               12: lambda opt, w: setattr(opt, "param_groups", opt.param_groups[::-1])}
+    runs = []
+    for compiled in (False, True):
+        w, v, opt, step = build()
+        step = gpuad.compile(step) if compiled else step
+        seen = []
+        for i in range(14):
+            if i in changes:
+                changes[i](opt, w)
+            step(gpuad.tensor([1.0, float(i), -0.5]))
+            seen.append((w.array.copy(), v.array.copy()))
+        runs.append(seen)
+    for (we, ve), (wc, vc) in zip(*runs):
+        np.testing.assert_array_equal(wc, we)
+        np.testing.assert_array_equal(vc, ve)
+
+
 def test_random_draws_are_made_again_not_frozen():
     @gpuad.compile
     def noisy(x):

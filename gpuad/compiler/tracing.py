@@ -92,12 +92,13 @@ class Instr:
 class Segment:
     """One optimizer update of the step: whose it was, and the structure and host scalars of the
     operations it recorded (a replay re-runs the update on NullArrays to refresh the scalars)."""
-    __slots__ = ("optimizer", "update", "param", "group_index", "keys", "first_sid", "scalars",
-                 "metas")
+    __slots__ = ("optimizer", "update", "param", "group", "group_index", "keys", "first_sid",
+                 "scalars", "metas")
 
-    def __init__(self, optimizer, update, param, group_index, first_sid, metas):
+    def __init__(self, optimizer, update, param, group, group_index, first_sid, metas):
         self.optimizer, self.update, self.param = optimizer, update, param
-        self.group_index, self.first_sid, self.metas = group_index, first_sid, metas
+        self.group, self.group_index = group, group_index  # a replay finds that dict there
+        self.first_sid, self.metas = first_sid, metas
         self.keys, self.scalars = [], []
 
 
@@ -369,7 +370,7 @@ class Recorder:
             p.grad.array = self.external(p.grad.array, ("grad", self.refs[id(p)]))
         metas = (self.values[p.array._vid].meta, self.values[p.grad.array._vid].meta)
         group_index = next(i for i, g in enumerate(optimizer.param_groups) if g is group)
-        segment = Segment(optimizer, update, p, group_index, self.n_scalars, metas)
+        segment = Segment(optimizer, update, p, group, group_index, self.n_scalars, metas)
         self.segments.append(segment)
         self.segment = segment
         try:
