@@ -201,6 +201,8 @@ def embedding(input, weight, padding_idx=None):
 def _at_class(target):
     """The index of x[n, target[n, d1, ...], d1, ...] for logits x (N, C, d1, ...)."""
     xp, shape = xp_of(target), target.shape
+    if len(shape) == 1:  # (N, C) logits, the common case
+        return xp.arange(shape[0]), target
     grids = [xp.arange(s).reshape((s,) + (1,) * (len(shape) - i - 1)) for i, s in enumerate(shape)]
     return (grids[0], target) + tuple(grids[1:])
 
