@@ -302,6 +302,26 @@ def test_optimizer_numbers_are_reused_only_while_nothing_they_come_from_changes(
         np.testing.assert_array_equal(vc, ve)
 
 
+def test_array_sum_methods_replay_as_add_reduce_with_sums_defaults():
+    # a replay calls numpy.add.reduce for ndarray.sum (one Python frame fewer): axis=None when
+    # sum had none (reduce's own default is 0), and bool sums still count in int64
+    def sums(t):
+        a = t.array
+        return tuple(gpuad.Tensor(r) for r in (  # arrays, not numpy scalars (Tensor(scalar) is
+            a.sum(keepdims=True), a.sum(0), a.sum(axis=1, keepdims=True),  # float32 eagerly)
+            (a > 0).sum(keepdims=True), a.sum(None, np.float64, keepdims=True),
+            a.sum(out=np.empty((), np.float32))))
+
+    compiled = gpuad.compile(sums)
+    t = gpuad.tensor(np.arange(12.0, dtype=np.float32).reshape(3, 4) - 5)
+    for _ in range(3):
+        got = compiled(t)
+    assert "sum(" not in compiled.programs()[0].source
+    for g, e in zip(got, sums(t)):
+        assert g.dtype == e.dtype and g.shape == e.shape
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+
+
 def test_random_draws_are_made_again_not_frozen():
     @gpuad.compile
     def noisy(x):

@@ -124,8 +124,19 @@ class FlatRun:
         self.gradient = next(((p, vids) for p, (role, vids) in enumerate(roles)
                               if role == "gradient"), None)
         self.gradient_views, self.gradient_flat, self.gradient_counts = None, None, None
+        self.scalar_rows, self._asked, self._same = [], None, False  # see same_numbers
         for p, (role, _) in enumerate(roles):
             program.namespace[self.flat_name(p)] = None
+
+    def same_numbers(self, numbers):
+        """Whether every update of the run got the same host numbers from HOST()'s list (their
+        slots: scalar_rows). Remembered for the list last asked about: a replay that reuses the
+        last host pass passes that same list again."""
+        if numbers is not self._asked:
+            rows = [[numbers[i] for i in row] for row in self.scalar_rows]
+            self._same = all(row == rows[0] for row in rows[1:])
+            self._asked = numbers
+        return self._same
 
     def flat_name(self, position):
         return f"{self.prefix}a{position}"

@@ -398,9 +398,13 @@ class Program:
     def _flat_update(self, emit, run, instrs):
         """A run of updates (flat.py): one call over the flat buffers when the arrays moved there
         and every update got the same host numbers, else one call per parameter."""
-        numbers = ["(" + "".join(self._arg(v) + ", " for v in instr.kwargs.values()) + ")"
-                   for instr, _ in instrs]
-        emit(f"    if {run.prefix}.ok and {' == '.join(numbers)}:")
+        if all(type(v) is Scalar for instr, _ in instrs for v in instr.kwargs.values()):
+            run.scalar_rows = [[v.sid for v in instr.kwargs.values()] for instr, _ in instrs]
+            emit(f"    if {run.prefix}.ok and {run.prefix}.same_numbers(S):")
+        else:
+            numbers = ["(" + "".join(self._arg(v) + ", " for v in instr.kwargs.values()) + ")"
+                       for instr, _ in instrs]
+            emit(f"    if {run.prefix}.ok and {' == '.join(numbers)}:")
         args = ["None" if role == "none" else run.flat_name(position)
                 for position, (role, _) in enumerate(run.roles)]
         emit(f"        {self._name(instrs[0][0].target, 'f')}({', '.join(args)}"
@@ -470,6 +474,17 @@ class Program:
             emit(f"    E[{vid}] = v{vid}")
         self._in_graph = False
         return "\n".join(lines) + "\n"
+    def _method(self, instr, extra=""):
+        """A method call's expression. numpy's ndarray.sum is a Python wrapper around
+        numpy.add.reduce: a replay calls that directly (the same call, one frame fewer)."""
+        args = instr.args
+        call_args = ", ".join(a for a in (self._call_args(args[1:], instr.kwargs), extra) if a)
+        if instr.target == "sum" and instr.xp is numpy:
+            axis = "" if len(args) > 1 or "axis" in instr.kwargs else "None"  # sum()'s default
+            call_args = ", ".join(a for a in (axis, call_args) if a)
+            return f"{self._name(_ADD_REDUCE, 'f')}({self._arg(args[0])}, {call_args})"
+        return f"{self._arg(args[0])}.{instr.target}({call_args})"
+
     def _statement(self, instr, last, i):
         kind, args = instr.kind, instr.args
         outs = instr.outs
@@ -485,9 +500,7 @@ class Program:
             if instr.kind == "method" and instr.target == "copy":
                 return f"COPYTO({out}, {self._arg(args[0])}); {target}{out}"
             if instr.kind == "method":
-                call_args = self._call_args(args[1:], instr.kwargs)
-                return (target + f"{self._arg(args[0])}.{instr.target}("
-                        f"{call_args + ', ' if call_args else ''}out={out})")
+                return target + self._method(instr, f"out={out}")
             fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
             return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out={out})"
         reuse = self._reusable_input(instr, last, i)
@@ -508,7 +521,7 @@ class Program:
         if kind == "call":
             expr = f"{self._name(instr.target, 'f')}({self._call_args(args, instr.kwargs)})"
         elif kind == "method":
-            expr = f"{self._arg(args[0])}.{instr.target}({self._call_args(args[1:], instr.kwargs)})"
+            expr = self._method(instr)
         elif kind == "binop" and instr.target == "@" and self._in_graph:
             expr = f"{self._name(kernels.DISPATCHERS['matmul'], 'f')}({self._call_args(args, {})})"
         elif kind == "call" and instr.name == "matmul" and self._in_graph and not instr.kwargs:
@@ -697,6 +710,7 @@ _INPLACE_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "//": "flo
 
 
 _PLAIN = (int, float, bool, str, type(None))
+_ADD_REDUCE = numpy.add.reduce  # one object: a bound method is made anew on every lookup
 
 
 def _state_entries(state):
