@@ -174,6 +174,16 @@ def test_split_and_chunk_return_tuples(device):
     np.testing.assert_array_equal(_np(x.grad)[:, 0], [2, 2, 3, 3, 3])
 
 
+def test_flatten_with_nothing_to_merge_returns_the_input_itself_like_torch(device):
+    x = _x(device, (2, 3)).requires_grad_()
+    assert gpuad.flatten(x, 1) is x and x.flatten(-1, -1) is x and gpuad.nn.Flatten()(x) is x
+    assert gpuad.flatten(x) is not x and tuple(gpuad.flatten(x).shape) == (6,)
+    assert tuple(gpuad.flatten(gpuad.tensor(2.0, device=device)).shape) == (1,)  # 0-d: 1-d
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(2, 3)
+    assert torch.flatten(t, 1) is t and torch.flatten(t, -1, -1) is t and torch.flatten(t) is not t
+
+
 # ---- Tensor methods ------------------------------------------------------------------------------
 def test_tensor_methods(device):
     a = np.arange(6.0).reshape(2, 3)

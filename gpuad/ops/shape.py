@@ -133,6 +133,8 @@ def flatten(x, start_dim=0, end_dim=-1):
     if s > e:
         raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
                            f"(tensor shape {shape})")
+    if s == e and shape and isinstance(x, Tensor):
+        return x  # nothing to merge: torch returns the input itself (nn.Flatten on (N, 784))
     return reshape(x, shape=shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
 
 
