@@ -5,6 +5,7 @@ values on the host, keeps what changes between calls (batches, learning rates, s
 random draws) as inputs, and never peaks above eager's memory."""
 import contextlib
 import functools
+import gc
 import re
 import sys
 import tracemalloc
@@ -427,6 +428,24 @@ def _peak(step, batches, warm=3):
         return tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
+
+
+def test_a_program_keeps_no_array_it_never_reads():
+    # the old gradients a traced call found (zero_grad drops them) must not live on in the program
+    import weakref
+    model = models.MLP(64, (64,), 10)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    step = gpuad.compile(_classifier_step(model, opt))
+    rng = np.random.default_rng(0)
+    batch = (gpuad.tensor(rng.standard_normal((8, 64)).astype(np.float32)),
+             gpuad.tensor(rng.integers(0, 10, 8)))
+    step(*batch)  # creates the momentum buffers: not kept
+    old = [weakref.ref(p.grad.array) for p in model.parameters()]
+    step(*batch)  # recorded and kept: it read those gradients before zero_grad dropped them
+    step(*batch)
+    assert step.programs()
+    gc.collect()
+    assert [r() is None for r in old] == [True] * len(old)
 
 
 def test_compiled_peak_memory_is_not_above_eager():

@@ -101,6 +101,9 @@ class Program:
                     self._flat_out[vid] = run.view_name(k)
                     self._reclaimable.discard(vid)
         self.source = self._generate(name)
+        for value in self.values:  # an external the replay never binds (an old gradient, which
+            if value.kind == "external" and value.vid not in self.identity_names:  # zero_grad
+                value.real = None  # dropped) must not stay alive through this program
         code = _code(self.source, f"<gpuad.compile {name}>")
         exec(code, self.namespace)  # noqa: S102  (our own generated source)
         self.run = self.namespace["replay"]
