@@ -87,7 +87,7 @@ class CompiledFunction:
     def __init__(self, fn, fullgraph=False, verbosity=0, graphs=True):
         self.fn, self.fullgraph, self.verbosity, self.graphs = fn, fullgraph, verbosity, graphs
         self.cache = {}  # signature -> [Program]
-        self.pool = {}  # the programs' kept-buffer memory, shared (see Program._base)
+        self.pool = {}  # what the programs share: each other, flat buffers (see flat.py)
         self.fallback = None  # why every call now runs eagerly
         self.traces = 0
         self.full_warned = False

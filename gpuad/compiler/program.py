@@ -1,13 +1,13 @@
 """A recorded step made into one Python function over raw arrays: dead operations dropped, every
-intermediate freed after its last use, results written into dead inputs of their shape (out=) or
-into buffers kept from one replay to the next, and the whole program (guards, optimizer scalars,
-operations, write-backs) generated as source and compiled once, so a replay is a straight run of
-numpy or CuPy calls.
+intermediate freed after its last use, gradients computed into the last replay's gradient arrays
+(or flat.py's buffer), and the whole program (guards, optimizer scalars, operations, write-backs)
+generated as source and compiled once, so a replay is a straight run of numpy or CuPy calls.
 
-Why kept buffers: a fresh array of a few hundred KB is a fresh mmap on the CPU, so every replay
-paid page faults and cold caches for each product and sum (an MNIST MLP step ran 1.5x slower for
-them). Buffers are shared by values whose lifetimes do not overlap, as registers are, so the
-program holds about what an eager step holds at its peak.
+Intermediates come from the allocator, as in an eager step. Buffers kept from one replay to the
+next (and results written into dead inputs) were tried on the CPU: no faster (within 1% on the
+MNIST MLP and LeNet, in one process) and LeNet kept 5 MB more resident than eager; without them
+its compiled steady-state peak is below eager's. Inside a CUDA graph, which keeps every array it
+allocates, results still go into dead inputs.
 """
 import functools
 import math
@@ -71,8 +71,6 @@ class Program:
         self.recorded = len(rec.instrs)
         self.reused = 0
         self._names = {}
-        self._buffers = {}  # vid -> the kept buffer its instruction writes into (out=)
-        self._slot_of = {}  # vid -> the kept buffer whose memory it lives in, while planning
         self._host_cache = {}  # segment index -> (its host inputs, the numbers they gave)
         self._host_reuse = None  # what the whole last pass read, when all of it may be reused
         self.namespace = {"TENSOR": Tensor, "ASARRAY": numpy.asarray, "META": meta,
@@ -86,7 +84,6 @@ class Program:
         for i, instr in enumerate(self.instrs):
             for vid in instr.reads:
                 self._last[vid] = i
-        self._buffers = self._plan_buffers()
         self.gradient_writebacks = self._gradient_writebacks()
         self._reclaimable = self._reclaimable_gradients()
         self.namespace["RECLAIM"] = reclaim
@@ -123,7 +120,7 @@ class Program:
         blocks = self._blocks()
         if all(block.host for block in blocks):
             return
-        reused, self._buffers = self.reused, {}  # a graph keeps its own memory
+        self.reused = 0  # counted again over the graphs' blocks
         self._reclaimable = set()
         self.flat_runs, self._flat_out = [], {}  # updates run on the host, per parameter
         for block in blocks:
@@ -139,7 +136,6 @@ class Program:
         exec(compile(source, f"<gpuad.compile {self.name} graphs>", "exec"),  # noqa: S102
              self.namespace)
         self.run = self.namespace["replay"]
-        self.reused = reused
 
     # ---- optimizer scalars --------------------------------------------------------------------
     def host_pass(self):
@@ -511,10 +507,6 @@ class Program:
             self.reused += 1
             fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
             return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out=v{reuse})"
-        if type(outs) is int and outs in self._buffers:
-            fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
-            out = self._name(self._buffers[outs], "b")
-            return target + f"{fn}({', '.join(self._arg(a) for a in args)}, out={out})"
         if type(outs) is int and outs in self._reclaimable and not self._in_graph:
             fn = self._name(getattr(instr.xp, self._ufunc_name(instr)), "f")
             meta_name = self._name(self.values[outs].meta, "meta")
@@ -559,19 +551,20 @@ class Program:
         return instr.name
 
     def _reusable_input(self, instr, last, i):
-        """A dead input whose buffer can take this elementwise result (out=), or None: produced
-        here, never sharing memory with another value, not outliving the step, and of the
-        result's exact type, shape and dtype."""
-        if not _elementwise(instr):
+        """Inside a CUDA graph, a dead input whose buffer can take this elementwise result
+        (out=), or None: produced here, never sharing memory with another value, not outliving
+        the step, and of the result's exact type, shape and dtype. A graph holds the memory of
+        every array it makes for good, so each one saved counts. Host replays let the allocator
+        reuse memory, as eager steps do: writing into dead inputs and keeping buffers across
+        replays made them no faster (numpy: within 1% on the MLP and LeNet) and kept more
+        resident (LeNet +5 MB over eager; +1.6 MB without them)."""
+        if not self._in_graph or not _elementwise(instr):
             return None
         out = self.values[instr.outs]
         if out.view or not out.meta[1] or out.nbytes < REUSE_BYTES:
             return None
-        # a value that outlives the step may not take over a kept buffer's memory
-        kept_ok = self._intermediate_group(instr.outs) is not None
         for a in instr.args:
             if (type(a) is Ref and last.get(a.vid) == i and self.values[a.vid].meta == out.meta
-                    and (kept_ok or a.vid not in self._slot_of)
                     and self._dead_after(a.vid, last, i)):
                 return a.vid
         return None
@@ -632,62 +625,6 @@ class Program:
                         and not instr.asarray and not value.aliases):
                     found.add(vid)
         return found
-
-    def _plan_buffers(self):
-        """vid -> a kept buffer (a view of the right shape and dtype) for every result that an
-        elementwise ufunc or a matmul can write with out=, is big enough to be worth it and dies
-        inside the step. A buffer is free again once every value sharing its memory is dead;
-        it then goes to the next result it fits (best fit, growing the largest free one when
-        none fits), so buffers total about the step's peak of live intermediates."""
-        last, free, sizes, holders = self._last, [], [], []
-        slot_of = self._slot_of  # vid -> slot, for every value living in a slot's memory
-        planned = {}
-        for i, instr in enumerate(self.instrs):
-            reuse = self._reusable_input(instr, last, i)
-            if reuse is not None and reuse in slot_of:  # the result takes its input's memory
-                slot = slot_of[reuse]
-                group = self._intermediate_group(instr.outs) or {instr.outs}
-                holders[slot] |= group
-                slot_of.update(dict.fromkeys(group, slot))
-            elif reuse is None and (_elementwise(instr) or _plain_matmul(instr)):
-                value = self.values[instr.outs]
-                group = self._intermediate_group(instr.outs)
-                if (group is not None and not value.view and value.meta[1]
-                        and value.nbytes >= REUSE_BYTES and not instr.asarray):
-                    slot = _best_fit(free, sizes, value.nbytes)
-                    if slot is None:
-                        slot = len(sizes)
-                        sizes.append(0)
-                        holders.append(set())
-                    else:
-                        free.remove(slot)
-                    sizes[slot] = max(sizes[slot], value.nbytes)
-                    holders[slot] = set(group)
-                    slot_of.update(dict.fromkeys(group, slot))
-                    planned[instr.outs] = slot
-            for slot, members in enumerate(holders):
-                if members and slot not in free and all(last.get(m, -1) <= i for m in members):
-                    free.append(slot)
-                    holders[slot] = set()
-        bases = [self._base(slot, size) for slot, size in enumerate(sizes)]
-        buffers = {}
-        for vid, slot in planned.items():
-            _, shape, dtype = self.values[vid].meta
-            buffers[vid] = bases[slot][:self.values[vid].nbytes].view(dtype).reshape(shape)
-        self.buffer_bytes = sum(sizes)
-        return buffers
-
-    def _base(self, slot, nbytes):
-        """The memory of kept buffer `slot`, shared by the programs of one compiled function: one
-        replays at a time and none leaves a value there, so the last, smaller batch of an epoch
-        needs no memory of its own. A program that needs more gets a bigger one (the programs
-        made before keep the old)."""
-        device = self.spec.device or backend.CPU
-        key = str(device), slot
-        base = self._pool.get(key)
-        if base is None or base.nbytes < nbytes:
-            base = self._pool[key] = backend.create(device, "empty", nbytes, dtype=numpy.uint8)
-        return base
 
     def _result(self, template, copy=False):
         kind = template[0]
@@ -854,15 +791,6 @@ def _plain_matmul(instr):
     return (instr.kind == "call" and instr.name == "matmul" and not instr.kwargs
             and len(instr.args) == 2 and type(instr.outs) is int and not instr.asarray
             and instr.xp is not None)
-
-
-def _best_fit(free, sizes, nbytes):
-    """The free slot to hold nbytes: the smallest that fits, else the largest (it grows)."""
-    if not free:
-        return None
-    fitting = [s for s in free if sizes[s] >= nbytes]
-    return (min(fitting, key=sizes.__getitem__) if fitting
-            else max(free, key=sizes.__getitem__))
 
 
 def _outs(instr):

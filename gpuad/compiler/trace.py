@@ -90,7 +90,7 @@ def discover(fn, args, kwargs):
 def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     """Run fn(*args, **kwargs) once, recording it. Returns (its result, a Program, a Poison, or
     None when the call created optimizer state, which a replay would find there already);
-    `pool` holds the memory of kept buffers that the programs of one function share."""
+    `pool` is what the programs of one function share (flat.py's buffers, the programs)."""
     rec = Recorder()
     rec.fullgraph = fullgraph
     spec = Spec()
