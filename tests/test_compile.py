@@ -325,6 +325,32 @@ def test_array_sum_methods_replay_as_add_reduce_with_sums_defaults():
         np.testing.assert_array_equal(g.numpy(), e.numpy())
 
 
+def test_a_replayed_update_invalidates_graphs_that_saved_the_parameters_as_eager_does():
+    w = gpuad.tensor([1.0, 2.0], requires_grad=True)
+    v = gpuad.tensor([0.5, 0.5], requires_grad=True)
+    opt = gpuad.optim.SGD([w, v], lr=0.1)
+
+    @gpuad.compile
+    def step(x):
+        loss = (w * x).sum() + (v * x).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    x = gpuad.tensor([1.0, 3.0])
+    for _ in range(3):
+        step(x)
+    assert step.programs()
+    kept = (w * v).sum()  # saves both
+    clock, versions = gpuad.autograd.INPLACE_CLOCK[0], (w._version, v._version)
+    step(x)  # a replay: updates both in place
+    assert clock < w._version < v._version == gpuad.autograd.INPLACE_CLOCK[0]
+    assert w._version > versions[0] and v._version > versions[1]
+    with pytest.raises(RuntimeError, match="modified in place"):
+        kept.backward()
+
+
 def test_random_draws_are_made_again_not_frozen():
     @gpuad.compile
     def noisy(x):

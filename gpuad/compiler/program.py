@@ -16,7 +16,7 @@ import sys
 
 import numpy
 
-from .. import backend
+from .. import autograd, backend
 from ..backend import kernels
 from ..tensor import Tensor
 from . import flat as flat_updates
@@ -74,6 +74,7 @@ class Program:
         self._host_cache = {}  # segment index -> (its host inputs, the numbers they gave)
         self._host_reuse = None  # what the whole last pass read, when all of it may be reused
         self.namespace = {"TENSOR": Tensor, "ASARRAY": numpy.asarray, "META": meta,
+                          "CLOCK": autograd.INPLACE_CLOCK,
                           "COPYTO": numpy.copyto,
                           "HOST": self.host_pass, "COMMIT": self.commit_host,
                           "MISS_SCALARS": Miss("an optimizer update took another path")}
@@ -316,8 +317,11 @@ class Program:
             else:
                 _, opt, param, key, vid = wb
                 emit(f"    {states[(id(opt), id(param))]}[{key!r}] = v{vid}")
-        for ref in spec.bumps:
-            emit(f"    {self._ref(ref)}._bump_version()")
+        if spec.bumps:  # Tensor._bump_version for each, inline: the clock's next numbers
+            emit("    c = CLOCK[0]")
+            for n, ref in enumerate(spec.bumps, 1):
+                emit(f"    {self._ref(ref)}._version = c + {n}")
+            emit(f"    CLOCK[0] = c + {len(spec.bumps)}")
         emit(f"    return {self._result(spec.result, copy=runner)}")
         return "\n".join(lines) + "\n"
 
