@@ -477,6 +477,7 @@ class Program:
             emit(f"    E[{vid}] = v{vid}")
         self._in_graph = False
         return "\n".join(lines) + "\n"
+
     def _method(self, instr, extra=""):
         """A method call's expression. numpy's ndarray.sum is a Python wrapper around
         numpy.add.reduce: a replay calls that directly (the same call, one frame fewer)."""
