@@ -188,8 +188,8 @@ class Program:
             if _plain(key) and _same_key(_state_entries(fake), key[1]):
                 self._host_cache[index] = (key, scalars[start:])
         self._commits = commits
-        self._host_reuse = _reusable_pass(self.segments, scalars) if hits == len(
-            self.segments) else None
+        self._host_reuse = _reusable_pass(self.segments, self._host_cache, scalars) if (
+            hits == len(self.segments)) else None
         return scalars
 
     def commit_host(self):
@@ -620,11 +620,10 @@ class Program:
         product, big enough, and escaping only as that one gradient."""
         grads = self.gradient_writebacks
         found = set()
-        for i, instr in enumerate(self.instrs):
+        for instr in self.instrs:
             vid = instr.outs
             if (type(vid) is int and vid in grads
-                    and (_elementwise(instr) or _plain_matmul(instr))
-                    and self._reusable_input(instr, self._last, i) is None):
+                    and (_elementwise(instr) or _plain_matmul(instr))):
                 value = self.values[vid]
                 if (not value.view and value.meta[1] and value.nbytes >= REUSE_BYTES
                         and not instr.asarray and not value.aliases):
@@ -667,19 +666,20 @@ def _state_entries(state):
         k if type(v) in types or type(v) is NullArray else (k, v) for k, v in state.items())
 
 
-def _reusable_pass(segments, scalars):
+def _reusable_pass(segments, cache, scalars):
     """What a host pass whose every update came from the cache read: per group its settings, per
-    parameter its state dict; or None when some state holds a number (Adam's step: its numbers
-    change each call). _reused_pass finds the next pass the same for a few identity checks
-    instead of a walk over every update (SGD's numbers stay put until a scheduler moves lr)."""
+    parameter its state dict (both as the cache holds them); or None when some state holds a
+    number (Adam's step: its numbers change each call). _reused_pass finds the next pass the
+    same for a few identity checks instead of a walk over every update (SGD's numbers stay put
+    until a scheduler moves lr)."""
     groups, states = {}, []
-    for seg in segments:
-        opt, index = seg.optimizer, seg.group_index
-        group = opt.param_groups[index]
-        groups[id(opt), index] = (opt, index, group, tuple(group.values()))
+    for index, seg in enumerate(segments):
+        settings, entries = cache[index][0]
+        if entries is None or any(type(entry) is tuple for entry in entries):
+            return None  # (key, number) entries: see _state_entries
+        opt = seg.optimizer
+        groups[id(opt), seg.group_index] = (opt, seg.group_index, seg.group, settings)
         state = opt.state.get(seg.param)
-        if state is None or not all(type(v) in backend.ARRAY_TYPES for v in state.values()):
-            return None
         states.append((opt, seg.param, state, len(state)))
     return tuple(groups.values()), states, scalars
 
