@@ -241,12 +241,17 @@ def _softmax_terms(x):
     return e, s, xp_of(x).log(s) + top
 
 
+def _entry_losses(x, lse, target, w=None):
+    """(lse - x[target]) * w: each entry's loss from logsumexp(x, 1) (w None: weights of 1)."""
+    loss = lse - x[_at_class(target)]
+    return loss if w is None else loss * w.astype(x.dtype, copy=False)
+
+
 @fused("softmax_nll")
 def _softmax_nll_array(x, target, w):
     """(logsumexp(x, 1) - x[target]) * w for logits x (N, C, ...), class indices target (N, ...)
     and weights w (N, ...), or None for weights of 1: cross_entropy's per-element loss."""
-    loss = _softmax_terms(x)[2] - x[_at_class(target)]
-    return loss if w is None else loss * w.astype(x.dtype, copy=False)
+    return _entry_losses(x, _softmax_terms(x)[2], target, w)
 
 
 @fused("softmax_nll_grad")
@@ -322,6 +327,12 @@ def _class_scale_array(g, target, weight, *, classes, ignore_index, reduction):
         scale = xp_of(g).empty(target.shape, g.dtype)
         scale.fill(g / target.size if reduction == "mean" else g)
         return target, scale
+    return _masked_scale(g, target, weight, ignore_index, reduction)
+
+
+def _masked_scale(g, target, weight, ignore_index, reduction):
+    """_class_scale_array's result with masks: (target with ignored entries 0, g / total weight
+    * w, 0 where ignored)."""
     safe, w, valid = _class_targets(target, weight, ignore_index, g.dtype)
     upstream = g / w.sum() if reduction == "mean" else g
     return safe, xp_of(w).where(valid, upstream * w, 0)
@@ -373,10 +384,10 @@ def _class_cross_entropy_array(x, target, weight, *, ignore_index, reduction):
     xp = xp_of(x)
     e, s, lse = _softmax_terms(x)
     if _none_ignored(target, weight, x.shape[1], ignore_index):
-        return xp.asarray(_reduce_entries(lse - x[_at_class(target)], None, reduction)), e, s
+        return xp.asarray(_reduce_entries(_entry_losses(x, lse, target), None, reduction)), e, s
     safe, w, valid = _class_targets(target, weight, ignore_index, x.dtype)
     # an ignored target's NaN logits give 0, as in torch
-    loss = xp.where(valid, (lse - x[_at_class(safe)]) * w, 0)
+    loss = xp.where(valid, _entry_losses(x, lse, safe, w), 0)
     return xp.asarray(_reduce_entries(loss, w, reduction)), e, s
 
 
@@ -389,8 +400,7 @@ def _class_cross_entropy_grad_array(g, target, weight, e, s, *, ignore_index, re
     if _none_ignored(target, weight, e.shape[0], ignore_index):
         scale = g / target.size if reduction == "mean" else g  # the same for every entry
     else:
-        target, w, valid = _class_targets(target, weight, ignore_index, g.dtype)
-        scale = xp.where(valid, (g / w.sum() if reduction == "mean" else g) * w, 0)
+        target, scale = _masked_scale(g, target, weight, ignore_index, reduction)
     factor = scale.astype(e.dtype, copy=False) / s
     out = xp.empty((e.shape[1], e.shape[0]) + e.shape[2:], e.dtype)
     xp.multiply(e.transpose(_swap01(e.ndim)), factor.reshape(out.shape[:1] + (1,) + s.shape[1:]),
