@@ -199,11 +199,14 @@ def device_of(array):
 
 
 def same_device(a, b):
-    """Whether two arrays of one type live on the same device: always for numpy and the
-    registered kinds; CuPy arrays compare GPU indices (no Device objects on this per-op path)."""
-    if cupy is not None and type(a) is cupy.ndarray:
+    """Whether two arrays live on the same device: never for arrays of two types, always for two
+    numpy arrays; CuPy arrays compare GPU indices (no Device objects on this per-op path)."""
+    t = type(a)
+    if t is not type(b):
+        return False
+    if cupy is not None and t is cupy.ndarray:
         return a.data.device_id == b.data.device_id
-    return type(a) is numpy.ndarray or device_of(a) == device_of(b)
+    return t is numpy.ndarray or device_of(a) == device_of(b)
 
 
 def is_array(value):

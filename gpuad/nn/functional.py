@@ -437,8 +437,7 @@ def _pick(x, index):
 
 
 def _same_device(name, input, other, what):
-    a, b = input.array, other.array  # compared as arrays: no Device objects on the common path
-    if type(a) is not type(b) or not backend.same_device(a, b):
+    if not backend.same_device(input.array, other.array):  # no Device objects: the common path
         raise RuntimeError(f"{name}: {what} is on {other.device} but the input is on "
                            f"{input.device}; move it with .to({str(input.device)!r})")
 

@@ -200,7 +200,7 @@ class Optimizer:
             if ga.shape != a.shape:
                 raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} but "
                                  f"its gradient has shape {g.shape}; no parameter was updated")
-            if type(ga) is not type(a) or not backend.same_device(ga, a):
+            if not backend.same_device(ga, a):
                 raise RuntimeError(f"{type(self).__name__}: parameter {i} is on {p.device} but its "
                                    f"gradient is on {g.device}; no parameter was updated (move the "
                                    f"model before backward, or clear .grad after moving it)")
