@@ -89,6 +89,12 @@ def _rows(shape):
     return math.prod(shape[:-1])
 
 
+def _as_matrix(a):
+    """a with its leading dims folded into rows: a itself when it is a matrix already (the common
+    case costs no reshape, and a gradient handed out stays a fresh array, not a view)."""
+    return a if a.ndim == 2 else a.reshape(_rows(a.shape), a.shape[-1])
+
+
 # ---- linear (x @ W.T + b in one op, like torch's addmm) -----------------------------------------
 def _linear_mismatch(sx, sw, sb):
     """Why linear cannot combine these shapes, in words, or None."""
@@ -122,12 +128,13 @@ def _linear_vjp(g, y, x, weight, bias):
 def _linear_grads(g, x, weight, bias):
     """_linear_vjp in a plain backward (nothing records): the same products and sum on the raw
     arrays, without the bookkeeping of six ops per layer."""
-    g2 = g.array.reshape((_rows(g.shape), g.shape[-1]))
+    g2 = _as_matrix(g.array)
     gx = gw = gb = None
     if getattr(x, "requires_grad", False):
-        gx = Tensor(_matmul_arrays(g2, weight.array).reshape(x.shape))
+        gx = _matmul_arrays(g2, weight.array)
+        gx = Tensor(gx if x.ndim == 2 else gx.reshape(x.shape))
     if getattr(weight, "requires_grad", False):
-        gw = Tensor(_matmul_arrays(g2.T, x.array.reshape((_rows(x.shape), x.shape[-1]))))
+        gw = Tensor(_matmul_arrays(g2.T, _as_matrix(x.array)))
     if getattr(bias, "requires_grad", False):
         gb = Tensor(g2.sum(0))
     return gx, gw, gb
@@ -136,14 +143,16 @@ def _linear_grads(g, x, weight, bias):
 @primitive(vjp=_linear_vjp, promote=True, autocast="lower")
 def _linear(x, weight, bias):
     """x @ weight.T + bias (bias may be None) over any leading dims: F.linear's one op."""
-    error = _linear_mismatch(tuple(x.shape), tuple(weight.shape),
-                             None if bias is None else tuple(bias.shape))
-    if error:
-        raise ValueError(error)
-    out = _matmul_arrays(x.reshape(_rows(x.shape), x.shape[-1]), weight.T)
+    sx, sw = x.shape, weight.shape  # tuples for every array type (a trace's too)
+    if len(sw) != 2 or not sx or sx[-1] != sw[1] or (bias is not None and bias.shape != sw[:1]):
+        raise ValueError(_linear_mismatch(sx, sw, None if bias is None else tuple(bias.shape)))
+    if len(sx) == 2:  # the common case: no reshape either way
+        out = _matmul_arrays(x, weight.T)
+    else:
+        out = _matmul_arrays(x.reshape(_rows(sx), sx[-1]), weight.T)
     if bias is not None:
         out += bias
-    return out.reshape(x.shape[:-1] + weight.shape[:1])
+    return out if len(sx) == 2 else out.reshape(sx[:-1] + sw[:1])
 
 
 def _require(name, a, b, ndim_a, ndim_b, what):
