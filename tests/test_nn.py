@@ -79,6 +79,34 @@ def test_shared_parameters_are_listed_once_and_reassignment_moves_registration()
         net.register_parameter("w", gpuad.zeros(1))
 
 
+def test_registered_names_are_found_through_the_class_as_through_getattr():
+    class Holder(nn.Module):
+        def method(self):
+            return "method"
+
+    a, b, c = Holder(), Holder(), Holder()
+    a.w = nn.Parameter(gpuad.zeros(2))
+    assert a.w is a._parameters["w"] and "w" in vars(Holder)  # the fast lookup is in place
+    with pytest.raises(AttributeError, match="'Holder' object has no attribute 'w'"):
+        b.w  # noqa: B018  (an instance that did not register the name)
+    with pytest.raises(AttributeError):
+        Holder.w  # noqa: B018
+    b.w = 3  # a plain attribute of another instance wins over the class's lookup
+    c.w = nn.Linear(1, 1)  # a child module under the same name in a third instance
+    c.register_buffer("x", gpuad.ones(1))
+    assert b.w == 3 and c.w is c._modules["w"] and c.x is c._buffers["x"] and a.w.shape == (2,)
+    a.w = None
+    assert a.w is None and "w" in a._parameters
+    del a.w
+    assert not hasattr(a, "w") and b.w == 3
+    a.method = nn.Parameter(gpuad.zeros(1))  # a class attribute keeps precedence, as in torch
+    assert a.method() == "method" and "method" in dict(a.named_parameters())
+    a.register_buffer("__odd__", gpuad.ones(1))
+    bare = nn.Module()
+    bare.z = nn.Parameter(gpuad.zeros(1))
+    assert "__odd__" not in vars(Holder) and "z" not in vars(nn.Module) and bare.z.shape == (1,)
+
+
 def test_parameter_is_a_leaf_tensor_sharing_memory():
     data = gpuad.randn(2, 3)
     p = nn.Parameter(data)
