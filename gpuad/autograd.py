@@ -333,7 +333,7 @@ def _deposit(leaf, g, owned, deposited):
 
 def _unaliased(g, owned, deposited):
     """g, or a copy when another tensor may share its array (a shared rule output or a view)."""
-    if owned or g.requires_grad or (g.array.base is None and id(g.array) not in deposited):
+    if owned or g._requires_grad or (g.array.base is None and id(g.array) not in deposited):
         deposited.add(id(g.array))
         return g
     return type(g)(g.array.copy())

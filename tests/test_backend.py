@@ -139,3 +139,20 @@ def test_malloc_keeps_freed_memory_on_glibc_unless_turned_off():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=env)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint64"])
+def test_indices_outside_finds_the_first_bad_entry_as_a_full_scan_does(dtype):
+    rng = np.random.default_rng(0)
+    signed = np.dtype(dtype).kind == "i"
+    for low, high, ignore in [(0, 5, None), (0, 5, -100 if signed else None), (-3, 3, None),
+                              (0, 0, None), (2, 5, 7)]:
+        if low < 0 and not signed:
+            continue
+        for _ in range(40):
+            values = rng.integers(-6 if signed else 0, 9, rng.integers(0, 7))
+            if ignore is not None:
+                values[rng.random(values.size) < 0.3] = ignore
+            index = values.astype(dtype).reshape(-1, 1)[::-1, 0]  # a strided view too
+            bad = [int(v) for v in index if not low <= v < high and v != ignore]
+            assert backend.indices_outside(index, low, high, ignore) == (bad[0] if bad else None)

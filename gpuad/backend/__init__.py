@@ -284,14 +284,22 @@ def create(dev, name, *args, **kwargs):
 CHECK_DEVICE_INDICES = False
 
 
+_UNSIGNED = {1: numpy.uint8, 2: numpy.uint16, 4: numpy.uint32, 8: numpy.uint64}
+
+
 def indices_outside(index, low, high, ignore=None):
     """The first entry of the index array outside [low, high) and not equal to `ignore`, or None;
     on a device (CUDA, and the strict backend that stands in for it) None without looking (no
     sync) unless CHECK_DEVICE_INDICES is set."""
     if type(index) is not numpy.ndarray and not CHECK_DEVICE_INDICES:
         return None
-    if not index.size or (index.min() >= low and index.max() < high):
-        return None  # the common case in two reductions, not five passes
+    if not index.size:
+        return None
+    if low == 0 and index.dtype.kind == "i":  # read as unsigned, a negative index is huge
+        if index.view(_UNSIGNED[index.dtype.itemsize]).max() < high:
+            return None  # the common case in one reduction, not five passes
+    elif index.min() >= low and index.max() < high:
+        return None
     bad = (index < low) | (index >= high)
     if ignore is not None:
         bad &= index != ignore
