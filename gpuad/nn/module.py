@@ -39,7 +39,9 @@ def _check_name(module, kind, name):
         raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
     if not isinstance(name, str) or not name or "." in name:
         raise KeyError(f"{kind} name must be a non-empty string without '.', got {name!r}")
-    cls = type(module)  # a class attribute keeps precedence; dunder names are the language's
+    # A class attribute keeps precedence, dunder names are the language's, and a bare Module()
+    # leaves the base class alone (every module class would inherit its names).
+    cls = type(module)
     if (cls is not Module and name.isidentifier() and not name.startswith("__")
             and not any(name in c.__dict__ for c in cls.__mro__)):
         setattr(cls, name, _Registered(name, _GROUPS[kind]))

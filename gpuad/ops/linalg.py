@@ -143,16 +143,14 @@ def _linear_grads(g, x, weight, bias):
 @primitive(vjp=_linear_vjp, promote=True, autocast="lower")
 def _linear(x, weight, bias):
     """x @ weight.T + bias (bias may be None) over any leading dims: F.linear's one op."""
-    sx, sw = x.shape, weight.shape  # tuples for every array type (a trace's too)
-    if len(sw) != 2 or not sx or sx[-1] != sw[1] or (bias is not None and bias.shape != sw[:1]):
-        raise ValueError(_linear_mismatch(sx, sw, None if bias is None else tuple(bias.shape)))
-    if len(sx) == 2:  # the common case: no reshape either way
-        out = _matmul_arrays(x, weight.T)
-    else:
-        out = _matmul_arrays(x.reshape(_rows(sx), sx[-1]), weight.T)
+    # shapes are tuples for every array type (a trace's too): no tuple() copies on this path
+    error = _linear_mismatch(x.shape, weight.shape, None if bias is None else bias.shape)
+    if error:
+        raise ValueError(error)
+    out = _matmul_arrays(_as_matrix(x), weight.T)
     if bias is not None:
         out += bias
-    return out if len(sx) == 2 else out.reshape(sx[:-1] + sw[:1])
+    return out if x.ndim == 2 else out.reshape(x.shape[:-1] + weight.shape[:1])
 
 
 def _require(name, a, b, ndim_a, ndim_b, what):
