@@ -141,6 +141,22 @@ def test_malloc_keeps_freed_memory_on_glibc_unless_turned_off():
     assert out.stdout.strip() == "False"
 
 
+def test_release_freed_memory_hands_the_heaps_free_pages_back():
+    if not backend.MALLOC_TUNED:
+        assert backend.release_freed_memory() in (True, False)  # no glibc: nothing to check
+        return
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    arrays = [np.ones(1 << 18, np.float32) for _ in range(64)]  # 64 MB in 1 MB heap chunks
+    before = rss_mb()
+    del arrays
+    kept = rss_mb()  # the tuned malloc keeps them mapped
+    assert backend.release_freed_memory() is True
+    assert before - kept < 16 and kept - rss_mb() > 48
+
+
 @pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint64"])
 def test_indices_outside_finds_the_first_bad_entry_as_a_full_scan_does(dtype):
     rng = np.random.default_rng(0)

@@ -17,6 +17,7 @@ import pytest
 import gpuad
 import gpuad.nn.functional as F
 import models
+from gpuad import backend
 from gpuad.compiler import CompileWarning, graphs
 from gpuad.testing import strict
 
@@ -580,6 +581,21 @@ def test_sgd_and_adam_update_every_parameter_at_once_over_flat_buffers():
             flat = views[0].base
             assert flat.ndim == 1 and flat.size == sum(v.size for v in views)
             assert all(v.base is flat for v in views)
+
+
+def test_the_move_into_flat_buffers_gives_the_old_arrays_memory_back_once(monkeypatch):
+    # the move frees the parameters' and state's old arrays for good: the replay that moved them
+    # hands freed memory back (malloc_trim), which gpuad's malloc tuning would otherwise keep
+    calls = []
+    monkeypatch.setattr(backend, "release_freed_memory", lambda: calls.append(1))
+    model, step, opt = _wide_mlp("cpu", "sgd")
+    compiled = gpuad.compile(step)
+    rng = np.random.default_rng(5)
+    for i in range(6):
+        compiled(gpuad.tensor(rng.standard_normal((32, 64)).astype(np.float32)),
+                 gpuad.tensor(rng.integers(0, 10, 32)))
+        assert len(calls) == (i >= 2)  # two recordings, then the replay that moves, then none
+    assert _flat_run(compiled).ok is True
 
 
 def test_what_others_hold_is_never_moved_into_a_flat_buffer():

@@ -30,7 +30,7 @@ except ImportError:
     bfloat16 = "bfloat16"  # a name only: without ml_dtypes no array here can hold bfloat16
 DEFAULT_FLOAT = float32
 
-from .host_memory import keep_freed_memory  # noqa: E402
+from .host_memory import keep_freed_memory, release_freed_memory  # noqa: E402,F401
 
 MALLOC_TUNED = keep_freed_memory()  # freed arrays stay in the heap for the next step (why: there)
 

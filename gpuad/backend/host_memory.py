@@ -8,6 +8,7 @@ for the next step, as PyTorch's caching allocator does on a GPU; what a process 
 peak then stays mapped until it exits. GPUAD_MALLOC_TUNING=0 leaves malloc as it is.
 """
 import ctypes
+import functools
 import os
 import platform
 
@@ -21,12 +22,29 @@ def keep_freed_memory():
     Returns whether it did (False off glibc, or when turned off)."""
     if os.environ.get("GPUAD_MALLOC_TUNING", "1") == "0":
         return False
+    mallopt = _glibc_function("mallopt", (ctypes.c_int, ctypes.c_int))
+    return mallopt is not None and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+                                        and mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def release_freed_memory():
+    """Give the heap's free pages back to the kernel now (glibc's malloc_trim), once: right after
+    arrays that are gone for good were freed, which keep_freed_memory would otherwise keep mapped
+    until the process exits (gpuad.compile's move of parameters and optimizer state into flat
+    buffers frees their old arrays, as large as the model and its state). Pages a later step
+    touches again fault back in once. Returns whether memory was released."""
+    trim = _glibc_function("malloc_trim", (ctypes.c_size_t,))
+    return trim is not None and bool(trim(0))
+
+
+@functools.cache
+def _glibc_function(name, argtypes):
+    """glibc's function `name` (returning int) through ctypes, or None off glibc."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+        return None
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-                and mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        return None
+    function.argtypes, function.restype = argtypes, ctypes.c_int
+    return function

@@ -77,6 +77,7 @@ class Program:
                           "CLOCK": autograd.INPLACE_CLOCK,
                           "COPYTO": numpy.copyto,
                           "HOST": self.host_pass, "COMMIT": self.commit_host,
+                          "RELEASE": backend.release_freed_memory,
                           "MISS_SCALARS": Miss("an optimizer update took another path")}
         self._commits = ()  # what the last host pass would write into optimizer state
         self.name, self.graph_source, self.runner = name, "", None
@@ -283,6 +284,8 @@ class Program:
                 emit(f"        {run.prefix}.move()")
                 for vid in run.external_vids():
                     emit(f"        v{vid} = {self._external(self.values[vid].owner, states)}")
+                # the old arrays are gone now (their last names rebound): give their memory back
+                emit("        RELEASE()")
         n_scalars = sum(len(seg.scalars) for seg in self.segments)
         if self.segments:
             emit("    S = HOST()")
