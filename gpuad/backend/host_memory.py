@@ -5,7 +5,8 @@ malloc hands memory above a threshold back to the kernel when it is freed (munma
 heap's top), so the next step faults every page back in: in a process running only gpuad that was
 40% of a LeNet5 step (26 against 16 ms). Raising the two thresholds keeps freed memory in the heap
 for the next step, as PyTorch's caching allocator does on a GPU; what a process once used at its
-peak then stays mapped until it exits. GPUAD_MALLOC_TUNING=0 leaves malloc as it is.
+peak then stays mapped until it exits, except where release_freed_memory hands it back after
+arrays went free for good. GPUAD_MALLOC_TUNING=0 leaves malloc as it is.
 """
 import ctypes
 import functools
