@@ -128,7 +128,7 @@ def current():
 # ---- TraceArray: a real array whose operations are recorded -------------------------------------
 class TraceArray:
     """A stand-in for a real array while a step is traced (one subclass per real array type)."""
-    __slots__ = ("_real", "_vid", "_rec")
+    __slots__ = ("_real", "_vid", "_rec", "__weakref__")  # weak: Recorder.by_real
     __array_priority__ = 1000  # CuPy and numpy defer mixed operators to us
     __hash__ = None
 

@@ -188,19 +188,20 @@ def _spec(rec, spec, result, modules, owned):
             spec.writebacks.append(("array", ref, vid))
         if t._version != rec.versions[tid][1]:
             spec.bumps.append(ref)
-    for tid, (t, g0) in rec.grads_at_start.items():
+    for tid, (t, g0_ref, vid0) in rec.grads_at_start.items():
         ref, g1 = rec.refs[tid], t.grad
         if g1 is None:
-            if g0 is not None:
+            if g0_ref is not None:
                 spec.writebacks.append(("grad", ref, None))
             continue
-        if g0 is None:
+        if g0_ref is None:
             spec.grad_none.append(ref)
+        same = g0_ref is not None and g1 is g0_ref()
         vid = _vid(rec, g1.array)
         if vid is None:
-            if g1 is not g0:
+            if not same:
                 rec.poison("sets a .grad to a tensor it did not compute")
-        elif g1 is not g0 or vid != rec.start_vids.get(id(g0)):
+        elif not same or vid != vid0:
             spec.writebacks.append(("grad", ref, vid))
     for opt, p, state, start in rec.states_seen.values():
         spec.states.append((opt, p, len(start)))
@@ -220,7 +221,7 @@ def _spec(rec, spec, result, modules, owned):
         if _owned(m) != owned[id(m)]:
             rec.poison("replaces a module's parameter or buffer")
     spec.identities = _used_identities(rec, spec, result)
-    spec.device = backend.device_of(rec.keep[0]) if rec.keep else None
+    spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None
     spec.result = _template(rec, result)
     spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
     spec.escaping |= _result_vids(spec.result)
@@ -237,8 +238,8 @@ def _used_identities(rec, spec, result):
     for tid, t in rec.wrapped_tensors.items():
         if id(rec.refs[tid]) in changed:
             touched.add(tid)
-    for tid, (t, g0) in rec.grads_at_start.items():
-        if g0 is not None and (rec.start_vids.get(id(g0)) in read or t.grad is not g0):
+    for tid, (t, g0_ref, vid0) in rec.grads_at_start.items():
+        if g0_ref is not None and (vid0 in read or g0_ref() is None or t.grad is not g0_ref()):
             touched.add(tid)
     stack = [result]
     while stack:
@@ -289,8 +290,10 @@ def _result_vids(template):
 def _restore(rec, result):
     """Put the real arrays back everywhere the trace put tracing arrays (tensors, gradients,
     optimizer state, the result)."""
-    for holder, _ in rec.swapped:
-        holder.array = unwrap(holder.array)
+    for holder in rec.swapped:
+        holder = holder()
+        if holder is not None:  # (a gradient the step dropped is gone)
+            holder.array = unwrap(holder.array)
     for t in rec.wrapped_tensors.values():
         t.array = unwrap(t.array)
         if t.grad is not None:

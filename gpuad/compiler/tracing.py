@@ -14,6 +14,7 @@ import numbers
 import os
 import sys
 import threading
+import weakref
 
 import numpy
 
@@ -71,7 +72,8 @@ class Value:
         self.writeable = getattr(getattr(real, "flags", None), "writeable", True)
         self.aliases = []  # values it may share memory with (views), None: a constant's memory
         self.view = False  # made sharing an input's memory (not a fresh array)
-        self.real = real if kind == "external" else None  # the identity fast path of binding
+        # the identity fast path of binding; not a gradient's, which zero_grad may drop mid-step
+        self.real = real if kind == "external" and owner[0] != "grad" else None
 
 
 class Instr:
@@ -157,15 +159,19 @@ class Recorder:
         self.poisoned = None
         self.segment = None  # the optimizer update being recorded, if any
         self.n_scalars = 0
-        self.by_real = {}  # id(real array) -> its TraceArray, for inputs and externals
-        self.keep = []  # those real arrays, so their ids stay theirs during the trace
-        self.swapped = []  # (object holding .array, original array): restored by finish()
+        # id(real array) -> its TraceArray, for inputs and externals. Weak, so that a gradient
+        # the step drops (zero_grad) is freed then, as in eager; the TraceArray holds the real
+        # array, so an id leaves the map before it can be reused.
+        self.by_real = weakref.WeakValueDictionary()
+        self.keep = []  # the TraceArrays of the others, whose arrays live through the trace
+        self.swapped = []  # weak references to the tensors whose .array _restore puts back
         self.state_swaps = []  # (state dict, key)
         self.wrapped_tensors = {}  # id(tensor) -> tensor whose .array is traced
         self.refs = {}  # id(tensor) -> ("arg", path) for inputs, ("obj", tensor) otherwise
         self.start_vids = {}  # id(tensor) -> value number of its array at wrap time
         self.versions = {}  # id(tensor) -> (tensor, _version at wrap time)
-        self.grads_at_start = {}  # id(tensor) -> (tensor, .grad object at wrap time)
+        # id(tensor) -> (tensor, weak reference to .grad at wrap time or None, its value number)
+        self.grads_at_start = {}
         self.hyper = {}  # id(optimizer) -> (optimizer, its hyper-parameters at first sight)
         self.states_seen = {}  # (id(opt), id(param)) -> (opt, param, state dict, keys at start)
 
@@ -193,7 +199,8 @@ class Recorder:
         traced = traced_type(real)(real, value.vid, self)
         if kind != "produced":
             self.by_real[id(real)] = traced
-            self.keep.append(real)
+            if owner[0] != "grad":
+                self.keep.append(traced)
         return traced
 
     def external(self, real, owner, kind="external"):
@@ -216,18 +223,19 @@ class Recorder:
             self.poison("a tensor it uses has hooks (Python run during backward)")
         real = t.array
         if type(real) not in TRACE_TYPES:
-            self.swapped.append((t, real))
+            self.swapped.append(weakref.ref(t))
             t.array = self.external(real, ("array", ref), kind)
         elif real._rec is not self:
             return
         self.start_vids[id(t)] = t.array._vid
         if t._requires_grad and t._node is None:  # a leaf: backward may read or write its .grad
-            self.grads_at_start[id(t)] = (t, t.grad)
-            if t.grad is not None and type(t.grad.array) not in TRACE_TYPES:
-                self.swapped.append((t.grad, t.grad.array))
-                t.grad.array = self.external(t.grad.array, ("grad", ref))
-            if t.grad is not None:
-                self.start_vids[id(t.grad)] = t.grad.array._vid
+            grad, vid = t.grad, None
+            if grad is not None:
+                if type(grad.array) not in TRACE_TYPES:
+                    self.swapped.append(weakref.ref(grad))
+                    grad.array = self.external(grad.array, ("grad", ref))
+                vid = grad.array._vid
+            self.grads_at_start[id(t)] = (t, None if grad is None else weakref.ref(grad), vid)
 
     def adopt(self, t):
         """Tensor._inplace's hook: an in-place write into t is recorded only if t is traced."""
@@ -366,7 +374,7 @@ class Recorder:
             self.states_seen[key] = (optimizer, p, state, dict(state))
             self.snapshot(optimizer)
         if type(p.grad.array) not in TRACE_TYPES:  # a gradient set before the call, unseen
-            self.swapped.append((p.grad, p.grad.array))
+            self.swapped.append(weakref.ref(p.grad))
             p.grad.array = self.external(p.grad.array, ("grad", self.refs[id(p)]))
         metas = (self.values[p.array._vid].meta, self.values[p.grad.array._vid].meta)
         group_index = next(i for i, g in enumerate(optimizer.param_groups) if g is group)
