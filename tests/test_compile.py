@@ -507,6 +507,40 @@ def test_a_gradient_the_traced_step_drops_is_freed_then_as_in_eager():
     assert type(kept.array) is np.ndarray and np.array_equal(kept.array, before)
 
 
+def test_recordings_are_freed_at_once_and_keep_no_tensor_of_their_call():
+    # a recursive closure once kept every recording (thousands of objects) alive until the
+    # collector ran, and cross-entropy's error message, recorded in the program, the traced
+    # call's logits (their array and graph) for as long as the program lived
+    import weakref
+    model = models.MLP(64, (64,), 10)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    logits_seen = []
+
+    def step(x, y):
+        logits = model(x)
+        logits_seen.append(weakref.ref(logits.array))
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    compiled = gpuad.compile(step)
+    rng = np.random.default_rng(0)
+    batch = (gpuad.tensor(rng.standard_normal((8, 64)).astype(np.float32)),
+             gpuad.tensor(rng.integers(0, 10, 8)))
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(4):
+            compiled(*batch)
+        cyclic = gc.collect()
+    finally:
+        gc.enable()
+    assert len(compiled.programs()) == 1 and len(logits_seen) == 2  # two traced calls
+    assert [ref() is None for ref in logits_seen] == [True, True]
+    assert cyclic == 0
+
+
 def test_compiled_peak_memory_is_not_above_eager():
     rng = np.random.default_rng(5)
     batches = [(gpuad.tensor(rng.standard_normal((64, 256)).astype(np.float32)),

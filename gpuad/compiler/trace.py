@@ -137,32 +137,36 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
 def _wrap_inputs(rec, spec, args, kwargs):
     """The arguments with their arrays traced as the program's inputs (bound per call by path)."""
     exprs = {}  # value number -> the expression that binds it
+    return (tuple(_wrap_input(rec, spec, exprs, a, f"A[{i}]") for i, a in enumerate(args)),
+            {k: _wrap_input(rec, spec, exprs, v, f"K[{k!r}]") for k, v in kwargs.items()})
 
-    def bind(traced_vid, expr):
-        if traced_vid in exprs:  # one array passed twice: the replay checks it still is
-            spec.same_inputs.append((expr, exprs[traced_vid]))
-        else:
-            exprs[traced_vid] = expr
-            spec.inputs.append((traced_vid, expr))
 
-    def walk(x, path):
-        if isinstance(x, Tensor):
-            if id(x) not in rec.wrapped_tensors:
-                rec.wrap_tensor(x, ("arg", path), kind="input")
-            bind(x.array._vid, f"{path}.array")
-            return x
-        if backend.is_array(x) and type(x) not in TRACE_TYPES:
-            traced = rec.external(x, ("input", path), "input")
-            bind(traced._vid, path)
-            return traced
-        t = type(x)
-        if t is tuple or t is list:
-            return t(walk(v, f"{path}[{i}]") for i, v in enumerate(x))
-        if t is dict:
-            return {k: walk(v, f"{path}[{k!r}]") for k, v in x.items()}
+def _wrap_input(rec, spec, exprs, x, path):
+    # (a module-level function: a closure calling itself is a reference cycle, which would keep
+    # the whole recording alive until the collector runs)
+    if isinstance(x, Tensor):
+        if id(x) not in rec.wrapped_tensors:
+            rec.wrap_tensor(x, ("arg", path), kind="input")
+        _bind_input(spec, exprs, x.array._vid, f"{path}.array")
         return x
-    return (tuple(walk(a, f"A[{i}]") for i, a in enumerate(args)),
-            {k: walk(v, f"K[{k!r}]") for k, v in kwargs.items()})
+    if backend.is_array(x) and type(x) not in TRACE_TYPES:
+        traced = rec.external(x, ("input", path), "input")
+        _bind_input(spec, exprs, traced._vid, path)
+        return traced
+    t = type(x)
+    if t is tuple or t is list:
+        return t(_wrap_input(rec, spec, exprs, v, f"{path}[{i}]") for i, v in enumerate(x))
+    if t is dict:
+        return {k: _wrap_input(rec, spec, exprs, v, f"{path}[{k!r}]") for k, v in x.items()}
+    return x
+
+
+def _bind_input(spec, exprs, vid, expr):
+    if vid in exprs:  # one array passed twice: the replay checks it still is
+        spec.same_inputs.append((expr, exprs[vid]))
+    else:
+        exprs[vid] = expr
+        spec.inputs.append((vid, expr))
 
 
 def _owned(module):

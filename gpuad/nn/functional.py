@@ -460,10 +460,11 @@ def _class_input(name, input, target, ignore_index):
         raise ValueError(f"{name}: target of shape {tuple(target.shape)} does not fit input of "
                          f"shape {tuple(input.shape)}: input (N, C, d1, ...) takes target "
                          f"(N, d1, ...) and input (C,) a 0-d target")
-    classes = input.shape[0 if single else 1]
+    classes, shape = input.shape[0 if single else 1], tuple(input.shape)
+    # (the message holds the shape, not the tensor: gpuad.compile keeps it for its replays)
     backend.check_indices(target.array, 0, classes, lambda bad: IndexError(
         f"{name}: target contains class index {bad}, out of range for input of shape "
-        f"{tuple(input.shape)} with {classes} classes; class indices must be in [0, {classes}) "
+        f"{shape} with {classes} classes; class indices must be in [0, {classes}) "
         f"or equal ignore_index={ignore_index}"), ignore=ignore_index)
     if single:
         return input.unsqueeze(0), target.reshape((1,)), True

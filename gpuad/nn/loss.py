@@ -262,10 +262,10 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     if t.dtype.kind not in "iu":
         raise TypeError(f"multi_margin_loss: target must hold integer class indices, got dtype "
                         f"{t.dtype}; convert it with .long()")
-    classes = x.shape[1]
+    classes, shape = x.shape[1], tuple(input.shape)  # a shape, not a tensor, in the message
     backend.check_indices(t.array, 0, classes, lambda bad: IndexError(
         f"multi_margin_loss: target class {bad} is out of range for input of shape "
-        f"{tuple(input.shape)} with {classes} classes"))
+        f"{shape} with {classes} classes"))
     index = t.unsqueeze(1)
     z = margin - ops.gather(x, 1, index) + x
     other = creation.arange(classes, device=x.device) != index
