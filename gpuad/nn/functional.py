@@ -186,10 +186,10 @@ def embedding(input, weight, padding_idx=None):
         raise TypeError(f"embedding: indices must be an integer tensor, got dtype {input.dtype} "
                         f"(shape {input.shape}); convert them with .long()")
     _same_device("embedding", weight, input, "indices")
-    rows = weight.shape[0]
+    rows, shape = weight.shape[0], weight.shape  # (a shape in the message, not the tensor)
     backend.check_indices(input.array, 0, rows, lambda bad: IndexError(
         f"embedding: index {bad} is out of range for an embedding of {rows} rows (weight shape "
-        f"{weight.shape}); indices must be in [0, {rows})"))
+        f"{shape}); indices must be in [0, {rows})"))
     out = ops._getitem(weight, index=input.array)
     if padding_idx is not None and weight.requires_grad and is_grad_enabled():
         pad_row = padding_idx + rows if padding_idx < 0 else padding_idx
