@@ -846,3 +846,37 @@ def test_a_tensor_the_step_stores_but_never_reads_does_not_retrace():
     for _ in range(6):
         trainer.last = trainer.step(*map(gpuad.tensor, _mlp_batch(rng)))
     assert Trainer.step.traces == 2 and Trainer.step.fallback is None
+
+
+def test_tensors_the_traced_call_stored_hold_real_arrays_after_it():
+    # what a traced call keeps beyond the tensors the trace swapped (a GradScaler's scale, made on
+    # its first use; a loss history; a raw array in a dict) must not hold tracing arrays after
+    # it, or eager code meets one later: here the scaler's step reads its inf flag on the host,
+    # so the function falls back, and its next, eager call must work
+    from gpuad.compiler.arrays import TRACE_TYPES
+    model = models.MLP(8, (8,), 3)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+    scaler = gpuad.amp.GradScaler()
+    history, raw = [], {}
+
+    def step(x, y):
+        with gpuad.autocast("cpu", dtype=gpuad.float16):
+            loss = F.cross_entropy(model(x), y)
+        history.append(loss.detach())
+        raw["logits_sum"] = model(x).array.sum()
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        return loss.detach()
+    compiled = gpuad.compile(step)
+    rng = np.random.default_rng(2)
+    with pytest.warns(CompileWarning, match="host"):
+        compiled(gpuad.tensor(rng.standard_normal((4, 8)).astype(np.float32)),
+                 gpuad.tensor(rng.integers(0, 3, 4)))
+    left = [scaler._scale.array, history[0].array, raw["logits_sum"]]
+    assert not any(type(a) in TRACE_TYPES for a in left), [type(a) for a in left]
+    compiled(gpuad.tensor(rng.standard_normal((4, 8)).astype(np.float32)),
+             gpuad.tensor(rng.integers(0, 3, 4)))  # eager now
+    assert len(history) == 2 and np.isfinite(history[1].numpy())
+

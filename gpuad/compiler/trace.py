@@ -2,6 +2,7 @@
 Recorder writes the program down, then put every real array back and say what a replay must bind,
 check and write back (a Spec), or why it cannot be replayed (a Poison).
 """
+import gc
 import types
 
 from .. import backend, ops
@@ -110,6 +111,8 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         rec.closed = True
         _restore(rec, None)
         _release(rec)
+        args = kwargs = None
+        _unwrap_leftovers(rec)
         raise
     finally:
         backend.TRACER[0] = None
@@ -121,6 +124,8 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         result = _restore(rec, result)
     made_state = any(len(state) != len(start) for _, _, state, start in rec.states_seen.values())
     _release(rec, keep_externals=rec.poisoned is None and not made_state)
+    args = kwargs = None  # (their tracing arrays, for raw-array arguments)
+    _unwrap_leftovers(rec)
     if rec.poisoned is not None:
         if fullgraph:
             raise Unsupported(rec.poisoned)
@@ -321,6 +326,32 @@ def _release(rec, keep_externals=False):
     if not keep_externals:
         for value in rec.values:
             value.real = None
+
+
+def _unwrap_leftovers(rec):
+    """Give real arrays back to what the call stored beyond the tensors the trace swapped: a
+    tensor made during the call and kept somewhere (a GradScaler's scale, made on its first use;
+    a trainer's last loss), or a tracing array in a dict or list. Eager code would meet a tracing
+    array there later. Costs a scan of the collector's objects, only when something is left."""
+    left = [a for a in (ref() for ref in rec.arrays) if a is not None]
+    rec.arrays = []
+    if not left:
+        return
+    ids = {id(a) for a in left}
+    for holder in gc.get_referrers(*left):
+        if holder is left:
+            continue
+        if isinstance(holder, Tensor):
+            if id(holder.array) in ids:
+                holder.array = holder.array._real
+        elif type(holder) is dict:
+            for k, v in list(holder.items()):
+                if id(v) in ids:
+                    holder[k] = v._real
+        elif type(holder) is list:
+            for i, v in enumerate(holder):
+                if id(v) in ids:
+                    holder[i] = v._real
 
 
 def _unwrap_result(value):

@@ -165,6 +165,7 @@ class Recorder:
         self.by_real = weakref.WeakValueDictionary()
         self.keep = []  # the TraceArrays of the others, whose arrays live through the trace
         self.swapped = []  # weak references to the tensors whose .array _restore puts back
+        self.arrays = []  # weak references to every TraceArray (trace.py: what is left over)
         self.state_swaps = []  # (state dict, key)
         self.wrapped_tensors = {}  # id(tensor) -> tensor whose .array is traced
         self.refs = {}  # id(tensor) -> ("arg", path) for inputs, ("obj", tensor) otherwise
@@ -197,6 +198,7 @@ class Recorder:
         value = Value(len(self.values), kind, owner, real)
         self.values.append(value)
         traced = traced_type(real)(real, value.vid, self)
+        self.arrays.append(weakref.ref(traced))
         if kind != "produced":
             self.by_real[id(real)] = traced
             if owner[0] != "grad":
