@@ -880,3 +880,13 @@ def test_tensors_the_traced_call_stored_hold_real_arrays_after_it():
              gpuad.tensor(rng.integers(0, 3, 4)))  # eager now
     assert len(history) == 2 and np.isfinite(history[1].numpy())
 
+
+def test_two_kinds_of_array_on_one_device_are_named_in_the_error():
+    # the message once read "two devices, cpu and cpu" for a leftover tracing array
+    from gpuad.compiler.arrays import traced_type
+    real = np.ones(2)
+    odd = gpuad.Tensor(traced_type(real)(real, 0, None))
+    kinds = r"numpy\.ndarray and gpuad\.compiler\.arrays\.Trace_ndarray \(both on cpu\)"
+    with pytest.raises(RuntimeError, match=r"add: .*same kind of array.*" + kinds):
+        gpuad.ones(2) + odd
+

@@ -96,10 +96,15 @@ def promoted_dtype(raw):
 
 
 def _device_error(name, a, b):
+    op, da, db = name.lstrip('_'), backend.device_of(a), backend.device_of(b)
+    if da == db:  # one device, two kinds of array (a test backend's, a tracing array left over)
+        return RuntimeError(
+            f"{op}: expected all tensors to hold the same kind of array, but found "
+            f"{type(a).__module__}.{type(a).__name__} and {type(b).__module__}."
+            f"{type(b).__name__} (both on {da}); make both with the same backend")
     return RuntimeError(
-        f"{name.lstrip('_')}: expected all tensors to be on the same device, but found at least "
-        f"two devices, {backend.device_of(a)} and {backend.device_of(b)}; move them with "
-        f".to(device) first")
+        f"{op}: expected all tensors to be on the same device, but found at least two devices, "
+        f"{da} and {db}; move them with .to(device) first")
 
 
 _SCALARS = (float, int, bool)
