@@ -446,6 +446,21 @@ def test_train_eval_mode_and_grad_mode_select_programs():
         logits(idx)  # with grad: the caller would backward through it, which a replay cannot
 
 
+def test_freezing_and_unfreezing_a_parameter_between_calls_selects_programs():
+    # requires_grad of what the step reads is part of what a program checks: a replay recorded
+    # with the weight trainable would go on updating it after the user froze it
+    rng = np.random.default_rng(4)
+    batches = _batches(rng, 12, _mlp_batch)
+
+    def toggle(opt, i):
+        weight = opt.param_groups[0]["params"][0]
+        weight.requires_grad_(not 4 <= i < 8)  # frozen for calls 5 to 8
+    eager, _, _ = _run(_mlp, batches, "cpu", False, after_step=toggle)
+    compiled, step, _ = _run(_mlp, batches, "cpu", True, after_step=toggle)
+    _assert_same(eager, compiled, "cpu")
+    assert step.traces == 3 and len(step.programs()) == 2  # unfrozen again: the first program
+
+
 def _peak(step, batches, warm=3):
     for x, y in batches[:warm]:
         step(x, y)

@@ -197,6 +197,8 @@ def _spec(rec, spec, result, modules, owned):
             spec.writebacks.append(("array", ref, vid))
         if t._version != rec.versions[tid][1]:
             spec.bumps.append(ref)
+        if t._requires_grad is not rec.grad_modes[tid]:
+            rec.poison("changes a tensor's requires_grad")
     for tid, (t, g0_ref, vid0) in rec.grads_at_start.items():
         ref, g1 = rec.refs[tid], t.grad
         if g1 is None:
@@ -229,18 +231,21 @@ def _spec(rec, spec, result, modules, owned):
     for m in modules:
         if _owned(m) != owned[id(m)]:
             rec.poison("replaces a module's parameter or buffer")
-    spec.identities = _used_identities(rec, spec, result)
+    read = {vid for instr in rec.instrs for vid in instr.reads}
+    spec.identities = _used_identities(rec, spec, result, read)
+    spec.grad_modes = [(rec.refs[tid], t._requires_grad) for tid, t in rec.wrapped_tensors.items()
+                       if rec.refs[tid][0] == "obj" and t._node is None
+                       and rec.start_vids.get(tid) in read]
     spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None
     spec.result = _template(rec, result)
     spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
     spec.escaping |= _result_vids(spec.result)
 
 
-def _used_identities(rec, spec, result):
+def _used_identities(rec, spec, result, read):
     """The identity guards worth checking: every module and optimizer found, but a tensor only
     when the call read it, changed it or its gradient, or returned it. A trainer that keeps the
     last loss in self.last must not re-trace because that tensor is a new one each step."""
-    read = {vid for instr in rec.instrs for vid in instr.reads}
     touched = {tid for tid, vid in rec.start_vids.items() if vid in read}
     changed = ({id(ref) for ref in spec.bumps + spec.grad_none}
                | {id(wb[1]) for wb in spec.writebacks if wb[0] in ("grad", "array")})

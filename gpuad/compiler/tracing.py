@@ -171,6 +171,7 @@ class Recorder:
         self.refs = {}  # id(tensor) -> ("arg", path) for inputs, ("obj", tensor) otherwise
         self.start_vids = {}  # id(tensor) -> value number of its array at wrap time
         self.versions = {}  # id(tensor) -> (tensor, _version at wrap time)
+        self.grad_modes = {}  # id(tensor) -> its requires_grad at wrap time
         # id(tensor) -> (tensor, weak reference to .grad at wrap time or None, its value number)
         self.grads_at_start = {}
         self.hyper = {}  # id(optimizer) -> (optimizer, its hyper-parameters at first sight)
@@ -221,6 +222,7 @@ class Recorder:
         self.wrapped_tensors[id(t)] = t
         self.refs[id(t)] = ref
         self.versions[id(t)] = (t, t._version)
+        self.grad_modes[id(t)] = t._requires_grad
         if t._hooks or getattr(t, "_post_accumulate_hooks", None):
             self.poison("a tensor it uses has hooks (Python run during backward)")
         real = t.array
