@@ -461,6 +461,26 @@ def test_freezing_and_unfreezing_a_parameter_between_calls_selects_programs():
     assert step.traces == 3 and len(step.programs()) == 2  # unfrozen again: the first program
 
 
+@pytest.mark.parametrize("register", ["hook", "post_accumulate_grad_hook"])
+def test_a_hook_put_on_a_parameter_after_tracing_is_not_skipped(register):
+    # a replay runs no Python in backward: a program recorded before the hook existed must not
+    # match any more (the new trace sees the hook and falls back to eager)
+    batches = _batches(np.random.default_rng(6), 8, _mlp_batch)
+
+    def hook_at(opt, i):
+        if i == 3:
+            weight = opt.param_groups[0]["params"][0]
+            if register == "hook":
+                weight.register_hook(lambda g: g * 0.5)
+            else:
+                weight.register_post_accumulate_grad_hook(lambda p: p.grad.mul_(0.5))
+    eager, _, _ = _run(_mlp, batches, "cpu", False, after_step=hook_at)
+    with pytest.warns(CompileWarning, match="has hooks"):
+        compiled, step, _ = _run(_mlp, batches, "cpu", True, after_step=hook_at)
+    _assert_same(eager, compiled, "cpu")
+    assert step.fallback is not None
+
+
 def _peak(step, batches, warm=3):
     for x, y in batches[:warm]:
         step(x, y)

@@ -49,7 +49,8 @@ class Spec:
         self.same_inputs = []   # (expression, expression): one array passed twice
         self.grad_none = []     # tensor refs whose .grad must be None
         self.modules = []       # (module, training flag)
-        self.grad_modes = []    # (tensor ref, requires_grad): a parameter frozen since re-traces
+        self.grad_modes = []    # (tensor ref, requires_grad): a parameter frozen (or given a
+                                # hook) since re-traces
         self.identities = []    # (root, attribute path, object): self.opt is still that one
         self.device = None      # where the arrays are (CUDA: graphs)
         self.states = []        # (optimizer, param, number of entries at the start)
@@ -269,9 +270,11 @@ class Program:
         for module, flag in spec.modules:
             emit(f"    if {self._name(module, 'm')}.training is not {flag}: return "
                  f"{self._miss('a module changed train/eval mode')}")
-        for ref, flag in spec.grad_modes:
-            emit(f"    if {self._ref(ref)}._requires_grad is not {flag}: return "
-                 f"{self._miss('a tensor was frozen or unfrozen (requires_grad)')}")
+        for ref, flag in spec.grad_modes:  # (the trace runs no step with hooks: backward's Python)
+            t = self._ref(ref)
+            emit(f"    if {t}._requires_grad is not {flag} or {t}._hooks or "
+                 f"{t}._post_accumulate_hooks: return "
+                 f"{self._miss('a tensor was frozen, unfrozen or given a hook')}")
         states = {}
         for i, (opt, param, count) in enumerate(spec.states):
             states[(id(opt), id(param))] = f"st{i}"

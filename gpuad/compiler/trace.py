@@ -236,6 +236,9 @@ def _spec(rec, spec, result, modules, owned):
     spec.grad_modes = [(rec.refs[tid], t._requires_grad) for tid, t in rec.wrapped_tensors.items()
                        if rec.refs[tid][0] == "obj" and t._node is None
                        and rec.start_vids.get(tid) in read]
+    for ref, _ in spec.grad_modes:  # the slot is set on a tensor's first such hook: set it now,
+        if not hasattr(ref[1], "_post_accumulate_hooks"):  # so the replay's check can read it
+            ref[1]._post_accumulate_hooks = None
     spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None
     spec.result = _template(rec, result)
     spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
