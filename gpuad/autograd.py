@@ -290,6 +290,12 @@ def _run_hooks(t, g):
     return g
 
 
+# How many times something changed that a compiled step (gpuad.compile) checks only when this
+# count has moved: a tensor's requires_grad or hooks (tensor.py), a module's parameters, buffers or
+# layers (nn/module.py's registries). One comparison per replay instead of one per parameter.
+CHANGES = [0]
+
+
 class RemovableHandle:
     """What registering a hook returns: remove() unregisters it (torch's RemovableHandle)."""
 
@@ -297,6 +303,7 @@ class RemovableHandle:
         self.owner, self.attribute, self.hook = owner, attribute, hook
 
     def remove(self):
+        CHANGES[0] += 1
         hooks = getattr(self.owner, self.attribute, None) or []
         setattr(self.owner, self.attribute, [h for h in hooks if h is not self.hook] or None)
 

@@ -68,6 +68,7 @@ class Tensor(MovesWithTo):
             raise RuntimeError("requires_grad: you can only change requires_grad of leaf tensors; "
                                "use .detach() to get a tensor that does not require grad")
         self._requires_grad = bool(value)
+        autograd.CHANGES[0] += 1
 
     def requires_grad_(self, requires_grad=True):
         self.requires_grad = requires_grad
@@ -251,6 +252,7 @@ class Tensor(MovesWithTo):
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't "
                                "require gradient")
         self._hooks = (self._hooks or []) + [hook]
+        autograd.CHANGES[0] += 1
         return hook
 
     def register_post_accumulate_grad_hook(self, hook):
@@ -266,6 +268,7 @@ class Tensor(MovesWithTo):
         hooks = getattr(self, "_post_accumulate_hooks", None) or []
         self._post_accumulate_hooks = hooks + [hook]
         autograd.POST_ACCUMULATE_HOOKS[0] = True
+        autograd.CHANGES[0] += 1
         return autograd.RemovableHandle(self, "_post_accumulate_hooks", hook)
 
     # ---- in place: recorded where torch records (setitem, the index ops), refused elsewhere ----

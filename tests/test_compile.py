@@ -481,6 +481,36 @@ def test_a_hook_put_on_a_parameter_after_tracing_is_not_skipped(register):
     assert step.fallback is not None
 
 
+@pytest.mark.parametrize("swap", ["activation", "linear", "parameter"])
+def test_a_layer_or_parameter_replaced_after_tracing_is_used_as_eagerly(swap):
+    # a replay reads the modules and parameters it was traced with: one replaced since (a new
+    # layer in a Sequential, a new Parameter object) must make it re-trace
+    batches = _batches(np.random.default_rng(8), 8, _mlp_batch)
+    models_built = []
+
+    def build(device):
+        model, step, opt = _mlp(device)
+        models_built.append(model)
+        return model, step, opt
+
+    def swap_at(opt, i):
+        net = models_built[-1].net
+        if i == 3 and swap == "activation":
+            net[2] = gpuad.nn.Tanh()
+        elif i == 3 and swap == "linear":
+            gpuad.manual_seed(5)
+            net[3] = gpuad.nn.Linear(16, 5)  # not in the optimizer: it stays as it is
+        elif i == 3:  # a new Parameter object, which the optimizer then trains
+            new = gpuad.nn.Parameter(net[1].weight.detach() * 0.5)
+            net[1].weight = opt.param_groups[0]["params"][0] = new
+    eager, _, _ = _run(build, batches, "cpu", False, after_step=swap_at)
+    compiled, step, _ = _run(build, batches, "cpu", True, after_step=swap_at)
+    _assert_same(eager, compiled, "cpu")
+    # a new trace after the swap, and one more where the next call differs again: the new
+    # parameter's momentum buffer appears, the new layer's gradients are there (nobody drops them)
+    assert step.traces == {"activation": 3, "linear": 4, "parameter": 4}[swap]
+
+
 def _peak(step, batches, warm=3):
     for x, y in batches[:warm]:
         step(x, y)

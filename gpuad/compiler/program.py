@@ -18,6 +18,7 @@ import numpy
 
 from .. import autograd, backend
 from ..backend import kernels
+from ..nn.module import held_by
 from ..tensor import Tensor
 from . import flat as flat_updates
 from . import graphs
@@ -49,8 +50,8 @@ class Spec:
         self.same_inputs = []   # (expression, expression): one array passed twice
         self.grad_none = []     # tensor refs whose .grad must be None
         self.modules = []       # (module, training flag)
-        self.grad_modes = []    # (tensor ref, requires_grad): a parameter frozen (or given a
-                                # hook) since re-traces
+        self.structure = []     # (module, nn.module.held_by(module) when traced)
+        self.grad_modes = []    # (tensor, requires_grad) of the leaves it reads (see unchanged)
         self.identities = []    # (root, attribute path, object): self.opt is still that one
         self.device = None      # where the arrays are (CUDA: graphs)
         self.states = []        # (optimizer, param, number of entries at the start)
@@ -80,8 +81,13 @@ class Program:
                           "COPYTO": numpy.copyto,
                           "HOST": self.host_pass, "COMMIT": self.commit_host,
                           "RELEASE": backend.release_freed_memory,
+                          "CHANGES": autograd.CHANGES, "UNCHANGED": self.unchanged,
                           "MISS_SCALARS": Miss("an optimizer update took another path")}
         self._commits = ()  # what the last host pass would write into optimizer state
+        # autograd.CHANGES when what unchanged() checks was last found as traced, and when it
+        # was last found otherwise (so a replaced layer costs one comparison per call after)
+        self._seen = self.namespace["SEEN"] = [autograd.CHANGES[0]]
+        self._changed_at = None
         self.name, self.graph_source, self.runner = name, "", None
         self._drop_at = None  # the instruction before which the replay drops the old gradients
         self._last = {}
@@ -270,11 +276,10 @@ class Program:
         for module, flag in spec.modules:
             emit(f"    if {self._name(module, 'm')}.training is not {flag}: return "
                  f"{self._miss('a module changed train/eval mode')}")
-        for ref, flag in spec.grad_modes:  # (the trace runs no step with hooks: backward's Python)
-            t = self._ref(ref)
-            emit(f"    if {t}._requires_grad is not {flag} or {t}._hooks or "
-                 f"{t}._post_accumulate_hooks: return "
-                 f"{self._miss('a tensor was frozen, unfrozen or given a hook')}")
+        if spec.structure or spec.grad_modes:
+            changed = ("a parameter, buffer or layer was replaced, or a parameter frozen, "
+                       "unfrozen or given a hook")
+            emit(f"    if CHANGES[0] != SEEN[0] and not UNCHANGED(): return {self._miss(changed)}")
         states = {}
         for i, (opt, param, count) in enumerate(spec.states):
             states[(id(opt), id(param))] = f"st{i}"
@@ -344,6 +349,22 @@ class Program:
         for run in self.flat_runs:
             if run.gradient is not None:
                 emit(f"    {run.prefix}.gradients()")
+
+    def unchanged(self):
+        """Whether the program's modules still hold the parameters, buffers and layers they held
+        when traced, and the tensors it reads still have their requires_grad and no hooks (asked
+        when autograd.CHANGES has moved: the replay runs no hook, the trace fell back on them)."""
+        now = autograd.CHANGES[0]
+        if now == self._changed_at:
+            return False
+        if (all(held_by(m) == held for m, held in self.spec.structure)
+                and all(t._requires_grad is flag and not t._hooks
+                        and not getattr(t, "_post_accumulate_hooks", None)
+                        for t, flag in self.spec.grad_modes)):
+            self._seen[0] = now
+            return True
+        self._changed_at = now
+        return False
 
     def _bound(self, vid):
         return vid in self._last or vid in self.spec.escaping

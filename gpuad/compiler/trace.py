@@ -6,7 +6,7 @@ import gc
 import types
 
 from .. import backend, ops
-from ..nn.module import Module
+from ..nn.module import Module, held_by
 from ..optim.optimizer import Optimizer
 from ..tensor import Tensor
 from .arrays import TRACE_TYPES, unwrap
@@ -101,7 +101,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         rec.wrap_tensor(t)
     for opt in optimizers:
         rec.snapshot(opt)
-    owned = {id(m): _owned(m) for m in modules}
+    owned = {id(m): held_by(m) for m in modules}
     spec.modules = [(m, m.training) for m in modules]
     backend.TRACER[0] = rec
     ops.add_interceptor(rec.intercept)
@@ -174,10 +174,6 @@ def _bind_input(spec, exprs, vid, expr):
         spec.inputs.append((vid, expr))
 
 
-def _owned(module):
-    """Identities of a module's own parameters and buffers."""
-    return [(n, id(t)) for n, t in module.named_parameters(recurse=False)] + [
-        (n, id(t)) for n, t in module.named_buffers(recurse=False)]
 
 
 def _vid(rec, array):
@@ -228,17 +224,15 @@ def _spec(rec, spec, result, modules, owned):
         if [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] != before:
             rec.poison("changes an optimizer's hyper-parameters (a scheduler step?); call "
                        "scheduler.step() outside the compiled function")
+    spec.structure = [(m, owned[id(m)]) for m in modules]
     for m in modules:
-        if _owned(m) != owned[id(m)]:
-            rec.poison("replaces a module's parameter or buffer")
+        if held_by(m) != owned[id(m)]:
+            rec.poison("replaces a module's parameter, buffer or layer")
     read = {vid for instr in rec.instrs for vid in instr.reads}
     spec.identities = _used_identities(rec, spec, result, read)
-    spec.grad_modes = [(rec.refs[tid], t._requires_grad) for tid, t in rec.wrapped_tensors.items()
+    spec.grad_modes = [(t, t._requires_grad) for tid, t in rec.wrapped_tensors.items()
                        if rec.refs[tid][0] == "obj" and t._node is None
                        and rec.start_vids.get(tid) in read]
-    for ref, _ in spec.grad_modes:  # the slot is set on a tensor's first such hook: set it now,
-        if not hasattr(ref[1], "_post_accumulate_hooks"):  # so the replay's check can read it
-            ref[1]._post_accumulate_hooks = None
     spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None
     spec.result = _template(rec, result)
     spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}

@@ -31,6 +31,52 @@ class Parameter(Tensor):
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
+class _Registry(dict):
+    """A module's parameters, buffers or children by name: a dict that counts every change in
+    autograd.CHANGES, so a compiled step notices a parameter or layer swapped since it was traced
+    with one comparison per replay. Reads are the dict's own."""
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        autograd.CHANGES[0] += 1
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        autograd.CHANGES[0] += 1
+        dict.__delitem__(self, key)
+
+    def pop(self, *args):
+        autograd.CHANGES[0] += 1
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        autograd.CHANGES[0] += 1
+        return dict.popitem(self)
+
+    def clear(self):
+        autograd.CHANGES[0] += 1
+        dict.clear(self)
+
+    def update(self, *args, **kwargs):
+        autograd.CHANGES[0] += 1
+        dict.update(self, *args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        autograd.CHANGES[0] += 1
+        return dict.setdefault(self, key, default)
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+
+def held_by(module):
+    """What a module holds, by identity: its class and its own parameters, buffers and children
+    (gpuad.compile compares this when autograd.CHANGES has moved)."""
+    return (type(module), [(n, id(v)) for n, v in module._parameters.items()],
+            [(n, id(v)) for n, v in module._buffers.items()],
+            [(n, id(v)) for n, v in module._modules.items()])
+
 
 def _check_name(module, kind, name):
     """Refuse a name a parameter, buffer or child module cannot have; ready a fast lookup for one
@@ -48,6 +94,7 @@ def _check_name(module, kind, name):
 
 
 _GROUPS = {"parameter": "_parameters", "buffer": "_buffers", "module": "_modules"}
+_ABSENT = object()
 
 
 class _Registered:
@@ -66,8 +113,10 @@ class _Registered:
         if module is None:
             raise AttributeError(self.name)  # the class itself has no such attribute
         registry = module.__dict__.get(self.group)
-        if registry is not None and self.name in registry:
-            return registry[self.name]
+        if registry is not None:
+            value = registry.get(self.name, _ABSENT)
+            if value is not _ABSENT:
+                return value
         return module.__getattr__(self.name)
 
 
@@ -76,8 +125,9 @@ class Module(MovesWithTo):
     buffers as attributes in __init__, and define forward."""
 
     def __init__(self):
-        for name, value in (("training", True), ("_parameters", {}), ("_buffers", {}),
-                            ("_non_persistent_buffers", set()), ("_modules", {})):
+        for name, value in (("training", True), ("_parameters", _Registry()),
+                            ("_buffers", _Registry()), ("_non_persistent_buffers", set()),
+                            ("_modules", _Registry())):
             object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):
