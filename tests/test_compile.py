@@ -511,6 +511,34 @@ def test_a_layer_or_parameter_replaced_after_tracing_is_used_as_eagerly(swap):
     assert step.traces == {"activation": 3, "linear": 4, "parameter": 4}[swap]
 
 
+@pytest.mark.parametrize("change", ["add_param_group", "append", "pop"])
+def test_parameters_added_to_or_removed_from_the_optimizer_are_updated_as_eagerly(change):
+    # which parameters the optimizer steps is part of the program: one added since (a layer
+    # unfrozen by adding it to the optimizer) or removed must make it re-trace
+    batches = _batches(np.random.default_rng(10), 8, _mlp_batch)
+
+    def build(device):
+        model = models.MLP(12, (16,), 5).to(device)
+        params = list(model.parameters())
+        opt = gpuad.optim.SGD(params[2:], lr=0.1, momentum=0.9)  # the first layer not at first
+        opt.first_layer = params[:2]
+        return model, _classifier_step(model, opt), opt
+
+    def change_at(opt, i):
+        if i != 3:
+            return
+        if change == "add_param_group":
+            opt.add_param_group({"params": opt.first_layer, "lr": 0.05})
+        elif change == "append":
+            opt.param_groups[0]["params"].append(opt.first_layer[0])
+        else:
+            opt.param_groups[0]["params"].pop()
+    eager, _, _ = _run(build, batches, "cpu", False, after_step=change_at)
+    compiled, step, _ = _run(build, batches, "cpu", True, after_step=change_at)
+    _assert_same(eager, compiled, "cpu")
+    assert step.traces >= 3
+
+
 def _peak(step, batches, warm=3):
     for x, y in batches[:warm]:
         step(x, y)

@@ -51,6 +51,7 @@ class Spec:
         self.grad_none = []     # tensor refs whose .grad must be None
         self.modules = []       # (module, training flag)
         self.structure = []     # (module, nn.module.held_by(module) when traced)
+        self.members = []       # (optimizer, optimizer_members(optimizer) when traced)
         self.grad_modes = []    # (tensor, requires_grad) of the leaves it reads (see unchanged)
         self.identities = []    # (root, attribute path, object): self.opt is still that one
         self.device = None      # where the arrays are (CUDA: graphs)
@@ -82,6 +83,7 @@ class Program:
                           "HOST": self.host_pass, "COMMIT": self.commit_host,
                           "RELEASE": backend.release_freed_memory,
                           "CHANGES": autograd.CHANGES, "UNCHANGED": self.unchanged,
+                          "SAME_MEMBERS": self.same_members,
                           "MISS_SCALARS": Miss("an optimizer update took another path")}
         self._commits = ()  # what the last host pass would write into optimizer state
         # autograd.CHANGES when what unchanged() checks was last found as traced, and when it
@@ -280,6 +282,9 @@ class Program:
             changed = ("a parameter, buffer or layer was replaced, or a parameter frozen, "
                        "unfrozen or given a hook")
             emit(f"    if CHANGES[0] != SEEN[0] and not UNCHANGED(): return {self._miss(changed)}")
+        if spec.members:
+            emit(f"    if not SAME_MEMBERS(): return "
+                 f"{self._miss('an optimizer has other parameters or groups')}")
         states = {}
         for i, (opt, param, count) in enumerate(spec.states):
             states[(id(opt), id(param))] = f"st{i}"
@@ -349,6 +354,14 @@ class Program:
         for run in self.flat_runs:
             if run.gradient is not None:
                 emit(f"    {run.prefix}.gradients()")
+
+    def same_members(self):
+        """Whether every optimizer found when tracing still has the same groups holding the same
+        parameters (a parameter added or removed since changes which updates the step makes)."""
+        for opt, members in self.spec.members:
+            if not same_members(opt, members):
+                return False
+        return True
 
     def unchanged(self):
         """Whether the program's modules still hold the parameters, buffers and layers they held
@@ -795,6 +808,22 @@ def reclaim(old, meta, device):
 
 
 _SOLE_OWNER = _sole_owner_counts()
+
+
+def optimizer_members(optimizer):
+    """An optimizer's groups and their parameters, by identity (see same_members)."""
+    return [(group, group["params"], tuple(group["params"])) for group in optimizer.param_groups]
+
+
+def same_members(optimizer, members):
+    groups = optimizer.param_groups
+    if len(groups) != len(members):
+        return False
+    for group, (group0, params, params0) in zip(groups, members):
+        if (group is not group0 or group["params"] is not params or len(params) != len(params0)
+                or any(map(operator.is_not, params, params0))):
+            return False
+    return True
 
 
 @functools.lru_cache(maxsize=64)

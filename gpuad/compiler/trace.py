@@ -10,7 +10,7 @@ from ..nn.module import Module, held_by
 from ..optim.optimizer import Optimizer
 from ..tensor import Tensor
 from .arrays import TRACE_TYPES, unwrap
-from .program import Program, Spec
+from .program import Program, Spec, optimizer_members, same_members
 from .tracing import Poison, Recorder, Unsupported, user_frame
 
 _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
@@ -102,6 +102,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     for opt in optimizers:
         rec.snapshot(opt)
     owned = {id(m): held_by(m) for m in modules}
+    members = [(opt, optimizer_members(opt)) for opt in optimizers]
     spec.modules = [(m, m.training) for m in modules]
     backend.TRACER[0] = rec
     ops.add_interceptor(rec.intercept)
@@ -119,7 +120,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         ops.remove_interceptor(rec.intercept)
         rec.closed = True
     try:
-        _spec(rec, spec, result, modules, owned)
+        _spec(rec, spec, result, modules, owned, members)
     finally:
         result = _restore(rec, result)
     made_state = any(len(state) != len(start) for _, _, state, start in rec.states_seen.values())
@@ -182,7 +183,7 @@ def _vid(rec, array):
     return None
 
 
-def _spec(rec, spec, result, modules, owned):
+def _spec(rec, spec, result, modules, owned, members):
     """Fill in what the replay binds, checks and writes back, from what the call did."""
     for tid, t in rec.wrapped_tensors.items():
         ref = rec.refs[tid]
@@ -224,7 +225,9 @@ def _spec(rec, spec, result, modules, owned):
         if [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] != before:
             rec.poison("changes an optimizer's hyper-parameters (a scheduler step?); call "
                        "scheduler.step() outside the compiled function")
-    spec.structure = [(m, owned[id(m)]) for m in modules]
+    spec.structure, spec.members = [(m, owned[id(m)]) for m in modules], members
+    if not all(same_members(opt, before) for opt, before in members):
+        rec.poison("changes an optimizer's parameters or groups")
     for m in modules:
         if held_by(m) != owned[id(m)]:
             rec.poison("replaces a module's parameter, buffer or layer")
