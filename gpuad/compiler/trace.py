@@ -175,8 +175,6 @@ def _bind_input(spec, exprs, vid, expr):
         spec.inputs.append((vid, expr))
 
 
-
-
 def _vid(rec, array):
     if type(array) in TRACE_TYPES and array._rec is rec:
         return array._vid
