@@ -31,6 +31,7 @@ class Parameter(Tensor):
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
+
 class _Registry(dict):
     """A module's parameters, buffers or children by name: a dict that counts every change in
     autograd.CHANGES, so a compiled step notices a parameter or layer swapped since it was traced
