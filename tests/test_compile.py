@@ -775,6 +775,32 @@ def test_what_others_hold_is_never_moved_into_a_flat_buffer():
     assert next(held["model"].parameters()).array is held["weight"]
 
 
+def test_an_evaluation_step_compiled_first_does_not_keep_the_training_step_from_moving():
+    # the evaluation program's own references to the parameters are gpuad.compile's, not a
+    # user's: the training step still moves them into flat buffers, and the evaluation program
+    # then binds the moved arrays (not the old ones, which would stay alive through it)
+    model = models.MLP(12, (16,), 5)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    train = gpuad.compile(_classifier_step(model, opt))
+
+    @gpuad.compile
+    def evaluate(x):
+        with gpuad.no_grad():
+            return model(x)
+    rng = np.random.default_rng(11)
+    x, y = map(gpuad.tensor, _mlp_batch(rng))
+    for _ in range(3):
+        evaluate(x)
+    for _ in range(4):
+        train(x, y)
+    assert [run.ok for p in train.programs() for run in p.flat_runs] == [True]
+    program = evaluate.programs()[0]
+    bound = [v.real for v in program.values if v.kind == "external"]
+    params = [p.array for p in model.parameters()]
+    assert all(any(b is p for p in params) for b in bound)
+    np.testing.assert_array_equal(evaluate(x).numpy(), model(x).detach().numpy())
+
+
 def test_parameters_replaced_or_in_groups_of_their_own_still_replay_the_eager_step():
     rng = np.random.default_rng(11)
     batches = [(rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32))

@@ -17,6 +17,7 @@ gradient of is left to them and a new one made. Only numpy arrays (CuPy replays 
 """
 import math
 import sys
+import weakref
 
 import numpy
 
@@ -34,6 +35,8 @@ def _baseline():
     arrays = [holder[0]]  # as FlatRun.move counts them
     return _counts(arrays)[0]
 
+
+PROGRAMS = weakref.WeakSet()  # every live program, of every compiled function
 
 # references to a movable array when move() counts them: its owner's, the replay's variable,
 # move's list and what counting adds; any more and someone else holds it (or a view of it)
@@ -163,7 +166,7 @@ class FlatRun:
             if shared is not None and all(a is v for a, v in zip(group, shared[1])):
                 plans.append((position, vids, shared, None))
                 continue
-            own = [_own_references(program, a) for a in group]
+            own = [_own_references(a) for a in group]
             if not all(_movable(a, group[0].dtype, c - extra)
                        for a, c, extra in zip(group, counts[n * k:(n + 1) * k], own)):
                 self.ok = None
@@ -174,7 +177,7 @@ class FlatRun:
                 pool[key] = (flat, views)
                 for vid, old, view in zip(vids, arrays[n * k:(n + 1) * k], views):
                     _rebind(program.values[vid].owner, view)
-                    _retarget(program, old, view)
+                    _retarget(old, view)
             namespace[self.flat_name(position)] = flat
             for vid, view in zip(vids, views):
                 program.values[vid].real = view  # the identity fast path of binding
@@ -208,11 +211,12 @@ def _owner_key(owner):
     return id(owner[1][1])
 
 
-def _own_references(program, array):
-    """References that the programs of one compiled function hold to an array they traced (an
-    external's Value, and the name that binding compares it with): not someone else's."""
+def _own_references(array):
+    """References that programs hold to an array they traced (an external's Value, and the name
+    that binding compares it with), those of every compiled function (an evaluation step compiled
+    before the training step reads the same parameters): gpuad.compile's, not someone else's."""
     count = 0
-    for other in program._pool.get("programs", ()):
+    for other in list(PROGRAMS):
         for value in other.values:
             if value.real is array:
                 name = other.identity_names.get(value.vid)
@@ -220,9 +224,9 @@ def _own_references(program, array):
     return count
 
 
-def _retarget(program, array, view):
-    """Every program of the function binds `view` where it traced `array` (which goes free)."""
-    for other in program._pool.get("programs", ()):
+def _retarget(array, view):
+    """Every program binds `view` where it traced `array` (which goes free)."""
+    for other in list(PROGRAMS):
         for value in other.values:
             if value.real is array:
                 value.real = view

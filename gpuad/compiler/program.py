@@ -116,7 +116,7 @@ class Program:
         code = _code(self.source, f"<gpuad.compile {name}>")
         exec(code, self.namespace)  # noqa: S102  (our own generated source)
         self.run = self.namespace["replay"]
-        self._pool.setdefault("programs", []).append(self)  # flat.py counts what they hold
+        flat_updates.PROGRAMS.add(self)  # flat.py counts what they hold
 
     def attach_graphs(self, enabled, capture=None):
         """On CUDA, run replays as captured CUDA graphs (graphs.py): the program's blocks of
