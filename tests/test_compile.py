@@ -910,6 +910,33 @@ def test_debug_prints_traces_retraces_and_fallbacks(capsys, monkeypatch):
     assert capsys.readouterr().err == ""
 
 
+def test_anomaly_detection_and_debug_mode_run_the_compiled_function_eagerly():
+    # their checks are Python on every op, which a replay skips: a NaN must still be caught, and
+    # the program is there again once the mode is off
+    _, step_fn, _ = _mlp("cpu")
+    ran = []
+
+    def counted(x, y):
+        ran.append(1)  # Python: runs when the call is eager (or traced), not in a replay
+        return step_fn(x, y)
+    step = gpuad.compile(counted)
+    x, y = map(gpuad.tensor, _mlp_batch(np.random.default_rng(12)))
+    for _ in range(3):
+        step(x, y)
+    assert len(ran) == 2
+    bad = gpuad.tensor(np.full(tuple(x.shape), np.nan, np.float32))
+    with gpuad.autograd.detect_anomaly(), pytest.raises(gpuad.autograd.AnomalyError):
+        step(bad, y)
+    gpuad.set_debug(True)
+    try:
+        step(x, y)
+    finally:
+        gpuad.set_debug(False)
+    assert len(ran) == 4
+    step(x, y)
+    assert len(ran) == 4 and step.traces == 2 and step.fallback is None
+
+
 def test_torch_compile_spellings_are_accepted():
     def f(x):
         return x + 1

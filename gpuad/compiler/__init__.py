@@ -25,7 +25,7 @@ import warnings
 import numpy
 
 from .. import amp, backend
-from ..autograd import grad_mode
+from ..autograd import ANOMALY, DEBUG, grad_mode
 from ..nn.module import Module
 from ..tensor import Tensor
 from .arrays import current
@@ -56,7 +56,8 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
     data-dependent branches or shapes) runs eagerly from then on, after one CompileWarning naming
     the line; with fullgraph=True that raises instead. A recording of a call that created
     optimizer state (a first step) is not kept: the next call finds that state. After
-    CACHE_LIMIT recordings, calls that match no program run eagerly. `debug=True` (or
+    CACHE_LIMIT recordings, calls that match no program run eagerly, as do calls made under
+    anomaly detection or gpuad.set_debug(True) (their checks are Python). `debug=True` (or
     GPUAD_COMPILE_DEBUG=1) prints every trace, re-trace and fallback to stderr (they also go to
     the "gpuad.compile" logger); GPUAD_COMPILE_DEBUG=2 prints each generated program too.
     backend="eager" or disable=True returns fn unchanged; `dynamic` and `options` are accepted
@@ -100,8 +101,10 @@ class CompiledFunction:
         return functools.partial(self.__call__, instance)
 
     def __call__(self, *args, **kwargs):
-        if self.fallback is not None or current() is not None:
-            return self.fn(*args, **kwargs)  # inside another trace: that one records this call
+        if self.fallback is not None or current() is not None or ANOMALY[0] or DEBUG[0]:
+            # inside another trace, that one records this call; anomaly detection and debug mode
+            # check every op in Python, which a replay does not run
+            return self.fn(*args, **kwargs)
         key = _signature(args, kwargs)
         why = "first call" if not self.cache else "new signature"
         for program in self.cache.get(key, ()):
