@@ -10,6 +10,7 @@ import re
 import sys
 import tracemalloc
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -554,7 +555,6 @@ def _peak(step, batches, warm=3):
 
 def test_a_program_keeps_no_array_it_never_reads():
     # the old gradients a traced call found (zero_grad drops them) must not live on in the program
-    import weakref
     model = models.MLP(64, (64,), 10)
     opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     step = gpuad.compile(_classifier_step(model, opt))
@@ -570,25 +570,32 @@ def test_a_program_keeps_no_array_it_never_reads():
     assert [r() is None for r in old] == [True] * len(old)
 
 
-def test_a_gradient_the_traced_step_drops_is_freed_then_as_in_eager():
-    # a recording must not keep the old gradients alive until it ends: its backward would hold
-    # the model's size twice over (LeNet5's recording peaked 0.8 MB above its eager step)
-    import weakref
+def _probed_step(probe):
+    """(model, an MLP step with SGD momentum that calls probe(logits) between zero_grad and
+    backward, a batch for it)."""
     model = models.MLP(64, (64,), 10)
     opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    old, freed = [], []
 
     def step(x, y):
-        loss = F.cross_entropy(model(x), y)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
         opt.zero_grad()
-        freed.append([ref() is None for ref in old])
+        probe(logits)
         loss.backward()
         opt.step()
         return loss
-    compiled = gpuad.compile(step)
     rng = np.random.default_rng(0)
     batch = (gpuad.tensor(rng.standard_normal((8, 64)).astype(np.float32)),
              gpuad.tensor(rng.integers(0, 10, 8)))
+    return model, step, batch
+
+
+def test_a_gradient_the_traced_step_drops_is_freed_then_as_in_eager():
+    # a recording must not keep the old gradients alive until it ends: its backward would hold
+    # the model's size twice over (LeNet5's recording peaked 0.8 MB above its eager step)
+    old, freed = [], []
+    model, step, batch = _probed_step(lambda _: freed.append([ref() is None for ref in old]))
+    compiled = gpuad.compile(step)
     for fn in (step, step, compiled):  # eager twice, then a traced call, which is kept
         old[:] = [weakref.ref(p.grad.array) for p in model.parameters() if p.grad is not None]
         fn(*batch)
@@ -604,23 +611,9 @@ def test_recordings_are_freed_at_once_and_keep_no_tensor_of_their_call():
     # a recursive closure once kept every recording (thousands of objects) alive until the
     # collector ran, and cross-entropy's error message, recorded in the program, the traced
     # call's logits (their array and graph) for as long as the program lived
-    import weakref
-    model = models.MLP(64, (64,), 10)
-    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     logits_seen = []
-
-    def step(x, y):
-        logits = model(x)
-        logits_seen.append(weakref.ref(logits.array))
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    _, step, batch = _probed_step(lambda logits: logits_seen.append(weakref.ref(logits.array)))
     compiled = gpuad.compile(step)
-    rng = np.random.default_rng(0)
-    batch = (gpuad.tensor(rng.standard_normal((8, 64)).astype(np.float32)),
-             gpuad.tensor(rng.integers(0, 10, 8)))
     gc.collect()
     gc.disable()
     try:
