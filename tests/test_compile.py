@@ -462,6 +462,31 @@ def test_freezing_and_unfreezing_a_parameter_between_calls_selects_programs():
     assert step.traces == 3 and len(step.programs()) == 2  # unfrozen again: the first program
 
 
+def test_a_step_that_asks_for_its_inputs_gradient_replays_the_eager_step():
+    # adversarial training (FGSM): the step makes its argument require grad and reads its .grad;
+    # that is the caller's tensor, not a parameter frozen or unfrozen, so it replays
+    def build(device):
+        model, _, opt = _mlp(device)
+
+        def step(x, y):
+            x.requires_grad_(True)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            x_adv = (x + 0.1 * x.grad.sign()).detach()
+            loss = F.cross_entropy(model(x_adv), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return model, step, opt
+    batches = _batches(np.random.default_rng(14), 6, _mlp_batch)
+    eager, _, _ = _run(build, batches, "cpu", False)
+    compiled, step, _ = _run(build, batches, "cpu", True)
+    _assert_same(eager, compiled, "cpu")
+    assert step.fallback is None and step.programs()
+
+
 @pytest.mark.parametrize("register", ["hook", "post_accumulate_grad_hook"])
 def test_a_hook_put_on_a_parameter_after_tracing_is_not_skipped(register):
     # a replay runs no Python in backward: a program recorded before the hook existed must not

@@ -192,8 +192,8 @@ def _spec(rec, spec, result, modules, owned, members):
             spec.writebacks.append(("array", ref, vid))
         if t._version != rec.versions[tid][1]:
             spec.bumps.append(ref)
-        if t._requires_grad is not rec.grad_modes[tid]:
-            rec.poison("changes a tensor's requires_grad")
+        if t._requires_grad is not rec.grad_modes[tid] and ref[0] == "obj":  # (an argument's
+            rec.poison("changes a parameter's requires_grad")  # is its caller's: FGSM's input)
     for tid, (t, g0_ref, vid0) in rec.grads_at_start.items():
         ref, g1 = rec.refs[tid], t.grad
         if g1 is None:
