@@ -114,7 +114,9 @@ def test_training_leaves_no_garbage_and_a_constant_object_count():
         for i in range(4):
             epoch()
             counts[i] = len(gc.get_objects())
-        if len(set(counts)) > 1:  # name what grows over one more epoch
+        # a leak grows every epoch; the first measured one may still add one object once (seen
+        # once in a full run, after other tests' threads: 851904 then 851905 three times)
+        if len(set(counts[1:])) > 1 or counts[1] - counts[0] > 1:  # name what grows
             before = collections.Counter(type(o).__name__ for o in gc.get_objects())
             epoch()
             after = collections.Counter(type(o).__name__ for o in gc.get_objects())
