@@ -255,6 +255,10 @@ class Tensor(MovesWithTo):
         autograd.CHANGES[0] += 1
         return hook
 
+    def _has_hooks(self):
+        """Whether Python runs for this tensor during backward (hooks of either kind)."""
+        return bool(self._hooks or getattr(self, "_post_accumulate_hooks", None))
+
     def register_post_accumulate_grad_hook(self, hook):
         """Call hook(self) once backward has written this leaf's final gradient into .grad, while
         the rest of backward may still run (what DistributedDataParallel overlaps with). Returns

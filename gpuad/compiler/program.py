@@ -371,8 +371,7 @@ class Program:
         if now == self._changed_at:
             return False
         if (all(held_by(m) == held for m, held in self.spec.structure)
-                and all(t._requires_grad is flag and not t._hooks
-                        and not getattr(t, "_post_accumulate_hooks", None)
+                and all(t._requires_grad is flag and not t._has_hooks()
                         for t, flag in self.spec.grad_modes)):
             self._seen[0] = now
             return True

@@ -223,7 +223,7 @@ class Recorder:
         self.refs[id(t)] = ref
         self.versions[id(t)] = (t, t._version)
         self.grad_modes[id(t)] = t._requires_grad
-        if t._hooks or getattr(t, "_post_accumulate_hooks", None):
+        if t._has_hooks():
             self.poison("a tensor it uses has hooks (Python run during backward)")
         real = t.array
         if type(real) not in TRACE_TYPES:
