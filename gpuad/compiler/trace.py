@@ -101,9 +101,9 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         rec.wrap_tensor(t)
     for opt in optimizers:
         rec.snapshot(opt)
-    owned = {id(m): held_by(m) for m in modules}
-    members = [(opt, optimizer_members(opt)) for opt in optimizers]
     spec.modules = [(m, m.training) for m in modules]
+    spec.structure = [(m, held_by(m)) for m in modules]
+    spec.members = [(opt, optimizer_members(opt)) for opt in optimizers]
     backend.TRACER[0] = rec
     ops.add_interceptor(rec.intercept)
     try:
@@ -120,7 +120,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         ops.remove_interceptor(rec.intercept)
         rec.closed = True
     try:
-        _spec(rec, spec, result, modules, owned, members)
+        _spec(rec, spec, result)
     finally:
         result = _restore(rec, result)
     made_state = any(len(state) != len(start) for _, _, state, start in rec.states_seen.values())
@@ -181,7 +181,7 @@ def _vid(rec, array):
     return None
 
 
-def _spec(rec, spec, result, modules, owned, members):
+def _spec(rec, spec, result):
     """Fill in what the replay binds, checks and writes back, from what the call did."""
     for tid, t in rec.wrapped_tensors.items():
         ref = rec.refs[tid]
@@ -190,9 +190,10 @@ def _spec(rec, spec, result, modules, owned, members):
             rec.poison("replaces a tensor's array with one it did not compute")
         elif tid in rec.start_vids and vid != rec.start_vids[tid]:
             spec.writebacks.append(("array", ref, vid))
-        if t._version != rec.versions[tid][1]:
+        _, version, requires_grad = rec.versions[tid]
+        if t._version != version:
             spec.bumps.append(ref)
-        if t._requires_grad is not rec.grad_modes[tid] and ref[0] == "obj":  # (an argument's
+        if t._requires_grad is not requires_grad and ref[0] == "obj":  # (an argument's
             rec.poison("changes a parameter's requires_grad")  # is its caller's: FGSM's input)
     for tid, (t, g0_ref, vid0) in rec.grads_at_start.items():
         ref, g1 = rec.refs[tid], t.grad
@@ -223,12 +224,10 @@ def _spec(rec, spec, result, modules, owned, members):
         if [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] != before:
             rec.poison("changes an optimizer's hyper-parameters (a scheduler step?); call "
                        "scheduler.step() outside the compiled function")
-    spec.structure, spec.members = [(m, owned[id(m)]) for m in modules], members
-    if not all(same_members(opt, before) for opt, before in members):
+    if not all(same_members(opt, before) for opt, before in spec.members):
         rec.poison("changes an optimizer's parameters or groups")
-    for m in modules:
-        if held_by(m) != owned[id(m)]:
-            rec.poison("replaces a module's parameter, buffer or layer")
+    if not all(held_by(m) == before for m, before in spec.structure):
+        rec.poison("replaces a module's parameter, buffer or layer")
     read = {vid for instr in rec.instrs for vid in instr.reads}
     spec.identities = _used_identities(rec, spec, result, read)
     spec.grad_modes = [(t, t._requires_grad) for tid, t in rec.wrapped_tensors.items()

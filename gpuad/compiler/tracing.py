@@ -170,8 +170,7 @@ class Recorder:
         self.wrapped_tensors = {}  # id(tensor) -> tensor whose .array is traced
         self.refs = {}  # id(tensor) -> ("arg", path) for inputs, ("obj", tensor) otherwise
         self.start_vids = {}  # id(tensor) -> value number of its array at wrap time
-        self.versions = {}  # id(tensor) -> (tensor, _version at wrap time)
-        self.grad_modes = {}  # id(tensor) -> its requires_grad at wrap time
+        self.versions = {}  # id(tensor) -> (tensor, _version, requires_grad) at wrap time
         # id(tensor) -> (tensor, weak reference to .grad at wrap time or None, its value number)
         self.grads_at_start = {}
         self.hyper = {}  # id(optimizer) -> (optimizer, its hyper-parameters at first sight)
@@ -221,8 +220,7 @@ class Recorder:
         ref = ref or ("obj", t)
         self.wrapped_tensors[id(t)] = t
         self.refs[id(t)] = ref
-        self.versions[id(t)] = (t, t._version)
-        self.grad_modes[id(t)] = t._requires_grad
+        self.versions[id(t)] = (t, t._version, t._requires_grad)
         if t._has_hooks():
             self.poison("a tensor it uses has hooks (Python run during backward)")
         real = t.array
