@@ -731,6 +731,51 @@ def test_a_gradient_the_user_kept_is_never_overwritten():
     assert id(weight.grad.array) == last
 
 
+class _Holder:
+    """A trainer's attributes: a model, its optimizer and layers the step may not call."""
+
+
+def test_replay_locals_never_take_the_name_of_an_object_it_reads(device):
+    # The replay's locals (v7, old22, ...) and the objects it reads by name (o22 for the 11th
+    # module found) must not meet. A step whose argument held a dozen modules once replayed
+    # 'o22 = t18.grad' for a reclaimed gradient, and 'o22.training' raised UnboundLocalError.
+    rng = np.random.default_rng(11)
+    batches = [(rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32))
+               for _ in range(5)]
+
+    def step(holder, x, y):
+        loss = F.cross_entropy(holder.model(x), y)
+        if x.shape[0] < 0:  # never: the layers are found, guarded and named all the same
+            loss = sum(getattr(holder, f"unused{i}")(x).sum() for i in range(holder.unused))
+        holder.opt.zero_grad()
+        loss.backward()
+        holder.opt.step()
+        return loss
+
+    for unused in range(8, 16):  # the numbering moves with the count of modules found
+        runs = []
+        for compiled in (False, True):
+            gpuad.manual_seed(0)
+            holder = _Holder()
+            holder.model = models.MLP(64, (128,), 10).to(device)
+            holder.opt = gpuad.optim.RMSprop(holder.model.parameters(), lr=1e-3, momentum=0.5)
+            holder.unused = unused
+            for i in range(unused):
+                setattr(holder, f"unused{i}", gpuad.nn.ReLU())
+            fn = gpuad.compile(step) if compiled else step
+            losses = []
+            for x, y in batches:
+                with _no_sync(device):
+                    loss = fn(holder, gpuad.tensor(x, device=device),
+                              gpuad.tensor(y, device=device))
+                losses.append(float(gpuad.backend.asnumpy(loss.array)))
+            runs.append((losses, [_host(p) for p in holder.model.parameters()]))
+        _assert_same(*runs, device)
+        for program in fn.programs():
+            replay = program.namespace["replay"]
+            assert not set(replay.__code__.co_varnames) & set(program.namespace)
+
+
 def _flat_run(step):
     (program,) = step.programs()
     (run,) = program.flat_runs

@@ -349,7 +349,7 @@ class Program:
         for wb in self.spec.writebacks:
             if wb[0] == "grad":
                 if not runner and wb[2] in self._reclaimable:
-                    emit(f"    o{wb[2]} = {self._ref(wb[1])}.grad")
+                    emit(f"    old{wb[2]} = {self._ref(wb[1])}.grad")
                 emit(f"    {self._ref(wb[1])}.grad = None")
         for run in self.flat_runs:
             if run.gradient is not None:
@@ -560,7 +560,7 @@ class Program:
             meta_name = self._name(self.values[outs].meta, "meta")
             device = self._name(self.spec.device or backend.CPU, "d")
             return (target + f"{fn}({', '.join(self._arg(a) for a in args)}, "
-                    f"out=RECLAIM(o{outs}, {meta_name}, {device}))")
+                    f"out=RECLAIM(old{outs}, {meta_name}, {device}))")
         if kind == "call":
             expr = f"{self._name(instr.target, 'f')}({self._call_args(args, instr.kwargs)})"
         elif kind == "method":
