@@ -4,6 +4,7 @@ kernel), re-traces when the call changes, falls back to eager with one warning w
 values on the host, keeps what changes between calls (batches, learning rates, step counts,
 random draws) as inputs, and never peaks above eager's memory."""
 import contextlib
+import enum
 import functools
 import gc
 import re
@@ -731,8 +732,98 @@ def test_a_gradient_the_user_kept_is_never_overwritten():
     assert id(weight.grad.array) == last
 
 
+class _Slot(enum.Enum):
+    LOGITS = "logits"
+
+
+class _Averaged(gpuad.optim.Optimizer):
+    """A user's optimizer whose state key is an enum member."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, {"lr": lr})
+
+    def _update(self, p, g, state, group):
+        average = state.get(_Slot.LOGITS)
+        if average is None:
+            average = state[_Slot.LOGITS] = backend.xp_of(p).zeros_like(p)
+        average *= 0.9
+        average += g
+        p -= group["lr"] * average
+
+
+def test_keys_that_python_cannot_write_out_are_replayed(device):
+    # Dict keys without a source form (an enum member, an object) in the batch, the result and an
+    # optimizer's state: the program once wrote their repr into its source, which is not Python,
+    # and every such step fell back to eager with a SyntaxError.
+    marker = object()
+
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = models.MLP(8, (8,), 4).to(device)
+        opt = _Averaged(model.parameters(), lr=0.1)
+
+        def step(batch):
+            loss = F.cross_entropy(model(batch[_Slot.LOGITS]), batch[marker])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return {_Slot.LOGITS: loss, marker: 1.5}
+
+        fn = gpuad.compile(step) if compiled else step
+        rng = np.random.default_rng(12)
+        losses = []
+        for _ in range(5):
+            batch = {_Slot.LOGITS: gpuad.tensor(rng.standard_normal((2, 8)).astype(np.float32),
+                                                device=device),
+                     marker: gpuad.tensor(rng.integers(0, 4, 2), device=device)}
+            with _no_sync(device):
+                result = fn(batch)
+            assert list(result) == [_Slot.LOGITS, marker] and result[marker] == 1.5
+            losses.append(float(backend.asnumpy(result[_Slot.LOGITS].array)))
+        return (losses, [_host(p) for p in model.parameters()]), fn
+
+    eager, _ = run(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)  # no fallback
+        compiled, fn = run(True)
+    _assert_same(eager, compiled, device)
+    assert fn.programs()
+
+
 class _Holder:
     """A trainer's attributes: a model, its optimizer and layers the step may not call."""
+
+
+def test_attributes_set_under_names_python_cannot_write_after_a_dot_are_guarded():
+    # setattr(trainer, "lambda", model): its guard once read `.lambda` (a SyntaxError, so eager
+    # from then on); now through the object's __dict__, and switching the model to eval still
+    # re-traces
+    trainer = _Holder()
+    model = models.MLP(8, (8,), 4)
+    setattr(trainer, "lambda", model)
+    setattr(trainer, "the-optimizer", gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+
+    def step(x, y):
+        opt = getattr(trainer, "the-optimizer")
+        loss = F.cross_entropy(getattr(trainer, "lambda")(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = gpuad.compile(step)
+    rng = np.random.default_rng(13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)  # no fallback
+        for _ in range(4):
+            compiled(gpuad.tensor(rng.standard_normal((2, 8)).astype(np.float32)),
+                     gpuad.tensor(rng.integers(0, 4, 2)))
+        (program,) = compiled.programs()
+        assert "__dict__['lambda']" in program.source
+        model.eval()
+        compiled(gpuad.tensor(rng.standard_normal((2, 8)).astype(np.float32)),
+                 gpuad.tensor(rng.integers(0, 4, 2)))
+    assert len(compiled.programs()) == 2
 
 
 def test_replay_locals_never_take_the_name_of_an_object_it_reads(device):

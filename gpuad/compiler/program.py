@@ -224,16 +224,9 @@ class Program:
         return self._names[key]
 
     def _literal(self, obj):
-        t = type(obj)
-        if obj is None or t is bool or t is int or t is str:
-            return repr(obj)
-        if t is float and math.isfinite(obj):
-            return repr(obj)  # repr round-trips a float exactly
-        if obj is Ellipsis:
-            return "..."
-        if t is tuple and all(type(v) in (int, bool) or v is None for v in obj):
-            return "(" + "".join(repr(v) + ", " for v in obj) + ")"
-        return self._name(obj)
+        """obj in the source: written out when it can be, else by the name it is bound to."""
+        source = source_literal(obj)
+        return self._name(obj) if source is None else source
 
     def _arg(self, node):
         t = type(node)
@@ -248,7 +241,8 @@ class Program:
         if t is list:
             return "[" + ", ".join(self._arg(a) for a in node) + "]"
         if t is dict:
-            return "{" + ", ".join(f"{k!r}: {self._arg(v)}" for k, v in node.items()) + "}"
+            return "{" + ", ".join(f"{self._literal(k)}: {self._arg(v)}"
+                                   for k, v in node.items()) + "}"
         raise AssertionError(t)
 
     def _call_args(self, args, kwargs):
@@ -336,7 +330,7 @@ class Program:
                 emit(f"    {self._ref(wb[1])}.array = v{wb[2]}")
             else:
                 _, opt, param, key, vid = wb
-                emit(f"    {states[(id(opt), id(param))]}[{key!r}] = v{vid}")
+                emit(f"    {states[(id(opt), id(param))]}[{self._literal(key)}] = v{vid}")
         if spec.bumps:  # Tensor._bump_version for each, inline: the clock's next numbers
             emit("    c = CLOCK[0]")
             for n, ref in enumerate(spec.bumps, 1):
@@ -406,7 +400,7 @@ class Program:
         if owner[0] == "array":
             return f"{self._ref(owner[1])}.array"
         _, opt, param, key = owner
-        return f"{states[(id(opt), id(param))]}[{key!r}]"
+        return f"{states[(id(opt), id(param))]}[{self._literal(key)}]"
 
     def _body(self, emit, lo=0, hi=None, env=()):
         """Statements of instructions lo..hi, each value deleted after its last use. `env`: the
@@ -687,7 +681,8 @@ class Program:
         if kind == "list":
             return "[" + ", ".join(items) + "]"
         if kind == "dict":
-            return "{" + ", ".join(f"{k!r}: {item}" for k, item in zip(template[2], items)) + "}"
+            return "{" + ", ".join(f"{self._literal(k)}: {item}"
+                                   for k, item in zip(template[2], items)) + "}"
         raise AssertionError(kind)
 
 
@@ -823,6 +818,22 @@ def same_members(optimizer, members):
                 or any(map(operator.is_not, params, params0))):
             return False
     return True
+
+
+def source_literal(obj):
+    """obj written as Python source that evaluates to an equal object of its type, or None: an
+    enum member, an object, a NaN have none (a program names them instead; their repr is not
+    Python)."""
+    t = type(obj)
+    if obj is None or t is bool or t is int or t is str:
+        return repr(obj)
+    if t is float and math.isfinite(obj):
+        return repr(obj)  # repr round-trips a float exactly
+    if obj is Ellipsis:
+        return "..."
+    if t is tuple and all(type(v) in (int, bool) or v is None for v in obj):
+        return "(" + "".join(repr(v) + ", " for v in obj) + ")"
+    return None
 
 
 @functools.lru_cache(maxsize=64)

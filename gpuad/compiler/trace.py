@@ -3,6 +3,7 @@ Recorder writes the program down, then put every real array back and say what a 
 check and write back (a Spec), or why it cannot be replayed (a Poison).
 """
 import gc
+import keyword
 import types
 
 from .. import backend, ops
@@ -10,7 +11,7 @@ from ..nn.module import Module, held_by
 from ..optim.optimizer import Optimizer
 from ..tensor import Tensor
 from .arrays import TRACE_TYPES, unwrap
-from .program import Program, Spec, optimizer_members, same_members
+from .program import Program, Spec, optimizer_members, same_members, source_literal
 from .tracing import Poison, Recorder, Unsupported, user_frame
 
 _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
@@ -82,10 +83,18 @@ def discover(fn, args, kwargs):
         elif type(obj) is dict and depth < 3 and len(obj) < 10000:
             stack += [(v, depth + 1, None) for v in obj.values()]
         elif depth < 2 and hasattr(obj, "__dict__") and not backend.is_array(obj):
-            stack += [(v, depth + 1, None if path is None else (path[0], path[1] + ("." + k,)))
-                      for k, v in vars(obj).items() if k.isidentifier()]
+            stack += [(v, depth + 1, None if path is None else
+                       (path[0], path[1] + (_attribute(k),)))
+                      for k, v in vars(obj).items() if type(k) is str]
     return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
             guards)
+
+
+def _attribute(name):
+    """The source reading instance attribute `name` (an entry of the object's __dict__)."""
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return "." + name
+    return f".__dict__[{name!r}]"  # set by setattr under a name Python cannot write after a dot
 
 
 def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
@@ -162,8 +171,11 @@ def _wrap_input(rec, spec, exprs, x, path):
     t = type(x)
     if t is tuple or t is list:
         return t(_wrap_input(rec, spec, exprs, v, f"{path}[{i}]") for i, v in enumerate(x))
-    if t is dict:
-        return {k: _wrap_input(rec, spec, exprs, v, f"{path}[{k!r}]") for k, v in x.items()}
+    if t is dict:  # by key, or by place where a key has no source (a call's keys, in their order,
+        # are part of what selects the program)
+        return {k: _wrap_input(rec, spec, exprs, v, f"{path}[{source_literal(k)}]"
+                               if source_literal(k) is not None else f"[*{path}.values()][{i}]")
+                for i, (k, v) in enumerate(x.items())}
     return x
 
 
