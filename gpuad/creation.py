@@ -6,6 +6,7 @@ passed as generator= (see backend/random.py). Random values cannot equal torch's
 generators); their distributions, shapes, dtypes, devices and argument errors do.
 """
 import math
+import sys
 
 import numpy
 
@@ -30,6 +31,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     torch.tensor: Python floats become float32, Python ints int64; arrays keep their dtype."""
     if isinstance(data, Tensor):
         data = data.array
+    elif backend.is_array(data):
+        backend.note_host_data(data, sys._getframe(1))  # gpuad.compile: made anew each call?
     if dtype is None and not backend.is_array(data) and not isinstance(data, numpy.generic):
         probe = numpy.asarray(data)
         if probe.dtype.kind == "f":
@@ -52,6 +55,7 @@ def from_numpy(array):
     if array.dtype.kind not in "biufc":
         raise TypeError(f"from_numpy: can't convert an array of dtype {array.dtype}; the supported "
                         f"kinds are bool, integer, unsigned, floating and complex")
+    backend.note_host_data(array, sys._getframe(1))
     return Tensor(array)
 
 
@@ -70,6 +74,7 @@ def as_tensor(data, dtype=None, device=None):
         return data.to(*(a for a in (dtype, device) if a is not None))
     if backend.is_array(data) and (dtype is None or numpy.dtype(dtype) == data.dtype) and (
             device is None or backend.device(device) == backend.device_of(data)):
+        backend.note_host_data(data, sys._getframe(1))
         return Tensor(data)
     return tensor(data, dtype, device)
 

@@ -397,6 +397,130 @@ def test_reading_a_value_on_the_host_falls_back_with_one_warning_naming_the_line
     assert compiled.fallback is not None and compiled.traces == 1 and len(logged) == 4
 
 
+def _noisy_run(compiled, make_noise, steps=5):
+    """(losses, final parameters, the function) of an MLP trained on one batch plus the noise
+    that make_noise(rng) hands to gpuad.tensor inside the step, made on the line after `def`."""
+    gpuad.manual_seed(0)
+    model = models.MLP(8, (8,), 4)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    noise_rng = np.random.default_rng(3)
+
+    def step(x, y):
+        noise = gpuad.tensor(make_noise(noise_rng))
+        loss = F.cross_entropy(model(x + noise), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = gpuad.compile(step) if compiled else step
+    rng = np.random.default_rng(2)
+    x, y = gpuad.tensor(rng.standard_normal((2, 8)).astype(np.float32)), gpuad.tensor([1, 3])
+    losses = [float(fn(x, y).item()) for _ in range(steps)]
+    return losses, [_host(p) for p in model.parameters()], fn, step.__code__.co_firstlineno + 1
+
+
+def test_host_data_the_step_makes_anew_falls_back_instead_of_replaying_frozen():
+    # gpuad.tensor(numpy's random numbers) inside the step: a replay has only the traced call's
+    # numbers, and used them every step (a silently frozen augmentation). Now one warning names
+    # the line and the step runs eagerly, as the eager step computes.
+    def fresh(rng):
+        return rng.standard_normal((2, 8)).astype(np.float32)
+
+    eager = _noisy_run(False, fresh)
+    with pytest.warns(CompileWarning, match=r"host data it creates anew") as caught:
+        compiled = _noisy_run(True, fresh)
+    assert str(caught[0].message).endswith(f"{__file__}:{compiled[3]})")
+    assert compiled[0] == eager[0]
+    assert all(np.array_equal(a, b) for a, b in zip(compiled[1], eager[1]))
+    assert compiled[2].fallback is not None
+
+
+def test_a_host_buffer_refilled_in_place_is_read_afresh_by_every_replay():
+    # the same array every call, refilled in place before each call: a replay copies what it
+    # holds then, so this compiles (no warning); gpuad's own constants of shapes (interpolation
+    # weights) do not count as host data either
+    buffer = np.zeros((2, 8), np.float32)
+    refills = np.random.default_rng(3).standard_normal((5, 2, 8))
+
+    def run(compiled):
+        losses = []
+        gpuad.manual_seed(0)
+        model = models.MLP(8, (8,), 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x + gpuad.tensor(buffer)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = gpuad.compile(step) if compiled else step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        for values in refills:
+            buffer[...] = values
+            losses.append(float(fn(x, y).item()))
+        return losses, [_host(p) for p in model.parameters()], fn
+
+    eager = run(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        compiled = run(True)
+        upsample = gpuad.compile(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"))
+        for _ in range(3):
+            upsample(gpuad.tensor(np.ones((1, 1, 3, 3), np.float32)))
+    assert compiled[0] == eager[0] and len(set(eager[0])) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(compiled[1], eager[1]))
+    assert compiled[2].fallback is None and compiled[2].programs()
+    assert upsample.fallback is None and upsample.programs()
+
+
+def test_a_batch_drawn_from_a_dataloader_inside_the_step_falls_back():
+    # next(batches) inside the step: a replay trained on the traced batch every step (the
+    # loader's position is Python state a replay never advances); now eager, with a warning
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = models.MLP(8, (8,), 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+        rng = np.random.default_rng(5)
+        data = gpuad.data.TensorDataset(
+            gpuad.tensor(rng.standard_normal((40, 8)).astype(np.float32)),
+            gpuad.tensor(rng.integers(0, 4, 40)))
+        batches = iter(gpuad.data.DataLoader(data, batch_size=8))
+
+        def step():
+            x, y = next(batches)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = gpuad.compile(step) if compiled else step
+        return [float(fn().item()) for _ in range(5)], fn
+
+    eager, _ = run(False)
+    with pytest.warns(CompileWarning, match="draws a batch from a DataLoader"):
+        compiled, fn = run(True)
+    assert compiled == eager and len(set(eager)) == 5 and fn.fallback is not None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_an_error_in_a_call_that_could_not_be_replayed_says_what_was_recorded():
+    # the error propagates as eagerly, with a note naming what made the recording unusable: the
+    # likelier cause of a failure in a compiled step that was going to fall back anyway
+    def step(x):
+        total = (x * 2).sum().item()
+        raise ValueError(f"bad total {total}")
+
+    line = step.__code__.co_firstlineno + 1
+    with pytest.raises(ValueError, match="bad total") as caught:
+        gpuad.compile(step)(gpuad.tensor(np.ones(3, np.float32)))
+    (note,) = caught.value.__notes__
+    assert "recording this call" in note and f"{__file__}:{line}" in note
+
+
 @pytest.mark.parametrize("case", ["bool", "print", "nonzero", "scheduler"])
 def test_what_a_replay_cannot_repeat_is_detected(case, capsys):
     w = gpuad.tensor([1.0, -2.0], requires_grad=True)

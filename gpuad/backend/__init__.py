@@ -230,6 +230,15 @@ def recorded(fn):
     return call
 
 
+def note_host_data(array, caller):
+    """Tell gpuad.compile's tracer, while it records a step, that `array` becomes a tensor's data
+    (gpuad.tensor, as_tensor, from_numpy called from frame `caller`): a replay holds it as a
+    constant, which is wrong when the step makes it anew each call."""
+    tracer = TRACER[0]
+    if tracer is not None:
+        tracer.note_host_data(array, caller)
+
+
 def asnumpy(array):
     """A numpy copy (or view, on the CPU) of any backend's array: the one host transfer."""
     if type(array) is numpy.ndarray:

@@ -117,8 +117,13 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     ops.add_interceptor(rec.intercept)
     try:
         result = fn(*args, **kwargs)
-    except BaseException:
+    except BaseException as error:
         rec.closed = True
+        if rec.poisoned is not None and hasattr(error, "add_note"):  # (Python 3.11)
+            site = rec.poisoned.site
+            error.add_note(f"gpuad.compile was recording this call, which {rec.poisoned.reason} "
+                           f"(at {site[0]}:{site[1]}): call the function uncompiled, or do that "
+                           f"outside it")
         _restore(rec, None)
         _release(rec)
         args = kwargs = None
@@ -128,6 +133,12 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         backend.TRACER[0] = None
         ops.remove_interceptor(rec.intercept)
         rec.closed = True
+    site = rec.made_inside()
+    if site is not None and rec.poisoned is None:
+        rec.poisoned = Poison("makes a tensor of host data it creates anew each call (numpy's "
+                              "random numbers, a batch put together in Python: pass those in as "
+                              "arguments, or draw with gpuad's random functions)", site)
+    rec.host_data.clear()
     try:
         _spec(rec, spec, result)
     finally:

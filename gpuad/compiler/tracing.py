@@ -175,6 +175,9 @@ class Recorder:
         self.grads_at_start = {}
         self.hyper = {}  # id(optimizer) -> (optimizer, its hyper-parameters at first sight)
         self.states_seen = {}  # (id(opt), id(param)) -> (opt, param, state dict, keys at start)
+        # id(array) -> [array, its constants in the program, the user's line]: host data that
+        # gpuad.tensor and the like made tensors of (see made_inside)
+        self.host_data = {}
 
     def mine(self):
         return not self.closed and not self.busy and threading.get_ident() == self.thread
@@ -186,6 +189,27 @@ class Recorder:
             self.poisoned = Poison(reason, user_frame())
             if self.fullgraph and not self.closed:
                 raise Unsupported(self.poisoned)
+
+    def note_host_data(self, data, caller):
+        """backend.TRACER's entry: `data`, an array, is about to become a tensor's (gpuad.tensor,
+        as_tensor, from_numpy called in frame `caller`). The program will hold it as a constant:
+        right when it is the same array every call (a buffer refilled in place), frozen when the
+        step makes it anew (see made_inside). Only the user's own calls count: gpuad's layers
+        make constants of their shapes this way (interpolation weights, index tables)."""
+        where = caller.f_code.co_filename
+        if (self.mine() and type(data) not in TRACE_TYPES and id(data) not in self.host_data
+                and not os.path.abspath(where).startswith(_PACKAGE)):
+            self.host_data[id(data)] = [data, 0, (where, caller.f_lineno)]
+
+    def made_inside(self):
+        """The user's line of host data that the call made and let go of (numpy's random
+        numbers, a batch put together in Python), or None. Only the program's constants still
+        hold it, so a replay would use these numbers again instead of the step's new ones."""
+        for entry in self.host_data.values():
+            # the references: this entry, getrefcount's argument, the program's constants
+            if sys.getrefcount(entry[0]) - 2 <= entry[1]:
+                return entry[2]
+        return None
 
     def snapshot(self, optimizer):
         """Remember the optimizer's hyper-parameters: changing them inside the step (a scheduler
@@ -309,6 +333,9 @@ class Recorder:
                 reads.append((traced._vid, x))
                 return x, Ref(traced._vid)
             reads.append((None, x))  # a constant array: only its overlap with results matters
+            entry = self.host_data.get(id(x))
+            if entry is not None:
+                entry[1] += 1
         return x, Const(x)
 
     def _result(self, instr, result, args, kwargs, reads):

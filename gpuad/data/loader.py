@@ -36,6 +36,15 @@ def _stack(values):
         return Tensor(backend.xp_of(first).stack(arrays))
 
 
+def _drawn():
+    """A batch was drawn. Inside a step that gpuad.compile records, a replay would not draw the
+    next one: it would train on this batch again, so the step runs eagerly instead."""
+    tracer = backend.TRACER[0]
+    if tracer is not None and tracer.mine():
+        tracer.poison("draws a batch from a DataLoader (a replay would train on that batch again: "
+                      "draw batches outside and pass them in)")
+
+
 def default_collate(batch):
     """A list of samples as one batch, like torch.utils.data.default_collate: Tensors, arrays and
     numpy scalars are stacked; Python ints become an int64 Tensor, floats float64 (as torch's);
@@ -254,6 +263,7 @@ class DataLoader:
             index = order[start:start + self.batch_size]
             with backend.device_scope(index):
                 batch = tuple(Tensor(a[index]) for a in arrays)
+            _drawn()
             yield batch
 
     def _fetch(self, indices):
@@ -272,8 +282,14 @@ class DataLoader:
 
     def _host_batches(self, index_batches):
         if not self.num_workers:
-            return (self._fetch(indices) for indices in index_batches)
+            return self._batches_here(index_batches)
         return self._worker_batches(index_batches)
+
+    def _batches_here(self, index_batches):
+        for indices in index_batches:
+            batch = self._fetch(indices)
+            _drawn()
+            yield batch
 
     def _worker_batches(self, index_batches):
         workers = self._workers
@@ -298,6 +314,7 @@ class DataLoader:
                 except futures.TimeoutError:
                     raise RuntimeError(f"DataLoader timed out after {self.timeout} seconds") \
                         from None
+                _drawn()
                 yield batch
         finally:
             for future in pending:
