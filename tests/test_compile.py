@@ -506,6 +506,68 @@ def test_a_batch_drawn_from_a_dataloader_inside_the_step_falls_back():
     assert compiled == eager and len(set(eager)) == 5 and fn.fallback is not None
 
 
+class _Stashing(gpuad.nn.Module):
+    """A layer that makes a cache on its first call, and may keep each call's output too."""
+
+    def __init__(self, keep_outputs):
+        super().__init__()
+        self.fc = gpuad.nn.Linear(8, 4)
+        self.scale, self.keep_outputs, self.outputs = None, keep_outputs, []
+
+    def forward(self, x):
+        if self.scale is None:
+            self.scale = gpuad.ones(4) * 0.5
+        out = self.fc(x) * self.scale
+        if self.keep_outputs:
+            self.outputs.append(out.detach())
+        return out
+
+
+def _stashing_run(compiled, keep, steps=6):
+    """Train _Stashing; with `keep` the step also stores every call's loss and output."""
+    gpuad.manual_seed(0)
+    model = _Stashing(keep)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    last = [None]
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if keep:
+            last[0] = loss.detach()  # a trainer's last loss
+        return loss
+
+    fn = gpuad.compile(step) if compiled else step
+    x = gpuad.tensor(np.linspace(-1, 1, 16, dtype=np.float32).reshape(2, 8))
+    losses = [float(fn(x, gpuad.tensor([1, 3])).item()) for _ in range(steps)]
+    outputs = [float(o.sum().item()) for o in model.outputs]
+    return losses, last[0] and float(last[0].item()), outputs, fn
+
+
+def test_tensors_stored_on_every_call_fall_back_and_a_cache_made_once_does_not():
+    # A step that stores a tensor it computed (the last loss, a list of outputs) on every call:
+    # a replay left the traced call's tensors there for good. It now falls back, once a second
+    # recording stores again; a cache made on the first call (the layer's scale) costs that one
+    # extra recording and is replayed.
+    eager = _stashing_run(False, keep=True)
+    with pytest.warns(CompileWarning, match="stores a tensor it computed") as caught:
+        compiled = _stashing_run(True, keep=True)
+    assert len(caught) == 1 and compiled[:3] == eager[:3] and len(eager[2]) == 6
+    assert compiled[3].traces == 2 and compiled[3].fallback is not None
+    eager = _stashing_run(False, keep=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        compiled = _stashing_run(True, keep=False)
+    assert compiled[0] == eager[0] and compiled[3].traces == 2 and compiled[3].programs()
+    kept = []
+    appending = gpuad.compile(lambda t: kept.append(t * 2) or t, fullgraph=True)
+    appending(gpuad.ones(2))
+    with pytest.raises(gpuad.compiler.Unsupported, match="stores a tensor"):
+        appending(gpuad.ones(2))
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
 def test_an_error_in_a_call_that_could_not_be_replayed_says_what_was_recorded():
     # the error propagates as eagerly, with a note naming what made the recording unusable: the

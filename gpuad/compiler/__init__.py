@@ -30,7 +30,7 @@ from ..nn.module import Module
 from ..tensor import Tensor
 from .arrays import current
 from .program import Miss
-from .trace import trace_call
+from .trace import Poison, Unkept, trace_call, user_frame
 from .tracing import Unsupported  # noqa: F401  (gpuad.compiler.Unsupported)
 
 CACHE_LIMIT = 8  # recordings per compiled function, as torch's cache_size_limit (counting those
@@ -92,6 +92,7 @@ class CompiledFunction:
         self.fallback = None  # why every call now runs eagerly
         self.traces = 0
         self.full_warned = False
+        self.stored = set()  # signatures whose last recording stored a tensor it computed
         self.name = getattr(fn, "__qualname__", None) or type(fn).__name__
         functools.update_wrapper(self, fn, updated=())
 
@@ -136,10 +137,24 @@ class CompiledFunction:
             self._log(("tracing" if self.traces == 1 else "re-tracing") + f" ({why})")
             result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name,
                                          self.pool)
-        if program is None:
-            self._log("recorded, not kept: the call created optimizer state (a first step), so "
-                      "no later call would match it")
-            return result
+        if type(program) is Unkept:
+            if not program.stored:
+                self.stored.discard(key)
+                self._log("recorded, not kept: the call created optimizer state (a first step), "
+                          "so no later call would match it")
+                return result
+            if key not in self.stored:
+                self.stored.add(key)
+                self._log("recorded, not kept: the call stored a tensor it computed beyond its "
+                          "result (a cache made on first use?); recording the next call too")
+                return result
+            program = Poison("stores a tensor it computed, beyond its result, on every call "
+                             "(self.last = loss, a list of losses: return those instead)",
+                             user_frame())  # (the call; where it stored is not recorded)
+            if self.fullgraph:
+                raise Unsupported(program)
+        else:
+            self.stored.discard(key)
         if hasattr(program, "reason"):  # a Poison: run eagerly from now on
             self.fallback = program.reason
             self._warn(f"{self.name} {program.reason}, which a compiled replay cannot repeat; it "

@@ -97,10 +97,21 @@ def _attribute(name):
     return f".__dict__[{name!r}]"  # set by setattr under a name Python cannot write after a dot
 
 
+class Unkept:
+    """A recording that is not replayed, though nothing in it forces eager mode: the call made
+    optimizer state, which later calls find there already (a first step), or it stored a tensor
+    it computed beyond what it returns (`stored`), which a replay would not store again. That is
+    a cache made on first use, gone from the next recording, or a record of every call
+    (`self.last = loss`), there again in the next one."""
+
+    def __init__(self, stored):
+        self.stored = stored
+
+
 def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     """Run fn(*args, **kwargs) once, recording it. Returns (its result, a Program, a Poison, or
-    None when the call created optimizer state, which a replay would find there already);
-    `pool` is what the programs of one function share (flat.py's buffers, the programs)."""
+    an Unkept); `pool` is what the programs of one function share (flat.py's buffers, the
+    programs)."""
     rec = Recorder()
     rec.fullgraph = fullgraph
     spec = Spec()
@@ -146,13 +157,13 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     made_state = any(len(state) != len(start) for _, _, state, start in rec.states_seen.values())
     _release(rec, keep_externals=rec.poisoned is None and not made_state)
     args = kwargs = None  # (their tracing arrays, for raw-array arguments)
-    _unwrap_leftovers(rec)
+    stored = _unwrap_leftovers(rec)
     if rec.poisoned is not None:
         if fullgraph:
             raise Unsupported(rec.poisoned)
         return result, rec.poisoned
-    if made_state:
-        return result, None  # it made optimizer state (a first step): no later call matches it
+    if made_state or stored:  # no later call would find things as this one did
+        return result, Unkept(stored)
     try:
         return result, Program(rec, spec, name, pool)
     except Exception as error:  # noqa: BLE001  (gpuad.compile's own limit: the call itself is done)
@@ -357,26 +368,31 @@ def _unwrap_leftovers(rec):
     """Give real arrays back to what the call stored beyond the tensors the trace swapped: a
     tensor made during the call and kept somewhere (a GradScaler's scale, made on its first use;
     a trainer's last loss), or a tracing array in a dict or list. Eager code would meet a tracing
-    array there later. Costs a scan of the collector's objects, only when something is left."""
+    array there later. Costs a scan of the collector's objects, only when something is left.
+    Returns whether one of them was computed by the call (a replay would not store it again)."""
     left = [a for a in (ref() for ref in rec.arrays) if a is not None]
     rec.arrays = []
     if not left:
-        return
-    ids = {id(a) for a in left}
+        return False
+    ids, stored = {id(a) for a in left}, False
     for holder in gc.get_referrers(*left):
         if holder is left:
             continue
         if isinstance(holder, Tensor):
             if id(holder.array) in ids:
+                stored = stored or rec.values[holder.array._vid].kind == "produced"
                 holder.array = holder.array._real
         elif type(holder) is dict:
             for k, v in list(holder.items()):
                 if id(v) in ids:
+                    stored = stored or rec.values[v._vid].kind == "produced"
                     holder[k] = v._real
         elif type(holder) is list:
             for i, v in enumerate(holder):
                 if id(v) in ids:
+                    stored = stored or rec.values[v._vid].kind == "produced"
                     holder[i] = v._real
+    return stored
 
 
 def _unwrap_result(value):
@@ -390,4 +406,4 @@ def _unwrap_result(value):
             _unwrap_result(v)
 
 
-__all__ = ["discover", "trace_call", "Poison", "user_frame"]
+__all__ = ["discover", "trace_call", "Poison", "Unkept", "user_frame"]
