@@ -568,6 +568,32 @@ def test_tensors_stored_on_every_call_fall_back_and_a_cache_made_once_does_not()
         appending(gpuad.ones(2))
 
 
+def test_a_tensor_only_a_garbage_cycle_holds_is_not_taken_for_a_stored_one():
+    # an exception caught in the step keeps its frame, and the tensors the frame holds, alive
+    # in a cycle until the collector runs: nothing was stored, so the step compiles
+    model = gpuad.nn.Linear(8, 4)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        out = model(x)
+        try:
+            raise ValueError("handled")
+        except ValueError as error:
+            handled = error  # error -> traceback -> this frame (holding `out`) -> handled
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss if handled else None
+
+    compiled = gpuad.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        for _ in range(4):
+            compiled(gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3]))
+    assert compiled.fallback is None and compiled.programs()
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
 def test_an_error_in_a_call_that_could_not_be_replayed_says_what_was_recorded():
     # the error propagates as eagerly, with a note naming what made the recording unusable: the

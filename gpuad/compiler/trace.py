@@ -370,8 +370,12 @@ def _unwrap_leftovers(rec):
     a trainer's last loss), or a tracing array in a dict or list. Eager code would meet a tracing
     array there later. Costs a scan of the collector's objects, only when something is left.
     Returns whether one of them was computed by the call (a replay would not store it again)."""
-    left = [a for a in (ref() for ref in rec.arrays) if a is not None]
+    alive = [ref for ref in rec.arrays if ref() is not None]
     rec.arrays = []
+    if not alive:
+        return False
+    gc.collect()  # what only a garbage cycle holds (an exception's frames) was not stored
+    left = [a for a in (ref() for ref in alive) if a is not None]
     if not left:
         return False
     ids, stored = {id(a) for a in left}, False
