@@ -568,6 +568,59 @@ def test_tensors_stored_on_every_call_fall_back_and_a_cache_made_once_does_not()
         appending(gpuad.ones(2))
 
 
+_CALLS = 0
+
+
+class _Counting:
+    """A trainer that sets a flag on its first step and counts its steps in Python."""
+
+    def __init__(self):
+        gpuad.manual_seed(0)
+        self.model = gpuad.nn.Linear(8, 4)
+        self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1)
+        self.ready, self.steps = False, 0
+
+    def step(self, x, y, count):
+        global _CALLS
+        self.ready = True  # set once: replays need not set it again
+        if count == "attribute":
+            self.steps += 1
+        elif count == "global":
+            _CALLS += 1
+        loss = F.cross_entropy(self.model(x), y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
+@pytest.mark.parametrize("count", ["attribute", "global", "none"])
+def test_a_python_value_changed_on_every_call_falls_back(count):
+    # self.steps += 1 (or a global's) inside the step: replays never ran it, so the counter
+    # stopped at the recordings' count. Now a second recording that changes it again makes the
+    # step fall back, naming the value; a flag set on the first call only costs one recording.
+    def run(compiled):
+        global _CALLS
+        _CALLS = 0
+        trainer = _Counting()
+        fn = gpuad.compile(trainer.step) if compiled else trainer.step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = [float(fn(x, y, count).item()) for _ in range(5)]
+        return losses, trainer.steps, _CALLS, fn
+
+    eager = run(False)
+    if count == "none":
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            compiled = run(True)
+        assert compiled[0] == eager[0] and compiled[3].traces == 2 and compiled[3].programs()
+        return
+    name = "_Counting.steps: 1 -> 2" if count == "attribute" else "the global _CALLS: 1 -> 2"
+    with pytest.warns(CompileWarning, match=re.escape(name)):
+        compiled = run(True)
+    assert compiled[:3] == eager[:3] and 5 in eager[1:3] and compiled[3].fallback is not None
+
+
 def test_a_tensor_only_a_garbage_cycle_holds_is_not_taken_for_a_stored_one():
     # an exception caught in the step keeps its frame, and the tensors the frame holds, alive
     # in a cycle until the collector runs: nothing was stored, so the step compiles

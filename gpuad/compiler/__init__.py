@@ -92,7 +92,7 @@ class CompiledFunction:
         self.fallback = None  # why every call now runs eagerly
         self.traces = 0
         self.full_warned = False
-        self.stored = set()  # signatures whose last recording stored a tensor it computed
+        self.unkept = set()  # signatures whose last recording did what a replay would not
         self.name = getattr(fn, "__qualname__", None) or type(fn).__name__
         functools.update_wrapper(self, fn, updated=())
 
@@ -138,23 +138,21 @@ class CompiledFunction:
             result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name,
                                          self.pool)
         if type(program) is Unkept:
-            if not program.stored:
-                self.stored.discard(key)
+            if program.if_again is None:
+                self.unkept.discard(key)
                 self._log("recorded, not kept: the call created optimizer state (a first step), "
                           "so no later call would match it")
                 return result
-            if key not in self.stored:
-                self.stored.add(key)
-                self._log("recorded, not kept: the call stored a tensor it computed beyond its "
-                          "result (a cache made on first use?); recording the next call too")
+            if key not in self.unkept:
+                self.unkept.add(key)
+                self._log(f"recorded, not kept: the call {program.if_again.split(',')[0]} (on "
+                          f"first use only?); recording the next call too")
                 return result
-            program = Poison("stores a tensor it computed, beyond its result, on every call "
-                             "(self.last = loss, a list of losses: return those instead)",
-                             user_frame())  # (the call; where it stored is not recorded)
+            program = Poison(program.if_again, user_frame())  # (the call: where is not recorded)
             if self.fullgraph:
                 raise Unsupported(program)
         else:
-            self.stored.discard(key)
+            self.unkept.discard(key)
         if hasattr(program, "reason"):  # a Poison: run eagerly from now on
             self.fallback = program.reason
             self._warn(f"{self.name} {program.reason}, which a compiled replay cannot repeat; it "

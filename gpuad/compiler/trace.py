@@ -53,7 +53,7 @@ def discover(fn, args, kwargs):
     module_globals = getattr(func, "__globals__", {})
     roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
               for n in sorted(names) if n in module_globals]
-    modules, optimizers, tensors, guards = {}, {}, {}, []
+    modules, optimizers, tensors, guards, holders = {}, {}, {}, [], []
     seen, stack = set(), [(r, 0, path) for r, path in roots]
     while stack:
         obj, depth, path = stack.pop()
@@ -75,6 +75,7 @@ def discover(fn, args, kwargs):
                     tensors[id(t)] = t
         elif isinstance(obj, Optimizer):
             optimizers[id(obj)] = obj
+            holders.append(obj)
             for group in obj.param_groups:
                 for p in group["params"]:
                     tensors[id(p)] = p
@@ -83,11 +84,48 @@ def discover(fn, args, kwargs):
         elif type(obj) is dict and depth < 3 and len(obj) < 10000:
             stack += [(v, depth + 1, None) for v in obj.values()]
         elif depth < 2 and hasattr(obj, "__dict__") and not backend.is_array(obj):
+            holders.append(obj)
             stack += [(v, depth + 1, None if path is None else
                        (path[0], path[1] + (_attribute(k),)))
                       for k, v in vars(obj).items() if type(k) is str]
+    holders += modules.values()
+    values = [("attr", h, k, v) for h in holders for k, v in vars(h).items()
+              if type(v) in _PYTHON_VALUES]
+    values += [("global", module_globals, n, module_globals[n]) for n in sorted(names)
+               if type(module_globals.get(n, _SKIP)) in _PYTHON_VALUES]
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            if type(cell.cell_contents) in _PYTHON_VALUES:
+                values.append(("cell", cell, None, cell.cell_contents))
+        except ValueError:  # an empty cell
+            pass
     return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
-            guards)
+            guards, values)
+
+
+_PYTHON_VALUES = (int, float, bool, str, type(None))
+
+
+def _changed_python_value(values):
+    """The first Python value of the snapshot (discover's) that the call changed, described
+    ("Trainer.step: 3 -> 4"), or None."""
+    for kind, holder, name, before in values:
+        if kind == "attr":
+            now = vars(holder).get(name, _SKIP)
+            where = f"{type(holder).__name__}.{name}"
+        elif kind == "global":
+            now, where = holder.get(name, _SKIP), f"the global {name}"
+        else:
+            try:
+                now = holder.cell_contents
+            except ValueError:
+                now = _SKIP
+            where = "a closure variable"
+        if type(now) is not type(before) or not (now == before or now != now and before != before):
+            shown = ("deleted" if now is _SKIP else f"{now!r:.20}" if type(now) in _PYTHON_VALUES
+                     else f"a {type(now).__name__}")  # (a tracing tensor's repr reads the host)
+            return f"{where}: {before!r:.20} -> {shown}"
+    return None
 
 
 def _attribute(name):
@@ -99,13 +137,14 @@ def _attribute(name):
 
 class Unkept:
     """A recording that is not replayed, though nothing in it forces eager mode: the call made
-    optimizer state, which later calls find there already (a first step), or it stored a tensor
-    it computed beyond what it returns (`stored`), which a replay would not store again. That is
-    a cache made on first use, gone from the next recording, or a record of every call
-    (`self.last = loss`), there again in the next one."""
+    optimizer state, which later calls find there already (a first step), or it did something
+    a replay would not do again (`if_again`, why a second time in a row makes the function fall
+    back): it stored a tensor it computed beyond its result, or changed a Python value. Once,
+    that is a cache or a flag set on first use; in every call, a record (`self.last = loss`) or
+    a counter (`self.step += 1`)."""
 
-    def __init__(self, stored):
-        self.stored = stored
+    def __init__(self, if_again):
+        self.if_again = if_again
 
 
 def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
@@ -115,7 +154,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     rec = Recorder()
     rec.fullgraph = fullgraph
     spec = Spec()
-    modules, optimizers, tensors, spec.identities = discover(fn, args, kwargs)
+    modules, optimizers, tensors, spec.identities, python_values = discover(fn, args, kwargs)
     args, kwargs = _wrap_inputs(rec, spec, args, kwargs)
     for t in tensors:
         rec.wrap_tensor(t)
@@ -144,6 +183,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         backend.TRACER[0] = None
         ops.remove_interceptor(rec.intercept)
         rec.closed = True
+    changed = _changed_python_value(python_values)
     site = rec.made_inside()
     if site is not None and rec.poisoned is None:
         rec.poisoned = Poison("makes a tensor of host data it creates anew each call (numpy's "
@@ -162,8 +202,14 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         if fullgraph:
             raise Unsupported(rec.poisoned)
         return result, rec.poisoned
-    if made_state or stored:  # no later call would find things as this one did
-        return result, Unkept(stored)
+    if stored:
+        return result, Unkept("stores a tensor it computed, beyond its result, on every call "
+                              "(self.last = loss, a list of losses: return those instead)")
+    if changed is not None:
+        return result, Unkept(f"changes a Python value on every call ({changed}: keep it "
+                              f"outside, or in a tensor)")
+    if made_state:  # its optimizer state is there for the next call, which is recorded then
+        return result, Unkept(None)
     try:
         return result, Program(rec, spec, name, pool)
     except Exception as error:  # noqa: BLE001  (gpuad.compile's own limit: the call itself is done)
