@@ -7,6 +7,7 @@ import contextlib
 import enum
 import functools
 import gc
+import random
 import re
 import sys
 import tracemalloc
@@ -619,6 +620,51 @@ def test_a_python_value_changed_on_every_call_falls_back(count):
     with pytest.warns(CompileWarning, match=re.escape(name)):
         compiled = run(True)
     assert compiled[:3] == eager[:3] and 5 in eager[1:3] and compiled[3].fallback is not None
+
+
+@pytest.mark.parametrize("source", ["python", "numpy", "numpy generator", "gpuad generator"])
+def test_python_and_numpy_random_draws_in_the_step_fall_back(source):
+    # a random flip decided by Python's or numpy's random numbers: a replay took the traced
+    # call's branch on every step. Now those draws make the step fall back; gpuad's own draws
+    # (here from a gpuad.Generator the step holds) are inputs of the program and replay.
+    numbers = np.random.default_rng(0)
+    generator = gpuad.Generator()
+
+    def run(compiled):
+        random.seed(0)
+        np.random.seed(0)
+        numbers.bit_generator.state = np.random.default_rng(0).bit_generator.state
+        generator.manual_seed(3)
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            if source == "gpuad generator":
+                x = x + gpuad.randn(x.shape, generator=generator) * 0.1
+            elif {"python": random.random, "numpy": np.random.rand,
+                  "numpy generator": numbers.random}[source]() < 0.5:
+                x = x.flip(1)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = gpuad.compile(step) if compiled else step
+        x = gpuad.tensor(np.arange(16, dtype=np.float32).reshape(2, 8) / 10)
+        return [float(fn(x, gpuad.tensor([1, 3])).item()) for _ in range(8)], fn
+
+    eager, _ = run(False)
+    if source == "gpuad generator":
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            compiled, fn = run(True)
+        assert compiled == eager and fn.programs()
+        return
+    with pytest.warns(CompileWarning, match="draws numbers from Python's random module"):
+        compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is not None
 
 
 def test_a_tensor_only_a_garbage_cycle_holds_is_not_taken_for_a_stored_one():

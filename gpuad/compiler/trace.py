@@ -4,7 +4,10 @@ check and write back (a Spec), or why it cannot be replayed (a Poison).
 """
 import gc
 import keyword
+import random
 import types
+
+import numpy
 
 from .. import backend, ops
 from ..nn.module import Module, held_by
@@ -53,11 +56,14 @@ def discover(fn, args, kwargs):
     module_globals = getattr(func, "__globals__", {})
     roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
               for n in sorted(names) if n in module_globals]
-    modules, optimizers, tensors, guards, holders = {}, {}, {}, [], []
+    modules, optimizers, tensors, guards, holders, generators = {}, {}, {}, [], [], []
     seen, stack = set(), [(r, 0, path) for r, path in roots]
     while stack:
         obj, depth, path = stack.pop()
         if isinstance(obj, _SKIP):
+            continue
+        if isinstance(obj, _NUMPY_RANDOM):
+            generators.append(obj)
             continue
         found = isinstance(obj, (Tensor, Module, Optimizer))
         if found and path is not None and path[1]:
@@ -85,9 +91,11 @@ def discover(fn, args, kwargs):
             stack += [(v, depth + 1, None) for v in obj.values()]
         elif depth < 2 and hasattr(obj, "__dict__") and not backend.is_array(obj):
             holders.append(obj)
+            ours = type(obj).__module__.startswith("gpuad.")  # (a gpuad.Generator's draws replay)
             stack += [(v, depth + 1, None if path is None else
                        (path[0], path[1] + (_attribute(k),)))
-                      for k, v in vars(obj).items() if type(k) is str]
+                      for k, v in vars(obj).items()
+                      if type(k) is str and not (ours and isinstance(v, _NUMPY_RANDOM))]
     holders += modules.values()
     values = [("attr", h, k, v) for h in holders for k, v in vars(h).items()
               if type(v) in _PYTHON_VALUES]
@@ -99,17 +107,36 @@ def discover(fn, args, kwargs):
                 values.append(("cell", cell, None, cell.cell_contents))
         except ValueError:  # an empty cell
             pass
+    values += [("random", g, None, _random_state(g))
+               for g in [random, numpy.random.mtrand._rand] + generators]
     return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
             guards, values)
 
 
 _PYTHON_VALUES = (int, float, bool, str, type(None))
+_NUMPY_RANDOM = (numpy.random.Generator, numpy.random.RandomState)
+
+
+def _random_state(source):
+    """A comparable snapshot of the state of Python's random module, a numpy RandomState (the
+    global one behind numpy.random.rand and the like) or a numpy Generator."""
+    if source is random:
+        return random.getstate()
+    if isinstance(source, numpy.random.RandomState):
+        _, key, position, has_gauss, gauss = source.get_state()
+        return key.tobytes(), position, has_gauss, gauss
+    return repr(source.bit_generator.state)
 
 
 def _changed_python_value(values):
     """The first Python value of the snapshot (discover's) that the call changed, described
-    ("Trainer.step: 3 -> 4"), or None."""
+    ("Trainer.step: 3 -> 4"), "random" when it drew from Python's or numpy's random numbers,
+    or None."""
     for kind, holder, name, before in values:
+        if kind == "random":
+            if _random_state(holder) != before:
+                return "random"
+            continue
         if kind == "attr":
             now = vars(holder).get(name, _SKIP)
             where = f"{type(holder).__name__}.{name}"
@@ -205,6 +232,10 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     if stored:
         return result, Unkept("stores a tensor it computed, beyond its result, on every call "
                               "(self.last = loss, a list of losses: return those instead)")
+    if changed == "random":
+        return result, Unkept("draws numbers from Python's random module or numpy's on every call "
+                              "(a replay would use the recorded ones: draw with gpuad's random "
+                              "functions, or outside and pass them in)")
     if changed is not None:
         return result, Unkept(f"changes a Python value on every call ({changed}: keep it "
                               f"outside, or in a tensor)")
