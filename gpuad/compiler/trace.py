@@ -5,6 +5,7 @@ check and write back (a Spec), or why it cannot be replayed (a Poison).
 import gc
 import keyword
 import random
+import threading
 import types
 
 import numpy
@@ -107,8 +108,11 @@ def discover(fn, args, kwargs):
                 values.append(("cell", cell, None, cell.cell_contents))
         except ValueError:  # an empty cell
             pass
-    values += [("random", g, None, _random_state(g))
-               for g in [random, numpy.random.mtrand._rand] + generators]
+    # the global ones only while no other thread works (a loader's worker may draw from them;
+    # a daemon such as tqdm's monitor does not count)
+    alone = all(t.daemon or t is threading.current_thread() for t in threading.enumerate())
+    shared = [random, numpy.random.mtrand._rand] if alone else []
+    values += [("random", g, None, _random_state(g)) for g in shared + generators]
     return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
             guards, values)
 
