@@ -32,7 +32,7 @@ def discover(fn, args, kwargs):
     objects among those (a trainer's .model and .optimizer). Their arrays are traced from the
     start, so even raw in-place writes into them are recorded. Also returns identity guards,
     (root, attribute path, object): a replay checks that `self.opt`, a closure cell or a global
-    still holds what the trace found there."""
+    still holds what the trace found there; and the Python values found (_python_values)."""
     roots = [(a, (Argument(f"A[{i}]"), ())) for i, a in enumerate(args)]
     roots += [(v, (Argument(f"K[{k!r}]"), ())) for k, v in kwargs.items()]
     func = fn
@@ -98,11 +98,25 @@ def discover(fn, args, kwargs):
                       for k, v in vars(obj).items()
                       if type(k) is str and not (ours and isinstance(v, _NUMPY_RANDOM))]
     holders += modules.values()
+    cells = getattr(func, "__closure__", None) or ()
+    return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
+            guards, _python_values(holders, module_globals, sorted(names), cells, generators))
+
+
+_PYTHON_VALUES = (int, float, bool, str, type(None))
+_NUMPY_RANDOM = (numpy.random.Generator, numpy.random.RandomState)
+
+
+def _python_values(holders, module_globals, names, cells, generators):
+    """What a call may change that a replay would not: the plain Python values (int, float,
+    bool, str, None) in the holders' attributes, the globals of these names and the closure
+    cells, and the state of Python's and numpy's random numbers. As (kind, holder, name, value),
+    for _changed_python_value."""
     values = [("attr", h, k, v) for h in holders for k, v in vars(h).items()
               if type(v) in _PYTHON_VALUES]
-    values += [("global", module_globals, n, module_globals[n]) for n in sorted(names)
+    values += [("global", module_globals, n, module_globals[n]) for n in names
                if type(module_globals.get(n, _SKIP)) in _PYTHON_VALUES]
-    for cell in getattr(func, "__closure__", None) or ():
+    for cell in cells:
         try:
             if type(cell.cell_contents) in _PYTHON_VALUES:
                 values.append(("cell", cell, None, cell.cell_contents))
@@ -112,13 +126,7 @@ def discover(fn, args, kwargs):
     # a daemon such as tqdm's monitor does not count)
     alone = all(t.daemon or t is threading.current_thread() for t in threading.enumerate())
     shared = [random, numpy.random.mtrand._rand] if alone else []
-    values += [("random", g, None, _random_state(g)) for g in shared + generators]
-    return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
-            guards, values)
-
-
-_PYTHON_VALUES = (int, float, bool, str, type(None))
-_NUMPY_RANDOM = (numpy.random.Generator, numpy.random.RandomState)
+    return values + [("random", g, None, _random_state(g)) for g in shared + generators]
 
 
 def _random_state(source):
