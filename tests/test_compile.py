@@ -671,6 +671,80 @@ def test_python_and_numpy_random_draws_in_the_step_fall_back(source):
     assert compiled == eager and fn.fallback is not None
 
 
+_WARMING_UP = True
+
+
+class _Annealed:
+    """A trainer whose step reads an annealed weight (self.beta) and a global flag."""
+
+    def __init__(self):
+        gpuad.manual_seed(0)
+        self.model = gpuad.nn.Linear(8, 4)
+        self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
+        self.beta, self.epoch = 0.0, 0
+
+    def loss(self, x, y):
+        out = self.model(x)
+        loss = F.cross_entropy(out, y) + self.beta * (out * out).mean()
+        return loss * 0.5 if _WARMING_UP else loss
+
+    def step(self, x, y):
+        loss = self.loss(x, y) * (1.0 + self.beta) if _WARMING_UP else self.loss(x, y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
+def test_python_values_the_step_reads_are_checked_on_every_replay():
+    # self.beta annealed, a global warm-up flag, a closure variable and a field of an object in
+    # one, changed between calls: replays kept the traced values (the loss never saw beta grow).
+    # The compiled function's own code names them, so a replay checks them and re-traces when one
+    # changed; self.epoch, which it does not read, changes freely. (self.loss reads them too,
+    # deeper down: that alone would not be seen.)
+    global _WARMING_UP
+    x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+
+    def run_method(compiled):
+        global _WARMING_UP
+        trainer = _Annealed()
+        fn = gpuad.compile(trainer.step) if compiled else trainer.step
+        losses = []
+        for i in range(12):
+            trainer.beta, trainer.epoch = 0.1 * (i // 4), i
+            _WARMING_UP = i < 6
+            losses.append(float(fn(x, y).item()))
+        return losses, fn
+
+    def run_closure(compiled):
+        trainer, factor = _Annealed(), 1.0
+
+        def step(x, y):
+            loss = F.cross_entropy(trainer.model(x), y) * factor * (1.0 + trainer.beta)
+            trainer.opt.zero_grad()
+            loss.backward()
+            trainer.opt.step()
+            return loss
+
+        fn = gpuad.compile(step) if compiled else step
+        losses = []
+        for i in range(8):
+            trainer.beta, factor = 0.1 * (i // 4), 2.0 if i >= 6 else 1.0
+            losses.append(float(fn(x, y).item()))
+        return losses, fn
+
+    for run, traces in ((run_method, 5), (run_closure, 4)):
+        eager, _ = run(False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            compiled, fn = run(True)
+        _WARMING_UP = True
+        assert compiled == eager
+        # two for the first calls (the first makes the momentum buffers), then one per change:
+        # beta at 4 and 8, the flag at 6; beta at 4, the factor at 6
+        assert fn.traces == traces and fn.fallback is None
+
+
 def test_a_tensor_only_a_garbage_cycle_holds_is_not_taken_for_a_stored_one():
     # an exception caught in the step keeps its frame, and the tensors the frame holds, alive
     # in a cycle until the collector runs: nothing was stored, so the step compiles

@@ -54,6 +54,7 @@ class Spec:
         self.members = []       # (optimizer, optimizer_members(optimizer) when traced)
         self.grad_modes = []    # (tensor, requires_grad) of the leaves it reads (see unchanged)
         self.identities = []    # (root, attribute path, object): self.opt is still that one
+        self.python_reads = []  # (root, attribute path, value): self.beta still equals that
         self.device = None      # where the arrays are (CUDA: graphs)
         self.states = []        # (optimizer, param, number of entries at the start)
         self.writebacks = []    # ("grad", ref, vid or None) | ("array", ref, vid)
@@ -83,7 +84,7 @@ class Program:
                           "HOST": self.host_pass, "COMMIT": self.commit_host,
                           "RELEASE": backend.release_freed_memory,
                           "CHANGES": autograd.CHANGES, "UNCHANGED": self.unchanged,
-                          "SAME_MEMBERS": self.same_members,
+                          "SAME_MEMBERS": self.same_members, "SAME": same_value,
                           "MISS_SCALARS": Miss("an optimizer update took another path")}
         self._commits = ()  # what the last host pass would write into optimizer state
         # autograd.CHANGES when what unchanged() checks was last found as traced, and when it
@@ -269,6 +270,11 @@ class Program:
             root = root if isinstance(root, str) else self._name(root, "r")  # an argument's path
             emit(f"    if {root}{''.join(path)} is not {self._name(obj, 'o')}: "
                  f"return {self._miss('an attribute, closure variable or global changed')}")
+        for root, path, value in spec.python_reads:
+            root = root if isinstance(root, str) else self._name(root, "r")
+            where = "".join(path)
+            emit(f"    if not SAME({root}{where}, {self._literal(value)}): return "
+                 f"{self._miss(f'a Python value the function reads changed ({where})')}")
         for module, flag in spec.modules:
             emit(f"    if {self._name(module, 'm')}.training is not {flag}: return "
                  f"{self._miss('a module changed train/eval mode')}")
@@ -802,6 +808,12 @@ def reclaim(old, meta, device):
 
 
 _SOLE_OWNER = _sole_owner_counts()
+
+
+def same_value(now, traced):
+    """Whether a Python value read by a program's function is still the one it was traced with
+    (the same object, or an equal one of the same type: 0.5 is not 0.5 again after arithmetic)."""
+    return now is traced or (type(now) is type(traced) and now == traced)
 
 
 def optimizer_members(optimizer):

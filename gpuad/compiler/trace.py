@@ -2,6 +2,7 @@
 Recorder writes the program down, then put every real array back and say what a replay must bind,
 check and write back (a Spec), or why it cannot be replayed (a Poison).
 """
+import dis
 import gc
 import keyword
 import random
@@ -129,6 +130,51 @@ def _python_values(holders, module_globals, names, cells, generators):
     return values + [("random", g, None, _random_state(g)) for g in shared + generators]
 
 
+def python_reads(fn):
+    """The plain Python values (int, float, bool, str, None) that fn's own code reads from the
+    globals it names, its closure variables, and one attribute of those or of `self` (a
+    method's): as (root, attribute path, value), as identity guards are. A replay checks they
+    still hold those values (a KL weight annealed in self.beta, a global warm-up flag, a config
+    object's field): one that changed re-traces, as a new signature does. What is read deeper
+    down, inside a layer's forward, is not found here and stays as traced."""
+    func, owner = fn, None
+    if getattr(fn, "__self__", None) is not None and not isinstance(fn, Module):
+        func, owner = fn.__func__, fn.__self__
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return []
+    me = code.co_varnames[0] if owner is not None and code.co_argcount else None
+    cells = dict(zip(code.co_freevars, getattr(func, "__closure__", None) or ()))
+    module_globals = getattr(func, "__globals__", {})
+    reads, stack = {}, [code]
+    while stack:  # the function's code and the code nested in it (comprehensions, lambdas)
+        current, root = stack.pop(), None
+        stack += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+        for instr in dis.get_instructions(current):
+            name, op, found = instr.argval, instr.opname, None
+            if op == "LOAD_ATTR" and root is not None:
+                try:
+                    value = getattr(root[2], name)
+                except Exception:  # noqa: BLE001  (a property that raises: the call will say)
+                    value = _SKIP
+                path = root[1] + (_attribute(name),)
+                reads.setdefault((id(root[0]),) + path, (root[0], path, value))
+            elif (op == "LOAD_FAST" and name == me) or (op == "LOAD_DEREF" and name == me):
+                found = (owner, (), owner)
+            elif op == "LOAD_DEREF" and name in cells:
+                try:
+                    found = (cells[name], (".cell_contents",), cells[name].cell_contents)
+                except ValueError:  # an empty cell
+                    pass
+            elif op == "LOAD_GLOBAL" and name in module_globals:
+                found = (module_globals, (".get(" + repr(name) + ")",), module_globals[name])
+            if found is not None:
+                reads.setdefault((id(found[0]),) + found[1], found)
+            root = found
+    return [(root, path, value) for root, path, value in reads.values()
+            if type(value) in _PYTHON_VALUES]
+
+
 def _random_state(source):
     """A comparable snapshot of the state of Python's random module, a numpy RandomState (the
     global one behind numpy.random.rand and the like) or a numpy Generator."""
@@ -194,6 +240,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     rec.fullgraph = fullgraph
     spec = Spec()
     modules, optimizers, tensors, spec.identities, python_values = discover(fn, args, kwargs)
+    spec.python_reads = python_reads(fn)
     args, kwargs = _wrap_inputs(rec, spec, args, kwargs)
     for t in tensors:
         rec.wrap_tensor(t)
