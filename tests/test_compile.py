@@ -745,6 +745,43 @@ def test_python_values_the_step_reads_are_checked_on_every_replay():
         assert fn.traces == traces and fn.fallback is None
 
 
+def test_a_python_number_the_step_computes_and_returns_falls_back():
+    # {"lr": opt.param_groups[0]["lr"]} in the result: a replay returned the traced number after
+    # the scheduler had moved on. Numbers written in the code, or read where a replay checks
+    # them (self.<name>), come back as they are; one computed in the call makes it fall back.
+    def run(compiled, report):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+        scheduler = gpuad.optim.lr_scheduler.StepLR(opt, 2, 0.5)
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.detach(), (opt.param_groups[0]["lr"] if report else 0.5)
+
+        fn = gpuad.compile(step) if compiled else step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        results = []
+        for _ in range(6):
+            loss, number = fn(x, y)
+            results.append((float(loss.item()), number))
+            scheduler.step()
+        return results, fn
+
+    eager, _ = run(False, True)
+    with pytest.warns(CompileWarning, match=r"returns a Python value it computed \(0\.1\)"):
+        compiled, fn = run(True, True)
+    assert compiled == eager and fn.fallback is not None
+    eager, _ = run(False, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        compiled, fn = run(True, False)
+    assert compiled == eager and fn.programs()
+
+
 def test_a_tensor_only_a_garbage_cycle_holds_is_not_taken_for_a_stored_one():
     # an exception caught in the step keeps its frame, and the tensors the frame holds, alive
     # in a cycle until the collector runs: nothing was stored, so the step compiles

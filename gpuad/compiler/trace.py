@@ -175,6 +175,18 @@ def python_reads(fn):
             if type(value) in _PYTHON_VALUES]
 
 
+def _code_constants(fn):
+    """The constants written in fn's code and the code nested in it."""
+    func = getattr(fn, "__func__", fn)
+    stack, found = [getattr(func, "__code__", None)], []
+    while stack:
+        code = stack.pop()
+        if code is not None:
+            found += code.co_consts
+            stack += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    return found
+
+
 def _random_state(source):
     """A comparable snapshot of the state of Python's random module, a numpy RandomState (the
     global one behind numpy.random.rand and the like) or a numpy Generator."""
@@ -241,6 +253,9 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     spec = Spec()
     modules, optimizers, tensors, spec.identities, python_values = discover(fn, args, kwargs)
     spec.python_reads = python_reads(fn)
+    # what a returned Python value may be without having been computed by the call
+    rec.known_values = {id(value) for _, _, value in spec.python_reads}
+    rec.known_values.update(map(id, _code_constants(fn)))
     args, kwargs = _wrap_inputs(rec, spec, args, kwargs)
     for t in tensors:
         rec.wrap_tensor(t)
@@ -457,6 +472,9 @@ def _template(rec, value):
     if backend.is_array(value):
         rec.poison("returns a raw array")
         return ("const", value)
+    if t in (float, complex, str) and id(value) not in rec.known_values:
+        rec.poison(f"returns a Python value it computed ({value!r:.24}), which a replay would "
+                   f"return unchanged (return a tensor, or read it outside)")
     return ("const", value)
 
 

@@ -178,6 +178,7 @@ class Recorder:
         # id(array) -> [array, its constants in the program, the user's line]: host data that
         # gpuad.tensor and the like made tensors of (see made_inside)
         self.host_data = {}
+        self.known_values = set()  # ids of Python values a result may hold (trace.py)
 
     def mine(self):
         return not self.closed and not self.busy and threading.get_ident() == self.thread
