@@ -745,6 +745,31 @@ def test_python_values_the_step_reads_are_checked_on_every_replay():
         assert fn.traces == traces and fn.fallback is None
 
 
+class _Tempered(gpuad.nn.Module):
+    """A layer whose forward reads a temperature that training anneals."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = gpuad.nn.Linear(8, 4)
+        self.tau = 1.0
+
+    def forward(self, x):
+        return F.softmax(self.fc(x) / self.tau, dim=-1)
+
+
+def test_a_compiled_module_checks_the_python_values_its_forward_reads():
+    # gpuad.compile(model): its forward's self.tau is read where a replay checks it
+    gpuad.manual_seed(0)
+    model = _Tempered()
+    compiled = gpuad.compile(model)
+    x = gpuad.tensor(np.linspace(-1, 1, 16, dtype=np.float32).reshape(2, 8))
+    with gpuad.no_grad():
+        for i in range(6):
+            model.tau = 1.0 / (1 + i // 2)
+            assert np.array_equal(_host(compiled(x)), _host(model(x)))
+    assert compiled.traces == 3
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": opt.param_groups[0]["lr"]} in the result: a replay returned the traced number after
     # the scheduler had moved on. Numbers written in the code, or read where a replay checks

@@ -138,7 +138,9 @@ def python_reads(fn):
     object's field): one that changed re-traces, as a new signature does. What is read deeper
     down, inside a layer's forward, is not found here and stays as traced."""
     func, owner = fn, None
-    if getattr(fn, "__self__", None) is not None and not isinstance(fn, Module):
+    if isinstance(fn, Module):  # gpuad.compile(model): its forward, self the model
+        func, owner = type(fn).forward, fn
+    elif getattr(fn, "__self__", None) is not None:
         func, owner = fn.__func__, fn.__self__
     code = getattr(func, "__code__", None)
     if code is None:
@@ -177,7 +179,7 @@ def python_reads(fn):
 
 def _code_constants(fn):
     """The constants written in fn's code and the code nested in it."""
-    func = getattr(fn, "__func__", fn)
+    func = type(fn).forward if isinstance(fn, Module) else getattr(fn, "__func__", fn)
     stack, found = [getattr(func, "__code__", None)], []
     while stack:
         code = stack.pop()
