@@ -6,7 +6,6 @@ passed as generator= (see backend/random.py). Random values cannot equal torch's
 generators); their distributions, shapes, dtypes, devices and argument errors do.
 """
 import math
-import sys
 
 import numpy
 
@@ -32,7 +31,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if isinstance(data, Tensor):
         data = data.array
     elif backend.is_array(data):
-        backend.note_host_data(data, sys._getframe(1))  # gpuad.compile: made anew each call?
+        backend.note_host_data(data)  # gpuad.compile: made anew each call?
     if dtype is None and not backend.is_array(data) and not isinstance(data, numpy.generic):
         probe = numpy.asarray(data)
         if probe.dtype.kind == "f":
@@ -55,7 +54,7 @@ def from_numpy(array):
     if array.dtype.kind not in "biufc":
         raise TypeError(f"from_numpy: can't convert an array of dtype {array.dtype}; the supported "
                         f"kinds are bool, integer, unsigned, floating and complex")
-    backend.note_host_data(array, sys._getframe(1))
+    backend.note_host_data(array)
     return Tensor(array)
 
 
@@ -74,7 +73,7 @@ def as_tensor(data, dtype=None, device=None):
         return data.to(*(a for a in (dtype, device) if a is not None))
     if backend.is_array(data) and (dtype is None or numpy.dtype(dtype) == data.dtype) and (
             device is None or backend.device(device) == backend.device_of(data)):
-        backend.note_host_data(data, sys._getframe(1))
+        backend.note_host_data(data)
         return Tensor(data)
     return tensor(data, dtype, device)
 

@@ -10,6 +10,7 @@ host_memory tunes the CPU allocator for training (see it for why).
 """
 import contextlib
 import functools
+import sys
 
 import numpy
 
@@ -230,13 +231,13 @@ def recorded(fn):
     return call
 
 
-def note_host_data(array, caller):
+def note_host_data(array):
     """Tell gpuad.compile's tracer, while it records a step, that `array` becomes a tensor's data
-    (gpuad.tensor, as_tensor, from_numpy called from frame `caller`): a replay holds it as a
-    constant, which is wrong when the step makes it anew each call."""
+    in the function that called this one's caller (gpuad.tensor, as_tensor, from_numpy): a replay
+    holds it as a constant, which is wrong when the step makes it anew each call."""
     tracer = TRACER[0]
     if tracer is not None:
-        tracer.note_host_data(array, caller)
+        tracer.note_host_data(array, sys._getframe(2))
 
 
 def asnumpy(array):
