@@ -66,14 +66,19 @@ def _run(build, batches, device, compiled, after_step=None):
     return (losses, [_host(p) for p in model.parameters()]), step, opt
 
 
-def _classifier_step(model, opt):
+def _fit(model, opt, x, y):
     """One training step of a classifier: cross entropy, zero_grad, backward, opt.step."""
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def _classifier_step(model, opt):
+    """_fit as a step function of (x, y)."""
     def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+        return _fit(model, opt, x, y)
     return step
 
 
@@ -493,11 +498,7 @@ def test_a_batch_drawn_from_a_dataloader_inside_the_step_falls_back():
 
         def step():
             x, y = next(batches)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
+            return _fit(model, opt, x, y)
 
         fn = gpuad.compile(step) if compiled else step
         return [float(fn().item()) for _ in range(5)], fn
@@ -649,11 +650,7 @@ def test_python_and_numpy_random_draws_in_the_step_fall_back(source):
             elif {"python": random.random, "numpy": np.random.rand,
                   "numpy generator": numbers.random}[source]() < 0.5:
                 x = x.flip(1)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
+            return _fit(model, opt, x, y)
 
         fn = gpuad.compile(step) if compiled else step
         x = gpuad.tensor(np.arange(16, dtype=np.float32).reshape(2, 8) / 10)
@@ -781,10 +778,7 @@ def test_a_python_number_the_step_computes_and_returns_falls_back():
         scheduler = gpuad.optim.lr_scheduler.StepLR(opt, 2, 0.5)
 
         def step(x, y):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss = _fit(model, opt, x, y)
             return loss.detach(), (opt.param_groups[0]["lr"] if report else 0.5)
 
         fn = gpuad.compile(step) if compiled else step
