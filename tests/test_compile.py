@@ -679,6 +679,8 @@ class _Annealed:
         self.model = gpuad.nn.Linear(8, 4)
         self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
         self.beta, self.epoch = 0.0, 0
+        self.config = _Holder()
+        self.config.gain = 1.0
 
     def loss(self, x, y):
         out = self.model(x)
@@ -687,6 +689,7 @@ class _Annealed:
 
     def step(self, x, y):
         loss = self.loss(x, y) * (1.0 + self.beta) if _WARMING_UP else self.loss(x, y)
+        loss = loss * self.config.gain
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -694,11 +697,11 @@ class _Annealed:
 
 
 def test_python_values_the_step_reads_are_checked_on_every_replay():
-    # self.beta annealed, a global warm-up flag, a closure variable and a field of an object in
-    # one, changed between calls: replays kept the traced values (the loss never saw beta grow).
-    # The compiled function's own code names them, so a replay checks them and re-traces when one
-    # changed; self.epoch, which it does not read, changes freely. (self.loss reads them too,
-    # deeper down: that alone would not be seen.)
+    # self.beta annealed, a global warm-up flag, self.config.gain, a closure variable and a field
+    # of an object in one, changed between calls: replays kept the traced values (the loss never
+    # saw beta grow). The compiled function's own code names them, so a replay checks them and
+    # re-traces when one changed; self.epoch, which it does not read, changes freely. (self.loss
+    # reads them too, deeper down: that alone would not be seen.)
     global _WARMING_UP
     x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
 
@@ -710,6 +713,7 @@ def test_python_values_the_step_reads_are_checked_on_every_replay():
         for i in range(12):
             trainer.beta, trainer.epoch = 0.1 * (i // 4), i
             _WARMING_UP = i < 6
+            trainer.config.gain = 0.5 if i >= 10 else 1.0
             losses.append(float(fn(x, y).item()))
         return losses, fn
 
@@ -730,7 +734,7 @@ def test_python_values_the_step_reads_are_checked_on_every_replay():
             losses.append(float(fn(x, y).item()))
         return losses, fn
 
-    for run, traces in ((run_method, 5), (run_closure, 4)):
+    for run, traces in ((run_method, 6), (run_closure, 4)):
         eager, _ = run(False)
         with warnings.catch_warnings():
             warnings.simplefilter("error", CompileWarning)
@@ -738,7 +742,7 @@ def test_python_values_the_step_reads_are_checked_on_every_replay():
         _WARMING_UP = True
         assert compiled == eager
         # two for the first calls (the first makes the momentum buffers), then one per change:
-        # beta at 4 and 8, the flag at 6; beta at 4, the factor at 6
+        # beta at 4 and 8, the flag at 6, self.config.gain at 10; beta at 4, the factor at 6
         assert fn.traces == traces and fn.fallback is None
 
 

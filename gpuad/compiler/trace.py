@@ -132,11 +132,12 @@ def _python_values(holders, module_globals, names, cells, generators):
 
 def python_reads(fn):
     """The plain Python values (int, float, bool, str, None) that fn's own code reads from the
-    globals it names, its closure variables, and one attribute of those or of `self` (a
-    method's): as (root, attribute path, value), as identity guards are. A replay checks they
-    still hold those values (a KL weight annealed in self.beta, a global warm-up flag, a config
-    object's field): one that changed re-traces, as a new signature does. What is read deeper
-    down, inside a layer's forward, is not found here and stays as traced."""
+    globals it names, its closure variables, and attributes of those or of `self` (a method's;
+    chains such as self.cfg.beta too): as (root, attribute path, value), as identity guards
+    are. A replay checks they still hold those values (a KL weight annealed in self.beta, a
+    global warm-up flag, a config object's field): one that changed re-traces, as a new
+    signature does. What is read deeper down, inside a layer's forward, is not found here and
+    stays as traced."""
     func, owner = fn, None
     if isinstance(fn, Module):  # gpuad.compile(model): its forward, self the model
         func, owner = type(fn).forward, fn
@@ -161,6 +162,9 @@ def python_reads(fn):
                     value = _SKIP
                 path = root[1] + (_attribute(name),)
                 reads.setdefault((id(root[0]),) + path, (root[0], path, value))
+                if value is not _SKIP and not isinstance(value, Tensor) and not (
+                        backend.is_array(value)):  # on along self.cfg.beta, not into arrays
+                    found = (root[0], path, value)
             elif (op == "LOAD_FAST" and name == me) or (op == "LOAD_DEREF" and name == me):
                 found = (owner, (), owner)
             elif op == "LOAD_DEREF" and name in cells:
