@@ -12,8 +12,12 @@ on CUDA, graphs.py captures the replay as CUDA graphs.
 What changes between calls is read afresh on each replay: the arguments' arrays, parameters,
 gradients and optimizer state (through their owners), the optimizer's host numbers (learning
 rate, step counts, bias corrections: each update's Python code re-runs on stand-in arrays), and
-random draws (made again from the generator). Python values the function reads elsewhere are
-frozen at tracing, as in jax.jit; numbers passed as arguments are part of the signature.
+random draws (made again from the generator). Numbers passed as arguments are part of the
+signature; plain Python values the function's own code reads (self.beta, a global flag) are
+checked on every replay (trace.python_reads), and a change re-traces; others are frozen at
+tracing, as in jax.jit. What a replay cannot repeat makes the function run eagerly, after one
+CompileWarning: host reads, Python or numpy random numbers, host data made anew, a DataLoader
+drawn inside, and Python state changed on every call (trace.py).
 """
 import functools
 import logging
@@ -53,9 +57,12 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
     The first call for a signature (argument shapes, dtypes and devices, Python values passed as
     arguments, grad mode, autocast) traces the function while running it; later calls replay the
     recorded array program. A function that reads tensor values on the host (.item(), printing,
-    data-dependent branches or shapes) runs eagerly from then on, after one CompileWarning naming
-    the line; with fullgraph=True that raises instead. A recording of a call that created
-    optimizer state (a first step) is not kept: the next call finds that state. After
+    data-dependent branches or shapes), or does what a replay would not repeat (draws Python or
+    numpy random numbers, makes a tensor of host data it creates anew, draws from a DataLoader,
+    stores a tensor or changes a Python value on every call), runs eagerly from then on, after
+    one CompileWarning naming the cause; with fullgraph=True that raises instead. A recording
+    of a call that created optimizer state (a first step) or set a cache or flag is not kept:
+    the next call finds them. After
     CACHE_LIMIT recordings, calls that match no program run eagerly, as do calls made under
     anomaly detection or gpuad.set_debug(True) (their checks are Python). `debug=True` (or
     GPUAD_COMPILE_DEBUG=1) prints every trace, re-trace and fallback to stderr (they also go to
