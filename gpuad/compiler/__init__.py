@@ -152,8 +152,8 @@ class CompiledFunction:
                 return result
             if key not in self.unkept:
                 self.unkept.add(key)
-                self._log(f"recorded, not kept: the call {program.if_again.split(',')[0]} (on "
-                          f"first use only?); recording the next call too")
+                self._log(f"recorded, not kept: the call {program.what} (on first use only?); "
+                          f"recording the next call too")
                 return result
             program = Poison(program.if_again, user_frame())  # (the call: where is not recorded)
             if self.fullgraph:

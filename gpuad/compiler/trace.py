@@ -246,8 +246,8 @@ class Unkept:
     that is a cache or a flag set on first use; in every call, a record (`self.last = loss`) or
     a counter (`self.step += 1`)."""
 
-    def __init__(self, if_again):
-        self.if_again = if_again
+    def __init__(self, if_again, what=None):
+        self.if_again, self.what = if_again, what  # what: the debug log's short form
 
 
 def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
@@ -311,14 +311,16 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         return result, rec.poisoned
     if stored:
         return result, Unkept("stores a tensor it computed, beyond its result, on every call "
-                              "(self.last = loss, a list of losses: return those instead)")
+                              "(self.last = loss, a list of losses: return those instead)",
+                              "stored a tensor it computed")
     if changed == "random":
         return result, Unkept("draws numbers from Python's random module or numpy's on every call "
                               "(a replay would use the recorded ones: draw with gpuad's random "
-                              "functions, or outside and pass them in)")
+                              "functions, or outside and pass them in)",
+                              "drew Python's or numpy's random numbers")
     if changed is not None:
         return result, Unkept(f"changes a Python value on every call ({changed}: keep it "
-                              f"outside, or in a tensor)")
+                              f"outside, or in a tensor)", f"changed {changed}")
     if made_state:  # its optimizer state is there for the next call, which is recorded then
         return result, Unkept(None)
     try:
