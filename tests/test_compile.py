@@ -771,6 +771,28 @@ def test_a_compiled_module_checks_the_python_values_its_forward_reads():
     assert compiled.traces == 3
 
 
+class _Scaled:
+    """A callable object as the compiled function: its __call__ reads self.factor."""
+
+    def __init__(self):
+        self.layer, self.factor = gpuad.nn.Linear(8, 4), 1.0
+
+    def __call__(self, x):
+        return self.layer(x) * self.factor
+
+
+def test_a_compiled_callable_object_checks_the_python_values_its_call_reads():
+    gpuad.manual_seed(0)
+    scaled = _Scaled()
+    compiled = gpuad.compile(scaled)
+    x = gpuad.tensor(np.ones((2, 8), np.float32))
+    with gpuad.no_grad():
+        for factor in (1.0, 1.0, 2.0, 2.0, 0.5):
+            scaled.factor = factor
+            assert np.array_equal(_host(compiled(x)), _host(scaled(x)))
+    assert compiled.traces == 3
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": opt.param_groups[0]["lr"]} in the result: a replay returned the traced number after
     # the scheduler had moved on. Numbers written in the code, or read where a replay checks

@@ -138,11 +138,7 @@ def python_reads(fn):
     global warm-up flag, a config object's field): one that changed re-traces, as a new
     signature does. What is read deeper down, inside a layer's forward, is not found here and
     stays as traced."""
-    func, owner = fn, None
-    if isinstance(fn, Module):  # gpuad.compile(model): its forward, self the model
-        func, owner = type(fn).forward, fn
-    elif getattr(fn, "__self__", None) is not None:
-        func, owner = fn.__func__, fn.__self__
+    func, owner = _function_of(fn)
     code = getattr(func, "__code__", None)
     if code is None:
         return []
@@ -181,10 +177,21 @@ def python_reads(fn):
             if type(value) in _PYTHON_VALUES]
 
 
+def _function_of(fn):
+    """(the Python function whose code runs when fn is called, the object bound as its first
+    argument or None): a method's, a Module's forward, an object's __call__."""
+    if isinstance(fn, Module):  # gpuad.compile(model): its forward, self the model
+        return type(fn).forward, fn
+    if getattr(fn, "__self__", None) is not None and hasattr(fn, "__func__"):
+        return fn.__func__, fn.__self__
+    if not hasattr(fn, "__code__") and hasattr(getattr(type(fn), "__call__", None), "__code__"):
+        return type(fn).__call__, fn
+    return fn, None
+
+
 def _code_constants(fn):
     """The constants written in fn's code and the code nested in it."""
-    func = type(fn).forward if isinstance(fn, Module) else getattr(fn, "__func__", fn)
-    stack, found = [getattr(func, "__code__", None)], []
+    stack, found = [getattr(_function_of(fn)[0], "__code__", None)], []
     while stack:
         code = stack.pop()
         if code is not None:
