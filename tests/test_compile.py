@@ -746,6 +746,19 @@ def test_python_values_the_step_reads_are_checked_on_every_replay():
         assert fn.traces == traces and fn.fallback is None
 
 
+def test_a_python_value_read_anew_every_call_ends_in_eager_with_advice():
+    # an annealed number that changes on every call re-traces every call: after the cache limit
+    # the function runs eagerly, and the warning says how to keep it compiled
+    trainer = _Annealed()
+    compiled = gpuad.compile(trainer.step)
+    x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+    with pytest.warns(CompileWarning, match=r"\(\.beta\)\).*passed as a tensor argument"):
+        for i in range(10):
+            trainer.beta = 0.01 * i
+            compiled(x, y)
+    assert compiled.traces == 8
+
+
 class _Tempered(gpuad.nn.Module):
     """A layer whose forward reads a temperature that training anneals."""
 

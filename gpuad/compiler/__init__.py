@@ -135,9 +135,11 @@ class CompiledFunction:
         if self.traces >= CACHE_LIMIT:
             if not self.full_warned:
                 self.full_warned = True
+                advice = ("; a number that changes on every call is read afresh when passed "
+                          "as a tensor argument" if "Python value" in why else "")
                 self._warn(f"{self.name} was traced {CACHE_LIMIT} times (the cache limit; last "
-                           f"reason: {why}); calls that match no recorded program run eagerly",
-                           None)
+                           f"reason: {why}); calls that match no recorded program run eagerly"
+                           f"{advice}", None)
             return self.fn(*args, **kwargs)
         with _TRACING:
             self.traces += 1
