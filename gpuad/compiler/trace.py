@@ -145,10 +145,9 @@ def python_reads(fn):
     me = code.co_varnames[0] if owner is not None and code.co_argcount else None
     cells = dict(zip(code.co_freevars, getattr(func, "__closure__", None) or ()))
     module_globals = getattr(func, "__globals__", {})
-    reads, stack = {}, [code]
-    while stack:  # the function's code and the code nested in it (comprehensions, lambdas)
-        current, root = stack.pop(), None
-        stack += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+    reads = {}
+    for current in _codes(code):
+        root = None
         for instr in dis.get_instructions(current):
             name, op, found = instr.argval, instr.opname, None
             if op == "LOAD_ATTR" and root is not None:
@@ -189,15 +188,19 @@ def _function_of(fn):
     return fn, None
 
 
-def _code_constants(fn):
-    """The constants written in fn's code and the code nested in it."""
-    stack, found = [getattr(_function_of(fn)[0], "__code__", None)], []
+def _codes(code):
+    """A code object and the code nested in it (comprehensions, lambdas, inner functions)."""
+    stack = [code]
     while stack:
         code = stack.pop()
-        if code is not None:
-            found += code.co_consts
-            stack += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-    return found
+        yield code
+        stack += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+
+
+def _code_constants(fn):
+    """The constants written in fn's code and the code nested in it."""
+    code = getattr(_function_of(fn)[0], "__code__", None)
+    return [] if code is None else [k for c in _codes(code) for k in c.co_consts]
 
 
 def _random_state(source):
@@ -547,25 +550,25 @@ def _unwrap_leftovers(rec):
     left = [a for a in (ref() for ref in alive) if a is not None]
     if not left:
         return False
-    ids, stored = {id(a) for a in left}, False
+    ids, given_back = {id(a) for a in left}, []
     for holder in gc.get_referrers(*left):
         if holder is left:
             continue
         if isinstance(holder, Tensor):
             if id(holder.array) in ids:
-                stored = stored or rec.values[holder.array._vid].kind == "produced"
+                given_back.append(holder.array)
                 holder.array = holder.array._real
         elif type(holder) is dict:
             for k, v in list(holder.items()):
                 if id(v) in ids:
-                    stored = stored or rec.values[v._vid].kind == "produced"
+                    given_back.append(v)
                     holder[k] = v._real
         elif type(holder) is list:
             for i, v in enumerate(holder):
                 if id(v) in ids:
-                    stored = stored or rec.values[v._vid].kind == "produced"
+                    given_back.append(v)
                     holder[i] = v._real
-    return stored
+    return any(rec.values[a._vid].kind == "produced" for a in given_back)
 
 
 def _unwrap_result(value):

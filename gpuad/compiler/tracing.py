@@ -137,10 +137,14 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SCALARS = (bool, int, float)
 
 
+def _in_gpuad(frame):
+    return os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE)
+
+
 def user_frame():
     """(file, line) of the innermost frame outside gpuad: the user's line behind an operation."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+    while frame is not None and _in_gpuad(frame):
         frame = frame.f_back
     if frame is None:
         return "<unknown>", 0
@@ -197,10 +201,9 @@ class Recorder:
         right when it is the same array every call (a buffer refilled in place), frozen when the
         step makes it anew (see made_inside). Only the user's own calls count: gpuad's layers
         make constants of their shapes this way (interpolation weights, index tables)."""
-        where = caller.f_code.co_filename
         if (self.mine() and type(data) not in TRACE_TYPES and id(data) not in self.host_data
-                and not os.path.abspath(where).startswith(_PACKAGE)):
-            self.host_data[id(data)] = [data, 0, (where, caller.f_lineno)]
+                and not _in_gpuad(caller)):
+            self.host_data[id(data)] = [data, 0, (caller.f_code.co_filename, caller.f_lineno)]
 
     def made_inside(self):
         """The user's line of host data that the call made and let go of (numpy's random
