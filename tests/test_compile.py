@@ -12,6 +12,7 @@ import re
 import sys
 import threading
 import tracemalloc
+import types
 import warnings
 import weakref
 
@@ -881,11 +882,11 @@ def test_an_error_in_a_call_that_could_not_be_replayed_says_what_was_recorded():
     assert "recording this call" in note and f"{__file__}:{line}" in note
 
 
-@pytest.mark.parametrize("case", ["bool", "print", "nonzero", "scheduler"])
+@pytest.mark.parametrize("case", ["bool", "print", "nonzero", "lr", "plateau"])
 def test_what_a_replay_cannot_repeat_is_detected(case, capsys):
     w = gpuad.tensor([1.0, -2.0], requires_grad=True)
     opt = gpuad.optim.SGD([w], lr=0.1)
-    scheduler = gpuad.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+    plateau = gpuad.optim.lr_scheduler.ReduceLROnPlateau(opt)
 
     def step(x):
         y = w * x
@@ -899,8 +900,10 @@ def test_what_a_replay_cannot_repeat_is_detected(case, capsys):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if case == "scheduler":
-            scheduler.step()
+        if case == "lr":  # by hand: a replay would not change it
+            opt.param_groups[0]["lr"] *= 0.5
+        if case == "plateau":  # a replay would pass the same metric again
+            plateau.step(0.5)
         return loss
     compiled = gpuad.compile(step)
     with pytest.warns(CompileWarning):
@@ -908,6 +911,93 @@ def test_what_a_replay_cannot_repeat_is_detected(case, capsys):
     assert compiled.fallback
     with pytest.raises(gpuad.compiler.tracing.Unsupported, match="fullgraph=True"):
         gpuad.compile(step, fullgraph=True)(gpuad.tensor([1.0, 1.0]))
+
+
+def _scheduled(kind):
+    """A step that steps its learning-rate scheduler after the optimizer (torch's order), or
+    before it ("before"), with the schedulers of the kinds users step per batch."""
+    def build(device):
+        model = models.MLP(12, (16,), 5).to(device)
+        if kind == "onecycle":  # cycles Adam's beta1 against the learning rate
+            opt = gpuad.optim.Adam(model.parameters(), lr=1e-2)
+            scheduler = gpuad.optim.lr_scheduler.OneCycleLR(opt, 0.05, total_steps=30)
+        elif kind == "warmup":  # LinearLR hands over to CosineAnnealingLR at step 4
+            opt = gpuad.optim.AdamW(model.parameters(), lr=1e-2)
+            lr_scheduler = gpuad.optim.lr_scheduler
+            scheduler = lr_scheduler.SequentialLR(opt, [
+                lr_scheduler.LinearLR(opt, 0.1, total_iters=4),
+                lr_scheduler.CosineAnnealingLR(opt, 10)], [4])
+        else:  # CyclicLR cycles SGD's momentum too; a subclass's own step() is replayed alike
+            opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            scheduler = _CountingCyclicLR(opt, 0.01, 0.1, step_size_up=3)
+
+        def step(x, y):
+            if kind == "before":
+                scheduler.step()
+            loss = _fit(model, opt, x, y)
+            if kind != "before":
+                scheduler.step()
+            return loss
+        opt.scheduler = scheduler
+        return model, step, opt
+    return build
+
+
+class _CountingCyclicLR(gpuad.optim.lr_scheduler.CyclicLR):
+    def step(self):
+        self.steps = getattr(self, "steps", 0) + 1
+        super().step()
+
+
+@pytest.mark.parametrize("kind", ["onecycle", "warmup", "cyclic"])
+def test_a_scheduler_stepped_in_the_step_is_stepped_by_every_replay(kind, device):
+    # scheduler.step() sets the param groups' numbers for the next call: a replay steps it again
+    # after the updates, which read those numbers afresh (it used to fall back)
+    batches = _batches(np.random.default_rng(5), 12, _mlp_batch)
+    hyper = {False: [], True: []}
+
+    def record(compiled):
+        def after(opt, i):
+            hyper[compiled].append({k: v for k, v in opt.param_groups[0].items() if k != "params"})
+        return after
+    eager, _, _ = _run(_scheduled(kind), batches, device, False, record(False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        compiled, step, opt = _run(_scheduled(kind), batches, device, True, record(True))
+    _assert_same(eager, compiled, device)
+    assert hyper[True] == hyper[False] and len({h["lr"] for h in hyper[True]}) > 5
+    assert step.traces == 2 and step.fallback is None
+    if kind == "cyclic":
+        assert opt.scheduler.steps == 1 + 12  # the constructor's step, then one per call
+
+
+def test_a_scheduler_stepped_before_the_update_or_replaced_is_followed(device):
+    # before the optimizer: the updates would read the number the step is about to change
+    batches = _batches(np.random.default_rng(6), 4, _mlp_batch)
+    eager, _, _ = _run(_scheduled("before"), batches, device, False)
+    with pytest.warns(CompileWarning, match=r"updates a parameter after stepping its optimizer's "
+                                            r"learning-rate scheduler \(_CountingCyclicLR\)"):
+        compiled, step, _ = _run(_scheduled("before"), batches, device, True)
+    _assert_same(eager, compiled, device)
+    assert step.fallback is not None
+    # a new scheduler in the attribute the step reads it from: traced again, the new one steps
+    model = gpuad.nn.Linear(3, 2).to(device)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+    trainer = types.SimpleNamespace(scheduler=gpuad.optim.lr_scheduler.StepLR(opt, 1, 0.5))
+
+    @gpuad.compile
+    def train(x, y):
+        loss = _fit(model, opt, x, y)
+        trainer.scheduler.step()
+        return loss
+    x = gpuad.tensor(np.ones((2, 3), np.float32), device=device)
+    y = gpuad.tensor([0, 1], device=device)
+    for _ in range(3):
+        train(x, y)
+    trainer.scheduler = gpuad.optim.lr_scheduler.ExponentialLR(opt, 0.1)
+    train(x, y)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 3 * 0.1)
+    assert trainer.scheduler.last_epoch == 1 and train.traces == 3
 
 
 def test_train_eval_mode_and_grad_mode_select_programs():

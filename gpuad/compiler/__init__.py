@@ -12,12 +12,13 @@ on CUDA, graphs.py captures the replay as CUDA graphs.
 What changes between calls is read afresh on each replay: the arguments' arrays, parameters,
 gradients and optimizer state (through their owners), the optimizer's host numbers (learning
 rate, step counts, bias corrections: each update's Python code re-runs on stand-in arrays), and
-random draws (made again from the generator). Numbers passed as arguments are part of the
-signature; plain Python values the function's own code reads (self.beta, a global flag) are
-checked on every replay (trace.python_reads), and a change re-traces; others are frozen at
-tracing, as in jax.jit. What a replay cannot repeat makes the function run eagerly, after one
-CompileWarning: host reads, Python or numpy random numbers, host data made anew, a DataLoader
-drawn inside, and Python state changed on every call (trace.py).
+random draws (made again from the generator). A learning-rate scheduler stepped in the function
+is stepped again by every replay, after the updates (its step is Python on param groups only).
+Numbers passed as arguments are part of the signature; plain Python values the function's own
+code reads (self.beta, a global flag) are checked on every replay (trace.python_reads), and a
+change re-traces; others are frozen at tracing, as in jax.jit. What a replay cannot repeat makes
+the function run eagerly, after one CompileWarning: host reads, Python or numpy random numbers,
+host data made anew, a DataLoader drawn inside, and Python state changed on every call (trace.py).
 """
 import functools
 import logging

@@ -62,6 +62,7 @@ class Spec:
         self.bumps = []         # tensor refs whose version the step bumped
         self.result = None      # template of the return value
         self.escaping = set()   # vids that outlive the step
+        self.scheduler_steps = []  # learning-rate schedulers to step after the updates
 
 
 class Program:
@@ -342,6 +343,8 @@ class Program:
             for n, ref in enumerate(spec.bumps, 1):
                 emit(f"    {self._ref(ref)}._version = c + {n}")
             emit(f"    CLOCK[0] = c + {len(spec.bumps)}")
+        for scheduler in spec.scheduler_steps:  # (Python only: the next call's learning rate)
+            emit(f"    {self._name(scheduler, 'sch')}.step()")
         emit(f"    return {self._result(spec.result, copy=runner)}")
         return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ import numpy
 
 from .. import backend, ops
 from ..nn.module import Module, held_by
+from ..optim.lr_scheduler import LRScheduler
 from ..optim.optimizer import Optimizer
 from ..tensor import Tensor
 from .arrays import TRACE_TYPES, unwrap
@@ -67,7 +68,7 @@ def discover(fn, args, kwargs):
         if isinstance(obj, _NUMPY_RANDOM):
             generators.append(obj)
             continue
-        found = isinstance(obj, (Tensor, Module, Optimizer))
+        found = isinstance(obj, (Tensor, Module, Optimizer, LRScheduler))
         if found and path is not None and path[1]:
             guards.append((path[0], path[1], obj))
         if id(obj) in seen:
@@ -300,7 +301,8 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         backend.TRACER[0] = None
         ops.remove_interceptor(rec.intercept)
         rec.closed = True
-    changed = _changed_python_value(python_values)
+    stepped = _stepped(rec.scheduler_steps)  # their values change in every replay too
+    changed = _changed_python_value([v for v in python_values if id(v[1]) not in stepped])
     site = rec.made_inside()
     if site is not None and rec.poisoned is None:
         rec.poisoned = Poison("makes a tensor of host data it creates anew each call (numpy's "
@@ -425,8 +427,9 @@ def _spec(rec, spec, result):
                 spec.writebacks.append(("state", opt, p, k, vid))
     for opt, before in rec.hyper.values():
         if [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] != before:
-            rec.poison("changes an optimizer's hyper-parameters (a scheduler step?); call "
-                       "scheduler.step() outside the compiled function")
+            rec.poison("changes an optimizer's hyper-parameters other than through a gpuad "
+                       "learning-rate scheduler's step() (a replay would not change them): do "
+                       "that outside the compiled function")
     if not all(same_members(opt, before) for opt, before in spec.members):
         rec.poison("changes an optimizer's parameters or groups")
     if not all(held_by(m) == before for m, before in spec.structure):
@@ -438,6 +441,7 @@ def _spec(rec, spec, result):
                        and rec.start_vids.get(tid) in read]
     spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None
     spec.result = _template(rec, result)
+    spec.scheduler_steps = list(rec.scheduler_steps)
     spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
     spec.escaping |= _result_vids(spec.result)
 
@@ -464,8 +468,21 @@ def _used_identities(rec, spec, result, read):
             stack.extend(value)
         elif isinstance(value, dict):
             stack.extend(value.values())
+    stepped = set(map(id, rec.scheduler_steps))
     return [(root, path, obj) for root, path, obj in spec.identities
-            if not isinstance(obj, Tensor) or id(obj) in touched]
+            if (id(obj) in touched if isinstance(obj, Tensor) else
+                id(obj) in stepped if isinstance(obj, LRScheduler) else True)]
+
+
+def _stepped(schedulers):
+    """The ids of the schedulers stepped and of those they step (SequentialLR's, ChainedScheduler's
+    inner ones)."""
+    ids, stack = set(), list(schedulers)
+    while stack:
+        scheduler = stack.pop()
+        ids.add(id(scheduler))
+        stack.extend(getattr(scheduler, "_schedulers", ()))
+    return ids
 
 
 def _template(rec, value):

@@ -178,6 +178,8 @@ class Recorder:
         # id(tensor) -> (tensor, weak reference to .grad at wrap time or None, its value number)
         self.grads_at_start = {}
         self.hyper = {}  # id(optimizer) -> (optimizer, its hyper-parameters at first sight)
+        self.scheduler_steps = []  # the schedulers stepped, in order (a replay steps them again)
+        self.stepping = False  # inside a scheduler's step (one it calls is part of it)
         self.states_seen = {}  # (id(opt), id(param)) -> (opt, param, state dict, keys at start)
         # id(array) -> [array, its constants in the program, the user's line]: host data that
         # gpuad.tensor and the like made tensors of (see made_inside)
@@ -220,6 +222,36 @@ class Recorder:
         step) is a Python side effect a replay would not repeat."""
         if id(optimizer) not in self.hyper:
             self.hyper[id(optimizer)] = (optimizer, _hyper(optimizer))
+
+    def scheduler_step(self, scheduler, step, args, kwargs):
+        """lr_scheduler's hook: run a learning-rate scheduler's step and note it, so that every
+        replay steps the scheduler again, after the updates. It sets numbers in the optimizer's
+        param groups only, which a replay reads before its updates, as the updates of this call
+        read them: so the updates of its optimizer must come before it."""
+        if (not self.mine() or self.stepping or getattr(scheduler, "_is_initial", False)
+                or self.poisoned is not None):
+            return step(scheduler, *args, **kwargs)
+        name = type(scheduler).__name__
+        if args or any(value is not None for value in kwargs.values()):
+            self.poison(f"steps a learning-rate scheduler with an argument ({name}.step(...), "
+                        f"a metric or an epoch), which a replay would pass again unchanged: step "
+                        f"it outside the compiled function")
+            return step(scheduler, *args, **kwargs)
+        optimizer = scheduler.optimizer
+        seen = self.hyper.get(id(optimizer))
+        unchanged = seen is None or _hyper(optimizer) == seen[1]
+        count = len(self.instrs)
+        self.stepping = True
+        try:
+            result = step(scheduler)
+        finally:
+            self.stepping = False
+        if len(self.instrs) != count:
+            self.poison(f"runs array operations in {name}.step()")
+        if unchanged:  # else the change made before it is found at the end, as any by hand
+            self.hyper[id(optimizer)] = (optimizer, _hyper(optimizer))
+        self.scheduler_steps.append(scheduler)
+        return result
 
     # -- values
     def _new(self, real, kind, owner):
@@ -396,6 +428,12 @@ class Recorder:
             with backend.device_scope(p.array):
                 update(p.array, p.grad.array, optimizer.state.setdefault(p, {}), group)
             return
+        stepped = next((s for s in self.scheduler_steps if s.optimizer is optimizer), None)
+        if stepped is not None:
+            self.poison(f"updates a parameter after stepping its optimizer's learning-rate "
+                        f"scheduler ({type(stepped).__name__}), which a replay could not repeat "
+                        f"(it reads the learning rate before its updates): step the scheduler "
+                        f"after the optimizer")
         self.wrap_tensor(p)
         state = optimizer.state.setdefault(p, {})
         for k, v in list(state.items()):

@@ -4,13 +4,15 @@ Like torch's, step() uses each scheduler's chainable form (a factor on the group
 so schedulers compose (ChainedScheduler) and honour an lr changed by hand; step(epoch) and
 SequentialLR's hand-overs use the closed form (`_get_closed_form_lr`) from `base_lrs`. Both forms
 are torch's formulas, evaluated in the same order, so sequences match torch's. They never touch
-arrays.
+arrays, so gpuad.compile can replay a step that steps a scheduler by stepping it again.
 """
+import functools
 import math
 import warnings
 from bisect import bisect_right
 from collections import Counter
 
+from .. import backend
 from .optimizer import Optimizer
 
 _EPOCH_DEPRECATED = ("The epoch parameter in `scheduler.step()` is deprecated, as in torch: "
@@ -37,10 +39,28 @@ def _check_optimizer(optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
 
 
+def _replayable(step):
+    """A scheduler's step() as gpuad.compile sees it: while a call is recorded, the recorder runs
+    the step and notes it, and every replay of that call steps the scheduler again."""
+    @functools.wraps(step)
+    def noted_step(self, *args, **kwargs):
+        tracer = backend.TRACER[0]
+        if tracer is None:
+            return step(self, *args, **kwargs)
+        return tracer.scheduler_step(self, step, args, kwargs)
+    return noted_step
+
+
 class LRScheduler:
     """Base class: sets group["lr"] at construction (epoch 0) and at every step(), like torch's.
-    Subclasses write get_lr() (the chainable form) and, where one exists, _get_closed_form_lr()."""
+    Subclasses write get_lr() (the chainable form) and, where one exists, _get_closed_form_lr().
+    Every step(), a subclass's own included, is _replayable."""
     _not_saved = ("optimizer",)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "step" in vars(cls):
+            cls.step = _replayable(cls.step)
 
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -72,6 +92,7 @@ class LRScheduler:
         """The learning rates the last step() set, one per param group."""
         return self._last_lr
 
+    @_replayable
     def step(self, epoch=None):
         """Advance one epoch (or, deprecated as in torch, jump to `epoch` by the closed form)."""
         self._step_count += 1
