@@ -807,6 +807,47 @@ def test_a_compiled_callable_object_checks_the_python_values_its_call_reads():
     assert compiled.traces == 3
 
 
+class _Fitter:
+    """A training step as a callable object, holding its model and optimizer."""
+
+    def __init__(self):
+        self.model, self.scale = gpuad.nn.Linear(8, 4), 1.0
+        self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
+
+    def __call__(self, x, y):
+        loss = F.cross_entropy(self.model(x) * self.scale, y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+
+@pytest.mark.parametrize("form", ["object", "partial", "keyword"])
+def test_what_a_callable_object_or_partial_holds_is_followed(form):
+    # a trainer object compiled itself, or bound into a partial: a replay used to keep training
+    # the model it was traced with after `fitter.model = new_model`, and to keep the scale
+    def run(compiled):
+        gpuad.manual_seed(0)
+        fitter = _Fitter()
+        fn = {"object": fitter, "partial": functools.partial(_Fitter.__call__, fitter),
+              "keyword": functools.partial(_Fitter.__call__, self=fitter)}[form]
+        fn = gpuad.compile(fn) if compiled else fn
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        for i in range(8):
+            if i == 3:
+                fitter.model = gpuad.nn.Linear(8, 4)
+                fitter.opt = gpuad.optim.SGD(fitter.model.parameters(), lr=0.1, momentum=0.9)
+            if i == 6:
+                fitter.scale = 2.0
+            losses.append(float((fn(x=x, y=y) if form == "keyword" else fn(x, y)).item()))
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is None
+    assert fn.traces == 5  # first calls, the new model (and its momentum buffers), the scale
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": opt.param_groups[0]["lr"]} in the result: a replay returned the traced number after
     # the scheduler had moved on. Numbers written in the code, or read where a replay checks

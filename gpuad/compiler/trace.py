@@ -3,6 +3,7 @@ Recorder writes the program down, then put every real array back and say what a 
 check and write back (a Spec), or why it cannot be replayed (a Poison).
 """
 import dis
+import functools
 import gc
 import keyword
 import random
@@ -30,32 +31,26 @@ class Argument(str):
 
 def discover(fn, args, kwargs):
     """The modules, optimizers and tensors the function can reach: through its arguments, the
-    object it is bound to, its closure, the globals it names, and two attribute levels of plain
+    objects bound to it (a method's self, a callable object, a partial's arguments), its closure,
+    the globals its code (nested code too) names, and two attribute levels of plain
     objects among those (a trainer's .model and .optimizer). Their arrays are traced from the
     start, so even raw in-place writes into them are recorded. Also returns identity guards,
     (root, attribute path, object): a replay checks that `self.opt`, a closure cell or a global
     still holds what the trace found there; and the Python values found (_python_values)."""
     roots = [(a, (Argument(f"A[{i}]"), ())) for i, a in enumerate(args)]
     roots += [(v, (Argument(f"K[{k!r}]"), ())) for k, v in kwargs.items()]
-    func = fn
+    func, bound = _function_of(fn)
     if isinstance(fn, Module):
         roots.append((fn, None))
-        func = type(fn).forward
-    if getattr(fn, "__self__", None) is not None:
-        roots.append((fn.__self__, (fn.__self__, ())))
-        func = fn.__func__
+    else:  # a method's self, a callable object, a partial's arguments
+        roots += [(obj, (obj, ())) for obj in bound.values()]
     for cell in getattr(func, "__closure__", None) or ():
         try:
             roots.append((cell.cell_contents, (cell, (".cell_contents",))))
         except ValueError:  # an empty cell
             pass
-    code, names = getattr(func, "__code__", None), set()
-    while code is not None:
-        names.update(code.co_names)
-        nested = [c for c in code.co_consts if isinstance(c, types.CodeType)]
-        code = None
-        for c in nested:
-            names.update(c.co_names)
+    code = getattr(func, "__code__", None)
+    names = set() if code is None else {n for c in _codes(code) for n in c.co_names}
     module_globals = getattr(func, "__globals__", {})
     roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
               for n in sorted(names) if n in module_globals]
@@ -139,11 +134,10 @@ def python_reads(fn):
     global warm-up flag, a config object's field): one that changed re-traces, as a new
     signature does. What is read deeper down, inside a layer's forward, is not found here and
     stays as traced."""
-    func, owner = _function_of(fn)
+    func, bound = _function_of(fn)
     code = getattr(func, "__code__", None)
     if code is None:
         return []
-    me = code.co_varnames[0] if owner is not None and code.co_argcount else None
     cells = dict(zip(code.co_freevars, getattr(func, "__closure__", None) or ()))
     module_globals = getattr(func, "__globals__", {})
     reads = {}
@@ -161,8 +155,8 @@ def python_reads(fn):
                 if value is not _SKIP and not isinstance(value, Tensor) and not (
                         backend.is_array(value)):  # on along self.cfg.beta, not into arrays
                     found = (root[0], path, value)
-            elif (op == "LOAD_FAST" and name == me) or (op == "LOAD_DEREF" and name == me):
-                found = (owner, (), owner)
+            elif op in ("LOAD_FAST", "LOAD_DEREF") and name in bound:
+                found = (bound[name], (), bound[name])
             elif op == "LOAD_DEREF" and name in cells:
                 try:
                     found = (cells[name], (".cell_contents",), cells[name].cell_contents)
@@ -178,15 +172,26 @@ def python_reads(fn):
 
 
 def _function_of(fn):
-    """(the Python function whose code runs when fn is called, the object bound as its first
-    argument or None): a method's, a Module's forward, an object's __call__."""
-    if isinstance(fn, Module):  # gpuad.compile(model): its forward, self the model
-        return type(fn).forward, fn
-    if getattr(fn, "__self__", None) is not None and hasattr(fn, "__func__"):
-        return fn.__func__, fn.__self__
-    if not hasattr(fn, "__code__") and hasattr(getattr(type(fn), "__call__", None), "__code__"):
-        return type(fn).__call__, fn
-    return fn, None
+    """(the Python function whose code runs when fn is called, {parameter name: the object bound
+    to it}): a method's self, a Module's forward and an object's __call__ (self the model or the
+    object), a functools.partial's arguments."""
+    if isinstance(fn, functools.partial):
+        func, bound = _function_of(fn.func)
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            names = code.co_varnames[len(bound):code.co_argcount]
+            bound = {**bound, **dict(zip(names, fn.args)), **fn.keywords}
+        return func, bound
+    if isinstance(fn, Module):
+        func, owner = type(fn).forward, fn
+    elif getattr(fn, "__self__", None) is not None and hasattr(fn, "__func__"):
+        func, owner = fn.__func__, fn.__self__
+    elif not hasattr(fn, "__code__") and hasattr(getattr(type(fn), "__call__", None), "__code__"):
+        func, owner = type(fn).__call__, fn
+    else:
+        return fn, {}
+    code = func.__code__
+    return func, {code.co_varnames[0]: owner} if code.co_argcount else {}
 
 
 def _codes(code):
