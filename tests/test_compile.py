@@ -848,6 +848,48 @@ def test_what_a_callable_object_or_partial_holds_is_followed(form):
     assert fn.traces == 5  # first calls, the new model (and its momentum buffers), the scale
 
 
+_HELD = {"net": [None, None]}  # a global dict and list holding what a step trains
+_SETTINGS = types.ModuleType("settings")  # a module whose attributes a step reads
+
+
+def _fit_held(x, y):
+    model, opt = _HELD["net"]
+    return _fit(model, opt, x, y).detach() * _SETTINGS.scale
+
+
+def _fit_settings(x, y):
+    return _fit(_SETTINGS.model, _SETTINGS.opt, x, y).detach() * _SETTINGS.scale
+
+
+@pytest.mark.parametrize("holder", ["containers", "module"])
+def test_a_model_replaced_in_a_global_container_or_module_is_followed(holder):
+    # entries of a global dict and list, and attributes of a module the step reads (settings.model)
+    # had no identity guard: a replay kept training the model it was traced with
+    def run(compiled):
+        gpuad.manual_seed(0)
+        fn = _fit_held if holder == "containers" else _fit_settings
+        fn = gpuad.compile(fn) if compiled else fn
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        for i in range(8):
+            if i in (0, 3):
+                model = gpuad.nn.Linear(8, 4)
+                opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+                _HELD["net"][:] = [model, opt]
+                _SETTINGS.model, _SETTINGS.opt, _SETTINGS.scale = model, opt, 1.0
+            if i == 6:
+                _SETTINGS.scale = 2.0
+            losses.append(float(fn(x, y).item()))
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is None
+    assert fn.traces == 5  # first calls, the new model (and its momentum buffers), the scale
+    del _SETTINGS.scale  # gone: a miss, and the eager call says what is missing
+    with pytest.raises(AttributeError, match="scale"):
+        fn(gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3]))
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": opt.param_groups[0]["lr"]} in the result: a replay returned the traced number after
     # the scheduler had moved on. Numbers written in the code, or read where a replay checks

@@ -267,15 +267,20 @@ class Program:
         for ref in spec.grad_none:
             emit(f"    if {self._ref(ref)}.grad is not None: return "
                  f"{self._miss('a gradient was None when traced')}")
+        changed = self._miss("an attribute, closure variable, global or entry changed")
+        if spec.identities or spec.python_reads:  # an entry or attribute gone is a change too
+            emit("    try:")
         for root, path, obj in spec.identities:
             root = root if isinstance(root, str) else self._name(root, "r")  # an argument's path
-            emit(f"    if {root}{''.join(path)} is not {self._name(obj, 'o')}: "
-                 f"return {self._miss('an attribute, closure variable or global changed')}")
+            emit(f"        if {root}{''.join(path)} is not {self._name(obj, 'o')}: "
+                 f"return {changed}")
         for root, path, value in spec.python_reads:
             root = root if isinstance(root, str) else self._name(root, "r")
             where = "".join(path)
-            emit(f"    if not SAME({root}{where}, {self._literal(value)}): return "
+            emit(f"        if not SAME({root}{where}, {self._literal(value)}): return "
                  f"{self._miss(f'a Python value the function reads changed ({where})')}")
+        if spec.identities or spec.python_reads:
+            emit(f"    except (AttributeError, LookupError, TypeError): return {changed}")
         for module, flag in spec.modules:
             emit(f"    if {self._name(module, 'm')}.training is not {flag}: return "
                  f"{self._miss('a module changed train/eval mode')}")

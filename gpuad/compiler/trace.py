@@ -54,6 +54,9 @@ def discover(fn, args, kwargs):
     module_globals = getattr(func, "__globals__", {})
     roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
               for n in sorted(names) if n in module_globals]
+    # and what the code reads down attribute chains from those (config.model, self.a.b.opt)
+    roots += [(value, (root, path)) for root, path, value in _reads(func, bound)
+              if isinstance(value, _GUARDED)]
     modules, optimizers, tensors, guards, holders, generators = {}, {}, {}, [], [], []
     seen, stack = set(), [(r, 0, path) for r, path in roots]
     while stack:
@@ -63,7 +66,7 @@ def discover(fn, args, kwargs):
         if isinstance(obj, _NUMPY_RANDOM):
             generators.append(obj)
             continue
-        found = isinstance(obj, (Tensor, Module, Optimizer, LRScheduler))
+        found = isinstance(obj, _GUARDED)
         if found and path is not None and path[1]:
             guards.append((path[0], path[1], obj))
         if id(obj) in seen:
@@ -83,10 +86,12 @@ def discover(fn, args, kwargs):
             for group in obj.param_groups:
                 for p in group["params"]:
                     tensors[id(p)] = p
-        elif type(obj) in (list, tuple, set) and depth < 3 and len(obj) < 10000:
+        elif type(obj) in (list, tuple) and depth < 3 and len(obj) < 10000:
+            stack += [(v, depth + 1, _entry(path, i)) for i, v in enumerate(obj)]
+        elif type(obj) is set and depth < 3 and len(obj) < 10000:
             stack += [(v, depth + 1, None) for v in obj]
         elif type(obj) is dict and depth < 3 and len(obj) < 10000:
-            stack += [(v, depth + 1, None) for v in obj.values()]
+            stack += [(v, depth + 1, _entry(path, k)) for k, v in obj.items()]
         elif depth < 2 and hasattr(obj, "__dict__") and not backend.is_array(obj):
             holders.append(obj)
             ours = type(obj).__module__.startswith("gpuad.")  # (a gpuad.Generator's draws replay)
@@ -96,8 +101,21 @@ def discover(fn, args, kwargs):
                       if type(k) is str and not (ours and isinstance(v, _NUMPY_RANDOM))]
     holders += modules.values()
     cells = getattr(func, "__closure__", None) or ()
+    guards = list({(id(root), path): (root, path, obj) for root, path, obj in guards}.values())
     return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
             guards, _python_values(holders, module_globals, sorted(names), cells, generators))
+
+
+_GUARDED = (Tensor, Module, Optimizer, LRScheduler)  # a replay checks it is still the one found
+
+
+def _entry(path, key):
+    """The path of a list's or dict's entry, for its identity guard: none in an argument's
+    container (a batch of new tensors each call), nor under a key with no source form."""
+    if path is None or isinstance(path[0], Argument):
+        return None
+    literal = source_literal(key)
+    return None if literal is None else (path[0], path[1] + (f"[{literal}]",))
 
 
 _PYTHON_VALUES = (int, float, bool, str, type(None))
@@ -134,7 +152,13 @@ def python_reads(fn):
     global warm-up flag, a config object's field): one that changed re-traces, as a new
     signature does. What is read deeper down, inside a layer's forward, is not found here and
     stays as traced."""
-    func, bound = _function_of(fn)
+    return [(root, path, value) for root, path, value in _reads(*_function_of(fn))
+            if type(value) in _PYTHON_VALUES]
+
+
+def _reads(func, bound):
+    """Every (root, attribute path, value) that func's own code reads, as python_reads finds
+    them, whatever the value (discover follows the modules and optimizers among them)."""
     code = getattr(func, "__code__", None)
     if code is None:
         return []
@@ -167,8 +191,7 @@ def python_reads(fn):
             if found is not None:
                 reads.setdefault((id(found[0]),) + found[1], found)
             root = found
-    return [(root, path, value) for root, path, value in reads.values()
-            if type(value) in _PYTHON_VALUES]
+    return list(reads.values())
 
 
 def _function_of(fn):
