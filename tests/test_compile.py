@@ -890,6 +890,87 @@ def test_a_model_replaced_in_a_global_container_or_module_is_followed(holder):
         fn(gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3]))
 
 
+_HELPED = types.SimpleNamespace()  # what the helpers below read, as a script's globals would be
+
+
+def _helped_loss(x, y):
+    return F.cross_entropy(_HELPED.model(x) * _HELPED.scale, y)
+
+
+def _helped_update(loss):
+    _HELPED.opt.zero_grad()
+    loss.backward()
+    _HELPED.opt.step()
+
+
+def _helped_step(x, y):
+    loss = _helped_loss(x, y)
+    _helped_update(loss)
+    return loss.detach()
+
+
+class _Tempered2:
+    """A trainer whose step calls its own method, which reads self.cfg.temperature."""
+
+    def __init__(self):
+        self.model = gpuad.nn.Linear(8, 4)
+        self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1)
+        self.cfg = types.SimpleNamespace(temperature=1.0)
+
+    def loss(self, x, y):
+        return F.cross_entropy(self.model(x) / self.cfg.temperature, y)
+
+    def step(self, x, y):
+        loss = self.loss(x, y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+
+@pytest.mark.parametrize("change", ["model", "scale", "redefined", "method"])
+def test_what_the_users_helper_functions_read_is_followed(change):
+    # the step calls the user's own functions and methods: what they read (a global model, a
+    # scale, self.cfg.temperature) and the helpers themselves (redefined, as in a notebook) are
+    # checked as the step's own code is; a replay kept the traced ones
+    global _helped_loss
+
+    def run(compiled):
+        global _helped_loss
+        gpuad.manual_seed(0)
+        helper, trainer = _helped_loss, _Tempered2()
+        _HELPED.model = gpuad.nn.Linear(8, 4)
+        _HELPED.opt, _HELPED.scale = gpuad.optim.SGD(_HELPED.model.parameters(), lr=0.1), 1.0
+        fn = trainer.step if change == "method" else _helped_step
+        fn = gpuad.compile(fn) if compiled else fn
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        try:
+            for i in range(6):
+                if i == 3 and change == "model":
+                    _HELPED.model = gpuad.nn.Linear(8, 4)
+                    _HELPED.opt = gpuad.optim.SGD(_HELPED.model.parameters(), lr=0.1)
+                if i == 3 and change == "scale":
+                    _HELPED.scale = 2.0
+                if i == 3 and change == "redefined":
+                    _helped_loss = functools.partial(_halved_loss, helper)
+                if i == 3 and change == "method":
+                    trainer.cfg.temperature = 2.0
+                losses.append(float(fn(x, y).item()))
+        finally:
+            _helped_loss = helper
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is None
+    # first call (no .grad yet), second, the change; a new model is traced with and without .grad
+    assert fn.traces == (4 if change == "model" else 3)
+
+
+def _halved_loss(loss, x, y):
+    return loss(x, y) / 2
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": opt.param_groups[0]["lr"]} in the result: a replay returned the traced number after
     # the scheduler had moved on. Numbers written in the code, or read where a replay checks

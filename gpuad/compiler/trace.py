@@ -6,7 +6,9 @@ import dis
 import functools
 import gc
 import keyword
+import os
 import random
+import sysconfig
 import threading
 import types
 
@@ -29,35 +31,42 @@ class Argument(str):
     """A guard root that is an argument of the call (its expression), not an object."""
 
 
-def discover(fn, args, kwargs):
+def discover(fn, args, kwargs, units=None):
     """The modules, optimizers and tensors the function can reach: through its arguments, the
-    objects bound to it (a method's self, a callable object, a partial's arguments), its closure,
-    the globals its code (nested code too) names, and two attribute levels of plain
-    objects among those (a trainer's .model and .optimizer). Their arrays are traced from the
-    start, so even raw in-place writes into them are recorded. Also returns identity guards,
-    (root, attribute path, object): a replay checks that `self.opt`, a closure cell or a global
-    still holds what the trace found there; and the Python values found (_python_values)."""
+    objects bound to it (a method's self, a callable object, a partial's arguments), and, for its
+    code and that of the user's functions it calls (_units), their closures, the globals they
+    name, the attribute chains they read, and two attribute levels of plain objects among those
+    (a trainer's .model and .optimizer). Their arrays are traced from the start, so even raw
+    in-place writes into them are recorded. Also returns identity guards, (root, attribute path,
+    object): a replay checks that `self.opt`, a closure cell, a global or a helper function still
+    holds what the trace found there; and the Python values found (_python_values)."""
     roots = [(a, (Argument(f"A[{i}]"), ())) for i, a in enumerate(args)]
     roots += [(v, (Argument(f"K[{k!r}]"), ())) for k, v in kwargs.items()]
-    func, bound = _function_of(fn)
+    units = units or _units(fn)
     if isinstance(fn, Module):
         roots.append((fn, None))
     else:  # a method's self, a callable object, a partial's arguments
-        roots += [(obj, (obj, ())) for obj in bound.values()]
-    for cell in getattr(func, "__closure__", None) or ():
-        try:
-            roots.append((cell.cell_contents, (cell, (".cell_contents",))))
-        except ValueError:  # an empty cell
-            pass
-    code = getattr(func, "__code__", None)
-    names = set() if code is None else {n for c in _codes(code) for n in c.co_names}
-    module_globals = getattr(func, "__globals__", {})
-    roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
-              for n in sorted(names) if n in module_globals]
-    # and what the code reads down attribute chains from those (config.model, self.a.b.opt)
-    roots += [(value, (root, path)) for root, path, value in _reads(func, bound)
-              if isinstance(value, _GUARDED)]
-    modules, optimizers, tensors, guards, holders, generators = {}, {}, {}, [], [], []
+        roots += [(obj, (obj, ())) for obj in units[0][1].values()]
+    guards, cells, named = [], [], []
+    for func, bound, where, reads in units:
+        if where is not None:  # a helper: redefined, it is another program
+            guards.append((where[0], where[1], func))
+        for cell in getattr(func, "__closure__", None) or ():
+            cells.append(cell)
+            try:
+                roots.append((cell.cell_contents, (cell, (".cell_contents",))))
+            except ValueError:  # an empty cell
+                pass
+        code = getattr(func, "__code__", None)
+        names = set() if code is None else {n for c in _codes(code) for n in c.co_names}
+        module_globals = getattr(func, "__globals__", {})
+        named.append((module_globals, sorted(names)))
+        roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
+                  for n in sorted(names) if n in module_globals]
+        # and what the code reads down attribute chains from those (config.model, self.a.b.opt)
+        roots += [(value, (root, path)) for root, path, value in reads
+                  if isinstance(value, _GUARDED)]
+    modules, optimizers, tensors, holders, generators = {}, {}, {}, [], []
     seen, stack = set(), [(r, 0, path) for r, path in roots]
     while stack:
         obj, depth, path = stack.pop()
@@ -100,10 +109,9 @@ def discover(fn, args, kwargs):
                       for k, v in vars(obj).items()
                       if type(k) is str and not (ours and isinstance(v, _NUMPY_RANDOM))]
     holders += modules.values()
-    cells = getattr(func, "__closure__", None) or ()
     guards = list({(id(root), path): (root, path, obj) for root, path, obj in guards}.values())
     return (list(modules.values()), list(optimizers.values()), list(tensors.values()),
-            guards, _python_values(holders, module_globals, sorted(names), cells, generators))
+            guards, _python_values(holders, named, cells, generators))
 
 
 _GUARDED = (Tensor, Module, Optimizer, LRScheduler)  # a replay checks it is still the one found
@@ -122,15 +130,15 @@ _PYTHON_VALUES = (int, float, bool, str, type(None))
 _NUMPY_RANDOM = (numpy.random.Generator, numpy.random.RandomState)
 
 
-def _python_values(holders, module_globals, names, cells, generators):
+def _python_values(holders, named, cells, generators):
     """What a call may change that a replay would not: the plain Python values (int, float,
-    bool, str, None) in the holders' attributes, the globals of these names and the closure
-    cells, and the state of Python's and numpy's random numbers. As (kind, holder, name, value),
-    for _changed_python_value."""
+    bool, str, None) in the holders' attributes, the globals named ((module globals, names)
+    pairs) and the closure cells, and the state of Python's and numpy's random numbers. As
+    (kind, holder, name, value), for _changed_python_value."""
     values = [("attr", h, k, v) for h in holders for k, v in vars(h).items()
               if type(v) in _PYTHON_VALUES]
-    values += [("global", module_globals, n, module_globals[n]) for n in names
-               if type(module_globals.get(n, _SKIP)) in _PYTHON_VALUES]
+    values += [("global", module_globals, n, module_globals[n]) for module_globals, names in named
+               for n in names if type(module_globals.get(n, _SKIP)) in _PYTHON_VALUES]
     for cell in cells:
         try:
             if type(cell.cell_contents) in _PYTHON_VALUES:
@@ -144,21 +152,66 @@ def _python_values(holders, module_globals, names, cells, generators):
     return values + [("random", g, None, _random_state(g)) for g in shared + generators]
 
 
-def python_reads(fn):
-    """The plain Python values (int, float, bool, str, None) that fn's own code reads from the
-    globals it names, its closure variables, and attributes of those or of `self` (a method's;
-    chains such as self.cfg.beta too): as (root, attribute path, value), as identity guards
-    are. A replay checks they still hold those values (a KL weight annealed in self.beta, a
-    global warm-up flag, a config object's field): one that changed re-traces, as a new
-    signature does. What is read deeper down, inside a layer's forward, is not found here and
-    stays as traced."""
-    return [(root, path, value) for root, path, value in _reads(*_function_of(fn))
-            if type(value) in _PYTHON_VALUES]
+def python_reads(fn, units=None):
+    """The plain Python values (int, float, bool, str, None) that the code of fn and of the
+    user's functions it calls (_units) reads from the globals it names, its closure variables,
+    and attributes of those or of `self` (a method's; chains such as self.cfg.beta too): as
+    (root, attribute path, value), as identity guards are. A replay checks they still hold those
+    values (a KL weight annealed in self.beta, a global warm-up flag, a config object's field):
+    one that changed re-traces, as a new signature does. What gpuad's code reads (a layer's
+    forward) is not found here and stays as traced."""
+    found = {}
+    for _, _, _, reads in units or _units(fn):
+        for root, path, value in reads:
+            if type(value) in _PYTHON_VALUES:
+                found.setdefault((id(root), path), (root, path, value))
+    return list(found.values())
+
+
+_MAX_UNITS = 32  # the user's functions followed from a compiled one
+
+
+def _units(fn):
+    """The code a call runs that is the user's own, as (function, {bound name: object}, where
+    a replay finds it or None, what its code reads (_reads)): fn's first, through _function_of,
+    then the user's functions and methods its code reaches by name, closure or attribute chain
+    (a helper that computes the loss, self.compute_loss), and theirs, up to _MAX_UNITS. gpuad's
+    own code, the standard library's and installed packages' are not followed."""
+    func, bound = _function_of(fn)
+    units, seen = [(func, bound, None, _reads(func, bound))], {id(func)}
+    for _, _, _, reads in units:  # (grows while it is walked)
+        for root, path, value in reads:
+            if len(units) >= _MAX_UNITS:
+                return units
+            helper, owner = (value.__func__, value.__self__) if type(value) is types.MethodType \
+                else (value, None)
+            if id(helper) in seen or not _user_function(helper):
+                continue
+            seen.add(id(helper))
+            code = helper.__code__
+            bound = {code.co_varnames[0]: owner} if owner is not None and code.co_argcount else {}
+            # a method is found through its object (guarded already); a function where it is
+            where = None if owner is not None else (root, path)
+            units.append((helper, bound, where, _reads(helper, bound)))
+    return units
+
+
+_LIBRARIES = tuple(sorted({os.path.join(os.path.abspath(p), "") for p in (
+    *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}))
+
+
+def _user_function(obj):
+    """Whether obj is a Python function of the user's own code: not gpuad's, the standard
+    library's or an installed package's (their globals are not the user's to change)."""
+    return (type(obj) is types.FunctionType
+            and not os.path.abspath(obj.__code__.co_filename).startswith(_LIBRARIES))
 
 
 def _reads(func, bound):
     """Every (root, attribute path, value) that func's own code reads, as python_reads finds
-    them, whatever the value (discover follows the modules and optimizers among them)."""
+    them, whatever the value (discover follows the modules and optimizers among them, _units
+    the functions and methods)."""
     code = getattr(func, "__code__", None)
     if code is None:
         return []
@@ -169,7 +222,7 @@ def _reads(func, bound):
         root = None
         for instr in dis.get_instructions(current):
             name, op, found = instr.argval, instr.opname, None
-            if op == "LOAD_ATTR" and root is not None:
+            if op in ("LOAD_ATTR", "LOAD_METHOD") and root is not None:
                 try:
                     value = getattr(root[2], name)
                 except Exception:  # noqa: BLE001  (a property that raises: the call will say)
@@ -226,10 +279,10 @@ def _codes(code):
         stack += [c for c in code.co_consts if isinstance(c, types.CodeType)]
 
 
-def _code_constants(fn):
-    """The constants written in fn's code and the code nested in it."""
-    code = getattr(_function_of(fn)[0], "__code__", None)
-    return [] if code is None else [k for c in _codes(code) for k in c.co_consts]
+def _code_constants(units):
+    """The constants written in the code of the units (_units) and the code nested in it."""
+    codes = [getattr(func, "__code__", None) for func, _, _, _ in units]
+    return [k for code in codes if code is not None for c in _codes(code) for k in c.co_consts]
 
 
 def _random_state(source):
@@ -296,11 +349,13 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     rec = Recorder()
     rec.fullgraph = fullgraph
     spec = Spec()
-    modules, optimizers, tensors, spec.identities, python_values = discover(fn, args, kwargs)
-    spec.python_reads = python_reads(fn)
+    units = _units(fn)
+    modules, optimizers, tensors, spec.identities, python_values = discover(fn, args, kwargs,
+                                                                             units)
+    spec.python_reads = python_reads(fn, units)
     # what a returned Python value may be without having been computed by the call
     rec.known_values = {id(value) for _, _, value in spec.python_reads}
-    rec.known_values.update(map(id, _code_constants(fn)))
+    rec.known_values.update(map(id, _code_constants(units)))
     args, kwargs = _wrap_inputs(rec, spec, args, kwargs)
     for t in tensors:
         rec.wrap_tensor(t)
