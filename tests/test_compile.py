@@ -169,12 +169,15 @@ def test_gpt_with_dropout_replays_the_eager_step(device):
         assert re.search(r"COPYTO\((F0g\d+), (v\d+)\); \2 = \1", step.programs()[0].source)
 
 
-@pytest.mark.parametrize("build, make", [(_mlp, _mlp_batch), (_cnn, _cnn_batch),
-                                         (_gpt, _gpt_batch)], ids=["mlp", "cnn", "gpt"])
+@pytest.mark.parametrize("build, make", [
+    (_mlp, _mlp_batch), (_cnn, _cnn_batch), (_gpt, _gpt_batch),
+    (lambda device: _scheduled("onecycle")(device), _mlp_batch)],
+    ids=["mlp", "cnn", "gpt", "scheduled"])
 def test_the_cuda_graph_path_acted_out_on_the_cpu(build, make, monkeypatch):
     """graphs.py's blocks, input buffers and output copies, with CUDA's capture and launch acted
     out on numpy arrays (graphs.emulated_capture): the same numbers as eager, bit for bit. The
-    optimizer updates, index checks and dropout's draws (made first) stay out of the graph."""
+    optimizer updates, index checks and dropout's draws (made first) stay out of the graph, and
+    so does a scheduler's step (after the updates)."""
     monkeypatch.setattr(gpuad.compiler.graphs, "CAPTURE_OFF_CUDA", [graphs.emulated_capture])
     batches = _batches(np.random.default_rng(8), 8, make)
     after = None if build is not _cnn else lambda opt, i: opt.scheduler.step()
