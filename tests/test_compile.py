@@ -970,6 +970,55 @@ def test_what_the_users_helper_functions_read_is_followed(change):
     assert fn.traces == (4 if change == "model" else 3)
 
 
+class _Decorated:
+    """A trainer whose step is compiled in its class body: self arrives as an argument."""
+
+    def __init__(self):
+        self.model, self.beta = gpuad.nn.Linear(8, 4), 1.0
+        self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def fit(self, x, y):
+        loss = F.cross_entropy(self.model(x) * self.beta, y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    compiled_fit = gpuad.compile(fit)
+
+
+@pytest.mark.parametrize("form", ["decorated", "argument", "default"])
+def test_what_an_argument_or_a_default_holds_is_followed(form):
+    # self.beta read by a step compiled in the class body (self is its first argument), an
+    # attribute of an object passed in, and a model replaced in an object bound as a default:
+    # a replay kept the traced ones
+    def run(compiled):
+        gpuad.manual_seed(0)
+        trainer = _Decorated()
+
+        def with_default(x, y, trainer=trainer):
+            return _Decorated.fit(trainer, x, y)
+        fn = {"decorated": trainer.compiled_fit if compiled else trainer.fit,
+              "argument": gpuad.compile(_Decorated.fit) if compiled else _Decorated.fit,
+              "default": gpuad.compile(with_default) if compiled else with_default}[form]
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        for i in range(6):
+            if i == 3 and form == "default":
+                trainer.model = gpuad.nn.Linear(8, 4)
+                trainer.opt = gpuad.optim.SGD(trainer.model.parameters(), lr=0.1)
+            elif i == 3:
+                trainer.beta = 2.0
+            loss = fn(trainer, x, y) if form == "argument" else fn(x, y)
+            losses.append(float(loss.item()))
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager
+    fn = _Decorated.compiled_fit if form == "decorated" else fn
+    assert fn.fallback is None and fn.traces == (4 if form == "default" else 3)
+
+
 def _halved_loss(loss, x, y):
     return loss(x, y) / 2
 

@@ -42,11 +42,11 @@ def discover(fn, args, kwargs, units=None):
     holds what the trace found there; and the Python values found (_python_values)."""
     roots = [(a, (Argument(f"A[{i}]"), ())) for i, a in enumerate(args)]
     roots += [(v, (Argument(f"K[{k!r}]"), ())) for k, v in kwargs.items()]
-    units = units or _units(fn)
+    units = units or _units(fn, args, kwargs)
     if isinstance(fn, Module):
         roots.append((fn, None))
-    else:  # a method's self, a callable object, a partial's arguments
-        roots += [(obj, (obj, ())) for obj in units[0][1].values()]
+    else:  # a method's self, a callable object, a partial's arguments, defaults
+        roots += [(obj, (root, ())) for root, obj in units[0][1].values()]
     guards, cells, named = [], [], []
     for func, bound, where, reads in units:
         if where is not None:  # a helper: redefined, it is another program
@@ -171,13 +171,16 @@ def python_reads(fn, units=None):
 _MAX_UNITS = 32  # the user's functions followed from a compiled one
 
 
-def _units(fn):
-    """The code a call runs that is the user's own, as (function, {bound name: object}, where
-    a replay finds it or None, what its code reads (_reads)): fn's first, through _function_of,
+def _units(fn, args=(), kwargs=None):
+    """The code a call runs that is the user's own, as (function, {parameter name: (its guard
+    root, the object)}, where a replay finds the function or None, what its code reads
+    (_reads)): fn's first, through _function_of and this call's arguments (_call_binding),
     then the user's functions and methods its code reaches by name, closure or attribute chain
     (a helper that computes the loss, self.compute_loss), and theirs, up to _MAX_UNITS. gpuad's
     own code, the standard library's and installed packages' are not followed."""
     func, bound = _function_of(fn)
+    bound = {**{name: (obj, obj) for name, obj in bound.items()},
+             **_call_binding(func, bound, args, kwargs or {})}
     units, seen = [(func, bound, None, _reads(func, bound))], {id(func)}
     for _, _, _, reads in units:  # (grows while it is walked)
         for root, path, value in reads:
@@ -189,11 +192,35 @@ def _units(fn):
                 continue
             seen.add(id(helper))
             code = helper.__code__
-            bound = {code.co_varnames[0]: owner} if owner is not None and code.co_argcount else {}
+            bound = ({code.co_varnames[0]: (owner, owner)} if owner is not None
+                     and code.co_argcount else {})
             # a method is found through its object (guarded already); a function where it is
             where = None if owner is not None else (root, path)
             units.append((helper, bound, where, _reads(helper, bound)))
     return units
+
+
+def _call_binding(func, bound, args, kwargs):
+    """{parameter name: (its guard root, the object)} for the parameters of func that this call
+    binds to objects: an argument's (its root the argument's path, A[i] or K['name']), or a
+    default's. Not tensors, arrays and plain values, which the signature holds."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return {}
+    positional = code.co_varnames[:code.co_argcount]
+    skip = 0  # the parameters bound before the call's (a method's self, a partial's arguments)
+    while skip < len(positional) and positional[skip] in bound:
+        skip += 1
+    found = {name: (Argument(f"A[{i}]"), value)
+             for i, (name, value) in enumerate(zip(positional[skip:], args))}
+    named = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    found.update((k, (Argument(f"K[{k!r}]"), v)) for k, v in kwargs.items() if k in named)
+    defaults = func.__defaults__ or ()
+    given = {**dict(zip(positional[len(positional) - len(defaults):], defaults)),
+             **(func.__kwdefaults__ or {})}
+    found.update((k, (v, v)) for k, v in given.items() if k not in found and k not in bound)
+    return {k: (root, v) for k, (root, v) in found.items()
+            if not (isinstance(v, (Tensor, *_PYTHON_VALUES)) or backend.is_array(v))}
 
 
 _LIBRARIES = tuple(sorted({os.path.join(os.path.abspath(p), "") for p in (
@@ -233,7 +260,7 @@ def _reads(func, bound):
                         backend.is_array(value)):  # on along self.cfg.beta, not into arrays
                     found = (root[0], path, value)
             elif op in ("LOAD_FAST", "LOAD_DEREF") and name in bound:
-                found = (bound[name], (), bound[name])
+                found = (bound[name][0], (), bound[name][1])
             elif op == "LOAD_DEREF" and name in cells:
                 try:
                     found = (cells[name], (".cell_contents",), cells[name].cell_contents)
@@ -349,7 +376,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     rec = Recorder()
     rec.fullgraph = fullgraph
     spec = Spec()
-    units = _units(fn)
+    units = _units(fn, args, kwargs)
     modules, optimizers, tensors, spec.identities, python_values = discover(fn, args, kwargs,
                                                                              units)
     spec.python_reads = python_reads(fn, units)
