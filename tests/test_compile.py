@@ -1019,6 +1019,48 @@ def test_what_an_argument_or_a_default_holds_is_followed(form):
     assert fn.fallback is None and fn.traces == (4 if form == "default" else 3)
 
 
+_ANNEALED = types.SimpleNamespace(kl_weight=0.0)  # a script's config, annealed between steps
+_FIXED = types.SimpleNamespace(kl_weight=0.5)
+
+
+def _weighted_loss(model, x, y, config):
+    logits = model(x)
+    return F.cross_entropy(logits, y) + config.kl_weight * (logits ** 2).mean()
+
+
+def _total(named):
+    return sum(t.sum() for t in named.values())
+
+
+def test_what_a_helper_reads_through_its_parameters_is_followed():
+    # vae_loss(model, x, cfg) reading cfg.kl_weight: which object the helper's parameter holds
+    # is known only while the call runs (noted then); a replay kept the traced weight. The same
+    # helper called with another config reads that one's. What the call makes and passes to a
+    # helper (a dict of its tensors) is not kept: that would count as storing them
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            loss = _weighted_loss(model, x, y, _ANNEALED) + _weighted_loss(model, x, y, _FIXED)
+            loss = loss + 1e-3 * _total({"logits": model(x)})
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        fn = gpuad.compile(step) if compiled else step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        for i in range(6):
+            _ANNEALED.kl_weight = 0.1 * (i // 3)
+            losses.append(float(fn(x, y).item()))
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is None and fn.traces == 3
+
+
 def _halved_loss(loss, x, y):
     return loss(x, y) / 2
 

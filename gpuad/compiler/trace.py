@@ -8,6 +8,7 @@ import gc
 import keyword
 import os
 import random
+import sys
 import sysconfig
 import threading
 import types
@@ -200,6 +201,65 @@ def _units(fn, args=(), kwargs=None):
     return units
 
 
+def _watch_helpers(units):
+    """(a profile function, what it notes): while the call is traced, it notes the objects that
+    the parameters of the helper units (not fn's own, whose are known) are bound to at their
+    calls, as {unit index: [{parameter name: object}]}, for _noted_reads: which cfg a
+    vae_loss(model, x, cfg) reads cfg.kl_weight from is only known then. (None, {}) when no
+    helper has parameters of its own, or another profiler is on (its reads stay frozen)."""
+    codes = {}
+    for i, (func, bound, _, _) in enumerate(units[1:], 1):
+        code = func.__code__
+        params = [p for p in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+                  if p not in bound]
+        if params:
+            codes[code] = (i, params)
+    noted, seen = {}, set()
+    if not codes or sys.getprofile() is not None:
+        return None, noted
+
+    def watch(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            i, params = codes[frame.f_code]
+            found, bindings = frame.f_locals, noted.setdefault(i, [])
+            binding = {p: found[p] for p in params if p in found and not _plain(found[p])}
+            key = (i,) + tuple((p, id(obj)) for p, obj in binding.items())  # (never ==: tensors)
+            if len(bindings) < 8 and key not in seen:
+                seen.add(key)
+                bindings.append(binding)
+    return watch, noted
+
+
+def _noted_reads(units, noted):
+    """What the helpers' code reads through their parameters, for the objects _watch_helpers
+    noted: (root, path, value) rooted where the calling code finds the object (a global, an
+    attribute of self, an argument), so that a new object there is checked too. An object it
+    does not find there (made in the call, or looked up in a container) is left out: what is
+    read through it stays as traced."""
+    where = {}
+    for _, bound, _, reads in units:
+        for root, obj in bound.values():
+            where.setdefault(id(obj), (root, ()))
+        for root, path, value in reads:
+            where.setdefault(id(value), (root, path))
+    found = {}
+    for i, bindings in noted.items():
+        for binding in bindings:
+            objects = {id(obj) for obj in binding.values()}
+            bound = {name: (obj, obj) for name, obj in binding.items()}
+            for root, path, value in _reads(units[i][0], bound):
+                if path and id(root) in objects and id(root) in where:
+                    base, start = where[id(root)]
+                    found.setdefault((id(base), start + path), (base, start + path, value))
+    return list(found.values())
+
+
+def _plain(value):
+    """A tensor, an array or a plain Python value: what the signature holds, or nothing to read
+    attributes of."""
+    return isinstance(value, (Tensor, *_PYTHON_VALUES)) or backend.is_array(value)
+
+
 def _call_binding(func, bound, args, kwargs):
     """{parameter name: (its guard root, the object)} for the parameters of func that this call
     binds to objects: an argument's (its root the argument's path, A[i] or K['name']), or a
@@ -219,8 +279,7 @@ def _call_binding(func, bound, args, kwargs):
     given = {**dict(zip(positional[len(positional) - len(defaults):], defaults)),
              **(func.__kwdefaults__ or {})}
     found.update((k, (v, v)) for k, v in given.items() if k not in found and k not in bound)
-    return {k: (root, v) for k, (root, v) in found.items()
-            if not (isinstance(v, (Tensor, *_PYTHON_VALUES)) or backend.is_array(v))}
+    return {k: (root, v) for k, (root, v) in found.items() if not _plain(v)}
 
 
 _LIBRARIES = tuple(sorted({os.path.join(os.path.abspath(p), "") for p in (
@@ -393,6 +452,9 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     spec.members = [(opt, optimizer_members(opt)) for opt in optimizers]
     backend.TRACER[0] = rec
     ops.add_interceptor(rec.intercept)
+    watch, noted = _watch_helpers(units)
+    if watch is not None:
+        sys.setprofile(watch)
     try:
         result = fn(*args, **kwargs)
     except BaseException as error:
@@ -408,6 +470,8 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         _unwrap_leftovers(rec)
         raise
     finally:
+        if watch is not None:
+            sys.setprofile(None)
         backend.TRACER[0] = None
         ops.remove_interceptor(rec.intercept)
         rec.closed = True
@@ -419,6 +483,14 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
                               "random numbers, a batch put together in Python: pass those in as "
                               "arguments, or draw with gpuad's random functions)", site)
     rec.host_data.clear()
+    noted_reads = _noted_reads(units, noted)  # through the helpers' parameters
+    noted.clear()  # (it holds what the call passed them, some of it the call's own tensors)
+    for root, path, value in noted_reads:
+        if type(value) in _PYTHON_VALUES:
+            spec.python_reads.append((root, path, value))
+            rec.known_values.add(id(value))
+        elif isinstance(value, _GUARDED):
+            spec.identities.append((root, path, value))
     try:
         _spec(rec, spec, result)
     finally:
