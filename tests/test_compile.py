@@ -1028,6 +1028,45 @@ def _weighted_loss(model, x, y, config):
     return F.cross_entropy(logits, y) + config.kl_weight * (logits ** 2).mean()
 
 
+_CONFIG = {"scale": 1.0}  # a script's config dict
+
+
+class _Hyper:
+    """A trainer reading its numbers from dicts: self.hparams["beta"] and _CONFIG["scale"]."""
+
+    def __init__(self):
+        self.model, self.hparams = gpuad.nn.Linear(8, 4), {"beta": 1.0}
+        self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def step(self, x, y):
+        scale = self.hparams["beta"] * _CONFIG["scale"]
+        loss = F.cross_entropy(self.model(x) * scale, y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+
+def test_numbers_read_from_dicts_are_checked():
+    # cfg["scale"] and self.hparams["beta"] were frozen at the recording
+    def run(compiled):
+        gpuad.manual_seed(0)
+        trainer, _CONFIG["scale"] = _Hyper(), 1.0
+        fn = gpuad.compile(trainer.step) if compiled else trainer.step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        for i in range(6):
+            if i == 2:
+                trainer.hparams["beta"] = 2.0
+            if i == 4:
+                _CONFIG["scale"] = 0.5
+            losses.append(float(fn(x, y).item()))
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is None and fn.traces == 4
+
+
 def _total(named):
     return sum(t.sum() for t in named.values())
 
@@ -1066,9 +1105,10 @@ def _halved_loss(loss, x, y):
 
 
 def test_a_python_number_the_step_computes_and_returns_falls_back():
-    # {"lr": opt.param_groups[0]["lr"]} in the result: a replay returned the traced number after
-    # the scheduler had moved on. Numbers written in the code, or read where a replay checks
-    # them (self.<name>), come back as they are; one computed in the call makes it fall back.
+    # {"lr": 2 * opt.param_groups[0]["lr"]} in the result: a replay returned the traced number
+    # after the scheduler had moved on. Numbers written in the code, or read where a replay
+    # checks them (self.<name>, opt.param_groups[0]["lr"]), come back as they are; one computed
+    # in the call makes it fall back.
     def run(compiled, report):
         gpuad.manual_seed(0)
         model = gpuad.nn.Linear(8, 4)
@@ -1077,7 +1117,8 @@ def test_a_python_number_the_step_computes_and_returns_falls_back():
 
         def step(x, y):
             loss = _fit(model, opt, x, y)
-            return loss.detach(), (opt.param_groups[0]["lr"] if report else 0.5)
+            lr = opt.param_groups[0]["lr"]  # read: checked by every replay
+            return loss.detach(), (lr * 2 if report == "computed" else lr if report else 0.5)
 
         fn = gpuad.compile(step) if compiled else step
         x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
@@ -1088,15 +1129,18 @@ def test_a_python_number_the_step_computes_and_returns_falls_back():
             scheduler.step()
         return results, fn
 
-    eager, _ = run(False, True)
-    with pytest.warns(CompileWarning, match=r"returns a Python value it computed \(0\.1\)"):
-        compiled, fn = run(True, True)
+    eager, _ = run(False, "computed")
+    with pytest.warns(CompileWarning, match=r"returns a Python value it computed \(0\.2\)"):
+        compiled, fn = run(True, "computed")
     assert compiled == eager and fn.fallback is not None
-    eager, _ = run(False, False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", CompileWarning)
-        compiled, fn = run(True, False)
-    assert compiled == eager and fn.programs()
+    # the lr the step reads (returned or not) re-traces when it changes, at the third and fifth
+    # calls (the first two are recorded without and with .grad)
+    for report in ("read", None):
+        eager, _ = run(False, report)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            compiled, fn = run(True, report)
+        assert compiled == eager and fn.traces == 4
 
 
 def test_a_tensor_only_a_garbage_cycle_holds_is_not_taken_for_a_stored_one():

@@ -305,15 +305,25 @@ def _reads(func, bound):
     module_globals = getattr(func, "__globals__", {})
     reads = {}
     for current in _codes(code):
-        root = None
+        root = keyed = None
         for instr in dis.get_instructions(current):
             name, op, found = instr.argval, instr.opname, None
+            step = None  # (path element, value) one step down the chain from root
             if op in ("LOAD_ATTR", "LOAD_METHOD") and root is not None:
                 try:
-                    value = getattr(root[2], name)
+                    step = (_attribute(name), getattr(root[2], name))
                 except Exception:  # noqa: BLE001  (a property that raises: the call will say)
-                    value = _SKIP
-                path = root[1] + (_attribute(name),)
+                    step = (_attribute(name), _SKIP)
+            elif _is_subscript(instr) and keyed is not None:  # cfg["beta"], self.hp["lr"]
+                (root, key), literal = keyed, source_literal(keyed[1])
+                container = root[2]
+                if literal is not None and type(container) in (dict, list, tuple):
+                    try:
+                        step = (f"[{literal}]", container[key])
+                    except (LookupError, TypeError):
+                        pass
+            if step is not None:
+                path, value = root[1] + (step[0],), step[1]
                 reads.setdefault((id(root[0]),) + path, (root[0], path, value))
                 if value is not _SKIP and not isinstance(value, Tensor) and not (
                         backend.is_array(value)):  # on along self.cfg.beta, not into arrays
@@ -329,8 +339,15 @@ def _reads(func, bound):
                 found = (module_globals, (".get(" + repr(name) + ")",), module_globals[name])
             if found is not None:
                 reads.setdefault((id(found[0]),) + found[1], found)
+            keyed = (root, name) if op == "LOAD_CONST" and root is not None else None
             root = found
     return list(reads.values())
+
+
+def _is_subscript(instr):
+    """container[key] (BINARY_SUBSCR; a BINARY_OP from Python 3.14)."""
+    return instr.opname == "BINARY_SUBSCR" or (instr.opname == "BINARY_OP"
+                                               and instr.argrepr == "[]")
 
 
 def _function_of(fn):
