@@ -788,6 +788,28 @@ def test_a_compiled_module_checks_the_python_values_its_forward_reads():
     assert compiled.traces == 3
 
 
+def test_a_step_checks_the_python_values_its_models_forwards_read():
+    # a layer of the user's own class, inside the model a training step calls: its forward's
+    # self.tau was frozen at the recording (gpuad's own layers' numbers still are)
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Sequential(gpuad.nn.Linear(8, 8), _Tempered())
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            return _fit(model, opt, x, y).detach()
+        fn = gpuad.compile(step) if compiled else step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        for i in range(6):
+            model[1].tau = 1.0 / (1 + i // 3)
+            losses.append(float(fn(x, y).item()))
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is None and fn.traces == 3
+
+
 class _Scaled:
     """A callable object as the compiled function: its __call__ reads self.factor."""
 

@@ -49,7 +49,7 @@ def discover(fn, args, kwargs, units=None):
     else:  # a method's self, a callable object, a partial's arguments, defaults
         roots += [(obj, (root, ())) for root, obj in units[0][1].values()]
     guards, cells, named = [], [], []
-    for func, bound, where, reads in units:
+    for func, bound, where, reads, _ in units:
         if where is not None:  # a helper: redefined, it is another program
             guards.append((where[0], where[1], func))
         for cell in getattr(func, "__closure__", None) or ():
@@ -64,9 +64,11 @@ def discover(fn, args, kwargs, units=None):
         named.append((module_globals, sorted(names)))
         roots += [(module_globals[n], (module_globals, (".get(" + repr(n) + ")",)))
                   for n in sorted(names) if n in module_globals]
-        # and what the code reads down attribute chains from those (config.model, self.a.b.opt)
+        # and what the code reads down attribute chains from those (config.model, self.a.b.opt);
+        # a model's own layers and parameters are checked by its structure (Program.unchanged)
         roots += [(value, (root, path)) for root, path, value in reads
-                  if isinstance(value, _GUARDED)]
+                  if isinstance(value, _GUARDED)
+                  and not (isinstance(root, Module) and isinstance(value, (Module, Tensor)))]
     modules, optimizers, tensors, holders, generators = {}, {}, {}, [], []
     seen, stack = set(), [(r, 0, path) for r, path in roots]
     while stack:
@@ -162,42 +164,51 @@ def python_reads(fn, units=None):
     one that changed re-traces, as a new signature does. What gpuad's code reads (a layer's
     forward) is not found here and stays as traced."""
     found = {}
-    for _, _, _, reads in units or _units(fn):
+    for _, _, _, reads, _ in units or _units(fn):
         for root, path, value in reads:
             if type(value) in _PYTHON_VALUES:
                 found.setdefault((id(root), path), (root, path, value))
     return list(found.values())
 
 
-_MAX_UNITS = 32  # the user's functions followed from a compiled one
+_MAX_UNITS = 64  # the user's functions and forwards followed from a compiled one
 
 
 def _units(fn, args=(), kwargs=None):
     """The code a call runs that is the user's own, as (function, {parameter name: (its guard
     root, the object)}, where a replay finds the function or None, what its code reads
-    (_reads)): fn's first, through _function_of and this call's arguments (_call_binding),
-    then the user's functions and methods its code reaches by name, closure or attribute chain
-    (a helper that computes the loss, self.compute_loss), and theirs, up to _MAX_UNITS. gpuad's
-    own code, the standard library's and installed packages' are not followed."""
+    (_reads), whether _watch_helpers notes its parameters): fn's first, through _function_of
+    and this call's arguments (_call_binding), then the user's functions and methods its code
+    reaches by name, closure or attribute chain (a helper that computes the loss,
+    self.compute_loss), the forwards of the models it reaches that are of the user's classes
+    (one per instance: a block's self.scale), and theirs, up to _MAX_UNITS. gpuad's own code,
+    the standard library's and installed packages' are not followed."""
     func, bound = _function_of(fn)
     bound = {**{name: (obj, obj) for name, obj in bound.items()},
              **_call_binding(func, bound, args, kwargs or {})}
-    units, seen = [(func, bound, None, _reads(func, bound))], {id(func)}
-    for _, _, _, reads in units:  # (grows while it is walked)
+    units = [(func, bound, None, _reads(func, bound), False)]
+    seen = {(id(func), id(fn) if isinstance(fn, Module) else None)}
+
+    def add(helper, owner, where, watched):
+        key = (id(helper), None if owner is None else id(owner))
+        if key in seen or len(units) >= _MAX_UNITS:
+            return
+        seen.add(key)
+        code = helper.__code__
+        bound = {code.co_varnames[0]: (owner, owner)} if owner is not None and code.co_argcount \
+            else {}
+        units.append((helper, bound, where, _reads(helper, bound), watched))
+    for _, _, _, reads, _ in units:  # (grows while it is walked)
         for root, path, value in reads:
-            if len(units) >= _MAX_UNITS:
-                return units
-            helper, owner = (value.__func__, value.__self__) if type(value) is types.MethodType \
-                else (value, None)
-            if id(helper) in seen or not _user_function(helper):
-                continue
-            seen.add(id(helper))
-            code = helper.__code__
-            bound = ({code.co_varnames[0]: (owner, owner)} if owner is not None
-                     and code.co_argcount else {})
-            # a method is found through its object (guarded already); a function where it is
-            where = None if owner is not None else (root, path)
-            units.append((helper, bound, where, _reads(helper, bound)))
+            if isinstance(value, Module):
+                for module in value.modules():
+                    if _user_function(type(module).forward):  # called with tensors: not watched
+                        add(type(module).forward, module, None, False)
+            elif type(value) is types.MethodType:  # found through its object, guarded already
+                if _user_function(value.__func__):
+                    add(value.__func__, value.__self__, None, True)
+            elif _user_function(value):  # a function: where it is found is guarded
+                add(value, None, (root, path), True)
     return units
 
 
@@ -208,7 +219,9 @@ def _watch_helpers(units):
     vae_loss(model, x, cfg) reads cfg.kl_weight from is only known then. (None, {}) when no
     helper has parameters of its own, or another profiler is on (its reads stay frozen)."""
     codes = {}
-    for i, (func, bound, _, _) in enumerate(units[1:], 1):
+    for i, (func, bound, _, _, watched) in enumerate(units):
+        if not watched:
+            continue
         code = func.__code__
         params = [p for p in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
                   if p not in bound]
@@ -237,7 +250,7 @@ def _noted_reads(units, noted):
     does not find there (made in the call, or looked up in a container) is left out: what is
     read through it stays as traced."""
     where = {}
-    for _, bound, _, reads in units:
+    for _, bound, _, reads, _ in units:
         for root, obj in bound.values():
             where.setdefault(id(obj), (root, ()))
         for root, path, value in reads:
@@ -306,7 +319,7 @@ def _reads(func, bound):
     reads = {}
     for current in _codes(code):
         root = keyed = None
-        for instr in dis.get_instructions(current):
+        for instr in _instructions(current):
             name, op, found = instr.argval, instr.opname, None
             step = None  # (path element, value) one step down the chain from root
             if op in ("LOAD_ATTR", "LOAD_METHOD") and root is not None:
@@ -342,6 +355,12 @@ def _reads(func, bound):
             keyed = (root, name) if op == "LOAD_CONST" and root is not None else None
             root = found
     return list(reads.values())
+
+
+@functools.lru_cache(maxsize=1024)
+def _instructions(code):
+    """The code's instructions, read once (a model's blocks share their forward's code)."""
+    return tuple(dis.get_instructions(code))
 
 
 def _is_subscript(instr):
@@ -384,7 +403,7 @@ def _codes(code):
 
 def _code_constants(units):
     """The constants written in the code of the units (_units) and the code nested in it."""
-    codes = [getattr(func, "__code__", None) for func, _, _, _ in units]
+    codes = [getattr(func, "__code__", None) for func, _, _, _, _ in units]
     return [k for code in codes if code is not None for c in _codes(code) for k in c.co_consts]
 
 
