@@ -810,6 +810,30 @@ def test_a_step_checks_the_python_values_its_models_forwards_read():
     assert compiled == eager and fn.fallback is None and fn.traces == 3
 
 
+def test_a_number_of_gpuads_own_layers_changed_between_calls_retraces():
+    # nn.Dropout's p and LeakyReLU's slope, read by gpuad's forwards: setting one counts as a
+    # change of the model (autograd.CHANGES), which a replay looks at once per call
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Sequential(gpuad.nn.Linear(8, 16), gpuad.nn.Dropout(0.5),
+                                    gpuad.nn.LeakyReLU(0.1), gpuad.nn.Linear(16, 4))
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+        fn = _classifier_step(model, opt)
+        fn = gpuad.compile(fn) if compiled else fn
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        for i in range(6):
+            if i == 3:
+                model[1].p, model[2].negative_slope = 0.1, 0.3
+            if i == 4:
+                model[1].p = 0.1  # the same number again: no change
+            losses.append(float(fn(x, y).item()))
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is None and fn.traces == 3
+
+
 class _Scaled:
     """A callable object as the compiled function: its __call__ reads self.factor."""
 

@@ -651,7 +651,8 @@ def _spec(rec, spec, result):
     if not all(same_members(opt, before) for opt, before in spec.members):
         rec.poison("changes an optimizer's parameters or groups")
     if not all(held_by(m) == before for m, before in spec.structure):
-        rec.poison("replaces a module's parameter, buffer or layer")
+        rec.poison("replaces a module's parameter, buffer or layer, or changes a number of one "
+                   "of gpuad's layers (Dropout's p)")
     read = {vid for instr in rec.instrs for vid in instr.reads}
     spec.identities = _used_identities(rec, spec, result, read)
     spec.grad_modes = [(t, t._requires_grad) for tid, t in rec.wrapped_tensors.items()

@@ -72,11 +72,24 @@ class _Registry(dict):
 
 
 def held_by(module):
-    """What a module holds, by identity: its class and its own parameters, buffers and children
-    (gpuad.compile compares this when autograd.CHANGES has moved)."""
+    """What a module holds, by identity: its class and its own parameters, buffers and children,
+    and the numbers gpuad's own forward reads (gpuad.compile compares this when autograd.CHANGES
+    has moved)."""
     return (type(module), [(n, id(v)) for n, v in module._parameters.items()],
             [(n, id(v)) for n, v in module._buffers.items()],
-            [(n, id(v)) for n, v in module._modules.items()])
+            [(n, id(v)) for n, v in module._modules.items()],
+            [(n, type(v), v) for n, v in vars(module).items() if _setting(module, n, v)])
+
+
+_NUMBERS = (int, float, bool, str, type(None))
+
+
+def _setting(module, name, value):
+    """Whether module.<name> = value is a number that gpuad's own forward reads, such as
+    Dropout's p or a norm's eps (a layer of the user's own class is read where gpuad.compile
+    follows the user's code); its training flag is a program's choice of its own."""
+    return (type(value) in _NUMBERS and name != "training" and not name.startswith("_")
+            and getattr(type(module).forward, "__module__", "").startswith("gpuad."))
 
 
 def _check_name(module, kind, name):
@@ -179,6 +192,9 @@ class Module(MovesWithTo):
                                 f"(gpuad.Tensor or None expected)")
             self._buffers[name] = value
         else:
+            if name in d and _setting(self, name, value) and (type(d[name]) is not type(value)
+                                                              or d[name] != value):
+                autograd.CHANGES[0] += 1  # (Dropout's p changed: a compiled step re-traces)
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name):  # only reached when normal lookup fails
