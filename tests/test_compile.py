@@ -1230,7 +1230,8 @@ def test_an_error_in_a_call_that_could_not_be_replayed_says_what_was_recorded():
     assert "recording this call" in note and f"{__file__}:{line}" in note
 
 
-@pytest.mark.parametrize("case", ["bool", "print", "nonzero", "lr", "plateau"])
+@pytest.mark.parametrize("case", ["bool", "print", "nonzero", "lr", "plateau", "seed",
+                                  "generator"])
 def test_what_a_replay_cannot_repeat_is_detected(case, capsys):
     w = gpuad.tensor([1.0, -2.0], requires_grad=True)
     opt = gpuad.optim.SGD([w], lr=0.1)
@@ -1238,6 +1239,8 @@ def test_what_a_replay_cannot_repeat_is_detected(case, capsys):
 
     def step(x):
         y = w * x
+        if case == "generator":  # made and seeded in the call: a replay would draw on from it
+            y = y + gpuad.rand(2, generator=gpuad.Generator().manual_seed(1))
         if case == "bool" and y.sum() > 0:
             y = y * 2
         if case == "print":
@@ -1252,6 +1255,8 @@ def test_what_a_replay_cannot_repeat_is_detected(case, capsys):
             opt.param_groups[0]["lr"] *= 0.5
         if case == "plateau":  # a replay would pass the same metric again
             plateau.step(0.5)
+        if case == "seed":  # a replay would draw on from the recorded stream
+            gpuad.manual_seed(0)
         return loss
     compiled = gpuad.compile(step)
     with pytest.warns(CompileWarning):

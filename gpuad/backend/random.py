@@ -12,7 +12,7 @@ import threading
 
 import numpy
 
-from . import asnumpy, cupy, device, recorded, to_device
+from . import TRACER, asnumpy, cupy, device, recorded, to_device
 
 _parse_device = device  # Generator's `device` argument shadows the function
 
@@ -31,8 +31,18 @@ class _Generators(threading.local):
 _generators = _Generators()
 
 
+def _seeding(what):
+    """A generator is seeded: inside a call that gpuad.compile records, a replay would not seed
+    it again (it would draw on from where the stream is), so the function runs eagerly."""
+    tracer = TRACER[0]
+    if tracer is not None and tracer.mine():
+        tracer.poison(f"seeds a random generator ({what}), which a replay would not do again: "
+                      f"seed outside the compiled function")
+
+
 def manual_seed(seed):
     """Seed every backend's generator, like torch.manual_seed."""
+    _seeding("manual_seed")
     _LAST_SEED[0] = _generators.seed = int(seed)
     _generators.by_device = {}
 
@@ -66,6 +76,7 @@ def get_rng_state():
 
 def set_rng_state(state):
     """Restore what get_rng_state returned."""
+    _seeding("set_rng_state")
     _generators.seed, _generators.by_device = state["seed"], {}
     for name, host_state in state["host"].items():
         _generator(device(name)).bit_generator.state = host_state
@@ -168,7 +179,8 @@ class Generator:
             self.device.xp  # noqa: B018  (raises a clear error without CUDA)
         self.manual_seed(DEFAULT_SEED)
 
-    def manual_seed(self, seed):
+    def manual_seed(self, seed):  # (set_state, seed() and a new Generator come here too)
+        _seeding("Generator.manual_seed")
         self._seed, self._offset, self._cuda = _seed_value(seed), 0, {}
         self._host = numpy.random.Generator(numpy.random.PCG64(self._seed))
         return self
