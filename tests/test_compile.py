@@ -1150,6 +1150,46 @@ def _halved_loss(loss, x, y):
     return loss(x, y) / 2
 
 
+_CLASS_WEIGHTS = np.ones(4, np.float32)  # a script's numpy array that the step reads
+
+
+def _weighted_fit(model, opt, x, y):
+    loss = F.cross_entropy(model(x) * gpuad.as_tensor(_CLASS_WEIGHTS), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def test_an_array_the_step_reads_replaced_between_calls_retraces():
+    # a replay held the array it was traced with as a constant: a new one was not seen
+    global _CLASS_WEIGHTS
+
+    def run(compiled, calls=6, every=None):
+        global _CLASS_WEIGHTS
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+        fn = functools.partial(_weighted_fit, model, opt)
+        fn = gpuad.compile(fn) if compiled else fn
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        for i in range(calls):
+            if i == 3 or every:
+                _CLASS_WEIGHTS = np.arange(1, 5, dtype=np.float32) * (1 + i)
+            losses.append(float(fn(x, y).item()))
+        _CLASS_WEIGHTS = np.ones(4, np.float32)
+        return losses, fn
+    eager, _ = run(False)
+    compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is None and fn.traces == 3
+    # new on every call: the recordings run out, and the warning says what to do
+    with pytest.warns(CompileWarning, match="new on every call is read afresh when passed as an "
+                                            "argument"):
+        compiled, fn = run(True, calls=10, every=True)
+    assert compiled == run(False, calls=10, every=True)[0]
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": 2 * opt.param_groups[0]["lr"]} in the result: a replay returned the traced number
     # after the scheduler had moved on. Numbers written in the code, or read where a replay

@@ -115,12 +115,12 @@ class CompiledFunction:
             # check every op in Python, which a replay does not run
             return self.fn(*args, **kwargs)
         key = _signature(args, kwargs)
-        why = "first call" if not self.cache else "new signature"
+        why = Miss("first call" if not self.cache else "new signature")
         for program in self.cache.get(key, ()):
             out = program.run(args, kwargs)
             if type(out) is not Miss:
                 return out
-            why = out.reason
+            why = out
         return self._trace(key, args, kwargs, why)
 
     def programs(self):
@@ -136,15 +136,14 @@ class CompiledFunction:
         if self.traces >= CACHE_LIMIT:
             if not self.full_warned:
                 self.full_warned = True
-                advice = ("; a number that changes on every call is read afresh when passed "
-                          "as a tensor argument" if "Python value" in why else "")
+                advice = f"; {why.advice}" if why.advice else ""
                 self._warn(f"{self.name} was traced {CACHE_LIMIT} times (the cache limit; last "
-                           f"reason: {why}); calls that match no recorded program run eagerly"
-                           f"{advice}", None)
+                           f"reason: {why.reason}); calls that match no recorded program run "
+                           f"eagerly{advice}", None)
             return self.fn(*args, **kwargs)
         with _TRACING:
             self.traces += 1
-            self._log(("tracing" if self.traces == 1 else "re-tracing") + f" ({why})")
+            self._log(("tracing" if self.traces == 1 else "re-tracing") + f" ({why.reason})")
             result, program = trace_call(self.fn, args, kwargs, self.fullgraph, self.name,
                                          self.pool)
         if type(program) is Unkept:

@@ -30,11 +30,13 @@ REUSE_BYTES = 4096
 
 
 class Miss:
-    """What a program returns when this call is not the one it recorded (the reason, for debug)."""
-    __slots__ = ("reason",)
+    """What a program returns when this call is not the one it recorded: the reason (for debug)
+    and, where a value changing on every call would use up the recordings, what to do instead
+    (for the cache-limit warning)."""
+    __slots__ = ("reason", "advice")
 
-    def __init__(self, reason):
-        self.reason = reason
+    def __init__(self, reason, advice=""):
+        self.reason, self.advice = reason, advice
 
 
 def meta(array):
@@ -267,20 +269,24 @@ class Program:
         for ref in spec.grad_none:
             emit(f"    if {self._ref(ref)}.grad is not None: return "
                  f"{self._miss('a gradient was None when traced')}")
-        changed = self._miss("an attribute, closure variable, global or entry changed")
+        replaced = self._miss("an attribute, closure variable, global or entry changed",
+                              "an array or model that is new on every call is read afresh when "
+                              "passed as an argument")
         if spec.identities or spec.python_reads:  # an entry or attribute gone is a change too
             emit("    try:")
         for root, path, obj in spec.identities:
             root = root if isinstance(root, str) else self._name(root, "r")  # an argument's path
             emit(f"        if {root}{''.join(path)} is not {self._name(obj, 'o')}: "
-                 f"return {changed}")
+                 f"return {replaced}")
         for root, path, value in spec.python_reads:
             root = root if isinstance(root, str) else self._name(root, "r")
             where = "".join(path)
-            emit(f"        if not SAME({root}{where}, {self._literal(value)}): return "
-                 f"{self._miss(f'a Python value the function reads changed ({where})')}")
+            changed = self._miss(f"a Python value the function reads changed ({where})",
+                                 "a number that changes on every call is read afresh when passed "
+                                 "as a tensor argument")
+            emit(f"        if not SAME({root}{where}, {self._literal(value)}): return {changed}")
         if spec.identities or spec.python_reads:
-            emit(f"    except (AttributeError, LookupError, TypeError): return {changed}")
+            emit(f"    except (AttributeError, LookupError, TypeError): return {replaced}")
         for module, flag in spec.modules:
             emit(f"    if {self._name(module, 'm')}.training is not {flag}: return "
                  f"{self._miss('a module changed train/eval mode')}")
@@ -389,8 +395,8 @@ class Program:
     def _bound(self, vid):
         return vid in self._last or vid in self.spec.escaping
 
-    def _miss(self, reason):
-        return self._name(Miss(reason), "miss")
+    def _miss(self, reason, advice=""):
+        return self._name(Miss(reason, advice), "miss")
 
     def _bind_externals(self, emit, states):
         for value in self.values:

@@ -69,6 +69,9 @@ def discover(fn, args, kwargs, units=None):
         roots += [(value, (root, path)) for root, path, value in reads
                   if isinstance(value, _GUARDED)
                   and not (isinstance(root, Module) and isinstance(value, (Module, Tensor)))]
+        # an array read there becomes a constant of the program: a new one is another program
+        guards += [(root, path, value) for root, path, value in reads
+                   if path and backend.is_array(value)]
     modules, optimizers, tensors, holders, generators = {}, {}, {}, [], []
     seen, stack = set(), [(r, 0, path) for r, path in roots]
     while stack:
