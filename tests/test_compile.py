@@ -7,6 +7,7 @@ import contextlib
 import enum
 import functools
 import gc
+import itertools
 import random
 import re
 import sys
@@ -1188,6 +1189,32 @@ def test_an_array_the_step_reads_replaced_between_calls_retraces():
                                             "argument"):
         compiled, fn = run(True, calls=10, every=True)
     assert compiled == run(False, calls=10, every=True)[0]
+
+
+@pytest.mark.parametrize("source", ["list", "generator", "zip", "cycle"])
+def test_a_step_drawing_its_batch_from_an_iterator_falls_back(source):
+    # x, y = next(batches) inside the step: a replay trained on the recorded batch every call
+    rng = np.random.default_rng(3)
+    data = [(rng.standard_normal((2, 8)).astype(np.float32), rng.integers(0, 4, 2))
+            for _ in range(6)]
+
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+        batches = {"list": lambda: iter(data), "generator": lambda: (b for b in data),
+                   "zip": lambda: zip(iter([x for x, _ in data]), iter([y for _, y in data])),
+                   "cycle": lambda: itertools.cycle(data)}[source]()
+
+        def step():
+            x, y = next(batches)
+            return _fit(model, opt, gpuad.tensor(x), gpuad.tensor(y)).detach()
+        fn = gpuad.compile(step) if compiled else step
+        return [float(fn().item()) for _ in range(6)], fn
+    eager, _ = run(False)
+    with pytest.warns(CompileWarning, match=r"draws from an iterator on every call"):
+        compiled, fn = run(True)
+    assert compiled == eager and fn.fallback is not None
 
 
 def test_a_python_number_the_step_computes_and_returns_falls_back():

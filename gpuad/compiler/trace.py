@@ -12,6 +12,7 @@ import sys
 import sysconfig
 import threading
 import types
+import warnings
 
 import numpy
 
@@ -78,8 +79,8 @@ def discover(fn, args, kwargs, units=None):
         obj, depth, path = stack.pop()
         if isinstance(obj, _SKIP):
             continue
-        if isinstance(obj, _NUMPY_RANDOM):
-            generators.append(obj)
+        if isinstance(obj, _NUMPY_RANDOM) or _is_iterator(obj):
+            generators.append(obj)  # (their state is compared around the call)
             continue
         found = isinstance(obj, _GUARDED)
         if found and path is not None and path[1]:
@@ -155,7 +156,43 @@ def _python_values(holders, named, cells, generators):
     # a daemon such as tqdm's monitor does not count)
     alone = all(t.daemon or t is threading.current_thread() for t in threading.enumerate())
     shared = [random, numpy.random.mtrand._rand] if alone else []
-    return values + [("random", g, None, _random_state(g)) for g in shared + generators]
+    return values + [("iterator", g, None, _iterator_state(g)) if _is_iterator(g) else
+                     ("random", g, None, _random_state(g)) for g in shared + generators]
+
+
+def _is_iterator(obj):
+    """A generator, or one of Python's own iterators (over a list, a zip, itertools.cycle)."""
+    return isinstance(obj, types.GeneratorType) or (
+        type(obj).__module__ in ("builtins", "itertools") and hasattr(type(obj), "__next__"))
+
+
+def _iterator_state(it, depth=0):
+    """Where an iterator stands, to tell whether a call advanced it: a generator's instruction
+    and locals, a builtin iterator's pickling arguments (its position, the iterators it reads),
+    nested iterators by their own state; None where it cannot tell."""
+    if depth > 3:
+        return None
+    if isinstance(it, types.GeneratorType):
+        frame = it.gi_frame
+        return "done" if frame is None else (frame.f_lasti, tuple(
+            (k, _state_part(v, depth)) for k, v in frame.f_locals.items()))
+    try:
+        with warnings.catch_warnings():  # (itertools' __reduce__ is deprecated from 3.12)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            reduced = it.__reduce__()
+    except Exception:  # noqa: BLE001  (an iterator that cannot say: taken as unchanged)
+        return None
+    return tuple(_state_part(v, depth) for v in reduced[1:])
+
+
+def _state_part(value, depth):
+    if _is_iterator(value):
+        return _iterator_state(value, depth + 1)
+    if type(value) in _PYTHON_VALUES:
+        return value
+    if type(value) is tuple and depth < 3:
+        return tuple(_state_part(v, depth + 1) for v in value)
+    return id(value)
 
 
 def python_reads(fn, units=None):
@@ -430,6 +467,10 @@ def _changed_python_value(values):
             if _random_state(holder) != before:
                 return "random"
             continue
+        if kind == "iterator":
+            if _iterator_state(holder) != before:
+                return "iterator"
+            continue
         if kind == "attr":
             now = vars(holder).get(name, _SKIP)
             where = f"{type(holder).__name__}.{name}"
@@ -551,6 +592,10 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
                               "(a replay would use the recorded ones: draw with gpuad's random "
                               "functions, or outside and pass them in)",
                               "drew Python's or numpy's random numbers")
+    if changed == "iterator":
+        return result, Unkept("draws from an iterator on every call (next(batches): a replay "
+                              "would use the recorded batch again: draw outside and pass it in)",
+                              "advanced an iterator")
     if changed is not None:
         return result, Unkept(f"changes a Python value on every call ({changed}: keep it "
                               f"outside, or in a tensor)", f"changed {changed}")
