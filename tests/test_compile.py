@@ -3,6 +3,7 @@ step computes (cpu and the strict backend; CUDA to float tolerance, its graphs m
 kernel), re-traces when the call changes, falls back to eager with one warning when it reads
 values on the host, keeps what changes between calls (batches, learning rates, step counts,
 random draws) as inputs, and never peaks above eager's memory."""
+import collections
 import contextlib
 import enum
 import functools
@@ -1217,6 +1218,34 @@ def test_a_step_drawing_its_batch_from_an_iterator_falls_back(source):
     assert compiled == eager and fn.fallback is not None
 
 
+@pytest.mark.parametrize("change", ["appended", "counted"])
+def test_a_list_grown_or_a_dict_counter_moved_in_every_call_falls_back(change):
+    # history.append(...) and state["step"] += 1 in the step: a replay did neither, silently
+    history, state = [], {"step": 0}
+
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            if change == "appended":
+                history.append(len(history))
+            else:
+                state["step"] += 1
+            return _fit(model, opt, x, y).detach()
+        fn = gpuad.compile(step) if compiled else step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        return [float(fn(x, y).item()) for _ in range(4)], fn
+    eager, _ = run(False)
+    done = len(history), state["step"]
+    with pytest.warns(CompileWarning, match=r"changes a Python value on every call \(("
+                                            r"a closure variable: 5 entries -> 6 entries|"
+                                            r"\.cell_contents\['step'\]: 5 -> 6)"):
+        compiled, fn = run(True)
+    assert compiled == eager and (len(history), state["step"]) == tuple(2 * n for n in done)
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": 2 * opt.param_groups[0]["lr"]} in the result: a replay returned the traced number
     # after the scheduler had moved on. Numbers written in the code, or read where a replay
@@ -1610,17 +1639,27 @@ def _probed_step(probe):
     return model, step, batch
 
 
+def _noting(make):
+    """(entries, probe): probe(logits) appends make(logits) to entries, a deque, which the
+    recording's snapshot of Python state does not watch (a list growing, or a counter moving,
+    in every call would not be kept: a replay would not grow or move it). The probe watches
+    the recording; it is not meant to be replayed."""
+    entries = collections.deque()
+    return entries, lambda logits: entries.append(make(logits))
+
+
 def test_a_gradient_the_traced_step_drops_is_freed_then_as_in_eager():
     # a recording must not keep the old gradients alive until it ends: its backward would hold
     # the model's size twice over (LeNet5's recording peaked 0.8 MB above its eager step)
-    old, freed = [], []
-    model, step, batch = _probed_step(lambda _: freed.append([ref() is None for ref in old]))
+    old = []
+    freed, probe = _noting(lambda _: [ref() is None for ref in old])
+    model, step, batch = _probed_step(probe)
     compiled = gpuad.compile(step)
     for fn in (step, step, compiled):  # eager twice, then a traced call, which is kept
         old[:] = [weakref.ref(p.grad.array) for p in model.parameters() if p.grad is not None]
         fn(*batch)
     assert compiled.programs()
-    assert freed == [[], [True] * 4, [True] * 4], freed
+    assert list(freed) == [[], [True] * 4, [True] * 4], freed
     kept = next(model.parameters()).grad  # one the user holds on to: given back its real array
     before = kept.array.copy()
     gpuad.compile(step)(*batch)
@@ -1631,8 +1670,8 @@ def test_recordings_are_freed_at_once_and_keep_no_tensor_of_their_call():
     # a recursive closure once kept every recording (thousands of objects) alive until the
     # collector ran, and cross-entropy's error message, recorded in the program, the traced
     # call's logits (their array and graph) for as long as the program lived
-    logits_seen = []
-    _, step, batch = _probed_step(lambda logits: logits_seen.append(weakref.ref(logits.array)))
+    logits_seen, probe = _noting(lambda logits: weakref.ref(logits.array))
+    _, step, batch = _probed_step(probe)
     compiled = gpuad.compile(step)
     gc.collect()
     gc.disable()
@@ -2069,7 +2108,7 @@ def test_anomaly_detection_and_debug_mode_run_the_compiled_function_eagerly():
     # their checks are Python on every op, which a replay skips: a NaN must still be caught, and
     # the program is there again once the mode is off
     _, step_fn, _ = _mlp("cpu")
-    ran = []
+    ran = collections.deque()  # (not a list: one growing in every call would not be kept)
 
     def counted(x, y):
         ran.append(1)  # Python: runs when the call is eager (or traced), not in a replay

@@ -2,6 +2,7 @@
 Recorder writes the program down, then put every real array back and say what a replay must bind,
 check and write back (a Spec), or why it cannot be replayed (a Poison).
 """
+import ast
 import dis
 import functools
 import gc
@@ -22,7 +23,7 @@ from ..optim.lr_scheduler import LRScheduler
 from ..optim.optimizer import Optimizer
 from ..tensor import Tensor
 from .arrays import TRACE_TYPES, unwrap
-from .program import Program, Spec, optimizer_members, same_members, source_literal
+from .program import Program, Spec, optimizer_members, same_members, same_value, source_literal
 from .tracing import Poison, Recorder, Unsupported, user_frame
 
 _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
@@ -142,14 +143,17 @@ def _python_values(holders, named, cells, generators):
     bool, str, None) in the holders' attributes, the globals named ((module globals, names)
     pairs) and the closure cells, and the state of Python's and numpy's random numbers. As
     (kind, holder, name, value), for _changed_python_value."""
-    values = [("attr", h, k, v) for h in holders for k, v in vars(h).items()
-              if type(v) in _PYTHON_VALUES]
-    values += [("global", module_globals, n, module_globals[n]) for module_globals, names in named
-               for n in names if type(module_globals.get(n, _SKIP)) in _PYTHON_VALUES]
+    values = [("attr", h, k, _watched(v)) for h in holders for k, v in vars(h).items()
+              if type(v) in _PYTHON_VALUES or (_watched(v) is not _SKIP and not k.startswith("_")
+                                               and not isinstance(h, Optimizer))]
+    # (an optimizer's state and groups are followed as such, and private tables are gpuad's)
+    values += [("global", module_globals, n, _watched(module_globals[n]))
+               for module_globals, names in named for n in names
+               if n in module_globals and _watched(module_globals[n]) is not _SKIP]
     for cell in cells:
         try:
-            if type(cell.cell_contents) in _PYTHON_VALUES:
-                values.append(("cell", cell, None, cell.cell_contents))
+            if _watched(cell.cell_contents) is not _SKIP:
+                values.append(("cell", cell, None, _watched(cell.cell_contents)))
         except ValueError:  # an empty cell
             pass
     # the global ones only while no other thread works (a loader's worker may draw from them;
@@ -158,6 +162,21 @@ def _python_values(holders, named, cells, generators):
     shared = [random, numpy.random.mtrand._rand] if alone else []
     return values + [("iterator", g, None, _iterator_state(g)) if _is_iterator(g) else
                      ("random", g, None, _random_state(g)) for g in shared + generators]
+
+
+class _Entries(int):
+    """How many entries a list, dict or set holds, as a snapshot of it."""
+
+    def __repr__(self):
+        return f"{int(self)} entr{'y' if self == 1 else 'ies'}"
+
+
+def _watched(value):
+    """What the snapshot keeps of a value: a plain one itself, a list's, dict's or set's number
+    of entries (a step appending to a history every call), else _SKIP."""
+    t = type(value)
+    return value if t in _PYTHON_VALUES else _Entries(len(value)) if t in (list, dict, set) \
+        else _SKIP
 
 
 def _is_iterator(obj):
@@ -392,7 +411,8 @@ def _reads(func, bound):
                 found = (module_globals, (".get(" + repr(name) + ")",), module_globals[name])
             if found is not None:
                 reads.setdefault((id(found[0]),) + found[1], found)
-            keyed = (root, name) if op == "LOAD_CONST" and root is not None else None
+            keyed = ((root, name) if op == "LOAD_CONST" and root is not None
+                     else keyed if op == "COPY" else None)  # (COPY: cfg["n"] += 1)
             root = found
     return list(reads.values())
 
@@ -472,21 +492,55 @@ def _changed_python_value(values):
                 return "iterator"
             continue
         if kind == "attr":
-            now = vars(holder).get(name, _SKIP)
+            now = _watched(vars(holder).get(name, _SKIP))
             where = f"{type(holder).__name__}.{name}"
         elif kind == "global":
-            now, where = holder.get(name, _SKIP), f"the global {name}"
+            now, where = _watched(holder.get(name, _SKIP)), f"the global {name}"
         else:
             try:
-                now = holder.cell_contents
+                now = _watched(holder.cell_contents)
             except ValueError:
                 now = _SKIP
             where = "a closure variable"
         if type(now) is not type(before) or not (now == before or now != now and before != before):
             shown = ("deleted" if now is _SKIP else f"{now!r:.20}" if type(now) in _PYTHON_VALUES
-                     else f"a {type(now).__name__}")  # (a tracing tensor's repr reads the host)
+                     or type(now) is _Entries else f"a {type(now).__name__}")  # (a tracing
+            # tensor's repr reads the host)
             return f"{where}: {before!r:.20} -> {shown}"
     return None
+
+
+def _changed_read(reads):
+    """The first Python value the code reads (python_reads) that the call itself changed (a
+    counter in a dict, state["step"] += 1), described, or None. A replay would read it as it
+    was traced, but not change it."""
+    for root, path, value in reads:
+        if isinstance(root, Argument):  # (the call's argument is not kept)
+            continue
+        try:
+            now = _read_again(root, path)
+        except Exception:  # noqa: BLE001  (gone: the replay's guard misses on it)
+            continue
+        if not same_value(now, value) and (now == now or value == value):
+            where = "".join(path)
+            return f"{where}: {value!r:.20} -> {now!r:.20}"
+    return None
+
+
+def _read_again(root, path):
+    """Follow the path of a read (python_reads' elements: .name, .get('name'), [literal],
+    .__dict__['name']) from its root, as a replay's guard does."""
+    value = root
+    for step in path:
+        if step.startswith(".get("):
+            value = value.get(ast.literal_eval(step[5:-1]))
+        elif step.startswith(".__dict__["):
+            value = vars(value)[ast.literal_eval(step[10:-1])]
+        elif step.startswith("["):
+            value = value[ast.literal_eval(step[1:-1])]
+        else:
+            value = getattr(value, step[1:])
+    return value
 
 
 def _attribute(name):
@@ -556,7 +610,8 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         ops.remove_interceptor(rec.intercept)
         rec.closed = True
     stepped = _stepped(rec.scheduler_steps)  # their values change in every replay too
-    changed = _changed_python_value([v for v in python_values if id(v[1]) not in stepped])
+    changed = (_changed_python_value([v for v in python_values if id(v[1]) not in stepped])
+               or _changed_read(spec.python_reads))
     site = rec.made_inside()
     if site is not None and rec.poisoned is None:
         rec.poisoned = Poison("makes a tensor of host data it creates anew each call (numpy's "
