@@ -866,11 +866,16 @@ class _Fitter:
         self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
 
     def __call__(self, x, y):
-        loss = F.cross_entropy(self.model(x) * self.scale, y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return loss.detach()
+        return _fit_scaled(self.model, self.opt, x, y, self.scale)
+
+
+def _fit_scaled(model, opt, x, y, scale):
+    """_fit on the logits times scale (a number the caller's own code reads), detached."""
+    loss = F.cross_entropy(model(x) * scale, y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.detach()
 
 
 @pytest.mark.parametrize("form", ["object", "partial", "keyword"])
@@ -1026,11 +1031,7 @@ class _Decorated:
         self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1)
 
     def fit(self, x, y):
-        loss = F.cross_entropy(self.model(x) * self.beta, y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return loss.detach()
+        return _fit_scaled(self.model, self.opt, x, y, self.beta)
 
     compiled_fit = gpuad.compile(fit)
 
@@ -1087,12 +1088,7 @@ class _Hyper:
         self.opt = gpuad.optim.SGD(self.model.parameters(), lr=0.1)
 
     def step(self, x, y):
-        scale = self.hparams["beta"] * _CONFIG["scale"]
-        loss = F.cross_entropy(self.model(x) * scale, y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return loss.detach()
+        return _fit_scaled(self.model, self.opt, x, y, self.hparams["beta"] * _CONFIG["scale"])
 
 
 def test_numbers_read_from_dicts_are_checked():
@@ -1156,11 +1152,7 @@ _CLASS_WEIGHTS = np.ones(4, np.float32)  # a script's numpy array that the step 
 
 
 def _weighted_fit(model, opt, x, y):
-    loss = F.cross_entropy(model(x) * gpuad.as_tensor(_CLASS_WEIGHTS), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return loss.detach()
+    return _fit_scaled(model, opt, x, y, gpuad.as_tensor(_CLASS_WEIGHTS))
 
 
 def test_an_array_the_step_reads_replaced_between_calls_retraces():
