@@ -15,10 +15,10 @@ rate, step counts, bias corrections: each update's Python code re-runs on stand-
 random draws (made again from the generator). A learning-rate scheduler stepped in the function
 is stepped again by every replay, after the updates (its step is Python on param groups only).
 Numbers passed as arguments are part of the signature; plain Python values the function's own
-code reads (self.beta, a global flag) are checked on every replay (trace.python_reads), and a
+code reads (self.beta, a global flag) are checked on every replay (reach.python_reads), and a
 change re-traces; others are frozen at tracing, as in jax.jit. What a replay cannot repeat makes
 the function run eagerly, after one CompileWarning: host reads, Python or numpy random numbers,
-host data made anew, a DataLoader drawn inside, and Python state changed on every call (trace.py).
+host data made anew, a DataLoader drawn inside, and Python state changed on every call (reach.py).
 """
 import functools
 import logging
