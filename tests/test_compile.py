@@ -1238,6 +1238,36 @@ def test_a_list_grown_or_a_dict_counter_moved_in_every_call_falls_back(change):
     assert compiled == eager and (len(history), state["step"]) == tuple(2 * n for n in done)
 
 
+def test_an_ema_of_the_weights_updated_in_the_step_is_replayed():
+    # AveragedModel.update_parameters read n_averaged on the host (as torch's does) to tell its
+    # first update: the step fell back. It now knows that on the host, from its own updates
+    swa_utils = gpuad.optim.swa_utils
+
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        ema = swa_utils.AveragedModel(model, multi_avg_fn=swa_utils.get_ema_multi_avg_fn(0.9))
+
+        def step(x, y):
+            loss = _fit(model, opt, x, y)
+            ema.update_parameters(model)
+            return loss.detach()
+        fn = gpuad.compile(step) if compiled else step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = [float(fn(x, y).item()) for _ in range(5)]
+        ema.load_state_dict(ema.state_dict())  # n_averaged is read at a load
+        losses += [float(fn(x, y).item()) for _ in range(3)]
+        return losses, [_host(p) for p in ema.parameters()], int(ema.n_averaged.item()), fn
+    *eager, _ = run(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        *compiled, fn = run(True)
+    assert compiled[0] == eager[0] and compiled[2] == eager[2] == 8
+    assert all(np.array_equal(a, b) for a, b in zip(compiled[1], eager[1]))
+    assert fn.fallback is None and fn.programs()
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": 2 * opt.param_groups[0]["lr"]} in the result: a replay returned the traced number
     # after the scheduler had moved on. Numbers written in the code, or read where a replay

@@ -88,7 +88,10 @@ class AveragedModel(nn.Module):
     running average of `model`'s at each update_parameters(model), like
     torch.optim.swa_utils.AveragedModel: the equal-weight SWA average by default, or avg_fn
     (one tensor at a time, returns the new average) or multi_avg_fn (lists, in place). Without
-    use_buffers the buffers are copied from `model`; n_averaged counts the updates."""
+    use_buffers the buffers are copied from `model`; n_averaged counts the updates. Whether an
+    update is the first is known on the host, where torch reads n_averaged every time: an
+    update needs no device read, and a compiled step with an EMA update replays (change
+    n_averaged through load_state_dict, which reads it)."""
 
     def __init__(self, model, device=None, avg_fn=None, multi_avg_fn=None, use_buffers=False):
         super().__init__()
@@ -99,6 +102,9 @@ class AveragedModel(nn.Module):
             self.module = self.module.to(device)
         self.register_buffer("n_averaged", tensor(0, dtype=backend.int64, device=device))
         self.avg_fn, self.multi_avg_fn, self.use_buffers = avg_fn, multi_avg_fn, use_buffers
+        # whether n_averaged > 0, known on the host so that an update reads no device value
+        # (and a compiled step can replay it); load_state_dict reads it from n_averaged
+        self._started = False
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
@@ -114,7 +120,7 @@ class AveragedModel(nn.Module):
             averaged = [p.detach() for p in self._tracked(self.module)]
             current = [p.detach().to(a.device) for p, a in zip(self._tracked(model), averaged)]
             n = self.n_averaged
-            if int(n.item()) == 0:  # a host read per update, as torch's bool(n == 0)
+            if not self._started:  # torch reads bool(n == 0) on every update
                 for a, c in zip(averaged, current):
                     a.copy_(c)
             elif self.multi_avg_fn is not None:
@@ -127,6 +133,12 @@ class AveragedModel(nn.Module):
                 for b_swa, b_model in zip(self.module.buffers(), model.buffers()):
                     b_swa.detach().copy_(b_model.detach().to(b_swa.device))
             self.n_averaged.add_(1)
+            self._started = True
+
+    def load_state_dict(self, state_dict, strict=True):
+        result = super().load_state_dict(state_dict, strict)
+        self._started = int(self.n_averaged.item()) > 0  # (one host read, at the load)
+        return result
 
 
 def update_bn(loader, model, device=None):
