@@ -506,7 +506,7 @@ def changed_python_value(values):
             except ValueError:
                 now = _SKIP
             where = "a closure variable"
-        if type(now) is not type(before) or not (now == before or now != now and before != before):
+        if not _unchanged(now, before):
             shown = ("deleted" if now is _SKIP else f"{now!r:.20}" if type(now) in PYTHON_VALUES
                      or type(now) is _Entries else f"a {type(now).__name__}")  # (a tracing
             # tensor's repr reads the host)
@@ -525,10 +525,18 @@ def changed_read(reads):
             now = _read_again(root, path)
         except Exception:  # noqa: BLE001  (gone: the replay's guard misses on it)
             continue
-        if not same_value(now, value) and (now == now or value == value):
+        if not _unchanged(now, value):
             where = "".join(path)
             return f"{where}: {value!r:.20} -> {now!r:.20}"
     return None
+
+
+def _unchanged(now, before):
+    """Whether a Python value is as the snapshot had it: program.same_value (what a replay's
+    guard asks), or NaN both times (a NaN the call did not touch; the guard sees it as a
+    change, and re-traces)."""
+    return same_value(now, before) or (type(now) is type(before) and now != now
+                                       and before != before)
 
 
 def _read_again(root, path):
