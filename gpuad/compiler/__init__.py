@@ -59,9 +59,11 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
     arguments, grad mode, autocast) traces the function while running it; later calls replay the
     recorded array program. A function that reads tensor values on the host (.item(), printing,
     data-dependent branches or shapes), or does what a replay would not repeat (draws Python or
-    numpy random numbers, makes a tensor of host data it creates anew, draws from a DataLoader,
-    stores a tensor or changes a Python value on every call), runs eagerly from then on, after
-    one CompileWarning naming the cause; with fullgraph=True that raises instead. A recording
+    numpy random numbers, seeds a generator, makes a tensor of host data it creates anew, draws
+    from a DataLoader or an iterator, stores a tensor or changes a Python value on every call),
+    runs eagerly from then on, after one CompileWarning naming the cause; with fullgraph=True
+    that raises instead. A learning-rate scheduler stepped after the optimizer is stepped again
+    by every replay. A recording
     of a call that created optimizer state (a first step) or set a cache or flag is not kept:
     the next call finds them. After
     CACHE_LIMIT recordings, calls that match no program run eagerly, as do calls made under
