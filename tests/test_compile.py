@@ -1268,6 +1268,41 @@ def test_an_ema_of_the_weights_updated_in_the_step_is_replayed():
     assert fn.fallback is None and fn.programs()
 
 
+def test_reset_forgets_the_programs_and_the_cache_limit():
+    # after the 8 recordings a function runs eagerly for good; gpuad.compiler.reset() (torch's
+    # torch.compiler.reset) lets it trace afresh, in the flat buffers its parameters live in
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        scales = {"now": 1.0}
+
+        def step(x, y):
+            return _fit_scaled(model, opt, x, y, scales["now"])
+        fn = gpuad.compile(step) if compiled else step
+        x, y = gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])
+        losses = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for i in range(10):
+                scales["now"] = 1.0 + i
+                losses.append(float(fn(x, y).item()))
+        if compiled:
+            assert fn.traces == gpuad.compiler.CACHE_LIMIT and fn.full_warned
+            assert any("cache limit" in str(w.message) for w in caught)
+            gpuad.compiler.reset()
+            assert fn.traces == 0 and fn.programs() == [] and not fn.full_warned
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            losses += [float(fn(x, y).item()) for _ in range(3)]
+        return losses, [_host(p) for p in model.parameters()], fn
+    eager, eager_params, _ = run(False)
+    compiled, compiled_params, fn = run(True)
+    assert compiled == eager and all(map(np.array_equal, compiled_params, eager_params))
+    (program,) = fn.programs()
+    assert fn.traces == 1 and [run.ok for run in program.flat_runs] == [True]
+
+
 def test_a_python_number_the_step_computes_and_returns_falls_back():
     # {"lr": 2 * opt.param_groups[0]["lr"]} in the result: a replay returned the traced number
     # after the scheduler had moved on. Numbers written in the code, or read where a replay

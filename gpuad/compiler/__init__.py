@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 import warnings
+import weakref
 
 import numpy
 
@@ -44,6 +45,7 @@ BACKENDS = ("inductor", "gpuad", "eager", "aot_eager", "cudagraphs")
 MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 logger = logging.getLogger("gpuad.compile")
 _TRACING = threading.Lock()  # one trace at a time: its hooks are process-wide
+_COMPILED = weakref.WeakSet()  # every CompiledFunction alive, for reset()
 
 
 class CompileWarning(UserWarning):
@@ -105,6 +107,15 @@ class CompiledFunction:
         self.unkept = set()  # signatures whose last recording did what a replay would not
         self.name = getattr(fn, "__qualname__", None) or type(fn).__name__
         functools.update_wrapper(self, fn, updated=())
+        _COMPILED.add(self)
+
+    def reset(self):
+        """Forget the recorded programs, the recording count and a fallback: the next call traces
+        afresh (after the cache limit, or once what made it fall back is gone). Flat buffers that
+        parameters already live in stay, and the new programs use them."""
+        self.cache.clear()
+        self.fallback, self.traces, self.full_warned = None, 0, False
+        self.unkept.clear()
 
     def __get__(self, instance, owner):  # a compiled method binds like a function
         if instance is None:
@@ -184,6 +195,12 @@ class CompiledFunction:
         else:
             warnings.warn_explicit(f"gpuad.compile: {message} (at {site[0]}:{site[1]})",
                                    CompileWarning, site[0], site[1])
+
+
+def reset():
+    """Reset every compiled function (CompiledFunction.reset), like torch.compiler.reset."""
+    for compiled in list(_COMPILED):
+        compiled.reset()
 
 
 def _signature(args, kwargs):
