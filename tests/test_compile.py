@@ -5,6 +5,7 @@ values on the host, keeps what changes between calls (batches, learning rates, s
 random draws) as inputs, and never peaks above eager's memory."""
 import collections
 import contextlib
+import dataclasses
 import enum
 import functools
 import gc
@@ -1301,6 +1302,46 @@ def test_reset_forgets_the_programs_and_the_cache_limit():
     assert compiled == eager and all(map(np.array_equal, compiled_params, eager_params))
     (program,) = fn.programs()
     assert fn.traces == 1 and [run.ok for run in program.flat_runs] == [True]
+
+
+_Pair = collections.namedtuple("_Pair", "x y")
+
+
+@dataclasses.dataclass
+class _Batch:
+    x: object
+    y: object
+    weight: float = 1.0
+
+
+@pytest.mark.parametrize("record", ["namedtuple", "dataclass", "namespace", "dict"])
+def test_a_batch_passed_as_a_record_is_read_afresh_every_call(record):
+    # a namedtuple batch raised a device error while tracing (its tensors were neither inputs nor
+    # found), and a dataclass or SimpleNamespace batch re-traced on every call (a new object each
+    # time) until the cache limit; their fields are now inputs, read by name, as a dict's entries
+    def run(compiled):
+        gpuad.manual_seed(0)
+        model = gpuad.nn.Linear(8, 4)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(batch):
+            x, y = (batch["x"], batch["y"]) if record == "dict" else (batch.x, batch.y)
+            return _fit(model, opt, x, y).detach()
+        fn = gpuad.compile(step) if compiled else step
+        rng = np.random.default_rng(7)
+        losses = []
+        for _ in range(5):
+            x = gpuad.tensor(rng.standard_normal((2, 8)).astype(np.float32))
+            y = gpuad.tensor(rng.integers(0, 4, 2))
+            batch = {"namedtuple": _Pair, "dataclass": _Batch, "namespace": types.SimpleNamespace,
+                     "dict": dict}[record](x=x, y=y)
+            losses.append(float(fn(batch).item()))
+        return losses, fn
+    eager, _ = run(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        compiled, fn = run(True)
+    assert compiled == eager and fn.traces == 2 and len(fn.programs()) == 1
 
 
 def test_a_python_number_the_step_computes_and_returns_falls_back():

@@ -36,6 +36,7 @@ from ..nn.module import Module
 from ..tensor import Tensor
 from .arrays import current
 from .program import Miss
+from .reach import record_fields
 from .trace import Poison, Unkept, trace_call, user_frame
 from .tracing import Unsupported  # noqa: F401  (gpuad.compiler.Unsupported)
 
@@ -229,4 +230,7 @@ def _sig(value):
         return (t, value)
     if isinstance(value, Module):
         return (id(value), value.training)
+    fields = record_fields(value)  # a batch as a namedtuple, dataclass or SimpleNamespace
+    if fields is not None:
+        return (t,) + tuple((name, _sig(v)) for name, v in fields)
     return id(value)

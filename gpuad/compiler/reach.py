@@ -10,6 +10,7 @@ changed_read), and what helpers read through the objects their parameters held (
 noted_reads).
 """
 import ast
+import dataclasses
 import dis
 import functools
 import keyword
@@ -73,17 +74,18 @@ def discover(fn, args, kwargs, units=None):
         # and what the code reads down attribute chains from those (config.model, self.a.b.opt);
         # a model's own layers and parameters are checked by its structure (Program.unchanged)
         roots += [(value, (root, path)) for root, path, value in reads
-                  if isinstance(value, GUARDED)
+                  if isinstance(value, GUARDED) and not _batch_read(root, value)
                   and not (isinstance(root, Module) and isinstance(value, (Module, Tensor)))]
         # an array read there becomes a constant of the program: a new one is another program
         guards += [(root, path, value) for root, path, value in reads
-                   if path and backend.is_array(value)]
+                   if path and backend.is_array(value) and not _batch_read(root, value)]
     modules, optimizers, tensors, holders, generators = {}, {}, {}, [], []
     seen, stack = set(), [(r, 0, path) for r, path in roots]
     while stack:
         obj, depth, path = stack.pop()
-        if isinstance(obj, _SKIP):
-            continue
+        if isinstance(obj, _SKIP) or (path is not None and isinstance(path[0], Argument)
+                                      and record_fields(obj) is not None):
+            continue  # (a batch passed in: its tensors are the call's inputs)
         if isinstance(obj, _NUMPY_RANDOM) or _is_iterator(obj):
             generators.append(obj)  # (their state is compared around the call)
             continue
@@ -127,6 +129,46 @@ def discover(fn, args, kwargs, units=None):
 
 
 GUARDED = (Tensor, Module, Optimizer, LRScheduler)  # a replay checks it is still the one found
+
+
+def record_fields(value):
+    """[(field name, value)] of a data record passed as an argument (a namedtuple, a dataclass
+    instance or a types.SimpleNamespace holding tensors, numbers and containers of them: a
+    batch), which the call's signature and binding read field by field, as a dict's entries;
+    None for any other object, or a record that also holds a raw array, a model or another
+    object (it stays one object, found as such)."""
+    t = type(value)
+    if isinstance(value, tuple) and hasattr(t, "_fields"):
+        fields = list(zip(t._fields, value))
+    elif t is types.SimpleNamespace:
+        fields = list(vars(value).items())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    else:
+        return None
+    for name, field in fields:
+        if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+                and _data(field)):
+            return None
+    return fields
+
+
+def _data(value, depth=0):
+    """Tensors, plain values, and tuples, lists and dicts of them."""
+    t = type(value)
+    if t is Tensor or t in PYTHON_VALUES:
+        return True
+    if depth < 3 and t in (tuple, list):
+        return all(_data(v, depth + 1) for v in value)
+    if depth < 3 and t is dict:
+        return all(_data(v, depth + 1) for v in value.values())
+    return False
+
+
+def _batch_read(root, value):
+    """A tensor or array read out of an argument (batch["x"], batch.x): the batch, new on every
+    call, which the arguments' binding follows, not an identity guard."""
+    return isinstance(root, Argument) and (isinstance(value, Tensor) or backend.is_array(value))
 
 
 def _entry(path, key):

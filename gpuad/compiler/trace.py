@@ -21,6 +21,7 @@ from .reach import (
     discover,
     noted_reads,
     python_reads,
+    record_fields,
     watch_helpers,
 )
 from .tracing import Poison, Recorder, Unsupported, user_frame
@@ -161,6 +162,11 @@ def _wrap_input(rec, spec, exprs, x, path):
     t = type(x)
     if t is tuple or t is list:
         return t(_wrap_input(rec, spec, exprs, v, f"{path}[{i}]") for i, v in enumerate(x))
+    fields = record_fields(x)
+    if fields is not None:  # a batch record: its tensors are wrapped in place, read by field
+        for name, v in fields:
+            _wrap_input(rec, spec, exprs, v, f"{path}.{name}")
+        return x
     if t is dict:  # by key, or by place where a key has no source (a call's keys, in their order,
         # are part of what selects the program)
         return {k: _wrap_input(rec, spec, exprs, v, f"{path}[{source_literal(k)}]"
