@@ -1179,8 +1179,8 @@ def test_an_array_the_step_reads_replaced_between_calls_retraces():
     compiled, fn = run(True)
     assert compiled == eager and fn.fallback is None and fn.traces == 3
     # new on every call: the recordings run out, and the warning says what to do
-    with pytest.warns(CompileWarning, match="new on every call is read afresh when passed as an "
-                                            "argument"):
+    with pytest.warns(CompileWarning, match=r"new on every call \(an array, a model, a batch "
+                                            r"object\) is read afresh when passed as tensors"):
         compiled, fn = run(True, calls=10, every=True)
     assert compiled == run(False, calls=10, every=True)[0]
 
@@ -1312,6 +1312,25 @@ class _Batch:
     x: object
     y: object
     weight: float = 1.0
+
+
+def test_a_batch_object_new_on_every_call_ends_in_eager_with_advice():
+    # an object passed as an argument is matched by identity: one made anew for every call (a
+    # batch class of one's own) re-traces until the cache limit; the warning says what to pass
+    class Batch:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+    gpuad.manual_seed(0)
+    model = gpuad.nn.Linear(8, 4)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+    compiled = gpuad.compile(lambda batch: _fit(model, opt, batch.x, batch.y).detach())
+    kept = []  # (each batch kept alive: a new object, never one at a reused address)
+    with pytest.warns(CompileWarning, match=r"cache limit; last reason: new signature.*passed "
+                                            r"as tensors, or as a dict, tuple, namedtuple"):
+        for _ in range(10):
+            kept.append(Batch(gpuad.tensor(np.ones((2, 8), np.float32)), gpuad.tensor([1, 3])))
+            compiled(kept[-1])
 
 
 @pytest.mark.parametrize("record", ["namedtuple", "dataclass", "namespace", "dict"])

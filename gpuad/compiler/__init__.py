@@ -35,7 +35,7 @@ from ..autograd import ANOMALY, DEBUG, grad_mode
 from ..nn.module import Module
 from ..tensor import Tensor
 from .arrays import current
-from .program import Miss
+from .program import NEW_EACH_CALL, Miss
 from .reach import record_fields
 from .trace import Poison, Unkept, trace_call, user_frame
 from .tracing import Unsupported  # noqa: F401  (gpuad.compiler.Unsupported)
@@ -129,7 +129,7 @@ class CompiledFunction:
             # check every op in Python, which a replay does not run
             return self.fn(*args, **kwargs)
         key = _signature(args, kwargs)
-        why = Miss("first call" if not self.cache else "new signature")
+        why = Miss("first call") if not self.cache else _new_signature(args, kwargs)
         for program in self.cache.get(key, ()):
             out = program.run(args, kwargs)
             if type(out) is not Miss:
@@ -202,6 +202,14 @@ def reset():
     """Reset every compiled function (CompiledFunction.reset), like torch.compiler.reset."""
     for compiled in list(_COMPILED):
         compiled.reset()
+
+
+def _new_signature(args, kwargs):
+    """The miss of a call whose signature no program has: with advice when an argument is an
+    object, which selects programs by identity (a batch object made anew every call would
+    re-trace every call)."""
+    objects = [v for v in (*args, *kwargs.values()) if type(_sig(v)) is int]
+    return Miss("new signature", NEW_EACH_CALL if objects else "")
 
 
 def _signature(args, kwargs):

@@ -39,6 +39,10 @@ class Miss:
         self.reason, self.advice = reason, advice
 
 
+NEW_EACH_CALL = ("what is new on every call (an array, a model, a batch object) is read afresh "
+                 "when passed as tensors, or as a dict, tuple, namedtuple or dataclass of them")
+
+
 def meta(array):
     return type(array), tuple(array.shape), array.dtype
 
@@ -270,8 +274,7 @@ class Program:
             emit(f"    if {self._ref(ref)}.grad is not None: return "
                  f"{self._miss('a gradient was None when traced')}")
         replaced = self._miss("an attribute, closure variable, global or entry changed",
-                              "an array or model that is new on every call is read afresh when "
-                              "passed as an argument")
+                              NEW_EACH_CALL)
         if spec.identities or spec.python_reads:  # an entry or attribute gone is a change too
             emit("    try:")
         for root, path, obj in spec.identities:
