@@ -240,6 +240,14 @@ def note_host_data(array):
         tracer.note_host_data(array, sys._getframe(2))
 
 
+def not_replayable(reason):
+    """Tell gpuad.compile's tracer, while it records a step on this thread, that the step does
+    what a replay would not repeat (`reason` completes "the step ..."): it runs eagerly instead."""
+    tracer = TRACER[0]
+    if tracer is not None and tracer.mine():
+        tracer.poison(reason)
+
+
 def asnumpy(array):
     """A numpy copy (or view, on the CPU) of any backend's array: the one host transfer."""
     if type(array) is numpy.ndarray:

@@ -12,7 +12,7 @@ import threading
 
 import numpy
 
-from . import TRACER, asnumpy, cupy, device, recorded, to_device
+from . import asnumpy, cupy, device, not_replayable, recorded, to_device
 
 _parse_device = device  # Generator's `device` argument shadows the function
 
@@ -32,12 +32,10 @@ _generators = _Generators()
 
 
 def _seeding(what):
-    """A generator is seeded: inside a call that gpuad.compile records, a replay would not seed
-    it again (it would draw on from where the stream is), so the function runs eagerly."""
-    tracer = TRACER[0]
-    if tracer is not None and tracer.mine():
-        tracer.poison(f"seeds a random generator ({what}), which a replay would not do again: "
-                      f"seed outside the compiled function")
+    """A generator is seeded: a replay would not seed it again (it would draw on from where the
+    stream is)."""
+    not_replayable(f"seeds a random generator ({what}), which a replay would not do again: seed "
+                   f"outside the compiled function")
 
 
 def manual_seed(seed):

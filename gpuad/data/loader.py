@@ -37,12 +37,10 @@ def _stack(values):
 
 
 def _drawn():
-    """A batch was drawn. Inside a step that gpuad.compile records, a replay would not draw the
-    next one: it would train on this batch again, so the step runs eagerly instead."""
-    tracer = backend.TRACER[0]
-    if tracer is not None and tracer.mine():
-        tracer.poison("draws a batch from a DataLoader (a replay would train on that batch again: "
-                      "draw batches outside and pass them in)")
+    """A batch was drawn: a replay would not draw the next one, and would train on this one
+    again."""
+    backend.not_replayable("draws a batch from a DataLoader (a replay would train on that batch "
+                           "again: draw batches outside and pass them in)")
 
 
 def default_collate(batch):
