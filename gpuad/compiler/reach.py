@@ -9,7 +9,6 @@ random generators, iterators). After it: what the call changed of that state (ch
 changed_read), and what helpers read through the objects their parameters held (watch_helpers,
 noted_reads).
 """
-import ast
 import dataclasses
 import dis
 import functools
@@ -39,7 +38,7 @@ class Argument(str):
     """A guard root that is an argument of the call (its expression), not an object."""
 
 
-def discover(fn, args, kwargs, units=None):
+def discover(fn, args, kwargs, units):
     """The modules, optimizers and tensors the function can reach: through its arguments, the
     objects bound to it (a method's self, a callable object, a partial's arguments), and, for its
     code and that of the user's functions it calls (code_units), their closures, the globals they
@@ -50,7 +49,6 @@ def discover(fn, args, kwargs, units=None):
     holds what the trace found there; and the Python values found (_python_values)."""
     roots = [(a, (Argument(f"A[{i}]"), ())) for i, a in enumerate(args)]
     roots += [(v, (Argument(f"K[{k!r}]"), ())) for k, v in kwargs.items()]
-    units = units or code_units(fn, args, kwargs)
     if isinstance(fn, Module):
         roots.append((fn, None))
     else:  # a method's self, a callable object, a partial's arguments, defaults
@@ -189,19 +187,19 @@ def _python_values(holders, named, cells, generators):
     bool, str, None) in the holders' attributes, the globals named ((module globals, names)
     pairs) and the closure cells, and the state of Python's and numpy's random numbers. As
     (kind, holder, name, value), for changed_python_value."""
-    values = [("attr", h, k, _watched(v)) for h in holders for k, v in vars(h).items()
-              if type(v) in PYTHON_VALUES or (_watched(v) is not _SKIP and not k.startswith("_")
-                                               and not isinstance(h, Optimizer))]
     # (an optimizer's state and groups are followed as such, and private tables are gpuad's)
-    values += [("global", module_globals, n, _watched(module_globals[n]))
-               for module_globals, names in named for n in names
-               if n in module_globals and _watched(module_globals[n]) is not _SKIP]
+    values = [("attr", h, k, kept) for h in holders for k, v in vars(h).items()
+              if (kept := _watched(v, sizes=not k.startswith("_")
+                                   and not isinstance(h, Optimizer))) is not _SKIP]
+    values += [("global", module_globals, n, kept) for module_globals, names in named
+               for n in names if (kept := _watched(module_globals.get(n, _SKIP))) is not _SKIP]
     for cell in cells:
         try:
-            if _watched(cell.cell_contents) is not _SKIP:
-                values.append(("cell", cell, None, _watched(cell.cell_contents)))
+            kept = _watched(cell.cell_contents)
         except ValueError:  # an empty cell
-            pass
+            continue
+        if kept is not _SKIP:
+            values.append(("cell", cell, None, kept))
     # the global ones only while no other thread works (a loader's worker may draw from them;
     # a daemon such as tqdm's monitor does not count)
     alone = all(t.daemon or t is threading.current_thread() for t in threading.enumerate())
@@ -217,12 +215,13 @@ class _Entries(int):
         return f"{int(self)} entr{'y' if self == 1 else 'ies'}"
 
 
-def _watched(value):
-    """What the snapshot keeps of a value: a plain one itself, a list's, dict's or set's number
-    of entries (a step appending to a history every call), else _SKIP."""
+def _watched(value, sizes=True):
+    """What the snapshot keeps of a value: a plain one itself, with `sizes` a list's, dict's or
+    set's number of entries (a step appending to a history every call), else _SKIP."""
     t = type(value)
-    return value if t in PYTHON_VALUES else _Entries(len(value)) if t in (list, dict, set) \
-        else _SKIP
+    if t in PYTHON_VALUES:
+        return value
+    return _Entries(len(value)) if sizes and t in (list, dict, set) else _SKIP
 
 
 def _is_iterator(obj):
@@ -260,16 +259,16 @@ def _state_part(value, depth):
     return id(value)
 
 
-def python_reads(fn, units=None):
-    """The plain Python values (int, float, bool, str, None) that the code of fn and of the
-    user's functions it calls (code_units) reads from the globals it names, its closure variables,
-    and attributes of those or of `self` (a method's; chains such as self.cfg.beta too): as
-    (root, attribute path, value), as identity guards are. A replay checks they still hold those
-    values (a KL weight annealed in self.beta, a global warm-up flag, a config object's field):
-    one that changed re-traces, as a new signature does. What gpuad's code reads (a layer's
-    forward) is not found here and stays as traced."""
+def python_reads(units):
+    """The plain Python values (int, float, bool, str, None) that the code of the units (a
+    function and the user's functions it calls: code_units) reads from the globals it names, its
+    closure variables, and attributes of those or of `self` (a method's; chains such as
+    self.cfg.beta too): as (root, attribute path, value), as identity guards are. A replay
+    checks they still hold those values (a KL weight annealed in self.beta, a global warm-up
+    flag, a config object's field): one that changed re-traces, as a new signature does. What
+    gpuad's code reads (a layer's forward) is not found here and stays as traced."""
     found = {}
-    for _, _, _, reads, _ in units or code_units(fn):
+    for _, _, _, reads, _ in units:
         for root, path, value in reads:
             if type(value) in PYTHON_VALUES:
                 found.setdefault((id(root), path), (root, path, value))
@@ -582,19 +581,9 @@ def _unchanged(now, before):
 
 
 def _read_again(root, path):
-    """Follow the path of a read (python_reads' elements: .name, .get('name'), [literal],
-    .__dict__['name']) from its root, as a replay's guard does."""
-    value = root
-    for step in path:
-        if step.startswith(".get("):
-            value = value.get(ast.literal_eval(step[5:-1]))
-        elif step.startswith(".__dict__["):
-            value = vars(value)[ast.literal_eval(step[10:-1])]
-        elif step.startswith("["):
-            value = value[ast.literal_eval(step[1:-1])]
-        else:
-            value = getattr(value, step[1:])
-    return value
+    """The value at a read's path from its root: the expression a replay's guard evaluates
+    (the path is source of gpuad's own making: .name, .get('name'), [literal])."""
+    return eval("root" + "".join(path), {"root": root})  # noqa: S307
 
 
 def _attribute(name):

@@ -49,7 +49,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     units = code_units(fn, args, kwargs)
     modules, optimizers, tensors, spec.identities, python_values = discover(fn, args, kwargs,
                                                                              units)
-    spec.python_reads = python_reads(fn, units)
+    spec.python_reads = python_reads(units)
     # what a returned Python value may be without having been computed by the call
     rec.known_values = {id(value) for _, _, value in spec.python_reads}
     rec.known_values.update(map(id, code_constants(units)))
