@@ -66,10 +66,9 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
     from a DataLoader or an iterator, stores a tensor or changes a Python value on every call),
     runs eagerly from then on, after one CompileWarning naming the cause; with fullgraph=True
     that raises instead. A learning-rate scheduler stepped after the optimizer is stepped again
-    by every replay. A recording
-    of a call that created optimizer state (a first step) or set a cache or flag is not kept:
-    the next call finds them. After
-    CACHE_LIMIT recordings, calls that match no program run eagerly, as do calls made under
+    by every replay. A recording of a call that created optimizer state (a first step) or set a
+    cache or flag is not kept: the next call finds them. After CACHE_LIMIT recordings, calls
+    that match no program run eagerly (reset() starts over), as do calls made under
     anomaly detection or gpuad.set_debug(True) (their checks are Python). `debug=True` (or
     GPUAD_COMPILE_DEBUG=1) prints every trace, re-trace and fallback to stderr (they also go to
     the "gpuad.compile" logger); GPUAD_COMPILE_DEBUG=2 prints each generated program too.
@@ -208,8 +207,8 @@ def _new_signature(args, kwargs):
     """The miss of a call whose signature no program has: with advice when an argument is an
     object, which selects programs by identity (a batch object made anew every call would
     re-trace every call)."""
-    objects = [v for v in (*args, *kwargs.values()) if type(_sig(v)) is int]
-    return Miss("new signature", NEW_EACH_CALL if objects else "")
+    by_identity = any(type(_sig(v)) is int for v in (*args, *kwargs.values()))
+    return Miss("new signature", NEW_EACH_CALL if by_identity else "")
 
 
 def _signature(args, kwargs):
