@@ -19,6 +19,9 @@ from . import backend
 class _GradMode(threading.local):
     enabled = True
     in_backward = False  # rules' own ops skip the forward anomaly check; the walk checks them
+    # whether the running walk keeps the graph (retain_graph): a rule holding what it saved in
+    # one box may empty it as it runs (gpuad.compile's backward frees residuals as it goes)
+    retaining = False
 
 
 grad_mode = _GradMode()
@@ -379,14 +382,14 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
         if g is not None:
             walk.deposited.add(id(seed.array))  # the caller's array: never hand it out as a .grad
         _accumulate(walk.pending, t, seed)
-    prev_mode, prev_in_backward = grad_mode.enabled, grad_mode.in_backward
+    prev = grad_mode.enabled, grad_mode.in_backward, grad_mode.retaining
     grad_mode.enabled = create_graph  # rules are gpuad ops: recorded only when asked to
-    grad_mode.in_backward = True
+    grad_mode.in_backward, grad_mode.retaining = True, bool(retain_graph)
     quiet = backend.silence_float_errors()  # NaN and Inf silently, as in torch: once per walk
     try:
         walk.run(outputs)
     finally:
-        grad_mode.enabled, grad_mode.in_backward = prev_mode, prev_in_backward
+        grad_mode.enabled, grad_mode.in_backward, grad_mode.retaining = prev
         backend.restore_float_errors(quiet)
     return walk.results(allow_unused)
 

@@ -36,7 +36,7 @@ from ..nn.module import Module
 from ..tensor import Tensor
 from .arrays import current
 from .program import NEW_EACH_CALL, Miss
-from .reach import record_fields
+from .records import record_fields
 from .trace import Poison, Unkept, trace_call, user_frame
 from .tracing import Unsupported  # noqa: F401  (gpuad.compiler.Unsupported)
 
@@ -91,7 +91,8 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
     verbosity = {"": 0, "0": 0, "2": 2}.get(level, 1)
     graphs = (mode != "max-autotune-no-cudagraphs"
               and (options or {}).get("triton.cudagraphs", True) is not False)
-    return CompiledFunction(fn, fullgraph, verbosity, graphs)
+    compiled = CompiledFunction(fn, fullgraph, verbosity, graphs)
+    return OptimizedModule(fn, compiled) if isinstance(fn, Module) else compiled
 
 
 class CompiledFunction:
@@ -182,8 +183,11 @@ class CompiledFunction:
             return result
         program.attach_graphs(self.graphs)
         self.cache.setdefault(key, []).append(program)
+        backward = program.spec.split
         self._log(f"recorded {program.recorded} operations, replaying {len(program.instrs)} "
-                  f"({program.reused} written into dead buffers)")
+                  f"({program.reused} written into dead buffers)" + (
+                      "" if backward is None else
+                      f" and a backward of {len(backward.instrs)} that its outputs carry"))
         if self.verbosity > 1:
             print(program.source, file=sys.stderr, flush=True)
         return result
@@ -195,6 +199,39 @@ class CompiledFunction:
         else:
             warnings.warn_explicit(f"gpuad.compile: {message} (at {site[0]}:{site[1]})",
                                    CompileWarning, site[0], site[1])
+
+
+class OptimizedModule(Module):
+    """What gpuad.compile(model) returns, as torch.compile does: a Module holding the model as
+    `_orig_mod` (so its state_dict keys and parameter names start with "_orig_mod.", as torch's
+    do), whose forward is the compiled call of the model. Other attributes are the model's;
+    programs(), reset() and traces are those of the compiled function."""
+
+    def __init__(self, mod, compiled):
+        super().__init__()
+        self._orig_mod = mod
+        object.__setattr__(self, "_compiled", compiled)
+
+    def forward(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name):  # only reached when normal lookup fails
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("__") or "_modules" not in self.__dict__:
+                raise
+            return getattr(self._modules["_orig_mod"], name)
+
+    @property
+    def traces(self):
+        return self._compiled.traces
+
+    def programs(self):
+        return self._compiled.programs()
+
+    def reset(self):
+        self._compiled.reset()
 
 
 def reset():

@@ -23,6 +23,8 @@ from ..tensor import Tensor
 from . import flat as flat_updates
 from . import graphs
 from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray, flat
+from .backward import Outputs
+from .records import rebuild
 from .tracing import Const, Ref, Scalar
 
 # Below this size a fresh array costs less than passing out= (numpy's small-block cache).
@@ -68,6 +70,7 @@ class Spec:
         self.bumps = []         # tensor refs whose version the step bumped
         self.result = None      # template of the return value
         self.escaping = set()   # vids that outlive the step
+        self.split = None       # backward.Split: a result the caller differentiates
         self.scheduler_steps = []  # learning-rate schedulers to step after the updates
 
 
@@ -79,7 +82,9 @@ class Program:
         self.values, self.segments = rec.values, rec.segments
         self._pool = {} if pool is None else pool
         self.spec = spec
-        self.instrs = _live_instructions(rec.instrs, spec.escaping)
+        split = spec.split
+        self.instrs = live_instructions(rec.instrs if split is None else
+                                         rec.instrs[:split.start], spec.escaping)
         self.recorded = len(rec.instrs)
         self.reused = 0
         self._names = {}
@@ -118,12 +123,18 @@ class Program:
                     self._flat_out[vid] = run.view_name(k)
                     self._reclaimable.discard(vid)
         self.source = self._generate(name)
+        if split is not None:  # the recorded walk, run by the outputs' Node (backward.py)
+            self.outputs = self.namespace["LIVE"] = Outputs(
+                [self.values[vid].meta[1:] for vid in split.outputs])
+            self.source += "\n" + self._backward_source(split)
         for value in self.values:  # an external the replay never binds (an old gradient, which
             if value.kind == "external" and value.vid not in self.identity_names:  # zero_grad
                 value.real = None  # dropped) must not stay alive through this program
         code = _code(self.source, f"<gpuad.compile {name}>")
         exec(code, self.namespace)  # noqa: S102  (our own generated source)
         self.run = self.namespace["replay"]
+        if split is not None:
+            self.outputs.backward = self.namespace["backward"]
         flat_updates.PROGRAMS.add(self)  # flat.py counts what they hold
 
     def attach_graphs(self, enabled, capture=None):
@@ -134,6 +145,8 @@ class Program:
         device = self.spec.device
         if device is None or device.type != "cuda":
             capture = capture or graphs.CAPTURE_OFF_CUDA[0]
+        if self.spec.split is not None:
+            return  # a forward whose residuals outlive the launch: not captured (yet)
         if not enabled or (capture is None and (device is None or device.type != "cuda")):
             return
         self.instrs = self._draws_first()
@@ -359,7 +372,24 @@ class Program:
             emit(f"    CLOCK[0] = c + {len(spec.bumps)}")
         for scheduler in spec.scheduler_steps:  # (Python only: the next call's learning rate)
             emit(f"    {self._name(scheduler, 'sch')}.step()")
+        if spec.split is not None:  # outputs carrying the compiled backward (backward.py)
+            split = spec.split
+            emit("    L = LIVE((" + "".join(f"v{vid}, " for vid in split.outputs) + "), ("
+                 + "".join(f"v{vid}, " for vid in split.residuals) + "), ("
+                 + "".join(self._ref(ref) + ", " for ref in split.targets) + "))")
         emit(f"    return {self._result(spec.result, copy=runner)}")
+        return "\n".join(lines) + "\n"
+
+    def _backward_source(self, split):
+        """The recorded walk as `backward(R, G)`: R holds the residuals (a box it empties, so each
+        dies after its last use), G the seeds' arrays; it returns the targets' gradients."""
+        lines = [f"def backward(R, G):  # {self.name}'s backward: {len(split.instrs)} operations"]
+        emit = lines.append
+        emit("    " + "".join(f"v{vid}, " for vid in split.residuals) + "= R.pop()")
+        emit("    " + "".join(f"v{vid}, " for vid in split.seeds) + "= G")
+        last = {vid: i for i, instr in enumerate(split.instrs) for vid in instr.reads}
+        self._body(emit, section=(split.instrs, last, set(split.grads)))
+        emit("    return (" + "".join(f"v{vid}, " for vid in split.grads) + ")")
         return "\n".join(lines) + "\n"
 
     def _drop_gradients(self, emit, runner=False):
@@ -425,18 +455,20 @@ class Program:
         _, opt, param, key = owner
         return f"{states[(id(opt), id(param))]}[{self._literal(key)}]"
 
-    def _body(self, emit, lo=0, hi=None, env=()):
+    def _body(self, emit, lo=0, hi=None, env=(), section=None):
         """Statements of instructions lo..hi, each value deleted after its last use. `env`: the
-        values a block of graphs.py loaded from its environment dict E, which die there too."""
-        last, keep = self._last, self.spec.escaping
-        runs = {run.lo: run for run in self.flat_runs}
-        i, hi = lo, len(self.instrs) if hi is None else hi
+        values a block of graphs.py loaded from its environment dict E, which die there too.
+        `section`: (instructions, their last uses, values kept) of another body than the step's
+        (the backward's)."""
+        instrs, last, keep = section or (self.instrs, self._last, self.spec.escaping)
+        runs = {} if section else {run.lo: run for run in self.flat_runs}
+        i, hi = lo, len(instrs) if hi is None else hi
         while i < hi:
-            if i == self._drop_at:
+            if i == self._drop_at and section is None:
                 self._drop_gradients(emit)
             run = runs.get(i)
             if run is None:
-                instr = self.instrs[i]
+                instr = instrs[i]
                 emit("    " + self._statement(instr, last, i))
                 for vid in _outs(instr):  # a gradient made otherwise: copied into its view
                     if vid in self._flat_out and not self.takes_out(instr):
@@ -444,7 +476,7 @@ class Program:
                              f"{self._flat_out[vid]}")
                 done = [(instr, i)]
             else:
-                done = [(instr, run.lo + n) for n, instr in enumerate(self.instrs[run.lo:run.hi])]
+                done = [(instr, run.lo + n) for n, instr in enumerate(instrs[run.lo:run.hi])]
                 self._flat_update(emit, run, done)
             i = done[-1][1] + 1
             dead = sorted({vid for instr, n in done for vid in instr.reads
@@ -698,6 +730,8 @@ class Program:
             return self._literal(template[1])
         if kind == "expr":
             return template[1]
+        if kind == "live":
+            return f"L[{template[1]}]"
         items = [self._result(t, copy) for t in template[1]]
         if kind == "tuple":
             return "(" + "".join(item + ", " for item in items) + ")"
@@ -706,6 +740,9 @@ class Program:
         if kind == "dict":
             return "{" + ", ".join(f"{self._literal(k)}: {item}"
                                    for k, item in zip(template[2], items)) + "}"
+        if kind == "record":
+            return (f"{self._name(rebuild, 'f')}({self._name(template[2], 'rec')}, ("
+                    + "".join(item + ", " for item in items) + "))")
         raise AssertionError(kind)
 
 
@@ -909,7 +946,7 @@ def _outs(instr):
     return () if outs is None else (outs,) if type(outs) is int else outs
 
 
-def _live_instructions(instrs, escaping):
+def live_instructions(instrs, escaping):
     """The instructions whose results someone needs: a pure one (no effect but its result) goes
     when nothing later reads what it made."""
     needed, kept = set(escaping), []

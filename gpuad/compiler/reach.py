@@ -9,7 +9,6 @@ random generators, iterators). After it: what the call changed of that state (ch
 changed_read), and what helpers read through the objects their parameters held (watch_helpers,
 noted_reads).
 """
-import dataclasses
 import dis
 import functools
 import keyword
@@ -29,6 +28,7 @@ from ..optim.lr_scheduler import LRScheduler
 from ..optim.optimizer import Optimizer
 from ..tensor import Tensor
 from .program import same_value, source_literal
+from .records import PYTHON_VALUES, record_fields
 
 _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
          str, bytes, int, float, bool, type(None))
@@ -129,40 +129,6 @@ def discover(fn, args, kwargs, units):
 GUARDED = (Tensor, Module, Optimizer, LRScheduler)  # a replay checks it is still the one found
 
 
-def record_fields(value):
-    """[(field name, value)] of a data record passed as an argument (a namedtuple, a dataclass
-    instance or a types.SimpleNamespace holding tensors, numbers and containers of them: a
-    batch), which the call's signature and binding read field by field, as a dict's entries;
-    None for any other object, or a record that also holds a raw array, a model or another
-    object (it stays one object, found as such)."""
-    t = type(value)
-    if isinstance(value, tuple) and hasattr(t, "_fields"):
-        fields = list(zip(t._fields, value))
-    elif t is types.SimpleNamespace:
-        fields = list(vars(value).items())
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
-    else:
-        return None
-    for name, field in fields:
-        if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
-                and _data(field)):
-            return None
-    return fields
-
-
-def _data(value, depth=0):
-    """Tensors, plain values, and tuples, lists and dicts of them."""
-    t = type(value)
-    if t is Tensor or t in PYTHON_VALUES:
-        return True
-    if depth < 3 and t in (tuple, list):
-        return all(_data(v, depth + 1) for v in value)
-    if depth < 3 and t is dict:
-        return all(_data(v, depth + 1) for v in value.values())
-    return False
-
-
 def _batch_read(root, value):
     """A tensor or array read out of an argument (batch["x"], batch.x): the batch, new on every
     call, which the arguments' binding follows, not an identity guard."""
@@ -178,7 +144,6 @@ def _entry(path, key):
     return None if literal is None else (path[0], path[1] + (f"[{literal}]",))
 
 
-PYTHON_VALUES = (int, float, bool, str, type(None))
 _NUMPY_RANDOM = (numpy.random.Generator, numpy.random.RandomState)
 
 

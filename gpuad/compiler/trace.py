@@ -6,14 +6,22 @@ import gc
 import sys
 
 from .. import backend, ops
+from ..autograd import grad_mode
 from ..nn.module import held_by
 from ..optim.lr_scheduler import LRScheduler
 from ..tensor import Tensor
 from .arrays import TRACE_TYPES, unwrap
-from .program import Program, Spec, optimizer_members, same_members, source_literal
+from .backward import live_outputs, record_backward, residuals
+from .program import (
+    Program,
+    Spec,
+    live_instructions,
+    optimizer_members,
+    same_members,
+    source_literal,
+)
 from .reach import (
     GUARDED,
-    PYTHON_VALUES,
     changed_python_value,
     changed_read,
     code_constants,
@@ -21,9 +29,9 @@ from .reach import (
     discover,
     noted_reads,
     python_reads,
-    record_fields,
     watch_helpers,
 )
+from .records import PYTHON_VALUES, record_defaults, record_fields, record_shell
 from .tracing import Poison, Recorder, Unsupported, user_frame
 
 
@@ -68,6 +76,9 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         sys.setprofile(watch)
     try:
         result = fn(*args, **kwargs)
+        live = live_outputs(result) if grad_mode.enabled else ()
+        if live:  # the caller will differentiate it: record that backward too (backward.py)
+            record_backward(rec, live)
     except BaseException as error:
         rec.closed = True
         if rec.poisoned is not None and hasattr(error, "add_note"):  # (Python 3.11)
@@ -105,16 +116,26 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
             spec.identities.append((root, path, value))
     try:
         _spec(rec, spec, result)
+        saved = _residual_arrays(rec, spec.split)
     finally:
         result = _restore(rec, result)
     made_state = any(len(state) != len(start) for _, _, state, start in rec.states_seen.values())
     _release(rec, keep_externals=rec.poisoned is None and not made_state)
     args = kwargs = None  # (their tracing arrays, for raw-array arguments)
+    program = None
+    if spec.split is not None and rec.poisoned is None:
+        program = _program(rec, spec, name, pool)
+        if type(program) is Program:  # the first call's outputs carry the compiled backward
+            outputs, targets = rec.live
+            program.outputs.attach(outputs, saved, targets)  # (their eager graph goes)
+    rec.live = saved = None
     stored = _unwrap_leftovers(rec)
     if rec.poisoned is not None:
         if fullgraph:
             raise Unsupported(rec.poisoned)
         return result, rec.poisoned
+    if type(program) is Poison:
+        return result, program
     if stored:
         return result, Unkept("stores a tensor it computed, beyond its result, on every call "
                               "(self.last = loss, a list of losses: return those instead)",
@@ -133,11 +154,30 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
                               f"outside, or in a tensor)", f"changed {changed}")
     if made_state:  # its optimizer state is there for the next call, which is recorded then
         return result, Unkept(None)
+    return result, program or _program(rec, spec, name, pool)
+
+
+def _program(rec, spec, name, pool):
     try:
-        return result, Program(rec, spec, name, pool)
+        return Program(rec, spec, name, pool)
     except Exception as error:  # noqa: BLE001  (gpuad.compile's own limit: the call itself is done)
-        return result, Poison(f"could not be compiled ({type(error).__name__}: {error})",
-                              user_frame())
+        return Poison(f"could not be compiled ({type(error).__name__}: {error})", user_frame())
+
+
+def _residual_arrays(rec, split):
+    """The arrays of this call that the recorded backward reads (its residuals), for the first
+    call's outputs; None without one."""
+    if split is None or rec.poisoned is not None:
+        return None
+    real = {}
+    for ref in rec.arrays:
+        traced = ref()
+        if traced is not None:
+            real[traced._vid] = traced._real
+    if any(vid not in real for vid in split.residuals):
+        rec.poison("returns a tensor whose backward reads a value that was freed")
+        return None
+    return tuple(real[vid] for vid in split.residuals)
 
 
 def _wrap_inputs(rec, spec, args, kwargs):
@@ -244,10 +284,28 @@ def _spec(rec, spec, result):
                        if rec.refs[tid][0] == "obj" and t._node is None
                        and rec.start_vids.get(tid) in read]
     spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None
-    spec.result = _template(rec, result)
+    live = {}
+    if rec.split is not None:
+        _split(rec, spec)
+        live = {id(t): k for k, t in enumerate(rec.live[0])}
+    spec.result = _template(rec, result, live)
     spec.scheduler_steps = list(rec.scheduler_steps)
     spec.escaping = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
     spec.escaping |= _result_vids(spec.result)
+    if spec.split is not None:
+        spec.escaping |= set(spec.split.outputs) | set(spec.split.residuals)
+
+
+def _split(rec, spec):
+    """A result the caller differentiates (backward.py): the walk's live instructions, what they
+    read of the forward, and the tensors they reach as references a replay binds."""
+    split = spec.split = rec.split
+    if rec.segments or any(wb[0] == "grad" for wb in spec.writebacks):
+        rec.poison("returns a tensor whose autograd graph is still alive and also runs a "
+                   "backward or an optimizer step itself (compile the whole step, or the model)")
+    split.instrs = live_instructions(rec.instrs[split.start:], set(split.grads))
+    split.residuals = residuals(split)
+    split.targets = [rec.refs[id(t)] for t in rec.live[1]]
 
 
 def _used_identities(rec, spec, result, read):
@@ -289,9 +347,10 @@ def _stepped(schedulers):
     return ids
 
 
-def _template(rec, value):
-    """The return value as a template: ("tensor", vid) for tensors the step computed, ("const",
-    obj) for anything else (returned as the same object every time), and containers."""
+def _template(rec, value, live):
+    """The return value as a template: ("tensor", vid) for tensors the step computed, ("live", k)
+    for the k-th of them that the caller differentiates (backward.py), ("const", obj) for
+    anything else (returned as the same object every time), and containers."""
     t = type(value)
     if isinstance(value, Tensor):
         vid = _vid(rec, value.array)
@@ -300,14 +359,20 @@ def _template(rec, value):
             return ("expr", ref[1])  # an argument returned: this call's, not the traced one
         if vid is None or ref is not None:
             return ("const", value)
+        if id(value) in live:
+            return ("live", live[id(value)])
         if value._node is not None and value._node.inputs is not None:
             rec.poison("returns a tensor whose autograd graph is still alive (compile the whole "
                        "step, backward included, or call it under no_grad)")
         return ("tensor", vid)
     if t is tuple or t is list:
-        return (t.__name__, [_template(rec, v) for v in value])
+        return (t.__name__, [_template(rec, v, live) for v in value])
     if t is dict:
-        return ("dict", [_template(rec, v) for v in value.values()], list(value))
+        return ("dict", [_template(rec, v, live) for v in value.values()], list(value))
+    fields = record_fields(value)  # a namedtuple, dataclass or SimpleNamespace: built anew
+    if fields is not None:
+        rec.known_values.update(map(id, record_defaults(value)))  # (not computed: returned as is)
+        return ("record", [_template(rec, v, live) for _, v in fields], record_shell(value))
     if backend.is_array(value):
         rec.poison("returns a raw array")
         return ("const", value)
@@ -320,7 +385,7 @@ def _template(rec, value):
 def _result_vids(template):
     if template[0] == "tensor":
         return {template[1]}
-    if template[0] in ("const", "expr"):
+    if template[0] in ("const", "expr", "live"):
         return set()
     return set().union(*map(_result_vids, template[1])) if template[1] else set()
 
@@ -400,6 +465,9 @@ def _unwrap_result(value):
             _unwrap_result(v)
     elif type(value) is dict:
         for v in value.values():
+            _unwrap_result(v)
+    else:
+        for _, v in record_fields(value) or ():
             _unwrap_result(v)
 
 

@@ -185,6 +185,9 @@ class Recorder:
         # gpuad.tensor and the like made tensors of (see made_inside)
         self.host_data = {}
         self.known_values = set()  # ids of Python values a result may hold (trace.py)
+        # backward.py: the recorded walk of a result the caller differentiates, and (only while
+        # tracing: the first call's Node) its output tensors and the tensors it reaches
+        self.split, self.live = None, None
 
     def mine(self):
         return not self.closed and not self.busy and threading.get_ident() == self.thread

@@ -1,0 +1,190 @@
+"""gpuad.compile of a function whose result the caller differentiates: a model's forward, called as
+`loss = F.cross_entropy(compiled_model(x), y); loss.backward()`, torch.compile's commonest use.
+The split is AOTAutograd's.
+
+While tracing, once the function has returned, its live outputs (tensors whose autograd graph is
+still alive) are differentiated from seed gradients that are inputs of the program, and that walk
+is recorded too. It stops at the tensors the call read that require grad: parameters, and tensor
+arguments (one with a history of its own is a leaf for this walk). The program is cut where the
+walk began. The forward replays as the call; the walk becomes a second generated function
+(program.py), whose inputs are the seeds and what it reads of the forward (the residuals). Each
+replay's outputs carry one Node over the tensors the walk reached. Its rule runs that function and
+hands their gradients to autograd's walk, which accumulates them into .grad, or carries them on
+into the caller's graph, as it does for any op. As in torch.compile, the replayed backward is not
+differentiable again (create_graph raises).
+"""
+from .. import autograd, backend
+from ..autograd import Node, grad_mode
+from ..tensor import Tensor
+from .arrays import TRACE_TYPES
+from .records import record_fields
+
+NAME = "CompiledFunction"  # the Node shows as <CompiledFunctionBackward>, torch.compile's grad_fn
+
+
+class Split:
+    """Where the recorded walk begins in the recording (`start`, an instruction index) and what it
+    connects: the live outputs' values and their seeds', the tensors whose gradients it computes
+    (`targets`, as references a replay binds), the value of each one's gradient, and the
+    forward's values it reads (`residuals`, filled in by trace.py)."""
+    __slots__ = ("start", "outputs", "seeds", "targets", "grads", "residuals", "instrs")
+
+    def __init__(self, start, outputs, seeds):
+        self.start, self.outputs, self.seeds = start, outputs, seeds
+        self.targets, self.grads, self.residuals, self.instrs = [], [], [], []
+
+
+def live_outputs(result):
+    """The tensors of a result (in a tuple, list, dict or record) whose autograd graph is still
+    alive."""
+    found, stack = [], [result]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Tensor):
+            if value._node is not None and value._node.inputs is not None:
+                found.append(value)
+        elif type(value) in (tuple, list):
+            stack.extend(reversed(value))
+        elif type(value) is dict:
+            stack.extend(reversed(list(value.values())))
+        else:
+            fields = record_fields(value)  # a namedtuple, dataclass or SimpleNamespace
+            stack.extend(reversed([v for _, v in fields or ()]))
+    return list({id(t): t for t in found}.values())
+
+
+def record_backward(rec, outputs):
+    """Record the backward walk of `outputs` from seeds that are inputs of the program (rec.split),
+    and keep the output and target tensors for the first call's Node (rec.live)."""
+    if any(type(t.array) not in TRACE_TYPES or t.array._rec is not rec for t in outputs):
+        rec.poison("returns a tensor with an autograd graph that it did not compute")
+        return
+    targets = [t for t in rec.wrapped_tensors.values() if t._requires_grad]
+    seeds = []
+    for k, t in enumerate(outputs):
+        real = t.array._real
+        seeds.append(Tensor(rec.external(backend.xp_of(real).ones_like(real), ("seed", k),
+                                         "input")))
+    split = Split(len(rec.instrs), [t.array._vid for t in outputs],
+                  [s.array._vid for s in seeds])
+    cut = [(t, t._node) for t in targets if t._node is not None]
+    try:
+        for t, _ in cut:
+            t._node = None  # the walk stops at what the call read: the caller's graph goes on
+        grads = autograd.grad(outputs, targets, seeds, retain_graph=True, allow_unused=True)
+        stray = [t for t in autograd.reachable(outputs) if t._node is None
+                 and t._requires_grad and id(t) not in rec.wrapped_tensors]
+    except Exception as error:  # noqa: BLE001  (the eager result stays usable: fall back)
+        rec.poison(f"returns a tensor whose backward could not be recorded "
+                   f"({type(error).__name__}: {error})")
+        return
+    finally:
+        for t, node in cut:
+            t._node = node
+    if stray:
+        rec.poison("returns a tensor whose graph reaches a tensor made inside it with "
+                   "requires_grad, which a replay's backward would not reach")
+        return
+    kept = []
+    for t, g in zip(targets, grads):
+        if g is None:
+            continue
+        if type(g.array) not in TRACE_TYPES or g.array._rec is not rec:
+            rec.poison("returns a tensor whose backward gives a gradient it did not compute")
+            return
+        kept.append(t)
+        split.grads.append(g.array._vid)
+    made = set()
+    for instr in rec.instrs[split.start:]:
+        if any(vid not in made for vid in _written(instr)):
+            rec.poison(f"returns a tensor whose backward writes into a value of the forward "
+                       f"({instr.name})")
+            return
+        made.update(_outs(instr))
+    rec.split, rec.live = split, (outputs, kept)
+
+
+def residuals(split):
+    """The values the walk's live instructions read that it did not make: the forward's (and
+    parameters and arguments), which the forward must keep for it."""
+    made, found = set(split.seeds), set()
+    for instr in split.instrs:
+        found.update(vid for vid in instr.reads if vid not in made)
+        made.update(_outs(instr))
+    return sorted(found)
+
+
+def _outs(instr):
+    outs = instr.outs
+    return () if outs is None else (outs,) if type(outs) is int else outs
+
+
+def _written(instr):
+    """The values an instruction writes into: an in-place operator's or item assignment's
+    target, an out= argument."""
+    refs = [instr.args[0]] if instr.kind in ("ibinop", "setitem") else []
+    out = instr.kwargs.get("out")
+    refs += list(out) if type(out) is tuple else [out]
+    return [ref.vid for ref in refs if hasattr(ref, "vid")]
+
+
+class Outputs:
+    """What makes a replay's live outputs differentiable: `backward`, the generated walk (called
+    with [residuals] and the seeds' arrays, returning the targets' gradients), and the outputs'
+    (shape, dtype), for the seeds of outputs that get no gradient."""
+
+    def __init__(self, metas):
+        self.metas, self.backward = metas, None
+
+    def __call__(self, arrays, saved, targets):
+        """The replay's outputs as tensors carrying the compiled backward."""
+        tensors = tuple(map(Tensor, arrays))
+        self.attach(tensors, saved, targets)
+        return tensors
+
+    def attach(self, tensors, saved, targets):
+        box = [saved]  # emptied by a walk that does not retain the graph (see run)
+        if len(tensors) == 1:
+            _record(tensors[0], Node(NAME, _backward, targets, {"saved": box, "outputs": self}))
+            return
+        # several outputs, as checkpoint does: one Node on a 0-d token runs the backward once,
+        # after every output's Node has left its seed (the token is older, so visited last)
+        seeds = {}
+        token = Tensor(backend.xp_of(tensors[0].array).zeros((), self.metas[0][1]))
+        _record(token, Node(NAME, _joint_backward, targets,
+                            {"saved": box, "outputs": self, "seeds": seeds}))
+        for k, t in enumerate(tensors):
+            _record(t, Node(NAME, _seed, (token,), {"seeds": seeds, "index": k}))
+
+    def run(self, box, seeds):
+        if grad_mode.enabled:
+            raise RuntimeError("backward: the gradient of a gpuad.compile'd function is not "
+                               "differentiable again (create_graph=True reached it), as in "
+                               "torch.compile; call the function uncompiled for higher-order "
+                               "gradients")
+        seeds = [a if a.dtype == dtype else a.astype(dtype)
+                 for a, (_, dtype) in zip(seeds, self.metas)]
+        # (a walk that keeps the graph passes a copy of the box: the generated code empties the
+        # box it gets, so the residuals die one by one as the walk is done with them)
+        grads = self.backward(box if not grad_mode.retaining else [box[0]], seeds)
+        return tuple(map(Tensor, grads))
+
+
+def _record(t, node):
+    t._node, t._requires_grad = node, True
+
+
+def _backward(g, y, *targets, saved, outputs):
+    return outputs.run(saved, [g.array])
+
+
+def _seed(g, y, token, *, seeds, index):
+    seeds[index] = g.array
+    return (Tensor(backend.xp_of(token.array).zeros_like(token.array)),)
+
+
+def _joint_backward(g, y, *targets, saved, outputs, seeds):
+    xp = backend.xp_of(y.array)
+    arrays = [seeds.pop(k) if k in seeds else xp.zeros(shape, dtype)
+              for k, (shape, dtype) in enumerate(outputs.metas)]
+    return outputs.run(saved, arrays)

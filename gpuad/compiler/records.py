@@ -1,0 +1,78 @@
+"""What counts as data in what a compiled function takes and returns: plain Python values, and
+records (namedtuples, dataclass instances, SimpleNamespaces) of tensors and such values, which a
+call's signature and binding read field by field (a batch), and a replay builds anew when the
+function returns one.
+"""
+import copy
+import dataclasses
+import keyword
+import types
+
+from ..tensor import Tensor
+
+PYTHON_VALUES = (int, float, bool, str, type(None))
+
+
+def record_fields(value):
+    """[(field name, value)] of a data record passed as an argument (a namedtuple, a dataclass
+    instance or a types.SimpleNamespace holding tensors, numbers and containers of them: a
+    batch), which the call's signature and binding read field by field, as a dict's entries;
+    None for any other object, or a record that also holds a raw array, a model or another
+    object (it stays one object, found as such)."""
+    t = type(value)
+    if isinstance(value, tuple) and hasattr(t, "_fields"):
+        fields = list(zip(t._fields, value))
+    elif t is types.SimpleNamespace:
+        fields = list(vars(value).items())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    else:
+        return None
+    for name, field in fields:
+        if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+                and _data(field)):
+            return None
+    return fields
+
+
+def record_defaults(record):
+    """The defaults a record's class declares for its fields (values the call did not compute)."""
+    if isinstance(record, tuple):
+        return list(type(record)._field_defaults.values())
+    if dataclasses.is_dataclass(record):
+        return [f.default for f in dataclasses.fields(record)
+                if f.default is not dataclasses.MISSING]
+    return []
+
+
+def record_shell(record):
+    """An empty copy of a record (fields None; a namedtuple's type) to build results on, so a
+    program does not keep the traced call's tensors alive."""
+    if isinstance(record, tuple):
+        return type(record)
+    shell = copy.copy(record)  # no __init__ or __post_init__ runs, as in a replay's result
+    for name, _ in record_fields(record):
+        object.__setattr__(shell, name, None)  # (a frozen dataclass's fields too)
+    return shell
+
+
+def rebuild(shell, values):
+    """A record like the one record_shell emptied, holding `values` in its fields' order."""
+    if isinstance(shell, type):
+        return shell._make(values)
+    record = copy.copy(shell)
+    for (name, _), value in zip(record_fields(shell), values):
+        object.__setattr__(record, name, value)
+    return record
+
+
+def _data(value, depth=0):
+    """Tensors, plain values, and tuples, lists and dicts of them."""
+    t = type(value)
+    if t is Tensor or t in PYTHON_VALUES:
+        return True
+    if depth < 3 and t in (tuple, list):
+        return all(_data(v, depth + 1) for v in value)
+    if depth < 3 and t is dict:
+        return all(_data(v, depth + 1) for v in value.values())
+    return False

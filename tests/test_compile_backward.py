@@ -1,0 +1,363 @@
+"""gpuad.compile of a function whose result the caller differentiates (`gpuad.compile(model)` with
+the loss, backward() and the optimizer step outside): the forward replays, and the outputs carry a
+recorded backward that computes bit for bit eager's gradients on the CPU, into parameters,
+tensor arguments and the caller's own graph."""
+import collections
+import dataclasses
+import tracemalloc
+import types
+import warnings
+import weakref
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.nn.functional as F
+import models
+from gpuad import nn
+from gpuad.compiler import CompileWarning, OptimizedModule
+from gpuad.testing import gradcheck
+
+
+def _host(t):
+    return gpuad.backend.asnumpy(t.array).copy()
+
+
+def _same(a, b, device):
+    if device == "cuda":
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    else:
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def _train(build, batches, device, compiled, loss_of):
+    """Train from seed 0 on the batches with loss_of(forward, x, y) and backward() outside the
+    compiled part; (losses, parameters, buffers, the forward)."""
+    gpuad.manual_seed(0)
+    model, opt, forward = build(device)
+    if compiled:
+        forward = gpuad.compile(forward)
+    losses = []
+    for x, y in batches:
+        loss = loss_of(forward, gpuad.tensor(x, device=device), gpuad.tensor(y, device=device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(_host(loss))
+    return (losses, [_host(p) for p in model.parameters()], [_host(b) for b in model.buffers()],
+            forward)
+
+
+def _classify(forward, x, y):
+    return F.cross_entropy(forward(x), y)
+
+
+def _mlp(device):
+    model = models.MLP(12, (16, 16), 5).to(device)
+    return model, gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), model
+
+
+def _resnet(device):  # BatchNorm: running statistics updated by every replay
+    model = models.ResNet(widths=(4, 8, 8)).to(device)
+    return model, gpuad.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), model
+
+
+def _lenet_loss(device):  # model and loss compiled together, backward outside
+    model = models.LeNet5(channels=(2, 3), hidden=(6,), image_size=12).to(device)
+
+    def loss(x, y):
+        return F.cross_entropy(model(x), y)
+    return model, gpuad.optim.Adam(model.parameters(), lr=1e-2), loss
+
+
+def _gpt(device):  # dropout draws, tied weights, AdamW
+    model = models.GPT(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8,
+                       dropout=0.2).to(device)
+    return model, gpuad.optim.AdamW(model.parameters(), lr=1e-2), model
+
+
+def _tokens(forward, x, y):
+    return F.cross_entropy(forward(x).reshape(-1, 11), y.reshape(-1))
+
+
+CASES = {
+    "mlp": (_mlp, lambda rng: (rng.standard_normal((8, 12)).astype(np.float32),
+                               rng.integers(0, 5, 8)), _classify),
+    "resnet": (_resnet, lambda rng: (rng.standard_normal((4, 1, 12, 12)).astype(np.float32),
+                                     rng.integers(0, 10, 4)), _classify),
+    "lenet_loss": (_lenet_loss, lambda rng: (rng.standard_normal((4, 1, 12, 12)).astype(
+        np.float32), rng.integers(0, 10, 4)), lambda f, x, y: f(x, y)),
+    "gpt": (_gpt, lambda rng: (rng.integers(0, 11, (3, 6)), rng.integers(0, 11, (3, 6))),
+            _tokens),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_compiled_forward_trains_as_the_eager_one(device, case):
+    build, make, loss_of = CASES[case]
+    rng = np.random.default_rng(0)
+    batches = [make(rng) for _ in range(20 if case == "mlp" else 6)]
+    eager = _train(build, batches, device, False, loss_of)
+    compiled = _train(build, batches, device, True, loss_of)
+    for a, b in zip(eager[0] + eager[1] + eager[2], compiled[0] + compiled[1] + compiled[2]):
+        _same(a, b, device)
+    forward = compiled[3]
+    assert forward.traces == 1 and len(forward.programs()) == 1  # one recording, then replays
+
+
+def test_the_output_carries_the_compiled_backward():
+    model = models.MLP(12, (16,), 5)
+    compiled = gpuad.compile(model)
+    out = compiled(gpuad.randn(4, 12))
+    assert repr(out._node) == "<CompiledFunctionBackward>" and out.requires_grad
+    out = compiled(gpuad.randn(4, 12))  # a replay's too
+    assert repr(out._node) == "<CompiledFunctionBackward>"
+    with gpuad.no_grad():  # a program of its own, without a backward
+        assert compiled(gpuad.randn(4, 12))._node is None
+    assert compiled.traces == 2
+
+
+def _twice(compiled):
+    """Gradients of an input that requires grad and of a weight that the compiled block shares
+    with the eager layers around it, over three calls."""
+    gpuad.manual_seed(0)
+    first, head = nn.Linear(6, 6), nn.Linear(6, 3)
+    block = nn.Sequential(nn.Linear(6, 6), nn.Tanh())
+
+    def inner(h):  # the compiled part reads first.weight too
+        return block(h) + F.linear(h, first.weight)
+    inner = gpuad.compile(inner) if compiled else inner
+    rng = np.random.default_rng(3)
+    found = []
+    for _ in range(3):
+        x = gpuad.tensor(rng.standard_normal((5, 6)).astype(np.float32), requires_grad=True)
+        h = first(x)  # the compiled part's argument has a history: the walk goes on into it
+        loss = F.cross_entropy(head(inner(h)), gpuad.tensor(rng.integers(0, 3, 5)))
+        for p in (first.weight, first.bias, head.weight, block[0].weight):
+            p.grad = None
+        loss.backward()
+        found.append([_host(x.grad)] + [_host(p.grad) for p in (first.weight, first.bias,
+                                                                head.weight, block[0].weight)])
+    return found, inner
+
+
+def test_gradients_reach_arguments_their_history_and_shared_weights_once():
+    eager, _ = _twice(False)
+    compiled, inner = _twice(True)
+    for a, b in zip(eager, compiled):
+        for ga, gb in zip(a, b):
+            assert np.array_equal(ga, gb)
+    assert inner.traces == 1
+
+
+class _TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = self.body(x)
+        return h.tanh(), {"double": h * 2}
+
+
+@pytest.mark.parametrize("uses", ["both", "first", "second"])
+def test_several_outputs_share_one_backward(uses):
+    found = {}
+    for compiled in (False, True):
+        gpuad.manual_seed(0)
+        model = _TwoHeads()
+        forward = gpuad.compile(model) if compiled else model
+        grads = []
+        for i in range(3):
+            a, b = forward(gpuad.randn(5, 4))
+            b = b["double"]
+            loss = {"both": a.sum() + (b * b).sum(), "first": a.sum(), "second": b.sum()}[uses]
+            model.zero_grad()
+            loss.backward()
+            grads.append([_host(p.grad) for p in model.parameters()])
+        found[compiled] = grads
+    for a, b in zip(found[False], found[True]):
+        for ga, gb in zip(a, b):
+            assert np.array_equal(ga, gb)
+
+
+_Output = collections.namedtuple("_Output", "logits aux")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Frozen:
+    logits: object
+    scale: float = 0.5
+
+
+@pytest.mark.parametrize("record", [
+    lambda logits, aux: _Output(logits, aux),
+    lambda logits, aux: _Frozen(logits + aux),
+    lambda logits, aux: types.SimpleNamespace(logits=logits, aux=aux, step=3),
+], ids=["namedtuple", "frozen_dataclass", "namespace"])
+def test_a_result_record_is_built_anew_by_every_replay(record):
+    # a model returning its outputs as a record (logits and an auxiliary loss): each call gets a
+    # record of its own tensors, which carry the backward
+    found = {}
+    for compiled in (False, True):
+        gpuad.manual_seed(0)
+        model = _TwoHeads()
+
+        def forward(x):
+            logits, extra = model(x)
+            return record(logits, extra["double"].mean())
+        forward = gpuad.compile(forward) if compiled else forward
+        results = []
+        for _ in range(3):
+            out = forward(gpuad.randn(5, 4))
+            model.zero_grad()
+            loss = out.logits.sum() + getattr(out, "aux", 0)
+            loss.backward()
+            fields = dataclasses.astuple(out) if dataclasses.is_dataclass(out) else (
+                tuple(vars(out).values()) if isinstance(out, types.SimpleNamespace) else out)
+            results.append([type(out)] + [_host(v) if isinstance(v, gpuad.Tensor) else v
+                                          for v in fields]
+                           + [_host(p.grad) for p in model.parameters()])
+        found[compiled] = results
+        if compiled:
+            assert forward.traces == 1
+    for a, b in zip(found[False], found[True]):
+        assert a[0] is b[0]
+        for va, vb in zip(a[1:], b[1:]):
+            assert np.array_equal(va, vb)
+
+
+def test_gradcheck_through_a_compiled_function_with_broadcasting():
+    @gpuad.compile
+    def layer(x, w, b):
+        h = (x @ w + b).tanh()  # b (3,) broadcasts over the rows
+        return h, h * b
+
+    x = gpuad.randn(4, 2, dtype=gpuad.float64, requires_grad=True)
+    w = gpuad.randn(2, 3, dtype=gpuad.float64, requires_grad=True)
+    b = gpuad.randn(3, dtype=gpuad.float64, requires_grad=True)
+    assert gradcheck(layer, (x, w, b))
+    assert layer.traces == 1 and layer.programs()  # the finite differences replayed it
+
+
+def test_retain_graph_create_graph_and_a_second_backward_behave_as_eagerly():
+    model = _TwoHeads()
+    compiled = gpuad.compile(model)
+    x = gpuad.randn(3, 4)
+    for _ in range(2):  # the recording's outputs, then a replay's
+        out, _ = compiled(x)
+        model.zero_grad()
+        out.sum().backward(retain_graph=True)
+        once = _host(model.body.weight.grad)
+        out.sum().backward()
+        np.testing.assert_allclose(_host(model.body.weight.grad), 2 * once, rtol=1e-6)
+        with pytest.raises(RuntimeError, match="a second time"):
+            out.sum().backward()
+    out, _ = compiled(x)
+    with pytest.raises(RuntimeError, match="not differentiable again"):
+        gpuad.autograd.grad(out.sum(), model.body.weight, create_graph=True)
+
+
+def test_compile_of_a_module_is_a_module_as_in_torch():
+    model = models.MLP(12, (16,), 5)
+    compiled = gpuad.compile(model)
+    assert isinstance(compiled, OptimizedModule) and isinstance(compiled, nn.Module)
+    assert compiled._orig_mod is model and compiled.net is model.net  # the model's attributes
+    assert list(compiled.state_dict()) == ["_orig_mod." + k for k in model.state_dict()]
+    assert [p for p in compiled.parameters()] == [p for p in model.parameters()]
+    x = gpuad.randn(4, 12)
+    compiled(x)
+    compiled.eval()  # reaches the model: a program of its own
+    assert not model.training
+    np.testing.assert_array_equal(_host(compiled(x)), _host(model(x)))
+    assert compiled.traces == 2
+
+
+def test_a_frozen_parameter_retraces_and_gets_no_gradient():
+    model = models.MLP(12, (16,), 5)
+    compiled = gpuad.compile(model)
+    x = gpuad.randn(4, 12)
+    first = model.net[1].weight
+    for frozen in (False, True, False):
+        first.requires_grad_(not frozen)
+        model.zero_grad()
+        compiled(x).sum().backward()
+        assert (first.grad is None) == frozen and model.net[3].weight.grad is not None
+    assert compiled.traces == 2  # the third call finds the first program again
+
+
+def test_a_forward_that_reads_the_host_still_falls_back():
+    model = models.MLP(12, (16,), 5)
+
+    def forward(x):
+        out = model(x)
+        return out / float(out.abs().max().item())
+    compiled = gpuad.compile(forward)
+    x = gpuad.randn(4, 12)
+    with pytest.warns(CompileWarning, match="item"):
+        out = compiled(x)
+    out.sum().backward()  # the eager result's graph is intact
+    assert model.net[1].weight.grad is not None
+
+
+def test_a_leaf_made_inside_with_requires_grad_falls_back():
+    def forward(x):
+        scale = gpuad.ones(4, requires_grad=True)
+        return x * scale
+    compiled = gpuad.compile(forward)
+    with pytest.warns(CompileWarning, match="made inside"):
+        compiled(gpuad.randn(3, 4, requires_grad=True)).sum().backward()
+
+
+def _backward_peak(forward, x, steps=3):
+    """The most memory held above what was held before calling the forward and backward."""
+    for _ in range(2):
+        forward(x).sum().backward()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(steps):
+            forward(x).sum().backward()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_compiled_forward_and_backward_peak_no_higher_than_eager():
+    gpuad.manual_seed(0)
+    model = nn.Sequential(*[layer for _ in range(6) for layer in (nn.Linear(128, 128), nn.ReLU())])
+    x = gpuad.randn(128, 128)
+    eager = _backward_peak(model, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        compiled = _backward_peak(gpuad.compile(model), x)
+    assert compiled <= eager
+
+
+def test_the_compiled_backward_frees_each_residual_after_its_last_use():
+    # as eager frees each node's saved arrays once its rule has run: a residual kept to the end
+    # of the walk would raise its peak by every activation of the model
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 4))
+    compiled = gpuad.compile(model)
+    x = gpuad.randn(8, 16)
+    compiled(x)
+    out = compiled(x)  # a replay
+    kept = {id(x.array)} | {id(p.array) for p in model.parameters()}
+    produced = [a for a in out._node.kwargs["saved"][0] if id(a) not in kept]
+    assert len(produced) == 2  # the two ReLU outputs
+    returned, freed = [], []
+    for a in produced:
+        weakref.finalize(a, lambda: freed.append(bool(returned)))
+    del a, produced
+    outputs = compiled.programs()[0].outputs
+    run = outputs.backward
+
+    def watched(box, seeds):
+        grads = run(box, seeds)
+        returned.append(True)
+        return grads
+    outputs.backward = watched
+    out.sum().backward()
+    assert freed == [False, False]  # both went before the generated backward returned
