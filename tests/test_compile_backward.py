@@ -287,6 +287,50 @@ def test_a_frozen_parameter_retraces_and_gets_no_gradient():
     assert compiled.traces == 2  # the third call finds the first program again
 
 
+@pytest.mark.parametrize("register", ["hook", "post_accumulate_grad_hook"])
+def test_hooks_on_parameters_run_after_the_compiled_backward(register):
+    # autograd's walk runs them, as eagerly: hooks put on before tracing and after it
+    found = {}
+    for compiled in (False, True):
+        gpuad.manual_seed(0)
+        model = models.MLP(12, (16,), 5)
+        forward = gpuad.compile(model) if compiled else model
+        weight, calls = model.net[1].weight, []
+
+        def hook(arg):
+            calls.append(1)
+            if register == "hook":
+                return arg * 0.5
+            arg.grad.mul_(0.5)
+        grads = []
+        for i in range(4):
+            if i in (0, 2):  # a second hook, after the recording
+                getattr(weight, f"register_{register}")(hook)
+            model.zero_grad()
+            forward(gpuad.randn(4, 12)).sum().backward()
+            grads.append(_host(weight.grad))
+        found[compiled] = grads, len(calls)
+        if compiled:
+            assert forward.traces == 1
+    assert found[True][1] == found[False][1] == 6
+    for a, b in zip(found[False][0], found[True][0]):
+        assert np.array_equal(a, b)
+
+
+def test_a_forward_that_runs_a_backward_of_its_own_still_refuses_hooks():
+    # a gradient penalty inside the forward: its walk would run the hook, which a replay skips
+    weight = gpuad.randn(3, requires_grad=True)
+    weight.register_hook(lambda g: g * 2)
+
+    def penalised(x):
+        y = (x * weight).sum()
+        g, = gpuad.autograd.grad(y, x, create_graph=True)
+        return y + (g * g).sum()
+    compiled = gpuad.compile(penalised)
+    with pytest.warns(CompileWarning, match="has hooks"):
+        compiled(gpuad.randn(3, requires_grad=True)).backward()
+
+
 def test_a_forward_that_reads_the_host_still_falls_back():
     model = models.MLP(12, (16,), 5)
 
@@ -301,13 +345,24 @@ def test_a_forward_that_reads_the_host_still_falls_back():
     assert model.net[1].weight.grad is not None
 
 
-def test_a_leaf_made_inside_with_requires_grad_falls_back():
+@pytest.mark.parametrize("inside", ["leaf", "hook", "retain_grad"])
+def test_what_a_replayed_backward_would_skip_inside_falls_back(inside):
+    # a leaf made with requires_grad gets no gradient from a replay; a hook or retain_grad() on
+    # a tensor computed inside would not run
+    weight = gpuad.ones(4, requires_grad=True)
+
     def forward(x):
-        scale = gpuad.ones(4, requires_grad=True)
-        return x * scale
+        scale = gpuad.ones(4, requires_grad=True) if inside == "leaf" else weight
+        h = x * scale
+        if inside == "hook":
+            h.register_hook(lambda g: g * 2)
+        elif inside == "retain_grad":
+            h.retain_grad()
+        return h.sum()
     compiled = gpuad.compile(forward)
-    with pytest.warns(CompileWarning, match="made inside"):
-        compiled(gpuad.randn(3, 4, requires_grad=True)).sum().backward()
+    with pytest.warns(CompileWarning, match="made inside" if inside == "leaf" else inside):
+        compiled(gpuad.randn(3, 4, requires_grad=True)).backward()
+    assert compiled.fallback is not None
 
 
 def _backward_peak(forward, x, steps=3):

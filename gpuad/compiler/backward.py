@@ -67,23 +67,29 @@ def record_backward(rec, outputs):
                                          "input")))
     split = Split(len(rec.instrs), [t.array._vid for t in outputs],
                   [s.array._vid for s in seeds])
-    cut = [(t, t._node) for t in targets if t._node is not None]
+    cut = [(t, t._node, t._hooks) for t in targets]
+    walked = rec.walked  # (the call's own walks, not this one)
     try:
-        for t, _ in cut:
-            t._node = None  # the walk stops at what the call read: the caller's graph goes on
+        for t, _, _ in cut:
+            # the walk stops at what the call read, whose hooks the caller's walk runs
+            t._node = t._hooks = None
         grads = autograd.grad(outputs, targets, seeds, retain_graph=True, allow_unused=True)
-        stray = [t for t in autograd.reachable(outputs) if t._node is None
-                 and t._requires_grad and id(t) not in rec.wrapped_tensors]
+        inside = [t for t in autograd.reachable(outputs) if id(t) not in rec.wrapped_tensors]
     except Exception as error:  # noqa: BLE001  (the eager result stays usable: fall back)
         rec.poison(f"returns a tensor whose backward could not be recorded "
                    f"({type(error).__name__}: {error})")
         return
     finally:
-        for t, node in cut:
-            t._node = node
-    if stray:
+        rec.walked = walked
+        for t, node, hooks in cut:
+            t._node, t._hooks = node, hooks
+    if any(t._node is None and t._requires_grad for t in inside):
         rec.poison("returns a tensor whose graph reaches a tensor made inside it with "
                    "requires_grad, which a replay's backward would not reach")
+        return
+    if any(t._hooks or t._retains_grad for t in inside):
+        rec.poison("returns a tensor whose graph holds a tensor it computed with a hook or "
+                   "retain_grad(), which a replay's backward would not run")
         return
     kept = []
     for t, g in zip(targets, grads):

@@ -60,7 +60,8 @@ class Spec:
         self.modules = []       # (module, training flag)
         self.structure = []     # (module, nn.module.held_by(module) when traced)
         self.members = []       # (optimizer, optimizer_members(optimizer) when traced)
-        self.grad_modes = []    # (tensor, requires_grad) of the leaves it reads (see unchanged)
+        self.grad_modes = []    # (tensor, requires_grad, whether hooks may run) of the leaves
+                                # it reads (see unchanged)
         self.identities = []    # (root, attribute path, object): self.opt is still that one
         self.python_reads = []  # (root, attribute path, value): self.beta still equals that
         self.device = None      # where the arrays are (CUDA: graphs)
@@ -412,14 +413,15 @@ class Program:
 
     def unchanged(self):
         """Whether the program's modules still hold the parameters, buffers and layers they held
-        when traced, and the tensors it reads still have their requires_grad and no hooks (asked
-        when autograd.CHANGES has moved: the replay runs no hook, the trace fell back on them)."""
+        when traced, and the tensors it reads still have their requires_grad and no hooks, unless
+        autograd runs them after the replay (backward.py): asked when autograd.CHANGES has moved
+        (the replay runs no hook, the trace fell back on them)."""
         now = autograd.CHANGES[0]
         if now == self._changed_at:
             return False
         if (all(held_by(m) == held for m, held in self.spec.structure)
-                and all(t._requires_grad is flag and not t._has_hooks()
-                        for t, flag in self.spec.grad_modes)):
+                and all(t._requires_grad is flag and (hooks or not t._has_hooks())
+                        for t, flag, hooks in self.spec.grad_modes)):
             self._seen[0] = now
             return True
         self._changed_at = now

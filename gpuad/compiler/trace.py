@@ -278,9 +278,15 @@ def _spec(rec, spec, result):
     if not all(held_by(m) == before for m, before in spec.structure):
         rec.poison("replaces a module's parameter, buffer or layer, or changes a number of one "
                    "of gpuad's layers (Dropout's p)")
+    # hooks run where autograd's walk runs them: in a replay only if the caller's walk does,
+    # after the outputs' recorded backward, and the call ran no walk of its own (backward.py)
+    hooks_run = rec.split is not None and not rec.walked
+    if rec.hooked and not hooks_run and rec.poisoned is None:
+        rec.poisoned = Poison("a tensor it uses has hooks (Python run during backward)",
+                              rec.hooked[0][1])
     read = {vid for instr in rec.instrs for vid in instr.reads}
     spec.identities = _used_identities(rec, spec, result, read)
-    spec.grad_modes = [(t, t._requires_grad) for tid, t in rec.wrapped_tensors.items()
+    spec.grad_modes = [(t, t._requires_grad, hooks_run) for tid, t in rec.wrapped_tensors.items()
                        if rec.refs[tid][0] == "obj" and t._node is None
                        and rec.start_vids.get(tid) in read]
     spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None

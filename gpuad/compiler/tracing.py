@@ -19,6 +19,7 @@ import weakref
 import numpy
 
 from .. import backend
+from ..autograd import grad_mode
 from ..tensor import Tensor
 from .arrays import (
     BINARY,
@@ -188,6 +189,8 @@ class Recorder:
         # backward.py: the recorded walk of a result the caller differentiates, and (only while
         # tracing: the first call's Node) its output tensors and the tensors it reaches
         self.split, self.live = None, None
+        self.hooked = []  # (tensor with hooks, the user's line that reached it)
+        self.walked = False  # whether the call ran a backward walk (not backward.py's)
 
     def mine(self):
         return not self.closed and not self.busy and threading.get_ident() == self.thread
@@ -284,8 +287,8 @@ class Recorder:
         self.wrapped_tensors[id(t)] = t
         self.refs[id(t)] = ref
         self.versions[id(t)] = (t, t._version, t._requires_grad)
-        if t._has_hooks():
-            self.poison("a tensor it uses has hooks (Python run during backward)")
+        if t._has_hooks():  # fine where autograd runs them, after a replayed backward (trace.py)
+            self.hooked.append((t, user_frame()))
         real = t.array
         if type(real) not in TRACE_TYPES:
             self.swapped.append(weakref.ref(t))
@@ -320,6 +323,8 @@ class Recorder:
         """Run one operation on the real arrays and append it to the program."""
         if not self.mine():
             return execute(kind, target, unwrap(args), unwrap(kwargs))
+        if grad_mode.in_backward:
+            self.walked = True
         if name in HOST_READS:
             self.poison(f"calls .{name}(), which reads an array's value on the host")
         elif name in DATA_DEPENDENT or (name == "where" and len(args) == 1 and not kwargs):
