@@ -23,7 +23,8 @@ weights (drawn once with numpy, torch's default init) and feeds it the same batc
   overhead_compiled, mlp_compiled, cnn_compiled
                the same three with gpuad's step through gpuad.compile (framework gpuad_compiled;
                recording its first calls is part of the timed run), against the floor and torch
-               in rounds of their own
+               in rounds of their own; mlp_compiled and cnn_compiled also run gpuad_model: the
+               model alone compiled (gpuad.compile(model)), the loss, backward and update eager
 
 The floor is scripts/benchmarks/floor.py: forward, backward and update written by hand on
 numpy/CuPy arrays. Peak memory on the CPU is per process, so each framework's mlp and cnn run once

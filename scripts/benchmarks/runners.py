@@ -7,7 +7,8 @@ from gpuad import backend
 from . import floor
 
 FRAMEWORKS = ("gpuad", "floor", "torch")
-COMPILED = ("gpuad_compiled", "floor", "torch")  # the *_compiled benchmarks' frameworks
+# the mlp_compiled and cnn_compiled benchmarks' frameworks (overhead_compiled: all but gpuad_model)
+COMPILED = ("gpuad_compiled", "gpuad_model", "floor", "torch")
 
 
 def import_torch():
@@ -53,9 +54,10 @@ class GpuadRunner(Runner):
         params = self.model.parameters()
         self.opt = (gpuad.optim.SGD(params, lr=lr, momentum=extra) if kind == "sgd" else
                     gpuad.optim.Adam(params, lr=lr))
+        self.forward = self.model
 
     def step(self, x, y):
-        loss = F.cross_entropy(self.model(gpuad.Tensor(x)), gpuad.Tensor(y))
+        loss = F.cross_entropy(self.forward(gpuad.Tensor(x)), gpuad.Tensor(y))
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -108,6 +110,16 @@ class CompiledGpuadRunner(GpuadRunner):
 
     def step(self, x, y):
         return self.compiled(x, y)
+
+
+class CompiledModelGpuadRunner(GpuadRunner):
+    """gpuad with the model compiled (gpuad.compile(model), torch.compile's commonest use): its
+    forward replays and the logits carry the recorded backward; the loss, backward() and the
+    optimizer step run eagerly. The first call of a round records."""
+
+    def reset(self):
+        super().reset()
+        self.forward = gpuad.compile(self.model)
 
 
 class AmpGpuadRunner(GpuadRunner):
@@ -218,6 +230,8 @@ def make_runners(spec, x, y, args, torch, names=FRAMEWORKS):
             runners[name] = GpuadRunner(spec, x, y, dev)
         elif name == "gpuad_compiled":
             runners[name] = CompiledGpuadRunner(spec, x, y, dev)
+        elif name == "gpuad_model":
+            runners[name] = CompiledModelGpuadRunner(spec, x, y, dev)
         elif name == "floor":
             runners[name] = FloorRunner(spec, x, y, dev)
         elif name == "torch" and torch is not None:
