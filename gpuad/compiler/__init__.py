@@ -7,7 +7,9 @@ program.py turns that recording into one generated Python function. Later calls 
 signature run that function: no Tensor, Node, type promotion or rule lookup, the same numpy/CuPy
 calls in the same order, so on the CPU a compiled step computes bit for bit what the eager one does.
 On the CPU, flat.py replays a run of per-parameter optimizer updates as one call over flat buffers;
-on CUDA, graphs.py captures the replay as CUDA graphs.
+on CUDA, graphs.py captures the replay as CUDA graphs. A function whose result the caller
+differentiates (gpuad.compile(model), backward() outside) also has that result's backward walk
+recorded: its outputs carry one Node that replays it (backward.py).
 
 What changes between calls is read afresh on each replay: the arguments' arrays, parameters,
 gradients and optimizer state (through their owners), the optimizer's host numbers (learning
@@ -57,23 +59,28 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
             options=None, disable=False, debug=None):
     """Compile a training step (or any function of tensors): torch.compile's name and keywords.
 
-    Usable as `step = gpuad.compile(step)` or `@gpuad.compile` / `@gpuad.compile(debug=True)`.
-    The first call for a signature (argument shapes, dtypes and devices, Python values passed as
+    Usable as `step = gpuad.compile(step)` or `@gpuad.compile` / `@gpuad.compile(debug=True)`. The
+    first call for a signature (argument shapes, dtypes and devices, Python values passed as
     arguments, grad mode, autocast) traces the function while running it; later calls replay the
-    recorded array program. A function that reads tensor values on the host (.item(), printing,
-    data-dependent branches or shapes), or does what a replay would not repeat (draws Python or
-    numpy random numbers, seeds a generator, makes a tensor of host data it creates anew, draws
-    from a DataLoader or an iterator, stores a tensor or changes a Python value on every call),
-    runs eagerly from then on, after one CompileWarning naming the cause; with fullgraph=True
-    that raises instead. A learning-rate scheduler stepped after the optimizer is stepped again
-    by every replay. A recording of a call that created optimizer state (a first step) or set a
-    cache or flag is not kept: the next call finds them. After CACHE_LIMIT recordings, calls
-    that match no program run eagerly (reset() starts over), as do calls made under
-    anomaly detection or gpuad.set_debug(True) (their checks are Python). `debug=True` (or
-    GPUAD_COMPILE_DEBUG=1) prints every trace, re-trace and fallback to stderr (they also go to
-    the "gpuad.compile" logger); GPUAD_COMPILE_DEBUG=2 prints each generated program too.
-    backend="eager" or disable=True returns fn unchanged; `dynamic` and `options` are accepted
-    for torch compatibility (every new shape re-traces)."""
+    recorded array program. A function may also return tensors that the caller differentiates
+    (`model = gpuad.compile(model)`, then the loss, backward() and the optimizer step outside):
+    their backward is recorded with the forward and replayed by one Node they carry, which hands the
+    gradients of the parameters and tensor arguments to autograd (torch.compile's AOTAutograd
+    split); it is not differentiable again (create_graph raises). A Module comes back as an
+    OptimizedModule, as from torch.compile. A function that reads tensor values on the host
+    (.item(), printing, data-dependent branches or shapes), or does what a replay would not repeat
+    (draws Python or numpy random numbers, seeds a generator, makes a tensor of host data it creates
+    anew, draws from a DataLoader or an iterator, stores a tensor or changes a Python value on every
+    call), runs eagerly from then on, after one CompileWarning naming the cause; with fullgraph=True
+    that raises instead. A learning-rate scheduler stepped after the optimizer is stepped again by
+    every replay. A recording of a call that created optimizer state (a first step) or set a cache
+    or flag is not kept: the next call finds them. After CACHE_LIMIT recordings, calls that match no
+    program run eagerly (reset() starts over), as do calls made under anomaly detection or
+    gpuad.set_debug(True) (their checks are Python). `debug=True` (or GPUAD_COMPILE_DEBUG=1) prints
+    every trace, re-trace and fallback to stderr (they also go to the "gpuad.compile" logger);
+    GPUAD_COMPILE_DEBUG=2 prints each generated program too. backend="eager" or disable=True returns
+    fn unchanged; `dynamic` and `options` are accepted for torch compatibility (every new shape
+    re-traces)."""
     if backend not in BACKENDS:
         raise ValueError(f"gpuad.compile: unknown backend {backend!r}; expected one of "
                          f"{BACKENDS} (all but 'eager' record and replay the same way)")
