@@ -257,6 +257,25 @@ def test_buckets_start_while_backward_still_runs():
     assert sum(sizes) == sum(p.array.size for p in ddp.parameters())
 
 
+def test_ddp_around_a_compiled_model_reduces_every_bucket():
+    # its parameters' post-accumulate hooks run once the compiled backward has handed autograd
+    # their gradients, as eagerly
+    log = []
+    plain = _mlp()
+    ddp = DistributedDataParallel(gpuad.compile(_mlp()), bucket_cap_mb=0.0005,
+                                  process_group=RecordingCommunicator(log))
+    assert list(ddp.state_dict()) == ["module._orig_mod." + k for k in plain.state_dict()]
+    x, y = gpuad.randn(4, 6), gpuad.tensor([0, 1, 2, 0])
+    for step in range(1, 4):
+        for model in (plain, ddp):
+            model.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+        assert [kind for kind, _ in log].count("all_reduce") == step * len(ddp.buckets) >= 3
+        for p, q in zip(plain.parameters(), ddp.parameters()):
+            assert np.array_equal(q.grad.array, p.grad.array)
+    assert ddp.module.traces == 1
+
+
 def test_ddp_in_a_world_of_one_matches_the_plain_model(device):
     dist.init_process_group()
     plain = _mlp().to(device)
