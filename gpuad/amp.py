@@ -173,6 +173,18 @@ def get_autocast_state():
 
 
 @contextlib.contextmanager
+def own_cast_cache():
+    """Cast copies of parameters made inside stay inside: gpuad.compile records a call with a
+    cache of its own, since a replay neither reads the caller's region's copies nor leaves any."""
+    state = _state
+    outer, state.cache = state.cache, {}
+    try:
+        yield
+    finally:
+        state.cache = outer
+
+
+@contextlib.contextmanager
 def autocast_state(saved):
     """Autocast as get_autocast_state() returned it, with a cache of its own: a recomputation
     must not share cast copies (and their Nodes) with the graph being walked."""

@@ -106,6 +106,35 @@ def test_a_compiled_forward_trains_as_the_eager_one(device, case):
     assert forward.traces == 1 and len(forward.programs()) == 1  # one recording, then replays
 
 
+def test_a_compiled_model_under_autocast_trains_with_a_grad_scaler_outside():
+    # float16 casts recorded with the forward; the region's cache of cast parameters is the
+    # caller's, which the recorded call neither reads nor fills
+    rng = np.random.default_rng(5)
+    batches = [(rng.standard_normal((16, 12)).astype(np.float32), rng.integers(0, 5, 16))
+               for _ in range(6)]
+    found = {}
+    for compiled in (False, True):
+        gpuad.manual_seed(0)
+        model = models.MLP(12, (16,), 5)
+        opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+        scaler = gpuad.amp.GradScaler("cpu")
+        forward = gpuad.compile(model) if compiled else model
+        losses = []
+        for x, y in batches:
+            with gpuad.autocast("cpu", dtype=gpuad.float16):
+                loss = F.cross_entropy(forward(gpuad.tensor(x)), gpuad.tensor(y))
+            opt.zero_grad()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            losses.append(_host(loss))
+        found[compiled] = losses + [_host(p) for p in model.parameters()]
+        if compiled:
+            assert forward.traces == 1
+    for a, b in zip(found[False], found[True]):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
 def test_the_output_carries_the_compiled_backward():
     model = models.MLP(12, (16,), 5)
     compiled = gpuad.compile(model)

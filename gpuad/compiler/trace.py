@@ -5,7 +5,7 @@ replay must bind, check and write back (a Spec), or why it cannot be replayed (a
 import gc
 import sys
 
-from .. import backend, ops
+from .. import amp, backend, ops
 from ..autograd import grad_mode
 from ..nn.module import held_by
 from ..optim.lr_scheduler import LRScheduler
@@ -75,7 +75,8 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
     if watch is not None:
         sys.setprofile(watch)
     try:
-        result = fn(*args, **kwargs)
+        with amp.own_cast_cache():
+            result = fn(*args, **kwargs)
         live = live_outputs(result) if grad_mode.enabled else ()
         if live:  # the caller will differentiate it: record that backward too (backward.py)
             record_backward(rec, live)
