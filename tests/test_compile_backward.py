@@ -303,6 +303,27 @@ def test_compile_of_a_module_is_a_module_as_in_torch():
     assert compiled.traces == 2
 
 
+def test_a_deep_copy_of_a_compiled_model_compiles_its_own_parameters():
+    # AveragedModel deep-copies the model it averages: the copy's programs must read the copy
+    model = models.MLP(12, (16,), 5)
+    compiled = gpuad.compile(model)
+    x = gpuad.randn(4, 12)
+    compiled(x)
+    ema = gpuad.optim.swa_utils.AveragedModel(
+        compiled, multi_avg_fn=gpuad.optim.swa_utils.get_ema_multi_avg_fn(0.5))
+    opt = gpuad.optim.SGD(compiled.parameters(), lr=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        compiled(x).sum().backward()
+        opt.step()
+        ema.update_parameters(compiled)
+    with gpuad.no_grad():
+        averaged = ema.module._orig_mod
+        np.testing.assert_array_equal(_host(ema(x)), _host(averaged(x)))
+        assert not np.array_equal(_host(ema(x)), _host(model(x)))
+    assert ema.module.traces == 1 and compiled.traces == 1
+
+
 def test_a_frozen_parameter_retraces_and_gets_no_gradient():
     model = models.MLP(12, (16,), 5)
     compiled = gpuad.compile(model)

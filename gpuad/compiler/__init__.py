@@ -22,6 +22,7 @@ change re-traces; others are frozen at tracing, as in jax.jit. What a replay can
 the function run eagerly, after one CompileWarning: host reads, Python or numpy random numbers,
 host data made anew, a DataLoader drawn inside, and Python state changed on every call (reach.py).
 """
+import copy
 import functools
 import logging
 import os
@@ -124,6 +125,12 @@ class CompiledFunction:
         self.cache.clear()
         self.fallback, self.traces, self.full_warned = None, 0, False
         self.unkept.clear()
+
+    def __deepcopy__(self, memo):
+        """A copy of the function, compiled afresh (copy.deepcopy of a compiled model, as
+        AveragedModel makes): the recorded programs hold the original's tensors."""
+        return CompiledFunction(copy.deepcopy(self.fn, memo), self.fullgraph, self.verbosity,
+                                self.graphs)
 
     def __get__(self, instance, owner):  # a compiled method binds like a function
         if instance is None:
