@@ -29,6 +29,7 @@ from ..optim.optimizer import Optimizer
 from ..tensor import Tensor
 from .program import same_value, source_literal
 from .records import PYTHON_VALUES, record_fields
+from .tracing import PACKAGE_DIR
 
 _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
          str, bytes, int, float, bool, type(None))
@@ -366,7 +367,7 @@ def _call_binding(func, bound, args, kwargs):
 
 _LIBRARIES = tuple(sorted({os.path.join(os.path.abspath(p), "") for p in (
     *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}))
+    PACKAGE_DIR)}))
 
 
 def _user_function(obj):

@@ -8,9 +8,8 @@ import dataclasses
 import keyword
 import types
 
+from ..nn.module import PLAIN_VALUES as PYTHON_VALUES
 from ..tensor import Tensor
-
-PYTHON_VALUES = (int, float, bool, str, type(None))
 
 
 def record_fields(value):

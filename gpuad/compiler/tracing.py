@@ -134,12 +134,12 @@ DATA_DEPENDENT = {"nonzero", "flatnonzero", "argwhere", "unique", "extract", "co
 METADATA = {"shape", "ndim", "size", "result_type", "can_cast", "iscomplexobj", "isrealobj",
             "isscalar", "min_scalar_type", "may_share_memory", "shares_memory", "promote_types",
             "issubdtype", "dtype", "finfo", "iinfo"}
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # gpuad's own code
 _SCALARS = (bool, int, float)
 
 
 def _in_gpuad(frame):
-    return os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE)
+    return os.path.abspath(frame.f_code.co_filename).startswith(PACKAGE_DIR)
 
 
 def user_frame():

@@ -81,14 +81,15 @@ def held_by(module):
             [(n, type(v), v) for n, v in vars(module).items() if _setting(module, n, v)])
 
 
-_NUMBERS = (int, float, bool, str, type(None))
+# the plain values a layer's settings are compared by (gpuad.compile's reads use the same)
+PLAIN_VALUES = (int, float, bool, str, type(None))
 
 
 def _setting(module, name, value):
     """Whether module.<name> = value is a number that gpuad's own forward reads, such as
     Dropout's p or a norm's eps (a layer of the user's own class is read where gpuad.compile
     follows the user's code); its training flag is a program's choice of its own."""
-    return (type(value) in _NUMBERS and name != "training" and not name.startswith("_")
+    return (type(value) in PLAIN_VALUES and name != "training" and not name.startswith("_")
             and getattr(type(module).forward, "__module__", "").startswith("gpuad."))
 
 
