@@ -26,7 +26,8 @@ LAYERS = [
 # delegations to ops, imported at the bottom of tensor.py and looked up at call time.
 ALLOWED_UPWARD = {("gpuad.tensor", "gpuad.ops")}
 # Lazy upward references inside functions, each with its reason in the code.
-ALLOWED_LAZY_UPWARD = {("gpuad.autograd", "gpuad.ops.function")}  # gpuad.autograd.Function
+ALLOWED_LAZY_UPWARD = {("gpuad.autograd", "gpuad.ops.function"),  # gpuad.autograd.Function
+                       ("gpuad.nn.module", "gpuad.compiler")}  # Module.compile(), torch's
 
 
 def _modules():

@@ -303,6 +303,32 @@ def test_compile_of_a_module_is_a_module_as_in_torch():
     assert compiled.traces == 2
 
 
+def test_module_compile_compiles_the_forward_in_place_as_in_torch():
+    rng = np.random.default_rng(2)
+    batches = [(rng.standard_normal((8, 12)).astype(np.float32), rng.integers(0, 5, 8))
+               for _ in range(5)]
+    found = {}
+    for compiled in (False, True):
+        gpuad.manual_seed(0)
+        model, opt, _ = _mlp("cpu")
+        keys = list(model.state_dict())
+        if compiled:
+            assert model.compile() is None
+        losses = []
+        for x, y in batches:
+            loss = _classify(model, gpuad.tensor(x), gpuad.tensor(y))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(_host(loss))
+        assert list(model.state_dict()) == keys  # no _orig_mod. prefix
+        found[compiled] = losses + [_host(p) for p in model.parameters()]
+    for a, b in zip(found[False], found[True]):
+        assert np.array_equal(a, b)
+    assert model.forward.traces == 1 and repr(model(gpuad.randn(2, 12))._node) == (
+        "<CompiledFunctionBackward>")
+
+
 def test_a_deep_copy_of_a_compiled_model_compiles_its_own_parameters():
     # AveragedModel deep-copies the model it averages: the copy's programs must read the copy
     model = models.MLP(12, (16,), 5)

@@ -297,6 +297,15 @@ class Module(MovesWithTo):
             object.__setattr__(module, "training", bool(mode))
         return self
 
+    def compile(self, *args, **kwargs):
+        """Compile this module's forward in place, as torch's Module.compile: its calls then
+        record and replay as gpuad.compile(module)'s (which takes the same arguments), and its
+        state_dict keys stay as they are. The compiled forward sits in the instance's __dict__,
+        so Module.__call__ stays as it is for every other module."""
+        from .. import compiler  # lazy, upward: the compiler sits above nn (it reads modules)
+        self.__dict__["forward"] = compiler.compile(type(self).forward.__get__(self), *args,
+                                                    **kwargs)
+
     def eval(self):
         return self.train(False)
 
