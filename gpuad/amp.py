@@ -326,6 +326,9 @@ class GradScaler:
         if not state["found_inf_per_device"]:
             raise RuntimeError("GradScaler.step: no inf checks were recorded for this optimizer "
                                "(none of its parameters has a .grad); call backward first")
+        backend.not_replayable(  # (what gpuad.compile's fallback warning says, and the way out)
+            "steps a GradScaler, whose inf check reads the device on the host, as torch's does "
+            "(compile the model alone, gpuad.compile(model), and keep the scaler's steps outside)")
         found = sum(float(backend.asnumpy(flag)) for flag in state["found_inf_per_device"].values())
         result = None if found else optimizer.step(*args, **kwargs)
         state["stage"] = _STEPPED

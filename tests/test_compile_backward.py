@@ -135,6 +135,24 @@ def test_a_compiled_model_under_autocast_trains_with_a_grad_scaler_outside():
         assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
+def test_a_compiled_step_with_a_grad_scaler_falls_back_saying_what_to_compile():
+    model = models.MLP(12, (16,), 5)
+    opt = gpuad.optim.SGD(model.parameters(), lr=0.1)
+    scaler = gpuad.amp.GradScaler("cpu")
+
+    @gpuad.compile
+    def step(x, y):
+        with gpuad.autocast("cpu", dtype=gpuad.float16):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        return loss
+    with pytest.warns(CompileWarning, match=r"GradScaler.*gpuad\.compile\(model\)"):
+        step(gpuad.randn(8, 12), gpuad.tensor(np.arange(8) % 5))
+
+
 def test_the_output_carries_the_compiled_backward():
     model = models.MLP(12, (16,), 5)
     compiled = gpuad.compile(model)
