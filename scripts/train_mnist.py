@@ -88,8 +88,11 @@ def parse_args(argv):
                              "WORLD_SIZE, MASTER_ADDR, MASTER_PORT for NCCL); batch size per rank")
     parser.add_argument("--backend", choices=("auto", "mpi", "nccl"), default="auto",
                         help="with --distributed: auto is NCCL on cuda, MPI on the CPU")
-    parser.add_argument("--compile", action="store_true",
-                        help="record the training step once and replay it (gpuad.compile)")
+    parser.add_argument("--compile", nargs="?", const="step", choices=("step", "model"),
+                        help="record once and replay with gpuad.compile: the whole training step "
+                             "(--compile, or --compile step), or the model alone, its loss, "
+                             "backward and update eager (--compile model; also with "
+                             "--distributed)")
     args = parser.parse_args(argv)
     optimizer, lr, batch_size = DEFAULTS[args.model]
     args.optimizer = args.optimizer or optimizer
@@ -99,8 +102,10 @@ def parse_args(argv):
         args.device = "cuda" if gpuad.cuda.is_available() else "cpu"
     if args.resume and not args.checkpoint:
         parser.error("--resume needs --checkpoint PATH")
-    if args.compile and args.distributed:
-        parser.error("--compile records a single process's step; drop it with --distributed")
+    if args.compile == "step" and args.distributed:
+        parser.error("--compile step records a single process's step, and a data-parallel "
+                     "backward reduces gradients between processes: use --compile model with "
+                     "--distributed")
     return args
 
 
@@ -138,10 +143,11 @@ def train(args):
                                   seed=args.seed, device=args.device)
         test_loader = DataLoader(test_set, batch_size=1000, device=args.device)
     net = MODELS[args.model]().to(args.device)
-    model = DistributedDataParallel(net) if args.distributed else net
+    model = gpuad.compile(net) if args.compile == "model" else net  # (its state_dict is net's)
+    model = DistributedDataParallel(model) if args.distributed else model
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), args.lr)
     step = training_step(model, optimizer, F.cross_entropy)
-    step = gpuad.compile(step) if args.compile else step
+    step = gpuad.compile(step) if args.compile == "step" else step
 
     first_epoch, skip, meter = 0, 0, RunningMean()
     if lead and args.checkpoint and (stale := remove_stale_temp_files(args.checkpoint)):

@@ -505,6 +505,22 @@ def test_train_mnist_on_two_ranks_matches_one_process_with_twice_the_batch(capsy
 
 
 @needs_mpi
+@needs_mnist
+def test_train_mnist_on_two_ranks_with_a_compiled_model_matches_eager():
+    # --compile model: DistributedDataParallel around gpuad.compile(model), whose parameters'
+    # hooks start the reductions after the recorded backward
+    args = ["--distributed", "--batch-size", "32", "--epochs", "1", "--max-steps", "6",
+            "--no-progress", "--device", "cpu"]
+    found = []
+    for extra in ([], ["--compile", "model"]):
+        run = mpirun(2, ROOT / "scripts" / "train_mnist.py", *args, *extra, timeout=300)
+        assert run.returncode == 0, run.stderr
+        line, = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+        found.append({k: v for k, v in line.items() if k != "samples_per_s"})
+    assert found[0] == found[1]
+
+
+@needs_mpi
 def test_a_torchrun_style_launch_on_the_cpu_is_refused_with_the_fix(tmp_path):
     """RANK/WORLD_SIZE without mpiexec: MPI alone would see a world of one and train apart."""
     script = tmp_path / "job.py"

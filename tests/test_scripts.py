@@ -51,16 +51,19 @@ def test_train_mnist_smoke(model, capsys, tmp_path):
 
 @needs_mnist
 def test_train_mnist_compiled_matches_eager(capsys):
-    """--compile records train_epoch's step once and replays it: the same losses, bit for bit."""
+    """--compile records train_epoch's step once and replays it, --compile model the model's
+    forward and backward: the same losses, bit for bit."""
     train = load_script("train_mnist")
     common = ["--epochs", "2", "--max-steps", "4", "--no-progress", "--device", "cpu"]
-    runs = [train.main(common + extra) for extra in ([], ["--compile"])]
-    for a, b in zip(runs[0]["history"], runs[1]["history"]):
-        assert {k: v for k, v in a.items() if k != "samples_per_s"} == {
-            k: v for k, v in b.items() if k != "samples_per_s"}
-    for (name, a), (_, b) in zip(runs[0]["model"].state_dict().items(),
-                                 runs[1]["model"].state_dict().items()):
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+    runs = [train.main(common + extra)
+            for extra in ([], ["--compile"], ["--compile", "model"])]
+    for run in runs[1:]:
+        for a, b in zip(runs[0]["history"], run["history"]):
+            assert {k: v for k, v in a.items() if k != "samples_per_s"} == {
+                k: v for k, v in b.items() if k != "samples_per_s"}
+        for (name, a), (_, b) in zip(runs[0]["model"].state_dict().items(),
+                                     run["model"].state_dict().items()):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
 
 
 @needs_mnist
