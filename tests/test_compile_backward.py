@@ -439,24 +439,58 @@ def test_a_forward_that_reads_the_host_still_falls_back():
     assert model.net[1].weight.grad is not None
 
 
-@pytest.mark.parametrize("inside", ["leaf", "hook", "retain_grad"])
+@pytest.mark.parametrize("inside", ["returned_leaf", "hook", "retain_grad"])
 def test_what_a_replayed_backward_would_skip_inside_falls_back(inside):
-    # a leaf made with requires_grad gets no gradient from a replay; a hook or retain_grad() on
-    # a tensor computed inside would not run
+    # a leaf made with requires_grad and returned would get no .grad from a replay; a hook or
+    # retain_grad() on a tensor computed inside would not run
     weight = gpuad.ones(4, requires_grad=True)
 
     def forward(x):
-        scale = gpuad.ones(4, requires_grad=True) if inside == "leaf" else weight
+        scale = gpuad.ones(4, requires_grad=True) if inside == "returned_leaf" else weight
         h = x * scale
         if inside == "hook":
             h.register_hook(lambda g: g * 2)
         elif inside == "retain_grad":
             h.retain_grad()
-        return h.sum()
+        return h.sum(), scale
     compiled = gpuad.compile(forward)
-    with pytest.warns(CompileWarning, match="made inside" if inside == "leaf" else inside):
-        compiled(gpuad.randn(3, 4, requires_grad=True)).backward()
+    match = {"returned_leaf": "made with requires_grad", "hook": "hook"}.get(inside, inside)
+    with pytest.warns(CompileWarning, match=match):
+        compiled(gpuad.randn(3, 4, requires_grad=True))[0].backward()
     assert compiled.fallback is not None
+
+
+def test_a_gradient_penalty_with_its_own_create_graph_walk_replays():
+    # WGAN-GP: the forward differentiates the critic at an interpolate it makes with
+    # requires_grad (create_graph); the caller's backward goes through that walk too
+    found = {}
+    for compiled in (False, True):
+        gpuad.manual_seed(0)
+        critic = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+        def critic_loss(real, fake):
+            eps = gpuad.rand(real.shape[0], 1)
+            mix = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            g, = gpuad.autograd.grad(critic(mix).sum(), mix, create_graph=True)
+            penalty = ((g.norm(dim=1) - 1) ** 2).mean()
+            return critic(fake).mean() - critic(real).mean() + 10 * penalty
+        loss_of = gpuad.compile(critic_loss) if compiled else critic_loss
+        opt = gpuad.optim.Adam(critic.parameters(), lr=1e-3)
+        rng = np.random.default_rng(0)
+        values = []
+        for _ in range(4):
+            real, fake = (gpuad.tensor(rng.standard_normal((6, 4)).astype(np.float32))
+                          for _ in range(2))
+            loss = loss_of(real, fake)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            values.append(_host(loss))
+        found[compiled] = values + [_host(p) for p in critic.parameters()]
+        if compiled:
+            assert loss_of.traces == 1 and loss_of.fallback is None
+    for a, b in zip(found[False], found[True]):
+        assert np.array_equal(a, b)
 
 
 def _backward_peak(forward, x, steps=3):

@@ -83,10 +83,9 @@ def record_backward(rec, outputs):
         rec.walked = walked
         for t, node, hooks in cut:
             t._node, t._hooks = node, hooks
-    if any(t._node is None and t._requires_grad for t in inside):
-        rec.poison("returns a tensor whose graph reaches a tensor made inside it with "
-                   "requires_grad, which a replay's backward would not reach")
-        return
+    # a leaf made inside with requires_grad (a gradient penalty's interpolate) gets no gradient
+    # from a replay: none of the caller's business, unless the call returns it (trace.py)
+    rec.made_leaves = {id(t) for t in inside if t._node is None and t._requires_grad}
     if any(t._hooks or t._retains_grad for t in inside):
         rec.poison("returns a tensor whose graph holds a tensor it computed with a hook or "
                    "retain_grad(), which a replay's backward would not run")

@@ -366,11 +366,15 @@ def _template(rec, value, live):
             return ("expr", ref[1])  # an argument returned: this call's, not the traced one
         if vid is None or ref is not None:
             return ("const", value)
+        if id(value) in rec.made_leaves:
+            rec.poison("returns a tensor it made with requires_grad, whose .grad a replay's "
+                       "backward would not fill")
         if id(value) in live:
             return ("live", live[id(value)])
         if value._node is not None and value._node.inputs is not None:
-            rec.poison("returns a tensor whose autograd graph is still alive (compile the whole "
-                       "step, backward included, or call it under no_grad)")
+            rec.poison("returns a tensor whose autograd graph is still alive, which gpuad.compile "
+                       "could not follow (compile the whole step, backward included, or call it "
+                       "under no_grad)")
         return ("tensor", vid)
     if t is tuple or t is list:
         return (t.__name__, [_template(rec, v, live) for v in value])
