@@ -489,18 +489,33 @@ def _random_state(source):
     return repr(source.bit_generator.state)
 
 
+DREW_RANDOM = ("draws numbers from Python's random module or numpy's on every call (a replay "
+               "would use the recorded ones: draw with gpuad's random functions, or outside and "
+               "pass them in)", "drew Python's or numpy's random numbers")
+ADVANCED_ITERATOR = ("draws from an iterator on every call (next(batches): a replay would use "
+                     "the recorded batch again: draw outside and pass it in)",
+                     "advanced an iterator")
+
+
+def changed_value(description):
+    """(why a call that did it every time falls back, the debug log's short form) for a Python
+    value the call changed ("Trainer.step: 3 -> 4")."""
+    return (f"changes a Python value on every call ({description}: keep it outside, or in a "
+            f"tensor)", f"changed {description}")
+
+
 def changed_python_value(values):
-    """The first Python value of the snapshot (discover's) that the call changed, described
-    ("Trainer.step: 3 -> 4"), "random" when it drew from Python's or numpy's random numbers,
-    or None."""
+    """What the call changed of the snapshot (discover's): the first Python value (changed_value),
+    DREW_RANDOM when it drew from Python's or numpy's random numbers, ADVANCED_ITERATOR when it
+    advanced an iterator; None when nothing."""
     for kind, holder, name, before in values:
         if kind == "random":
             if _random_state(holder) != before:
-                return "random"
+                return DREW_RANDOM
             continue
         if kind == "iterator":
             if _iterator_state(holder) != before:
-                return "iterator"
+                return ADVANCED_ITERATOR
             continue
         if kind == "attr":
             now = _watched(vars(holder).get(name, _SKIP))
@@ -517,14 +532,14 @@ def changed_python_value(values):
             shown = ("deleted" if now is _SKIP else f"{now!r:.20}" if type(now) in PYTHON_VALUES
                      or type(now) is _Entries else f"a {type(now).__name__}")  # (a tracing
             # tensor's repr reads the host)
-            return f"{where}: {before!r:.20} -> {shown}"
+            return changed_value(f"{where}: {before!r:.20} -> {shown}")
     return None
 
 
 def changed_read(reads):
     """The first Python value the code reads (python_reads) that the call itself changed (a
-    counter in a dict, state["step"] += 1), described, or None. A replay would read it as it
-    was traced, but not change it."""
+    counter in a dict, state["step"] += 1), as changed_value gives it, or None. A replay would
+    read it as it was traced, but not change it."""
     for root, path, value in reads:
         if isinstance(root, Argument):  # (the call's argument is not kept)
             continue
@@ -534,7 +549,7 @@ def changed_read(reads):
             continue
         if not _unchanged(now, value):
             where = "".join(path)
-            return f"{where}: {value!r:.20} -> {now!r:.20}"
+            return changed_value(f"{where}: {value!r:.20} -> {now!r:.20}")
     return None
 
 

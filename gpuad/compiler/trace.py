@@ -141,18 +141,8 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         return result, Unkept("stores a tensor it computed, beyond its result, on every call "
                               "(self.last = loss, a list of losses: return those instead)",
                               "stored a tensor it computed")
-    if changed == "random":
-        return result, Unkept("draws numbers from Python's random module or numpy's on every call "
-                              "(a replay would use the recorded ones: draw with gpuad's random "
-                              "functions, or outside and pass them in)",
-                              "drew Python's or numpy's random numbers")
-    if changed == "iterator":
-        return result, Unkept("draws from an iterator on every call (next(batches): a replay "
-                              "would use the recorded batch again: draw outside and pass it in)",
-                              "advanced an iterator")
-    if changed is not None:
-        return result, Unkept(f"changes a Python value on every call ({changed}: keep it "
-                              f"outside, or in a tensor)", f"changed {changed}")
+    if changed is not None:  # (why, what): reach.changed_python_value's
+        return result, Unkept(*changed)
     if made_state:  # its optimizer state is there for the next call, which is recorded then
         return result, Unkept(None)
     return result, program or _program(rec, spec, name, pool)
