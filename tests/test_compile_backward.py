@@ -534,13 +534,13 @@ def test_the_compiled_backward_frees_each_residual_after_its_last_use():
     for a in produced:
         weakref.finalize(a, lambda: freed.append(bool(returned)))
     del a, produced
-    outputs = compiled.programs()[0].outputs
-    run = outputs.backward
+    replay = compiled.programs()[0].backward_replay
+    run = replay.backward
 
     def watched(box, seeds):
         grads = run(box, seeds)
         returned.append(True)
         return grads
-    outputs.backward = watched
+    replay.backward = watched
     out.sum().backward()
     assert freed == [False, False]  # both went before the generated backward returned

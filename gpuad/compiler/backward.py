@@ -105,7 +105,7 @@ def record_backward(rec, outputs):
             rec.poison(f"returns a tensor whose backward writes into a value of the forward "
                        f"({instr.name})")
             return
-        made.update(_outs(instr))
+        made.update(instr.made())
     rec.split, rec.live = split, (outputs, kept)
 
 
@@ -115,13 +115,9 @@ def residuals(split):
     made, found = set(split.seeds), set()
     for instr in split.instrs:
         found.update(vid for vid in instr.reads if vid not in made)
-        made.update(_outs(instr))
+        made.update(instr.made())
     return sorted(found)
 
-
-def _outs(instr):
-    outs = instr.outs
-    return () if outs is None else (outs,) if type(outs) is int else outs
 
 
 def _written(instr):
@@ -133,10 +129,11 @@ def _written(instr):
     return [ref.vid for ref in refs if hasattr(ref, "vid")]
 
 
-class Outputs:
+class BackwardReplay:
     """What makes a replay's live outputs differentiable: `backward`, the generated walk (called
-    with [residuals] and the seeds' arrays, returning the targets' gradients), and the outputs'
-    (shape, dtype), for the seeds of outputs that get no gradient."""
+    with [residuals] and the seeds' arrays, returning the targets' gradients), which the Node
+    they carry runs, and the outputs' (shape, dtype), for the seeds of outputs that get no
+    gradient."""
 
     def __init__(self, metas):
         self.metas, self.backward = metas, None
@@ -150,14 +147,14 @@ class Outputs:
     def attach(self, tensors, saved, targets):
         box = [saved]  # emptied by a walk that does not retain the graph (see run)
         if len(tensors) == 1:
-            _record(tensors[0], Node(NAME, _backward, targets, {"saved": box, "outputs": self}))
+            _record(tensors[0], Node(NAME, _backward, targets, {"saved": box, "replay": self}))
             return
         # several outputs, as checkpoint does: one Node on a 0-d token runs the backward once,
         # after every output's Node has left its seed (the token is older, so visited last)
         seeds = {}
         token = Tensor(backend.xp_of(tensors[0].array).zeros((), self.metas[0][1]))
         _record(token, Node(NAME, _joint_backward, targets,
-                            {"saved": box, "outputs": self, "seeds": seeds}))
+                            {"saved": box, "replay": self, "seeds": seeds}))
         for k, t in enumerate(tensors):
             _record(t, Node(NAME, _seed, (token,), {"seeds": seeds, "index": k}))
 
@@ -179,8 +176,8 @@ def _record(t, node):
     t._node, t._requires_grad = node, True
 
 
-def _backward(g, y, *targets, saved, outputs):
-    return outputs.run(saved, [g.array])
+def _backward(g, y, *targets, saved, replay):
+    return replay.run(saved, [g.array])
 
 
 def _seed(g, y, token, *, seeds, index):
@@ -188,8 +185,8 @@ def _seed(g, y, token, *, seeds, index):
     return (Tensor(backend.xp_of(token.array).zeros_like(token.array)),)
 
 
-def _joint_backward(g, y, *targets, saved, outputs, seeds):
+def _joint_backward(g, y, *targets, saved, replay, seeds):
     xp = backend.xp_of(y.array)
     arrays = [seeds.pop(k) if k in seeds else xp.zeros(shape, dtype)
-              for k, (shape, dtype) in enumerate(outputs.metas)]
-    return outputs.run(saved, arrays)
+              for k, (shape, dtype) in enumerate(replay.metas)]
+    return replay.run(saved, arrays)

@@ -23,7 +23,7 @@ from ..tensor import Tensor
 from . import flat as flat_updates
 from . import graphs
 from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray, flat
-from .backward import Outputs
+from .backward import BackwardReplay
 from .records import rebuild
 from .tracing import Const, Ref, Scalar
 
@@ -105,6 +105,7 @@ class Program:
         self._seen = self.namespace["SEEN"] = [autograd.CHANGES[0]]
         self._changed_at = None
         self.name, self.graph_source, self.runner = name, "", None
+        self.backward_replay = None  # backward.py's, for outputs the caller differentiates
         self._drop_at = None  # the instruction before which the replay drops the old gradients
         self._last = {}
         for i, instr in enumerate(self.instrs):
@@ -125,7 +126,7 @@ class Program:
                     self._reclaimable.discard(vid)
         self.source = self._generate(name)
         if split is not None:  # the recorded walk, run by the outputs' Node (backward.py)
-            self.outputs = self.namespace["LIVE"] = Outputs(
+            self.backward_replay = self.namespace["LIVE"] = BackwardReplay(
                 [self.values[vid].meta[1:] for vid in split.outputs])
             self.source += "\n" + self._backward_source(split)
         for value in self.values:  # an external the replay never binds (an old gradient, which
@@ -135,7 +136,7 @@ class Program:
         exec(code, self.namespace)  # noqa: S102  (our own generated source)
         self.run = self.namespace["replay"]
         if split is not None:
-            self.outputs.backward = self.namespace["backward"]
+            self.backward_replay.backward = self.namespace["backward"]
         flat_updates.PROGRAMS.add(self)  # flat.py counts what they hold
 
     def attach_graphs(self, enabled, capture=None):
@@ -342,7 +343,7 @@ class Program:
         # that fails in the forward (a bad class index) leaves them as they were
         made = {wb[2] for wb in spec.writebacks if wb[0] == "grad"}
         self._drop_at = None if runner else next(
-            (i for i, instr in enumerate(self.instrs) if made.intersection(_outs(instr))), None)
+            (i for i, instr in enumerate(self.instrs) if made.intersection(instr.made())), None)
         if self._drop_at is None:
             self._drop_gradients(emit, runner)
         if runner:
@@ -472,7 +473,7 @@ class Program:
             if run is None:
                 instr = instrs[i]
                 emit("    " + self._statement(instr, last, i))
-                for vid in _outs(instr):  # a gradient made otherwise: copied into its view
+                for vid in instr.made():  # a gradient made otherwise: copied into its view
                     if vid in self._flat_out and not self.takes_out(instr):
                         emit(f"    COPYTO({self._flat_out[vid]}, v{vid}); v{vid} = "
                              f"{self._flat_out[vid]}")
@@ -484,7 +485,7 @@ class Program:
             dead = sorted({vid for instr, n in done for vid in instr.reads
                            if last[vid] == n and vid not in keep
                            and self.values[vid].kind == "produced"})
-            dead += [vid for instr, _ in done for vid in _outs(instr)
+            dead += [vid for instr, _ in done for vid in instr.made()
                      if vid not in last and vid not in keep]
             if dead:
                 emit("    del " + ", ".join(f"v{vid}" for vid in dead))
@@ -514,7 +515,7 @@ class Program:
         """The instructions with random draws (and copies of host data) moved to the front, so
         they do not cut the device work into several graphs. Draws only depend on the generator,
         which nothing else here advances, so their numbers stay the same."""
-        made = {vid for instr in self.instrs for vid in _outs(instr)}
+        made = {vid for instr in self.instrs for vid in instr.made()}
         first = [instr for instr in self.instrs if instr.name in graphs.HOST_ONLY
                  and instr.segment is None and not made.intersection(instr.reads)]
         if not first:
@@ -540,7 +541,7 @@ class Program:
                 for vid in instr.reads:
                     if vid not in block.made and vid not in block.loads:
                         block.loads.append(vid)
-                block.made.update(_outs(instr))
+                block.made.update(instr.made())
             for vid in block.loads:
                 value, maker = self.values[vid], made_by.get(vid)
                 if value.kind == "external":
@@ -943,17 +944,13 @@ def _plain_matmul(instr):
             and instr.xp is not None)
 
 
-def _outs(instr):
-    outs = instr.outs
-    return () if outs is None else (outs,) if type(outs) is int else outs
-
 
 def live_instructions(instrs, escaping):
     """The instructions whose results someone needs: a pure one (no effect but its result) goes
     when nothing later reads what it made."""
     needed, kept = set(escaping), []
     for instr in reversed(instrs):
-        if instr.pure and not any(vid in needed for vid in _outs(instr)):
+        if instr.pure and not any(vid in needed for vid in instr.made()):
             continue
         kept.append(instr)
         needed.update(instr.reads)

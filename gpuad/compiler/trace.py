@@ -128,7 +128,7 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         program = _program(rec, spec, name, pool)
         if type(program) is Program:  # the first call's outputs carry the compiled backward
             outputs, targets = rec.live
-            program.outputs.attach(outputs, saved, targets)  # (their eager graph goes)
+            program.backward_replay.attach(outputs, saved, targets)  # (their eager graph goes)
     rec.live = saved = None
     stored = _unwrap_leftovers(rec)
     if rec.poisoned is not None:

@@ -91,6 +91,11 @@ class Instr:
         self.asarray = False  # numpy returned a scalar: the replay makes it a 0-d array, as apply
         self.xp = None  # the real array module, for writing a result into a dead input (out=)
 
+    def made(self):
+        """The value numbers of its results (none, one, or several)."""
+        outs = self.outs
+        return () if outs is None else (outs,) if type(outs) is int else outs
+
 
 class Segment:
     """One optimizer update of the step: whose it was, and the structure and host scalars of the
