@@ -119,7 +119,6 @@ def residuals(split):
     return sorted(found)
 
 
-
 def _written(instr):
     """The values an instruction writes into: an in-place operator's or item assignment's
     target, an out= argument."""

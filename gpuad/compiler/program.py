@@ -944,7 +944,6 @@ def _plain_matmul(instr):
             and instr.xp is not None)
 
 
-
 def live_instructions(instrs, escaping):
     """The instructions whose results someone needs: a pure one (no effect but its result) goes
     when nothing later reads what it made."""
