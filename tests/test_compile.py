@@ -2282,10 +2282,6 @@ def test_compiling_a_module_replays_its_forward_under_no_grad():
     assert compiled.traces == 1
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
-
-
 def test_a_tensor_the_step_stores_but_never_reads_does_not_retrace():
     # a trainer keeping its last loss in an attribute: that attribute holds a new tensor after
     # every call, which a replay must not mistake for a changed input
@@ -2347,3 +2343,6 @@ def test_two_kinds_of_array_on_one_device_are_named_in_the_error():
     with pytest.raises(RuntimeError, match=r"add: .*same kind of array.*" + kinds):
         gpuad.ones(2) + odd
 
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
