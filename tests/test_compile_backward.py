@@ -368,6 +368,22 @@ def test_a_deep_copy_of_a_compiled_model_compiles_its_own_parameters():
     assert ema.module.traces == 1 and compiled.traces == 1
 
 
+def test_vmap_over_a_compiled_model_runs_it_op_by_op():
+    # per-example outputs and gradients: vmap's batching rules run the function (it used to
+    # raise, the trace reading a batched tensor's values)
+    model = nn.Linear(3, 2)
+    compiled = gpuad.compile(model)
+    x = gpuad.randn(5, 3)
+    np.testing.assert_array_equal(_host(gpuad.func.vmap(compiled)(x)), _host(model(x)))
+    weight = model.weight.detach()
+    per_example = gpuad.func.vmap(gpuad.func.grad(
+        lambda w, xi: gpuad.func.functional_call(compiled, {"_orig_mod.weight": w}, (xi,)).sum()),
+        in_dims=(None, 0))(weight, x)
+    np.testing.assert_allclose(_host(per_example), np.broadcast_to(_host(x)[:, None, :],
+                                                                   (5, 2, 3)), rtol=1e-6)
+    assert compiled.traces == 0
+
+
 def test_a_frozen_parameter_retraces_and_gets_no_gradient():
     model = models.MLP(12, (16,), 5)
     compiled = gpuad.compile(model)

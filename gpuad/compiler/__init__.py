@@ -33,7 +33,7 @@ import weakref
 
 import numpy
 
-from .. import amp, backend
+from .. import amp, backend, ops
 from ..autograd import ANOMALY, DEBUG, grad_mode
 from ..nn.module import Module
 from ..tensor import Tensor
@@ -138,9 +138,11 @@ class CompiledFunction:
         return functools.partial(self.__call__, instance)
 
     def __call__(self, *args, **kwargs):
-        if self.fallback is not None or current() is not None or ANOMALY[0] or DEBUG[0]:
+        if (self.fallback is not None or current() is not None or ANOMALY[0] or DEBUG[0]
+                or ops.BATCHING is not None):
             # inside another trace, that one records this call; anomaly detection and debug mode
-            # check every op in Python, which a replay does not run
+            # check every op in Python, which a replay does not run; under gpuad.func.vmap, its
+            # batching rules run the function, op by op
             return self.fn(*args, **kwargs)
         key = _signature(args, kwargs)
         why = Miss("first call") if not self.cache else _new_signature(args, kwargs)
