@@ -368,6 +368,30 @@ def test_a_deep_copy_of_a_compiled_model_compiles_its_own_parameters():
     assert ema.module.traces == 1 and compiled.traces == 1
 
 
+def test_a_checkpointed_compiled_block_gives_its_parameters_their_gradients():
+    # checkpoint learns from the ops it sees which tensors its block uses; a replay runs no op,
+    # so it shows them the tensors it reads (without that, calls after the first left the
+    # block's parameters without gradients, silently)
+    found = {}
+    for compiled in (False, True):
+        gpuad.manual_seed(0)
+        block = nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 4))
+        head = nn.Linear(4, 2)
+        forward = gpuad.compile(block) if compiled else block
+        grads = []
+        for _ in range(4):
+            x = gpuad.randn(5, 4, requires_grad=True)
+            loss = head(gpuad.utils.checkpoint.checkpoint(forward, x)).pow(2).sum()
+            block.zero_grad()
+            loss.backward()
+            grads += [_host(x.grad)] + [_host(p.grad) for p in block.parameters()]
+        found[compiled] = grads
+        if compiled:  # the forward under no_grad, the recomputation with its backward
+            assert forward.traces == 2
+    for a, b in zip(found[False], found[True]):
+        assert np.array_equal(a, b)
+
+
 def test_vmap_over_a_compiled_model_runs_it_op_by_op():
     # per-example outputs and gradients: vmap's batching rules run the function (it used to
     # raise, the trace reading a batched tensor's values)

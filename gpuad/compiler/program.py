@@ -16,7 +16,7 @@ import sys
 
 import numpy
 
-from .. import autograd, backend
+from .. import autograd, backend, ops
 from ..backend import kernels
 from ..nn.module import held_by
 from ..tensor import Tensor
@@ -72,6 +72,7 @@ class Spec:
         self.result = None      # template of the return value
         self.escaping = set()   # vids that outlive the step
         self.split = None       # backward.Split: a result the caller differentiates
+        self.tensors_read = []  # tensors from outside the call that it reads (show_tensors)
         self.scheduler_steps = []  # learning-rate schedulers to step after the updates
 
 
@@ -98,6 +99,7 @@ class Program:
                           "RELEASE": backend.release_freed_memory,
                           "CHANGES": autograd.CHANGES, "UNCHANGED": self.unchanged,
                           "SAME_MEMBERS": self.same_members, "SAME": same_value,
+                          "OPS": ops, "SHOW": self.show_tensors,
                           "MISS_SCALARS": Miss("an optimizer update took another path")}
         self._commits = ()  # what the last host pass would write into optimizer state
         # autograd.CHANGES when what unchanged() checks was last found as traced, and when it
@@ -323,6 +325,8 @@ class Program:
             emit(f"    if len(st{i}) != {count}: return "
                  f"{self._miss('optimizer state has other entries')}")
         self._bind_externals(emit, states)
+        if spec.tensors_read:
+            emit("    if OPS.INTERCEPTORS: SHOW()")
         if not runner:
             for run in self.flat_runs:  # parameters and state into flat buffers, once
                 moved = " or ".join(f"v{vid} is not {self.identity_names[vid]}"
@@ -403,6 +407,13 @@ class Program:
         for run in self.flat_runs:
             if run.gradient is not None:
                 emit(f"    {run.prefix}.gradients()")
+
+    def show_tensors(self):
+        """Show the ops' interceptors the tensors the call reads, as its ops would eagerly: a
+        checkpointed block learns from them which tensors it depends on (its parameters)."""
+        tensors = tuple(self.spec.tensors_read)
+        for hook in ops.INTERCEPTORS:
+            hook("compiled", None, tensors)  # (no autocast policy: autocast leaves them alone)
 
     def same_members(self):
         """Whether every optimizer found when tracing still has the same groups holding the same
