@@ -301,9 +301,25 @@ def test_retain_graph_create_graph_and_a_second_backward_behave_as_eagerly():
         np.testing.assert_allclose(_host(model.body.weight.grad), 2 * once, rtol=1e-6)
         with pytest.raises(RuntimeError, match="a second time"):
             out.sum().backward()
+    # create_graph: the first-order gradient is eager's, and differentiating it raises
     out, _ = compiled(x)
+    weight_grad, = gpuad.autograd.grad(out.sum(), model.body.weight, create_graph=True)
+    eager, = gpuad.autograd.grad(model(x)[0].sum(), model.body.weight, create_graph=True)
+    np.testing.assert_array_equal(_host(weight_grad), _host(eager))
     with pytest.raises(RuntimeError, match="not differentiable again"):
-        gpuad.autograd.grad(out.sum(), model.body.weight, create_graph=True)
+        weight_grad.sum().backward()
+
+
+def test_func_grad_of_a_compiled_model_gives_eager_gradients():
+    # gpuad.func.grad differentiates with create_graph while the parameters require grad
+    model = models.MLP(12, (16,), 5)
+    compiled = gpuad.compile(model)
+    x = gpuad.randn(4, 12)
+    for _ in range(2):
+        found = gpuad.func.grad(lambda v: compiled(v).pow(2).sum())(x)
+        np.testing.assert_array_equal(_host(found), _host(
+            gpuad.func.grad(lambda v: model(v).pow(2).sum())(x)))
+    assert compiled.traces == 1
 
 
 def test_compile_of_a_module_is_a_module_as_in_torch():

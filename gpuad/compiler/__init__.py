@@ -67,7 +67,7 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=
     (`model = gpuad.compile(model)`, then the loss, backward() and the optimizer step outside):
     their backward is recorded with the forward and replayed by one Node they carry, which hands the
     gradients of the parameters and tensor arguments to autograd (torch.compile's AOTAutograd
-    split); it is not differentiable again (create_graph raises). A Module comes back as an
+    split); it is not differentiable again (a second-order walk raises). A Module comes back as an
     OptimizedModule, as from torch.compile. A function that reads tensor values on the host
     (.item(), printing, data-dependent branches or shapes), or does what a replay would not repeat
     (draws Python or numpy random numbers, seeds a generator, makes a tensor of host data it creates

@@ -11,7 +11,8 @@ walk began. The forward replays as the call; the walk becomes a second generated
 replay's outputs carry one Node over the tensors the walk reached. Its rule runs that function and
 hands their gradients to autograd's walk, which accumulates them into .grad, or carries them on
 into the caller's graph, as it does for any op. As in torch.compile, the replayed backward is not
-differentiable again (create_graph raises).
+differentiable again: under create_graph its gradients are right, and differentiating them
+raises.
 """
 from .. import autograd, backend
 from ..autograd import Node, grad_mode
@@ -157,18 +158,18 @@ class BackwardReplay:
         for k, t in enumerate(tensors):
             _record(t, Node(NAME, _seed, (token,), {"seeds": seeds, "index": k}))
 
-    def run(self, box, seeds):
-        if grad_mode.enabled:
-            raise RuntimeError("backward: the gradient of a gpuad.compile'd function is not "
-                               "differentiable again (create_graph=True reached it), as in "
-                               "torch.compile; call the function uncompiled for higher-order "
-                               "gradients")
-        seeds = [a if a.dtype == dtype else a.astype(dtype)
-                 for a, (_, dtype) in zip(seeds, self.metas)]
+    def run(self, box, seeds, targets):
+        arrays = [g.array if g.dtype == dtype else g.array.astype(dtype)
+                  for g, (_, dtype) in zip(seeds, self.metas)]
         # (a walk that keeps the graph passes a copy of the box: the generated code empties the
         # box it gets, so the residuals die one by one as the walk is done with them)
-        grads = self.backward(box if not grad_mode.retaining else [box[0]], seeds)
-        return tuple(map(Tensor, grads))
+        grads = tuple(map(Tensor, self.backward(box if not grad_mode.retaining else [box[0]],
+                                                arrays)))
+        recorded = [x for x in (*seeds, *targets) if x._requires_grad]
+        if grad_mode.enabled and recorded:  # create_graph: the first order is right, a second
+            for gx in grads:  # must fail loudly (torch's once_differentiable)
+                _record(gx, Node(NAME, _not_twice, tuple(recorded), {}))
+        return grads
 
 
 def _record(t, node):
@@ -176,16 +177,23 @@ def _record(t, node):
 
 
 def _backward(g, y, *targets, saved, replay):
-    return replay.run(saved, [g.array])
+    return replay.run(saved, [g], targets)
 
 
 def _seed(g, y, token, *, seeds, index):
-    seeds[index] = g.array
+    seeds[index] = g
     return (Tensor(backend.xp_of(token.array).zeros_like(token.array)),)
 
 
 def _joint_backward(g, y, *targets, saved, replay, seeds):
     xp = backend.xp_of(y.array)
-    arrays = [seeds.pop(k) if k in seeds else xp.zeros(shape, dtype)
-              for k, (shape, dtype) in enumerate(replay.metas)]
-    return replay.run(saved, arrays)
+    given = [seeds.pop(k) if k in seeds else Tensor(xp.zeros(shape, dtype))
+             for k, (shape, dtype) in enumerate(replay.metas)]
+    return replay.run(saved, given, targets)
+
+
+def _not_twice(g, y, *inputs):
+    raise RuntimeError("backward: the gradient of a gpuad.compile'd function is not "
+                       "differentiable again (create_graph=True, then a backward through its "
+                       "result), as in torch.compile: call the function uncompiled for "
+                       "higher-order gradients")
