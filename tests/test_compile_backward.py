@@ -53,6 +53,10 @@ def _classify(forward, x, y):
     return F.cross_entropy(forward(x), y)
 
 
+def _mlp_batch(rng, batch=8):
+    return rng.standard_normal((batch, 12)).astype(np.float32), rng.integers(0, 5, batch)
+
+
 def _mlp(device):
     model = models.MLP(12, (16, 16), 5).to(device)
     return model, gpuad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), model
@@ -82,8 +86,7 @@ def _tokens(forward, x, y):
 
 
 CASES = {
-    "mlp": (_mlp, lambda rng: (rng.standard_normal((8, 12)).astype(np.float32),
-                               rng.integers(0, 5, 8)), _classify),
+    "mlp": (_mlp, _mlp_batch, _classify),
     "resnet": (_resnet, lambda rng: (rng.standard_normal((4, 1, 12, 12)).astype(np.float32),
                                      rng.integers(0, 10, 4)), _classify),
     "lenet_loss": (_lenet_loss, lambda rng: (rng.standard_normal((4, 1, 12, 12)).astype(
@@ -110,8 +113,7 @@ def test_a_compiled_model_under_autocast_trains_with_a_grad_scaler_outside():
     # float16 casts recorded with the forward; the region's cache of cast parameters is the
     # caller's, which the recorded call neither reads nor fills
     rng = np.random.default_rng(5)
-    batches = [(rng.standard_normal((16, 12)).astype(np.float32), rng.integers(0, 5, 16))
-               for _ in range(6)]
+    batches = [_mlp_batch(rng, 16) for _ in range(6)]
     found = {}
     for compiled in (False, True):
         gpuad.manual_seed(0)
@@ -339,8 +341,7 @@ def test_compile_of_a_module_is_a_module_as_in_torch():
 
 def test_module_compile_compiles_the_forward_in_place_as_in_torch():
     rng = np.random.default_rng(2)
-    batches = [(rng.standard_normal((8, 12)).astype(np.float32), rng.integers(0, 5, 8))
-               for _ in range(5)]
+    batches = [_mlp_batch(rng) for _ in range(5)]
     found = {}
     for compiled in (False, True):
         gpuad.manual_seed(0)
