@@ -13,11 +13,11 @@ from ..tensor import Tensor
 
 
 def record_fields(value):
-    """[(field name, value)] of a data record passed as an argument (a namedtuple, a dataclass
-    instance or a types.SimpleNamespace holding tensors, numbers and containers of them: a
-    batch), which the call's signature and binding read field by field, as a dict's entries;
-    None for any other object, or a record that also holds a raw array, a model or another
-    object (it stays one object, found as such)."""
+    """[(field name, value)] of a data record (a namedtuple, a dataclass instance or a
+    types.SimpleNamespace holding tensors, numbers and containers of them): a batch passed as an
+    argument, which the call's signature and binding read field by field, as a dict's entries,
+    or a result. None for any other object, or a record that also holds a raw array, a model or
+    another object (it stays one object, found as such)."""
     t = type(value)
     if isinstance(value, tuple) and hasattr(t, "_fields"):
         fields = list(zip(t._fields, value))
@@ -45,22 +45,24 @@ def record_defaults(record):
 
 
 def record_shell(record):
-    """An empty copy of a record (fields None; a namedtuple's type) to build results on, so a
-    program does not keep the traced call's tensors alive."""
+    """(an empty copy of a record, its field names) to build results on: the copy's fields are
+    None (a namedtuple's is its type), so a program does not keep the traced call's tensors."""
+    names = tuple(name for name, _ in record_fields(record))
     if isinstance(record, tuple):
-        return type(record)
+        return type(record), names
     shell = copy.copy(record)  # no __init__ or __post_init__ runs, as in a replay's result
-    for name, _ in record_fields(record):
+    for name in names:
         object.__setattr__(shell, name, None)  # (a frozen dataclass's fields too)
-    return shell
+    return shell, names
 
 
 def rebuild(shell, values):
     """A record like the one record_shell emptied, holding `values` in its fields' order."""
-    if isinstance(shell, type):
-        return shell._make(values)
-    record = copy.copy(shell)
-    for (name, _), value in zip(record_fields(shell), values):
+    empty, names = shell
+    if isinstance(empty, type):
+        return empty._make(values)
+    record = copy.copy(empty)
+    for name, value in zip(names, values):
         object.__setattr__(record, name, value)
     return record
 
