@@ -4,7 +4,14 @@ Re-exports only. The data flow, bottom up: backend (arrays, devices) -> tensor +
 tape, backward) -> ops (forward + vjp) -> nn -> optim -> data -> training (+ models/, scripts/).
 """
 from . import autograd, backend, cuda, ops  # noqa: F401
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .autograd import (  # noqa: F401
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .autograd import detect_anomaly, set_debug, set_detect_anomaly  # noqa: F401
 from .backend import Device, device  # noqa: F401
 from .backend.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401

@@ -22,6 +22,7 @@ class _GradMode(threading.local):
     # whether the running walk keeps the graph (retain_graph): a rule holding what it saved in
     # one box may empty it as it runs (gpuad.compile's backward frees residuals as it goes)
     retaining = False
+    inference = False  # inside gpuad.inference_mode (it also turns recording off)
 
 
 grad_mode = _GradMode()
@@ -59,19 +60,23 @@ class _GradModeSwitch:
     def __exit__(self, *exc):
         grad_mode.enabled = self.prev
 
+    def _fresh(self):
+        """A switch like this one, for one call of a function it decorates."""
+        return _switch(self.mode)
+
     def __call__(self, fn):
-        mode = self.mode
+        fresh = self._fresh
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with _switch(mode):
+            with fresh():
                 return fn(*args, **kwargs)
 
         @functools.wraps(fn)
         def generator_wrapper(*args, **kwargs):
             gen, sent = fn(*args, **kwargs), None
             while True:
-                with _switch(mode):
+                with fresh():
                     try:
                         item = gen.send(sent)
                     except StopIteration as stop:
@@ -109,6 +114,37 @@ class set_grad_enabled(_GradModeSwitch):
     def __call__(self, fn):
         grad_mode.enabled = self.prev  # used as a decorator: undo the switch made in __init__
         return super().__call__(fn)
+
+
+class inference_mode(_GradModeSwitch):
+    """torch.inference_mode: record nothing inside, as no_grad (`with gpuad.inference_mode():`,
+    `@gpuad.inference_mode()` or `@gpuad.inference_mode`); inference_mode(False) records again,
+    as torch's does. gpuad has no separate inference tensors: what is made inside is an ordinary
+    tensor, which torch would refuse to save for a backward later."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # @gpuad.inference_mode, without parentheses
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        self.inference = bool(mode)
+        self.mode = not self.inference
+
+    def __enter__(self):
+        self.prev_inference, grad_mode.inference = grad_mode.inference, self.inference
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        grad_mode.inference = self.prev_inference
+        super().__exit__(*exc)
+
+    def _fresh(self):
+        return inference_mode(self.inference)
+
+
+def is_inference_mode_enabled():
+    return grad_mode.inference
 
 
 # ---- anomaly detection and debug mode: off by default, one list lookup per op when off ---------

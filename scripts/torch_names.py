@@ -39,7 +39,8 @@ TRACKED = {
         logsumexp cumsum cumprod cummax cummin logcumsumexp sort argsort topk kthvalue median
         quantile nansum nanmean count_nonzero unique bincount histc all any
         matmul mm bmm mv dot outer einsum tensordot kron cross cdist addmm addmv baddbmm
-        no_grad enable_grad set_grad_enabled is_grad_enabled autocast save load from_dlpack
+        no_grad enable_grad set_grad_enabled is_grad_enabled inference_mode
+        is_inference_mode_enabled compile autocast save load from_dlpack
         float32 float64 float16 bfloat16 int8 int16 int32 int64 uint8 bool float double half
         long int short device dtype pi e inf nan""",
     "Tensor": """

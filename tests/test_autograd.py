@@ -174,6 +174,56 @@ def test_no_grad_records_nothing_and_is_restored_on_error():
         assert not gpuad.is_grad_enabled()
 
 
+def _inference_mode_flags(lib):
+    """(grad enabled, inference mode enabled, whether a product records) at each point of the same
+    code, in gpuad or torch."""
+    x = lib.ones(2, requires_grad=True)
+    seen = []
+
+    def note():
+        seen.append((lib.is_grad_enabled(), lib.is_inference_mode_enabled(),
+                     (x * 2).requires_grad))
+    note()
+    with lib.inference_mode():
+        note()
+        with lib.inference_mode(False):
+            note()
+        with lib.no_grad(), lib.inference_mode(False):
+            note()
+        note()
+    note()
+
+    @lib.inference_mode
+    def bare():
+        note()
+
+    @lib.inference_mode()
+    def called():
+        note()
+        yield
+        note()
+    bare()
+    for _ in called():
+        note()
+    note()
+    with pytest.raises(ZeroDivisionError):
+        with lib.inference_mode():
+            1 / 0
+    note()
+    return seen
+
+
+def test_inference_mode_records_nothing_as_torch_does():
+    seen = _inference_mode_flags(gpuad)
+    assert seen[0] == (True, False, True) and seen[1] == (False, True, False)
+    assert seen[2] == seen[3] == (True, False, True)  # inference_mode(False) records again
+    try:
+        import torch
+    except ImportError:
+        return
+    assert seen == _inference_mode_flags(torch)
+
+
 def test_no_grad_as_decorator():
     @gpuad.no_grad()
     def f(x):
