@@ -155,6 +155,23 @@ def test_a_compiled_step_with_a_grad_scaler_falls_back_saying_what_to_compile():
         step(gpuad.randn(8, 12), gpuad.tensor(np.arange(8) % 5))
 
 
+def test_is_compiling_is_true_only_while_a_call_is_recorded():
+    seen = collections.deque()  # (a list growing every call would be a change a replay skips)
+
+    @gpuad.compile
+    def step(x):
+        seen.append(gpuad.compiler.is_compiling())
+        if not gpuad.compiler.is_compiling():
+            print(x.sum().item())  # a host read: kept out of the recording
+        return x * 2
+    assert not gpuad.compiler.is_compiling()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        for _ in range(3):
+            step(gpuad.ones(2))
+    assert list(seen) == [True] and step.traces == 1
+
+
 def test_the_output_carries_the_compiled_backward():
     model = models.MLP(12, (16,), 5)
     compiled = gpuad.compile(model)

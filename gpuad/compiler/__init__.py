@@ -250,6 +250,13 @@ class OptimizedModule(Module):
         self._compiled.reset()
 
 
+def is_compiling():
+    """Whether gpuad.compile is recording a call on this thread (torch.compiler.is_compiling): code
+    may skip what a replay would not repeat (logging, a host read) while it is recorded. A
+    replay runs no Python of the function, so the skipped code runs in neither."""
+    return current() is not None
+
+
 def reset():
     """Reset every compiled function (CompiledFunction.reset), like torch.compiler.reset."""
     for compiled in list(_COMPILED):
