@@ -18,7 +18,7 @@ from .. import autograd, backend
 from ..autograd import Node, grad_mode
 from ..tensor import Tensor
 from .arrays import TRACE_TYPES
-from .records import record_fields
+from .records import tensors_in
 
 NAME = "CompiledFunction"  # the Node shows as <CompiledFunctionBackward>, torch.compile's grad_fn
 
@@ -37,21 +37,10 @@ class Split:
 
 def live_outputs(result):
     """The tensors of a result (in a tuple, list, dict or record) whose autograd graph is still
-    alive."""
-    found, stack = [], [result]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, Tensor):
-            if value._node is not None and value._node.inputs is not None:
-                found.append(value)
-        elif type(value) in (tuple, list):
-            stack.extend(reversed(value))
-        elif type(value) is dict:
-            stack.extend(reversed(list(value.values())))
-        else:
-            fields = record_fields(value)  # a namedtuple, dataclass or SimpleNamespace
-            stack.extend(reversed([v for _, v in fields or ()]))
-    return list({id(t): t for t in found}.values())
+    alive, each once."""
+    live = {id(t): t for t in tensors_in(result)
+            if t._node is not None and t._node.inputs is not None}
+    return list(live.values())
 
 
 def record_backward(rec, outputs):

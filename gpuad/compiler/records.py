@@ -34,6 +34,23 @@ def record_fields(value):
     return fields
 
 
+def tensors_in(value):
+    """The tensors of a value, in order, looking into what a result's template looks into:
+    tuples, lists, dicts and records."""
+    t = type(value)
+    if isinstance(value, Tensor):
+        yield value
+    elif t is tuple or t is list:
+        for v in value:
+            yield from tensors_in(v)
+    elif t is dict:
+        for v in value.values():
+            yield from tensors_in(v)
+    else:
+        for _, v in record_fields(value) or ():
+            yield from tensors_in(v)
+
+
 def record_defaults(record):
     """The defaults a record's class declares for its fields (values the call did not compute)."""
     if isinstance(record, tuple):
@@ -44,10 +61,10 @@ def record_defaults(record):
     return []
 
 
-def record_shell(record):
+def record_shell(record, names):
     """(an empty copy of a record, its field names) to build results on: the copy's fields are
     None (a namedtuple's is its type), so a program does not keep the traced call's tensors."""
-    names = tuple(name for name, _ in record_fields(record))
+    names = tuple(names)
     if isinstance(record, tuple):
         return type(record), names
     shell = copy.copy(record)  # no __init__ or __post_init__ runs, as in a replay's result

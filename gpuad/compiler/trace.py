@@ -31,7 +31,13 @@ from .reach import (
     python_reads,
     watch_helpers,
 )
-from .records import PYTHON_VALUES, record_defaults, record_fields, record_shell
+from .records import (
+    PYTHON_VALUES,
+    record_defaults,
+    record_fields,
+    record_shell,
+    tensors_in,
+)
 from .tracing import Poison, Recorder, Unsupported, user_frame
 
 
@@ -319,15 +325,7 @@ def _used_identities(rec, spec, result, read):
     for tid, (t, g0_ref, vid0) in rec.grads_at_start.items():
         if g0_ref is not None and (vid0 in read or g0_ref() is None or t.grad is not g0_ref()):
             touched.add(tid)
-    stack = [result]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, Tensor):
-            touched.add(id(value))
-        elif isinstance(value, (tuple, list)):
-            stack.extend(value)
-        elif isinstance(value, dict):
-            stack.extend(value.values())
+    touched.update(map(id, tensors_in(result)))
     stepped = set(map(id, rec.scheduler_steps))
     return [(root, path, obj) for root, path, obj in spec.identities
             if (id(obj) in touched if isinstance(obj, Tensor) else
@@ -374,7 +372,8 @@ def _template(rec, value, live):
     fields = record_fields(value)  # a namedtuple, dataclass or SimpleNamespace: built anew
     if fields is not None:
         rec.known_values.update(map(id, record_defaults(value)))  # (not computed: returned as is)
-        return ("record", [_template(rec, v, live) for _, v in fields], record_shell(value))
+        return ("record", [_template(rec, v, live) for _, v in fields],
+                record_shell(value, [name for name, _ in fields]))
     if backend.is_array(value):
         rec.poison("returns a raw array")
         return ("const", value)
@@ -460,17 +459,8 @@ def _unwrap_leftovers(rec):
 
 
 def _unwrap_result(value):
-    if isinstance(value, Tensor):
-        value.array = unwrap(value.array)
-    elif type(value) in (tuple, list):
-        for v in value:
-            _unwrap_result(v)
-    elif type(value) is dict:
-        for v in value.values():
-            _unwrap_result(v)
-    else:
-        for _, v in record_fields(value) or ():
-            _unwrap_result(v)
+    for t in tensors_in(value):
+        t.array = unwrap(t.array)
 
 
 __all__ = ["trace_call", "Poison", "Unkept", "user_frame"]
