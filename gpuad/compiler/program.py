@@ -72,7 +72,7 @@ class Spec:
         self.result = None      # template of the return value
         self.escaping = set()   # vids that outlive the step
         self.split = None       # backward.Split: a result the caller differentiates
-        self.tensors_read = []  # tensors from outside the call that it reads (show_tensors)
+        self.tensors_read = ()  # tensors from outside the call that it reads (show_tensors)
         self.scheduler_steps = []  # learning-rate schedulers to step after the updates
 
 
@@ -411,7 +411,7 @@ class Program:
     def show_tensors(self):
         """Show the ops' interceptors the tensors the call reads, as its ops would eagerly: a
         checkpointed block learns from them which tensors it depends on (its parameters)."""
-        tensors = tuple(self.spec.tensors_read)
+        tensors = self.spec.tensors_read
         for hook in ops.INTERCEPTORS:
             hook("compiled", None, tensors)  # (no autocast policy: autocast leaves them alone)
 

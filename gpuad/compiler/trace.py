@@ -283,8 +283,8 @@ def _spec(rec, spec, result):
                               rec.hooked[0][1])
     read = {vid for instr in rec.instrs for vid in instr.reads}
     spec.identities = _used_identities(rec, spec, result, read)
-    spec.tensors_read = [t for tid, t in rec.wrapped_tensors.items()
-                         if rec.refs[tid][0] == "obj" and rec.start_vids.get(tid) in read]
+    spec.tensors_read = tuple(t for tid, t in rec.wrapped_tensors.items()
+                              if rec.refs[tid][0] == "obj" and rec.start_vids.get(tid) in read)
     spec.grad_modes = [(t, t._requires_grad, hooks_run) for t in spec.tensors_read
                        if t._node is None]
     spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None
