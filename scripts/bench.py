@@ -5,8 +5,9 @@
 
 Prints one JSON line per measurement (also appended to --json FILE) and a table of medians with
 min-max and time ratios gpuad/floor and gpuad/PyTorch. Frameworks run interleaved, round by round,
-in one process, so machine noise hits them alike; each round starts every framework from the same
-weights (drawn once with numpy, torch's default init) and feeds it the same batches.
+in one process, so machine noise hits them alike, each round one place further along (rotated),
+so none always runs right after the same other one; each round starts every framework from the
+same weights (drawn once with numpy, torch's default init) and feeds it the same batches.
 
   overhead     the engine's per-op bookkeeping on tiny and small tensors (us per op, fwd+bwd)
   mlp          MNIST 784-256-256-10 ReLU, batch 128, SGD lr 0.1 momentum 0.9: one epoch (s/epoch),

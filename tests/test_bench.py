@@ -18,7 +18,7 @@ import models
 from gpuad.testing import strict
 
 BENCH = load_script("bench")  # also puts scripts/ on sys.path, as running the script does
-from benchmarks import floor, memory, runners
+from benchmarks import floor, memory, runners, timing
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,15 @@ def test_floor_runs_on_the_strict_backend_without_syncing_and_only_calls_what_cu
     missing = strict.missing_from(cupy, used)
     assert "lib.stride_tricks.as_strided" in used
     assert not missing, f"CuPy lacks {missing}"
+
+
+def test_rounds_rotate_so_no_framework_always_follows_the_same_one():
+    calls = []
+    cases = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    result = timing.measure(cases, repeats=4, inner=1, device="cpu", torch=None,
+                            warmup={name: (lambda: None) for name in cases})
+    assert calls == list("abc" "bca" "cab" "abc")
+    assert set(result) == set(cases) and all(len(v) == 3 for v in result.values())
 
 
 def test_blas_overrides_are_dropped_from_the_environment(bench):
