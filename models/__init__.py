@@ -7,4 +7,4 @@ scripts/).
 from .mlp import MLP  # noqa: F401
 from .lenet import LeNet5  # noqa: F401
 from .resnet import BasicBlock, ResNet  # noqa: F401
-from .gpt import GPT, GPTConfig  # noqa: F401
+from .gpt import GPT, GPTConfig, next_token_loss  # noqa: F401

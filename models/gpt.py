@@ -122,8 +122,7 @@ class GPT(nn.Module):
 
     def loss(self, idx, targets):
         """Mean cross-entropy (nats per token) of predicting targets (B, T) from idx (B, T)."""
-        logits = self(idx)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return next_token_loss(self(idx), targets)
 
     def num_parameters(self, non_embedding=True):
         """Parameters counted once each (the tied head is the token embedding); without the
@@ -162,3 +161,9 @@ def _sample(logits, temperature, top_k):
     u = gpuad.rand(*logits.shape, dtype=logits.dtype, device=logits.device)
     gumbel = -gpuad.log(-gpuad.log(gpuad.clamp(u, min=1e-20)))  # u = 0 would give log(0)
     return (logits + gumbel).argmax(dim=-1, keepdim=True)
+
+
+def next_token_loss(logits, targets):
+    """Mean cross-entropy (nats per token) of logits (B, T, vocab) against targets (B, T): GPT.loss
+    from logits computed elsewhere (a compiled forward)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))

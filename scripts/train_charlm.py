@@ -82,8 +82,11 @@ def parse_args(argv):
                        help="seconds after which this run stops training, then evaluates, "
                             "checkpoints and samples (default 540: 9 minutes)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--compile", action="store_true",
-                       help="record the training step once and replay it (gpuad.compile)")
+    train.add_argument("--compile", nargs="?", const="step", choices=("step", "model"),
+                       help="record once and replay with gpuad.compile: the whole training step "
+                            "(--compile, or --compile step), or the model's training forward "
+                            "alone, its loss, backward, clipping and update eager (--compile "
+                            "model); evaluation and sampling run the model eagerly")
     log = parser.add_argument_group("evaluation, checkpoints and logs")
     log.add_argument("--eval-every", type=int, default=250)
     log.add_argument("--eval-batches", type=int, default=20,
@@ -330,15 +333,19 @@ def train(args, started):
         tqdm.write(json.dumps(record), file=sys.stdout)
         return record
 
+    # --compile model: the training forward only; sampling's growing sequences would re-trace
+    # at every length, and evaluation is a few no-grad calls, so both stay eager
+    forward = gpuad.compile(model) if args.compile == "model" else model
+
     def train_step(x, y):
-        loss = model.loss(x, y)
+        loss = models.next_token_loss(forward(x), y)
         optimizer.zero_grad()
         loss.backward()
         if args.grad_clip > 0:
             clip_grad_norm_(model.parameters(), args.grad_clip)
         optimizer.step()
         return loss
-    if args.compile:  # recorded once, replayed after; the scheduler steps outside it
+    if args.compile == "step":  # recorded once, replayed after; the scheduler steps outside it
         train_step = gpuad.compile(train_step)
 
     model.train()

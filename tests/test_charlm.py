@@ -84,19 +84,28 @@ def test_resume_after_an_interrupt_matches_an_uninterrupted_run(text, tmp_path, 
     assert [r["step"] for r in metrics(tmp_path / "run.metrics.jsonl")] == [10, 20]
 
 
-def test_compiled_training_matches_eager_training(text, tmp_path):
+def test_compiled_training_matches_eager_training(text, tmp_path, recwarn, monkeypatch):
     """--compile replays the recorded step (AdamW, the scheduler's learning rate, clipping,
-    dropout): the same weights and losses, bit for bit."""
+    dropout), --compile model the model's training forward with its recorded backward: the same
+    weights, losses and sample as eager training, bit for bit, and neither falls back."""
     train = load_script("train_charlm")
     common = ["--text", str(text), "--max-steps", "20", "--dropout", "0.1"] + TINY
+    modes = [[], ["--compile"], ["--compile", "model"]]
+    compiled, real_compile = [], gpuad.compile
+    monkeypatch.setattr(gpuad, "compile", lambda fn: compiled.append(real_compile(fn))
+                        or compiled[-1])
     runs = [train.main(common + ["--metrics", str(tmp_path / f"{i}.jsonl")] + extra)
-            for i, extra in enumerate([[], ["--compile"]])]
-    (eager, compiled) = [[{k: r[k] for k in ("step", "train_loss", "val_loss", "lr")}
-                          for r in metrics(tmp_path / f"{i}.jsonl")] for i in range(2)]
-    assert compiled == eager
-    for (name, a), (_, b) in zip(runs[0]["model"].state_dict().items(),
-                                 runs[1]["model"].state_dict().items()):
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+            for i, extra in enumerate(modes)]
+    assert len(compiled) == 2 and all(c.programs() for c in compiled)  # each mode replayed
+    logged = [[{k: r[k] for k in ("step", "train_loss", "val_loss", "lr")}
+               for r in metrics(tmp_path / f"{i}.jsonl")] for i in range(len(modes))]
+    assert logged[1] == logged[0] and logged[2] == logged[0]
+    for run in runs[1:]:
+        assert run["sample"] == runs[0]["sample"]
+        for (name, a), (_, b) in zip(runs[0]["model"].state_dict().items(),
+                                     run["model"].state_dict().items()):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+    assert not [w for w in recwarn if issubclass(w.category, gpuad.compiler.CompileWarning)]
 
 
 def test_sample_from_a_checkpoint(text, tmp_path, capsys):
