@@ -534,6 +534,43 @@ def test_what_a_replayed_backward_would_skip_inside_falls_back(inside):
     assert compiled.fallback is not None
 
 
+@pytest.mark.parametrize("write", ["operator", "out_keyword", "out_positional", "copyto",
+                                   "ufunc_at", "fill", "returned_out"])
+def test_a_backward_that_writes_into_a_forward_value_falls_back(write):
+    # a custom Function's backward scaling its saved input in place: that input is the forward's
+    # value h, which a replay's backward would find already scaled by an earlier walk
+    class ScaledSquare(gpuad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            if write == "operator":
+                x *= 2
+            elif write == "out_keyword":
+                np.multiply(x, 2, out=x)
+            elif write == "out_positional":
+                np.multiply(x, 2, x)
+            elif write == "copyto":
+                np.copyto(x, 2 * x)
+            elif write == "ufunc_at":
+                np.multiply.at(x, 0, 2)
+            elif write == "fill":
+                x.fill(2)
+            else:  # a function's positional out, returned
+                x = np.clip(x, -1e9, 1e9, x)
+            return x * g
+
+    weight = gpuad.ones(4, requires_grad=True)
+    compiled = gpuad.compile(lambda x: ScaledSquare.apply(x * weight).sum())
+    with pytest.warns(CompileWarning, match="writes into a value of the forward"):
+        compiled(gpuad.randn(3, 4)).backward()
+    assert compiled.fallback is not None and weight.grad is not None
+
+
 def test_a_gradient_penalty_with_its_own_create_graph_walk_replays():
     # WGAN-GP: the forward differentiates the critic at an interpolate it makes with
     # requires_grad (create_graph); the caller's backward goes through that walk too

@@ -91,7 +91,7 @@ def record_backward(rec, outputs):
         split.grads.append(g.array._vid)
     made = set()
     for instr in rec.instrs[split.start:]:
-        if any(vid not in made for vid in _written(instr)):
+        if any(vid not in made for vid in instr.writes):
             rec.poison(f"returns a tensor whose backward writes into a value of the forward "
                        f"({instr.name})")
             return
@@ -107,15 +107,6 @@ def residuals(split):
         found.update(vid for vid in instr.reads if vid not in made)
         made.update(instr.made())
     return sorted(found)
-
-
-def _written(instr):
-    """The values an instruction writes into: an in-place operator's or item assignment's
-    target, an out= argument."""
-    refs = [instr.args[0]] if instr.kind in ("ibinop", "setitem") else []
-    out = instr.kwargs.get("out")
-    refs += list(out) if type(out) is tuple else [out]
-    return [ref.vid for ref in refs if hasattr(ref, "vid")]
 
 
 class BackwardReplay:

@@ -80,13 +80,14 @@ class Value:
 class Instr:
     """One recorded operation. kind: call (target a function), method (target a name, args[0] the
     array), binop / ibinop / unop (target an operator symbol), getitem, setitem, getattr."""
-    __slots__ = ("kind", "target", "name", "args", "kwargs", "outs", "reads", "pure", "asarray",
-                 "xp", "segment")
+    __slots__ = ("kind", "target", "name", "args", "kwargs", "outs", "reads", "writes", "pure",
+                 "asarray", "xp", "segment")
 
     def __init__(self, kind, target, name, args, kwargs, reads, segment):
         self.kind, self.target, self.name = kind, target, name
         self.args, self.kwargs, self.reads, self.segment = args, kwargs, reads, segment
         self.outs = None  # None, a vid, or a tuple of vids (a call returning several arrays)
+        self.writes = ()  # the vids it writes into (in place, out=): set by Recorder._result
         self.pure = False  # no effect but its result: removable when nobody reads it
         self.asarray = False  # numpy returned a scalar: the replay makes it a 0-d array, as apply
         self.xp = None  # the real array module, for writing a result into a dead input (out=)
@@ -132,6 +133,9 @@ PURE_FUNCTIONS = {
     "min", "prod", "take", "take_along_axis", "pad", "flip", "roll", "repeat", "tile", "split",
     "array_split", "swapaxes", "squeeze", "clip", "outer", "cumsum", "create", "to_device",
 }  # (draw is not: it advances a generator)
+# numpy/CuPy functions and methods that write into their first argument (returning None)
+WRITE_FIRST_FUNCTIONS = {"copyto", "put", "place", "putmask", "fill_diagonal", "put_along_axis"}
+WRITE_FIRST_METHODS = {"fill", "sort", "partition", "put", "itemset", "setfield", "resize"}
 HOST_READS = {"item", "tolist", "tobytes", "get", "tofile", "dump", "dumps", "__array__"}
 DATA_DEPENDENT = {"nonzero", "flatnonzero", "argwhere", "unique", "extract", "compress", "bincount",
                   "unique_values", "unique_counts", "unique_inverse", "unique_all", "trim_zeros",
@@ -390,12 +394,15 @@ class Recorder:
 
     def _result(self, instr, result, args, kwargs, reads):
         arrays = [real for _, real in reads]
+        instr.writes = _writes(instr)
         if isinstance(result, numpy.generic) and result.dtype.kind in "biufc":
             result = numpy.asarray(result)  # as apply does; the replay does it too
             instr.asarray = True
         if backend.is_array(result):
             for traced in flat(args) + flat(kwargs):
                 if type(traced) in TRACE_TYPES and traced._real is result and traced._rec is self:
+                    if traced._vid not in instr.writes:  # (a function's own out parameter)
+                        instr.writes += (traced._vid,)
                     self.instrs.append(instr)  # the call wrote into an input and returned it
                     return traced
             out, vid = self._produced(result, reads)
@@ -488,6 +495,21 @@ class Unsupported(Exception):
 
 def _hyper(optimizer):
     return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+
+def _writes(instr):
+    """The values an instruction writes into: an in-place operator's or item assignment's target,
+    out= arrays (numpy passes a ufunc's positional outputs as out=), the first argument of
+    copyto, a ufunc's .at and the like (Recorder._result adds an input that a call returns as
+    its result: a positional out of another function)."""
+    kind, name = instr.kind, instr.name
+    writes_first = (kind in ("ibinop", "setitem")
+                    or (kind == "call" and (name in WRITE_FIRST_FUNCTIONS or name.endswith(".at")))
+                    or (kind == "method" and name in WRITE_FIRST_METHODS))
+    refs = [instr.args[0]] if writes_first and instr.args else []
+    out = instr.kwargs.get("out")
+    refs += list(out) if type(out) is tuple else [out]
+    return tuple(ref.vid for ref in refs if type(ref) is Ref)
 
 
 def _is_pure(instr):
