@@ -59,6 +59,7 @@ def record_backward(rec, outputs):
                   [s.array._vid for s in seeds])
     cut = [(t, t._node, t._hooks) for t in targets]
     walked = rec.walked  # (the call's own walks, not this one)
+    rec.walk_made = set()  # the Recorder stops a walk that writes into any other value
     try:
         for t, _, _ in cut:
             # the walk stops at what the call read, whose hooks the caller's walk runs
@@ -70,7 +71,7 @@ def record_backward(rec, outputs):
                    f"({type(error).__name__}: {error})")
         return
     finally:
-        rec.walked = walked
+        rec.walked, rec.walk_made = walked, None
         for t, node, hooks in cut:
             t._node, t._hooks = node, hooks
     # a leaf made inside with requires_grad (a gradient penalty's interpolate) gets no gradient
@@ -89,13 +90,6 @@ def record_backward(rec, outputs):
             return
         kept.append(t)
         split.grads.append(g.array._vid)
-    made = set()
-    for instr in rec.instrs[split.start:]:
-        if any(vid not in made for vid in instr.writes):
-            rec.poison(f"returns a tensor whose backward writes into a value of the forward "
-                       f"({instr.name})")
-            return
-        made.update(instr.made())
     rec.split, rec.live = split, (outputs, kept)
 
 

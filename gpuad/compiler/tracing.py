@@ -10,10 +10,12 @@ Tensor._inplace, optimizer updates by Optimizer.step (each a Segment, whose host
 refreshes). Reading a value on the host, or an op whose result shape depends on the data, marks
 the trace as not replayable (`poisoned`); the call still completes eagerly.
 """
+import inspect
 import numbers
 import os
 import sys
 import threading
+import types
 import weakref
 
 import numpy
@@ -201,6 +203,7 @@ class Recorder:
         self.made_leaves = set()  # ids of the leaves made inside that the walk reached
         self.hooked = []  # (tensor with hooks, the user's line that reached it)
         self.walked = False  # whether the call ran a backward walk (not backward.py's)
+        self.walk_made = None  # while backward.py records its walk: the values the walk made
 
     def mine(self):
         return not self.closed and not self.busy and threading.get_ident() == self.thread
@@ -349,12 +352,28 @@ class Recorder:
         real_kwargs, t_kwargs = self._convert(kwargs, reads)
         instr = Instr(kind, target, name, t_args, t_kwargs,
                       tuple(vid for vid, _ in reads if vid is not None), segment)
+        instr.writes = _writes(instr)
+        if self.walk_made is not None and not self.walk_made.issuperset(instr.writes):
+            self._writes_forward(instr)  # before it runs: the call's own walk reads it after
         self.busy += 1
         try:
             result = execute(kind, target, real_args, real_kwargs)
         finally:
             self.busy -= 1
-        return self._result(instr, result, args, kwargs, reads)
+        out = self._result(instr, result, args, kwargs, reads)
+        if self.walk_made is not None:
+            self.walk_made.update(instr.made())
+            if not self.walk_made.issuperset(instr.writes):  # it returned an input it wrote
+                self._writes_forward(instr)
+        return out
+
+    def _writes_forward(self, instr):
+        """backward.py's walk is about to write into a value of the forward (or just did): a
+        replay's backward would find that value already written by an earlier one, and the
+        caller's own walk after this recording would write it a second time. Stop the walk."""
+        self.poison(f"returns a tensor whose backward writes into a value of the forward "
+                    f"({instr.name})")
+        raise WalkStopped
 
     def record_call(self, fn, name, args, kwargs):
         """backend.TRACER's entry: a backend function that makes arrays from host data (or
@@ -394,7 +413,6 @@ class Recorder:
 
     def _result(self, instr, result, args, kwargs, reads):
         arrays = [real for _, real in reads]
-        instr.writes = _writes(instr)
         if isinstance(result, numpy.generic) and result.dtype.kind in "biufc":
             result = numpy.asarray(result)  # as apply does; the replay does it too
             instr.asarray = True
@@ -482,6 +500,10 @@ class Recorder:
             self.poison("runs an optimizer update whose host numbers could not be followed")
 
 
+class WalkStopped(Exception):  # noqa: N818  (a signal to backward.py, not an error)
+    """Raised into backward.py's recorded walk to stop it (the recording is poisoned)."""
+
+
 class Unsupported(Exception):
     """gpuad.compile(fullgraph=True) met something a replay cannot repeat (not a RuntimeError,
     so no op's error handling takes it for its own)."""
@@ -499,17 +521,53 @@ def _hyper(optimizer):
 
 def _writes(instr):
     """The values an instruction writes into: an in-place operator's or item assignment's target,
-    out= arrays (numpy passes a ufunc's positional outputs as out=), the first argument of
-    copyto, a ufunc's .at and the like (Recorder._result adds an input that a call returns as
-    its result: a positional out of another function)."""
-    kind, name = instr.kind, instr.name
+    out= arrays (numpy passes a ufunc's positional outputs as out=), a function's out passed
+    positionally (np.clip(a, lo, hi, a)), the first argument of copyto, a ufunc's .at and the
+    like. (Recorder.record also catches a call that returns an input, should a writer be
+    missing here.)"""
+    kind, name, args = instr.kind, instr.name, instr.args
     writes_first = (kind in ("ibinop", "setitem")
                     or (kind == "call" and (name in WRITE_FIRST_FUNCTIONS or name.endswith(".at")))
                     or (kind == "method" and name in WRITE_FIRST_METHODS))
-    refs = [instr.args[0]] if writes_first and instr.args else []
+    refs = [args[0]] if writes_first and args else []
     out = instr.kwargs.get("out")
     refs += list(out) if type(out) is tuple else [out]
+    if kind == "call":
+        at = _positional_out(instr.target)
+        if at is not None and len(args) > at:
+            refs.append(args[at])
     return tuple(ref.vid for ref in refs if type(ref) is Ref)
+
+
+_OUT_POSITIONS = {}
+
+
+def _positional_out(fn):
+    """Where a function (not a ufunc: numpy hands those their outputs as out=) takes `out`
+    positionally, from its signature; None when it does not or cannot tell."""
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        return None  # a bound method (a ufunc's .at, made anew each time): not worth a cache entry
+    try:
+        return _OUT_POSITIONS[fn]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable
+        return None
+    at = None
+    if not isinstance(fn, numpy.ufunc):
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        for i, param in enumerate(params):
+            if param.kind is param.VAR_POSITIONAL:
+                break
+            if param.name == "out":
+                at = i if param.kind is not param.KEYWORD_ONLY else None
+                break
+    _OUT_POSITIONS[fn] = at
+    return at
 
 
 def _is_pure(instr):
