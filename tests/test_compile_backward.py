@@ -518,12 +518,13 @@ def test_what_a_replayed_backward_would_skip_inside_falls_back(inside):
     # a leaf made with requires_grad and returned would get no .grad from a replay; a hook or
     # retain_grad() on a tensor computed inside would not run
     weight = gpuad.ones(4, requires_grad=True)
+    hook_calls = []
 
     def forward(x):
         scale = gpuad.ones(4, requires_grad=True) if inside == "returned_leaf" else weight
         h = x * scale
         if inside == "hook":
-            h.register_hook(lambda g: g * 2)
+            h.register_hook(lambda g: hook_calls.append(g) or g * 2)
         elif inside == "retain_grad":
             h.retain_grad()
         return h.sum(), scale
@@ -532,6 +533,8 @@ def test_what_a_replayed_backward_would_skip_inside_falls_back(inside):
     with pytest.warns(CompileWarning, match=match):
         compiled(gpuad.randn(3, 4, requires_grad=True))[0].backward()
     assert compiled.fallback is not None
+    # found before the recording's own walk, which would have run the hook a second time
+    assert len(hook_calls) == (inside == "hook")
 
 
 @pytest.mark.parametrize("write", ["operator", "out_keyword", "out_positional", "copyto",

@@ -64,8 +64,14 @@ def record_backward(rec, outputs):
         for t, _, _ in cut:
             # the walk stops at what the call read, whose hooks the caller's walk runs
             t._node = t._hooks = None
-        grads = autograd.grad(outputs, targets, seeds, retain_graph=True, allow_unused=True)
         inside = [t for t in autograd.reachable(outputs) if id(t) not in rec.wrapped_tensors]
+        if any(t._hooks or t._retains_grad for t in inside):
+            # found before walking: this walk would run the hooks (or fill the .grad) once more
+            # than the caller's walk does
+            rec.poison("returns a tensor whose graph holds a tensor it computed with a hook or "
+                       "retain_grad(), which a replay's backward would not run")
+            return
+        grads = autograd.grad(outputs, targets, seeds, retain_graph=True, allow_unused=True)
     except Exception as error:  # noqa: BLE001  (the eager result stays usable: fall back)
         rec.poison(f"returns a tensor whose backward could not be recorded "
                    f"({type(error).__name__}: {error})")
@@ -77,10 +83,6 @@ def record_backward(rec, outputs):
     # a leaf made inside with requires_grad (a gradient penalty's interpolate) gets no gradient
     # from a replay: none of the caller's business, unless the call returns it (trace.py)
     rec.made_leaves = {id(t) for t in inside if t._node is None and t._requires_grad}
-    if any(t._hooks or t._retains_grad for t in inside):
-        rec.poison("returns a tensor whose graph holds a tensor it computed with a hook or "
-                   "retain_grad(), which a replay's backward would not run")
-        return
     kept = []
     for t, g in zip(targets, grads):
         if g is None:
