@@ -5,9 +5,12 @@
 
 Prints one JSON line per measurement (also appended to --json FILE) and a table of medians with
 min-max and time ratios gpuad/floor and gpuad/PyTorch. Frameworks run interleaved, round by round,
-in one process, so machine noise hits them alike, each round one place further along (rotated),
-so none always runs right after the same other one; each round starts every framework from the
-same weights (drawn once with numpy, torch's default init) and feeds it the same batches.
+in one process, so machine noise hits them alike, each round one place further along (rotated), so
+none always runs right after the same other one; each round starts every framework from the same
+weights (drawn once with numpy, torch's default init) and feeds it the same batches. A ratio is
+the median of the rounds' own ratios, since the machine's phases move whole rounds (the JSON also
+has the ratios of the medians, vs_floor_medians and vs_torch_medians, and each round's time,
+per_round).
 
   overhead     the engine's per-op bookkeeping on tiny and small tensors (us per op, fwd+bwd)
   mlp          MNIST 784-256-256-10 ReLU, batch 128, SGD lr 0.1 momentum 0.9: one epoch (s/epoch),

@@ -7,6 +7,7 @@ assertions: only the shape of the results and that the ratios are those of the m
 """
 import json
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -118,7 +119,8 @@ def test_rounds_rotate_so_no_framework_always_follows_the_same_one():
     result = timing.measure(cases, repeats=4, inner=1, device="cpu", torch=None,
                             warmup={name: (lambda: None) for name in cases})
     assert calls == list("abc" "bca" "cab" "abc")
-    assert set(result) == set(cases) and all(len(v) == 3 for v in result.values())
+    assert list(result.rounds) == list(cases) and all(len(result[name]) == 3 for name in cases)
+    assert all(len(rounds) == 4 for rounds in result.rounds.values())
 
 
 def test_blas_overrides_are_dropped_from_the_environment(bench):
@@ -136,7 +138,7 @@ def test_blas_overrides_are_dropped_from_the_environment(bench):
 TINY = ["--synthetic", "--steps", "2", "--repeats", "3", "--no-memory", "--matmul-batch", "64",
         "--matmul-width", "32"]
 COMMON_KEYS = {"bench", "framework", "device", "unit", "median", "min", "max", "vs_floor",
-               "vs_torch", "machine"}
+               "vs_torch", "vs_floor_medians", "vs_torch_medians", "per_round", "machine"}
 EXTRA_KEYS = {"mlp": {"samples_per_s", "test_accuracy", "train_loss_last", "rounds", "data"},
               "cnn": {"steps_per_s", "loss", "rounds", "data"},
               "matmul_rate": {"tflops", "matmul_tflops", "frac_of_matmul", "rounds"},
@@ -160,11 +162,14 @@ def test_every_benchmark_smoke_runs(bench, tmp_path, capsys):
             continue  # two shapes, ratios per shape (kept as it was)
         assert [r["framework"] for r in group] == frameworks
         med = {r["framework"]: r["median"] for r in group}
-        for r in group:  # the ratios are those of the same run's medians
-            assert r["vs_floor"] == pytest.approx(r["median"] / med["floor"])
-            if torch is not None:
-                assert r["vs_torch"] == pytest.approx(r["median"] / med["torch"])
-            assert r["rounds"] == 3
+        per_round = {r["framework"]: r["per_round"] for r in group}
+        for r in group:  # the ratios are the same rounds' (and of the same run's medians)
+            assert r["median"] == pytest.approx(statistics.median(r["per_round"]))
+            for ref in ["floor"] + (["torch"] if torch is not None else []):
+                paired = statistics.median(a / b for a, b in zip(r["per_round"], per_round[ref]))
+                assert r[f"vs_{ref}"] == pytest.approx(paired)
+                assert r[f"vs_{ref}_medians"] == pytest.approx(r["median"] / med[ref])
+            assert r["rounds"] == 3 == len(r["per_round"])
             assert r["data"] == ("random" if name == "matmul_rate" else "synthetic")
     # same seeds, same weights, same batches: every framework ends at the same loss
     for name, key in (("mlp", "train_loss_last"), ("cnn", "loss")):
@@ -218,13 +223,16 @@ def test_amp_bench_compares_each_framework_with_its_own_float32(bench):
     torch = runners.import_torch()
     rows = {r["framework"]: r for r in bench.main(["amp"] + TINY)}
     assert list(rows) == ["gpuad", "gpuad_amp"] + (["torch", "torch_amp"] if torch else [])
+    def paired(a, b):
+        return statistics.median(x / y for x, y in zip(a["per_round"], b["per_round"]))
     for name, r in rows.items():
         base = name.removesuffix("_amp")
-        assert r["amp_speedup"] == pytest.approx(rows[base]["median"] / r["median"])
+        assert r["amp_speedup"] == pytest.approx(paired(rows[base], r))
         assert r["vs_floor"] is None and math.isfinite(r["loss"])
         if torch is not None:  # gpuad's amp against torch's amp, float32 against float32
-            other = "torch_amp" if name.endswith("_amp") else "torch"
-            assert r["vs_torch"] == pytest.approx(r["median"] / rows[other]["median"])
+            other = rows["torch_amp" if name.endswith("_amp") else "torch"]
+            assert r["vs_torch"] == pytest.approx(paired(r, other))
+            assert r["vs_torch_medians"] == pytest.approx(r["median"] / other["median"])
     assert abs(rows["gpuad_amp"]["loss"] - rows["gpuad"]["loss"]) < 1e-2  # float16 rounding
 
 

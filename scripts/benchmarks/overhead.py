@@ -3,7 +3,7 @@ same chain written by hand on arrays and in PyTorch (us per op, forward + backwa
 import gpuad
 from gpuad import backend
 
-from .timing import measure
+from .timing import measure, ratios
 
 N_OPS = 200
 
@@ -74,7 +74,6 @@ def bench_overhead(args, torch, compiled=False):
             rows.append({"bench": "overhead_compiled" if compiled else "overhead",
                          "shape": list(shape), "framework": name,
                          "unit": "us/op (fwd+bwd)", "median": med * per_op, "min": lo * per_op,
-                         "max": hi * per_op,
-                         "vs_floor": med / timings["floor"][0],
-                         "vs_torch": med / timings["torch"][0] if "torch" in timings else None})
+                         "max": hi * per_op, **ratios(timings, name),
+                         "per_round": [t * per_op for t in timings.rounds[name]]})
     return rows

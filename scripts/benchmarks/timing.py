@@ -1,5 +1,10 @@
 """Timing: frameworks run interleaved, round by round, in one process, so machine noise hits them
-alike; rows carry the medians, min-max and the time ratios of the same run."""
+alike; rows carry the medians, min-max, each round's time and the time ratios of the same run.
+
+A ratio is the median over rounds of the two frameworks' times in the same round. The machine's
+phases move whole rounds (the floor's MLP epoch took 0.58 s in some rounds of a run and 1.2 s in
+others), so a ratio of two medians may set a fast-phase round of one against a slow-phase round of
+the other; the rounds' own ratios do not (the ratio of the medians is kept as vs_*_medians)."""
 import statistics
 import time
 
@@ -15,8 +20,45 @@ def sync(device, torch):
             torch.cuda.synchronize()
 
 
+class Timings:
+    """Seconds per call of each case, round by round: `rounds[name]` in the order they ran;
+    timings[name] is its (median, min, max)."""
+
+    def __init__(self, rounds):
+        self.rounds = rounds
+
+    def __getitem__(self, name):
+        s = self.rounds[name]
+        return statistics.median(s), min(s), max(s)
+
+    def __contains__(self, name):
+        return name in self.rounds
+
+    def items(self):
+        return [(name, self[name]) for name in self.rounds]
+
+    def pop(self, name):
+        value = self[name]
+        del self.rounds[name]
+        return value
+
+    def per(self, count):
+        """The same rounds divided by `count` (seconds per step of a round of `count` steps)."""
+        return Timings({name: [t / count for t in s] for name, s in self.rounds.items()})
+
+    def ratio(self, name, reference):
+        """Median over rounds of name's time over reference's in the same round; None when the
+        reference did not run."""
+        if reference not in self.rounds:
+            return None
+        return statistics.median(a / b for a, b in zip(self.rounds[name], self.rounds[reference]))
+
+    def ratio_of_medians(self, name, reference):
+        return self[name][0] / self[reference][0] if reference in self.rounds else None
+
+
 def measure(cases, repeats, inner, device, torch, prepare=None, warmup=None):
-    """Median, min and max seconds per call of each case, interleaved round by round. `prepare`
+    """Seconds per call of each case (Timings), interleaved round by round. `prepare`
     maps a case to an untimed callable run before each of its timed calls (to restart it from the
     same state); `warmup` maps a case to what to run once first (default: the case itself).
 
@@ -40,7 +82,7 @@ def measure(cases, repeats, inner, device, torch, prepare=None, warmup=None):
                 fn()
             sync(device, torch)
             samples[name].append((time.perf_counter() - start) / inner)
-    return {name: (statistics.median(s), min(s), max(s)) for name, s in samples.items()}
+    return Timings(samples)
 
 
 def one_round(runner, spec):
@@ -55,7 +97,7 @@ def one_round(runner, spec):
 
 
 def time_runners(runners, spec, args, torch, extra_cases=None):
-    """Interleaved rounds of every runner (and any extra cases); {name: (median, min, max)}."""
+    """Interleaved rounds of every runner (and any extra cases): Timings."""
     prepare, cases, warmup = {}, {}, {}
     for name, runner in runners.items():
         prepare[name], cases[name] = one_round(runner, spec)
@@ -71,9 +113,15 @@ def result_rows(bench, timings, unit, scale, args, **common):
     for name, (med, lo, hi) in timings.items():
         rows.append({"bench": bench, "framework": name, "device": args.device, "unit": unit,
                      "median": med * scale, "min": lo * scale, "max": hi * scale,
-                     "rounds": max(args.repeats, 3),
-                     "vs_floor": med / timings["floor"][0] if "floor" in timings else None,
-                     "vs_torch": med / timings["torch"][0] if "torch" in timings else None,
+                     "rounds": max(args.repeats, 3), **ratios(timings, name),
+                     "per_round": [t * scale for t in timings.rounds[name]],
                      "data": "synthetic" if args.synthetic else "mnist", **common})
     return rows
+
+
+def ratios(timings, name, floor="floor", torch="torch"):
+    """A row's time ratios against the floor and torch: paired by round, and of the medians."""
+    return {"vs_floor": timings.ratio(name, floor), "vs_torch": timings.ratio(name, torch),
+            "vs_floor_medians": timings.ratio_of_medians(name, floor),
+            "vs_torch_medians": timings.ratio_of_medians(name, torch)}
 

@@ -9,7 +9,7 @@ from gpuad import backend
 from .data import load_mnist, shuffled, torch_init
 from .memory import with_memory
 from .runners import COMPILED, FRAMEWORKS, make_runners
-from .timing import result_rows, time_runners
+from .timing import ratios, result_rows, time_runners
 
 
 def _torch_mlp(widths):
@@ -101,9 +101,7 @@ def bench_cnn(args, torch, compiled=False):
     """Adam steps of LeNet5; `compiled`: gpuad's step is gpuad.compile'd (cnn_compiled)."""
     name = "cnn_compiled" if compiled else "cnn"
     runners, spec, _ = cnn_setup(args, torch, COMPILED if compiled else FRAMEWORKS)
-    timings = time_runners(runners, spec, args, torch)
-    timings = {k: (med / spec["steps"], lo / spec["steps"], hi / spec["steps"])
-               for k, (med, lo, hi) in timings.items()}
+    timings = time_runners(runners, spec, args, torch).per(spec["steps"])
     rows = result_rows(name, timings, "ms/step", 1e3, args, batch=spec["batch"],
                        steps=spec["steps"], warmup_steps=spec["warmup"])
     for row in rows:
@@ -131,7 +129,7 @@ def bench_matmul_rate(args, torch):
     matmul_rate = 2 * n ** 3 * spec["steps"] / timings.pop("xp.matmul")[0]
     flops_6n = 6 * batch * sum(i * o for i, o in zip(widths, widths[1:]))
     flops = flops_6n - 2 * batch * widths[0] * widths[1]
-    timings = {k: tuple(t / spec["steps"] for t in v) for k, v in timings.items()}
+    timings = timings.per(spec["steps"])
     rows = result_rows("matmul_rate", timings, "ms/step", 1e3, args, batch=batch,
                        widths=list(widths), steps=spec["steps"], matmul_n=n,
                        matmul_tflops=matmul_rate / 1e12, flops_per_step=flops,
@@ -146,18 +144,16 @@ def bench_matmul_rate(args, torch):
 def bench_amp(args, torch):
     """matmul_rate's step in float32 and under autocast, per framework, in the same rounds."""
     runners, spec, _ = matmul_setup(args, torch, names=("gpuad", "gpuad_amp", "torch", "torch_amp"))
-    timings = time_runners(runners, spec, args, torch)
-    timings = {k: tuple(t / spec["steps"] for t in v) for k, v in timings.items()}
+    timings = time_runners(runners, spec, args, torch).per(spec["steps"])
     batch, widths, _ = _matmul_sizes(args)
     rows = result_rows("amp", timings, "ms/step", 1e3, args, batch=batch, widths=list(widths),
                        steps=spec["steps"], amp_dtype="float16", data="random")
     for row in rows:
         name = row["framework"]
         base, suffix = name.removesuffix("_amp"), "_amp" if name.endswith("_amp") else ""
-        row["vs_floor"] = None  # the floor has no autocast
-        row["vs_torch"] = (timings[name][0] / timings["torch" + suffix][0]
-                           if "torch" + suffix in timings else None)  # amp against torch's amp
-        row["amp_speedup"] = timings[base][0] / timings[name][0]
+        # the floor has no autocast; amp against torch's amp, float32 against float32
+        row.update(ratios(timings, name, floor=None, torch="torch" + suffix))
+        row["amp_speedup"] = timings.ratio(base, name)
         row["loss"] = runners[name].loss()
     return rows
 
