@@ -172,3 +172,29 @@ def test_indices_outside_finds_the_first_bad_entry_as_a_full_scan_does(dtype):
             index = values.astype(dtype).reshape(-1, 1)[::-1, 0]  # a strided view too
             bad = [int(v) for v in index if not low <= v < high and v != ignore]
             assert backend.indices_outside(index, low, high, ignore) == (bad[0] if bad else None)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8,), (128, 256), (3, 8192), (2, 8192 + 5), (5, 7, 999)])
+def test_relu_gives_maximums_bits_on_its_fast_path_and_off_it(dtype, shape):
+    # the fast path (whole blocks of zeros, then a tail) must give numpy's maximum(x, 0) bit for
+    # bit: NaN of either sign kept, -0.0 as maximum gives it, infinities
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[:8] = [np.nan, -np.nan, -0.0, 0.0, np.inf, -np.inf, -1.0, 1.0]
+    bits = np.dtype(f"i{x.itemsize}")
+    want = np.maximum(x, 0)
+    assert backend.relu(x).view(bits).tolist() == want.view(bits).tolist()
+    strided = x[..., ::2]  # not contiguous: maximum itself
+    assert np.array_equal(backend.relu(strided).view(bits), np.maximum(strided, 0).view(bits))
+    into = np.full_like(x, 7)
+    assert backend.relu(x, out=into) is into
+    assert np.array_equal(into.view(bits), want.view(bits))
+    y = x.copy()
+    backend.relu(y, out=y)  # in place, as the benchmark floor uses it
+    assert np.array_equal(y.view(bits), want.view(bits))
+    t = gpuad.tensor(x, requires_grad=True)
+    gpuad.nn.functional.relu(t).sum().backward()
+    # torch's threshold_backward: the gradient stops where the output is <= 0 (NaN passes it)
+    assert np.array_equal(t.grad.numpy(), np.where(want <= 0, 0, 1).astype(dtype))

@@ -355,9 +355,14 @@ def silu(x):
 
 
 # ---- piecewise ----------------------------------------------------------------------------------
+# max(x, 0), NaN kept, as torch's relu: backend.relu, recorded whole by gpuad.compile, so that a
+# replay takes its numpy fast path too
+_relu_forward = fused("relu")(backend.relu)
+
+
 @primitive(vjp=_from_output(_relu_backward, _relu_grad))
 def relu(x):
-    return xp_of(x).maximum(x, 0)
+    return _relu_forward(x)
 
 
 def _clamp_vjp(g, y, x, low, high):

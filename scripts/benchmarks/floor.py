@@ -12,7 +12,9 @@ because gpuad is judged against it:
   copied) and write gradients straight into their place in the gradient buffer with `out=`;
 * the softmax cross-entropy and its gradient come out of one softmax, computed in place over the
   logits; ReLU after max pooling is applied to the pooled (4x smaller) array, which is the same
-  function since ReLU is monotone.
+  function since ReLU is monotone;
+* ReLU is gpuad.backend.relu, in place: numpy's maximum against a block of zeros, which runs 2-3x
+  faster than against the scalar 0 (gpuad's relu uses it too).
 
 Layouts: parameters come in, and gradients are kept, in PyTorch's layout (Linear weights (out,
 in), Conv2d weights (out, in, kh, kw)), so the benchmark starts every framework from the same
@@ -21,7 +23,7 @@ numbers and the tests compare gradients with autograd's one to one. Images run b
 """
 import math
 
-from gpuad.backend import xp_of
+from gpuad.backend import relu, xp_of
 
 
 # ---- buffers ------------------------------------------------------------------------------------
@@ -46,13 +48,12 @@ def _flat_copy(arrays):
 def dense_forward(x, weights, biases):
     """Linear layers with ReLU between them. Returns every layer's input (the post-ReLU activations
     the backward pass needs) followed by the logits."""
-    xp = xp_of(x)
     acts = [x]
     for i, (w, b) in enumerate(zip(weights, biases)):
         h = acts[-1] @ w.T  # w.T is a view: BLAS reads (out, in) with its transpose flag
         h += b
         if i < len(weights) - 1:
-            xp.maximum(h, 0, out=h)
+            relu(h, out=h)
         acts.append(h)
     return acts
 
@@ -238,7 +239,7 @@ def maxpool_relu(y):
     m = xp.maximum(q[0], q[1])
     xp.maximum(m, q[2], out=m)
     xp.maximum(m, q[3], out=m)
-    xp.maximum(m, 0, out=m)
+    relu(m, out=m)
     return m
 
 
