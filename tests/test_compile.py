@@ -2136,6 +2136,51 @@ def test_parameters_replaced_or_in_groups_of_their_own_still_replay_the_eager_st
         assert _flat_run(step).ok is True
 
 
+def test_host_numbers_shared_only_by_updates_that_would_compute_the_same():
+    # a replay works out the host numbers of a group's updates once for the parameters that
+    # share them: the same step count, and any shape when the update is optim.layout_free. A
+    # parameter that joined later (its own step count) and a subclass whose update reads the
+    # shape (not layout_free, as it overrides _update) get their own.
+    class ShapeScaledSGD(gpuad.optim.SGD):
+        def _update(self, p, g, state, group):
+            state["step"] = state.get("step", 0) + 1
+            p -= group["lr"] / (p.shape[-1] * state["step"]) * g
+
+    assert gpuad.optim.Adam._update.layout_free and not hasattr(ShapeScaledSGD._update,
+                                                                  "layout_free")
+    rng = np.random.default_rng(5)
+    batches = [(rng.standard_normal((16, 12)).astype(np.float32), rng.integers(0, 5, 16))
+               for _ in range(7)]
+
+    def build(make_opt):
+        def build_on(device):
+            first, second = gpuad.nn.Linear(12, 12).to(device), gpuad.nn.Linear(12, 5).to(device)
+            skip = gpuad.nn.Linear(12, 5).to(device)
+            opt = make_opt([*first.parameters(), *second.parameters(), *skip.parameters()])
+
+            def step(x, y):  # first and second join after three steps (a re-trace)
+                deep = settings["deep"]
+                logits = skip(x) + (second(F.relu(first(x))) if deep else 0)
+                loss = F.cross_entropy(logits, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                return loss
+            return gpuad.nn.ModuleList([first, second, skip]), step, opt
+        return build_on
+
+    def deepen(opt, i):
+        settings["deep"] = i >= 2
+    for make_opt in (lambda ps: gpuad.optim.Adam(ps, lr=0.01),
+                     lambda ps: ShapeScaledSGD(ps, lr=0.5)):
+        settings = {"deep": False}
+        eager, _, _ = _run(build(make_opt), batches, "cpu", False, deepen)
+        settings = {"deep": False}
+        compiled, step, opt = _run(build(make_opt), batches, "cpu", True, deepen)
+        _assert_same(eager, compiled, "cpu")
+        assert sorted({s["step"] for s in opt.state.values()}) == [4, 7]  # steps kept apart
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_a_replay_checks_class_indices_and_changes_nothing_when_one_is_bad(optimizer):
     # numpy would read a negative index from the end: the replay makes eager's check on every

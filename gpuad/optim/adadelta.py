@@ -1,6 +1,12 @@
 """Adadelta: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, check_nonnegative, init_state, refuse_torch_only_options
+from .optimizer import (
+    Optimizer,
+    check_nonnegative,
+    init_state,
+    layout_free,
+    refuse_torch_only_options,
+)
 
 
 class Adadelta(Optimizer):
@@ -16,6 +22,7 @@ class Adadelta(Optimizer):
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
                                   "maximize": maximize})
 
+    @layout_free
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:

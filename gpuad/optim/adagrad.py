@@ -1,6 +1,6 @@
 """Adagrad: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_nonnegative, layout_free
 
 
 class Adagrad(Optimizer):
@@ -15,6 +15,7 @@ class Adagrad(Optimizer):
                                   "initial_accumulator_value": initial_accumulator_value,
                                   "eps": eps, "maximize": maximize})
 
+    @layout_free
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:

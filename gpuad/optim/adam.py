@@ -4,7 +4,7 @@ import math
 
 from ..backend import xp_of
 from ..backend.kernels import fused
-from .optimizer import Optimizer, check_nonnegative, init_state, scratch
+from .optimizer import Optimizer, check_nonnegative, init_state, layout_free, scratch
 
 
 class Adam(Optimizer):
@@ -22,6 +22,7 @@ class Adam(Optimizer):
                                   "maximize": maximize,
                                   "decoupled_weight_decay": decoupled_weight_decay})
 
+    @layout_free
     def _update(self, p, g, state, group):
         if not state:
             init_state(state, p, "exp_avg", "exp_avg_sq",

@@ -4,6 +4,7 @@ from .optimizer import (
     Optimizer,
     check_adam_options,
     init_state,
+    layout_free,
     lerp_inplace,
 )
 
@@ -18,6 +19,7 @@ class Adamax(Optimizer):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay, "maximize": maximize})
 
+    @layout_free
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:

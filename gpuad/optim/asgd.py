@@ -1,5 +1,11 @@
 """ASGD: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
-from .optimizer import Optimizer, check_nonnegative, init_state, refuse_torch_only_options
+from .optimizer import (
+    Optimizer,
+    check_nonnegative,
+    init_state,
+    layout_free,
+    refuse_torch_only_options,
+)
 
 
 class ASGD(Optimizer):
@@ -13,6 +19,7 @@ class ASGD(Optimizer):
         super().__init__(params, {"lr": lr, "lambd": lambd, "alpha": alpha, "t0": t0,
                                   "weight_decay": weight_decay, "maximize": maximize})
 
+    @layout_free
     def _update(self, p, g, state, group):
         if not state:
             init_state(state, p, "ax", eta=float(group["lr"]), mu=1.0)

@@ -5,6 +5,7 @@ from .optimizer import (
     check_adam_options,
     decayed_gradient,
     init_state,
+    layout_free,
     lerp_inplace,
 )
 
@@ -24,6 +25,7 @@ class NAdam(Optimizer):
                                   "decoupled_weight_decay": decoupled_weight_decay,
                                   "maximize": maximize})
 
+    @layout_free
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:

@@ -14,6 +14,17 @@ from ..tensor import Tensor
 _scratch = threading.local()
 
 
+def layout_free(update):
+    """Mark an optimizer's `_update(p, g, state, group)` whose host numbers (the Python floats it
+    hands to array code, such as Adam's bias corrections) and new state numbers (its step count)
+    come from the group's settings and the state's numbers alone, never from p's shape or dtype.
+    A gpuad.compile replay, which works out these numbers on the host every step, then does so
+    once for all the parameters of a group that share them, not once per parameter. A subclass
+    that overrides `_update` is not marked unless it says so too."""
+    update.layout_free = True
+    return update
+
+
 def scratch(like, slot=0):
     """An uninitialised array of like's shape, dtype and device for an update to compute in; every
     update on this thread reuses it (slots 0, 1, ... are distinct arrays), so nothing of it may

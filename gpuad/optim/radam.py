@@ -7,6 +7,7 @@ from .optimizer import (
     check_adam_options,
     decayed_gradient,
     init_state,
+    layout_free,
     lerp_inplace,
 )
 
@@ -25,6 +26,7 @@ class RAdam(Optimizer):
                                   "decoupled_weight_decay": decoupled_weight_decay,
                                   "maximize": maximize})
 
+    @layout_free
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:

@@ -1,6 +1,6 @@
 """RMSprop: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, check_nonnegative, init_state
+from .optimizer import Optimizer, check_nonnegative, init_state, layout_free
 
 
 class RMSprop(Optimizer):
@@ -15,6 +15,7 @@ class RMSprop(Optimizer):
                                   "weight_decay": weight_decay, "momentum": momentum,
                                   "centered": centered, "maximize": maximize})
 
+    @layout_free
     def _update(self, p, g, state, group):
         xp = xp_of(p)
         if not state:

@@ -1,7 +1,7 @@
 """SGD: one update rule over the Optimizer base (raw arrays, in place, one fused kernel on CUDA)."""
 from ..backend import xp_of
 from ..backend.kernels import fused
-from .optimizer import Optimizer, check_nonnegative, scratch
+from .optimizer import Optimizer, check_nonnegative, layout_free, scratch
 
 
 class SGD(Optimizer):
@@ -17,6 +17,7 @@ class SGD(Optimizer):
                                   "weight_decay": weight_decay, "nesterov": nesterov,
                                   "maximize": maximize})
 
+    @layout_free
     def _update(self, p, g, state, group):
         momentum, buf, first = group["momentum"], None, False
         if momentum:
