@@ -188,6 +188,10 @@ def test_relu_gives_maximums_bits_on_its_fast_path_and_off_it(dtype, shape):
     assert backend.relu(x).view(bits).tolist() == want.view(bits).tolist()
     strided = x[..., ::2]  # not contiguous: maximum itself
     assert np.array_equal(backend.relu(strided).view(bits), np.maximum(strided, 0).view(bits))
+    permuted = x.transpose()  # contiguous in another axis order: its layout is kept, as maximum's
+    got, expected = backend.relu(permuted), np.maximum(permuted, 0)
+    assert got.strides == expected.strides
+    assert np.array_equal(got.view(bits), expected.view(bits))
     into = np.full_like(x, 7)
     assert backend.relu(x, out=into) is into
     assert np.array_equal(into.view(bits), want.view(bits))
