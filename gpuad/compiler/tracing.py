@@ -89,7 +89,7 @@ class Instr:
         self.kind, self.target, self.name = kind, target, name
         self.args, self.kwargs, self.reads, self.segment = args, kwargs, reads, segment
         self.outs = None  # None, a vid, or a tuple of vids (a call returning several arrays)
-        self.writes = ()  # the vids it writes into (in place, out=): set by Recorder._result
+        self.writes = ()  # the vids it writes into (in place, out=): set by Recorder.record
         self.pure = False  # no effect but its result: removable when nobody reads it
         self.asarray = False  # numpy returned a scalar: the replay makes it a 0-d array, as apply
         self.xp = None  # the real array module, for writing a result into a dead input (out=)
