@@ -412,8 +412,10 @@ def relu(x, out=None):
         if out is None:  # contiguous in another order of its axes (a transposed view)?
             order = sorted(range(x.ndim), key=lambda axis: -x.strides[axis])
             in_memory = x.transpose(order)
-            if in_memory.flags.c_contiguous:  # the result keeps x's layout, as maximum's does
-                return _relu_by_blocks(in_memory, None).transpose(numpy.argsort(order))
+            if in_memory.flags.c_contiguous:
+                result = numpy.empty_like(x)  # x's layout, as maximum's own result has
+                _relu_by_blocks(in_memory, result.transpose(order))
+                return result
     return xp_of(x).maximum(x, 0) if out is None else xp_of(x).maximum(x, 0, out=out)
 
 
