@@ -537,8 +537,8 @@ def test_what_a_replayed_backward_would_skip_inside_falls_back(inside):
     assert len(hook_calls) == (inside == "hook")
 
 
-@pytest.mark.parametrize("write", ["operator", "out_keyword", "out_positional", "copyto",
-                                   "ufunc_at", "fill", "function_out", "method_out"])
+@pytest.mark.parametrize("write", ["operator", "out_keyword", "out_positional", "module_out",
+                                   "copyto", "ufunc_at", "fill", "function_out", "method_out"])
 def test_a_backward_that_writes_into_a_forward_value_falls_back(write):
     # a custom Function's backward scaling its saved input in place: that input is the forward's
     # value h, which a replay's backward would find already scaled by an earlier walk
@@ -557,6 +557,8 @@ def test_a_backward_that_writes_into_a_forward_value_falls_back(write):
                 np.multiply(x, 2, out=x)
             elif write == "out_positional":
                 np.multiply(x, 2, x)
+            elif write == "module_out":  # through the array's module, as gpuad's rules call it
+                gpuad.backend.xp_of(x).multiply(x, 2, x)
             elif write == "copyto":
                 np.copyto(x, 2 * x)
             elif write == "ufunc_at":

@@ -521,10 +521,11 @@ def _hyper(optimizer):
 
 def _writes(instr):
     """The values an instruction writes into: an in-place operator's or item assignment's target,
-    out= arrays (numpy passes a ufunc's positional outputs as out=), a function's out passed
-    positionally (np.clip(a, lo, hi, a)), the first argument of copyto, a ufunc's .at and the
-    like. (Recorder.record also catches a call that returns an input, should a writer be
-    missing here.)"""
+    out= arrays, a ufunc's outputs passed positionally (numpy's own dispatch hands them over as
+    out=, a call through xp_of's module as they are), a function's out passed positionally
+    (np.clip(a, lo, hi, a)), the first argument of copyto, a ufunc's .at and the like.
+    (Recorder.record also catches a call that returns an input, should a writer be missing
+    here.)"""
     kind, name, args = instr.kind, instr.name, instr.args
     writes_first = (kind in ("ibinop", "setitem")
                     or (kind == "call" and (name in WRITE_FIRST_FUNCTIONS or name.endswith(".at")))
@@ -533,9 +534,13 @@ def _writes(instr):
     out = instr.kwargs.get("out")
     refs += list(out) if type(out) is tuple else [out]
     if kind == "call":
-        at = _positional_out(instr.target)
-        if at is not None and len(args) > at:
-            refs.append(args[at])
+        ufunc = getattr(numpy, name, None)  # (by name, as _is_pure: CuPy's ufuncs too)
+        if isinstance(ufunc, numpy.ufunc):
+            refs += args[ufunc.nin:]
+        else:
+            at = _positional_out(instr.target)
+            if at is not None and len(args) > at:
+                refs.append(args[at])
     return tuple(ref.vid for ref in refs if type(ref) is Ref)
 
 
@@ -543,8 +548,8 @@ _OUT_POSITIONS = {}
 
 
 def _positional_out(fn):
-    """Where a function (not a ufunc: numpy hands those their outputs as out=) takes `out`
-    positionally, from its signature; None when it does not or cannot tell."""
+    """Where a function (not a ufunc: _writes knows those) takes `out` positionally, from its
+    signature; None when it does not or cannot tell."""
     owner = getattr(fn, "__self__", None)
     if owner is not None and not isinstance(owner, types.ModuleType):
         return None  # a bound method (a ufunc's .at, made anew each time): not worth a cache entry
@@ -555,17 +560,16 @@ def _positional_out(fn):
     except TypeError:  # unhashable
         return None
     at = None
-    if not isinstance(fn, numpy.ufunc):
-        try:
-            params = list(inspect.signature(fn).parameters.values())
-        except (TypeError, ValueError):
-            params = []
-        for i, param in enumerate(params):
-            if param.kind is param.VAR_POSITIONAL:
-                break
-            if param.name == "out":
-                at = i if param.kind is not param.KEYWORD_ONLY else None
-                break
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    for i, param in enumerate(params):
+        if param.kind is param.VAR_POSITIONAL:
+            break
+        if param.name == "out":
+            at = i if param.kind is not param.KEYWORD_ONLY else None
+            break
     _OUT_POSITIONS[fn] = at
     return at
 
