@@ -187,8 +187,9 @@ class Program:
         col = Collector(None)
         Collector.active.col = col
         scalars, commits, is_array = col.scalars, [], backend.is_array
-        hits, settings_of, unchanged = 0, {}, {}  # per group, once a pass: its settings, and
-        twins = {}  # whether they are those the cache saw; (group, metas) -> an update run here
+        # per group, once a pass: its settings (and whether they are plain values), and whether
+        # they are those the cache saw; (group, layout or None) -> an update run in this pass
+        hits, settings_of, unchanged, twins = 0, {}, {}, {}
         for index, seg in enumerate(self.segments):
             opt = seg.optimizer
             groups = opt.param_groups
@@ -201,7 +202,7 @@ class Program:
                 values = tuple(group.values())
                 known = settings_of[id(group)] = values, _plain_values(
                     v for v in values if type(v) is not list)  # (the parameter list: identity)
-            settings, plain = known
+            settings, plain_settings = known
             # an update whose inputs are the last call's and which changed no host state then
             # (SGD's: only arrays) gives the same numbers: reuse them
             cached = self._host_cache.get(index)
@@ -214,7 +215,8 @@ class Program:
                     hits += 1
                     continue
             key = settings, _state_entries(state)
-            plain = plain and _plain_values(item[1] for item in key[1] or () if type(item) is tuple)
+            plain = plain_settings and _plain_values(
+                item[1] for item in key[1] or () if type(item) is tuple)
             layout = None if getattr(seg.update, "layout_free", False) else seg.metas
             twin = twins.get((id(group), layout)) if plain else None
             if (twin is not None and twin[0].update is seg.update and twin[0].keys == seg.keys
@@ -236,10 +238,11 @@ class Program:
             if col.keys != seg.keys:
                 return None
             commits.append((seg, fake))
+            numbers = scalars[start:]
             if plain and _same_key(_state_entries(fake), key[1]):
-                self._host_cache[index] = (key, scalars[start:])
+                self._host_cache[index] = (key, numbers)
             if plain and all(type(v) in _PLAIN for v in fake.values() if type(v) is not NullArray):
-                twins[id(group), layout] = (seg, key, scalars[start:], fake)
+                twins[id(group), layout] = (seg, key, numbers, fake)
         self._commits = commits
         self._host_reuse = _reusable_pass(self.segments, self._host_cache, scalars) if (
             hits == len(self.segments)) else None
