@@ -204,3 +204,60 @@ def test_relu_gives_maximums_bits_on_its_fast_path_and_off_it(dtype, shape):
     gpuad.nn.functional.relu(t).sum().backward()
     # torch's threshold_backward: the gradient stops where the output is <= 0 (NaN passes it)
     assert np.array_equal(t.grad.numpy(), np.where(want <= 0, 0, 1).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NN", "NT", "TN", "TT"])
+def test_matmul_sums_a_long_product_with_a_small_result_from_pieces(dtype, layout):
+    # OpenBLAS's packing GEMM is slow on (9, 50176) @ (50176, 16), a conv's weight gradient;
+    # backend.linalg.matmul sums products of pieces of k in order, which its small kernel runs fast
+    from gpuad.backend import linalg
+    rng = np.random.default_rng(1)
+    m, k, n = 9, 50176, 16
+    a = rng.standard_normal((m, k) if layout[0] == "N" else (k, m)).astype(dtype)
+    b = rng.standard_normal((k, n) if layout[1] == "N" else (n, k)).astype(dtype)
+    a, b = (a if layout[0] == "N" else a.T), (b if layout[1] == "N" else b.T)
+    piece = linalg._SMALL_PRODUCT // (m * n) // linalg._PIECE_STEP * linalg._PIECE_STEP
+    assert 2 * piece <= k  # this shape is split
+    want = a[:, :piece] @ b[:piece]
+    for start in range(piece, k, piece):
+        want += a[:, start:start + piece] @ b[start:start + piece]
+    got = linalg.matmul(a, b)
+    assert got.dtype == dtype and got.shape == (m, n)
+    assert np.array_equal(got, want)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(got, exact, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-2 if dtype == np.float32 else 1e-10)
+    a[0, 5] = np.nan  # NaN and infinities reach the result as in one product
+    assert np.isnan(linalg.matmul(a, b)[0]).all() and not np.isnan(linalg.matmul(a, b)[1:]).any()
+
+
+@pytest.mark.parametrize("shapes, dtype", [
+    (((1, 60000), (60000, 16)), np.float32),  # a vector: numpy's own path
+    (((16, 60000), (60000, 32)), np.float32),  # a result too large to gain
+    (((9, 2000), (2000, 16)), np.float32),  # a short k: one small product already
+    (((9, 60000), (60000, 16)), np.float16),  # no BLAS
+    (((9, 60000), (60000, 16)), np.int64),
+    (((3, 9, 60000), (60000, 16)), np.float32),  # batched: not 2-D
+])
+def test_matmul_is_one_product_elsewhere(shapes, dtype):
+    from gpuad.backend import linalg
+    rng = np.random.default_rng(2)
+    a, b = (rng.integers(-3, 4, s).astype(dtype) for s in shapes)
+    got, want = linalg.matmul(a, b), a @ b
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_conv_weight_gradient_of_few_channels_on_a_large_batch_is_accurate():
+    # LeNet's first layer at batch 64: the gradient's GEMM is split (above); against float64
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((64, 16, 28, 28)).astype(np.float32)
+    grads = []
+    for dtype in (np.float32, np.float64):
+        wt = gpuad.tensor(w.astype(dtype), requires_grad=True)
+        y = gpuad.nn.functional.conv2d(gpuad.tensor(x.astype(dtype)), wt, padding=1)
+        (y * gpuad.tensor(g.astype(dtype))).sum().backward()
+        grads.append(wt.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-2)

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from .. import creation, ops
+from ..backend import linalg as backend_linalg
 from ..backend import xp_of
 from ..backend.kernels import fused
 from ..tensor import Tensor
@@ -27,9 +28,10 @@ from . import shape as _shape
 
 # CuPy refuses cuBLAS while a CUDA graph records (cupy/cupy#6290), so then 2-D float products run
 # on gpuad's tiled kernel (backend/kernels.py), slower on big matrices, fine for small models.
+# On numpy, backend.linalg.matmul splits the products OpenBLAS runs slowly.
 @fused("matmul")
 def _matmul_arrays(a, b):
-    return a @ b
+    return backend_linalg.matmul(a, b)
 
 
 # ---- matmul -------------------------------------------------------------------------------------
