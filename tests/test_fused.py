@@ -216,6 +216,29 @@ def test_activation_references_match_their_formulas(shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(), (9,), (64, 48)])
+def test_tanh_gelu_references_in_place_keep_the_formulas_bits(dtype, shape):
+    """The tanh form runs its formula's steps in place (fewer fresh arrays): every step, and so
+    every bit, must be the plain expression's, NaN and infinities included, 0-d inputs too."""
+    k, c = math.sqrt(2 / math.pi), 0.044715
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    if x.size >= 9:
+        x.reshape(-1)[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 300.0]
+    with np.errstate(all="ignore"):
+        t = np.tanh(k * (x + c * x * x * x))
+        forward = 0.5 * x * (1 + t)
+        backward = g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (k * (1 + 3 * c * x * x)))
+        got = kernels.DISPATCHERS["gelu"](x, approximate="tanh")
+        got_backward = kernels.DISPATCHERS["gelu_backward"](g, x, approximate="tanh")
+    for mine, plain in ((got, forward), (got_backward, backward)):
+        assert np.asarray(mine).dtype == dtype and np.shape(mine) == shape
+        assert np.asarray(mine).tobytes() == np.asarray(plain).tobytes()
+    assert not np.shares_memory(got, x) and not np.shares_memory(got_backward, g)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_relu_backward_reference_is_where_bit_for_bit(dtype):
     """It masks g's bits instead of calling numpy's where (slow on irregular masks): NaN,
     infinities and signed zeros in g and y must come out as where's, in any memory order."""

