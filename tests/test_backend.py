@@ -261,3 +261,21 @@ def test_conv_weight_gradient_of_few_channels_on_a_large_batch_is_accurate():
         (y * gpuad.tensor(g.astype(dtype))).sum().backward()
         grads.append(wt.grad.numpy())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_erf_of_narrow_floats_is_the_float64_erf_rounded(dtype):
+    # float32 and float16 take a shorter tail (clipped at 4, one exp): their results must still be
+    # the float64 erf's, rounded, up to the inputs beyond 4 where erf is +-1 in either
+    from gpuad.backend import special
+    rng = np.random.default_rng(5)
+    x = np.concatenate([np.linspace(-6, 6, 200_001), rng.standard_normal(100_000) * 2,
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 3.9, 3.92, 4.0, 4.01, 1e-30]])
+    narrow = x.astype(dtype)
+    got = special.erf(narrow)
+    want = special.erf(narrow.astype(np.float64)).astype(dtype)
+    assert got.dtype == dtype and got.shape == x.shape
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.array_equal(got[np.abs(narrow) >= 4], np.sign(narrow[np.abs(narrow) >= 4]))
+    zero_d = special.erf(np.array(0.5, dtype))  # 0-d in, 0-d out
+    assert zero_d.shape == () and zero_d == special.erf(np.array(0.5)).astype(dtype)
