@@ -439,6 +439,56 @@ def _relu_by_blocks(x, out):
     return out
 
 
+_FLOAT_BITS = {numpy.dtype(f"f{n}"): numpy.dtype(f"u{n}") for n in (2, 4, 8)}
+_SELECT_FROM = 8192  # elements: below, numpy's where is as fast as the five calls of a select
+
+
+def where(cond, a, b):
+    """numpy.where(cond, a, b). numpy's where tests each element with a branch, so on a mask with
+    no pattern (a sign, a ReLU's) it runs at about 4 ns an element, 3.8 ms on a million float32s.
+    On numpy, a large bool cond with float a and b of its shape (or Python numbers) is a select on
+    the bits instead: b ^ ((a ^ b) & mask), 0.6 ms there. The same bits, NaN and -0.0 included,
+    and the same dtype. CuPy, and every other case: where itself."""
+    xp = xp_of(cond)
+    if (type(cond) is not numpy.ndarray or cond.dtype != bool or cond.size < _SELECT_FROM
+            or not _selectable(a, cond) or not _selectable(b, cond)):
+        return xp.where(cond, a, b)
+    dtype = numpy.result_type(a, b)
+    bits = _FLOAT_BITS.get(dtype)
+    if bits is None or any(isinstance(v, numpy.ndarray) and v.dtype != dtype for v in (a, b)):
+        return xp.where(cond, a, b)
+    mask = cond.astype(bits)
+    numpy.negative(mask, out=mask)  # 1 -> all ones
+    a_bits, b_bits = (_as_bits(v, dtype, bits, cond.shape) for v in (a, b))
+    if b_bits is None:  # b is +0.0: the select is a & mask
+        mask &= a_bits
+    elif a_bits is None:  # a is +0.0: b & ~mask
+        numpy.invert(mask, out=mask)
+        mask &= b_bits
+    else:
+        picked = numpy.bitwise_xor(a_bits, b_bits)
+        picked &= mask
+        picked ^= b_bits
+        mask = picked
+    return mask.view(dtype)
+
+
+def _selectable(value, cond):
+    if isinstance(value, numpy.ndarray):
+        return value.shape == cond.shape
+    return type(value) in (int, float, bool)
+
+
+def _as_bits(value, dtype, bits, shape):
+    """An array's bits, a number's as a full array of them, or None for +0.0 (all bits clear)."""
+    if isinstance(value, numpy.ndarray):
+        return value.view(bits)
+    number = dtype.type(value)
+    if number == 0 and not numpy.signbit(number):
+        return None
+    return numpy.full(shape, number, dtype).view(bits)
+
+
 def scatter_add(target, index, values):
     """target[index] += values in place, accumulating repeated indices (ufunc.at; CuPy >= 13 has
     it too, and deprecates the older cupyx.scatter_add)."""

@@ -6,7 +6,7 @@ import math
 
 import numpy
 
-from . import cupy, float64, xp_of
+from . import cupy, float64, where, xp_of
 
 # W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969).
 # Accurate to float64 rounding.
@@ -111,7 +111,7 @@ def erf(x):
     tail = _erfc_to_four(y) if narrow else _erfc_tail(y)
     xp.subtract(1.0, tail, out=tail)
     xp.multiply(xp.sign(x64), tail, out=tail)
-    out = xp.where(y <= _SMALL, _erf_small(x64), tail)
+    out = where(y <= _SMALL, _erf_small(x64), tail)  # backend.where: a select on the bits
     return out.reshape(x.shape).astype(x.dtype, copy=False)
 
 
