@@ -24,6 +24,8 @@ per_round).
                and torch: amp_speedup = float32 time / autocast time of the same framework, and
                gpuad_amp's vs_torch against torch_amp (in --all on cuda only: numpy has no fast
                float16 matmul)
+  activations  forward + backward of one activation or normalisation op (relu, gelu, silu, softmax,
+               layer_norm...) on a (2048, 512) float32 batch, against torch (ms per op)
   overhead_compiled, mlp_compiled, cnn_compiled
                the same three with gpuad's step through gpuad.compile (framework gpuad_compiled;
                recording its first calls is part of the timed run), against the floor and torch
@@ -76,6 +78,7 @@ import functools
 import json
 
 from benchmarks import memory, report
+from benchmarks.activations import bench_activations
 from benchmarks.overhead import bench_overhead
 from benchmarks.runners import import_torch
 from benchmarks.training import (
@@ -93,7 +96,7 @@ BENCHMARKS = {"overhead": bench_overhead, "mlp": bench_mlp, "cnn": bench_cnn,
               "overhead_compiled": functools.partial(bench_overhead, compiled=True),
               "mlp_compiled": functools.partial(bench_mlp, compiled=True),
               "cnn_compiled": functools.partial(bench_cnn, compiled=True),
-              "matmul_rate": bench_matmul_rate, "amp": bench_amp}
+              "matmul_rate": bench_matmul_rate, "amp": bench_amp, "activations": bench_activations}
 CUDA_ONLY_IN_ALL = ("matmul_rate", "amp")
 SETUPS = {"mlp": mlp_setup, "cnn": cnn_setup,  # what a --memory-probe process runs
           "mlp_compiled": mlp_setup, "cnn_compiled": cnn_setup}

@@ -212,6 +212,26 @@ def test_compiled_benchmarks_smoke_run(bench, capsys):
     assert set(bench.SETUPS) >= {"mlp_compiled", "cnn_compiled"}
 
 
+def test_activations_benchmark_times_each_op_forward_and_backward(bench, monkeypatch, capsys):
+    from benchmarks import activations
+    monkeypatch.setattr(activations, "SHAPE", (16, 8))  # the real batch is (2048, 512)
+    torch = runners.import_torch()
+    rows = bench.main(["activations", "--repeats", "3"])
+    frameworks = ["gpuad"] + (["torch"] if torch is not None else [])
+    assert [(r["op"], r["framework"]) for r in rows] == [
+        (op, f) for op in activations.OPS for f in frameworks]
+    for r in rows:
+        assert r["bench"] == "activations" and r["shape"] == [16, 8] and r["vs_floor"] is None
+        assert r["min"] <= r["median"] <= r["max"] and len(r["per_round"]) == 3
+        if torch is not None:
+            torch_row = next(t for t in rows if t["op"] == r["op"] and t["framework"] == "torch")
+            paired = statistics.median(a / b for a, b in zip(r["per_round"],
+                                                             torch_row["per_round"]))
+            assert r["vs_torch"] == pytest.approx(paired)
+    printed = capsys.readouterr().out
+    assert "layer_norm" in printed and "ms (fwd+bwd)" in printed
+
+
 def test_all_runs_matmul_rate_and_amp_on_cuda_only(bench):
     for name in ("matmul_rate", "amp"):
         assert name not in bench.selected(bench.parse_args(["--all"]))

@@ -65,6 +65,8 @@ def _kind(r):
 
 
 def _case(r):
+    if r["bench"] == "activations":
+        return r["op"]
     if _kind(r) == "overhead":
         return "x".join(map(str, r["shape"]))
     if r["bench"] in ("matmul_rate", "amp"):
