@@ -239,6 +239,29 @@ def test_tanh_gelu_references_in_place_keep_the_formulas_bits(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(), (9,), (128, 80)])
+def test_sigmoid_and_silu_references_in_place_keep_the_formulas_bits(dtype, shape):
+    """sigmoid, silu and silu's backward run their formulas' steps in place and select with
+    backend.where: the numbers must be the plain expressions' with numpy's where, bit for bit."""
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal(shape) * 8).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    if x.size >= 9:
+        x.reshape(-1)[:7] = [np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0, 100.0]
+    with np.errstate(all="ignore"):
+        z = np.exp(-np.abs(x))
+        s = np.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(dtype, copy=False)
+        plain = {"sigmoid": s, "silu": x * s, "silu_backward": g * (s * (1 + x * (1 - s)))}
+        ref = kernels.DISPATCHERS
+        mine = {"sigmoid": ref["sigmoid"](x), "silu": ref["silu"](x),
+                "silu_backward": ref["silu_backward"](g, x)}
+    for name, want in plain.items():
+        got = mine[name]
+        assert np.asarray(got).dtype == dtype and np.shape(got) == shape, name
+        assert np.asarray(got).tobytes() == np.asarray(want).tobytes(), name
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_relu_backward_reference_is_where_bit_for_bit(dtype):
     """It masks g's bits instead of calling numpy's where (slow on irregular masks): NaN,
     infinities and signed zeros in g and y must come out as where's, in any memory order."""

@@ -1,4 +1,5 @@
-"""RMSNorm and GroupNorm: the op-table checks (forward against numpy on every backend, float64
+"""RMSNorm and GroupNorm (LayerNorm's rows are in nn_cases.py; its one-op rule is checked at the
+end): the op-table checks (forward against numpy on every backend, float64
 gradcheck of first and second order, float32 staying float32) over their own rows, then the
 modules, errors, and PyTorch twins with copied weights (skipped without torch)."""
 import numpy as np
@@ -157,3 +158,27 @@ def test_group_norm_matches_torch(shape, groups, kwargs):
     x = np.random.default_rng(0).standard_normal(shape)
     _twin_check(nn.GroupNorm(groups, shape[1], **kwargs),
                 torch.nn.GroupNorm(groups, shape[1], dtype=torch.float64, **kwargs), x, torch)
+
+
+def test_layer_norm_one_op_rule_matches_torch_and_its_differentiable_twin():
+    # layer_norm is one primitive: a plain backward runs on raw arrays with the forward's mean and
+    # 1/std; create_graph runs the same formula through ops. Both must give torch's gradients.
+    rng = np.random.default_rng(7)
+    x0, g0 = (rng.standard_normal((64, 6, 40)).astype(np.float32) for _ in range(2))
+    w0, b0 = (rng.standard_normal((6, 40)).astype(np.float32) for _ in range(2))
+    grads = []
+    for create_graph in (False, True):
+        x, w, b = (gpuad.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+        y = F.layer_norm(x, (6, 40), w, b)
+        grads.append([t.detach().numpy() for t in gpuad.grad(
+            y, [x, w, b], grad_outputs=gpuad.tensor(g0), create_graph=create_graph)])
+        assert y.dtype == gpuad.float32
+    for plain, twin in zip(*grads):
+        np.testing.assert_allclose(plain, twin, rtol=2e-5, atol=2e-5)
+    torch = pytest.importorskip("torch")
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+    ty = torch.nn.functional.layer_norm(tx, (6, 40), tw, tb)
+    ty.backward(torch.tensor(g0))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads[0], (tx.grad, tw.grad, tb.grad)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)

@@ -450,6 +450,16 @@ def class_entries(call, level, args, kwargs):
                        (x, target), {})
 
 
+def layer_norm(call, level, args, kwargs):
+    """Normalising over the trailing dims: the batch dim in front of x shifts them by one; a
+    batched weight or bias is left to the loop."""
+    x, weight, bias = _args(args, kwargs, ("x", "weight", "bias"))
+    if not ours(x, level) or ours(weight, level) or ours(bias, level):
+        return NotImplemented
+    return call(x._phys, weight, bias, dims=tuple(d + 1 for d in kwargs["dims"]),
+                eps=kwargs["eps"])
+
+
 def embedding(call, level, args, kwargs):
     """Rows of the weight at the indices; a batched weight is indexed per example."""
     indices, weight, padding_idx = _args(args, kwargs, ("input", "weight", "padding_idx"))
@@ -481,7 +491,7 @@ RULES = {
     "cumsum": along_dim, "_cumsum_reverse": along_dim, "cumprod": along_dim,
     "logcumsumexp": along_dim, "_cumextremum_index": along_dim, "argsort": along_dim,
     "_kth_index": along_dim, "_topk_index": along_dim, "_median_index": along_dim,
-    "_softmax": along_dim, "_log_softmax": along_dim,
+    "_softmax": along_dim, "_log_softmax": along_dim, "_layer_norm": layer_norm,
     "_gather": take_along, "_pick": take_along, "_scatter_add": scatter_add,
     "reshape": reshape, "expand": expand, "permute": permute, "sum_to": sum_to,
     "diagonal": diagonal, "diagonal_scatter": diagonal,

@@ -153,13 +153,78 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if back is not None:  # torch's mixed precision: computed in float32, the input's dtype out
         input = input.to(backend.float32)
     dims = tuple(range(input.ndim - k, input.ndim))
-    centered = input - ops.mean(input, dims, keepdim=True)
-    out = centered * ops.rsqrt(ops.var(input, dim=dims, keepdim=True, correction=0) + eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
+    out = _layer_norm(input, weight, bias, dims=dims, eps=eps)
     return out if back is None else out.to(back)
+
+
+# One op with its own rule, as torch's native_layer_norm: the forward keeps the rows' mean and
+# 1/std (small) for the backward, which needs them with x. On (2048, 512) float32 with an affine,
+# forward and backward take 1.3 and 3.0 ms, against 2.4 and 4.3 composed of mean, var, rsqrt,
+# product and sum ops.
+def _layer_norm_vjp(g, y, x, weight, bias, *, dims, eps, saved=None):
+    need = (x.requires_grad, weight is not None and weight.requires_grad,
+            bias is not None and bias.requires_grad)
+    if saved is not None and ops.plain_backward():
+        grads = _layer_norm_grad_arrays(g.array, x.array, None if weight is None else
+                                        weight.array, *saved, dims=dims, need=need)
+        return tuple(None if a is None else Tensor(a) for a in grads)
+    # differentiable (create_graph, vmap): the same formula through ops
+    centered = x - ops.mean(x, dims, keepdim=True)
+    rstd = ops.rsqrt(ops.mean(centered * centered, dims, keepdim=True) + eps)
+    x_hat = centered * rstd
+    shape = tuple(x.shape[x.ndim - len(dims):])
+    gw = ops.sum_to(g * x_hat, shape=shape) if need[1] else None
+    gb = ops.sum_to(g, shape=shape) if need[2] else None
+    gx = None
+    if need[0]:
+        gh = g if weight is None else g * weight
+        gx = rstd * (gh - ops.mean(gh, dims, keepdim=True)
+                     - x_hat * ops.mean(gh * x_hat, dims, keepdim=True))
+    return gx, gw, gb
+
+
+def _layer_norm_grad_arrays(g, x, weight, mean, rstd, *, dims, need):
+    """(gx, gweight, gbias) on raw arrays, None where not needed: with x_hat = (x - mean) * rstd
+    and h = g * weight, gx = rstd (h - mean(h) - x_hat mean(h x_hat)) over dims."""
+    lead = tuple(range(x.ndim - len(dims)))
+    x_hat = x - mean
+    x_hat *= rstd
+    gb = g.sum(axis=lead) if need[2] else None
+    gw = (g * x_hat).sum(axis=lead) if need[1] else None
+    if not need[0]:
+        return None, gw, gb
+    h = g if weight is None else g * weight
+    term = h * x_hat
+    xp_of(x).multiply(x_hat, _row_mean(term, dims), out=term)
+    gx = h - _row_mean(h, dims)
+    gx -= term
+    gx *= rstd
+    return gx, gw, gb
+
+
+def _row_mean(a, dims):
+    """a's mean over dims, kept; NaN for empty dims (torch's), without numpy's warning."""
+    if all(a.shape[d] for d in dims):
+        return a.mean(axis=dims, keepdims=True)
+    shape = tuple(1 if d in dims else n for d, n in enumerate(a.shape))
+    return xp_of(a).full(shape, math.nan, dtype=a.dtype)
+
+
+@primitive(vjp=_layer_norm_vjp, autocast="float32")
+def _layer_norm(x, weight, bias, *, dims, eps):
+    """(x - mean) / sqrt(biased var + eps) over dims, times weight plus bias (each optional)."""
+    xp = xp_of(x)
+    mean = _row_mean(x, dims)
+    out = x - mean
+    rstd = _row_mean(out * out, dims)
+    rstd += eps
+    rstd = 1 / xp.sqrt(rstd)
+    out *= rstd
+    if weight is not None:
+        out *= weight
+    if bias is not None:
+        out += bias
+    return ops.Saving(out, (mean, rstd))
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
