@@ -226,6 +226,12 @@ NN_CASES = [
          kwargs=[{"normalized_shape": (3, 4)}]),
     Case("layer_norm", lambda x: F.layer_norm(x, x.shape[-1:]),
          lambda x: _layer_norm_ref(x, normalized_shape=x.shape[-1:]), [((3, 5),), ((2, 2, 3),)]),
+    Case("_layer_norm", lambda x, w, b, **kw: F._layer_norm(x, w, b, **kw),  # the primitive
+         lambda x, w, b, dims, eps: _layer_norm_ref(x, w, b, x.shape[dims[0]:], eps),
+         [((2, 3, 4), (4,), (4,))], kwargs=[{"dims": (2,), "eps": 1e-5}]),
+    Case("_layer_norm", lambda x, w, b, **kw: F._layer_norm(x, w, b, **kw),
+         lambda x, w, b, dims, eps: _layer_norm_ref(x, w, b, x.shape[dims[0]:], eps),
+         [((2, 3, 4), (3, 4), (3, 4))], kwargs=[{"dims": (1, 2), "eps": 1e-3}]),
     # ---- dropout (identity cases; randomness in test_nn.py), embedding ----
     Case("dropout", F.dropout, lambda x, p=0.5, training=True: x, [((2, 3),)],
          kwargs=[{"p": 0.0}, {"p": 0.5, "training": False}, {"p": 1.0, "training": False}]),
