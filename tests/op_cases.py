@@ -110,6 +110,10 @@ CASES = [
     Case("leaky_relu", gpuad.leaky_relu,
          lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
          UNARY_SHAPES, kwargs=[{}, {"negative_slope": 0.2}], domain=AWAY_FROM_ZERO),
+    Case("_leaky_relu", gpuad.ops._leaky_relu,  # the primitive behind leaky_relu
+         lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
+         UNARY_SHAPES, kwargs=[{"negative_slope": 0.01}, {"negative_slope": 0.2}],
+         domain=AWAY_FROM_ZERO),
     Case("elu", gpuad.elu, lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(x)),
          UNARY_SHAPES, kwargs=[{}, {"alpha": 0.5}], domain=AWAY_FROM_ZERO),
     Case("gelu", gpuad.gelu,

