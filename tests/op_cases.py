@@ -114,6 +114,12 @@ CASES = [
          lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
          UNARY_SHAPES, kwargs=[{"negative_slope": 0.01}, {"negative_slope": 0.2}],
          domain=AWAY_FROM_ZERO),
+    Case("_elu", gpuad.ops._elu,  # the elu family's primitive
+         lambda x, alpha, scale, input_scale: np.where(x > 0, scale * x,
+                                                       scale * alpha * np.expm1(input_scale * x)),
+         UNARY_SHAPES, kwargs=[{"alpha": 1.0, "scale": 1.0, "input_scale": 1.0},
+                               {"alpha": 0.5, "scale": 1.5, "input_scale": 2.0}],
+         domain=AWAY_FROM_ZERO),
     Case("elu", gpuad.elu, lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(x)),
          UNARY_SHAPES, kwargs=[{}, {"alpha": 0.5}], domain=AWAY_FROM_ZERO),
     Case("gelu", gpuad.gelu,

@@ -721,3 +721,31 @@ def test_torch_twin_conv_bn_relu_pool():
     x = rng.normal(size=(2, 2, 8, 8))
     np.testing.assert_allclose(ours(gpuad.tensor(x)).detach().numpy(),
                                theirs(torch.tensor(x)).detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,kwargs", [("elu", {"alpha": 0.7}), ("selu", {}),
+                                         ("celu", {"alpha": 2.0}), ("leaky_relu", {})])
+def test_elu_family_and_leaky_relu_ops_match_torch_at_zero_and_non_finite(name, kwargs):
+    # one op each (ops._elu, ops._leaky_relu): values, gradients and second derivatives at 0, -0,
+    # NaN and the infinities must be torch's (the elu family's second derivative is 0 at 0)
+    torch = pytest.importorskip("torch")
+    values = [0.0, -0.0, -1.5, 2.0, math.nan, math.inf, -math.inf, -100.0]
+    x = gpuad.tensor(values, dtype=gpuad.float64, requires_grad=True)
+    tx = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    y, ty = getattr(F, name)(x, **kwargs), getattr(torch.nn.functional, name)(tx, **kwargs)
+    (g,) = gpuad.grad(y.sum(), [x], create_graph=True)
+    (tg,) = torch.autograd.grad(ty.sum(), [tx], create_graph=True)
+    (tgg,) = torch.autograd.grad(tg.sum(), [tx])
+    if name == "leaky_relu":  # piecewise linear: torch's second derivative is 0, gpuad's gradient
+        assert not tgg.any() and not g.requires_grad  # does not depend on x (as relu's)
+        gg = gpuad.zeros_like(x)
+    else:
+        (gg,) = gpuad.grad(g.sum(), [x])
+    for ours, theirs in ((y, ty), (g, tg), (gg, tgg)):
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12,
+                                   atol=0)
+    big = gpuad.tensor(np.linspace(-5, 5, 20001), requires_grad=True)  # the select's fast path
+    getattr(F, name)(big, **kwargs).sum().backward()
+    tbig = torch.tensor(np.linspace(-5, 5, 20001), requires_grad=True)
+    getattr(torch.nn.functional, name)(tbig, **kwargs).sum().backward()
+    np.testing.assert_allclose(big.grad.numpy(), tbig.grad.numpy(), rtol=1e-12, atol=1e-300)
