@@ -439,7 +439,9 @@ def _relu_by_blocks(x, out):
     return out
 
 
-_FLOAT_BITS = {numpy.dtype(f"f{n}"): numpy.dtype(f"u{n}") for n in (2, 4, 8)}
+# each float dtype's unsigned twin of its width, for work on the bits (where's select below,
+# relu's backward in ops/elementwise.py)
+FLOAT_BITS = {numpy.dtype(f"f{n}"): numpy.dtype(_UNSIGNED[n]) for n in (2, 4, 8)}
 _SELECT_FROM = 8192  # elements: below, numpy's where is as fast as the five calls of a select
 
 
@@ -454,7 +456,7 @@ def where(cond, a, b):
             or not _selectable(a, cond) or not _selectable(b, cond)):
         return xp.where(cond, a, b)
     dtype = numpy.result_type(a, b)
-    bits = _FLOAT_BITS.get(dtype)
+    bits = FLOAT_BITS.get(dtype)
     if bits is None or any(isinstance(v, numpy.ndarray) and v.dtype != dtype for v in (a, b)):
         return xp.where(cond, a, b)
     mask = cond.astype(bits)
@@ -462,15 +464,15 @@ def where(cond, a, b):
     a_bits, b_bits = (_as_bits(v, dtype, bits, cond.shape) for v in (a, b))
     if b_bits is None:  # b is +0.0: the select is a & mask
         mask &= a_bits
-    elif a_bits is None:  # a is +0.0: b & ~mask
+        return mask.view(dtype)
+    if a_bits is None:  # a is +0.0: b & ~mask
         numpy.invert(mask, out=mask)
         mask &= b_bits
-    else:
-        picked = numpy.bitwise_xor(a_bits, b_bits)
-        picked &= mask
-        picked ^= b_bits
-        mask = picked
-    return mask.view(dtype)
+        return mask.view(dtype)
+    picked = numpy.bitwise_xor(a_bits, b_bits)
+    picked &= mask
+    picked ^= b_bits
+    return picked.view(dtype)
 
 
 def _selectable(value, cond):

@@ -222,15 +222,12 @@ def _sigmoid_grad(g, y):
     return g * y * (1 - y)
 
 
-_FLOAT_BITS = {numpy.dtype(f"f{n}"): numpy.dtype(f"u{n}") for n in (2, 4, 8)}
-
-
 def _relu_grad(g, y):
     # torch's threshold_backward: g stops where y <= 0 and passes everywhere else, so a NaN input
     # gets g and a NaN g stops at the kink (a mask product would give 0 and NaN instead)
     if isinstance(y, Tensor):
         return where(y <= 0, 0, g)
-    bits = _FLOAT_BITS.get(g.dtype)
+    bits = backend.FLOAT_BITS.get(g.dtype)
     if bits is None or g.ndim == 0 or g.shape != y.shape or g.dtype != y.dtype:
         return xp_of(y).where(y <= 0, 0, g)
     # The same numbers as where(), as bits: g's bits times 1 where it passes, times 0 (+0.0) where
