@@ -185,6 +185,39 @@ def test_max_pool2d_ties_match_torch():
                             lambda a, kw=kwargs: torch.nn.functional.max_pool2d(a, **kw), [x])
 
 
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 3},
+                                    {"kernel_size": 3, "stride": 1},
+                                    {"kernel_size": 3, "stride": 2, "padding": 1}],
+                         ids=["tiled", "disjoint", "overlapping", "padded"])
+@pytest.mark.parametrize("device", ["cpu", "strict"])
+def test_max_pool2d_sends_an_inf_or_nan_gradient_to_the_maximum_alone(kwargs, device):
+    """torch scatters each window's gradient to its maximum and leaves +0.0 elsewhere, so an inf
+    or NaN in the gradient reaches one entry (a mask product would give NaN in the whole window,
+    -0.0 for a negative one); the double backward (a gather) reads only the maximum too."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x_np = rng.permutation(6 * 6 * 2).reshape(1, 2, 6, 6).astype(np.float32)
+    x_np[0, 0, :2, :2] = 1.0  # a window of ties
+    t = torch.tensor(x_np, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(t, **kwargs)
+    g_np = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    g_np.flat[:3] = [np.inf, np.nan, -np.inf]
+    x = gpuad.tensor(x_np, requires_grad=True, device=device)
+    g = gpuad.tensor(g_np, requires_grad=True, device=device)
+    (gx,) = gpuad.grad(gpuad.max_pool2d(x, **kwargs), [x], g, create_graph=True)
+    tg = torch.tensor(g_np, requires_grad=True)
+    (tgx,) = torch.autograd.grad(ty, [t], tg, create_graph=True)
+    # (overlapping windows add in another order: float32 rounding; NaN and inf where torch has them)
+    ours = gx.detach().cpu().numpy()
+    np.testing.assert_allclose(ours, tgx.detach().numpy(), rtol=1e-6, atol=0)
+    assert not np.signbit(ours[ours == 0]).any()
+    u_np = rng.standard_normal(x_np.shape).astype(np.float32)
+    u_np.flat[:2] = [np.nan, np.inf]  # off every maximum: must not reach the double backward
+    (gg,) = gpuad.grad((gx * gpuad.tensor(u_np, device=device)).sum(), [g])
+    (tgg,) = torch.autograd.grad((tgx * torch.tensor(u_np)).sum(), [tg])
+    np.testing.assert_allclose(gg.cpu().numpy(), tgg.numpy(), rtol=1e-6, atol=0)
+
+
 def test_conv2d_second_order_matches_torch():
     """d/dw of <d conv/dx . v, u>: the gradient of a gradient goes through _col2im's own rule."""
     torch = pytest.importorskip("torch")
@@ -301,6 +334,33 @@ def test_small_cnn_on_every_device_matches_cpu_and_keeps_its_dtype(device, dtype
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for ours, cpu in zip(results[device], results["cpu"]):
         np.testing.assert_allclose(ours, cpu, rtol=tol, atol=tol)
+
+
+def test_kept_and_recomputed_columns_give_the_same_gradients(monkeypatch, device):
+    """A small convolution keeps its im2col copy for the weight's gradient; a large one (above
+    KEEP_COLUMNS) copies it again in the backward, as does create_graph: the same numbers, bit for
+    bit, and only a recorded forward holds the copy."""
+    from gpuad.ops import conv
+    shapes = [(4, 3, 9, 8), (6, 3, 3, 3), (6,), (4, 3, 3, 2)]
+    grads = {}
+    for keep in (conv.KEEP_COLUMNS, 0):
+        monkeypatch.setattr(conv, "KEEP_COLUMNS", keep)
+        inputs = [_t(s, seed=i, requires_grad=True, device=device, dtype=np.float32)
+                  for i, s in enumerate(shapes)]
+        y = gpuad.conv2d(inputs[0], inputs[1], inputs[2], padding=1)
+        kept = y._node.kwargs.get("saved")
+        assert (kept is not None) == (keep > 0)
+        (y * y).sum().backward()
+        grads[keep] = [t.grad.cpu().numpy() for t in inputs[:3]]
+    for a, b in zip(*grads.values()):
+        np.testing.assert_array_equal(a, b)
+    with gpuad.no_grad():  # nothing recorded: nothing kept
+        assert gpuad.conv2d(_t(shapes[0]), _t(shapes[1], 1))._node is None
+    w = _t(shapes[1], 1, requires_grad=True)
+
+    def weight_grad(x):  # depends on x through the columns: create_graph copies them again
+        return gpuad.grad((gpuad.conv2d(x, w) ** 2).sum(), [w], create_graph=True)[0]
+    assert gpuad.gradcheck(weight_grad, [_t((2, 3, 5, 4), requires_grad=True)])
 
 
 def test_small_cnn_gradcheck():

@@ -1,7 +1,8 @@
-"""The CNN hot path (gpuad.ops.conv): conv2d as one _convolution op that keeps no im2col columns
-alive, and max pooling whose windows tile the input (2x2 on even sizes), checked against the general
-paths and torch. The op table (conv_cases.py) checks values and gradients; this file checks what the
-fast paths must keep: the tie rule, NaN handling, and the memory a forward leaves in the graph."""
+"""The CNN hot path (gpuad.ops.conv): conv2d as one _convolution op that keeps its im2col columns
+only when they are small, and max pooling whose windows tile the input (2x2 on even sizes),
+checked against the general paths and torch. The op table (conv_cases.py) checks values and
+gradients; this file checks what the fast paths must keep: the tie rule, NaN handling, and the
+memory a forward leaves in the graph."""
 import tracemalloc
 
 import numpy as np
@@ -21,13 +22,18 @@ def test_conv2d_is_one_op_holding_only_its_inputs():
     assert [id(t) for t in y._node.inputs] == [id(x), id(w), id(b)]
 
 
-def test_conv2d_forward_leaves_no_im2col_columns_in_the_graph():
-    """The columns (kh*kw times the input) are rebuilt in the backward, not kept from the forward:
-    after the forward, about the output alone is newly allocated."""
+@pytest.mark.parametrize("keep", [True, False], ids=["small-kept", "large-copied-again"])
+def test_conv2d_forward_keeps_the_im2col_columns_only_when_small(monkeypatch, keep):
+    """The columns (kh*kw times the input) are kept from the forward for the weight's gradient
+    while they are at most conv.KEEP_COLUMNS bytes, and rebuilt in the backward above that: then
+    after the forward about the output alone is newly allocated."""
+    from gpuad.ops import conv
     rng = np.random.default_rng(0)
     x, w = _t(rng.standard_normal((8, 8, 16, 16))), _t(rng.standard_normal((8, 8, 3, 3)))
     b = _t(rng.standard_normal(8))
     output_bytes = 8 * 8 * 16 * 16 * 8
+    column_bytes = output_bytes * 9
+    monkeypatch.setattr(conv, "KEEP_COLUMNS", column_bytes if keep else column_bytes - 1)
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -35,7 +41,9 @@ def test_conv2d_forward_leaves_no_im2col_columns_in_the_graph():
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert held < 1.5 * output_bytes, f"the forward holds {held} bytes for {output_bytes} of output"
+    expected = output_bytes + column_bytes * keep
+    assert expected <= held < expected + output_bytes / 2, (
+        f"the forward holds {held} bytes for {output_bytes} of output")
     y.sum().backward()
     assert x.grad.shape == x.shape and w.grad.shape == w.shape and b.grad.shape == b.shape
 

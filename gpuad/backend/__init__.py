@@ -439,8 +439,8 @@ def _relu_by_blocks(x, out):
     return out
 
 
-# each float dtype's unsigned twin of its width, for work on the bits (where's select below,
-# relu's backward in ops/elementwise.py)
+# each float dtype's unsigned twin of its width, for work on the bits (where's select and masked
+# below, relu's backward in ops/elementwise.py)
 FLOAT_BITS = {numpy.dtype(f"f{n}"): numpy.dtype(_UNSIGNED[n]) for n in (2, 4, 8)}
 _SELECT_FROM = 8192  # elements: below, numpy's where is as fast as the five calls of a select
 
@@ -489,6 +489,24 @@ def _as_bits(value, dtype, bits, shape):
     if number == 0 and not numpy.signbit(number):
         return None
     return numpy.full(shape, number, dtype).view(bits)
+
+
+def masked(value, mask, out=None):
+    """value where the boolean mask holds, +0.0 elsewhere (into `out` when given): one integer
+    product of the mask with value's bits, so an inf or NaN where the mask is False gives +0.0,
+    as a scatter or gather that never reads it would (value * mask gives NaN there and -0.0 for a
+    negative), at the speed of that product. value and mask broadcast; non-float values go
+    through where."""
+    bits = FLOAT_BITS.get(value.dtype)
+    xp = xp_of(value)
+    if bits is None:
+        result = xp.where(mask, value, 0).astype(value.dtype, copy=False)
+        if out is None:
+            return result
+        out[...] = result
+        return out
+    product = xp.multiply(mask, value.view(bits), out=None if out is None else out.view(bits))
+    return product.view(value.dtype) if out is None else out
 
 
 def scatter_add(target, index, values):

@@ -4,7 +4,8 @@
 strided-view copy; `_col2im` adds such an array back with one strided add per kernel offset (never a
 loop over pixels). Each is the other's gradient. Convolution is one op, `_convolution` (im2col,
 one GEMM, the bias added in place), whose rule is two GEMMs on transposed views plus the pair, so
-it is differentiable to every order while the forward keeps no im2col copy alive. Transposed
+it is differentiable to every order; the forward keeps its im2col copy for the weight's gradient
+only while it is small (KEEP_COLUMNS), and the rule copies it again otherwise. Transposed
 convolution, unfold and fold are composites of the same pair; pooling (ops/pool.py) builds on the
 geometry helpers here, which are public for that reason.
 """
@@ -14,7 +15,7 @@ import numbers
 
 from ..backend import xp_of
 from ..tensor import Tensor
-from . import as_input, primitive, public
+from . import Saving, as_input, plain_backward, primitive, public
 from . import linalg as _linalg
 from . import reduce as _reduce
 from . import shape as _shape
@@ -222,13 +223,13 @@ def _per_group(groups, rows, columns):
     return (rows, columns) if groups == 1 else (groups, rows, columns)
 
 
-def _convolution_vjp(g, y, x, weight, bias, *, stride, padding, dilation, groups):
+def _convolution_vjp(g, y, x, weight, bias, *, stride, padding, dilation, groups, saved=None):
     # Per group, y = W @ cols + b on (O/G, prod(out)*N) matrices, so gW = g @ cols^T,
     # gcols = W^T @ g and gb sums g's rows; the .mT operands are views that BLAS reads with a
-    # transpose flag. cols is computed again here rather than kept from the forward: one cheap
-    # copy, against holding a prod(kernel)-times-the-input array through the rest of the forward
-    # and the backward. gW is taken as (cols @ g^T)^T, the same GEMM with cols on the left:
-    # OpenBLAS runs it 1.4x faster on LeNet's second conv (a 32 x 144 result from rows of 12544).
+    # transpose flag. cols comes from the forward when it kept them (`saved`, small convolutions)
+    # and is computed again otherwise, and under create_graph, where gW's own gradient needs the
+    # op. gW is taken as (cols @ g^T)^T, the same GEMM with cols on the left: OpenBLAS runs it
+    # 1.4x faster on LeNet's second conv (a 32 x 144 result from rows of 12544).
     out_c, group_c, *kernel = weight.shape
     d = len(kernel)
     geometry = {"kernel": tuple(kernel), "stride": stride, "padding": padding,
@@ -239,7 +240,10 @@ def _convolution_vjp(g, y, x, weight, bias, *, stride, padding, dilation, groups
     g = _shape.reshape(g, shape=_per_group(groups, out_c // groups, size))
     gx = gw = gb = None
     if weight.requires_grad:
-        cols = _shape.reshape(_im2col(x, **geometry), shape=_per_group(groups, depth, size))
+        if saved is not None and plain_backward():
+            cols = Tensor(saved.reshape(_per_group(groups, depth, size)))
+        else:
+            cols = _shape.reshape(_im2col(x, **geometry), shape=_per_group(groups, depth, size))
         gw = _shape.reshape(_linalg.matmul(cols, g.mT).mT, shape=weight.shape)
         del cols  # before gcols below: the two largest arrays of the step need not coexist
     if x.requires_grad:
@@ -250,6 +254,13 @@ def _convolution_vjp(g, y, x, weight, bias, *, stride, padding, dilation, groups
     if bias is not None and bias.requires_grad:
         gb = _shape.reshape(_reduce.sum(g, dim=-1), shape=(out_c,))
     return gx, gw, gb
+
+
+# The largest im2col copy (bytes) a convolution keeps for its weight's gradient rather than
+# copying it again in the backward. For small convolutions the copy is a large part of the step:
+# LeNet's (7.2 MB at batch 64) is 0.5 ms of a 10 ms CPU step. Larger ones are copied again, as the
+# kept columns would hold prod(kernel) times the input's memory through the forward and backward.
+KEEP_COLUMNS = 16 << 20
 
 
 @primitive(vjp=_convolution_vjp, autocast="lower")
@@ -272,7 +283,8 @@ def _convolution(x, weight, bias, *, stride, padding, dilation, groups):
          @ cols.reshape(_per_group(groups, depth, size))).reshape(out_c, size)
     if bias is not None:
         y += bias.reshape(out_c, 1)
-    return y.reshape((out_c,) + tuple(out) + (n,)).transpose(channels_first(d))
+    y = y.reshape((out_c,) + tuple(out) + (n,)).transpose(channels_first(d))
+    return Saving(y, cols) if cols.nbytes <= KEEP_COLUMNS else y
 
 
 def _as_tensors(op, *arrays):

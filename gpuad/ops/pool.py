@@ -110,9 +110,16 @@ def _pool_gather(v, x, *, kernel, stride, padding, dilation):
     best = _window_max(windows)
     if v is x:  # max pooling itself: the value at the first maximum is the maximum
         return best.transpose(channels_first(d))
-    out = 0
+    out = None
     for hit, window in zip(_first_max_hits(windows, best), _window_views(v, geometry, 0)):
-        out = out + window * hit
+        picked = backend.masked(window, hit)  # +0.0 off the maximum, whatever v holds there
+        if out is None:
+            out = picked
+        elif picked.dtype in backend.FLOAT_BITS:  # one window's entry is picked: merge the bits
+            bits = backend.FLOAT_BITS[picked.dtype]  # (a sum would turn a picked -0.0 into +0.0)
+            out.view(bits).__ior__(picked.view(bits))
+        else:
+            out += picked
     return out.transpose(channels_first(d))
 
 
@@ -150,7 +157,7 @@ def _tiled_scatter(v, x, best, kernel):
             xp.greater(hit, seen, out=hit)  # a maximum not taken by an earlier offset
             if i < len(scan) - 1:
                 seen |= hit
-        xp.multiply(v, hit, out=y[at(k)])
+        backend.masked(v, hit, out=y[at(k)])
     return y.reshape((c,) + tuple(spatial) + (n,)).transpose(channels_first(d))
 
 
@@ -176,9 +183,9 @@ def _pool_scatter(v, x, best, *, kernel, stride, padding, dilation):
     for hit, (_, window) in zip(hits, offsets(kernel, stride, dilation, v.shape[1:-1])):
         target = (slice(None),) + window
         if disjoint:  # every entry of out is written once (or stays zero): no read-modify-write
-            xp.multiply(v, hit, out=out[target])
+            backend.masked(v, hit, out=out[target])
         else:
-            out[target] += v * hit
+            out[target] += backend.masked(v, hit)
     crop = tuple(slice(padding[2 * i], padding[2 * i] + m) for i, m in enumerate(spatial))
     return out[(slice(None),) + crop].transpose(channels_first(d))
 
