@@ -6,7 +6,7 @@ import math
 
 import numpy
 
-from . import cupy, float64, where, xp_of
+from . import FLOAT_BITS, cupy, float64, where, xp_of
 
 # W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969).
 # Accurate to float64 rounding.
@@ -87,28 +87,69 @@ def _erfc_tail(y):
     return head
 
 
-def _erfc_to_four(y):
-    """_erfc_tail's value as float32 and narrower results need it for erf: clipped at 4 (erfc(4)
-    is under half an ulp of 1, so erf rounds to +-1 beyond) and with one exp(-y*y) (its relative
-    error, about y*y*1e-16, is far below theirs). Less than half the work: erf of a million
-    float32s 44 -> 20 ms, the same float32 numbers."""
-    xp = xp_of(y)
-    y = xp.clip(y, _SMALL, 4.0)
-    head = _rational(y, _ERF_C, _ERF_D, 7)
-    xp.multiply(y, y, out=y)
-    xp.exp(xp.negative(y, out=y), out=y)
-    head *= y
-    return head
+# erf in float32 arithmetic for float32 and float16 arrays: three pieces fitted by
+# scripts/fit_erf.py (least squares at Chebyshev nodes against the float64 erf above; its docstring
+# has the pieces), each a short polynomial whose last steps round small against the result. Within
+# about 1 ulp of the float64 erf (torch's CPU erff: 0.74, CUDA's: 2), 2.5x faster than Cody's in
+# float64: a million float32s 23 -> 9 ms.
+_ERF32_SMALL, _ERF32_MID, _ERF32_TOP = 0.84375, 1.25, 4.0  # erf rounds to +-1 from 3.92 on
+_ERF32_P = (0.12837916612625122, -0.3761258125305176, 0.11282815039157867, -0.02680663764476776,
+            0.005058061331510544, -0.0006356527446769178)
+_ERF32_E = 0.8427007794380188
+_ERF32_Q = (1.0557132945621106e-08, 0.41510748863220215, -0.4151056408882141,
+            0.1383669525384903, 0.06900813430547714, -0.0687505379319191, 0.008832150138914585)
+_ERF32_R = (0.0001302229065913707, 0.5615153908729553, 0.023392269387841225,
+            -0.39357224106788635, 0.2974606156349182, 0.07631074637174606,
+            -0.28599002957344055, 0.19699418544769287, -0.04869203269481659)
+
+
+def _polynomial(coefficients, t):
+    """sum c_i t^i by Horner's rule in t's dtype, in one fresh array."""
+    xp, kind = xp_of(t), t.dtype.type
+    out = xp.multiply(t, kind(coefficients[-1]))
+    for c in coefficients[-2:0:-1]:
+        out += kind(c)
+        out *= t
+    out += kind(coefficients[0])
+    return out
+
+
+def _erf_float32(x):
+    """erf of a 1-D float32 array, computed in float32 (see _ERF32_P)."""
+    xp, f = xp_of(x), x.dtype.type
+    inner = xp.clip(x, f(-_ERF32_SMALL), f(_ERF32_SMALL))  # clipped: no inf or NaN steps
+    small = _polynomial(_ERF32_P, inner * inner)
+    small *= inner
+    small += inner  # x + x P(x^2)
+    size = xp.abs(x)
+    in_small = size < f(_ERF32_SMALL)
+    xp.clip(size, f(_ERF32_SMALL), f(_ERF32_TOP), out=size)  # (NaN stays NaN)
+    mid = _polynomial(_ERF32_Q, size - f(1))
+    mid += f(_ERF32_E)
+    outer = xp.maximum(size, f(_ERF32_MID))
+    tail = _polynomial(_ERF32_R, xp.divide(f(1), outer))
+    xp.multiply(outer, outer, out=outer)
+    xp.exp(xp.negative(outer, out=outer), out=outer)
+    tail *= outer
+    xp.subtract(f(1), tail, out=tail)
+    out = where(size < f(_ERF32_MID), mid, tail)
+    # x's sign bit onto out (>= 0 or +NaN): numpy's copysign has no SIMD loop, 6x slower
+    bits = out.view(FLOAT_BITS[out.dtype])
+    bits |= xp.bitwise_and(x.view(bits.dtype), bits.dtype.type(1 << 31))
+    return where(in_small, small, out)
 
 
 def erf(x):
-    """The error function, elementwise (cupyx.scipy.special.erf on CUDA, Cody's on the host)."""
+    """The error function, elementwise: cupyx.scipy.special.erf on CUDA; on the host Cody's in
+    float64, and _erf_float32 for float32 and narrower floats."""
     if _on_gpu(x):
         return _gpu("erf", x)
+    if x.dtype.kind == "f" and x.dtype.itemsize <= 4:
+        out = _erf_float32(x.astype(numpy.float32, copy=False).reshape(-1))  # 1-D: in-place steps
+        return out.reshape(x.shape).astype(x.dtype, copy=False)
     xp, x64 = xp_of(x), x.astype(float64).reshape(-1)  # 1-D: in-place steps need arrays
     y = xp.abs(x64)
-    narrow = x.dtype.kind == "f" and x.dtype.itemsize <= 4
-    tail = _erfc_to_four(y) if narrow else _erfc_tail(y)
+    tail = _erfc_tail(y)
     xp.subtract(1.0, tail, out=tail)
     xp.multiply(xp.sign(x64), tail, out=tail)
     out = where(y <= _SMALL, _erf_small(x64), tail)  # backend.where: a select on the bits

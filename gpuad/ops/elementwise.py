@@ -371,7 +371,16 @@ def _gelu_array(x, *, approximate="none"):
         half = 0.5 * x
         half *= _tanh_inner(x) + 1
         return half
-    return 0.5 * x * (1 + backend.special.erf(x * _SQRT1_2))
+    half = 0.5 * x  # 0.5 * x * (1 + erf(x / sqrt 2)), step for step in place
+    half *= _erf_plus_one(x)
+    return half
+
+
+def _erf_plus_one(x):
+    """1 + erf(x / sqrt 2) (twice the normal cdf), in one fresh array."""
+    e = backend.special.erf(x * _SQRT1_2)
+    e += 1
+    return e
 
 
 # The tanh form's arithmetic in place, each step the one `0.5 * x * (1 + tanh(k (x + c x^3)))`
@@ -408,8 +417,18 @@ def _gelu_backward_array(g, x, *, approximate="none"):
         part *= t
         total += part
         return g * total
-    cdf = 0.5 * (1 + backend.special.erf(x * _SQRT1_2))
-    return g * (cdf + x * (xp_of(x).exp(-0.5 * x * x) * _INV_SQRT_2PI))
+    # g * (cdf + x * (exp(-0.5 * x * x) * _INV_SQRT_2PI)), step for step in place
+    xp = xp_of(x)
+    total = _erf_plus_one(x)
+    total *= 0.5
+    density = xp.multiply(x, -0.5, out=xp.empty_like(x))  # an array even for a 0-d x
+    density *= x
+    xp.exp(density, out=density)
+    density *= _INV_SQRT_2PI
+    density *= x
+    total += density
+    total *= g
+    return total
 
 
 def _gelu_vjp(g, y, x, *, approximate):
