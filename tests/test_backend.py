@@ -338,6 +338,17 @@ def test_where_selects_numpys_bits(dtype, monkeypatch):
     for got, want in zip(gots, wants):
         assert got.dtype == want.dtype == dtype and got.shape == want.shape
         assert got.tobytes() == want.tobytes()
+    # a mask that picks one side everywhere: a fresh copy of that side (never a view of it)
+    for uniform in (np.zeros(shape, bool), np.ones(shape, bool)):
+        for x, y in pairs + [(a.T.T, b)]:
+            got = backend.where(uniform, x, y)
+            want = real_where(uniform, x, y)
+            assert got.dtype == want.dtype == dtype and got.tobytes() == want.tobytes()
+            assert got.flags.c_contiguous and got.flags.writeable
+            assert not any(np.shares_memory(got, v) for v in (x, y) if isinstance(v, np.ndarray))
+        got = backend.where(uniform.T, a.T, b.T)
+        assert got.tobytes() == real_where(uniform.T, a.T, b.T).tobytes()
+    assert not calls
     # the rest is numpy's where: integers, a number that widens the dtype, broadcasting, small
     small = cond[:2, :3]
     for args in ((cond, cond.astype(np.int32), 0), (cond, a, np.float64(0.5)), (cond, a, b[:1]),

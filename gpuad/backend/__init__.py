@@ -450,7 +450,9 @@ def where(cond, a, b):
     no pattern (a sign, a ReLU's) it runs at about 4 ns an element, 3.8 ms on a million float32s.
     On numpy, a large bool cond with float a and b of its shape (or Python numbers) is a select on
     the bits instead: b ^ ((a ^ b) & mask), 0.6 ms there. The same bits, NaN and -0.0 included,
-    and the same dtype. CuPy, and every other case: where itself."""
+    and the same dtype. A mask that picks one side everywhere (a threshold no entry crosses, a NaN
+    test of clean data) is a copy of that side: 0.1 ms. CuPy, and every other case: where
+    itself (asking a GPU whether a mask is uniform would wait for it)."""
     xp = xp_of(cond)
     if (type(cond) is not numpy.ndarray or cond.dtype != bool or cond.size < _SELECT_FROM
             or not _selectable(a, cond) or not _selectable(b, cond)):
@@ -459,6 +461,10 @@ def where(cond, a, b):
     bits = FLOAT_BITS.get(dtype)
     if bits is None or any(isinstance(v, numpy.ndarray) and v.dtype != dtype for v in (a, b)):
         return xp.where(cond, a, b)
+    if not cond.any():
+        return _filled(b, dtype, cond.shape)
+    if cond.all():
+        return _filled(a, dtype, cond.shape)
     mask = cond.astype(bits)
     numpy.negative(mask, out=mask)  # 1 -> all ones
     a_bits, b_bits = (_as_bits(v, dtype, bits, cond.shape) for v in (a, b))
@@ -479,6 +485,13 @@ def _selectable(value, cond):
     if isinstance(value, numpy.ndarray):
         return value.shape == cond.shape
     return type(value) in (int, float, bool)
+
+
+def _filled(value, dtype, shape):
+    """A fresh C-order array of `shape` holding value (an array of that shape, or a number)."""
+    if isinstance(value, numpy.ndarray):
+        return numpy.array(value, dtype=dtype, order="C")
+    return numpy.full(shape, value, dtype)
 
 
 def _as_bits(value, dtype, bits, shape):
