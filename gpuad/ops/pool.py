@@ -78,8 +78,9 @@ def _window_max(windows):
 def _first_max_hits(windows, best):
     """For each offset, where its entry is the first maximum of its window: torch's max pooling
     sends a window's gradient to that one entry, so ties are not split. (A window holding a NaN has
-    a NaN maximum, as in torch, and no hit: its gradient is lost.) Each mask is valid until the
-    next one is asked for: two output-sized boolean buffers serve every offset."""
+    a NaN maximum, as in torch, and no hit: its gradient is lost, where torch sends it to the
+    window's last NaN; finding that would cost four more passes on every backward.) Each mask is
+    valid until the next one is asked for: two output-sized boolean buffers serve every offset."""
     xp = xp_of(best)
     taken = hit = None
     for k, window in enumerate(windows):
