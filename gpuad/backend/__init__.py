@@ -443,6 +443,14 @@ def _relu_by_blocks(x, out):
 # below, relu's backward in ops/elementwise.py)
 FLOAT_BITS = {numpy.dtype(f"f{n}"): numpy.dtype(_UNSIGNED[n]) for n in (2, 4, 8)}
 _SELECT_FROM = 8192  # elements: below, numpy's where is as fast as the five calls of a select
+_SIGNED = {2: numpy.int16, 4: numpy.int32, 8: numpy.int64}
+
+
+def sign_mask(x):
+    """All ones where float array x's sign bit is set (negatives, -0.0, a NaN carrying it), zeros
+    elsewhere, in x's unsigned twin (FLOAT_BITS): one arithmetic shift of its bits."""
+    width = x.dtype.itemsize
+    return xp_of(x).right_shift(x.view(_SIGNED[width]), 8 * width - 1).view(FLOAT_BITS[x.dtype])
 
 
 def where(cond, a, b):
