@@ -245,7 +245,7 @@ def _convolution_vjp(g, y, x, weight, bias, *, stride, padding, dilation, groups
         else:
             cols = _shape.reshape(_im2col(x, **geometry), shape=_per_group(groups, depth, size))
         gw = _shape.reshape(_linalg.matmul(cols, g.mT).mT, shape=weight.shape)
-        del cols  # before gcols below: the two largest arrays of the step need not coexist
+        del cols  # a copy made here need not coexist with gcols below (a kept one does)
     if x.requires_grad:
         w = _shape.reshape(weight, shape=_per_group(groups, out_c // groups, depth))
         gcols = _shape.reshape(_linalg.matmul(w.mT, g),
