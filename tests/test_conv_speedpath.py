@@ -3,6 +3,7 @@ only when they are small, and max pooling whose windows tile the input (2x2 on e
 checked against the general paths and torch. The op table (conv_cases.py) checks values and
 gradients; this file checks what the fast paths must keep: the tie rule, NaN handling, and the
 memory a forward leaves in the graph."""
+import itertools
 import tracemalloc
 
 import numpy as np
@@ -112,3 +113,39 @@ def test_max_pool2d_second_order_through_the_tiled_path():
     hits = gx.detach().numpy() != 0
     expected = (u * hits).reshape(2, 2, 2, 2, 2, 2).sum(axis=(3, 5))
     np.testing.assert_allclose(gv.numpy(), expected, rtol=1e-12)
+
+
+def _col2im_through_a_padded_buffer(cols, shape, kernel, stride, padding, dilation):
+    """_col2im as it was: every window entry added into a zero-padded buffer, then cropped."""
+    d = len(kernel)
+    padded = [n + padding[2 * i] + padding[2 * i + 1] for i, n in enumerate(shape[2:])]
+    out = np.zeros((shape[1], *padded, shape[0]), cols.dtype)
+    out_size = cols.shape[1 + d:1 + 2 * d]
+    for k in itertools.product(*(range(n) for n in kernel)):
+        window = tuple(slice(i * dl, i * dl + s * (o - 1) + 1, s)
+                       for i, s, dl, o in zip(k, stride, dilation, out_size))
+        out[(slice(None),) + window] += cols[(slice(None),) + k]
+    crop = tuple(slice(padding[2 * i], padding[2 * i] + n) for i, n in enumerate(shape[2:]))
+    return out[(slice(None),) + crop].transpose((d + 1,) + tuple(range(d + 1)))
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding,dilation", [
+    ((2, 3, 9, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # 'same'
+    ((2, 3, 9, 8), (3, 2), (2, 3), (2, 0, 1, 3), (1, 2)),  # strided, dilated, asymmetric
+    ((1, 2, 7), (5,), (1,), (6, 6), (1,)),  # padding wider than the kernel: whole offsets cut
+    ((2, 1, 5, 4, 6), (2, 3, 2), (2, 1, 3), (1, 1, 0, 2, 1, 0), (2, 1, 1)),
+    ((3, 2, 6, 6), (2, 2), (2, 2), (0, 0, 0, 0), (1, 1)),  # disjoint windows: assignments
+])
+def test_col2im_adds_into_the_unpadded_input_with_the_same_sums(shape, kernel, stride, padding,
+                                                               dilation):
+    from gpuad.ops import conv
+    d = len(kernel)
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    cols = conv._im2col.forward(x, kernel=kernel, stride=stride, padding=padding,
+                                dilation=dilation)
+    cols = np.random.default_rng(4).standard_normal(cols.shape).astype(np.float32)
+    got = conv._col2im.forward(cols, shape=shape, kernel=kernel, stride=stride, padding=padding,
+                               dilation=dilation)
+    want = _col2im_through_a_padded_buffer(cols, shape, kernel, stride, padding, dilation)
+    assert got.shape == want.shape == shape and got.ndim == d + 2
+    assert got.tobytes() == want.tobytes()

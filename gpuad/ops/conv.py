@@ -98,6 +98,25 @@ def offsets(kernel, stride, dilation, out):
                        for i, s, dl, o in zip(k, stride, dilation, out))
 
 
+def _unpadded_offsets(kernel, stride, dilation, out, padding, spatial):
+    """offsets() with the padding cut away: for each kernel offset that reaches the input, the
+    offset, the slices of the unpadded input it touches and the slices of the output positions
+    that touch them (a window entry in the padding adds nothing to the input's gradient)."""
+    for k in itertools.product(*(range(n) for n in kernel)):
+        inputs, outputs = [], []
+        for axis, (i, s, dl, o, n) in enumerate(zip(k, stride, dilation, out, spatial)):
+            shift = i * dl - padding[2 * axis]  # input position of output position t: shift + s t
+            first = max(0, -(shift // s) if shift < 0 else 0)  # the first t with shift + s t >= 0
+            last = min(o, (n - 1 - shift) // s + 1) if n - 1 - shift >= 0 else 0
+            if last <= first:
+                break
+            start = shift + s * first
+            inputs.append(slice(start, start + s * (last - first - 1) + 1, s))
+            outputs.append(slice(first, last))
+        else:
+            yield k, tuple(inputs), tuple(outputs)
+
+
 def batch_last(x, padding, value):
     """x (N, C, *spatial) as a (C, *spatial, N) view, or as a padded (C, *padded, N) copy."""
     d = x.ndim - 2
@@ -150,16 +169,18 @@ def _col2im(cols, *, shape, kernel, stride=None, padding=None, dilation=None):
     entries are dropped."""
     kernel, stride, padding, dilation = defaults(kernel, stride, padding, dilation)
     d = len(kernel)
-    out = xp_of(cols).zeros((shape[1],) + padded_size(shape, padding) + (shape[0],),
-                            dtype=cols.dtype)
+    # into the unpadded input's shape: the padding's entries would be cropped anyway (on LeNet's
+    # second conv 20% less time than adding into a padded buffer; the same sums in the same order)
+    out = xp_of(cols).zeros((shape[1],) + tuple(shape[2:]) + (shape[0],), dtype=cols.dtype)
     disjoint = all(s >= e for s, e in zip(stride, extent(kernel, dilation)))  # e.g. 2x2 pooling
-    for k, window in offsets(kernel, stride, dilation, cols.shape[1 + d:1 + 2 * d]):
+    every = (slice(None),)
+    for k, inputs, outputs in _unpadded_offsets(kernel, stride, dilation,
+                                                cols.shape[1 + d:1 + 2 * d], padding, shape[2:]):
         if disjoint:
-            out[(slice(None),) + window] = cols[(slice(None),) + k]
+            out[every + inputs] = cols[every + k + outputs]
         else:
-            out[(slice(None),) + window] += cols[(slice(None),) + k]
-    crop = tuple(slice(padding[2 * i], padding[2 * i] + n) for i, n in enumerate(shape[2:]))
-    return out[(slice(None),) + crop].transpose(channels_first(d))
+            out[every + inputs] += cols[every + k + outputs]
+    return out.transpose(channels_first(d))
 
 
 # ---- convolution --------------------------------------------------------------------------------

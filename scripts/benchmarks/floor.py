@@ -191,15 +191,19 @@ def im2col(x, k, padded):
 
 def col2im(cols):
     """The adjoint of im2col: each entry of cols (C, k, k, H, W, N) added back at its input position
-    (one strided add per kernel offset); the padding's entries are dropped."""
+    (one strided add per kernel offset), straight into the unpadded input: entries that fall in the
+    padding are skipped rather than added and cropped."""
     xp = xp_of(cols)
     c, k, _, h, w, n = cols.shape
     pad = (k - 1) // 2
-    out = xp.zeros((c, h + k - 1, w + k - 1, n), cols.dtype)
+    out = xp.zeros((c, h, w, n), cols.dtype)
     for i in range(k):
+        rows = slice(max(0, pad - i), min(h, h + pad - i))  # output rows whose input row is inside
         for j in range(k):
-            out[:, i:i + h, j:j + w, :] += cols[:, i, j]
-    return out[:, pad:pad + h, pad:pad + w, :]
+            columns = slice(max(0, pad - j), min(w, w + pad - j))
+            out[:, rows.start + i - pad:rows.stop + i - pad,
+                columns.start + j - pad:columns.stop + j - pad] += cols[:, i, j, rows, columns]
+    return out
 
 
 def conv_forward(x, w, b, padded):
