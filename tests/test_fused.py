@@ -262,6 +262,22 @@ def test_sigmoid_and_silu_references_in_place_keep_the_formulas_bits(dtype, shap
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("slope", [0.01, 0.2, 1.0, 1e-7, 0.0, -0.5, 3.0])
+def test_leaky_relu_reference_is_where_bit_for_bit(dtype, slope):
+    # slopes in (0, 1] take the larger of x and x * slope: the same bits as where(x > 0, x,
+    # x * slope), NaN of either sign, both zeros and the infinities included; others take where
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal(50_000) * 5).astype(dtype)
+    x[:8] = [np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-30, -1e-30]
+    with np.errstate(all="ignore"):
+        want = np.where(x > 0, x, x * slope)
+        got = kernels.DISPATCHERS["leaky_relu"](x, negative_slope=slope)
+        zero_d = kernels.DISPATCHERS["leaky_relu"](np.array(-2.0, dtype), negative_slope=slope)
+    assert got.dtype == dtype and got.tobytes() == want.tobytes()
+    assert np.shape(zero_d) == () and zero_d == np.array(-2.0, dtype) * slope
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_relu_backward_reference_is_where_bit_for_bit(dtype):
     """It masks g's bits instead of calling numpy's where (slow on irregular masks): NaN,
     infinities and signed zeros in g and y must come out as where's, in any memory order."""
