@@ -1,5 +1,7 @@
 """One framework training one network: gpuad (eager, compiled, CUDA-graphed, autocast), the
 hand-written floor and PyTorch (eager, autocast), all behind reset/run/loss/accuracy."""
+import numpy
+
 import gpuad
 import gpuad.nn.functional as F
 from gpuad import backend
@@ -47,8 +49,11 @@ class GpuadRunner(Runner):
         _check_shapes("gpuad", [p.shape for p in self.model.parameters()], spec["init"])
 
     def reset(self):
+        # fresh arrays, as a user's new run has: writing into the old ones would keep them views
+        # of the flat buffers an earlier round's compiled step moved them into, which a new
+        # gpuad.compile may not move again (its updates then run parameter by parameter)
         for p, value in zip(self.model.parameters(), self.spec["init"]):
-            p.array[...] = backend.to_device(value, self.dev)
+            p.array = backend.to_device(numpy.array(value, dtype=p.array.dtype), self.dev)
             p.grad = None
         kind, lr, extra = self.spec["optimizer"]
         params = self.model.parameters()
