@@ -2086,6 +2086,68 @@ def test_what_others_hold_is_never_moved_into_a_flat_buffer():
     assert next(held["model"].parameters()).array is held["weight"]
 
 
+def _steps_with_new_optimizers(compiled, order, batches, hold_view=False):
+    """A model trained by two steps, each with an optimizer of its own (a new optimizer and a new
+    step over the same parameters, as after a learning-rate search), called in `order` (0s and
+    1s): (losses, copies of the parameters, the model, the steps, the user's view if held)."""
+    gpuad.manual_seed(0)
+    model = models.MLP(64, (128, 128), 10)
+    params = list(model.parameters())
+    steps, view = [], None
+    for kind in (0, 1):
+        opt = (gpuad.optim.SGD(params, lr=0.05, momentum=0.9) if kind == 0 else
+               gpuad.optim.Adam(params, lr=1e-3))
+        step = _classifier_step(model, opt)
+        steps.append(gpuad.compile(step) if compiled else step)
+    losses = []
+    for i, (which, (x, y)) in enumerate(zip(order, batches)):
+        losses.append(float(steps[which](gpuad.tensor(x), gpuad.tensor(y)).item()))
+        if hold_view and i == 3:
+            view = next(model.parameters()).array[:2]  # a view of the first weight's memory
+    return losses, [p.array.copy() for p in model.parameters()], model, steps, view
+
+
+def _order_batches(order, seed):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32))
+            for _ in order]
+
+
+@pytest.mark.parametrize("order", [[0] * 4 + [1] * 6, [0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0]],
+                         ids=["then", "alternating"])
+def test_a_new_compiled_step_moves_parameters_another_one_flattened(order):
+    # the second step's parameters are views of the first step's flat buffer that only
+    # gpuad.compile holds: it moves them into its own (one update call for all), and the first
+    # step moves them back when it runs again; bit for bit the eager steps throughout
+    batches = _order_batches(order, 12)
+    eager_losses, eager_params, _, _, _ = _steps_with_new_optimizers(False, order, batches)
+    losses, params, model, steps, _ = _steps_with_new_optimizers(True, order, batches)
+    assert losses == eager_losses
+    for a, b in zip(params, eager_params):
+        assert np.array_equal(a, b)
+    run = _flat_run(steps[order[-1]])
+    assert run.ok is True
+    flat = run.program.namespace[run.flat_name(run.externals[0][0])]
+    assert all(p.array.base is flat for p in model.parameters())
+
+
+def test_a_view_the_user_holds_keeps_parameters_where_they_are():
+    # a view of a parameter holds the flat buffer, not the parameter's array: the buffer's count
+    # keeps the second step from moving them (it updates parameter by parameter), so the view
+    # still shows the parameter; bit for bit the eager steps
+    order = [0] * 5 + [1] * 5
+    batches = _order_batches(order, 13)
+    eager_losses, eager_params, _, _, _ = _steps_with_new_optimizers(False, order, batches)
+    losses, params, model, steps, view = _steps_with_new_optimizers(True, order, batches,
+                                                                    hold_view=True)
+    assert losses == eager_losses
+    for a, b in zip(params, eager_params):
+        assert np.array_equal(a, b)
+    assert _flat_run(steps[0]).ok is True and _flat_run(steps[1]).ok is None
+    weight = next(model.parameters()).array
+    assert np.shares_memory(view, weight) and np.array_equal(view, weight[:2])
+
+
 def test_an_evaluation_step_compiled_first_does_not_keep_the_training_step_from_moving():
     # the evaluation program's own references to the parameters are gpuad.compile's, not a
     # user's: the training step still moves them into flat buffers, and the evaluation program

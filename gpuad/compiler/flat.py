@@ -12,8 +12,11 @@ bit the eager step.
 
 It never moves an array that anything else holds (a user's reference or a view of it: refcounts
 say), nor one that is a view of other memory (a user's own flat layout): then the run replays
-parameter by parameter, as it would without this. A gradient buffer that someone still holds a
-gradient of is left to them and a new one made. Only numpy arrays (CuPy replays as CUDA graphs).
+parameter by parameter, as it would without this. Views of a flat buffer that an earlier run made
+(another compiled step over the same parameters, say with a new optimizer) move again when only
+gpuad.compile holds them and their buffer; that run then moves them back before its next
+update. A gradient buffer that someone still holds a gradient of is left to them and a new one
+made. Only numpy arrays (CuPy replays as CUDA graphs).
 """
 import math
 import sys
@@ -37,10 +40,20 @@ def _baseline():
 
 
 PROGRAMS = weakref.WeakSet()  # every live program, of every compiled function
+_FLATS = weakref.WeakValueDictionary()  # id -> every live flat buffer that move() made
+_FLATS_VIEWS = {}  # id of such a buffer -> weak references to the views move() made of it
 
 # references to a movable array when move() counts them: its owner's, the replay's variable,
 # move's list and what counting adds; any more and someone else holds it (or a view of it)
 _SOLE = _baseline()
+
+
+def _flat_baseline():
+    flat = numpy.empty(1)  # as _own_memory holds a buffer: a local, and what counting adds
+    return sys.getrefcount(flat)
+
+
+_FLAT_SOLE = _flat_baseline()
 
 
 def find_runs(program):
@@ -172,6 +185,13 @@ class FlatRun:
                 self.ok = None
                 return
             plans.append((position, vids, _flat_copy(group), key))
+        earlier = {id(a.base): a.base for a in arrays if a.base is not None}
+        for other in list(PROGRAMS):  # runs that moved these arrays before move them back
+            for run in other.flat_runs:
+                if run is not self and any(other.namespace.get(run.flat_name(position)) is flat
+                                           for position, _ in run.externals
+                                           for flat in earlier.values()):
+                    run.ok = False
         for n, (position, vids, (flat, views), key) in enumerate(plans):
             if key is not None:
                 pool[key] = (flat, views)
@@ -214,13 +234,31 @@ def _owner_key(owner):
 def _own_references(array):
     """References that programs hold to an array they traced (an external's Value, and the name
     that binding compares it with), those of every compiled function (an evaluation step compiled
-    before the training step reads the same parameters): gpuad.compile's, not someone else's."""
-    count = 0
+    before the training step reads the same parameters), and the views lists of the flat buffers
+    they made: gpuad.compile's, not someone else's."""
+    count, pools = 0, {}
     for other in list(PROGRAMS):
         for value in other.values:
             if value.real is array:
                 name = other.identity_names.get(value.vid)
                 count += 1 + (name is not None and other.namespace.get(name) is array)
+        pools[id(other._pool)] = other._pool  # (programs of one function share theirs)
+    for pool in pools.values():
+        for key, entry in pool.items():
+            if key[0] == "flat":
+                count += sum(view is array for view in entry[1])
+    return count
+
+
+def _buffer_references(flat):
+    """References that programs hold to a flat buffer they made: their namespaces' names for it
+    and their pools' entries."""
+    count, pools = 0, {}
+    for other in list(PROGRAMS):
+        count += sum(value is flat for value in other.namespace.values())
+        pools[id(other._pool)] = other._pool
+    for pool in pools.values():
+        count += sum(key[0] == "flat" and entry[0] is flat for key, entry in pool.items())
     return count
 
 
@@ -236,8 +274,21 @@ def _retarget(array, view):
 
 
 def _movable(array, dtype, references):
-    return (type(array) is numpy.ndarray and array.dtype == dtype and array.base is None
+    return (type(array) is numpy.ndarray and array.dtype == dtype and _own_memory(array)
             and array.flags.c_contiguous and array.flags.writeable and references <= _SOLE)
+
+
+def _own_memory(array):
+    """Whether array owns its memory, or is a view of a flat buffer that move() made and that
+    nothing but its views and gpuad.compile holds (a user's view of a parameter that is such a
+    view holds the buffer, not the parameter's array, so the buffer's count says)."""
+    flat = array.base
+    if flat is None:
+        return True
+    if _FLATS.get(id(flat)) is not flat:
+        return False
+    views = sum(1 for value in _FLATS_VIEWS.get(id(flat), ()) if value() is not None)
+    return sys.getrefcount(flat) - _FLAT_SOLE == views + _buffer_references(flat)
 
 
 def _flat_views(shapes, dtype):
@@ -253,6 +304,9 @@ def _flat_copy(arrays):
     flat, views = _flat_views([a.shape for a in arrays], arrays[0].dtype)
     for view, a in zip(views, arrays):
         numpy.copyto(view, a)
+    _FLATS[id(flat)] = flat
+    _FLATS_VIEWS[id(flat)] = [weakref.ref(view) for view in views]
+    weakref.finalize(flat, _FLATS_VIEWS.pop, id(flat), None)
     return flat, views
 
 
