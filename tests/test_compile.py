@@ -2113,21 +2113,25 @@ def _order_batches(order, seed):
             for _ in order]
 
 
-@pytest.mark.parametrize("order", [[0] * 4 + [1] * 6, [0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0]],
-                         ids=["then", "alternating"])
-def test_a_new_compiled_step_moves_parameters_another_one_flattened(order):
+@pytest.mark.parametrize("order,final", [
+    ([0] * 4 + [1] * 6, [False, True]),  # False: to move them back at its next replay
+    ([0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0], [None, True]),  # None: per parameter from now on
+    ([0, 0, 0] + [1, 0] * 6, [None, True])], ids=["then", "alternating", "every-call"])
+def test_a_new_compiled_step_moves_parameters_another_one_flattened(order, final):
     # the second step's parameters are views of the first step's flat buffer that only
-    # gpuad.compile holds: it moves them into its own (one update call for all), and the first
-    # step moves them back when it runs again; bit for bit the eager steps throughout
+    # gpuad.compile holds: it moves them into its own (one update call for all); the first step
+    # moves them back when it runs again, once, and from then on updates them where they are
+    # (per parameter), so steps taking turns stop copying; bit for bit the eager steps throughout
     batches = _order_batches(order, 12)
     eager_losses, eager_params, _, _, _ = _steps_with_new_optimizers(False, order, batches)
     losses, params, model, steps, _ = _steps_with_new_optimizers(True, order, batches)
     assert losses == eager_losses
     for a, b in zip(params, eager_params):
         assert np.array_equal(a, b)
-    run = _flat_run(steps[order[-1]])
-    assert run.ok is True
-    flat = run.program.namespace[run.flat_name(run.externals[0][0])]
+    runs = [_flat_run(step) for step in steps]
+    assert [run.ok for run in runs] == final
+    owner = runs[1]
+    flat = owner.program.namespace[owner.flat_name(owner.externals[0][0])]
     assert all(p.array.base is flat for p in model.parameters())
 
 

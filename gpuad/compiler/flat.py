@@ -14,9 +14,9 @@ It never moves an array that anything else holds (a user's reference or a view o
 say), nor one that is a view of other memory (a user's own flat layout): then the run replays
 parameter by parameter, as it would without this. Views of a flat buffer that an earlier run made
 (another compiled step over the same parameters, say with a new optimizer) move again when only
-gpuad.compile holds them and their buffer; that run then moves them back before its next
-update. A gradient buffer that someone still holds a gradient of is left to them and a new one
-made. Only numpy arrays (CuPy replays as CUDA graphs).
+gpuad.compile holds them and their buffer; that run then moves them back before its next update,
+once: after that it updates them where they are. A gradient buffer that someone still holds a
+gradient of is left to them and a new one made. Only numpy arrays (CuPy replays as CUDA graphs).
 """
 import math
 import sys
@@ -40,6 +40,10 @@ def _baseline():
 
 
 PROGRAMS = weakref.WeakSet()  # every live program, of every compiled function
+# how often a run takes its arrays back from a run that moved them away: beyond, it leaves them
+# there, so two steps alternating over the same parameters stop copying them at every switch (and
+# handing freed memory back after each copy)
+_TAKEN_BACK = 1
 _FLATS = weakref.WeakValueDictionary()  # id -> every live flat buffer that move() made
 _FLATS_VIEWS = {}  # id of such a buffer -> weak references to the views move() made of it
 
@@ -133,6 +137,7 @@ class FlatRun:
     def __init__(self, program, index, lo, hi, roles):
         self.program, self.index, self.lo, self.hi, self.roles = program, index, lo, hi, roles
         self.ok = False
+        self.taken = 0  # how often another run moved this one's arrays into its own buffers
         self.prefix = f"F{index}"
         first = next(vids for _, vids in roles if vids is not None)
         self.shapes = [program.values[vid].meta[1] for vid in first]
@@ -167,6 +172,9 @@ class FlatRun:
         """Move the run's parameter and state arrays into flat buffers: views of them now stand
         in their tensors and state dicts (the replay reads them again). When one cannot move,
         nothing changes and ok is None."""
+        if self.taken > _TAKEN_BACK:  # two steps taking turns: this one updates per parameter
+            self.ok = None
+            return
         program, namespace, k = self.program, self.program.namespace, self.hi - self.lo
         arrays = [_owned_array(program.values[vid].owner) for vid in self.external_vids()]
         counts = _counts(arrays)
@@ -192,6 +200,7 @@ class FlatRun:
                                            for position, _ in run.externals
                                            for flat in earlier.values()):
                     run.ok = False
+                    run.taken += 1
         for n, (position, vids, (flat, views), key) in enumerate(plans):
             if key is not None:
                 pool[key] = (flat, views)
