@@ -2135,6 +2135,21 @@ def test_a_new_compiled_step_moves_parameters_another_one_flattened(order, final
     assert all(p.array.base is flat for p in model.parameters())
 
 
+def test_programs_of_one_step_share_its_flat_buffers_epoch_after_epoch():
+    # the short last batch's program binds the flat buffers the full batches' program made (no
+    # copy, nobody told to move back), so every epoch both update all parameters in one call
+    rng = np.random.default_rng(14)
+    sizes = [32, 32, 32, 20] * 4
+    batches = [(rng.standard_normal((n, 64)).astype(np.float32), rng.integers(0, 10, n))
+               for n in sizes]
+    eager, _, _ = _run(_wide_mlp, batches, "cpu", False)
+    compiled, step, _ = _run(_wide_mlp, batches, "cpu", True)
+    _assert_same(eager, compiled, "cpu")
+    runs = [run for program in step.programs() for run in program.flat_runs]
+    assert len(runs) == 2 and [run.ok for run in runs] == [True, True]
+    assert [run.taken for run in runs] == [0, 0]
+
+
 def test_a_view_the_user_holds_keeps_parameters_where_they_are():
     # a view of a parameter holds the flat buffer, not the parameter's array: the buffer's count
     # keeps the second step from moving them (it updates parameter by parameter), so the view

@@ -179,7 +179,7 @@ class FlatRun:
         arrays = [_owned_array(program.values[vid].owner) for vid in self.external_vids()]
         counts = _counts(arrays)
         pool = program._pool
-        plans = []
+        plans, earlier = [], {}  # earlier: the flat buffers of other runs that arrays leave
         for n, (position, vids) in enumerate(self.externals):
             group = arrays[n * k:(n + 1) * k]
             key = ("flat",) + tuple(_owner_key(program.values[vid].owner) for vid in vids)
@@ -193,7 +193,7 @@ class FlatRun:
                 self.ok = None
                 return
             plans.append((position, vids, _flat_copy(group), key))
-        earlier = {id(a.base): a.base for a in arrays if a.base is not None}
+            earlier.update((id(a.base), a.base) for a in group if a.base is not None)
         for other in list(PROGRAMS):  # runs that moved these arrays before move them back
             for run in other.flat_runs:
                 if run is not self and any(other.namespace.get(run.flat_name(position)) is flat
