@@ -245,30 +245,27 @@ def _own_references(array):
     that binding compares it with), those of every compiled function (an evaluation step compiled
     before the training step reads the same parameters), and the views lists of the flat buffers
     they made: gpuad.compile's, not someone else's."""
-    count, pools = 0, {}
+    count = 0
     for other in list(PROGRAMS):
         for value in other.values:
             if value.real is array:
                 name = other.identity_names.get(value.vid)
                 count += 1 + (name is not None and other.namespace.get(name) is array)
-        pools[id(other._pool)] = other._pool  # (programs of one function share theirs)
-    for pool in pools.values():
-        for key, entry in pool.items():
-            if key[0] == "flat":
-                count += sum(view is array for view in entry[1])
-    return count
+    return count + sum(view is array for _, views in _flat_entries() for view in views)
 
 
 def _buffer_references(flat):
     """References that programs hold to a flat buffer they made: their namespaces' names for it
     and their pools' entries."""
-    count, pools = 0, {}
-    for other in list(PROGRAMS):
-        count += sum(value is flat for value in other.namespace.values())
-        pools[id(other._pool)] = other._pool
-    for pool in pools.values():
-        count += sum(key[0] == "flat" and entry[0] is flat for key, entry in pool.items())
-    return count
+    count = sum(value is flat for other in list(PROGRAMS) for value in other.namespace.values())
+    return count + sum(buffer is flat for buffer, _ in _flat_entries())
+
+
+def _flat_entries():
+    """(flat buffer, its views) of every live program's pool, each pool once (the programs of one
+    compiled function share theirs)."""
+    pools = {id(other._pool): other._pool for other in list(PROGRAMS)}
+    return [entry for pool in pools.values() for key, entry in pool.items() if key[0] == "flat"]
 
 
 def _retarget(array, view):

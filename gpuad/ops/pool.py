@@ -117,8 +117,8 @@ def _pool_gather(v, x, *, kernel, stride, padding, dilation):
         if out is None:
             out = picked
         elif picked.dtype in backend.FLOAT_BITS:  # one window's entry is picked: merge the bits
-            bits = backend.FLOAT_BITS[picked.dtype]  # (a sum would turn a picked -0.0 into +0.0)
-            out.view(bits).__ior__(picked.view(bits))
+            bits = out.view(backend.FLOAT_BITS[picked.dtype])  # (a sum: -0.0 picked gives +0.0)
+            bits |= picked.view(bits.dtype)
         else:
             out += picked
     return out.transpose(channels_first(d))
