@@ -1628,6 +1628,113 @@ def test_a_step_that_asks_for_its_inputs_gradient_replays_the_eager_step():
     assert step.fallback is None and step.programs()
 
 
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 1}],
+                         ids=["tiled", "overlapping"])
+def test_a_nan_that_reaches_max_pooling_after_tracing_is_routed_as_eagerly(kwargs):
+    # the pooling backward asks on the host whether a window holds a NaN (its gradient goes to
+    # the last one, as torch's); that question is inside one fused call, asked again each replay
+    def step(x, w):
+        x.requires_grad_(True)
+        (F.max_pool2d(x, **kwargs) * w).sum().backward()
+        return x.grad
+
+    rng = np.random.default_rng(15)
+    xs = [rng.standard_normal((2, 3, 6, 6)) for _ in range(4)]
+    xs[3][1, 2, 2, 3] = xs[3][1, 2, 3, 2] = np.nan  # first seen by a replay
+    w = rng.standard_normal(F.max_pool2d(gpuad.tensor(xs[0]), **kwargs).shape)
+    compiled = gpuad.compile(step)
+    for x in xs:
+        got = compiled(gpuad.tensor(x), gpuad.tensor(w)).numpy()
+        np.testing.assert_array_equal(got, step(gpuad.tensor(x), gpuad.tensor(w)).numpy())
+    assert compiled.fallback is None and compiled.programs()
+    assert got[1, 2, 3, 2] != 0  # the last NaN of every window holding both
+    # and (2, 3) alone in the tiled one (both in one window), some overlapping ones' last
+    assert (got[1, 2, 2, 3] == 0) == (kwargs["kernel_size"] == 2)
+
+
+def _relu_pool_build(kwargs, use=None):
+    """A conv, ReLU, max pooling and a linear head trained with Adam; `use` reads the ReLU's
+    output or its gradient somewhere else too."""
+    def build(device):
+        gpuad.manual_seed(0)
+        conv = gpuad.nn.Conv2d(1, 3, 3, padding=1)
+        width = F.max_pool2d(gpuad.zeros((1, 3, 6, 6)), **kwargs).numel()
+        model = gpuad.nn.Sequential(conv, gpuad.nn.Linear(width, 4)).to(device)
+        opt = gpuad.optim.Adam(model.parameters(), lr=0.01)
+
+        def step(x, y):
+            h = F.relu(model[0](x))
+            if use == "hook":
+                h.register_hook(lambda g: g * 2)
+            loss = F.cross_entropy(model[1](F.max_pool2d(h, **kwargs).flatten(1)), y)
+            if use == "twice":
+                loss = loss + h.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return model, step, opt
+    return build
+
+
+def _pools_first(program):
+    """How many max poolings the program runs before their ReLU (compiler/rewrite.py)."""
+    instrs = program.instrs
+    return sum(a.name == "max_pool" and b.name == "relu" and b.reads == (a.outs,)
+               for a, b in zip(instrs, instrs[1:]))
+
+
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 1},
+                                    {"kernel_size": 3, "stride": 2, "padding": 1}],
+                         ids=["tiled", "overlapping", "padded"])
+@pytest.mark.parametrize("device", ["cpu", "strict"])
+def test_max_pooling_of_a_relu_pools_first_with_the_eager_steps_bits(kwargs, device):
+    # relu then max_pool is replayed as max_pool then relu (the ReLU and its backward on the
+    # pooled array); ties (the zeros ReLU makes, windows of negatives) and overlapping windows
+    batches = _batches(np.random.default_rng(16), 6, lambda r: (
+        r.integers(-2, 3, (4, 1, 6, 6)).astype(np.float32), r.integers(0, 4, 4)))
+    build = _relu_pool_build(kwargs)
+    eager, _, _ = _run(build, batches, device, False)
+    compiled, step, _ = _run(build, batches, device, True)
+    _assert_same(eager, compiled, device)
+    assert step.fallback is None and [_pools_first(p) for p in step.programs()] == [1]
+
+
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 1}],
+                         ids=["tiled", "overlapping"])
+def test_pooling_first_routes_nan_windows_and_their_gradients_as_eagerly(kwargs):
+    # a NaN window's gradient goes to its last NaN, which ReLU passes, in either order
+    def step(x, w):
+        x.requires_grad_(True)
+        (F.max_pool2d(F.relu(x), **kwargs) * w).sum().backward()
+        return x.grad
+
+    rng = np.random.default_rng(18)
+    xs = [rng.integers(-2, 3, (2, 3, 6, 6)).astype(float) for _ in range(4)]
+    for x in xs[1:]:
+        x.flat[rng.choice(x.size, 6, replace=False)] = np.nan
+    w = rng.standard_normal(F.max_pool2d(gpuad.tensor(xs[0]), **kwargs).shape)
+    compiled = gpuad.compile(step)
+    for x in xs:
+        got = compiled(gpuad.tensor(x), gpuad.tensor(w)).numpy()
+        np.testing.assert_array_equal(got, step(gpuad.tensor(x), gpuad.tensor(w)).numpy())
+    assert [_pools_first(p) for p in compiled.programs()] == [1]
+    assert (got[np.isnan(xs[-1])] != 0).any()
+
+
+@pytest.mark.parametrize("use", ["twice", "hook"])
+def test_a_relu_output_read_elsewhere_keeps_its_pooling_after_it(use):
+    # its gradient is not only the pooling's: the replay runs the ops as they were recorded
+    rng = np.random.default_rng(17)
+    batches = _batches(rng, 4, lambda r: (r.standard_normal((4, 1, 6, 6)).astype(np.float32),
+                                          r.integers(0, 4, 4)))
+    build = _relu_pool_build({"kernel_size": 2}, use)
+    eager, _, _ = _run(build, batches, "cpu", False)
+    compiled, step, _ = _run(build, batches, "cpu", True)
+    _assert_same(eager, compiled, "cpu")
+    assert step.programs() and [_pools_first(p) for p in step.programs()] == [0]
+
+
 @pytest.mark.parametrize("register", ["hook", "post_accumulate_grad_hook"])
 def test_a_hook_put_on_a_parameter_after_tracing_is_not_skipped(register):
     # a replay runs no Python in backward: a program recorded before the hook existed must not

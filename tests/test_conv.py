@@ -218,6 +218,43 @@ def test_max_pool2d_sends_an_inf_or_nan_gradient_to_the_maximum_alone(kwargs, de
     np.testing.assert_allclose(gg.cpu().numpy(), tgg.numpy(), rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("fn,kwargs,shape", [
+    ("max_pool2d", {"kernel_size": 2}, (2, 2, 6, 8)),
+    ("max_pool2d", {"kernel_size": 3, "stride": 3}, (2, 2, 6, 7)),
+    ("max_pool2d", {"kernel_size": 3, "stride": 1}, (2, 2, 6, 7)),
+    ("max_pool2d", {"kernel_size": 3, "stride": 2, "padding": 1}, (2, 2, 7, 6)),
+    ("max_pool1d", {"kernel_size": 2}, (2, 3, 8)),
+    ("max_pool3d", {"kernel_size": 2}, (1, 2, 4, 4, 4)),
+], ids=["tiled", "disjoint", "overlapping", "padded", "1d", "3d"])
+@pytest.mark.parametrize("device", ["cpu", "strict"])
+def test_max_pool_sends_a_nan_windows_gradient_to_its_last_nan(fn, kwargs, shape, device):
+    """torch's scan keeps an entry greater than its pick or NaN, so a window holding NaNs sends
+    its gradient to the last of them (and return_indices points there); the double backward
+    gathers from the same entry. Windows without a NaN keep their first maximum."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    x_np = rng.integers(0, 3, shape).astype(np.float64)  # ties everywhere
+    x_np.flat[rng.choice(x_np.size, x_np.size // 6, replace=False)] = np.nan
+    x_np.flat[:2] = np.nan  # two NaNs in one window
+    t = torch.tensor(x_np, requires_grad=True)
+    ty = getattr(torch.nn.functional, fn)(t, **kwargs)
+    g_np = rng.standard_normal(tuple(ty.shape))
+    tg = torch.tensor(g_np, requires_grad=True)
+    (tgx,) = torch.autograd.grad(ty, [t], tg, create_graph=True)
+    x = gpuad.tensor(x_np, requires_grad=True, device=device)
+    g = gpuad.tensor(g_np, requires_grad=True, device=device)
+    (gx,) = gpuad.grad(getattr(gpuad, fn)(x, **kwargs), [x], g, create_graph=True)
+    np.testing.assert_allclose(gx.detach().cpu().numpy(), tgx.detach().numpy(), rtol=1e-12,
+                               atol=0)  # (overlapping windows add up in another order)
+    u_np = rng.standard_normal(x_np.shape)
+    (gg,) = gpuad.grad((gx * gpuad.tensor(u_np, device=device)).sum(), [g])
+    (tgg,) = torch.autograd.grad((tgx * torch.tensor(u_np)).sum(), [tg])
+    np.testing.assert_array_equal(gg.cpu().numpy(), tgg.numpy())
+    _, index = getattr(gpuad, fn)(x.detach(), return_indices=True, **kwargs)
+    _, tindex = getattr(torch.nn.functional, fn)(t.detach(), return_indices=True, **kwargs)
+    np.testing.assert_array_equal(index.cpu().numpy(), tindex.numpy())
+
+
 def test_conv2d_second_order_matches_torch():
     """d/dw of <d conv/dx . v, u>: the gradient of a gradient goes through _col2im's own rule."""
     torch = pytest.importorskip("torch")

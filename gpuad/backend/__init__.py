@@ -332,6 +332,15 @@ def host_min(array):
     return array.min() if type(array) is numpy.ndarray else None
 
 
+def may_hold_nan(array):
+    """Whether a float array may hold a NaN: False only where the host sees that it holds none
+    without waiting for a device (numpy: one max, which a NaN propagates through), so work that
+    only a NaN needs can be skipped; True for a device array (no sync: that work always runs)."""
+    if type(array) is not numpy.ndarray:
+        return True
+    return array.dtype.kind in "fc" and array.size > 0 and bool(numpy.isnan(array.max()))
+
+
 def check_indices(index, low, high, error, ignore=None):
     """Raise error(bad) for the first entry `bad` of the index array outside [low, high) and not
     equal to `ignore` (see indices_outside: on a device only with CHECK_DEVICE_INDICES). While

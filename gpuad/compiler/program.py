@@ -25,6 +25,7 @@ from . import graphs
 from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray, flat
 from .backward import BackwardReplay
 from .records import rebuild
+from .rewrite import pool_before_relu
 from .tracing import Const, Ref, Scalar
 
 # Below this size a fresh array costs less than passing out= (numpy's small-block cache).
@@ -85,8 +86,9 @@ class Program:
         self._pool = {} if pool is None else pool
         self.spec = spec
         split = spec.split
-        self.instrs = live_instructions(rec.instrs if split is None else
-                                         rec.instrs[:split.start], spec.escaping)
+        instrs = (pool_before_relu(rec.instrs, self.values, spec.escaping) if split is None else
+                  rec.instrs[:split.start])  # (a split step's backward is another program)
+        self.instrs = live_instructions(instrs, spec.escaping)
         self.recorded = len(rec.instrs)
         self.reused = 0
         self._names = {}

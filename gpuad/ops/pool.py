@@ -16,6 +16,7 @@ import numpy
 
 from .. import backend
 from ..backend import xp_of
+from ..backend.kernels import fused
 from ..tensor import Tensor
 from . import conv as _conv
 from . import indexing as _indexing
@@ -75,21 +76,44 @@ def _window_max(windows):
     return best
 
 
+def _last_nans(windows, best):
+    """torch's max pooling scans a window keeping an entry greater than its pick or NaN, so a
+    window holding a NaN sends its gradient to its last NaN. Per offset, where it holds its
+    window's last NaN; None when no window holds one, the usual case, which the host sees without
+    a pass over the windows (their maxima are NaN exactly there, backend.may_hold_nan)."""
+    if not backend.may_hold_nan(best):
+        return None
+    xp = xp_of(best)
+    lasts, later = [None] * len(windows), None
+    for k in reversed(range(len(windows))):
+        nan = xp.isnan(windows[k])
+        if later is None:
+            lasts[k], later = nan, nan.copy()
+        else:
+            lasts[k] = xp.greater(nan, later)  # a NaN with none after it
+            later |= nan
+    return lasts
+
+
 def _first_max_hits(windows, best):
     """For each offset, where its entry is the first maximum of its window: torch's max pooling
-    sends a window's gradient to that one entry, so ties are not split. (A window holding a NaN has
-    a NaN maximum, as in torch, and no hit: its gradient is lost, where torch sends it to the
-    window's last NaN; finding that would cost four more passes on every backward.) Each mask is
-    valid until the next one is asked for: two output-sized boolean buffers serve every offset."""
+    sends a window's gradient to that one entry, so ties are not split. A window holding a NaN
+    has a NaN maximum, as in torch, and its hit is its last NaN (_last_nans). Each mask is valid
+    until the next one is asked for: two output-sized boolean buffers serve every offset."""
     xp = xp_of(best)
+    lasts = _last_nans(windows, best)
     taken = hit = None
     for k, window in enumerate(windows):
         if taken is None:
-            taken = window >= best
+            taken = window >= best  # a NaN maximum: no hit (no NaN is >= it)
+            if lasts is not None:
+                taken |= lasts[0]
             yield taken
             continue
         hit = xp.greater_equal(window, best, out=hit)
         xp.greater(hit, taken, out=hit)  # a maximum not taken by an earlier offset
+        if lasts is not None:
+            hit |= lasts[k]  # (a NaN window has no other hit to clash with)
         yield hit
         if k < len(windows) - 1:
             taken |= hit
@@ -106,11 +130,29 @@ def _pool_gather(v, x, *, kernel, stride, padding, dilation):
     """(N, C, *out): for each window of x (padded with -inf), the entry of v (shaped like x) at
     the window's first maximum. _pool_gather(x, x) is max pooling; x only chooses, so it gets no
     gradient (the choice is piecewise constant)."""
+    if v is x:  # max pooling itself: the value at the first maximum is the maximum
+        return _max_pool_array(x, kernel=kernel, stride=stride, padding=padding,
+                               dilation=dilation)
+    return _max_pool_gather(v, x, kernel=kernel, stride=stride, padding=padding,
+                            dilation=dilation)
+
+
+# Max pooling, its scatter and its gather are each one fused unit (backend.kernels), which
+# gpuad.compile records whole: a replay asks again whether a window holds a NaN (_last_nans) and
+# skips that work on numpy when none does, as an eager step would, and the compiler sees a max
+# pooling of a ReLU as such (compiler/rewrite.py pools first).
+@fused("max_pool")
+def _max_pool_array(x, *, kernel, stride, padding, dilation):
+    windows = _window_views(x, (kernel, stride, padding, dilation), -math.inf)
+    return _window_max(windows).transpose(channels_first(len(kernel)))
+
+
+@fused("max_pool_gather")
+def _max_pool_gather(v, x, *, kernel, stride, padding, dilation):
+    """_pool_gather for v other than x."""
     geometry, d = (kernel, stride, padding, dilation), len(kernel)
     windows = _window_views(x, geometry, -math.inf)
     best = _window_max(windows)
-    if v is x:  # max pooling itself: the value at the first maximum is the maximum
-        return best.transpose(channels_first(d))
     out = None
     for hit, window in zip(_first_max_hits(windows, best), _window_views(v, geometry, 0)):
         picked = backend.masked(window, hit)  # +0.0 off the maximum, whatever v holds there
@@ -149,6 +191,7 @@ def _tiled_scatter(v, x, best, kernel):
     def at(k):
         return (slice(None),) + tuple(q for i in k for q in (slice(None), i))
     scan = list(itertools.product(*(range(k) for k in kernel)))  # row-major, torch's scan order
+    lasts = _last_nans([x[at(k)] for k in scan], best)
     seen = None
     for i, k in enumerate(scan):
         hit = x[at(k)] >= best  # a NaN maximum: no hit
@@ -158,6 +201,8 @@ def _tiled_scatter(v, x, best, kernel):
             xp.greater(hit, seen, out=hit)  # a maximum not taken by an earlier offset
             if i < len(scan) - 1:
                 seen |= hit
+        if lasts is not None:
+            hit |= lasts[i]  # a NaN window's last NaN (after seen took hit: no clash)
         backend.masked(v, hit, out=y[at(k)])
     return y.reshape((c,) + tuple(spatial) + (n,)).transpose(channels_first(d))
 
@@ -169,6 +214,12 @@ def _pool_scatter(v, x, best, *, kernel, stride, padding, dilation):
     """The adjoint of _pool_gather in its first argument: zeros shaped like x with each entry of v
     (N, C, *out) added at the first maximum of its window of x, overlapping windows adding up.
     `best` is x's window maxima (max pooling's output) or None to compute them again."""
+    return _max_pool_scatter(v, x, best, kernel=kernel, stride=stride, padding=padding,
+                             dilation=dilation)
+
+
+@fused("max_pool_scatter")
+def _max_pool_scatter(v, x, best, *, kernel, stride, padding, dilation):
     d = len(kernel)
     to_batch_last = tuple(range(1, d + 2)) + (0,)
     windows = _window_views(x, (kernel, stride, padding, dilation), -math.inf)
