@@ -7,10 +7,10 @@ monotone, and so the ReLU and its backward run on the pooled array, a quarter of
 keep their bits. A window whose maximum is positive picks the same first maximum in z as in
 relu(z), and ReLU passes its gradient there; any other window's gradient stops at the ReLU either
 way (+0.0 everywhere); a NaN window picks its last NaN in both, which ReLU passes. Overlapping
-windows add the same terms in the same order. The pooled values are the same numbers (a zero may
-come out -0.0 where the recorded order gave +0.0, or the other way, which nothing downstream
-tells apart but its sign). The rewrite is made only where nothing else reads relu(z) or its
-gradient: no other layer, no hook, no result of the step.
+windows add the same terms in the same order. The pooled values are the same bits on numpy too:
+its ReLU makes every zero +0.0 (maximum(x, 0) returns its second operand on a tie), whichever
+order. The rewrite is made only where nothing else reads relu(z) or its gradient: no other layer,
+no hook, no result of the step.
 """
 from .tracing import Const, Instr, Ref, Value
 

@@ -267,9 +267,11 @@ def _pool_indices(x, *, kernel, stride, padding, dilation):
     for hit, (k, _) in zip(_first_max_hits(windows, best), scan):
         position = _positions(x.shape[2:], k, stride, padding, dilation, out)
         index = xp.where(hit, backend.asarray(position, backend.int64, device), index)
-    for window, (k, _) in zip(windows, scan):  # torch takes a window's last NaN
-        position = _positions(x.shape[2:], k, stride, padding, dilation, out)
-        index = xp.where(xp.isnan(window), backend.asarray(position, backend.int64, device), index)
+    if backend.may_hold_nan(best):  # torch takes a window's last NaN
+        for window, (k, _) in zip(windows, scan):
+            position = _positions(x.shape[2:], k, stride, padding, dilation, out)
+            index = xp.where(xp.isnan(window), backend.asarray(position, backend.int64, device),
+                             index)
     return index.transpose(channels_first(len(kernel)))
 
 
