@@ -356,3 +356,36 @@ def test_where_selects_numpys_bits(dtype, monkeypatch):
         got, want = backend.where(*args), real_where(*args)
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
     assert len(calls) == 4
+
+
+def test_in_order_of_copies_into_the_other_operands_memory_order_only_when_they_differ():
+    rng = np.random.default_rng(0)
+    batch_last = rng.standard_normal((3, 7, 7, 200)).astype(np.float32).transpose(3, 0, 1, 2)
+    nchw = rng.standard_normal((200, 3, 7, 7)).astype(np.float32)
+    moved = backend.in_order_of(nchw, batch_last)
+    assert moved is not nchw and np.array_equal(moved, nchw)
+    assert moved.strides == batch_last.strides  # batch-last, as the output a ufunc writes
+    same = np.ascontiguousarray(batch_last.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    assert backend.in_order_of(same, batch_last) is same  # already in that order
+    assert backend.in_order_of(nchw, nchw.copy()) is nchw
+    small = nchw[:2]
+    assert backend.in_order_of(small, batch_last[:2]) is small  # below the size worth a copy
+    on_device = strict.wrap(nchw)
+    assert backend.in_order_of(on_device, batch_last) is on_device  # numpy's concern alone
+    # relu's backward reads its gradient through it: the same bits either way
+    y = np.maximum(batch_last, 0)
+    from gpuad.ops.elementwise import _relu_grad
+    mixed, plain = _relu_grad(nchw, y), _relu_grad(np.array(moved), y)
+    assert mixed.strides == y.strides and np.array_equal(mixed.view(np.uint32),
+                                                          plain.view(np.uint32))
+
+
+def test_may_hold_nan_reads_numpy_arrays_and_assumes_a_nan_elsewhere():
+    a = np.arange(12.0).reshape(3, 4)
+    assert not backend.may_hold_nan(a)
+    a[1, 2] = np.nan
+    assert backend.may_hold_nan(a)
+    assert not backend.may_hold_nan(np.zeros((0, 3)))  # empty: nothing to find
+    assert not backend.may_hold_nan(np.arange(5))  # integers hold no NaN
+    x = gpuad.tensor(np.ones(3), device="strict")
+    assert backend.may_hold_nan(x.array)  # a device array: the host does not ask

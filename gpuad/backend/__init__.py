@@ -521,6 +521,32 @@ def _as_bits(value, dtype, bits, shape):
     return numpy.full(shape, number, dtype).view(bits)
 
 
+_REORDER_FROM = 8192  # elements: below, a mixed-order ufunc costs less than the copy
+
+
+def in_order_of(a, like):
+    """a, or a copy of it laid out in like's memory order where the two orders differ (same
+    shape, numpy, big enough). numpy runs a ufunc over operands of different orders along one
+    order's rows, reading the other operand an element per row of its own, with no SIMD: LeNet's
+    ReLU backward after its flatten (an NCHW gradient against a batch-last output, 100K float32s)
+    takes 162 us that way against 68 with this copy first (numpy's strided copy is as fast as a
+    plain pass). The same values: a copy."""
+    if (type(a) is not numpy.ndarray or type(like) is not numpy.ndarray or a.shape != like.shape
+            or a.size < _REORDER_FROM or (a.flags.c_contiguous and like.flags.c_contiguous)):
+        return a
+    if _memory_order(a) == _memory_order(like):
+        return a
+    out = numpy.empty_like(like, dtype=a.dtype)  # like's memory order (empty_like keeps it)
+    numpy.copyto(out, a)
+    return out
+
+
+def _memory_order(a):
+    """a's axes from the slowest-varying in memory to the fastest (length-1 axes left out)."""
+    return tuple(sorted((i for i in range(a.ndim) if a.shape[i] > 1),
+                        key=lambda i: -abs(a.strides[i])))
+
+
 def masked(value, mask, out=None):
     """value where the boolean mask holds, +0.0 elsewhere (into `out` when given): one integer
     product of the mask with value's bits, so an inf or NaN where the mask is False gives +0.0,

@@ -237,7 +237,7 @@ def _relu_grad(g, y):
     xp = xp_of(y)
     mask = xp.empty_like(y, dtype=bits)  # y's memory order (a conv's output may be transposed)
     xp.not_equal(y, 0, out=mask)
-    xp.multiply(mask, g.view(bits), out=mask)
+    xp.multiply(mask, backend.in_order_of(g, y).view(bits), out=mask)
     return mask.view(g.dtype)
 
 

@@ -185,7 +185,7 @@ def _tiled_scatter(v, x, best, kernel):
     split = tuple(q for o, k in zip(out, kernel) for q in (o, k))
     to_batch_last = tuple(range(1, d + 2)) + (0,)
     x = x.transpose(to_batch_last).reshape((c,) + split + (n,))
-    v = v.transpose(to_batch_last)
+    v = backend.in_order_of(v.transpose(to_batch_last), best)  # read by all the offsets' passes
     y = xp.empty((c,) + split + (n,), dtype=v.dtype)
 
     def at(k):
@@ -229,7 +229,7 @@ def _max_pool_scatter(v, x, best, *, kernel, stride, padding, dilation):
     xp = xp_of(v)
     n, c, *spatial = x.shape
     out = xp.zeros((c,) + _conv.padded_size(x.shape, padding) + (n,), dtype=v.dtype)
-    v = v.transpose(to_batch_last)
+    v = backend.in_order_of(v.transpose(to_batch_last), best)  # read by all the offsets' passes
     disjoint = all(s >= e for s, e in zip(stride, extent(kernel, dilation)))
     hits = _first_max_hits(windows, best)
     for hit, (_, window) in zip(hits, offsets(kernel, stride, dilation, v.shape[1:-1])):
