@@ -5,7 +5,8 @@ The first call for a signature runs the function eagerly while tracing.py record
 operation it performs, forward, backward rules, gradient accumulation and optimizer updates alike;
 program.py turns that recording into one generated Python function. Later calls with the same
 signature run that function: no Tensor, Node, type promotion or rule lookup, the same numpy/CuPy
-calls in the same order, so on the CPU a compiled step computes bit for bit what the eager one does.
+calls in the same order (but for rewrite.py's one rewrite, a max pooling of a ReLU pooled first,
+which keeps the bits), so on the CPU a compiled step computes bit for bit what the eager one does.
 On the CPU, flat.py replays a run of per-parameter optimizer updates as one call over flat buffers;
 on CUDA, graphs.py captures the replay as CUDA graphs. A function whose result the caller
 differentiates (gpuad.compile(model), backward() outside) also has that result's backward walk
