@@ -109,6 +109,62 @@ def test_a_compiled_forward_trains_as_the_eager_one(device, case):
     assert forward.traces == 1 and len(forward.programs()) == 1  # one recording, then replays
 
 
+def _pools_first(program):
+    """How many max poolings the forward runs before their ReLU (compiler/rewrite.py)."""
+    instrs = program.instrs
+    return sum(a.name == "max_pool" and b.name == "relu" and b.reads == (a.outs,)
+               for a, b in zip(instrs, instrs[1:]))
+
+
+def _lenet(device):
+    model = models.LeNet5(channels=(2, 3), hidden=(6,), image_size=12).to(device)
+    return model, gpuad.optim.Adam(model.parameters(), lr=1e-2), model
+
+
+def _lenet_batch(rng):
+    return rng.integers(-2, 3, (4, 1, 12, 12)).astype(np.float32), rng.integers(0, 10, 4)
+
+
+def test_a_compiled_model_pools_before_its_relus_with_eager_gradients(device):
+    # the rewrite on a recording whose backward is its own program: the first call's outputs
+    # carry the maxima before the ReLU, which the traced run never made (rewrite.remade); ties
+    # from integer inputs
+    batches = [_lenet_batch(np.random.default_rng(1)) for _ in range(5)]
+    eager = _train(_lenet, batches, device, False, _classify)
+    compiled = _train(_lenet, batches, device, True, _classify)
+    for a, b in zip(eager[0] + eager[1], compiled[0] + compiled[1]):
+        _same(a, b, device)
+    assert [_pools_first(p) for p in compiled[3].programs()] == [2]
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_a_compiled_model_returning_a_relu_output_keeps_its_pooling_after_it(detached):
+    # the first ReLU's output is a result too (one the caller may differentiate through, or a
+    # detached one it only reads): the replay must make it
+    def build(device):
+        model, opt, _ = _lenet(device)
+
+        def forward(x):
+            h = F.relu(model.features[0](x))
+            logits = model.classifier(model.features[3:](F.max_pool2d(h, 2)))
+            return logits, h.detach() if detached else h
+        return model, opt, forward
+
+    seen = []
+
+    def loss_of(forward, x, y):
+        logits, h = forward(x)
+        seen.append(_host(h))
+        return F.cross_entropy(logits, y) + (0 if detached else h.mean())
+    batches = [_lenet_batch(np.random.default_rng(2)) for _ in range(4)]
+    eager = _train(build, batches, "cpu", False, loss_of)
+    eager_seen, seen[:] = list(seen), []
+    compiled = _train(build, batches, "cpu", True, loss_of)
+    for a, b in zip(eager[0] + eager[1] + eager_seen, compiled[0] + compiled[1] + seen):
+        _same(a, b, "cpu")
+    assert [_pools_first(p) for p in compiled[3].programs()] == [1]  # the second stage's only
+
+
 def test_a_compiled_model_under_autocast_trains_with_a_grad_scaler_outside():
     # float16 casts recorded with the forward; the region's cache of cast parameters is the
     # caller's, which the recorded call neither reads nor fills

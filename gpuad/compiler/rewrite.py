@@ -15,9 +15,13 @@ no hook, no result of the step.
 from .tracing import Const, Instr, Ref, Value
 
 
-def pool_before_relu(instrs, values, escaping):
+def pool_before_relu(instrs, values, escaping, split_at=None, available=None):
     """instrs with every max_pool(relu(z)) whose ReLU output and its gradient only the pooling
-    and the ReLU's backward read rewritten to pool first (values gets the new value numbers)."""
+    and the ReLU's backward read rewritten to pool first (values gets the new value numbers).
+    For a recording whose backward is its own program from instruction `split_at` on (a compiled
+    model's), the forward's pair and the backward's pair must each lie on one side, which keeps
+    split_at where it is, and z must be `available` (alive), since the backward reads it and the
+    first call's outputs carry its array (remade() computes the new maxima from it)."""
     producer, readers = {}, {}
     for i, instr in enumerate(instrs):
         for vid in instr.made():
@@ -32,6 +36,11 @@ def pool_before_relu(instrs, values, escaping):
         if found is None:
             continue
         relu_at, scatter_at, backward_at = found
+        if split_at is not None and not (
+                (relu_at < split_at) == (i < split_at)
+                and (scatter_at < split_at) == (backward_at < split_at)
+                and available(instrs[relu_at].args[0].vid)):
+            continue
         relu, scatter, backward = instrs[relu_at], instrs[scatter_at], instrs[backward_at]
         z, pooled, grad = relu.args[0].vid, pool.outs, scatter.args[0]
         maxima, passed = _new_value(values, pooled), _new_value(values, pooled)
@@ -138,3 +147,28 @@ def _new_value(values, like):
     value.aliases, value.view, value.real = [], False, None
     values.append(value)
     return value.vid
+
+
+def remade(instrs, vids, real):
+    """Compute the arrays of values a rewrite made that the traced run never did (the maxima
+    before the ReLU) from `real` (value number -> the call's array), into `real`: the first
+    call's outputs carry them for their backward. False when an input is not there."""
+    producers = {vid: instr for instr in instrs for vid in instr.made()}
+    for vid in vids:
+        instr = producers.get(vid)
+        if instr is None or instr.kind != "call" or not all(r in real for r in instr.reads):
+            return False
+        real[vid] = instr.target(*_real(instr.args, real), **_real(instr.kwargs, real))
+    return True
+
+
+def _real(template, real):
+    if type(template) is Ref:
+        return real[template.vid]
+    if type(template) is Const:
+        return template.obj
+    if type(template) in (tuple, list):
+        return type(template)(_real(t, real) for t in template)
+    if type(template) is dict:
+        return {k: _real(v, real) for k, v in template.items()}
+    raise TypeError(f"remade: an argument of kind {type(template).__name__}")

@@ -38,6 +38,7 @@ from .records import (
     record_shell,
     tensors_in,
 )
+from .rewrite import pool_before_relu, remade
 from .tracing import Poison, Recorder, Unsupported, user_frame
 
 
@@ -171,10 +172,16 @@ def _residual_arrays(rec, split):
         traced = ref()
         if traced is not None:
             real[traced._vid] = traced._real
-    if any(vid not in real for vid in split.residuals):
+    missing = [vid for vid in split.residuals if vid not in real]
+    if missing and not remade(rec.instrs[:split.start], missing, real):
         rec.poison("returns a tensor whose backward reads a value that was freed")
         return None
     return tuple(real[vid] for vid in split.residuals)
+
+
+def _alive(rec):
+    """The value numbers whose tracing arrays are still alive (their real arrays with them)."""
+    return {traced._vid for traced in (ref() for ref in rec.arrays) if traced is not None}
 
 
 def _wrap_inputs(rec, spec, args, kwargs):
@@ -290,7 +297,7 @@ def _spec(rec, spec, result):
     spec.device = backend.device_of(rec.keep[0]._real) if rec.keep else None
     live = {}
     if rec.split is not None:
-        _split(rec, spec)
+        _split(rec, spec, result)
         live = {id(t): k for k, t in enumerate(rec.live[0])}
     spec.result = _template(rec, result, live)
     spec.scheduler_steps = list(rec.scheduler_steps)
@@ -300,13 +307,19 @@ def _spec(rec, spec, result):
         spec.escaping |= set(spec.split.outputs) | set(spec.split.residuals)
 
 
-def _split(rec, spec):
+def _split(rec, spec, result):
     """A result the caller differentiates (backward.py): the walk's live instructions, what they
-    read of the forward, and the tensors they reach as references a replay binds."""
+    read of the forward, and the tensors they reach as references a replay binds. The whole
+    recording is rewritten first (rewrite.py), each side of the split on its own."""
     split = spec.split = rec.split
     if rec.segments or any(wb[0] == "grad" for wb in spec.writebacks):
         rec.poison("returns a tensor whose autograd graph is still alive and also runs a "
                    "backward or an optimizer step itself (compile the whole step, or the model)")
+    kept = {wb[-1] for wb in spec.writebacks if type(wb[-1]) is int}
+    kept |= set(split.outputs) | set(split.grads)
+    kept |= {vid for vid in (_vid(rec, t.array) for t in tensors_in(result)) if vid is not None}
+    rec.instrs = pool_before_relu(rec.instrs, rec.values, kept, split.start,
+                                  _alive(rec).__contains__)
     split.instrs = live_instructions(rec.instrs[split.start:], set(split.grads))
     split.residuals = residuals(split)
     split.targets = [rec.refs[id(t)] for t in rec.live[1]]
