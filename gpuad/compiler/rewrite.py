@@ -152,11 +152,14 @@ def _new_value(values, like):
 def remade(instrs, vids, real):
     """Compute the arrays of values a rewrite made that the traced run never did (the maxima
     before the ReLU) from `real` (value number -> the call's array), into `real`: the first
-    call's outputs carry them for their backward. False when an input is not there."""
+    call's outputs carry them for their backward. False when a value is another kind (a freed
+    array of the call, which only running the call again could give: a random draw would differ)
+    or an input is not there."""
     producers = {vid: instr for instr in instrs for vid in instr.made()}
     for vid in vids:
         instr = producers.get(vid)
-        if instr is None or instr.kind != "call" or not all(r in real for r in instr.reads):
+        if (instr is None or not _call(instr, "max_pool", 1)
+                or not all(r in real for r in instr.reads)):
             return False
         real[vid] = instr.target(*_real(instr.args, real), **_real(instr.kwargs, real))
     return True
