@@ -167,11 +167,7 @@ def _residual_arrays(rec, split):
     call's outputs; None without one."""
     if split is None or rec.poisoned is not None:
         return None
-    real = {}
-    for ref in rec.arrays:
-        traced = ref()
-        if traced is not None:
-            real[traced._vid] = traced._real
+    real = _alive(rec)
     missing = [vid for vid in split.residuals if vid not in real]
     if missing and not remade(rec.instrs[:split.start], missing, real):
         rec.poison("returns a tensor whose backward reads a value that was freed")
@@ -180,8 +176,9 @@ def _residual_arrays(rec, split):
 
 
 def _alive(rec):
-    """The value numbers whose tracing arrays are still alive (their real arrays with them)."""
-    return {traced._vid for traced in (ref() for ref in rec.arrays) if traced is not None}
+    """{value number: real array} of the tracing arrays still alive."""
+    return {traced._vid: traced._real for traced in (ref() for ref in rec.arrays)
+            if traced is not None}
 
 
 def _wrap_inputs(rec, spec, args, kwargs):

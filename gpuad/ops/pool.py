@@ -191,10 +191,11 @@ def _tiled_scatter(v, x, best, kernel):
     def at(k):
         return (slice(None),) + tuple(q for i in k for q in (slice(None), i))
     scan = list(itertools.product(*(range(k) for k in kernel)))  # row-major, torch's scan order
-    lasts = _last_nans([x[at(k)] for k in scan], best)
+    windows = [x[at(k)] for k in scan]
+    lasts = _last_nans(windows, best)
     seen = None
     for i, k in enumerate(scan):
-        hit = x[at(k)] >= best  # a NaN maximum: no hit
+        hit = windows[i] >= best  # a NaN maximum: no hit
         if seen is None:
             seen = hit
         else:

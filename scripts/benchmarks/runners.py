@@ -50,8 +50,8 @@ class GpuadRunner(Runner):
 
     def reset(self):
         # fresh arrays, as a user's new run has: writing into the old ones would keep them views
-        # of the flat buffers an earlier round's compiled step moved them into, which a new
-        # gpuad.compile may not move again (its updates then run parameter by parameter)
+        # of the flat buffers an earlier round's compiled step moved them into, and each round's
+        # new gpuad.compile would move them out of those first (compiler/flat.py)
         for p, value in zip(self.model.parameters(), self.spec["init"]):
             p.array = backend.to_device(numpy.array(value, dtype=p.array.dtype), self.dev)
             p.grad = None
