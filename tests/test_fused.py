@@ -355,6 +355,76 @@ def test_adam_reference_matches_torch_update_rule(variant):
             np.testing.assert_allclose(got, want, rtol=1e-13)
 
 
+ELU = [{"alpha": 1.0, "scale": 1.0, "input_scale": 1.0},
+       {"alpha": 1.6732632423543772, "scale": 1.0507009873554805, "input_scale": 1.0},  # selu
+       {"alpha": 0.5, "scale": 1.0, "input_scale": 2.0}]  # celu
+LEAKY = [{"negative_slope": 0.01}, {"negative_slope": 2.0}]  # the max and the where forms
+BLOCKED_CASES = {**CASES,  # and the elementwise fused functions without a CUDA kernel
+                 "elu": (_unary, ELU, False), "elu_backward": (_from_input, ELU, False),
+                 "leaky_relu": (_unary, LEAKY, False),
+                 "leaky_relu_backward": (_from_input, LEAKY, False)}
+def _bits(a):
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+_BLOCKED_PARAMS = [(name, i) for name in sorted(kernels.ELEMENTWISE)
+                   for i in range(len(BLOCKED_CASES[name][1]))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("param", _BLOCKED_PARAMS, ids=_ids)
+def test_elementwise_updates_run_block_by_block_with_the_same_bits(param, dtype, monkeypatch):
+    """Over big numpy arrays an elementwise fused function (an activation, its backward, an
+    optimizer update) runs block by block (kernels.run_blocked), which must give every element
+    the bits of one call over the whole arrays, the last, shorter block included."""
+    name, i = param
+    reference = kernels.REGISTRY[name][0]
+    monkeypatch.setattr(kernels, "BLOCK_BYTES", 64 * np.dtype(dtype).itemsize)  # 64 entries
+    maker, variants, _ = BLOCKED_CASES[name]
+    args, kwargs = maker(np.random.default_rng(0), (7, 43), np.dtype(dtype), variants[i])
+    # 301 entries: four whole blocks and 45
+    whole = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    want_result = reference(*whole, **kwargs)
+    calls = []
+    monkeypatch.setitem(kernels.REGISTRY, name, (
+        lambda *a, **k: calls.append(a[0].shape) or reference(*a, **k), None))
+    result = kernels.DISPATCHERS[name](*args, **kwargs)
+    assert calls == [(64,)] * 4 + [(45,)]
+    for got, want in zip((result, *args), (want_result, *whole)):  # the result, updated inputs
+        assert type(got) is type(want)
+        if isinstance(want, np.ndarray):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_array_equal(_bits(got), _bits(want))
+    calls.clear()  # a transposed parameter's flat view would be a copy: one call over it all
+    args, kwargs = maker(np.random.default_rng(0), (43, 7), np.dtype(dtype), variants[i])
+    args = [a.T if isinstance(a, np.ndarray) else a for a in args]
+    whole = [a.copy(order="F") if isinstance(a, np.ndarray) else a for a in args]
+    want_result = reference(*whole, **kwargs)
+    result = kernels.implementation(name, args)(*args, **kwargs)  # what a compiled replay binds
+    assert calls == [(7, 43)]
+    for got, want in zip((result, *args), (want_result, *whole)):
+        if isinstance(want, np.ndarray):
+            np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def test_blocked_results_are_put_together_in_the_arrays_shape(monkeypatch):
+    monkeypatch.setattr(kernels, "BLOCK_BYTES", 64 * 8)
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(5, 31)), rng.normal(size=(5, 31))
+    seen = []
+
+    def pair(x, y, *, scale):
+        seen.append(x.shape)
+        return x + scale * y, x * y
+
+    total, product = kernels.run_blocked(pair, (a, b), {"scale": 3.0})
+    assert seen == [(64,), (64,), (27,)]
+    np.testing.assert_array_equal(total, a + 3.0 * b)
+    np.testing.assert_array_equal(product, a * b)
+    single = kernels.run_blocked(lambda x, y, *, scale: x - y * scale, (a, b), {"scale": 2.0})
+    np.testing.assert_array_equal(single, a - b * 2.0)
+
+
 @pytest.mark.parametrize("shape", [(3, 5), ()], ids=str)
 @pytest.mark.parametrize("backend_name", ["cpu", "strict"])
 @pytest.mark.parametrize("param", PARAMS, ids=_ids)
