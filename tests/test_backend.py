@@ -409,3 +409,45 @@ def test_may_hold_nan_reads_numpy_arrays_and_assumes_a_nan_elsewhere():
     assert not backend.may_hold_nan(np.arange(5))  # integers hold no NaN
     x = gpuad.tensor(np.ones(3), device="strict")
     assert backend.may_hold_nan(x.array)  # a device array: the host does not ask
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("target_shape,index_shape", [((65, 16), (32, 8)), ((9, 3, 4), (40,)),
+                                                      ((5, 2), (3, 3))], ids=str)
+def test_scatter_add_of_rows_gives_the_bits_of_the_row_wise_add_at(target_shape, index_shape,
+                                                                   dtype, monkeypatch):
+    """backend.scatter_add adds rows picked by one integer array entry by entry (numpy's fast 1-D
+    add.at): the same additions in the same order as numpy's row-wise add.at, repeats and negative
+    rows included, into a target that already holds values."""
+    rng = np.random.default_rng(3)
+    rows = target_shape[0]
+    index = rng.integers(-rows, rows, index_shape)
+    index.flat[:3] = (0, -rows, rows - 1)  # both ends, and a row named both ways
+    values = (rng.normal(0, 1e3, index_shape + target_shape[1:])).astype(dtype)
+    values.flat[::7] = 1e-6  # small terms after big ones: the order of the sums shows
+    start = rng.normal(0, 1e3, target_shape).astype(dtype)
+    want = start.copy()
+    np.add.at(want, index, values)
+    calls = []
+    real_at = np.add.at
+    monkeypatch.setattr(np, "add", type("Add", (), {
+        "at": staticmethod(lambda t, i, v: calls.append(t.ndim) or real_at(t, i, v))}))
+    got = start.copy()
+    assert backend.scatter_add(got, index, values) is got
+    assert backend.scatter_add(got2 := start.copy(), (index,), values) is got2  # a 1-tuple too
+    monkeypatch.undo()
+    assert calls == [1, 1]  # the flat loop ran
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    np.testing.assert_array_equal(got2.view(np.uint8), want.view(np.uint8))
+
+
+def test_scatter_add_out_of_range_rows_raise_numpys_error_and_leave_the_target():
+    target = np.zeros((3, 2))
+    with pytest.raises(IndexError, match="index 3 is out of bounds for axis 0 with size 3"):
+        backend.scatter_add(target, np.array([0, 3]), np.ones((2, 2)))
+    assert not target.any()  # numpy checks the index before adding
+    with pytest.raises(IndexError, match="index -4 is out of bounds"):
+        backend.scatter_add(target, np.array([-4]), np.ones((1, 2)))
+    strided = np.zeros((4, 3))[:, :2]  # not contiguous: the row-wise call, the same sums
+    backend.scatter_add(strided, np.array([1, 1, 0]), np.arange(6.0).reshape(3, 2))
+    np.testing.assert_array_equal(strided, [[4, 5], [2, 4], [0, 0], [0, 0]])

@@ -136,7 +136,8 @@ PURE_FUNCTIONS = {
     "array_split", "swapaxes", "squeeze", "clip", "outer", "cumsum", "create", "to_device",
 }  # (draw is not: it advances a generator)
 # numpy/CuPy functions and methods that write into their first argument (returning None)
-WRITE_FIRST_FUNCTIONS = {"copyto", "put", "place", "putmask", "fill_diagonal", "put_along_axis"}
+WRITE_FIRST_FUNCTIONS = {"copyto", "put", "place", "putmask", "fill_diagonal", "put_along_axis",
+                         "scatter_add"}
 WRITE_FIRST_METHODS = {"fill", "sort", "partition", "put", "itemset", "setfield", "resize"}
 HOST_READS = {"item", "tolist", "tobytes", "get", "tofile", "dump", "dumps", "__array__"}
 DATA_DEPENDENT = {"nonzero", "flatnonzero", "argwhere", "unique", "extract", "compress", "bincount",

@@ -164,7 +164,7 @@ def _index_put(x, values, *, index, accumulate=False):
     out = x.copy()
     target, index = _target(out, index)
     if accumulate:
-        backend.scatter_add(target, index, values)
+        _shape.scatter_add_arrays(target, index, values)
     else:
         target[index] = values
     return out

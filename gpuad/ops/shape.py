@@ -12,6 +12,7 @@ import numbers
 
 from .. import backend
 from ..backend import xp_of
+from ..backend.kernels import fused
 from ..tensor import Tensor
 from . import primitive, public
 from . import reduce as _reduce
@@ -196,6 +197,11 @@ def _getitem(x, *, index):
     return x[index]
 
 
+# Adding at integer indices, repeats accumulating (an index's gradient): one fused unit, so a
+# compiled replay makes backend.scatter_add's choice of loop again on each call, as eager does.
+scatter_add_arrays = fused("scatter_add")(backend.scatter_add)
+
+
 @primitive(vjp=lambda g, y, src, *, index, shape, value=0, accumulate=False:
            (_getitem(g, index=index),), name="_embed")
 def _embed(src, *, index, shape, value=0, accumulate=False):
@@ -203,7 +209,7 @@ def _embed(src, *, index, shape, value=0, accumulate=False):
     (so repeated integer indices accumulate) when `accumulate`."""
     out = xp_of(src).full(shape, value, dtype=src.dtype)
     if accumulate:
-        return backend.scatter_add(out, index, src)
+        return scatter_add_arrays(out, index, src)
     out[index] = src
     return out
 
