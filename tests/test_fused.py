@@ -358,25 +358,24 @@ def test_adam_reference_matches_torch_update_rule(variant):
 ELU = [{"alpha": 1.0, "scale": 1.0, "input_scale": 1.0},
        {"alpha": 1.6732632423543772, "scale": 1.0507009873554805, "input_scale": 1.0},  # selu
        {"alpha": 0.5, "scale": 1.0, "input_scale": 2.0}]  # celu
-LEAKY = [{"negative_slope": 0.01}, {"negative_slope": 2.0}]  # the max and the where forms
-BLOCKED_CASES = {**CASES,  # and the elementwise fused functions without a CUDA kernel
+LEAKY = [{"negative_slope": 0.01}, {"negative_slope": 2.0}]
+BLOCKED_CASES = {**CASES,  # and the blocked fused functions without a CUDA kernel
                  "elu": (_unary, ELU, False), "elu_backward": (_from_input, ELU, False),
-                 "leaky_relu": (_unary, LEAKY, False),
                  "leaky_relu_backward": (_from_input, LEAKY, False)}
+_BLOCKED_PARAMS = [(name, i) for name in sorted(kernels.BLOCKED)
+                   for i in range(len(BLOCKED_CASES[name][1]))]
+
+
 def _bits(a):
     return np.ascontiguousarray(a).view(np.uint8)
 
 
-_BLOCKED_PARAMS = [(name, i) for name in sorted(kernels.ELEMENTWISE)
-                   for i in range(len(BLOCKED_CASES[name][1]))]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("param", _BLOCKED_PARAMS, ids=_ids)
-def test_elementwise_updates_run_block_by_block_with_the_same_bits(param, dtype, monkeypatch):
-    """Over big numpy arrays an elementwise fused function (an activation, its backward, an
-    optimizer update) runs block by block (kernels.run_blocked), which must give every element
-    the bits of one call over the whole arrays, the last, shorter block included."""
+def test_blocked_functions_run_block_by_block_with_the_same_bits(param, dtype, monkeypatch):
+    """Over big numpy arrays a blocked fused function (an activation, its backward, an optimizer
+    update) runs block by block (kernels.run_blocked), which must give every element the bits of
+    one call over the whole arrays, the last, shorter block included."""
     name, i = param
     reference = kernels.REGISTRY[name][0]
     monkeypatch.setattr(kernels, "BLOCK_BYTES", 64 * np.dtype(dtype).itemsize)  # 64 entries
@@ -405,6 +404,14 @@ def test_elementwise_updates_run_block_by_block_with_the_same_bits(param, dtype,
     for got, want in zip((result, *args), (want_result, *whole)):
         if isinstance(want, np.ndarray):
             np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def test_only_elementwise_functions_may_be_blocked():
+    with pytest.raises(ValueError, match="only an elementwise function runs block by block"):
+        kernels.fused("not_elementwise", blocked=True)
+    assert kernels.BLOCKED <= kernels.ELEMENTWISE and "not_elementwise" not in kernels.REGISTRY
+    assert {"sgd_step", "adam_step", "gelu", "gelu_backward"} <= kernels.BLOCKED
+    assert "relu_backward" not in kernels.BLOCKED  # two passes: blocks would cost it
 
 
 def test_blocked_results_are_put_together_in_the_arrays_shape(monkeypatch):

@@ -17,7 +17,8 @@ from . import cuda, cupy
 REGISTRY = {}  # name -> (reference, kernel)
 DISPATCHERS = {}  # name -> what the op calls: the kernel or the reference, as the arrays allow
 ELEMENTWISE = set()  # fused functions that may run once over concatenations (fused(elementwise=))
-_ON_HOST = {}  # elementwise name -> what numpy arrays run (_on_host)
+BLOCKED = set()  # elementwise ones that run on numpy block by block (fused(blocked=))
+_ON_HOST = {}  # blocked name -> what numpy arrays run (_on_host)
 _KERNEL_DTYPES = (numpy.dtype("float32"), numpy.dtype("float64"))
 _CTYPE = {numpy.dtype("float32"): "float", numpy.dtype("float64"): "double"}
 # No multiply-add contraction: each kernel rounds exactly where its reference's separate ops do.
@@ -67,7 +68,7 @@ def _kernel(name, accepts=_same_float):
     return decorate
 
 
-def fused(name, elementwise=False):
+def fused(name, elementwise=False, blocked=False):
     """Join the decorated reference (array-module code, beside its op) with kernel `name`: return
     a dispatcher that runs the kernel for CuPy arrays it accepts and the reference otherwise. Both
     are looked up at call time, so a test can swap them. `elementwise`: its array arguments all
@@ -75,11 +76,17 @@ def fused(name, elementwise=False):
     and host numbers alone, so one call over concatenated arrays computes what a call per array
     does (gpuad.compile's flat optimizer updates). A name with no kernel declared runs the
     reference everywhere, still as one unit that gpuad.compile records whole: its host-side
-    choices (a fast path on numpy) are made again on every replay. An elementwise reference
-    runs on numpy block by block over big arrays (run_blocked)."""
+    choices (a fast path on numpy) are made again on every replay. `blocked` (elementwise ones
+    only): the reference makes many passes over its arrays and runs on numpy block by block over
+    big ones (run_blocked); one of two or three passes (relu's backward, say) loses more to
+    putting its blocks' results together than the cache gives it."""
     kernel, accepts = _KERNELS.get(name, (None, None))
+    if blocked and not elementwise:
+        raise ValueError(f"fused {name!r}: only an elementwise function runs block by block")
     if elementwise:
         ELEMENTWISE.add(name)
+    if blocked:
+        BLOCKED.add(name)
 
     def decorate(reference):
         REGISTRY[name] = (reference, kernel)
@@ -92,21 +99,21 @@ def fused(name, elementwise=False):
                         return REGISTRY[name][1](*args, **kwargs)
                 elif hasattr(type(first), "fused_call"):  # gpuad.compile's: recorded whole
                     return first.fused_call(name, args, kwargs)
-            elif elementwise:
+            elif blocked:
                 return _ON_HOST[name](*args, **kwargs)
             return REGISTRY[name][0](*args, **kwargs)
         run.__name__ = run.__qualname__ = name
         run.__doc__ = reference.__doc__
         DISPATCHERS[name] = run
-        if elementwise:
+        if blocked:
             _ON_HOST[name] = _on_host(name)
         return run
     return decorate
 
 
 def _on_host(name):
-    """What an elementwise fused function runs for numpy arrays: its reference, block by block
-    over big arrays (a compiled replay binds this)."""
+    """What a blocked fused function runs for numpy arrays: its reference, block by block over
+    big arrays (a compiled replay binds this)."""
     def on_host(*args, **kwargs):
         if args[0].nbytes >= 2 * BLOCK_BYTES:
             return run_blocked(REGISTRY[name][0], args, kwargs)
@@ -115,15 +122,16 @@ def _on_host(name):
     return on_host
 
 
-# An elementwise update (an optimizer's) is a dozen passes over its arrays; over big ones, each
-# pass streams them from memory beyond the core's cache. Run block by block, a block's passes
+# An optimizer's update or an activation's formula is many passes over its arrays; over big ones,
+# each pass streams them from memory beyond the core's cache. Run block by block, a block's passes
 # find it in cache: SGD with momentum over the MNIST MLP's 270k parameters 290 -> 236 us, Adam
-# over LeNet's 207k 770 -> 650 us (float32, 2-core Xeon). Smaller blocks lose it to per-call cost.
+# over LeNet's 207k 770 -> 650 us, the tanh GELU's forward and backward on (2048, 512) 11.0 ->
+# 7.6 ms (float32, 2-core Xeon). Smaller blocks lose it to per-call cost.
 BLOCK_BYTES = 256 << 10
 
 
 def run_blocked(reference, args, kwargs):
-    """reference(*args, **kwargs) for an elementwise fused function on numpy arrays, over
+    """reference(*args, **kwargs) for a blocked fused function on numpy arrays, over
     BLOCK_BYTES-sized blocks of its arrays in turn: each element takes the same steps, so the
     results are the same bits. Arrays that are not all C-contiguous of one shape (a transposed
     parameter, say, whose flat view would be a copy) run in one call."""
@@ -149,7 +157,7 @@ def implementation(name, args):
     if (cupy is not None and type(args[0]) is cupy.ndarray and accepts is not None
             and accepts(*args)):
         return REGISTRY[name][1]
-    if name in ELEMENTWISE and type(args[0]) is numpy.ndarray:
+    if name in BLOCKED and type(args[0]) is numpy.ndarray:
         return _ON_HOST[name]
     return REGISTRY[name][0]
 

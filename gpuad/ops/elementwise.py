@@ -241,9 +241,9 @@ def _relu_grad(g, y):
     return mask.view(g.dtype)
 
 
-_tanh_backward = fused("tanh_backward", elementwise=True)(_tanh_grad)
-_sigmoid_backward = fused("sigmoid_backward", elementwise=True)(_sigmoid_grad)
-_relu_backward = fused("relu_backward", elementwise=True)(_relu_grad)
+_tanh_backward = fused("tanh_backward")(_tanh_grad)
+_sigmoid_backward = fused("sigmoid_backward")(_sigmoid_grad)
+_relu_backward = fused("relu_backward")(_relu_grad)
 
 
 @primitive(vjp=_from_output(_tanh_backward, _tanh_grad), floating=True)
@@ -251,7 +251,7 @@ def tanh(x):
     return xp_of(x).tanh(x)
 
 
-@fused("sigmoid", elementwise=True)
+@fused("sigmoid", elementwise=True, blocked=True)
 def _sigmoid_array(x):
     """1 / (1 + exp(-x)), computed without overflow: with z = exp(-|x|), 1 / (1 + z) where x >= 0
     and z / (1 + z) below. One division of a numerator picked on the bits by x's sign (1.0 or z)
@@ -303,7 +303,7 @@ def softplus(x, *, beta=1.0, threshold=20.0):
 
 # leaky_relu: one op with its rule, as torch's. Composed of where and mul it took 12.8 ms forward
 # and backward on (2048, 512) float32, 2.7 ms with backend.where's select; as one op 1.9 ms.
-@fused("leaky_relu", elementwise=True)
+@fused("leaky_relu")
 def _leaky_relu_array(x, *, negative_slope):
     if 0 < negative_slope <= 1:
         # x * slope is below x exactly where x > 0 and above it below 0 (inf * slope stays inf),
@@ -315,7 +315,7 @@ def _leaky_relu_array(x, *, negative_slope):
     return backend.where(x > 0, x, x * negative_slope)
 
 
-@fused("leaky_relu_backward", elementwise=True)
+@fused("leaky_relu_backward", elementwise=True, blocked=True)
 def _leaky_relu_backward_array(g, x, *, negative_slope):
     return backend.where(x > 0, g, g * negative_slope)  # torch's: the slope's side at 0
 
@@ -337,7 +337,7 @@ def _leaky_relu(x, *, negative_slope):
 # three wheres, expm1 and products (7.9 with backend.where's select). torch's derivatives: the
 # negative side's at 0, c = scale alpha input_scale, and 0 there for the second; NaN takes the
 # identity's side.
-@fused("elu", elementwise=True)
+@fused("elu", elementwise=True, blocked=True)
 def _elu_array(x, *, alpha, scale, input_scale):
     xp = xp_of(x)
     below = xp.minimum(x, 0, out=xp.empty_like(x))  # no overflow in the side left unused
@@ -347,7 +347,7 @@ def _elu_array(x, *, alpha, scale, input_scale):
     return backend.where(x <= 0, below, x * scale if scale != 1 else x)
 
 
-@fused("elu_backward", elementwise=True)
+@fused("elu_backward", elementwise=True, blocked=True)
 def _elu_backward_array(g, x, *, alpha, scale, input_scale):
     xp = xp_of(x)
     slope = xp.minimum(x, 0, out=xp.empty_like(x))  # an array even for a 0-d x
@@ -381,7 +381,7 @@ def _check_approximate(approximate):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-@fused("gelu", elementwise=True)
+@fused("gelu", elementwise=True, blocked=True)
 def _gelu_array(x, *, approximate="none"):
     _check_approximate(approximate)
     if approximate == "tanh":
@@ -415,7 +415,7 @@ def _tanh_inner(x):
     return xp.tanh(t, out=t)
 
 
-@fused("gelu_backward", elementwise=True)
+@fused("gelu_backward", elementwise=True, blocked=True)
 def _gelu_backward_array(g, x, *, approximate="none"):
     _check_approximate(approximate)
     if approximate == "tanh":  # g * (0.5 (1 + t) + 0.5 x (1 - t t) (_K (1 + 3 _C x x)))
@@ -466,13 +466,13 @@ def gelu(x, *, approximate="none"):
 
 # silu's references run their formulas' steps in place (the same order, so the same bits):
 # forward and backward 13.4 -> 4 ms on (2048, 512) float32 with the sigmoid above
-@fused("silu", elementwise=True)
+@fused("silu", elementwise=True, blocked=True)
 def _silu_array(x):
     s = _sigmoid_array(x)  # x * s
     return xp_of(x).multiply(x, s, out=s)
 
 
-@fused("silu_backward", elementwise=True)
+@fused("silu_backward", elementwise=True, blocked=True)
 def _silu_backward_array(g, x):
     xp = xp_of(x)
     s = _sigmoid_array(x)  # g * (s * (1 + x * (1 - s)))

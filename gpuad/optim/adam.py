@@ -48,7 +48,7 @@ class AdamW(Adam):
                          decoupled_weight_decay=True)
 
 
-@fused("adam_step", elementwise=True)
+@fused("adam_step", elementwise=True, blocked=True)
 def adam_step(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
               step_size, bias_correction2_sqrt):
     """torch.optim.Adam/AdamW's update of p, m, v (and vmax with amsgrad, else None) in place;

@@ -30,7 +30,7 @@ class SGD(Optimizer):
                  nesterov=group["nesterov"], maximize=group["maximize"], first=first)
 
 
-@fused("sgd_step", elementwise=True)
+@fused("sgd_step", elementwise=True, blocked=True)
 def sgd_step(p, g, buf, *, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
     """torch.optim.SGD's update of p in place; `buf` is the momentum buffer (None without
     momentum), which the first step (`first`) sets to the gradient."""
