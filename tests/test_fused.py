@@ -358,9 +358,10 @@ def test_adam_reference_matches_torch_update_rule(variant):
 ELU = [{"alpha": 1.0, "scale": 1.0, "input_scale": 1.0},
        {"alpha": 1.6732632423543772, "scale": 1.0507009873554805, "input_scale": 1.0},  # selu
        {"alpha": 0.5, "scale": 1.0, "input_scale": 2.0}]  # celu
-LEAKY = [{"negative_slope": 0.01}, {"negative_slope": 2.0}]
+LEAKY = [{"negative_slope": 0.01}, {"negative_slope": 2.0}]  # the max and the where forms
 BLOCKED_CASES = {**CASES,  # and the blocked fused functions without a CUDA kernel
                  "elu": (_unary, ELU, False), "elu_backward": (_from_input, ELU, False),
+                 "leaky_relu": (_unary, LEAKY, False),
                  "leaky_relu_backward": (_from_input, LEAKY, False)}
 _BLOCKED_PARAMS = [(name, i) for name in sorted(kernels.BLOCKED)
                    for i in range(len(BLOCKED_CASES[name][1]))]

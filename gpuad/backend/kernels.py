@@ -79,7 +79,7 @@ def fused(name, elementwise=False, blocked=False):
     choices (a fast path on numpy) are made again on every replay. `blocked` (elementwise ones
     only): the reference makes many passes over its arrays and runs on numpy block by block over
     big ones (run_blocked); one of two or three passes (relu's backward, say) loses more to
-    putting its blocks' results together than the cache gives it."""
+    copying its blocks' results into the whole result than the cache gives it."""
     kernel, accepts = _KERNELS.get(name, (None, None))
     if blocked and not elementwise:
         raise ValueError(f"fused {name!r}: only an elementwise function runs block by block")
@@ -125,8 +125,8 @@ def _on_host(name):
 # An optimizer's update or an activation's formula is many passes over its arrays; over big ones,
 # each pass streams them from memory beyond the core's cache. Run block by block, a block's passes
 # find it in cache: SGD with momentum over the MNIST MLP's 270k parameters 290 -> 236 us, Adam
-# over LeNet's 207k 770 -> 650 us, the tanh GELU's forward and backward on (2048, 512) 11.0 ->
-# 7.6 ms (float32, 2-core Xeon). Smaller blocks lose it to per-call cost.
+# over LeNet's 207k 770 -> 650 us, the tanh GELU's forward and backward on (2048, 512) 11.4 ->
+# 6.6 ms (float32, 2-core Xeon). Smaller blocks lose it to per-call cost.
 BLOCK_BYTES = 256 << 10
 
 
@@ -141,13 +141,21 @@ def run_blocked(reference, args, kwargs):
         return reference(*args, **kwargs)
     flat = [a.reshape(-1) if type(a) is numpy.ndarray else a for a in args]
     size, step = arrays[0].size, BLOCK_BYTES // arrays[0].itemsize
-    results = [reference(*[a[start:start + step] if type(a) is numpy.ndarray else a
-                           for a in flat], **kwargs) for start in range(0, size, step)]
-    if results[0] is None:
+    outs = result = None  # a block's results go into the whole results while still in cache
+    for start in range(0, size, step):
+        result = reference(*[a[start:start + step] if type(a) is numpy.ndarray else a
+                             for a in flat], **kwargs)
+        if result is None:  # an update in place
+            continue
+        parts = result if type(result) is tuple else (result,)
+        if outs is None:
+            outs = [numpy.empty(size, dtype=part.dtype) for part in parts]
+        for out, part in zip(outs, parts):
+            out[start:start + part.size] = part
+    if outs is None:
         return None
-    if type(results[0]) is tuple:
-        return tuple(numpy.concatenate(parts).reshape(shape) for parts in zip(*results))
-    return numpy.concatenate(results).reshape(shape)
+    outs = [out.reshape(shape) for out in outs]
+    return tuple(outs) if type(result) is tuple else outs[0]
 
 
 def implementation(name, args):
