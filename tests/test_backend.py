@@ -451,3 +451,34 @@ def test_scatter_add_out_of_range_rows_raise_numpys_error_and_leave_the_target()
     strided = np.zeros((4, 3))[:, :2]  # not contiguous: the row-wise call, the same sums
     backend.scatter_add(strided, np.array([1, 1, 0]), np.arange(6.0).reshape(3, 2))
     np.testing.assert_array_equal(strided, [[4, 5], [2, 4], [0, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_where_selects_bits_under_a_mask_that_broadcasts(dtype, monkeypatch):
+    """A bool cond that broadcasts to the other operands' shape (a causal mask over a batch of
+    attention scores) takes the select too: numpy.where's bits, NaN of either sign, -0.0 and the
+    infinities, and its dtype and shape."""
+    rng = np.random.default_rng(7)
+    shape = (3, 4, 24, 32)
+    a, b = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    a.reshape(-1)[:6] = [np.nan, -np.nan, -0.0, 0.0, np.inf, -np.inf]
+    b.reshape(-1)[2:8] = [np.nan, -0.0, -np.nan, np.inf, 0.0, -np.inf]
+    causal = np.tril(np.ones((24, 32), bool))
+    conds = [causal, rng.random((4, 1, 32)) > 0.5, rng.random((1, 1, 1, 32)) > 0.5,
+             np.zeros((24, 32), bool), np.ones((24, 32), bool)]
+    pairs = [(a, b), (a, -np.inf), (-np.inf, b), (a, 0), (0.0, b), (a, -0.0), (-0.0, b), (2, b)]
+    calls = []
+    real_where = np.where
+    monkeypatch.setattr(np, "where", lambda *args: calls.append(args) or real_where(*args))
+    for cond in conds:
+        for x, y in pairs:
+            got = backend.where(cond, x, y)
+            want = real_where(cond, x, y)
+            assert got.dtype == want.dtype == dtype and got.shape == want.shape == shape
+            assert got.tobytes() == want.tobytes()
+    assert not calls  # every case above took the select
+    counts = np.arange(a.size, dtype=np.int32).reshape(shape)
+    for args in ((causal, a, b[:1]), (causal, counts, 5), (causal[None], a, b[0])):
+        calls.clear()
+        np.testing.assert_array_equal(backend.where(*args), real_where(*args))
+        assert len(calls) == 1  # a broadcast value, integers, a bigger cond: numpy's

@@ -10,6 +10,7 @@ host_memory tunes the CPU allocator for training (see it for why).
 """
 import contextlib
 import functools
+import math
 import sys
 
 import numpy
@@ -473,6 +474,10 @@ def where(cond, a, b):
     xp = xp_of(cond)
     if (type(cond) is not numpy.ndarray or cond.dtype != bool or cond.size < _SELECT_FROM
             or not _selectable(a, cond) or not _selectable(b, cond)):
+        if type(cond) is numpy.ndarray and cond.dtype == bool:
+            shape = _broadcast_cond_shape(cond, a, b)
+            if shape is not None:
+                return _select_broadcast(cond, a, b, shape)
         return xp.where(cond, a, b)
     dtype = numpy.result_type(a, b)
     bits = FLOAT_BITS.get(dtype)
@@ -495,6 +500,50 @@ def where(cond, a, b):
     picked = numpy.bitwise_xor(a_bits, b_bits)
     picked &= mask
     picked ^= b_bits
+    return picked.view(dtype)
+
+
+def _broadcast_cond_shape(cond, a, b):
+    """The result's shape when only cond broadcasts (a causal mask over a batch of attention
+    scores) and the select pays: a and b float arrays of that shape, or one of them a number;
+    else None."""
+    arrays = [v for v in (a, b) if isinstance(v, numpy.ndarray)]
+    if not arrays or any(type(v) not in (int, float, bool) for v in (a, b)
+                         if not isinstance(v, numpy.ndarray)):
+        return None
+    shape = arrays[0].shape
+    if (any(v.shape != shape or v.dtype.kind != "f" for v in arrays)
+            or math.prod(shape) < _SELECT_FROM or len(cond.shape) > len(shape)
+            or any(c not in (1, n) for c, n in zip(reversed(cond.shape), reversed(shape)))):
+        return None
+    return shape
+
+
+def _select_broadcast(cond, a, b, shape):
+    """where()'s select on the bits for a cond that broadcasts to the other operands' shape:
+    the mask stays cond's size, each pass runs over whole rows of the result (GPT's causal
+    attention mask over (32, 4, 64, 64) scores: 0.77 -> 0.2 ms against numpy's where)."""
+    dtype = numpy.result_type(a, b)
+    bits = FLOAT_BITS.get(dtype)
+    if bits is None or any(isinstance(v, numpy.ndarray) and v.dtype != dtype for v in (a, b)):
+        return numpy.where(cond, a, b)
+    mask = cond.astype(bits)
+    numpy.negative(mask, out=mask)  # 1 -> all ones
+    a_bits, b_bits = (_as_bits(v, dtype, bits, ()) for v in (a, b))  # a number: 0-d
+    if b_bits is None:  # b is +0.0: a & mask
+        return numpy.bitwise_and(a_bits, mask).view(dtype)
+    if a_bits is None:  # a is +0.0: b & ~mask
+        return numpy.bitwise_and(b_bits, numpy.invert(mask, out=mask)).view(dtype)
+    if b_bits.ndim == 0:  # a number: (a & mask) | (b & ~mask), the second of cond's size
+        picked = numpy.bitwise_and(a_bits, mask)
+        picked |= numpy.bitwise_and(b_bits, numpy.invert(mask))
+    elif a_bits.ndim == 0:
+        picked = numpy.bitwise_and(b_bits, numpy.invert(mask))
+        picked |= numpy.bitwise_and(a_bits, mask)
+    else:
+        picked = numpy.bitwise_xor(a_bits, b_bits)
+        picked &= mask
+        picked ^= b_bits
     return picked.view(dtype)
 
 
