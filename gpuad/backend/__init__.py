@@ -467,7 +467,8 @@ def where(cond, a, b):
     """numpy.where(cond, a, b). numpy's where tests each element with a branch, so on a mask with
     no pattern (a sign, a ReLU's) it runs at about 4 ns an element, 3.8 ms on a million float32s.
     On numpy, a large bool cond with float a and b of its shape (or Python numbers) is a select on
-    the bits instead: b ^ ((a ^ b) & mask), 0.6 ms there. The same bits, NaN and -0.0 included,
+    the bits instead: b ^ ((a ^ b) & mask), 0.6 ms there; so is a cond that broadcasts to them
+    (_select_broadcast). The same bits, NaN and -0.0 included,
     and the same dtype. A mask that picks one side everywhere (a threshold no entry crosses, a NaN
     test of clean data) is a copy of that side: 0.1 ms. CuPy, and every other case: where
     itself (asking a GPU whether a mask is uniform would wait for it)."""
