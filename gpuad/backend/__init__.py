@@ -468,10 +468,10 @@ def where(cond, a, b):
     no pattern (a sign, a ReLU's) it runs at about 4 ns an element, 3.8 ms on a million float32s.
     On numpy, a large bool cond with float a and b of its shape (or Python numbers) is a select on
     the bits instead: b ^ ((a ^ b) & mask), 0.6 ms there; so is a cond that broadcasts to them
-    (_select_broadcast). The same bits, NaN and -0.0 included,
-    and the same dtype. A mask that picks one side everywhere (a threshold no entry crosses, a NaN
-    test of clean data) is a copy of that side: 0.1 ms. CuPy, and every other case: where
-    itself (asking a GPU whether a mask is uniform would wait for it)."""
+    (_select_broadcast). The same bits, NaN and -0.0 included, and the same dtype. A mask that
+    picks one side everywhere (a threshold no entry crosses, a NaN test of clean data) is a copy
+    of that side: 0.1 ms. CuPy, and every other case: where itself (asking a GPU whether a mask
+    is uniform would wait for it)."""
     xp = xp_of(cond)
     if (type(cond) is not numpy.ndarray or cond.dtype != bool or cond.size < _SELECT_FROM
             or not _selectable(a, cond) or not _selectable(b, cond)):
@@ -521,9 +521,10 @@ def _broadcast_cond_shape(cond, a, b):
 
 
 def _select_broadcast(cond, a, b, shape):
-    """where()'s select on the bits for a cond that broadcasts to the other operands' shape:
-    the mask stays cond's size, each pass runs over whole rows of the result (GPT's causal
-    attention mask over (32, 4, 64, 64) scores: 0.77 -> 0.2 ms against numpy's where)."""
+    """where()'s select on the bits for a cond that broadcasts to the other operands' shape: the
+    mask stays cond's size and each pass runs over whole rows of the result. GPT's causal mask over
+    (32, 4, 64, 64) scores, against numpy's where: 0.52 -> 0.41 ms filling -inf (two passes),
+    0.52 -> 0.26 ms for the backward's zeros (one)."""
     dtype = numpy.result_type(a, b)
     bits = FLOAT_BITS.get(dtype)
     if bits is None or any(isinstance(v, numpy.ndarray) and v.dtype != dtype for v in (a, b)):
