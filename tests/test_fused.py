@@ -380,9 +380,8 @@ def test_blocked_functions_run_block_by_block_with_the_same_bits(param, dtype, m
     name, i = param
     reference = kernels.REGISTRY[name][0]
     monkeypatch.setattr(kernels, "BLOCK_BYTES", 64 * np.dtype(dtype).itemsize)  # 64 entries
-    maker, variants, _ = BLOCKED_CASES[name]
+    maker, variants, _ = BLOCKED_CASES[name]  # (7, 43): 301 entries, four whole blocks and 45
     args, kwargs = maker(np.random.default_rng(0), (7, 43), np.dtype(dtype), variants[i])
-    # 301 entries: four whole blocks and 45
     whole = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     want_result = reference(*whole, **kwargs)
     calls = []
