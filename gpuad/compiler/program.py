@@ -26,7 +26,7 @@ from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray, flat
 from .backward import BackwardReplay
 from .records import rebuild
 from .rewrite import pool_before_relu
-from .tracing import Const, Ref, Scalar
+from .tracing import Const, Ref, Scalar, memory_group
 
 # Below this size a fresh array costs less than passing out= (numpy's small-block cache).
 REUSE_BYTES = 4096
@@ -711,16 +711,10 @@ class Program:
     def _intermediate_group(self, vid):
         """The values sharing vid's memory when all are writeable intermediates that do not
         outlive the step, else None (a view of a constant, an input, a result)."""
-        group, stack = {vid}, [vid]
-        while stack:
-            for other in self.values[stack.pop()].aliases:
-                if other is None:
-                    return None  # a view of a constant
-                if other not in group:
-                    group.add(other)
-                    stack.append(other)
-        if all(self.values[m].kind == "produced" and self.values[m].writeable
-               and m not in self.spec.escaping for m in group):
+        group = memory_group(self.values, vid)
+        if group is not None and all(
+                self.values[m].kind == "produced" and self.values[m].writeable
+                and m not in self.spec.escaping for m in group):
             return group
         return None
 

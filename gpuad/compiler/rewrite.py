@@ -12,7 +12,7 @@ its ReLU makes every zero +0.0 (maximum(x, 0) returns its second operand on a ti
 order. The rewrite is made only where nothing else reads relu(z) or its gradient: no other layer,
 no hook, no result of the step.
 """
-from .tracing import Const, Instr, Ref, Value
+from .tracing import Const, Instr, Ref, Value, memory_group
 
 
 def pool_before_relu(instrs, values, escaping, split_at=None, available=None):
@@ -82,7 +82,7 @@ def _pattern(instrs, i, producer, readers, values, escaping):
     if readers.get(g) != [backward_at] or g in escaping or values[g].aliases:
         return None
     # z is read again by the backward, later than before: nothing may write it in between
-    shared = _sharing(values, z)
+    shared = memory_group(values, z)
     if shared is None:
         return None
     for between in instrs[relu_at + 1:backward_at]:
@@ -90,19 +90,6 @@ def _pattern(instrs, i, producer, readers, values, escaping):
             if instr is not None and shared.intersection(instr.writes):
                 return None
     return relu_at, scatter_at, backward_at
-
-
-def _sharing(values, vid):
-    """The values that may share vid's memory (views of views too), or None for a constant's."""
-    group, stack = {vid}, [vid]
-    while stack:
-        for other in values[stack.pop()].aliases:
-            if other is None:
-                return None
-            if other not in group:
-                group.add(other)
-                stack.append(other)
-    return group
 
 
 def _plain(template):

@@ -79,6 +79,20 @@ class Value:
         self.real = real if kind == "external" and owner[0] != "grad" else None
 
 
+def memory_group(values, vid):
+    """The values that may share value vid's memory (views of views too), or None when it is a
+    constant's memory (which the program does not own)."""
+    group, stack = {vid}, [vid]
+    while stack:
+        for other in values[stack.pop()].aliases:
+            if other is None:
+                return None
+            if other not in group:
+                group.add(other)
+                stack.append(other)
+    return group
+
+
 class Instr:
     """One recorded operation. kind: call (target a function), method (target a name, args[0] the
     array), binop / ibinop / unop (target an operator symbol), getitem, setitem, getattr."""
