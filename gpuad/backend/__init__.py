@@ -466,93 +466,60 @@ def sign_mask(x):
 def where(cond, a, b):
     """numpy.where(cond, a, b). numpy's where tests each element with a branch, so on a mask with
     no pattern (a sign, a ReLU's) it runs at about 4 ns an element, 3.8 ms on a million float32s.
-    On numpy, a large bool cond with float a and b of its shape (or Python numbers) is a select on
-    the bits instead: b ^ ((a ^ b) & mask), 0.6 ms there; so is a cond that broadcasts to them
-    (_select_broadcast). The same bits, NaN and -0.0 included, and the same dtype. A mask that
-    picks one side everywhere (a threshold no entry crosses, a NaN test of clean data) is a copy
-    of that side: 0.1 ms. CuPy, and every other case: where itself (asking a GPU whether a mask
-    is uniform would wait for it)."""
+    On numpy, a large bool cond of the result's shape, or one that broadcasts to it (a causal mask
+    over a batch of attention scores), with float a and b of that shape (or Python numbers) is a
+    select on the bits instead: b ^ ((a ^ b) & mask), a number's bits broadcast (0.6 ms on the
+    million; GPT's causal mask over (32, 4, 64, 64) scores 0.52 -> 0.41 ms filling -inf, 0.52 ->
+    0.26 ms for its backward's zeros). The same bits, NaN and -0.0 included, and
+    the same dtype. A mask that picks one side everywhere (a threshold no entry crosses, a NaN
+    test of clean data) is a copy of that side: 0.1 ms. CuPy, and every other case: where
+    itself (asking a GPU whether a mask is uniform would wait for it)."""
     xp = xp_of(cond)
-    if (type(cond) is not numpy.ndarray or cond.dtype != bool or cond.size < _SELECT_FROM
-            or not _selectable(a, cond) or not _selectable(b, cond)):
-        if type(cond) is numpy.ndarray and cond.dtype == bool:
-            shape = _broadcast_cond_shape(cond, a, b)
-            if shape is not None:
-                return _select_broadcast(cond, a, b, shape)
+    shape = _select_shape(cond, a, b)
+    if shape is None:
         return xp.where(cond, a, b)
     dtype = numpy.result_type(a, b)
     bits = FLOAT_BITS.get(dtype)
     if bits is None or any(isinstance(v, numpy.ndarray) and v.dtype != dtype for v in (a, b)):
         return xp.where(cond, a, b)
     if not cond.any():
-        return _filled(b, dtype, cond.shape)
+        return _filled(b, dtype, shape)
     if cond.all():
-        return _filled(a, dtype, cond.shape)
+        return _filled(a, dtype, shape)
     mask = cond.astype(bits)
     numpy.negative(mask, out=mask)  # 1 -> all ones
-    a_bits, b_bits = (_as_bits(v, dtype, bits, cond.shape) for v in (a, b))
+    full = cond.shape == shape  # then the masks can take results in place
+    a_bits, b_bits = _as_bits(a, dtype, bits), _as_bits(b, dtype, bits)
     if b_bits is None:  # b is +0.0: the select is a & mask
-        mask &= a_bits
-        return mask.view(dtype)
+        return numpy.bitwise_and(a_bits, mask, out=mask if full else None).view(dtype)
     if a_bits is None:  # a is +0.0: b & ~mask
         numpy.invert(mask, out=mask)
-        mask &= b_bits
-        return mask.view(dtype)
-    picked = numpy.bitwise_xor(a_bits, b_bits)
-    picked &= mask
+        return numpy.bitwise_and(b_bits, mask, out=mask if full else None).view(dtype)
+    picked = numpy.bitwise_xor(a_bits, b_bits)  # an array's shape, or 0-d for two numbers
+    if full:
+        mask &= picked
+        picked = mask
+    else:  # (an array on one side gave picked the result's shape)
+        picked &= mask
     picked ^= b_bits
     return picked.view(dtype)
 
 
-def _broadcast_cond_shape(cond, a, b):
-    """The result's shape when only cond broadcasts (a causal mask over a batch of attention
-    scores) and the select pays: a and b float arrays of that shape, or one of them a number;
-    else None."""
-    arrays = [v for v in (a, b) if isinstance(v, numpy.ndarray)]
-    if not arrays or any(type(v) not in (int, float, bool) for v in (a, b)
-                         if not isinstance(v, numpy.ndarray)):
+def _select_shape(cond, a, b):
+    """The result's shape when where() may select bits: a numpy bool cond of that shape or one
+    that broadcasts to it, a and b arrays of that shape or Python numbers, and enough entries to
+    pay for the select's passes; else None."""
+    if type(cond) is not numpy.ndarray or cond.dtype != bool:
         return None
-    shape = arrays[0].shape
-    if (any(v.shape != shape or v.dtype.kind != "f" for v in arrays)
-            or math.prod(shape) < _SELECT_FROM or len(cond.shape) > len(shape)
+    if any(not isinstance(v, numpy.ndarray) and type(v) not in (int, float, bool) for v in (a, b)):
+        return None
+    arrays = [v for v in (a, b) if isinstance(v, numpy.ndarray)]
+    shape = arrays[0].shape if arrays else cond.shape
+    if (any(v.shape != shape for v in arrays) or math.prod(shape) < _SELECT_FROM
+            or len(cond.shape) > len(shape)
             or any(c not in (1, n) for c, n in zip(reversed(cond.shape), reversed(shape)))):
         return None
     return shape
-
-
-def _select_broadcast(cond, a, b, shape):
-    """where()'s select on the bits for a cond that broadcasts to the other operands' shape: the
-    mask stays cond's size and each pass runs over whole rows of the result. GPT's causal mask over
-    (32, 4, 64, 64) scores, against numpy's where: 0.52 -> 0.41 ms filling -inf (two passes),
-    0.52 -> 0.26 ms for the backward's zeros (one)."""
-    dtype = numpy.result_type(a, b)
-    bits = FLOAT_BITS.get(dtype)
-    if bits is None or any(isinstance(v, numpy.ndarray) and v.dtype != dtype for v in (a, b)):
-        return numpy.where(cond, a, b)
-    mask = cond.astype(bits)
-    numpy.negative(mask, out=mask)  # 1 -> all ones
-    a_bits, b_bits = (_as_bits(v, dtype, bits, ()) for v in (a, b))  # a number: 0-d
-    if b_bits is None:  # b is +0.0: a & mask
-        return numpy.bitwise_and(a_bits, mask).view(dtype)
-    if a_bits is None:  # a is +0.0: b & ~mask
-        return numpy.bitwise_and(b_bits, numpy.invert(mask, out=mask)).view(dtype)
-    if b_bits.ndim == 0:  # a number: (a & mask) | (b & ~mask), the second of cond's size
-        picked = numpy.bitwise_and(a_bits, mask)
-        picked |= numpy.bitwise_and(b_bits, numpy.invert(mask))
-    elif a_bits.ndim == 0:
-        picked = numpy.bitwise_and(b_bits, numpy.invert(mask))
-        picked |= numpy.bitwise_and(a_bits, mask)
-    else:
-        picked = numpy.bitwise_xor(a_bits, b_bits)
-        picked &= mask
-        picked ^= b_bits
-    return picked.view(dtype)
-
-
-def _selectable(value, cond):
-    if isinstance(value, numpy.ndarray):
-        return value.shape == cond.shape
-    return type(value) in (int, float, bool)
 
 
 def _filled(value, dtype, shape):
@@ -562,14 +529,14 @@ def _filled(value, dtype, shape):
     return numpy.full(shape, value, dtype)
 
 
-def _as_bits(value, dtype, bits, shape):
-    """An array's bits, a number's as a full array of them, or None for +0.0 (all bits clear)."""
+def _as_bits(value, dtype, bits):
+    """An array's bits, a number's as a 0-d array of them, or None for +0.0 (all bits clear)."""
     if isinstance(value, numpy.ndarray):
         return value.view(bits)
     number = dtype.type(value)
     if number == 0 and not numpy.signbit(number):
         return None
-    return numpy.full(shape, number, dtype).view(bits)
+    return numpy.array(number, dtype).view(bits)
 
 
 _REORDER_FROM = 8192  # elements: below, a mixed-order ufunc costs less than the copy
