@@ -470,10 +470,10 @@ def where(cond, a, b):
     over a batch of attention scores), with float a and b of that shape (or Python numbers) is a
     select on the bits instead: b ^ ((a ^ b) & mask), a number's bits broadcast (0.6 ms on the
     million; GPT's causal mask over (32, 4, 64, 64) scores 0.52 -> 0.41 ms filling -inf, 0.52 ->
-    0.26 ms for its backward's zeros). The same bits, NaN and -0.0 included, and
-    the same dtype. A mask that picks one side everywhere (a threshold no entry crosses, a NaN
-    test of clean data) is a copy of that side: 0.1 ms. CuPy, and every other case: where
-    itself (asking a GPU whether a mask is uniform would wait for it)."""
+    0.26 ms for its backward's zeros). The same bits, NaN and -0.0 included, and the same dtype.
+    A mask that picks one side everywhere (a threshold no entry crosses, a NaN test of clean data)
+    is a copy of that side: 0.1 ms. CuPy, and every other case: where itself (asking a GPU
+    whether a mask is uniform would wait for it)."""
     xp = xp_of(cond)
     shape = _select_shape(cond, a, b)
     if shape is None:
