@@ -172,26 +172,23 @@ def _tiles(shape, kernel, stride, padding, dilation):
             and all(n % k == 0 for n, k in zip(shape[2:], kernel)))
 
 
-def _tiled_scatter(v, x, best, kernel):
-    """_pool_scatter when the windows tile x, with best the (C, *out, N) window maxima: x and
-    the result seen as (C, o1, k1, o2, k2, ..., N), each offset's slice of the result written by
-    one multiply of v with that offset's first-maximum mask (no zero fill, no strided adds). The
-    masks are fresh output-sized arrays, so the boolean passes between them run over contiguous
-    memory."""
+def _tiled_scatter(v, windows, best, kernel, shape):
+    """_pool_scatter when the windows tile an x of `shape`, with `windows` its (C, *out, N)
+    views at each kernel offset (_window_views) and best their maxima: the result seen as
+    (C, o1, k1, o2, k2, ..., N), each offset's slice of it written by one multiply of v with that
+    offset's first-maximum mask (no zero fill, no strided adds). The masks are fresh output-sized
+    arrays, so the boolean passes between them run over contiguous memory."""
     xp = xp_of(v)
-    n, c, *spatial = x.shape
+    n, c, *spatial = shape
     d = len(kernel)
     out = [m // k for m, k in zip(spatial, kernel)]
     split = tuple(q for o, k in zip(out, kernel) for q in (o, k))
-    to_batch_last = tuple(range(1, d + 2)) + (0,)
-    x = x.transpose(to_batch_last).reshape((c,) + split + (n,))
-    v = backend.in_order_of(v.transpose(to_batch_last), best)  # read by all the offsets' passes
+    v = backend.in_order_of(v.transpose(tuple(range(1, d + 2)) + (0,)), best)  # read by every pass
     y = xp.empty((c,) + split + (n,), dtype=v.dtype)
 
     def at(k):
         return (slice(None),) + tuple(q for i in k for q in (slice(None), i))
     scan = list(itertools.product(*(range(k) for k in kernel)))  # row-major, torch's scan order
-    windows = [x[at(k)] for k in scan]
     lasts = _last_nans(windows, best)
     seen = None
     for i, k in enumerate(scan):
@@ -226,7 +223,7 @@ def _max_pool_scatter(v, x, best, *, kernel, stride, padding, dilation):
     windows = _window_views(x, (kernel, stride, padding, dilation), -math.inf)
     best = _window_max(windows) if best is None else best.transpose(to_batch_last)
     if _tiles(x.shape, kernel, stride, padding, dilation):
-        return _tiled_scatter(v, x, best, kernel)
+        return _tiled_scatter(v, windows, best, kernel, x.shape)
     xp = xp_of(v)
     n, c, *spatial = x.shape
     out = xp.zeros((c,) + _conv.padded_size(x.shape, padding) + (n,), dtype=v.dtype)
