@@ -2417,6 +2417,35 @@ def test_an_embedding_replay_checks_its_indices():
     assert step.traces == 2
 
 
+def test_a_one_hot_target_replays_the_eager_step_and_checks_its_classes():
+    # with num_classes given, one_hot's range check is recorded like an index's, not read on the
+    # host (which would send the step back to eager)
+    def build(device):
+        model = models.MLP(12, (16,), 5).to(device)
+        opt = gpuad.optim.Adam(model.parameters(), lr=0.01)
+
+        def step(x, y):
+            loss = F.mse_loss(model(x), F.one_hot(y, 5).float())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return model, step, opt
+    batches = _batches(np.random.default_rng(14), 6, _mlp_batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        eager, _, _ = _run(build, batches, "cpu", False)
+        compiled, step, _ = _run(build, batches, "cpu", True)
+    _assert_same(eager, compiled, "cpu")
+    traces = step.traces
+    x, y = batches[0]
+    y = y.copy()
+    y[2] = 5
+    with pytest.raises(RuntimeError, match="one_hot: class value 5 is outside \\[0, 5\\)"):
+        step(gpuad.tensor(x), gpuad.tensor(y))
+    assert step.traces == traces
+
+
 def test_a_function_compiled_again_reuses_the_compiled_code():
     codes = []
     for _ in range(2):

@@ -8,6 +8,7 @@ import pytest
 import gpuad
 from gpuad import backend
 from gpuad.ops.indexing import raw_index
+from gpuad.testing import strict
 
 
 def _t(array, device="cpu", requires_grad=False):
@@ -214,15 +215,26 @@ def test_index_select_with_a_0d_index_keeps_the_dim(device):
     assert gpuad.index_select(x, -1, [3, 0]).shape == (3, 2)
 
 
-def test_one_hot(device):
+def test_one_hot(device, monkeypatch):
     y = gpuad.one_hot(_t([[0, 2], [1, 1]], device))
     assert y.dtype == gpuad.int64 and y.shape == (2, 2, 3) and not y.requires_grad
     np.testing.assert_array_equal(_np(gpuad.one_hot(_t([1, 0], device), num_classes=4)),
                                   [[0, 1, 0, 0], [1, 0, 0, 0]])
-    with _raises(RuntimeError, "one_hot: class values must be in [0, 3), got values in [0, 3]"):
-        gpuad.one_hot(_t([0, 3], device), 3)
     with _raises(TypeError, "one_hot: expected an integer tensor of class indices, got float64"):
         gpuad.one_hot(_t([0.0], device))
+    with _raises(RuntimeError, "one_hot: class value -1 is outside [0, 3) (num_classes=-1)"):
+        gpuad.one_hot(_t([2, -1], device))  # counting the classes reads the values anyway
+    if device != "cpu":  # as torch's CUDA one_hot: given num_classes, no check and no sync
+        labels = _t([0, 3], device)
+        with strict.forbid_host_sync():
+            y = gpuad.one_hot(labels, 3)
+        np.testing.assert_array_equal(_np(y), [[1, 0, 0], [0, 0, 0]])
+        monkeypatch.setattr(gpuad.backend, "CHECK_DEVICE_INDICES", True)
+    with _raises(RuntimeError, "one_hot: class value 3 is outside [0, 3) (num_classes=3); class "
+                 "values must be non-negative and smaller than num_classes"):
+        gpuad.one_hot(_t([0, 3], device), 3)
+    with _raises(RuntimeError, "one_hot: class value -2 is outside [0, 3)"):
+        gpuad.one_hot(_t([1, -2], device), num_classes=3)
 
 
 def test_cat_promotes_like_torch():

@@ -386,16 +386,28 @@ def index_fill(input, dim, index, value):
 @primitive()
 def one_hot(x, *, num_classes=-1):
     """int64 one-hot encoding of class indices in a new last dim, like
-    torch.nn.functional.one_hot; num_classes=-1 means max(x) + 1. No gradient."""
+    torch.nn.functional.one_hot; num_classes=-1 means max(x) + 1, which the host must read. With
+    num_classes given, the values are checked as indices are (backend.check_indices): on the CPU
+    always, and gpuad.compile replays the check; on a device, as in torch's CUDA one_hot, only
+    with backend.CHECK_DEVICE_INDICES (a value outside the classes gives a row of zeros). No
+    gradient."""
     if x.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got {x.dtype}")
-    if not x.size and num_classes == -1:
-        raise RuntimeError("one_hot: can not infer the number of classes from an empty tensor; "
-                           "pass num_classes= (as torch requires)")
-    lo, hi = (int(x.min()), int(x.max())) if x.size else (0, -1)
-    n = hi + 1 if num_classes == -1 else num_classes
-    if lo < 0 or hi >= n:
-        raise RuntimeError(f"one_hot: class values must be in [0, {n}), got values in [{lo}, {hi}]")
+    n = num_classes
+
+    def outside(value):
+        return RuntimeError(f"one_hot: class value {value} is outside [0, {n}) "
+                            f"(num_classes={num_classes}); class values must be non-negative "
+                            f"and smaller than num_classes")
+    if num_classes == -1:
+        if not x.size:
+            raise RuntimeError("one_hot: can not infer the number of classes from an empty "
+                               "tensor; pass num_classes= (as torch requires)")
+        n, least = int(x.max()) + 1, int(x.min())  # read on the host anyway: check everywhere
+        if least < 0:
+            raise outside(least)
+    else:
+        backend.check_indices(x, 0, n, outside)
     return (x[..., None] == xp_of(x).arange(n, dtype=x.dtype)).astype(backend.int64)
 
 
