@@ -236,14 +236,19 @@ class Node:
         return f"<{self.name}Backward>"
 
 
+def freed_graph_error(node):
+    """The error of a walk that meets `node` after a backward freed it."""
+    return RuntimeError(
+        f"backward: trying to backward through the graph a second time (through "
+        f"'{node.name}'): its saved tensors were freed by the first backward. Pass "
+        "retain_graph=True to the first backward() or grad() call if you need to backward "
+        "through it again.")
+
+
 def _check_saved(t, node):
     """Raise if the node was freed or a tensor it saved changed since (see INPLACE_CLOCK)."""
     if node.inputs is None:
-        raise RuntimeError(
-            f"backward: trying to backward through the graph a second time (through "
-            f"'{node.name}'): its saved tensors were freed by the first backward. Pass "
-            "retain_graph=True to the first backward() or grad() call if you need to backward "
-            "through it again.")
+        raise freed_graph_error(node)
     if t._version > node.clock or any(getattr(x, "_version", 0) > node.clock for x in node.inputs):
         raise RuntimeError(
             f"backward: a tensor saved by '{node.name}' was modified in place after it was used "

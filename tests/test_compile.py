@@ -2446,6 +2446,70 @@ def test_a_one_hot_target_replays_the_eager_step_and_checks_its_classes():
     assert step.traces == traces
 
 
+def _gan(device):
+    """Two models, two optimizers, two backwards, and `return loss_d + loss_g`: a sum made after
+    the backwards freed the graph under it."""
+    gen = gpuad.nn.Sequential(gpuad.nn.Linear(4, 16), gpuad.nn.LeakyReLU(0.2),
+                              gpuad.nn.Linear(16, 12), gpuad.nn.Tanh()).to(device)
+    disc = gpuad.nn.Sequential(gpuad.nn.Linear(12, 16), gpuad.nn.LeakyReLU(0.2),
+                               gpuad.nn.Linear(16, 1)).to(device)
+    opt_g = gpuad.optim.Adam(gen.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    opt_d = gpuad.optim.Adam(disc.parameters(), lr=2e-3, betas=(0.5, 0.999))
+
+    def step(x, y):
+        real = gpuad.ones(x.shape[0], 1, device=x.device)
+        fake = gen(gpuad.randn(x.shape[0], 4, device=x.device))
+        loss_d = (F.binary_cross_entropy_with_logits(disc(x), real) +
+                  F.binary_cross_entropy_with_logits(disc(fake.detach()), real * 0))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.binary_cross_entropy_with_logits(disc(fake), real)
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        return loss_d + loss_g
+    return gpuad.nn.ModuleList([gen, disc]), step, opt_g
+
+
+def test_a_sum_of_losses_made_after_their_backwards_replays_and_differentiating_it_raises(device):
+    batches = _batches(np.random.default_rng(15), 6, _mlp_batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        eager, eager_step, _ = _run(_gan, batches, device, False)
+        compiled, step, _ = _run(_gan, batches, device, True)
+    _assert_same(eager, compiled, device)
+    assert step.traces == 2
+    x, y = (gpuad.tensor(a, device=device) for a in batches[0])
+    with pytest.raises(RuntimeError) as expected:
+        eager_step(x, y).backward()
+    for call in range(2):  # a replay's output, then a second one
+        out = step(x, y)
+        assert out.requires_grad and out.grad_fn is not None
+        with pytest.raises(RuntimeError) as raised:
+            out.backward()
+        assert str(raised.value) == str(expected.value)
+        assert "through the graph a second time" in str(raised.value)
+    assert step.traces == 2
+
+
+def test_a_loss_returned_after_its_backward_raises_as_eagerly_when_differentiated_again():
+    _, eager_step, _ = _mlp("cpu")
+    _, step, _ = _mlp("cpu")
+    step = gpuad.compile(step)
+    rng = np.random.default_rng(16)
+    batches = [tuple(map(gpuad.tensor, _mlp_batch(rng))) for _ in range(3)]
+    with pytest.raises(RuntimeError) as expected:
+        eager_step(*batches[0]).backward()
+    for x, y in batches:  # the traced call, then replays
+        loss = step(x, y)
+        assert loss.requires_grad and loss.grad_fn is not None
+        with pytest.raises(RuntimeError) as raised:
+            loss.backward()
+        assert str(raised.value) == str(expected.value)
+    assert step.traces == 2 and step.programs()
+
+
 def test_a_function_compiled_again_reuses_the_compiled_code():
     codes = []
     for _ in range(2):

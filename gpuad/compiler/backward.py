@@ -72,6 +72,15 @@ def record_backward(rec, outputs):
                        "retain_grad(), which a replay's backward would not run")
             return
         grads = autograd.grad(outputs, targets, seeds, retain_graph=True, allow_unused=True)
+    except RuntimeError as error:
+        if not any(t._node is not None and t._node.inputs is None for t in inside):
+            rec.poison(f"returns a tensor whose backward could not be recorded "
+                       f"({type(error).__name__}: {error})")
+            return
+        # `return loss_d + loss_g` after the step's own backward: the graph under the outputs
+        # was freed, so differentiating them raises, in eager and in every replay alike
+        rec.freed = {id(t): str(error) for t in outputs}
+        return
     except Exception as error:  # noqa: BLE001  (the eager result stays usable: fall back)
         rec.poison(f"returns a tensor whose backward could not be recorded "
                    f"({type(error).__name__}: {error})")
@@ -150,6 +159,17 @@ class BackwardReplay:
 
 def _record(t, node):
     t._node, t._requires_grad = node, True
+
+
+def freed(tensor, message):
+    """A replay's output whose eager twin's graph was freed by a backward inside the call: it
+    requires grad, and differentiating it raises eager's error."""
+    _record(tensor, Node(NAME, _raise_freed, (), {"message": message}))
+    return tensor
+
+
+def _raise_freed(g, y, *, message):
+    raise RuntimeError(message)
 
 
 def _backward(g, y, *targets, saved, replay):

@@ -23,7 +23,7 @@ from ..tensor import Tensor
 from . import flat as flat_updates
 from . import graphs
 from .arrays import UFUNC_OF, UNFUNCS, Collector, NullArray, flat
-from .backward import BackwardReplay
+from .backward import BackwardReplay, freed
 from .records import rebuild
 from .rewrite import pool_before_relu
 from .tracing import Const, Ref, Scalar, memory_group
@@ -94,7 +94,7 @@ class Program:
         self._names = {}
         self._host_cache = {}  # segment index -> (its host inputs, the numbers they gave)
         self._host_reuse = None  # what the whole last pass read, when all of it may be reused
-        self.namespace = {"TENSOR": Tensor, "ASARRAY": numpy.asarray, "META": meta,
+        self.namespace = {"TENSOR": Tensor, "FREED": freed, "ASARRAY": numpy.asarray, "META": meta,
                           "CLOCK": autograd.INPLACE_CLOCK,
                           "COPYTO": numpy.copyto,
                           "HOST": self.host_pass, "COMMIT": self.commit_host,
@@ -756,6 +756,9 @@ class Program:
         kind = template[0]
         if kind == "tensor":  # a graph's output is overwritten by its next launch: copy it
             return f"TENSOR(v{template[1]}{'.copy()' if copy else ''})"
+        if kind == "freed":  # differentiating it raises eager's error (backward.freed)
+            return (f"FREED(TENSOR(v{template[1]}{'.copy()' if copy else ''}), "
+                    f"{self._literal(template[2])})")
         if kind == "const":
             return self._literal(template[1])
         if kind == "expr":

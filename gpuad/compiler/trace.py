@@ -5,13 +5,13 @@ replay must bind, check and write back (a Spec), or why it cannot be replayed (a
 import gc
 import sys
 
-from .. import amp, backend, ops
+from .. import amp, autograd, backend, ops
 from ..autograd import grad_mode
 from ..nn.module import held_by
 from ..optim.lr_scheduler import LRScheduler
 from ..tensor import Tensor
 from .arrays import TRACE_TYPES, unwrap
-from .backward import live_outputs, record_backward, residuals
+from .backward import freed, live_outputs, record_backward, residuals
 from .program import (
     Program,
     Spec,
@@ -136,6 +136,9 @@ def trace_call(fn, args, kwargs, fullgraph=False, name="step", pool=None):
         if type(program) is Program:  # the first call's outputs carry the compiled backward
             outputs, targets = rec.live
             program.backward_replay.attach(outputs, saved, targets)  # (their eager graph goes)
+    for t in tensors_in(result):  # a freed graph raises as a replay's does, and holds no tensor
+        if id(t) in rec.freed:
+            freed(t, rec.freed[id(t)])
     rec.live = saved = None
     stored = _unwrap_leftovers(rec)
     if rec.poisoned is not None:
@@ -355,8 +358,9 @@ def _stepped(schedulers):
 
 def _template(rec, value, live):
     """The return value as a template: ("tensor", vid) for tensors the step computed, ("live", k)
-    for the k-th of them that the caller differentiates (backward.py), ("const", obj) for
-    anything else (returned as the same object every time), and containers."""
+    for the k-th of them that the caller differentiates (backward.py), ("freed", vid, error) for
+    those whose graph a backward inside the call freed, ("const", obj) for anything else
+    (returned as the same object every time), and containers."""
     t = type(value)
     if isinstance(value, Tensor):
         vid = _vid(rec, value.array)
@@ -370,6 +374,10 @@ def _template(rec, value, live):
                        "backward would not fill")
         if id(value) in live:
             return ("live", live[id(value)])
+        if id(value) in rec.freed:
+            return ("freed", vid, rec.freed[id(value)])
+        if value._node is not None and value._node.inputs is None:  # the loss after its backward
+            return ("freed", vid, str(autograd.freed_graph_error(value._node)))
         if value._node is not None and value._node.inputs is not None:
             rec.poison("returns a tensor whose autograd graph is still alive, which gpuad.compile "
                        "could not follow (compile the whole step, backward included, or call it "
@@ -394,7 +402,7 @@ def _template(rec, value, live):
 
 
 def _result_vids(template):
-    if template[0] == "tensor":
+    if template[0] in ("tensor", "freed"):
         return {template[1]}
     if template[0] in ("const", "expr", "live"):
         return set()

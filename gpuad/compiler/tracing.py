@@ -215,6 +215,7 @@ class Recorder:
         # backward.py: the recorded walk of a result the caller differentiates, and (only while
         # tracing: the first call's Node) its output tensors and the tensors it reaches
         self.split, self.live = None, None
+        self.freed = {}  # id -> error: outputs whose graph a backward in the call freed
         self.made_leaves = set()  # ids of the leaves made inside that the walk reached
         self.hooked = []  # (tensor with hooks, the user's line that reached it)
         self.walked = False  # whether the call ran a backward walk (not backward.py's)
