@@ -90,12 +90,39 @@ def test_integer_index_on_another_device_is_refused():
     index = _t([0, 1], "strict")
     with _raises(RuntimeError, "getitem: indices are on strict but the indexed tensor is on cpu"):
         x[index]
-    with _raises(RuntimeError, "getitem: indices are on cpu but the indexed tensor is on strict"):
-        _x("strict")[1, _t([0, 1])]
+    with _raises(RuntimeError, "__setitem__: indices are on strict but the indexed tensor is on "
+                 "cpu"):
+        x[index] = 0.0
     with _raises(RuntimeError, "gather: indices are on strict but the indexed tensor is on cpu"):
         x.gather(1, _t([[0]], "strict"))
     with _raises(RuntimeError, "index_select: indices are on strict"):
         x.index_select(0, index)
+    with _raises(RuntimeError, "gather: indices are on cpu but the indexed tensor is on strict"):
+        _x("strict").gather(1, _t([[0]]))  # as torch's gather: one device
+
+
+def test_indexing_a_device_tensor_takes_indices_on_the_cpu_as_torch_does():
+    # torch's index and index_put_ take indices on the CPU or on the indexed tensor's device:
+    # `logits[torch.arange(n), y]` on CUDA
+    a = np.arange(12.0).reshape(3, 4)
+    x = gpuad.tensor(a, device="strict", requires_grad=True)
+    rows, cols = _t([0, 2]), _t([1, 3], "strict")
+    y = x[rows, cols]
+    assert y.device == x.device
+    np.testing.assert_array_equal(_np(y), a[[0, 2], [1, 3]])
+    np.testing.assert_array_equal(_np(x[1, _t([0, 1])]), a[1, [0, 1]])
+    np.testing.assert_array_equal(_np(x[_t([True, False, True])]), a[[True, False, True]])
+    y.sum().backward()
+    expected = np.zeros_like(a)
+    expected[[0, 2], [1, 3]] = 1
+    np.testing.assert_array_equal(_np(x.grad), expected)
+    z = gpuad.tensor(a, device="strict")
+    z[_t([1])] = -1.0
+    np.testing.assert_array_equal(_np(z)[1], [-1.0] * 4)
+    put = gpuad.index_put(z, (_t([0, 0]), _t([0, 0])), gpuad.tensor([1.0, 2.0], device="strict",
+                                                                   dtype=gpuad.float64),
+                          accumulate=True)
+    assert put.device == z.device and _np(put)[0, 0] == 3.0
 
 
 def test_raw_index_moves_host_indices_to_the_device(device):

@@ -21,21 +21,25 @@ from .shape import check_not_0d, expand, is_int_array, reshape, wrap_dim
 
 
 # ---- raw indices in torch's order ---------------------------------------------------------------
-def raw_index(index, data, op="indexing"):
+def raw_index(index, data, op="indexing", host_tensors=False):
     """`index` (ints, slices, None, Ellipsis, Tensors, lists, arrays, or a tuple of them) in the raw
     form that indexes `data` on its device: Tensors give their arrays, lists and host arrays are
-    copied to the device. A Tensor on another device is an error, as in PyTorch."""
+    copied to the device. A Tensor on another device is an error, as in PyTorch, except, with
+    `host_tensors`, one on the CPU, which is copied too: torch's indexing and index_put take
+    indices on the CPU or on the indexed tensor's device (`x[torch.arange(n), y]` on CUDA)."""
     if type(index) is tuple:
-        return tuple(_raw_item(item, data, op) for item in index)
-    return _raw_item(index, data, op)
+        return tuple(_raw_item(item, data, op, host_tensors) for item in index)
+    return _raw_item(index, data, op, host_tensors)
 
 
-def _raw_item(item, data, op):
+def _raw_item(item, data, op, host_tensors=False):
     if isinstance(item, Tensor):
-        if item.device != backend.device_of(data):
+        device = backend.device_of(data)
+        if item.device != device and host_tensors and item.device == backend.CPU:
+            return backend.to_device(item.array, device)
+        if item.device != device:
             raise RuntimeError(f"{op}: indices are on {item.device} but the indexed tensor is on "
-                               f"{backend.device_of(data)}; move them with "
-                               f".to('{backend.device_of(data)}') first")
+                               f"{device}; move them with .to('{device}') first")
         return item.array
     if isinstance(item, (list, tuple)):
         array = backend.asarray(item, dev=backend.device_of(data))
@@ -137,7 +141,7 @@ def getitem(x, index):
     boolean Tensors, arrays or lists, and tuples mixing them (an int among index arrays selects
     first, as in torch, not as in numpy). Basic indexing gives a view; repeated integer indices
     accumulate in the gradient."""
-    index = raw_index(index, x.array, "getitem")
+    index = raw_index(index, x.array, "getitem", host_tensors=True)
     _check_indices(index, x.shape)
     try:
         return _take(x, torch_order(index))
@@ -178,7 +182,7 @@ def _dtype_error(op, x, values):
 
 def setitem_index(x, index, value):
     """Tensor.__setitem__'s index: raw, checked like getitem's, in torch's order."""
-    index = raw_index(index, x.array, "__setitem__")
+    index = raw_index(index, x.array, "__setitem__", host_tensors=True)
     _check_indices(index, x.shape, "__setitem__")
     items = index if type(index) is tuple else (index,)
     if isinstance(value, Tensor) and value.dtype != x.dtype and any(map(_is_advanced, items)):
@@ -207,7 +211,7 @@ def index_put(input, indices, values, accumulate=False):
     `accumulate`), like torch.index_put: indices is a tuple of integer or boolean tensors."""
     if not isinstance(indices, (tuple, list)) or any(i is None for i in indices):
         raise TypeError(f"index_put: indices must be a tuple of tensors, got {indices!r:.60}")
-    index = raw_index(tuple(indices), input.array, "index_put")
+    index = raw_index(tuple(indices), input.array, "index_put", host_tensors=True)
     for item in index:
         if not backend.is_array(item) or item.dtype.kind not in "iub":
             raise TypeError(f"index_put: indices must be integer or boolean tensors, got "
