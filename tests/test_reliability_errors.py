@@ -205,6 +205,38 @@ def test_mixing_devices_names_both_before_recording_anything(name):
     assert _live_nodes() == nodes
 
 
+def test_a_cpu_scalar_tensor_joins_an_op_on_a_device_as_in_torch():
+    # torch lets a 0-d CPU tensor take part in an op on a device (x_cuda * torch.tensor(2.0)):
+    # it is copied there, its gradient comes back to the CPU, and the result's dtype is what the
+    # same op on one device gives. A CPU tensor with dims is still refused.
+    a = np.arange(-3.0, 3.0).reshape(2, 3)
+    calls = {
+        "mul": lambda x, s: s * x,
+        "add": lambda x, s: x + s,
+        "pow": lambda x, s: x ** s,
+        "where": lambda x, s: gpuad.where(x > 0, x, s),
+        "masked_fill": lambda x, s: x.masked_fill(x < 0, s),
+        "clamp": lambda x, s: x.clamp(min=s),
+        "maximum": lambda x, s: gpuad.maximum(s, x),
+    }
+    for name, call in calls.items():
+        x = gpuad.tensor(a, dtype=gpuad.float32, device="strict", requires_grad=True)
+        s = gpuad.tensor(0.5, dtype=gpuad.float64, requires_grad=True)
+        x_cpu = gpuad.tensor(a, dtype=gpuad.float32, requires_grad=True)
+        s_cpu = gpuad.tensor(0.5, dtype=gpuad.float64, requires_grad=True)
+        y, y_cpu = call(x, s), call(x_cpu, s_cpu)
+        assert y.device == x.device and y.dtype == y_cpu.dtype == gpuad.float32, name
+        np.testing.assert_array_equal(_np(y), _np(y_cpu))
+        y.sum().backward()
+        y_cpu.sum().backward()
+        np.testing.assert_array_equal(_np(x.grad), _np(x_cpu.grad))
+        assert s.grad.device == s.device and s.grad.dtype == gpuad.float64, name
+        np.testing.assert_array_equal(_np(s.grad), _np(s_cpu.grad))
+    x = gpuad.ones(2, 3, device="strict")
+    _message(RuntimeError, r"^mul: .*cpu and strict", lambda: gpuad.ones(3) * x)
+    _message(RuntimeError, r"^mul: .*cpu and strict", lambda: gpuad.ones(1) * x)
+
+
 def test_integer_parameters_are_refused_with_the_dtype_and_the_fix():
     # the Tensor-level message is pinned in test_tensor.py; these are the entry points users meet
     for make in (lambda: gpuad.zeros(2, dtype=gpuad.int64, requires_grad=True),

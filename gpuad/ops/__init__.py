@@ -107,6 +107,19 @@ def _device_error(name, a, b):
         f"{da} and {db}; move them with .to(device) first")
 
 
+def _cpu_scalars_moved(args):
+    """args with each 0-d CPU tensor copied (differentiably) to the one device its other tensors
+    share, or None where they share none: torch lets a CPU scalar tensor join an op on a device
+    (`x_cuda * torch.tensor(2.0)`, `where(mask, x_cuda, torch.tensor(0.0))`)."""
+    def cpu_scalar(a):
+        return isinstance(a, Tensor) and a.ndim == 0 and a.device == backend.CPU
+    devices = {a.device for a in args if isinstance(a, Tensor) and not cpu_scalar(a)}
+    if len(devices) != 1 or backend.CPU in devices:
+        return None
+    device = devices.pop()
+    return tuple(a.to(device) if cpu_scalar(a) else a for a in args)
+
+
 _SCALARS = (float, int, bool)
 
 
@@ -174,7 +187,11 @@ def apply(name, forward, vjp, args, kwargs, promote=False, defaults=None, floati
         else:
             if type(data) is not type(first) or (type(data) is not numpy.ndarray
                                                  and not backend.same_device(data, first)):
-                raise _device_error(name, first, data)
+                moved = _cpu_scalars_moved(args)
+                if moved is None:
+                    raise _device_error(name, first, data)
+                return apply(name, forward, vjp, moved, kwargs, promote, defaults, floating,
+                             autocast)
             if data.dtype is not first_dtype:
                 mixed = True
         if a._requires_grad:
