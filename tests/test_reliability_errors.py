@@ -235,6 +235,21 @@ def test_a_cpu_scalar_tensor_joins_an_op_on_a_device_as_in_torch():
     x = gpuad.ones(2, 3, device="strict")
     _message(RuntimeError, r"^mul: .*cpu and strict", lambda: gpuad.ones(3) * x)
     _message(RuntimeError, r"^mul: .*cpu and strict", lambda: gpuad.ones(1) * x)
+    # in place too, and copy_ takes any device, as torch's; a CPU tensor takes no device value
+    x.add_(gpuad.tensor(1.0)).mul_(gpuad.tensor(3.0))
+    x[0, 1:] = gpuad.tensor(-1.0)
+    np.testing.assert_array_equal(_np(x), [[6, -1, -1], [6, 6, 6]])
+    assert x.copy_(gpuad.tensor([1.0, 2.0, 3.0])).device == x.device
+    np.testing.assert_array_equal(_np(x), [[1, 2, 3]] * 2)
+    _message(RuntimeError, r"^add_: value is on cpu but the tensor is on strict",
+             lambda: x.add_(gpuad.ones(3)))
+    _message(RuntimeError, r"^add_: value is on strict but the tensor is on cpu",
+             lambda: gpuad.tensor(1.0).add_(gpuad.tensor(1.0, device="strict")))
+    value = gpuad.tensor(5.0, requires_grad=True)
+    y = gpuad.ones(2, 3, device="strict", requires_grad=True) * 1
+    y[0] = value
+    (y * 2).sum().backward()
+    assert value.grad.device == value.device and float(_np(value.grad)) == 6.0
 
 
 def test_integer_parameters_are_refused_with_the_dtype_and_the_fix():
