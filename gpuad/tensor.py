@@ -281,7 +281,8 @@ class Tensor(MovesWithTo):
         nothing, not even the version. With a gradient involved, `record` = (op name, vjp, attrs)
         makes the write an op, as torch rebases a tensor modified in place: this tensor takes a
         node whose inputs are its old value and `value`; without one the write is refused."""
-        if (isinstance(value, Tensor) and value.device != self.device
+        if (isinstance(value, Tensor) and type(value.array) is not type(self.array)
+                and value.device != self.device
                 and (name == "copy_" or (value.ndim == 0 and value.device == backend.CPU))):
             value = value.to(self.device)  # as torch: copy_ crosses devices, a CPU scalar joins
         recording = autograd.grad_mode.enabled and (

@@ -205,8 +205,10 @@ def test_in_place_updates_on_plain_tensors():
     x.copy_(np.array([1.0, 2.0, 3.0]))
     assert x.tolist() == [1.0, 2.0, 3.0]
     assert x.zero_().tolist() == [0.0, 0.0, 0.0]
+    x.copy_(gpuad.full((3,), 4.0, device="strict"))  # copy_ crosses devices, as torch's
+    assert x.device.type == "cpu" and x.tolist() == [4.0, 4.0, 4.0]
     with pytest.raises(RuntimeError, match="value is on strict but the tensor is on cpu"):
-        x.copy_(gpuad.ones(3, device="strict"))
+        x.add_(gpuad.ones(3, device="strict"))
 
 
 def test_truth_value_of_a_multi_element_tensor_is_an_error():
