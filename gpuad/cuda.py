@@ -1,5 +1,9 @@
-"""gpuad.cuda: is a CUDA GPU usable here, and how many; a thin facade over backend.py."""
+"""gpuad.cuda: is a CUDA GPU usable here, and how many; torch.cuda's device queries, seeds,
+synchronisation, events and memory figures; a thin facade over backend.py."""
+import collections
+
 from . import backend
+from .deprecation import missing_name
 
 
 def is_available():
@@ -68,3 +72,109 @@ def empty_cache():
     """Release the cached free blocks of CuPy's default and pinned pools (every GPU) to the driver,
     like torch.cuda.empty_cache; memory in live arrays stays."""
     backend.cuda.empty_cache()
+
+
+def _gpu(device=None):
+    """The GPU torch.cuda's `device` argument names (None: the current one), raising as torch
+    does where there is none."""
+    if device is None:
+        backend.require_cuda(backend.Device("cuda", 0))
+        return backend.cuda.current_cuda_device()
+    dev = backend.device(_cuda_device(device))
+    if dev.type != "cuda":
+        raise ValueError(f"expected a CUDA device, got {dev}")
+    backend.require_cuda(dev)
+    return dev
+
+
+def synchronize(device=None):
+    """Wait until the GPU (default: the current one) has run everything queued on it, as
+    torch.cuda.synchronize: what a timer around GPU work needs, since ops only queue kernels."""
+    backend.cuda.synchronize(_gpu(device))
+
+
+def current_device():
+    """The index of the current GPU."""
+    return _gpu().index
+
+
+def set_device(device):
+    """Make GPU `device` (an index, 'cuda:N' or a Device) the current one, where "cuda" tensors
+    are created."""
+    backend.cuda.use_cuda_device(_gpu(device).index)
+
+
+DeviceProperties = collections.namedtuple(
+    "DeviceProperties", "name total_memory major minor multi_processor_count")
+
+
+def get_device_properties(device=None):
+    """The GPU's name, total memory in bytes, compute capability and multiprocessor count, under
+    torch's attribute names."""
+    return DeviceProperties(*backend.cuda.device_properties(_gpu(device)))
+
+
+def get_device_name(device=None):
+    return get_device_properties(device).name
+
+
+def get_device_capability(device=None):
+    """(major, minor) compute capability, (9, 0) on an H100."""
+    props = get_device_properties(device)
+    return props.major, props.minor
+
+
+def mem_get_info(device=None):
+    """(free, total) bytes of the GPU as the driver counts them, as torch.cuda.mem_get_info."""
+    return backend.cuda.mem_get_info(_gpu(device))
+
+
+def manual_seed(seed):
+    """Seed the current GPU's generator, as torch.cuda.manual_seed; without a usable GPU it does
+    nothing, as torch's (gpuad.manual_seed seeds every device, GPUs included)."""
+    if is_available():
+        backend.random.seed_gpus(seed, [current_device()])
+
+
+def manual_seed_all(seed):
+    """Seed every GPU's generator; nothing to do without a usable GPU, as in torch."""
+    if is_available():
+        backend.random.seed_gpus(seed, range(device_count()))
+
+
+class Event:
+    """torch.cuda.Event: a marker queued on a stream (default: the current one). Time GPU work
+    with two events made with enable_timing=True: `start.record(); ...; end.record();
+    end.synchronize(); start.elapsed_time(end)` gives milliseconds. Needs a usable GPU."""
+
+    def __init__(self, enable_timing=False, blocking=False, interprocess=False):
+        _gpu()
+        self.enable_timing = bool(enable_timing)
+        self._event = backend.cuda.new_event(self.enable_timing, blocking, interprocess)
+
+    def record(self, stream=None):
+        backend.cuda.record_event(self._event, stream)
+
+    def wait(self, stream=None):
+        """Make the stream (default: the current one) wait for this event's work."""
+        backend.cuda.stream_waits_for(self._event, stream)
+
+    def query(self):
+        """Whether the work queued before the event has finished."""
+        return bool(self._event.done)
+
+    def synchronize(self):
+        """Wait on the host until the work queued before the event has finished."""
+        self._event.synchronize()
+
+    def elapsed_time(self, end_event):
+        """Milliseconds from this event to `end_event` (both recorded, both with timing)."""
+        if not (self.enable_timing and end_event.enable_timing):
+            raise RuntimeError("Event.elapsed_time: both events must be made with "
+                               "enable_timing=True")
+        return backend.cuda.elapsed_ms(self._event, end_event._event)
+
+
+def __getattr__(name):
+    raise missing_name("gpuad.cuda", name)
+

@@ -26,7 +26,15 @@ def module_moved(old, new):
 _INSTEAD = {
     "gpuad.Size": "shapes are plain tuples (t.shape)",
     "gpuad.set_default_device": "pass device= to creation functions, or move with .to(device)",
-    "gpuad.compile": "not yet: run the step eagerly, or record it with gpuad.cuda.graph on CUDA",
+    "gpuad.cuda.max_memory_allocated": "CuPy's pool keeps no peak: sample "
+                                       "gpuad.cuda.memory_allocated() where it matters",
+    "gpuad.cuda.reset_peak_memory_stats": "CuPy's pool keeps no peak: sample "
+                                          "gpuad.cuda.memory_allocated() where it matters",
+    "gpuad.cuda.amp": "use gpuad.autocast('cuda') and gpuad.amp.GradScaler (torch.cuda.amp is "
+                      "deprecated in torch too)",
+    "gpuad.cuda.Stream": "gpuad queues all work on CuPy's current stream",
+    "gpuad.cuda.stream": "gpuad queues all work on CuPy's current stream",
+    "gpuad.cuda.current_stream": "gpuad queues all work on CuPy's current stream",
     "gpuad.jit": "not available: gpuad runs eagerly",
     "gpuad.fx": "not available: gpuad.tape.trace and gpuad.tape.to_dot read the recorded graph",
 }

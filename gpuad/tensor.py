@@ -104,6 +104,12 @@ class Tensor(MovesWithTo):
     def numel(self):
         return int(self.array.size)
 
+    itemsize = property(lambda self: self.array.dtype.itemsize)  # bytes per element, as torch
+    nbytes = property(lambda self: int(self.array.size) * self.array.dtype.itemsize)
+
+    def element_size(self):
+        return self.array.dtype.itemsize
+
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")

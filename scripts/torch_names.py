@@ -53,7 +53,7 @@ TRACKED = {
         sub_ mul_ div_ normal_ uniform_ bernoulli_ exponential_ clamp_ sum mean std var max min
         amax amin argmax argmin prod cumsum cumprod sort argsort topk norm softmax log_softmax
         exp log sqrt abs pow sigmoid tanh relu matmul mm bmm mv dot outer eq ne lt le gt ge
-        isnan any all where""",
+        isnan any all where element_size itemsize nbytes""",
     "nn": """
         Module Parameter Sequential ModuleList ModuleDict Linear Bilinear Identity Flatten
         Unflatten Conv1d Conv2d Conv3d ConvTranspose1d ConvTranspose2d MaxPool1d MaxPool2d
@@ -104,6 +104,11 @@ TRACKED = {
         MultivariateNormal Independent Beta Gamma Dirichlet kl_divergence""",
     "func": """
         grad grad_and_value vjp jvp jacrev jacfwd hessian vmap functional_call""",
+    "cuda": """
+        is_available device_count current_device set_device get_device_name
+        get_device_capability get_device_properties synchronize manual_seed manual_seed_all
+        memory_allocated memory_reserved memory_stats max_memory_allocated
+        reset_peak_memory_stats empty_cache mem_get_info Event""",
 }
 # Where gpuad keeps what torch keeps elsewhere.
 GPUAD_HOME = {"Tensor": "Tensor", "utils.data": "data"}

@@ -282,6 +282,88 @@ def test_cuda_memory_functions_without_a_gpu_behave_like_torch():
     gpuad.cuda.empty_cache()  # nothing to do, no error
 
 
+@pytest.mark.skipif(gpuad.cuda.is_available(), reason="checks the no-GPU behaviour")
+def test_cuda_device_queries_without_a_gpu_raise_saying_what_to_install_and_seeds_do_nothing():
+    gpuad.manual_seed(4)
+    expected = gpuad.randn(3).tolist()
+    gpuad.manual_seed(4)
+    gpuad.cuda.manual_seed(1)  # ignored without a GPU, as torch's: the host stream goes on
+    gpuad.cuda.manual_seed_all(2)
+    assert gpuad.randn(3).tolist() == expected
+    for name, call in {"synchronize": gpuad.cuda.synchronize,
+                       "current_device": gpuad.cuda.current_device,
+                       "set_device": lambda: gpuad.cuda.set_device(0),
+                       "get_device_name": gpuad.cuda.get_device_name,
+                       "get_device_capability": gpuad.cuda.get_device_capability,
+                       "get_device_properties": lambda: gpuad.cuda.get_device_properties(0),
+                       "mem_get_info": gpuad.cuda.mem_get_info,
+                       "Event": lambda: gpuad.cuda.Event(enable_timing=True)}.items():
+        with pytest.raises(RuntimeError, match=r"cuda:0 was requested but .*pip install"):
+            call()
+    with pytest.raises(AttributeError, match=r"gpuad does not have "
+                       r"torch\.cuda\.max_memory_allocated \(CuPy's pool keeps no peak"):
+        gpuad.cuda.max_memory_allocated()
+    with pytest.raises(AttributeError, match=r"gpuad does not have torch\.cuda\.nothing_here"):
+        gpuad.cuda.nothing_here
+
+
+def test_rng_state_carries_the_gpu_seeds_and_takes_a_state_saved_without_them():
+    gpuad.manual_seed(7)
+    state = gpuad.get_rng_state()
+    assert state["cuda_seeds"] == {}
+    first = gpuad.randn(4).tolist()
+    gpuad.set_rng_state({k: v for k, v in state.items() if k != "cuda_seeds"})  # an older state
+    assert gpuad.randn(4).tolist() == first
+    gpuad.set_rng_state({**state, "cuda_seeds": {"0": 11}})  # JSON keeps its keys as strings
+    assert gpuad.get_rng_state()["cuda_seeds"] == {0: 11}
+    assert gpuad.randn(4).tolist() == first  # the host's stream is the saved one
+    gpuad.manual_seed(7)  # seeds every device: the GPU seeds go
+    assert gpuad.get_rng_state()["cuda_seeds"] == {}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int64", "bool"])
+def test_tensor_sizes_in_bytes_follow_torch(dtype):
+    x = gpuad.zeros(3, 5, dtype=getattr(gpuad, dtype))
+    view = x[:, 1:4]
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(3, 5, dtype=getattr(torch, dtype))
+    assert (x.itemsize, x.element_size(), x.nbytes) == (t.itemsize, t.element_size(), t.nbytes)
+    assert view.nbytes == t[:, 1:4].nbytes == 9 * t.itemsize
+
+
+@pytest.mark.gpu
+def test_cuda_device_queries_events_and_seeds():
+    props = gpuad.cuda.get_device_properties(0)
+    assert props.name == gpuad.cuda.get_device_name() and props.total_memory > 2 ** 30
+    assert gpuad.cuda.get_device_capability() == (props.major, props.minor)
+    free, total = gpuad.cuda.mem_get_info()
+    assert 0 < free <= total == props.total_memory
+    assert gpuad.cuda.current_device() == 0
+    gpuad.cuda.set_device("cuda:0")
+    start, end = gpuad.cuda.Event(enable_timing=True), gpuad.cuda.Event(enable_timing=True)
+    start.record()
+    x = gpuad.randn(2048, 2048, device="cuda")
+    for _ in range(5):
+        x = x @ x / 2048
+    end.record()
+    end.synchronize()
+    assert end.query() and start.elapsed_time(end) > 0
+    gpuad.cuda.synchronize()
+    with pytest.raises(RuntimeError, match="enable_timing=True"):
+        gpuad.cuda.Event().elapsed_time(end)
+    gpuad.manual_seed(0)
+    host = [gpuad.randn(3).tolist() for _ in range(2)]
+    gpuad.manual_seed(0)
+    assert gpuad.randn(3).tolist() == host[0]
+    gpuad.cuda.manual_seed(5)  # the GPU's stream starts again; the host's goes on
+    a = gpuad.randn(4, device="cuda").tolist()
+    assert gpuad.randn(3).tolist() == host[1]
+    gpuad.cuda.manual_seed_all(5)
+    assert gpuad.randn(4, device="cuda").tolist() == a
+    gpuad.cuda.manual_seed_all(6)
+    assert gpuad.randn(4, device="cuda").tolist() != a
+
+
 @pytest.mark.gpu
 def test_cuda_memory_stats_follow_the_pool():
     gc.collect()  # arrays of earlier tests, freed now rather than in the middle of this one

@@ -194,3 +194,36 @@ def event_on(stream):
 
 def current_waits_for(event):
     cupy.cuda.get_current_stream().wait_event(event)
+
+
+# torch.cuda's device queries and events, in CuPy's terms (gpuad/cuda.py checks the device).
+def device_properties(dev):
+    """(name, total memory in bytes, compute capability major, minor, multiprocessor count) of
+    GPU `dev`, from the CUDA runtime."""
+    props = cupy.cuda.runtime.getDeviceProperties(dev.index)
+    name = props["name"]
+    return (name.decode() if isinstance(name, bytes) else name, props["totalGlobalMem"],
+            props["major"], props["minor"], props["multiProcessorCount"])
+
+
+def mem_get_info(dev):
+    """(free, total) bytes of GPU `dev`, as the driver counts them."""
+    with cupy.cuda.Device(dev.index):
+        return tuple(cupy.cuda.runtime.memGetInfo())
+
+
+def new_event(timing, blocking, interprocess):
+    return cupy.cuda.Event(block=blocking, disable_timing=not timing, interprocess=interprocess)
+
+
+def record_event(event, stream):
+    event.record(cupy.cuda.get_current_stream() if stream is None else stream)
+
+
+def stream_waits_for(event, stream):
+    (cupy.cuda.get_current_stream() if stream is None else stream).wait_event(event)
+
+
+def elapsed_ms(start, end):
+    return cupy.cuda.get_elapsed_time(start, end)
+

@@ -17,6 +17,7 @@ from . import asnumpy, cupy, device, not_replayable, recorded, to_device
 _parse_device = device  # Generator's `device` argument shadows the function
 
 _LAST_SEED = [None]
+_LAST_CUDA_SEEDS = {}
 
 
 class _Generators(threading.local):
@@ -25,6 +26,7 @@ class _Generators(threading.local):
 
     def __init__(self):
         self.seed = _LAST_SEED[0]
+        self.cuda_seeds = dict(_LAST_CUDA_SEEDS)  # GPU index -> torch.cuda.manual_seed's seed
         self.by_device = {}
 
 
@@ -42,13 +44,23 @@ def manual_seed(seed):
     """Seed every backend's generator, like torch.manual_seed."""
     _seeding("manual_seed")
     _LAST_SEED[0] = _generators.seed = int(seed)
-    _generators.by_device = {}
+    _LAST_CUDA_SEEDS.clear()
+    _generators.cuda_seeds, _generators.by_device = {}, {}
+
+
+def seed_gpus(seed, indices):
+    """torch.cuda.manual_seed(_all): seed the generators of the GPUs `indices` alone; the host's
+    and other GPUs' streams go on."""
+    _seeding("cuda.manual_seed")
+    for index in indices:
+        _LAST_CUDA_SEEDS[index] = _generators.cuda_seeds[index] = int(seed)
+        _generators.by_device.pop(device(f"cuda:{index}"), None)
 
 
 def seed_this_thread(seed):
     """Seed only this thread's generators (a DataLoader worker's), leaving other threads and the
     seed that new threads start from alone."""
-    _generators.seed, _generators.by_device = int(seed), {}
+    _generators.seed, _generators.cuda_seeds, _generators.by_device = int(seed), {}, {}
 
 
 def _generator(dev):
@@ -56,6 +68,7 @@ def _generator(dev):
     if gen is None:
         seed = _generators.seed
         if dev.type == "cuda":
+            seed = _generators.cuda_seeds.get(dev.index, seed)
             with cupy.cuda.Device(dev.index):
                 gen = cupy.random.RandomState(seed)
         else:
@@ -67,7 +80,7 @@ def _generator(dev):
 def get_rng_state():
     """The host generators' state (JSON-friendly), for checkpoints; CUDA generators are reseeded
     from the saved seed instead, since CuPy exposes no state."""
-    return {"seed": _generators.seed,
+    return {"seed": _generators.seed, "cuda_seeds": dict(_generators.cuda_seeds),
             "host": {str(dev): gen.bit_generator.state for dev, gen in _generators.by_device.items()
                      if dev.type != "cuda"}}
 
@@ -76,6 +89,8 @@ def set_rng_state(state):
     """Restore what get_rng_state returned."""
     _seeding("set_rng_state")
     _generators.seed, _generators.by_device = state["seed"], {}
+    # (JSON keys are strings; a state saved before torch.cuda.manual_seed existed has none)
+    _generators.cuda_seeds = {int(k): v for k, v in state.get("cuda_seeds", {}).items()}
     for name, host_state in state["host"].items():
         _generator(device(name)).bit_generator.state = host_state
 
