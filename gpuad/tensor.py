@@ -12,6 +12,28 @@ import numpy
 from . import autograd, backend
 
 
+def to_arguments(op, args, device, dtype, non_blocking=False, copy=False):
+    """(device, dtype, copy) from torch's to() spellings: to(device, dtype, non_blocking, copy),
+    to(dtype, non_blocking, copy), to(tensor, non_blocking, copy) (its device and dtype), each
+    also by keyword. non_blocking is accepted and changes nothing but timing: a copy here is done
+    when to() returns."""
+    flags = []
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (str, backend.Device)):
+            device = arg
+        elif isinstance(arg, bool):
+            flags.append(arg)
+        elif arg is not None:
+            dtype = arg
+    if len(flags) > 2:
+        raise TypeError(f"{op}: expected at most two flags (non_blocking, copy), got {len(flags)}")
+    copy = flags[1] if len(flags) == 2 else copy
+    return (None if device is None else backend.device(device),
+            None if dtype is None else numpy.dtype(dtype), bool(copy))
+
+
 class MovesWithTo:
     """torch's device and dtype shortcuts, each one call of self.to(...): shared by Tensor,
     nn.Module and PackedSequence, which differ only in what their to() does."""
@@ -20,8 +42,9 @@ class MovesWithTo:
     def cpu(self):
         return self.to("cpu")
 
-    def cuda(self, device=None):
-        return self.to("cuda" if device is None else f"cuda:{int(device)}")
+    def cuda(self, device=None, non_blocking=False):
+        return self.to("cuda" if device is None else f"cuda:{int(device)}",
+                       non_blocking=non_blocking)
 
     def float(self):
         return self.to(backend.float32)
@@ -132,19 +155,17 @@ class Tensor(MovesWithTo):
     def clone(self):
         return ops.clone(self)
 
-    def to(self, *args, dtype=None, device=None):
-        """Move to a device and/or cast to a dtype: `x.to('cuda')`, `x.to(gpuad.float64)`."""
-        for arg in args:
-            if isinstance(arg, (str, backend.Device)):
-                device = arg
-            else:
-                dtype = arg
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False):
+        """Move to a device and/or cast to a dtype, as torch's: `x.to('cuda')`,
+        `x.to(gpuad.float64)`, `x.to('cuda', gpuad.float16)`, `x.to(other)` (other's device and
+        dtype); this tensor itself when nothing changes, unless copy=True."""
+        device, dtype, copy = to_arguments("Tensor.to", args, device, dtype, non_blocking, copy)
         out = self
-        if dtype is not None and numpy.dtype(dtype) != self.dtype:
-            out = ops.cast(out, numpy.dtype(dtype))
-        if device is not None and backend.device(device) != self.device:
-            out = ops.to_device(out, backend.device(device))
-        return out
+        if dtype is not None and dtype != self.dtype:
+            out = ops.cast(out, dtype)
+        if device is not None and device != self.device:
+            out = ops.to_device(out, device)
+        return out.clone() if copy and out is self else out
 
     def long(self):
         return self.to(backend.int64)

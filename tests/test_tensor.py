@@ -158,6 +158,32 @@ def test_to_dtype_is_differentiable_and_grads_come_back_in_the_input_dtype():
     assert x.half().dtype == gpuad.float16 and x.float() is x
 
 
+def test_to_takes_torchs_spellings():
+    x = gpuad.tensor([1, 2])
+    other = gpuad.ones(2, dtype=gpuad.float64, device="strict")
+    y = x.to(other)  # the other tensor's device and dtype
+    assert y.device == other.device and y.dtype == gpuad.float64
+    y = x.to("strict", gpuad.float16, non_blocking=True)  # (data loaders' usual call)
+    assert y.device == other.device and y.dtype == gpuad.float16
+    assert x.to(device="strict", dtype=gpuad.float32, non_blocking=True).dtype == gpuad.float32
+    assert x.to("strict", gpuad.float32, True).device == other.device  # non_blocking positional
+    assert x.to(x) is x and x.to("cpu") is x
+    if not gpuad.cuda.is_available():  # the keyword is taken; the GPU is what is missing
+        with pytest.raises(RuntimeError, match="cuda:0 was requested"):
+            x.cuda(non_blocking=True)
+    copied = x.to("cpu", gpuad.int64, False, True)  # copy=True: a new tensor even when unchanged
+    assert copied is not x and copied.tolist() == [1, 2]
+    assert not np.shares_memory(copied.array, x.array)
+    assert x.to(copy=True) is not x
+    with pytest.raises(TypeError, match="Tensor.to: expected at most two flags"):
+        x.to("cpu", True, True, True)
+    model = gpuad.nn.Linear(2, 3)
+    weight = model.weight
+    assert model.to(other) is model and model.weight is weight
+    assert weight.device == other.device and weight.dtype == gpuad.float64
+    assert model.to("cpu", non_blocking=True).weight.device == gpuad.device("cpu")
+
+
 def test_moving_between_devices_keeps_gradients_flowing():
     x = gpuad.tensor([1.0, 2.0], requires_grad=True)
     s = x.to("strict")

@@ -10,7 +10,7 @@ import operator
 import numpy
 
 from .. import autograd, backend
-from ..tensor import MovesWithTo, Tensor
+from ..tensor import MovesWithTo, Tensor, to_arguments
 
 
 class Parameter(Tensor):
@@ -333,17 +333,11 @@ class Module(MovesWithTo):
         fn(self)
         return self
 
-    def to(self, *args, device=None, dtype=None):
+    def to(self, *args, device=None, dtype=None, non_blocking=False):
         """Move parameters, their grads and buffers to a device and/or cast the floating ones to a
         dtype, IN PLACE: the Parameter objects stay the same, so an optimizer built before keeps
-        working. `module.to('cuda')`, `module.to(gpuad.float64)`."""
-        for arg in args:
-            if isinstance(arg, (str, backend.Device)):
-                device = arg
-            else:
-                dtype = arg
-        device = None if device is None else backend.device(device)
-        dtype = None if dtype is None else numpy.dtype(dtype)
+        working. `module.to('cuda')`, `module.to(gpuad.float64)`, `module.to(tensor)`."""
+        device, dtype, _ = to_arguments("Module.to", args, device, dtype, non_blocking)
         if dtype is not None and dtype.kind not in "fc":
             raise TypeError(f"Module.to: only floating point dtypes are allowed, got {dtype}")
         for t in [*self.parameters(), *(p.grad for p in self.parameters()), *self.buffers()]:
