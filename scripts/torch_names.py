@@ -55,7 +55,8 @@ TRACKED = {
         exp log sqrt abs pow sigmoid tanh relu matmul mm bmm mv dot outer eq ne lt le gt ge
         isnan any all where element_size itemsize nbytes""",
     "nn": """
-        Module Parameter Sequential ModuleList ModuleDict Linear Bilinear Identity Flatten
+        Module Parameter ParameterList ParameterDict Sequential ModuleList ModuleDict Linear
+        Bilinear Identity Flatten
         Unflatten Conv1d Conv2d Conv3d ConvTranspose1d ConvTranspose2d MaxPool1d MaxPool2d
         AvgPool1d AvgPool2d AdaptiveAvgPool1d AdaptiveAvgPool2d AdaptiveMaxPool1d
         AdaptiveMaxPool2d BatchNorm1d BatchNorm2d LayerNorm GroupNorm RMSNorm InstanceNorm1d
@@ -85,6 +86,9 @@ TRACKED = {
         binary_cross_entropy_with_logits kl_div poisson_nll_loss gaussian_nll_loss
         cosine_embedding_loss margin_ranking_loss hinge_embedding_loss soft_margin_loss
         multilabel_soft_margin_loss multi_margin_loss triplet_margin_loss ctc_loss""",
+    "nn.init": """
+        uniform_ normal_ trunc_normal_ constant_ ones_ zeros_ eye_ dirac_ xavier_uniform_
+        xavier_normal_ kaiming_uniform_ kaiming_normal_ orthogonal_ sparse_ calculate_gain""",
     "nn.utils": """
         clip_grad_norm_ clip_grad_value_ parameters_to_vector vector_to_parameters rnn
         parametrizations""",

@@ -2,7 +2,9 @@
 layers, init statistics, gradient clipping, dropout randomness and error messages, plus PyTorch
 twins (skipped without torch). The maths of nn.functional is checked row by row in nn_cases.py."""
 import collections
+import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -307,6 +309,69 @@ def test_module_list_and_dict():
     assert isinstance(heads.pop("c"), nn.Identity) and len(heads) == 2
 
 
+def test_parameter_list_and_dict_register_their_parameters(device):
+    class Mixture(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scales = nn.ParameterList([nn.Parameter(gpuad.ones(2)), gpuad.zeros(3)])
+            self.named = nn.ParameterDict({"alpha": gpuad.ones(1), "beta": gpuad.zeros(2, 2)})
+
+        def forward(self):
+            return (sum(p.sum() for p in self.scales) + self.named["alpha"].sum() * 3
+                    + self.named["beta"].sum())
+    model = Mixture().to(device)
+    assert [n for n, _ in model.named_parameters()] == ["scales.0", "scales.1", "named.alpha",
+                                                        "named.beta"]
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in model.parameters())
+    model().backward()
+    assert model.named["alpha"].grad.tolist() == [3.0] and model.scales[-1].grad.tolist() == [1] * 3
+    model.scales.append(gpuad.ones(1, device=device))
+    model.scales[0] = nn.Parameter(gpuad.full((2,), 5.0, device=device))
+    model.named["gamma"] = gpuad.ones(4, device=device)
+    del model.named["beta"]
+    assert list(model.state_dict()) == ["scales.0", "scales.1", "scales.2", "named.alpha",
+                                        "named.gamma"]
+    assert len(model.scales) == 3 and len(model.scales[1:]) == 2 and "gamma" in model.named
+    assert model.named.get("beta") is None and list(model.named) == ["alpha", "gamma"]
+    assert "(1): Parameter containing: [float32 of size (3,)" in repr(model)
+    with pytest.raises(IndexError, match="ParameterList: index 3 is out of range for 3 parameters"):
+        model.scales[3]
+    with pytest.raises(TypeError, match="ParameterDict: expected a Parameter or a tensor, got int"):
+        model.named["delta"] = 1
+    torch = pytest.importorskip("torch")
+    twin = torch.nn.Module()
+    twin.scales = torch.nn.ParameterList([torch.ones(2), torch.zeros(3), torch.ones(1)])
+    twin.named = torch.nn.ParameterDict({"alpha": torch.ones(1), "gamma": torch.ones(4)})
+    assert list(twin.state_dict()) == list(model.state_dict())
+
+
+def test_get_submodule_parameter_and_buffer_follow_dotted_paths_as_torch():
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    assert model.get_submodule("") is model and model.get_submodule("1") is model[1]
+    assert model.get_parameter("0.weight") is model[0].weight
+    assert model.get_buffer("1.running_mean") is model[1].running_mean
+    errors = {"2": "Sequential has no attribute `2`", "0.weight.x": "`weight` is not an nn.Module"}
+    for target, message in errors.items():
+        with pytest.raises(AttributeError, match=re.escape(message)):
+            model.get_submodule(target)
+    with pytest.raises(AttributeError, match="Linear has no attribute `scale`"):
+        model.get_parameter("0.scale")
+    with pytest.raises(AttributeError, match="`running_mean` is not an nn.Parameter"):
+        model.get_parameter("1.running_mean")
+    with pytest.raises(AttributeError, match="`weight` is not a buffer"):
+        model.get_buffer("0.weight")
+    torch = pytest.importorskip("torch")
+    twin = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    for call, target in (("get_submodule", "2"), ("get_submodule", "0.weight.x"),
+                         ("get_parameter", "0.scale"), ("get_parameter", "1.running_mean"),
+                         ("get_buffer", "0.weight")):
+        with pytest.raises(AttributeError) as theirs:
+            getattr(twin, call)(target)
+        with pytest.raises(AttributeError) as ours:
+            getattr(model, call)(target)
+        assert str(ours.value) == str(theirs.value)
+
+
 # ---- layers -------------------------------------------------------------------------------
 def test_linear_and_conv_default_init_bounds():
     gpuad.manual_seed(3)
@@ -542,6 +607,51 @@ def test_init_statistics_and_gains(device):
         nn.init.xavier_uniform_(gpuad.empty(5))
     with pytest.raises(ValueError, match="unsupported nonlinearity"):
         nn.init.calculate_gain("swish")
+
+
+def test_trunc_normal_orthogonal_eye_and_dirac_init(device):
+    gpuad.manual_seed(0)
+    w = gpuad.empty(400, 300, device=device)
+    assert nn.init.trunc_normal_(w, mean=0.1, std=0.02, a=0.07, b=0.12) is w
+    values = backend.asnumpy(w.array)
+    assert values.min() >= 0.07 and values.max() <= 0.12 and w.dtype == gpuad.float32
+    alpha, beta = (0.07 - 0.1) / 0.02, (0.12 - 0.1) / 0.02  # the truncated normal's moments
+    pdf = [math.exp(-t * t / 2) / math.sqrt(2 * math.pi) for t in (alpha, beta)]
+    mass = (math.erf(beta / math.sqrt(2)) - math.erf(alpha / math.sqrt(2))) / 2
+    mean = 0.1 + 0.02 * (pdf[0] - pdf[1]) / mass
+    std = 0.02 * math.sqrt(1 + (alpha * pdf[0] - beta * pdf[1]) / mass
+                           - ((pdf[0] - pdf[1]) / mass) ** 2)
+    assert abs(values.mean() - mean) < 1e-4 and abs(values.std() - std) < 1e-4
+    with pytest.warns(UserWarning, match="more than 2 std"):
+        nn.init.trunc_normal_(gpuad.empty(3), mean=5.0)
+    for shape, gain in (((5, 8), 1.0), ((8, 5), 2.0), ((6, 2, 3), 0.5)):
+        q = nn.init.orthogonal_(gpuad.empty(*shape, device=device), gain=gain)
+        flat = backend.asnumpy(q.array).reshape(shape[0], -1).astype(np.float64)
+        small = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
+        np.testing.assert_allclose(small, gain ** 2 * np.eye(len(small)), atol=1e-5)
+    with pytest.raises(ValueError, match="orthogonal_: only tensors with 2 or more dimensions"):
+        nn.init.orthogonal_(gpuad.empty(4))
+    e = nn.init.eye_(gpuad.empty(3, 5, device=device))
+    np.testing.assert_array_equal(backend.asnumpy(e.array), np.eye(3, 5))
+    d = nn.init.dirac_(gpuad.empty(6, 2, 3, 3, device=device), groups=2)
+    expected = np.zeros((6, 2, 3, 3), np.float32)
+    for g, c in itertools.product(range(2), range(2)):  # min(6 / 2, 2) channels per group
+        expected[g * 3 + c, c, 1, 1] = 1
+    np.testing.assert_array_equal(backend.asnumpy(d.array), expected)
+    x = gpuad.randn(1, 2, 5, 5, device=device)  # a Dirac convolution passes its input through
+    y = F.conv2d(x, nn.init.dirac_(gpuad.empty(2, 2, 3, 3, device=device)), padding=1)
+    np.testing.assert_array_equal(backend.asnumpy(y.array), backend.asnumpy(x.array))
+    with pytest.raises(ValueError, match="dirac_: dim 0 \\(6\\) must be divisible by groups"):
+        nn.init.dirac_(gpuad.empty(6, 2, 3), groups=4)
+    sparse = backend.asnumpy(nn.init.sparse_(gpuad.empty(300, 200, device=device), 0.1).array)
+    assert ((sparse == 0).sum(axis=0) == 30).all()  # ceil(0.1 * 300) in every column
+    assert abs(sparse[sparse != 0].std() - 0.01) < 5e-4
+    assert len({tuple(np.flatnonzero(c == 0)) for c in sparse.T}) > 150  # rows drawn per column
+    torch = pytest.importorskip("torch")
+    for shape, groups in (((4, 3, 5), 1), ((6, 2, 3, 3), 3), ((4, 4, 1, 3, 3), 2)):
+        ours = nn.init.dirac_(gpuad.empty(*shape, device=device), groups=groups)
+        theirs = torch.nn.init.dirac_(torch.empty(*shape), groups=groups)
+        np.testing.assert_array_equal(backend.asnumpy(ours.array), theirs.numpy())
 
 
 def test_init_on_a_parameter_is_allowed_and_invalidates_old_graphs():

@@ -19,7 +19,8 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss,  # noqa: F40
                    MultiMarginLoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss,
                    TripletMarginLoss)
 from .layers import ConvTranspose2d, Fold, Unfold  # noqa: F401
-from .module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
+from .module import (  # noqa: F401
+    Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList, Sequential)
 from .normalization import GroupNorm, RMSNorm  # noqa: F401
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .summary import ModelSummary, summary  # noqa: F401

@@ -244,6 +244,35 @@ class Module(MovesWithTo):
 
     register_module = add_module
 
+    def get_submodule(self, target):
+        """The module at dotted path `target` ("" is this one), as torch's get_submodule."""
+        module = self
+        for item in target.split(".") if target else ():
+            if not hasattr(module, item):
+                raise AttributeError(f"{type(module).__name__} has no attribute `{item}`")
+            module = getattr(module, item)
+            if not isinstance(module, Module):
+                raise AttributeError(f"`{item}` is not an nn.Module")
+        return module
+
+    def get_parameter(self, target):
+        """The Parameter at dotted path `target` ("blocks.0.weight")."""
+        return self._get_state(target, Parameter, "nn.Parameter")
+
+    def get_buffer(self, target):
+        """The buffer at dotted path `target` ("bn.running_mean")."""
+        return self._get_state(target, None, "buffer")
+
+    def _get_state(self, target, kind, what):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        found = getattr(module, name)
+        if not (isinstance(found, kind) if kind is not None else name in module._buffers):
+            raise AttributeError(f"`{name}` is not {'an' if what[0] == 'n' else 'a'} {what}")
+        return found
+
     # ---- traversal -------------------------------------------------------------------------
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         """(dotted name, module) for this module and every descendant, depth first."""
@@ -418,10 +447,10 @@ class Module(MovesWithTo):
         return f"{type(self).__name__}({body}\n)" if body else f"{type(self).__name__}()"
 
 
-def _index(i, n, what):
+def _index(i, n, what, items="modules"):
     i = operator.index(i)
     if not -n <= i < n:
-        raise IndexError(f"{what}: index {i} is out of range for {n} modules")
+        raise IndexError(f"{what}: index {i} is out of range for {n} {items}")
     return i % n
 
 
@@ -555,3 +584,109 @@ class ModuleDict(Module):
     def update(self, modules):
         for key, module in (modules.items() if isinstance(modules, dict) else modules):
             self.add_module(key, module)
+
+
+def _as_parameter(container, value):
+    """What a parameter container stores: a Parameter as it is, another tensor wrapped in one,
+    as torch's containers do."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value)
+    raise TypeError(f"{container}: expected a Parameter or a tensor, got {type(value).__name__}")
+
+
+def _parameter_lines(items):
+    return "\n".join(f"({name}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}"
+                     f"{'' if p.device == backend.CPU else f' on {p.device}'}]"
+                     for name, p in items)
+
+
+class ParameterList(Module):
+    """A list of Parameters the parent registers (named "0", "1", ...), like
+    torch.nn.ParameterList; a plain tensor put in is wrapped in a Parameter."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        self.extend(values or ())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return type(self)(list(self._parameters.values())[index])
+        return self._parameters[str(_index(index, len(self), "ParameterList", "parameters"))]
+
+    def __setitem__(self, index, value):
+        i = _index(index, len(self), "ParameterList", "parameters")
+        self._parameters[str(i)] = _as_parameter("ParameterList", value)
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def __iadd__(self, values):
+        return self.extend(values)
+
+    def append(self, value):
+        self.register_parameter(str(len(self)), _as_parameter("ParameterList", value))
+        return self
+
+    def extend(self, values):
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self):
+        return _parameter_lines(self._parameters.items())
+
+
+class ParameterDict(Module):
+    """An ordered dict of Parameters the parent registers under their keys, like
+    torch.nn.ParameterDict; a plain tensor put in is wrapped in a Parameter."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        self.update(parameters or {})
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        _check_name(self, "parameter", key)
+        self._parameters[key] = _as_parameter("ParameterDict", value)
+
+    def __delitem__(self, key):
+        del self._parameters[key]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def items(self):
+        return self._parameters.items()
+
+    def values(self):
+        return self._parameters.values()
+
+    def get(self, key, default=None):
+        return self._parameters.get(key, default)
+
+    def pop(self, key):
+        return self._parameters.pop(key)
+
+    def update(self, parameters):
+        for key, value in (parameters.items() if hasattr(parameters, "items") else parameters):
+            self[key] = value
+
+    def extra_repr(self):
+        return _parameter_lines(self._parameters.items())
+
