@@ -127,6 +127,28 @@ class Tensor(MovesWithTo):
     def numel(self):
         return int(self.array.size)
 
+    nelement = numel
+    ndimension = dim
+
+    def is_floating_point(self):
+        return self.array.dtype.kind == "f"
+
+    def is_complex(self):
+        return self.array.dtype.kind == "c"
+
+    def is_contiguous(self):
+        return bool(self.array.flags.c_contiguous)
+
+    def stride(self, dim=None):
+        """Strides in elements, as torch's (numpy's are in bytes)."""
+        strides = tuple(s // self.array.dtype.itemsize for s in self.array.strides)
+        return strides if dim is None else strides[dim]
+
+    def get_device(self):
+        """The GPU's index, -1 on the CPU, as torch's."""
+        dev = self.device
+        return dev.index if dev.type == "cuda" else -1
+
     itemsize = property(lambda self: self.array.dtype.itemsize)  # bytes per element, as torch
     nbytes = property(lambda self: int(self.array.size) * self.array.dtype.itemsize)
 
@@ -169,6 +191,15 @@ class Tensor(MovesWithTo):
 
     def long(self):
         return self.to(backend.int64)
+
+    def short(self):
+        return self.to(backend.int16)
+
+    def char(self):
+        return self.to(backend.int8)
+
+    def byte(self):
+        return self.to(backend.uint8)
 
     def int(self):
         return self.to(backend.int32)
@@ -353,6 +384,8 @@ class Tensor(MovesWithTo):
         if recording and result._node is not None:
             result._node.clock = autograd.INPLACE_CLOCK[0]  # its inputs are unchanged since
             self._node, self._requires_grad = result._node, True
+        elif recording:  # an op without a gradient (x.eq_(0)): zeros reach the old value, as torch
+            self._node = autograd.Node(name, _no_gradient, (old,), {})
         return self
 
     def _check_recordable(self, name, recordable):
@@ -431,18 +464,30 @@ class Tensor(MovesWithTo):
         self._inplace("__setitem__", lambda a, v: ops.indexing.assign(a, index, v), value,
                       ("_index_put", ops._index_put.vjp, {"index": index, "accumulate": False}))
 
+    # In-place arithmetic writes into the array as numpy's in-place operators do; when autograd
+    # records (the tensor or `other` requires grad), it is the out-of-place op on the old value,
+    # whose node the tensor takes (_update), as torch rebases a tensor modified in place.
+    def _arithmetic_(self, name, write, op, other, **kwargs):
+        if autograd.grad_mode.enabled and (self._requires_grad
+                                           or getattr(other, "_requires_grad", False)):
+            return self._update(name, op, other, **kwargs)
+        return self._inplace(name, write, other)
+
     def add_(self, other, alpha=1):
         write = _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha)
-        return self._inplace("add_", write, other)
+        return self._arithmetic_("add_", write, ops.add, other, alpha=alpha)
 
-    def sub_(self, other):
-        return self._inplace("sub_", _isub, other)
+    def sub_(self, other, alpha=1):
+        write = _isub if alpha == 1 else lambda a, v: _isub(a, v * alpha)
+        return self._arithmetic_("sub_", write, ops.sub, other, alpha=alpha)
 
     def mul_(self, other):
-        return self._inplace("mul_", _imul, other)
+        return self._arithmetic_("mul_", _imul, ops.mul, other)
 
-    def div_(self, other):
-        return self._inplace("div_", _itruediv, other)
+    def div_(self, other, *, rounding_mode=None):
+        if rounding_mode is not None:
+            return self._inplace_op("div_", ops.div, other, rounding_mode=rounding_mode)
+        return self._arithmetic_("div_", _itruediv, ops.div, other)
 
     # ---- random in-place fills (PyTorch breadth) ----
     def _fill_random(self, name, *args, generator=None):
@@ -523,8 +568,8 @@ class Tensor(MovesWithTo):
     def __getitem__(self, index): return ops.getitem(self, index)
 
     # ---- methods (PyTorch names) ---------------------------------------------------------------
-    def add(self, o): return ops.add(self, o)
-    def sub(self, o): return ops.sub(self, o)
+    def add(self, o, alpha=1): return ops.add(self, o, alpha=alpha)
+    def sub(self, o, alpha=1): return ops.sub(self, o, alpha=alpha)
     def mul(self, o): return ops.mul(self, o)
     def div(self, o, rounding_mode=None): return ops.div(self, o, rounding_mode=rounding_mode)
     def pow(self, o): return ops.pow(self, o)
@@ -538,6 +583,9 @@ class Tensor(MovesWithTo):
     def square(self): return ops.square(self)
     def reciprocal(self): return ops.reciprocal(self)
     def abs(self): return ops.abs(self)
+    def absolute(self): return ops.abs(self)
+    def negative(self): return ops.neg(self)
+    def positive(self): return self
     def sign(self): return ops.sign(self)
     def sin(self): return ops.sin(self)
     def cos(self): return ops.cos(self)
@@ -550,7 +598,14 @@ class Tensor(MovesWithTo):
     def log_softmax(self, dim, dtype=None): return ops.log_softmax(self, dim, dtype=dtype)
     def erf(self): return ops.erf(self)
     # ---- pointwise, comparison and bitwise (PyTorch breadth) ----
-    def _inplace_result(self, name, result): return self._inplace(name, _assign_result, result)
+    def _inplace_op(self, name, op, *args, **kwargs):
+        """op(self, *args, **kwargs) written back into this tensor, as torch's in-place pointwise
+        methods: refused where torch refuses the cast (float into an integer tensor); under
+        autograd recorded as op on this tensor's old value, whose node it takes (_update)."""
+        if autograd.grad_mode.enabled and (self._requires_grad or any(
+                getattr(a, "_requires_grad", False) for a in (*args, *kwargs.values()))):
+            return self._update(name, op, *args, **kwargs)  # (a float tensor: no cast refused)
+        return self._inplace(name, _assign_result, op(self, *args, **kwargs))
     def acos(self): return ops.acos(self)
     def asin(self): return ops.asin(self)
     def atan(self): return ops.atan(self)
@@ -633,76 +688,100 @@ class Tensor(MovesWithTo):
     def bitwise_right_shift(self, o): return ops.bitwise_right_shift(self, o)
     # in place (out of place, then written back: refused where the result would need a cast
     # torch refuses, such as float into an integer tensor)
-    def acos_(self): return self._inplace_result("acos_", ops.acos(self))
-    def asin_(self): return self._inplace_result("asin_", ops.asin(self))
-    def atan_(self): return self._inplace_result("atan_", ops.atan(self))
-    def atan2_(self, o): return self._inplace_result("atan2_", ops.atan2(self, o))
-    def arctan2_(self, o): return self._inplace_result("arctan2_", ops.atan2(self, o))
-    def sinh_(self): return self._inplace_result("sinh_", ops.sinh(self))
-    def cosh_(self): return self._inplace_result("cosh_", ops.cosh(self))
-    def asinh_(self): return self._inplace_result("asinh_", ops.asinh(self))
-    def acosh_(self): return self._inplace_result("acosh_", ops.acosh(self))
-    def atanh_(self): return self._inplace_result("atanh_", ops.atanh(self))
-    def floor_(self): return self._inplace_result("floor_", ops.floor(self))
-    def ceil_(self): return self._inplace_result("ceil_", ops.ceil(self))
+    def abs_(self): return self._inplace_op("abs_", ops.abs)
+    def absolute_(self): return self._inplace_op("absolute_", ops.abs)
+    def neg_(self): return self._inplace_op("neg_", ops.neg)
+    def negative_(self): return self._inplace_op("negative_", ops.neg)
+    def exp_(self): return self._inplace_op("exp_", ops.exp)
+    def log_(self): return self._inplace_op("log_", ops.log)
+    def log1p_(self): return self._inplace_op("log1p_", ops.log1p)
+    def expm1_(self): return self._inplace_op("expm1_", ops.expm1)
+    def sqrt_(self): return self._inplace_op("sqrt_", ops.sqrt)
+    def rsqrt_(self): return self._inplace_op("rsqrt_", ops.rsqrt)
+    def square_(self): return self._inplace_op("square_", ops.square)
+    def reciprocal_(self): return self._inplace_op("reciprocal_", ops.reciprocal)
+    def sin_(self): return self._inplace_op("sin_", ops.sin)
+    def cos_(self): return self._inplace_op("cos_", ops.cos)
+    def tan_(self): return self._inplace_op("tan_", ops.tan)
+    def tanh_(self): return self._inplace_op("tanh_", ops.tanh)
+    def sigmoid_(self): return self._inplace_op("sigmoid_", ops.sigmoid)
+    def relu_(self): return self._inplace_op("relu_", ops.relu)
+    def pow_(self, o): return self._inplace_op("pow_", ops.pow, o)
+    def clip_(self, min=None, max=None):
+        return self._inplace_op("clip_", ops.clamp, min=min, max=max)
+    def masked_fill_(self, mask, value):
+        return self._inplace_op("masked_fill_", ops.masked_fill, mask, value)
+    def acos_(self): return self._inplace_op("acos_", ops.acos)
+    def asin_(self): return self._inplace_op("asin_", ops.asin)
+    def atan_(self): return self._inplace_op("atan_", ops.atan)
+    def atan2_(self, o): return self._inplace_op("atan2_", ops.atan2, o)
+    def arctan2_(self, o): return self._inplace_op("arctan2_", ops.atan2, o)
+    def sinh_(self): return self._inplace_op("sinh_", ops.sinh)
+    def cosh_(self): return self._inplace_op("cosh_", ops.cosh)
+    def asinh_(self): return self._inplace_op("asinh_", ops.asinh)
+    def acosh_(self): return self._inplace_op("acosh_", ops.acosh)
+    def atanh_(self): return self._inplace_op("atanh_", ops.atanh)
+    def floor_(self): return self._inplace_op("floor_", ops.floor)
+    def ceil_(self): return self._inplace_op("ceil_", ops.ceil)
     def round_(self, decimals=0):
-        return self._inplace_result("round_", ops.round(self, decimals=decimals))
-    def trunc_(self): return self._inplace_result("trunc_", ops.trunc(self))
-    def frac_(self): return self._inplace_result("frac_", ops.frac(self))
-    def sign_(self): return self._inplace_result("sign_", ops.sign(self))
-    def sgn_(self): return self._inplace_result("sgn_", ops.sign(self))
-    def log2_(self): return self._inplace_result("log2_", ops.log2(self))
-    def log10_(self): return self._inplace_result("log10_", ops.log10(self))
-    def exp2_(self): return self._inplace_result("exp2_", ops.exp2(self))
-    def xlogy_(self, o): return self._inplace_result("xlogy_", ops.xlogy(self, o))
-    def hypot_(self, o): return self._inplace_result("hypot_", ops.hypot(self, o))
-    def copysign_(self, o): return self._inplace_result("copysign_", ops.copysign(self, o))
-    def fmod_(self, o): return self._inplace_result("fmod_", ops.fmod(self, o))
-    def remainder_(self, o): return self._inplace_result("remainder_", ops.remainder(self, o))
+        return self._inplace_op("round_", ops.round, decimals=decimals)
+    def trunc_(self): return self._inplace_op("trunc_", ops.trunc)
+    def frac_(self): return self._inplace_op("frac_", ops.frac)
+    def sign_(self): return self._inplace_op("sign_", ops.sign)
+    def sgn_(self): return self._inplace_op("sgn_", ops.sign)
+    def log2_(self): return self._inplace_op("log2_", ops.log2)
+    def log10_(self): return self._inplace_op("log10_", ops.log10)
+    def exp2_(self): return self._inplace_op("exp2_", ops.exp2)
+    def xlogy_(self, o): return self._inplace_op("xlogy_", ops.xlogy, o)
+    def hypot_(self, o): return self._inplace_op("hypot_", ops.hypot, o)
+    def copysign_(self, o): return self._inplace_op("copysign_", ops.copysign, o)
+    def fmod_(self, o): return self._inplace_op("fmod_", ops.fmod, o)
+    def remainder_(self, o): return self._inplace_op("remainder_", ops.remainder, o)
     def floor_divide_(self, o):
-        return self._inplace_result("floor_divide_", ops.floor_divide(self, o))
-    def true_divide_(self, o): return self._inplace_result("true_divide_", ops.div(self, o))
-    def lerp_(self, end, weight): return self._inplace_result("lerp_", ops.lerp(self, end, weight))
+        return self._inplace_op("floor_divide_", ops.floor_divide, o)
+    def true_divide_(self, o): return self._inplace_op("true_divide_", ops.div, o)
+    def lerp_(self, end, weight): return self._inplace_op("lerp_", ops.lerp, end, weight)
     def addcmul_(self, t1, t2, value=1):
-        return self._inplace_result("addcmul_", ops.addcmul(self, t1, t2, value=value))
+        return self._inplace_op("addcmul_", ops.addcmul, t1, t2, value=value)
     def addcdiv_(self, t1, t2, value=1):
-        return self._inplace_result("addcdiv_", ops.addcdiv(self, t1, t2, value=value))
+        return self._inplace_op("addcdiv_", ops.addcdiv, t1, t2, value=value)
     def clamp_(self, min=None, max=None):
-        return self._inplace_result("clamp_", ops.clamp(self, min=min, max=max))
-    def clamp_min_(self, min): return self._inplace_result("clamp_min_", ops.clamp(self, min=min))
-    def clamp_max_(self, max): return self._inplace_result("clamp_max_", ops.clamp(self, max=max))
+        return self._inplace_op("clamp_", ops.clamp, min=min, max=max)
+    def clamp_min_(self, min): return self._inplace_op("clamp_min_", ops.clamp, min=min)
+    def clamp_max_(self, max): return self._inplace_op("clamp_max_", ops.clamp, max=max)
     def heaviside_(self, values):
-        return self._inplace_result("heaviside_", ops.heaviside(self, values))
+        return self._inplace_op("heaviside_", ops.heaviside, values)
     def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
-        return self._inplace_result("nan_to_num_", ops.nan_to_num(self, nan=nan, posinf=posinf,
-                                                                  neginf=neginf))
-    def erfc_(self): return self._inplace_result("erfc_", ops.erfc(self))
-    def erfinv_(self): return self._inplace_result("erfinv_", ops.erfinv(self))
-    def lgamma_(self): return self._inplace_result("lgamma_", ops.lgamma(self))
-    def digamma_(self): return self._inplace_result("digamma_", ops.digamma(self))
-    def polygamma_(self, n): return self._inplace_result("polygamma_", ops.polygamma(n, self))
-    def sinc_(self): return self._inplace_result("sinc_", ops.sinc(self))
-    def logit_(self, eps=None): return self._inplace_result("logit_", ops.logit(self, eps=eps))
-    def deg2rad_(self): return self._inplace_result("deg2rad_", ops.deg2rad(self))
-    def rad2deg_(self): return self._inplace_result("rad2deg_", ops.rad2deg(self))
-    def eq_(self, o): return self._inplace_result("eq_", ops.eq(self, o))
-    def ne_(self, o): return self._inplace_result("ne_", ops.ne(self, o))
-    def lt_(self, o): return self._inplace_result("lt_", ops.lt(self, o))
-    def le_(self, o): return self._inplace_result("le_", ops.le(self, o))
-    def gt_(self, o): return self._inplace_result("gt_", ops.gt(self, o))
-    def ge_(self, o): return self._inplace_result("ge_", ops.ge(self, o))
-    def logical_and_(self, o): return self._inplace_result("logical_and_", ops.logical_and(self, o))
-    def logical_or_(self, o): return self._inplace_result("logical_or_", ops.logical_or(self, o))
-    def logical_xor_(self, o): return self._inplace_result("logical_xor_", ops.logical_xor(self, o))
-    def logical_not_(self): return self._inplace_result("logical_not_", ops.logical_not(self))
-    def bitwise_and_(self, o): return self._inplace_result("bitwise_and_", ops.bitwise_and(self, o))
-    def bitwise_or_(self, o): return self._inplace_result("bitwise_or_", ops.bitwise_or(self, o))
-    def bitwise_xor_(self, o): return self._inplace_result("bitwise_xor_", ops.bitwise_xor(self, o))
-    def bitwise_not_(self): return self._inplace_result("bitwise_not_", ops.bitwise_not(self))
+        return self._inplace_op("nan_to_num_", ops.nan_to_num, nan=nan, posinf=posinf,
+                                neginf=neginf)
+    def erfc_(self): return self._inplace_op("erfc_", ops.erfc)
+    def erfinv_(self): return self._inplace_op("erfinv_", ops.erfinv)
+    def lgamma_(self): return self._inplace_op("lgamma_", ops.lgamma)
+    def digamma_(self): return self._inplace_op("digamma_", ops.digamma)
+    def polygamma_(self, n):
+        return self._inplace_op("polygamma_", lambda x: ops.polygamma(n, x))
+    def sinc_(self): return self._inplace_op("sinc_", ops.sinc)
+    def logit_(self, eps=None): return self._inplace_op("logit_", ops.logit, eps=eps)
+    def deg2rad_(self): return self._inplace_op("deg2rad_", ops.deg2rad)
+    def rad2deg_(self): return self._inplace_op("rad2deg_", ops.rad2deg)
+    def eq_(self, o): return self._inplace_op("eq_", ops.eq, o)
+    def ne_(self, o): return self._inplace_op("ne_", ops.ne, o)
+    def lt_(self, o): return self._inplace_op("lt_", ops.lt, o)
+    def le_(self, o): return self._inplace_op("le_", ops.le, o)
+    def gt_(self, o): return self._inplace_op("gt_", ops.gt, o)
+    def ge_(self, o): return self._inplace_op("ge_", ops.ge, o)
+    def logical_and_(self, o): return self._inplace_op("logical_and_", ops.logical_and, o)
+    def logical_or_(self, o): return self._inplace_op("logical_or_", ops.logical_or, o)
+    def logical_xor_(self, o): return self._inplace_op("logical_xor_", ops.logical_xor, o)
+    def logical_not_(self): return self._inplace_op("logical_not_", ops.logical_not)
+    def bitwise_and_(self, o): return self._inplace_op("bitwise_and_", ops.bitwise_and, o)
+    def bitwise_or_(self, o): return self._inplace_op("bitwise_or_", ops.bitwise_or, o)
+    def bitwise_xor_(self, o): return self._inplace_op("bitwise_xor_", ops.bitwise_xor, o)
+    def bitwise_not_(self): return self._inplace_op("bitwise_not_", ops.bitwise_not)
     def bitwise_left_shift_(self, o):
-        return self._inplace_result("bitwise_left_shift_", ops.bitwise_left_shift(self, o))
+        return self._inplace_op("bitwise_left_shift_", ops.bitwise_left_shift, o)
     def bitwise_right_shift_(self, o):
-        return self._inplace_result("bitwise_right_shift_", ops.bitwise_right_shift(self, o))
+        return self._inplace_op("bitwise_right_shift_", ops.bitwise_right_shift, o)
     def clamp(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
     def clip(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
     def maximum(self, o): return ops.maximum(self, o)
@@ -764,6 +843,12 @@ class Tensor(MovesWithTo):
     def permute(self, *dims): return ops.permute(self, _shape_arg(dims))
     def transpose(self, dim0, dim1): return ops.swapaxes(self, dim0, dim1)
     def swapaxes(self, dim0, dim1): return ops.swapaxes(self, dim0, dim1)
+    def swapdims(self, dim0, dim1): return ops.swapaxes(self, dim0, dim1)
+    def ravel(self): return ops.reshape(self, (-1,))
+    def select(self, dim, index):
+        """x.select(dim, i): index `i` of dim `dim`, the dim removed (x[:, i] for dim=1)."""
+        d = ops.shape.wrap_dim("select", dim, self.shape)
+        return ops.getitem(self, (slice(None),) * d + (index,))
     def squeeze(self, dim=None): return ops.squeeze(self, dim)
     def unsqueeze(self, dim): return ops.unsqueeze(self, dim)
     def expand(self, *shape): return ops.expand(self, _shape_arg(shape))
@@ -878,6 +963,10 @@ _TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bflo
 
 def _assign_all(a, v):
     a[...] = v
+
+
+def _no_gradient(g, y, old):
+    return (creation.zeros_like(old),)
 
 
 def _assign_result(a, v):

@@ -53,7 +53,9 @@ TRACKED = {
         sub_ mul_ div_ normal_ uniform_ bernoulli_ exponential_ clamp_ sum mean std var max min
         amax amin argmax argmin prod cumsum cumprod sort argsort topk norm softmax log_softmax
         exp log sqrt abs pow sigmoid tanh relu matmul mm bmm mv dot outer eq ne lt le gt ge
-        isnan any all where element_size itemsize nbytes""",
+        isnan any all where element_size itemsize nbytes masked_fill_ relu_ sigmoid_ tanh_ exp_
+        log_ sqrt_ abs_ neg_ pow_ is_floating_point is_contiguous stride nelement ndimension
+        get_device select ravel byte short char""",
     "nn": """
         Module Parameter ParameterList ParameterDict Sequential ModuleList ModuleDict Linear
         Bilinear Identity Flatten

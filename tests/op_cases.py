@@ -85,8 +85,10 @@ def _softplus_ref(x, beta=1.0, threshold=20.0):
 
 CASES = [
     # ---- elementwise ----
-    Case("add", gpuad.add, np.add, BINARY_SHAPES),
-    Case("sub", gpuad.sub, np.subtract, BINARY_SHAPES),
+    Case("add", gpuad.add, lambda a, b, alpha=1: a + alpha * b, BINARY_SHAPES,
+         kwargs=[{}, {"alpha": 2.5}]),
+    Case("sub", gpuad.sub, lambda a, b, alpha=1: a - alpha * b, BINARY_SHAPES,
+         kwargs=[{}, {"alpha": -0.5}]),
     Case("mul", gpuad.mul, np.multiply, BINARY_SHAPES),
     Case("div", gpuad.div, np.divide, BINARY_SHAPES, domain=AWAY_FROM_ZERO),
     Case("neg", gpuad.neg, np.negative, UNARY_SHAPES),

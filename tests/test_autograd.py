@@ -150,6 +150,37 @@ def test_in_place_on_a_leaf_that_requires_grad_raises_outside_no_grad():
     assert x.is_leaf and x.requires_grad
 
 
+def test_in_place_arithmetic_on_tensors_in_the_graph_is_recorded_as_torch_does():
+    # a residual `out += identity`, a mask `y *= m`, an accumulator that joins the graph:
+    # each write is the out-of-place op on the old value, so the gradients are torch's
+    a = np.array([[0.5, -1.5, 2.0], [3.0, -0.25, 1.0]])
+
+    def block(lib, x, w):
+        out = (x @ w).sigmoid() + 0
+        out += x
+        out *= 2
+        z = out.sin() * 1.5
+        z -= w.sum()
+        z.div_(x.exp() + 0)
+        z.sub_(x, alpha=0.5)
+        acc = lib.zeros(2, 3, dtype=x.dtype)
+        acc += z * z
+        acc /= 3
+        return acc.sum()
+    x, w = leaf(a), leaf(np.eye(3) * 0.7)
+    block(gpuad, x, w).backward()
+    assert x.is_leaf and w.is_leaf
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(a, requires_grad=True)
+    tw = torch.tensor(np.eye(3) * 0.7, requires_grad=True)
+    block(torch, tx, tw).backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+    y = leaf(a) * 1
+    with pytest.raises(RuntimeError, match="add_: this tensor is a view"):
+        y[0] += 1  # (y[0] is a view of y: write through y[0, :] = ... instead)
+
+
 def test_optimizer_style_update_after_backward_keeps_dtype_and_identity():
     p = gpuad.randn(3, requires_grad=True)  # float32
     (p * p).sum().backward()

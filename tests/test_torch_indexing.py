@@ -235,8 +235,10 @@ def test_setitem_refusals():
                 "__setitem__", "float32", "float64")
     _write(target, 0, gpuad.tensor(2.0, dtype=gpuad.float64))  # a basic index casts, like torch
     assert float(target[0]) == 2.0 and target.dtype == gpuad.float32
-    with pytest.raises(RuntimeError, match="add_: the value requires grad"):
-        gpuad.zeros(2).add_(gpuad.ones(2, requires_grad=True))  # never a silently lost gradient
+    value = gpuad.ones(2, requires_grad=True)
+    total = gpuad.zeros(2).add_(value, alpha=3)  # recorded: the accumulator joins the graph,
+    total.sum().backward()  # as in torch, never a silently lost gradient
+    assert total.requires_grad and value.grad.tolist() == [3.0, 3.0]
 
 
 def test_value_with_extra_leading_ones_and_broadcast_values():

@@ -56,15 +56,27 @@ def flat(g, y, x, **attrs):
 
 
 # ---- arithmetic -------------------------------------------------------------------------------
-@primitive(vjp=lambda g, y, a, b: (g, g), promote=True)
-def add(a, b):
-    """a + b with numpy broadcasting."""
-    return a + b
+def _alpha_times(b, alpha):
+    """alpha * b, torch's `alpha` (a float alpha with integer operands is refused, as torch
+    does)."""
+    if isinstance(alpha, float) and getattr(b, "dtype", None) is not None and \
+            b.dtype.kind in "iub":
+        raise TypeError("For integral input tensors, argument alpha must not be a floating "
+                        "point number.")
+    return alpha * b
 
 
-@primitive(vjp=lambda g, y, a, b: (g, -g if _needs(b) else None), promote=True)
-def sub(a, b):
-    return a - b
+@primitive(vjp=lambda g, y, a, b, alpha: (g, g if alpha == 1 else g * alpha), promote=True)
+def add(a, b, *, alpha=1):
+    """a + alpha * b with numpy broadcasting."""
+    return a + b if alpha == 1 else a + _alpha_times(b, alpha)
+
+
+@primitive(vjp=lambda g, y, a, b, alpha: (g, (-g if alpha == 1 else g * -alpha) if _needs(b)
+                                          else None), promote=True)
+def sub(a, b, *, alpha=1):
+    """a - alpha * b with numpy broadcasting."""
+    return a - b if alpha == 1 else a - _alpha_times(b, alpha)
 
 
 def _by_number(g, b):
