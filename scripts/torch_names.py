@@ -83,7 +83,7 @@ TRACKED = {
         pixel_unshuffle unfold fold normalize cosine_similarity pairwise_distance
         scaled_dot_product_attention relu relu6 leaky_relu prelu rrelu elu selu celu gelu silu
         mish sigmoid tanh hardtanh hardsigmoid hardswish softplus softsign softshrink hardshrink
-        tanhshrink threshold logsigmoid softmax log_softmax softmin glu
+        tanhshrink threshold logsigmoid softmax log_softmax softmin glu gumbel_softmax
         mse_loss l1_loss smooth_l1_loss huber_loss cross_entropy nll_loss binary_cross_entropy
         binary_cross_entropy_with_logits kl_div poisson_nll_loss gaussian_nll_loss
         cosine_embedding_loss margin_ranking_loss hinge_embedding_loss soft_margin_loss

@@ -585,8 +585,54 @@ def test_embedding_bag_errors():
         bag(gpuad.tensor([[1, 7]]))
     with pytest.raises(ValueError, match=r"offsets\[0\] has to be 0"):
         bag(gpuad.tensor([1, 2, 3]), gpuad.tensor([1, 2]))
-    with pytest.raises(NotImplementedError, match="max_norm is not supported"):
-        nn.EmbeddingBag(5, 2, max_norm=1.0)(gpuad.tensor([[1]]))
+    with pytest.raises(NotImplementedError, match="scale_grad_by_freq is not supported"):
+        nn.EmbeddingBag(5, 2, scale_grad_by_freq=True)(gpuad.tensor([[1]]))
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+@pytest.mark.parametrize("bag", [None, "sum", "max"])
+def test_max_norm_renormalises_the_rows_looked_up_as_torch(norm_type, bag, device):
+    # torch scales each looked-up row whose norm exceeds max_norm down to it, in the weight
+    # itself and off the tape; the gradient then flows through the scaled rows
+    torch = _torch()
+    table = np.random.default_rng(5).standard_normal((6, 3)) * 2
+    index = np.array([[0, 2, 2], [5, 1, 0]])
+    ours = gpuad.tensor(table, device=device, requires_grad=True)
+    theirs = torch.tensor(table, requires_grad=True)
+    if bag is None:
+        out = F.embedding(gpuad.tensor(index, device=device), ours, max_norm=1.5,
+                          norm_type=norm_type)
+        expected = torch.nn.functional.embedding(torch.tensor(index), theirs, max_norm=1.5,
+                                                 norm_type=norm_type)
+    else:
+        out = F.embedding_bag(gpuad.tensor(index, device=device), ours, max_norm=1.5,
+                              norm_type=norm_type, mode=bag)
+        expected = torch.nn.functional.embedding_bag(torch.tensor(index), theirs, max_norm=1.5,
+                                                     norm_type=norm_type, mode=bag)
+    (out * out).sum().backward()
+    (expected * expected).sum().backward()
+    for a, b in ((out, expected), (ours, theirs), (ours.grad, theirs.grad)):
+        np.testing.assert_allclose(backend.asnumpy(a.detach().array), b.detach().numpy(),
+                                   rtol=1e-12, atol=1e-12)
+    assert ours.is_leaf  # the renormalisation is not recorded
+
+
+def test_embedding_from_pretrained_and_its_torch_arguments():
+    vectors = gpuad.tensor(np.arange(12.0).reshape(4, 3))
+    frozen = nn.Embedding.from_pretrained(vectors)
+    assert frozen.weight.array is vectors.array and not frozen.weight.requires_grad
+    assert frozen(gpuad.tensor([3, 1])).tolist() == [[9.0, 10.0, 11.0], [3.0, 4.0, 5.0]]
+    trained = nn.Embedding.from_pretrained(vectors, freeze=False, padding_idx=0, max_norm=2.0)
+    assert trained.weight.requires_grad and trained.padding_idx == 0
+    assert repr(trained) == "Embedding(4, 3, padding_idx=0, max_norm=2.0)"
+    torch = _torch()
+    assert repr(trained) == repr(torch.nn.Embedding.from_pretrained(
+        torch.arange(12.0).reshape(4, 3), freeze=False, padding_idx=0, max_norm=2.0))
+    with pytest.raises(ValueError, match="from_pretrained: embeddings must be 2-D"):
+        nn.Embedding.from_pretrained(gpuad.zeros(3))
+    for flag in ({"scale_grad_by_freq": True}, {"sparse": True}):
+        with pytest.raises(NotImplementedError, match="gradients are always dense and unscaled"):
+            nn.Embedding(4, 3, **flag)(gpuad.tensor([1]))
 
 
 # ---- the Transformer decoder and the whole Transformer -------------------------------------------

@@ -158,6 +158,31 @@ def test_rrelu_training_draws_slopes_from_the_seeded_generator():
     np.testing.assert_allclose(module(gpuad.tensor([-1.0])).numpy(), [-0.2])
 
 
+@pytest.mark.parametrize("dim", [0, -1])
+def test_gumbel_softmax_samples_the_categorical_with_a_straight_through_gradient(dim):
+    probs = np.array([0.1, 0.2, 0.3, 0.4])
+    rows = np.log(np.tile(probs, (20000, 1)))
+    logits = gpuad.tensor(rows if dim == -1 else rows.T.copy(), requires_grad=True)
+    gpuad.manual_seed(3)
+    hard = F.gumbel_softmax(logits, tau=0.5, hard=True, dim=dim)
+    picked = hard.detach().numpy()
+    assert set(np.unique(picked)) == {0.0, 1.0} and (picked.sum(axis=dim) == 1).all()
+    # the Gumbel-max trick: each class is the argmax as often as its probability
+    np.testing.assert_allclose(picked.mean(axis=1 + dim), probs, atol=0.015)
+    gpuad.manual_seed(3)  # the same draws, soft: the hard sample is its argmax
+    soft = F.gumbel_softmax(logits, tau=0.5, dim=dim)
+    np.testing.assert_allclose(soft.detach().numpy().sum(axis=dim), 1, rtol=1e-12)
+    np.testing.assert_array_equal(picked.argmax(axis=dim), soft.detach().numpy().argmax(axis=dim))
+    weights = gpuad.tensor(np.arange(1.0, 5.0) if dim == -1 else np.arange(1.0, 5.0)[:, None])
+    (hard * weights).sum().backward()  # straight through: the soft sample's gradient
+    straight = logits.grad.numpy().copy()
+    logits.grad = None
+    (soft * weights).sum().backward()
+    np.testing.assert_allclose(straight, logits.grad.numpy(), rtol=1e-12)
+    with pytest.raises(NotImplementedError, match="gumbel_softmax: not implemented for integer"):
+        F.gumbel_softmax(gpuad.tensor([1, 2]))
+
+
 @pytest.mark.parametrize("dims", [(0,), (1,), (-1,)])
 def test_glu_softmin_softmax_names(torch, dims):
     x = np.random.default_rng(0).standard_normal((4, 6))

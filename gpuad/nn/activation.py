@@ -240,6 +240,21 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
     return ops.softmax(-input, _implicit_dim("softmin", input, dim, _stacklevel), dtype=dtype)
 
 
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+    """softmax((logits + g) / tau) along dim, g ~ Gumbel(0, 1) drawn afresh from gpuad's
+    generators (Jang et al., 2016), like torch.nn.functional.gumbel_softmax. hard=True returns
+    the one-hot of each sample's argmax with the soft sample's gradient (straight-through).
+    `eps` is unused, as in torch."""
+    _floating("gumbel_softmax", logits)
+    d = checked_dim("gumbel_softmax", dim, logits.shape)
+    gumbels = -creation.empty_like(logits).exponential_().log()
+    soft = ops.softmax((logits + gumbels) / tau, d)
+    if not hard:
+        return soft
+    one_hot = creation.zeros_like(logits).scatter_(d, soft.argmax(d, keepdim=True), 1.0)
+    return one_hot - soft.detach() + soft
+
+
 def glu(input, dim=-1):
     """a * sigmoid(b) for the halves a, b of input along dim (the gated linear unit)."""
     _floating("glu", input)

@@ -242,9 +242,17 @@ def dropout(input, p=0.5, training=True, inplace=False):
 
 
 @ops.batchable  # vmap: reads class indices' raw values
-def embedding(input, weight, padding_idx=None):
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
     """Rows of weight at the integer indices `input` (any shape), like torch: repeated indices
-    accumulate in the gradient, and the row `padding_idx` receives none."""
+    accumulate in the gradient, and the row `padding_idx` receives none. With max_norm, the rows
+    looked up whose norm_type-norm exceeds it are first scaled down to it, in weight itself and
+    off the tape, as torch's. Gradients are dense and unscaled: scale_grad_by_freq and sparse
+    raise."""
+    for flag, what in ((scale_grad_by_freq, "scale_grad_by_freq"), (sparse, "sparse=True")):
+        if flag:
+            raise NotImplementedError(f"embedding: {what} is not supported by gpuad (gradients "
+                                      f"are always dense and unscaled)")
     if not isinstance(input, Tensor):
         input = creation.tensor(input, device=weight.device)
     if input.dtype.kind not in "iu":
@@ -255,11 +263,28 @@ def embedding(input, weight, padding_idx=None):
     backend.check_indices(input.array, 0, rows, lambda bad: IndexError(
         f"embedding: index {bad} is out of range for an embedding of {rows} rows (weight shape "
         f"{shape}); indices must be in [0, {rows})"))
+    if max_norm is not None:
+        _renorm_rows(weight, input.array, max_norm, norm_type)
     out = ops._getitem(weight, index=input.array)
     if padding_idx is not None and weight.requires_grad and is_grad_enabled():
         pad_row = padding_idx + rows if padding_idx < 0 else padding_idx
         out = ops.where((input == pad_row).unsqueeze(-1), out.detach(), out)
     return out
+
+
+def _renorm_rows(weight, index, max_norm, norm_type):
+    """torch's embedding_renorm_: each row at `index` whose norm exceeds max_norm scaled by
+    max_norm / (norm + 1e-7), in place (a row indexed twice gets the same value twice)."""
+    xp = xp_of(weight.array)
+    rows = weight.array[index.reshape(-1)]
+    size = xp.abs(rows)
+    if norm_type == math.inf:
+        norms = size.max(axis=1)
+    else:
+        norms = (size ** norm_type).sum(axis=1) ** (1.0 / norm_type)
+    scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(rows.dtype)
+    weight._bump_version()
+    weight.array[index.reshape(-1)] = rows * scale[:, None]
 
 
 # ---- cross entropy: a fused primitive whose gradient is a primitive too ----------------------
@@ -668,10 +693,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 # ---- activations, attention and more norms: they live in their own files (this one is at its
 # size budget); imported last because those modules import this one
-from .activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: E402,F401
-                         hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish, prelu,
-                         relu, relu6, rrelu, selu, sigmoid, silu, softmax, softmin, softplus,
-                         softshrink, softsign, tanh, tanhshrink, threshold)
+from .activation import (celu, elu, gelu, glu, gumbel_softmax,  # noqa: E402,F401
+                         hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax,
+                         logsigmoid, mish, prelu, relu, relu6, rrelu, selu, sigmoid, silu,
+                         softmax, softmin, softplus, softshrink, softsign, tanh, tanhshrink,
+                         threshold)
 from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
 from .loss import (cosine_embedding_loss, ctc_loss, gaussian_nll_loss,  # noqa: E402,F401
                    hinge_embedding_loss, huber_loss, kl_div, margin_ranking_loss,

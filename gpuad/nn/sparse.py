@@ -32,34 +32,63 @@ def _reset_rows(weight, padding_idx):
 
 class Embedding(Module):
     """A lookup table of num_embeddings rows of size embedding_dim, initialised N(0, 1); the row
-    padding_idx starts at zero and receives no gradient, like torch.nn.Embedding."""
+    padding_idx starts at zero and receives no gradient, and max_norm caps the norm of the rows
+    looked up (F.embedding), like torch.nn.Embedding. `_weight` supplies the table, `_freeze`
+    keeps it from training (from_pretrained's)."""
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
+                 _freeze=False, device=None, dtype=None):
         super().__init__()
         padding_idx = _padding_idx("Embedding", padding_idx, num_embeddings)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
-        self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
-                                               dtype=dtype))
-        self.reset_parameters()
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
+                                                   dtype=dtype), requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError(f"Embedding: _weight of shape {tuple(_weight.shape)} must be "
+                                 f"({num_embeddings}, {embedding_dim})")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+        """An Embedding holding the 2-D tensor `embeddings` (shared, as torch's), frozen unless
+        freeze=False."""
+        if embeddings.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape "
+                             f"{tuple(embeddings.shape)}")
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=embeddings, _freeze=freeze)
 
     def reset_parameters(self):
         _reset_rows(self.weight, self.padding_idx)
 
     def forward(self, input):
-        return F.embedding(input, self.weight, self.padding_idx)
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        return s
 
 
 def _check(input, offsets, mode, per_sample_weights, max_norm, scale_grad_by_freq, sparse):
     if mode not in _MODES:
         raise ValueError(f"embedding_bag: mode has to be one of {_MODES}, got {mode!r}")
-    for flag, what in ((max_norm is not None, "max_norm"), (scale_grad_by_freq,
-                                                            "scale_grad_by_freq"),
-                       (sparse, "sparse=True")):
+    for flag, what in ((scale_grad_by_freq, "scale_grad_by_freq"), (sparse, "sparse=True")):
         if flag:
             raise NotImplementedError(f"embedding_bag: {what} is not supported by gpuad "
                                       f"(gradients are always dense and unscaled)")
@@ -128,7 +157,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         valid = creation.ones(*input.shape, dtype=backend.bool_, device=device)
     if padding_idx is not None:
         valid = ops.logical_and(valid, index != (padding_idx % weight.shape[0]))
-    rows = F.embedding(index, weight)
+    rows = F.embedding(index, weight, max_norm=max_norm, norm_type=norm_type)
     if per_sample_weights is not None:
         rows = rows * per_sample_weights.unsqueeze(-1).to(rows.dtype)
     keep = valid.unsqueeze(-1)
