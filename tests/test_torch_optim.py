@@ -565,3 +565,51 @@ def test_averaged_model_errors():
         swa.get_ema_multi_avg_fn(1.5)
     with pytest.raises(ValueError, match="anneal_strategy"):
         swa.SWALR(optim.SGD(model.parameters(), lr=0.1), 0.05, anneal_strategy="step")
+
+
+# ---- signatures ----------------------------------------------------------------------------------
+_OPTIMIZERS = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+               "ASGD", "LBFGS"]
+
+
+@pytest.mark.parametrize("name", _OPTIMIZERS)
+def test_optimizer_signatures_are_torchs(name):
+    # scripts pass torch's kernel switches (AdamW(..., fused=True), foreach=...) and probe for
+    # them with inspect.signature, as nanoGPT does: the same names, kinds and defaults
+    import inspect
+    torch = pytest.importorskip("torch")
+
+    def params(cls):
+        return [(k, p.kind, p.default) for k, p in inspect.signature(cls).parameters.items()
+                if k != "params"]
+    assert params(getattr(optim, name)) == params(getattr(torch.optim, name))
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_kernel_switches_change_nothing_and_unsupported_ones_raise(name):
+    def train(**switches):
+        w = gpuad.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        opt = getattr(optim, name)([w], lr=0.1, **switches)
+        for _ in range(3):
+            opt.zero_grad()
+            ((w - 0.5) ** 2).sum().backward()
+            opt.step()
+        return w.tolist()
+    plain = train()
+    assert train(foreach=True) == plain
+    if name != "RMSprop":  # (torch's RMSprop has no fused kernel)
+        assert train(fused=True) == plain
+    with pytest.raises(ValueError, match=f"{name}: differentiable=True is not supported"):
+        train(differentiable=True)
+    if name in ("Adam", "AdamW", "RMSprop"):
+        with pytest.raises(ValueError, match=f"{name}: capturable=True is not supported"):
+            train(capturable=True)
+
+
+def test_clip_grad_functions_take_torchs_foreach():
+    w = gpuad.tensor([3.0, 4.0], requires_grad=True)
+    w.grad = gpuad.tensor([3.0, 4.0])
+    total = gpuad.nn.utils.clip_grad_norm_([w], 1.0, foreach=True)
+    assert total.item() == 5.0 and np.allclose(w.grad.tolist(), [0.6, 0.8], rtol=1e-6)
+    gpuad.nn.utils.clip_grad_value_([w], 0.7, foreach=None)
+    assert w.grad.tolist() == pytest.approx([0.6, 0.7])

@@ -1,6 +1,6 @@
 """Adagrad: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, check_nonnegative, layout_free
+from .optimizer import Optimizer, check_nonnegative, layout_free, refuse_torch_only_options
 
 
 class Adagrad(Optimizer):
@@ -8,7 +8,8 @@ class Adagrad(Optimizer):
     gradients only)."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
-                 eps=1e-10, *, maximize=False):
+                 eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
+        refuse_torch_only_options("Adagrad", differentiable=differentiable)
         check_nonnegative("Adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                      initial_accumulator_value=initial_accumulator_value, eps=eps)
         super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,

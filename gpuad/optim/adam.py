@@ -4,7 +4,14 @@ import math
 
 from ..backend import xp_of
 from ..backend.kernels import fused
-from .optimizer import Optimizer, check_nonnegative, init_state, layout_free, scratch
+from .optimizer import (
+    Optimizer,
+    check_nonnegative,
+    init_state,
+    layout_free,
+    refuse_torch_only_options,
+    scratch,
+)
 
 
 class Adam(Optimizer):
@@ -12,9 +19,11 @@ class Adam(Optimizer):
     L2 (added to the gradient) unless decoupled_weight_decay=True, which makes it AdamW."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, decoupled_weight_decay=False):
         name = type(self).__name__
         check_nonnegative(name, lr=lr, eps=eps, weight_decay=weight_decay)
+        refuse_torch_only_options(name, capturable=capturable, differentiable=differentiable)
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"{name}: invalid betas {betas!r}; each must be in [0, 1)")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
@@ -43,8 +52,10 @@ class AdamW(Adam):
     torch.optim.AdamW."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable,
                          decoupled_weight_decay=True)
 
 

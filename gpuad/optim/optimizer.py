@@ -63,8 +63,10 @@ def check_betas(owner, betas):
 
 
 def refuse_torch_only_options(owner, capturable=False, differentiable=False):
-    """torch's switches that gpuad cannot honour: refuse them rather than ignore them (foreach,
-    a speed choice, is accepted and ignored by the optimizers themselves)."""
+    """torch's switches that gpuad cannot honour: refuse them rather than ignore them (foreach
+    and fused, choices of kernel that change no result, are accepted and ignored by the
+    optimizers themselves: gpuad's updates are fused already, and gpuad.compile replays them over
+    flat buffers)."""
     if differentiable:
         raise ValueError(f"{owner}: differentiable=True is not supported; gpuad optimizers update "
                          f"parameters in place without recording on the tape")

@@ -1,6 +1,12 @@
 """RMSprop: one update rule over the Optimizer base (raw arrays, in place, any backend)."""
 from ..backend import xp_of
-from .optimizer import Optimizer, check_nonnegative, init_state, layout_free
+from .optimizer import (
+    Optimizer,
+    check_nonnegative,
+    init_state,
+    layout_free,
+    refuse_torch_only_options,
+)
 
 
 class RMSprop(Optimizer):
@@ -8,7 +14,9 @@ class RMSprop(Optimizer):
     torch.optim.RMSprop (eps is added after the square root)."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, *, maximize=False):
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False):
+        refuse_torch_only_options("RMSprop", capturable=capturable, differentiable=differentiable)
         check_nonnegative("RMSprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                      momentum=momentum)
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps,

@@ -1,7 +1,7 @@
 """SGD: one update rule over the Optimizer base (raw arrays, in place, one fused kernel on CUDA)."""
 from ..backend import xp_of
 from ..backend.kernels import fused
-from .optimizer import Optimizer, check_nonnegative, layout_free, scratch
+from .optimizer import Optimizer, check_nonnegative, layout_free, refuse_torch_only_options, scratch
 
 
 class SGD(Optimizer):
@@ -9,8 +9,9 @@ class SGD(Optimizer):
     maximize, exactly like torch.optim.SGD (the first momentum step stores g undampened)."""
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
-                 *, maximize=False):
+                 *, maximize=False, foreach=None, differentiable=False, fused=None):
         check_nonnegative("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
+        refuse_torch_only_options("SGD", differentiable=differentiable)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,

@@ -17,10 +17,11 @@ def _grads(parameters):
 
 
 @no_grad()
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scale all gradients together so that their joint norm (the norm of the per-gradient norms)
     is at most max_norm; returns that total norm before clipping, as a tensor on the gradients'
-    device. Gradients are scaled by min(1, max_norm / (total + 1e-6)), as in torch."""
+    device. Gradients are scaled by min(1, max_norm / (total + 1e-6)), as in torch. `foreach`,
+    torch's choice of kernel, changes nothing here."""
     grads = _grads(parameters)
     if not grads:
         return creation.tensor(0.0)
@@ -39,8 +40,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
 
 @no_grad()
-def clip_grad_value_(parameters, clip_value):
-    """Clamp every gradient element to [-clip_value, clip_value], in place."""
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp every gradient element to [-clip_value, clip_value], in place (`foreach`, torch's
+    choice of kernel, changes nothing here)."""
     clip_value = float(clip_value)
     for g in _grads(parameters):
         g.copy_(ops.clamp(g, min=-clip_value, max=clip_value))
