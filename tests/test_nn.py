@@ -654,6 +654,38 @@ def test_trunc_normal_orthogonal_eye_and_dirac_init(device):
         np.testing.assert_array_equal(backend.asnumpy(ours.array), theirs.numpy())
 
 
+_INITS = ["uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+          "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+          "sparse_", "calculate_gain"]
+
+
+@pytest.mark.parametrize("name", _INITS)
+def test_init_signatures_are_torchs(name):
+    import inspect
+    torch = pytest.importorskip("torch")
+
+    def params(f):
+        return [(k, p.kind, p.default) for k, p in inspect.signature(f).parameters.items()]
+    assert params(getattr(nn.init, name)) == params(getattr(torch.nn.init, name))
+
+
+def test_init_draws_from_a_generator_when_given_one():
+    def fill(init, seed, *args):
+        gen = None if seed is None else gpuad.Generator().manual_seed(seed)
+        return init(gpuad.empty(6, 5), *args, generator=gen).tolist()
+    for init, args in ((nn.init.uniform_, ()), (nn.init.normal_, ()),
+                       (nn.init.trunc_normal_, ()), (nn.init.xavier_uniform_, ()),
+                       (nn.init.xavier_normal_, ()), (nn.init.kaiming_uniform_, ()),
+                       (nn.init.kaiming_normal_, ()), (nn.init.orthogonal_, ()),
+                       (nn.init.sparse_, (0.4,))):
+        gpuad.manual_seed(0)
+        default = fill(init, None, *args)
+        assert fill(init, 3, *args) == fill(init, 3, *args) != fill(init, 4, *args)
+        gpuad.manual_seed(0)
+        fill(init, 3, *args)  # a generator's draws leave the default stream where it was
+        assert fill(init, None, *args) == default
+
+
 def test_init_on_a_parameter_is_allowed_and_invalidates_old_graphs():
     p = nn.Parameter(gpuad.ones(3))
     y = (p * p).sum()

@@ -240,7 +240,7 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
     return ops.softmax(-input, _implicit_dim("softmin", input, dim, _stacklevel), dtype=dtype)
 
 
-def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1):
     """softmax((logits + g) / tau) along dim, g ~ Gumbel(0, 1) drawn afresh from gpuad's
     generators (Jang et al., 2016), like torch.nn.functional.gumbel_softmax. hard=True returns
     the one-hot of each sample's argmax with the soft sample's gradient (straight-through).

@@ -26,14 +26,14 @@ def _draw(kind, tensor, shape=None, generator=None):
                                tensor.device, generator=generator)
 
 
-def uniform_(tensor, a=0.0, b=1.0):
-    """Fill with U(a, b)."""
-    return _write(tensor, _draw("uniform", tensor) * (b - a) + a)
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """Fill with U(a, b), drawn from `generator` (a gpuad.Generator) or the seeded default."""
+    return _write(tensor, _draw("uniform", tensor, generator=generator) * (b - a) + a)
 
 
-def normal_(tensor, mean=0.0, std=1.0):
-    """Fill with N(mean, std^2)."""
-    return _write(tensor, _draw("normal", tensor) * std + mean)
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """Fill with N(mean, std^2), drawn from `generator` or the seeded default."""
+    return _write(tensor, _draw("normal", tensor, generator=generator) * std + mean)
 
 
 def constant_(tensor, val):
@@ -94,37 +94,37 @@ def _calculate_correct_fan(tensor, mode):
     return fan_in if mode == "fan_in" else fan_out
 
 
-def xavier_uniform_(tensor, gain=1.0):
+def xavier_uniform_(tensor, gain=1.0, generator=None):
     """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def xavier_normal_(tensor, gain=1.0):
+def xavier_normal_(tensor, gain=1.0, generator=None):
     """N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
 def _kaiming_std(tensor, a, mode, nonlinearity):
     return calculate_gain(nonlinearity, a) / math.sqrt(_calculate_correct_fan(tensor, mode))
 
 
-def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015); `a` is the leaky_relu slope.
     Linear and Conv2d use a=sqrt(5), which gives b = 1 / sqrt(fan_in), as in torch."""
     if 0 in tensor.shape:
         return tensor
-    return uniform_(tensor, *(s * math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
-                              for s in (-1, 1)))
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """N(0, std^2) with std = gain / sqrt(fan) (He et al., 2015)."""
     if 0 in tensor.shape:
         return tensor
-    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
@@ -142,7 +142,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     return _write(tensor, xp_of(values).clip(values, a, b))
 
 
-def orthogonal_(tensor, gain=1.0, generator=None):
+def orthogonal_(tensor, gain=1, generator=None):
     """A (semi-)orthogonal matrix times `gain` (Saxe et al., 2013), as torch's: the Q of a normal
     draw's QR, its columns' signs set by R's diagonal; dims after the first are flattened."""
     if tensor.ndim < 2:
