@@ -251,7 +251,8 @@ def test_repr_is_nested_like_torch():
     assert repr(net) == (
         "Sequential(\n"
         "  (0): Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))\n"
-        "  (1): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)\n"
+        "  (1): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, bias=True, "
+        "track_running_stats=True)\n"
         "  (2): ReLU()\n"
         "  (3): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n"
         "  (4): Flatten(start_dim=1, end_dim=-1)\n"

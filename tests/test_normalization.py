@@ -70,6 +70,18 @@ def test_modules_hold_torchs_parameters_and_reprs():
     assert list(nn.GroupNorm(2, 4, affine=False).state_dict()) == []
 
 
+@pytest.mark.parametrize("cls, shape", [("BatchNorm1d", (4, 3)), ("BatchNorm2d", (4, 3, 2, 2))])
+@pytest.mark.parametrize("kwargs", [{}, {"bias": False}, {"affine": False, "bias": False}])
+def test_batch_norm_bias_switch_matches_torch(cls, shape, kwargs):
+    torch = pytest.importorskip("torch")
+    ours, theirs = getattr(nn, cls)(3, **kwargs), getattr(torch.nn, cls)(3, **kwargs)
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(ours(gpuad.tensor(x)).detach().numpy(),
+                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_modules_run_on_every_backend(device):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 4, 3))
