@@ -262,7 +262,9 @@ def test_repr_is_nested_like_torch():
         "  )\n"
         ")")
     assert repr(nn.Embedding(10, 3, padding_idx=0)) == "Embedding(10, 3, padding_idx=0)"
-    assert repr(nn.LayerNorm(8)) == "LayerNorm((8,), eps=1e-05, elementwise_affine=True)"
+    assert repr(nn.LayerNorm(8)) == ("LayerNorm((8,), eps=1e-05, elementwise_affine=True, "
+                                     "bias=True)")
+    assert repr(nn.LayerNorm(8, bias=False)).endswith("elementwise_affine=True, bias=False)")
     assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')"
     assert repr(nn.Module()) == "Module()"
 
@@ -892,3 +894,26 @@ def test_elu_family_and_leaky_relu_ops_match_torch_at_zero_and_non_finite(name, 
     tbig = torch.tensor(np.linspace(-5, 5, 20001), requires_grad=True)
     getattr(torch.nn.functional, name)(tbig, **kwargs).sum().backward()
     np.testing.assert_allclose(big.grad.numpy(), tbig.grad.numpy(), rtol=1e-12, atol=1e-300)
+
+
+_REPR_CASES = {
+    "Linear": (3, 4), "Bilinear": (2, 3, 4), "Conv1d": (2, 3, 3), "Conv2d": (2, 3, 3),
+    "Conv3d": (2, 3, 3), "ConvTranspose2d": (2, 3, 3), "MaxPool2d": (2,), "AvgPool2d": (2,),
+    "AdaptiveAvgPool2d": ((2, 2),), "AdaptiveMaxPool1d": (3,), "BatchNorm1d": (3,),
+    "LayerNorm": (4,), "GroupNorm": (2, 4), "RMSNorm": (4,), "InstanceNorm1d": (3,),
+    "LocalResponseNorm": (2,), "Dropout": (0.2,), "Dropout2d": (), "AlphaDropout": (),
+    "Embedding": (5, 3), "EmbeddingBag": (5, 3), "PixelShuffle": (2,), "Upsample": (None, 2),
+    "ZeroPad2d": (1,), "ConstantPad1d": (1, 0.5), "ReflectionPad2d": (1,), "Unfold": (2,),
+    "Fold": ((4, 4), 2), "LeakyReLU": (), "PReLU": (), "RReLU": (), "ELU": (), "CELU": (),
+    "GELU": (), "Hardtanh": (), "Softplus": (), "Softshrink": (), "Threshold": (0.1, 0.0),
+    "Softmax": (1,), "GLU": (), "CrossEntropyLoss": (), "CTCLoss": (), "TripletMarginLoss": (),
+    "RNN": (3, 4), "LSTM": (3, 4), "GRU": (3, 4, 2), "LSTMCell": (3, 4),
+    "MultiheadAttention": (8, 2), "Unflatten": (1, (2, 2)), "TransformerEncoderLayer": (8, 2, 16),
+}
+
+
+@pytest.mark.parametrize("name", list(_REPR_CASES))
+def test_layer_reprs_are_torchs(name):
+    torch = pytest.importorskip("torch")
+    args = _REPR_CASES[name]
+    assert repr(getattr(nn, name)(*args)) == repr(getattr(torch.nn, name)(*args))
