@@ -794,3 +794,34 @@ def test_binary_cross_entropy_signatures_are_torchs():
         ours = list(inspect.signature(getattr(F, name)).parameters)
         theirs = list(inspect.signature(getattr(torch.nn.functional, name)).parameters)
         assert ours == theirs, name
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss", "mse_loss", "l1_loss"])
+def test_loss_signatures_are_torchs(torch, name):
+    import inspect
+
+    def params(f):
+        return [(k, p.kind, p.default) for k, p in inspect.signature(f).parameters.items()]
+    assert params(getattr(F, name)) == params(getattr(torch.nn.functional, name))
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_weighted_regression_losses_match_torch(torch, name, reduction):
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    w = np.abs(rng.standard_normal((3, 4))) + 0.1
+    ours = getattr(F, name)(gpuad.tensor(x), gpuad.tensor(y), reduction=reduction,
+                            weight=gpuad.tensor(w))
+    theirs = getattr(torch.nn.functional, name)(torch.tensor(x), torch.tensor(y),
+                                                 reduction=reduction, weight=torch.tensor(w))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    assert gpuad.testing.gradcheck(
+        lambda a, v: getattr(F, name)(a, gpuad.tensor(y), reduction=reduction, weight=v),
+        (gpuad.tensor(x, requires_grad=True), gpuad.tensor(w, requires_grad=True)))
+    with pytest.raises(ValueError, match=f"{name}: weight of shape \\(4,\\) must have the input's"):
+        getattr(F, name)(gpuad.tensor(x), gpuad.tensor(y), weight=gpuad.ones(4))
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
+        legacy = getattr(F, name)(gpuad.tensor(x), gpuad.tensor(y), size_average=False)
+    assert legacy.item() == getattr(F, name)(gpuad.tensor(x), gpuad.tensor(y),
+                                             reduction="sum").item()

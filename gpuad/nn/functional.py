@@ -581,9 +581,11 @@ def _reduce_class_loss(loss, w, reduction, single):
 
 
 @ops.batchable  # vmap: reads class indices' raw values
-def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
     """Negative log likelihood of log-probabilities input (N, C, d1, ...) or (C,) at the integer
     class indices target, like torch.nn.functional.nll_loss (weighted mean for 'mean')."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction("nll_loss", reduction)
     x, t, single = _class_input("nll_loss", input, target, ignore_index)
     _check_weight("nll_loss", x, weight, x.shape[1])
@@ -593,13 +595,14 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
 
 
 @ops.batchable  # vmap: reads class indices' raw values
-def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
     """Cross entropy of logits input (N, C, d1, ...) or (C,), like
     torch.nn.functional.cross_entropy: target holds integer class indices (N, d1, ...) or class
     probabilities of the input's shape. With indices, 'mean' is the weighted mean over targets
     that are not ignore_index, and label smoothing mixes in the uniform distribution with torch's
     weighting; with probabilities, 'mean' divides by N * d1 * ... and ignore_index is unused."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -647,17 +650,34 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 
 
 # ---- regression and binary losses ------------------------------------------------------------
-def mse_loss(input, target, *, reduction="mean"):
-    """(input - target)^2, averaged or summed, like torch.nn.functional.mse_loss."""
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """(input - target)^2, averaged or summed, like torch.nn.functional.mse_loss; with `weight`
+    (input's shape) each term is weighted and 'mean' divides by the weights' sum, as torch's."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     pointwise_target("mse_loss", input, target, reduction, same_shape=False)
     diff = input - target
-    return apply_reduction(diff * diff, reduction)
+    return _weighted_reduction("mse_loss", diff * diff, input, weight, reduction)
 
 
-def l1_loss(input, target, *, reduction="mean"):
-    """|input - target|, averaged or summed, like torch.nn.functional.l1_loss."""
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """|input - target|, averaged or summed, like torch.nn.functional.l1_loss (`weight` as in
+    mse_loss)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     pointwise_target("l1_loss", input, target, reduction, same_shape=False)
-    return apply_reduction(ops.abs(input - target), reduction)
+    return _weighted_reduction("l1_loss", ops.abs(input - target), input, weight, reduction)
+
+
+def _weighted_reduction(op, terms, input, weight, reduction):
+    if weight is None:
+        return apply_reduction(terms, reduction)
+    if tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} must have the input's "
+                         f"shape {tuple(input.shape)} (Weights and input must have the same "
+                         f"size.)")
+    terms = terms * weight
+    if reduction == "none":
+        return terms
+    return ops.sum(terms) if reduction == "sum" else ops.sum(terms) / ops.sum(weight)
 
 
 def _clamped_log(x):
