@@ -880,6 +880,24 @@ class Tensor(MovesWithTo):
     def movedim(self, source, destination): return ops.movedim(self, source, destination)
     def moveaxis(self, source, destination): return ops.movedim(self, source, destination)
     def narrow(self, dim, start, length): return ops.narrow(self, dim, start, length)
+
+    def unfold(self, dimension, size, step):
+        """Every window of `size` entries along `dimension`, `step` apart, as a new last dim: the
+        dim becomes the number of windows, like torch.Tensor.unfold (a copy here, not a view;
+        overlapping windows add up in the gradient)."""
+        d = ops.shape.wrap_dim("unfold", dimension, self.shape)
+        length = self.shape[d] if self.ndim else 1
+        if step <= 0:
+            raise RuntimeError(f"unfold: step is {step} but must be > 0")
+        if size > length:
+            raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {length} "
+                               f"but size is {size}")
+        count = (length - size) // step + 1
+        starts = numpy.arange(count)[:, None] * step + numpy.arange(size)
+        index = creation.tensor(starts.reshape(-1), device=self.device)
+        windows = ops.index_select(self, d, index)
+        shape = self.shape[:d] + (count, size) + self.shape[d + 1:]
+        return ops.movedim(ops.reshape(windows, shape), d + 1, -1)
     def tensor_split(self, indices_or_sections, dim=0):
         return ops.tensor_split(self, indices_or_sections, dim)
     def unbind(self, dim=0): return ops.unbind(self, dim)

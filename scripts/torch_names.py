@@ -55,7 +55,7 @@ TRACKED = {
         exp log sqrt abs pow sigmoid tanh relu matmul mm bmm mv dot outer eq ne lt le gt ge
         isnan any all where element_size itemsize nbytes masked_fill_ relu_ sigmoid_ tanh_ exp_
         log_ sqrt_ abs_ neg_ pow_ is_floating_point is_contiguous stride nelement ndimension
-        get_device select ravel byte short char""",
+        get_device select ravel byte short char unfold""",
     "nn": """
         Module Parameter ParameterList ParameterDict Sequential ModuleList ModuleDict Linear
         Bilinear Identity Flatten

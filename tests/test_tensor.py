@@ -339,3 +339,18 @@ def test_renamed_names_still_work_for_one_release_with_a_warning():
     assert y.tolist() == [2.0, 2.0]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         gpuad.utils.nope
+
+
+@pytest.mark.parametrize("args", [(1, 3, 2), (1, 2, 1), (0, 2, 1), (-1, 2, 1), (1, 7, 3)])
+def test_unfold_gives_torchs_windows_and_adds_overlapping_gradients(args, device):
+    a = np.arange(42.0).reshape(2, 7, 3)
+    x = gpuad.tensor(a, device=device, requires_grad=True)
+    assert gpuad.testing.gradcheck(lambda t: t.unfold(*args), (x,))
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(a)
+    np.testing.assert_array_equal(gpuad.backend.asnumpy(x.unfold(*args).detach().array),
+                                  t.unfold(*args).numpy())
+    with pytest.raises(RuntimeError, match="unfold: maximum size for tensor at dimension 1 is 7"):
+        x.unfold(1, 8, 1)
+    with pytest.raises(RuntimeError, match="unfold: step is 0 but must be > 0"):
+        x.unfold(1, 2, 0)
