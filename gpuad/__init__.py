@@ -43,6 +43,9 @@ from .deprecation import missing_name
 from .amp import autocast  # noqa: F401
 from .testing import GradcheckError, gradcheck  # noqa: F401
 from .compiler import compile  # noqa: F401,A001  (gpuad.compile, like torch.compile)
+from . import accelerator  # noqa: F401
+from .dtypes import (can_cast, finfo, get_default_dtype, iinfo, is_complex,  # noqa: F401
+                     is_floating_point, promote_types, result_type, set_default_dtype)
 
 # gpuad.add, ...; torch.linalg's functions (registered as torch names them natively, linalg_svd)
 # are gpuad.linalg.svd, not gpuad.linalg_svd

@@ -40,7 +40,8 @@ TRACKED = {
         quantile nansum nanmean count_nonzero unique bincount histc all any
         matmul mm bmm mv dot outer einsum tensordot kron cross cdist addmm addmv baddbmm
         no_grad enable_grad set_grad_enabled is_grad_enabled inference_mode
-        is_inference_mode_enabled compile autocast save load from_dlpack
+        is_inference_mode_enabled compile autocast save load from_dlpack finfo iinfo
+        get_default_dtype set_default_dtype promote_types result_type can_cast is_floating_point
         float32 float64 float16 bfloat16 int8 int16 int32 int64 uint8 bool float double half
         long int short device dtype pi e inf nan""",
     "Tensor": """
@@ -110,6 +111,9 @@ TRACKED = {
         MultivariateNormal Independent Beta Gamma Dirichlet kl_divergence""",
     "func": """
         grad grad_and_value vjp jvp jacrev jacfwd hessian vmap functional_call""",
+    "accelerator": """
+        is_available current_accelerator device_count current_device_index set_device_index
+        synchronize""",
     "cuda": """
         is_available device_count current_device set_device get_device_name
         get_device_capability get_device_properties synchronize manual_seed manual_seed_all

@@ -384,3 +384,67 @@ def test_cuda_memory_stats_follow_the_pool():
     held = gpuad.cuda.memory_reserved()
     gpuad.cuda.empty_cache()
     assert gpuad.cuda.memory_reserved() <= held - 256 * 2 ** 20
+
+
+def test_finfo_iinfo_and_promotion_answers_are_torchs():
+    torch = pytest.importorskip("torch")
+    for name in ("float16", "float32", "float64"):
+        ours, theirs = gpuad.finfo(getattr(gpuad, name)), torch.finfo(getattr(torch, name))
+        for attr in ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution",
+                     "dtype"):
+            assert getattr(ours, attr) == getattr(theirs, attr), (name, attr)
+        assert repr(ours) == repr(theirs)
+    assert gpuad.finfo().eps == torch.finfo().eps
+    for name in ("uint8", "int8", "int16", "int32", "int64"):
+        ours, theirs = gpuad.iinfo(getattr(gpuad, name)), torch.iinfo(getattr(torch, name))
+        assert (ours.bits, ours.min, ours.max, ours.dtype, repr(ours)) == (
+            theirs.bits, theirs.min, theirs.max, theirs.dtype, repr(theirs))
+    with pytest.raises(TypeError, match="finfo: int64 is not a floating point dtype"):
+        gpuad.finfo(gpuad.int64)
+    names = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+    for a in names:
+        for b in names:
+            promoted = torch.promote_types(getattr(torch, a), getattr(torch, b))
+            assert str(gpuad.promote_types(getattr(gpuad, a), getattr(gpuad, b))) == \
+                str(promoted).removeprefix("torch.")
+            assert gpuad.can_cast(getattr(gpuad, a), getattr(gpuad, b)) == \
+                torch.can_cast(getattr(torch, a), getattr(torch, b))
+    operands = [(np.array([1]), 1.0), (np.array([1.0], np.float16), np.array(1.0)),
+                (np.array([1], np.int8), np.array(1000)), (np.array(1, np.int32), 2), (3, 4.5),
+                (True, 2), (np.array([True]), 2.5),
+                (np.array([1], np.uint8), np.array([1], np.int8))]
+    for a, b in operands:
+        def wrap(lib, v):
+            return lib.tensor(v) if isinstance(v, np.ndarray) else v
+        assert str(gpuad.result_type(wrap(gpuad, a), wrap(gpuad, b))) == str(
+            torch.result_type(wrap(torch, a), wrap(torch, b))).removeprefix("torch.")
+    assert gpuad.is_floating_point(gpuad.zeros(1)) and not gpuad.is_complex(gpuad.zeros(1))
+
+
+def test_set_default_dtype_reaches_factories_layers_and_promotion():
+    assert gpuad.get_default_dtype() == gpuad.float32
+    try:
+        gpuad.set_default_dtype(gpuad.float64)
+        assert gpuad.get_default_dtype() == gpuad.float64
+        for made in (gpuad.tensor(1.5), gpuad.zeros(2), gpuad.randn(2), gpuad.arange(0.0, 1.0),
+                     gpuad.nn.Linear(2, 2).weight, gpuad.tensor([1, 2]) * 1.5):
+            assert made.dtype == gpuad.float64
+        assert gpuad.tensor([1, 2]).dtype == gpuad.int64 and gpuad.finfo().bits == 64
+    finally:
+        gpuad.set_default_dtype(gpuad.float32)
+    assert gpuad.zeros(1).dtype == gpuad.float32
+    with pytest.raises(TypeError, match="only floating-point types are supported"):
+        gpuad.set_default_dtype(gpuad.int64)
+
+
+def test_accelerator_answers_for_cuda():
+    has_cupy = gpuad.backend.cupy is not None
+    assert gpuad.accelerator.is_available() == gpuad.cuda.is_available()
+    assert gpuad.accelerator.current_accelerator() == (gpuad.device("cuda") if has_cupy else None)
+    if not gpuad.cuda.is_available():
+        assert gpuad.accelerator.current_accelerator(check_available=True) is None
+        assert gpuad.accelerator.device_count() == 0
+        with pytest.raises(RuntimeError, match="cuda:0 was requested"):
+            gpuad.accelerator.synchronize()
+    else:
+        assert gpuad.accelerator.current_device_index() == gpuad.cuda.current_device()
