@@ -2510,6 +2510,21 @@ def test_a_loss_returned_after_its_backward_raises_as_eagerly_when_differentiate
     assert step.traces == 2 and step.programs()
 
 
+def test_the_default_dtype_selects_the_program():
+    @gpuad.compile
+    def scaled(x):
+        return x * gpuad.tensor(1.5) + gpuad.zeros(2)
+    x = gpuad.tensor([1, 2])
+    for _ in range(3):
+        assert scaled(x).dtype == gpuad.float32
+    try:
+        gpuad.set_default_dtype(gpuad.float64)
+        assert scaled(x).dtype == scaled(x).dtype == gpuad.float64  # recorded anew, then replayed
+    finally:
+        gpuad.set_default_dtype(gpuad.float32)
+    assert scaled(x).dtype == gpuad.float32 and scaled.traces == 2
+
+
 def test_a_function_compiled_again_reuses_the_compiled_code():
     codes = []
     for _ in range(2):

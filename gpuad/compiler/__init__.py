@@ -273,10 +273,11 @@ def _new_signature(args, kwargs):
 
 
 def _signature(args, kwargs):
-    """What selects a program: grad mode, autocast, and the arguments' layout (tensor shapes,
-    dtypes, devices, requires_grad; Python values; other objects by identity)."""
+    """What selects a program: grad mode, autocast, the default float dtype (what tensors made
+    from Python floats get), and the arguments' layout (tensor shapes, dtypes, devices,
+    requires_grad; Python values; other objects by identity)."""
     policies, cache_enabled = amp.get_autocast_state()
-    key = (grad_mode.enabled, tuple(policies.items()), cache_enabled)
+    key = (grad_mode.enabled, tuple(policies.items()), cache_enabled, backend.DEFAULT_FLOAT)
     return key + tuple(map(_sig, args)) + (tuple((k, _sig(v)) for k, v in kwargs.items())
                                            if kwargs else ())
 
