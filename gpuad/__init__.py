@@ -32,7 +32,7 @@ from .creation import (arange, empty, eye, from_numpy, full, full_like, get_rng_
                        tensor, zeros, zeros_like)
 from .creation import (Generator, bernoulli, multinomial, normal, poisson, rand_like,  # noqa: F401
                        randint_like, randn_like, randperm)
-from .tensor import Tensor  # noqa: F401
+from .tensor import Tensor, set_printoptions  # noqa: F401
 from math import e, inf, nan, pi  # noqa: F401  (gpuad.pi & co, like torch's constants)
 from .serialization import load, save  # noqa: F401
 from . import data, distributed, func, linalg, nn, optim, tape, training, utils  # noqa: F401

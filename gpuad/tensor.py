@@ -34,6 +34,40 @@ def to_arguments(op, args, device, dtype, non_blocking=False, copy=False):
             None if dtype is None else numpy.dtype(dtype), bool(copy))
 
 
+_PRINT = {}  # set_printoptions' settings, which Tensor.__repr__ hands to numpy.array2string
+_PROFILES = {"default": {}, "short": {"precision": 2, "edgeitems": 2},
+             "full": {"threshold": float("inf")}}
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
+                     sci_mode=None):
+    """How tensors print, as torch.set_printoptions: digits after the point, the element count
+    above which a tensor is summarised, the items kept at each edge then, the line width, a
+    profile ('default', 'short', 'full') to start from, and sci_mode (True: always scientific,
+    False: never, None: numpy's choice). gpuad's defaults are numpy's (8 digits, not torch's 4)."""
+    if profile is not None:
+        if profile not in _PROFILES:
+            raise ValueError(f"set_printoptions: profile must be one of {sorted(_PROFILES)}, got "
+                             f"{profile!r}")
+        _PRINT.clear()
+        _PRINT.update(_PROFILES[profile])
+    for key, value in (("precision", precision), ("threshold", threshold),
+                       ("edgeitems", edgeitems), ("max_line_width", linewidth),
+                       ("sci_mode", sci_mode)):
+        if value is not None:
+            _PRINT[key] = value
+
+
+def _array2string_options():
+    options = {k: v for k, v in _PRINT.items() if k != "sci_mode"}
+    if _PRINT.get("sci_mode") is True:
+        digits = _PRINT.get("precision", 8)
+        options["formatter"] = {"float_kind": lambda v: f"{v:.{digits}e}"}
+    elif _PRINT.get("sci_mode") is False:
+        options["suppress_small"] = True
+    return options
+
+
 class MovesWithTo:
     """torch's device and dtype shortcuts, each one call of self.to(...): shared by Tensor,
     nn.Module and PackedSequence, which differ only in what their to() does."""
@@ -161,7 +195,8 @@ class Tensor(MovesWithTo):
         return self.shape[0]
 
     def __repr__(self):
-        body = numpy.array2string(backend.asnumpy(self.array), separator=", ", prefix="tensor(")
+        body = numpy.array2string(backend.asnumpy(self.array), separator=", ", prefix="tensor(",
+                                  **_array2string_options())
         extra = f", device='{self.device}', dtype={self.dtype}"
         if self._node is not None:
             extra += f", grad_fn=<{self._node.name}Backward>"

@@ -42,6 +42,7 @@ TRACKED = {
         no_grad enable_grad set_grad_enabled is_grad_enabled inference_mode
         is_inference_mode_enabled compile autocast save load from_dlpack finfo iinfo
         get_default_dtype set_default_dtype promote_types result_type can_cast is_floating_point
+        set_printoptions
         float32 float64 float16 bfloat16 int8 int16 int32 int64 uint8 bool float double half
         long int short device dtype pi e inf nan""",
     "Tensor": """

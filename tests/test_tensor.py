@@ -354,3 +354,22 @@ def test_unfold_gives_torchs_windows_and_adds_overlapping_gradients(args, device
         x.unfold(1, 8, 1)
     with pytest.raises(RuntimeError, match="unfold: step is 0 but must be > 0"):
         x.unfold(1, 2, 0)
+
+
+def test_set_printoptions_shapes_the_repr_as_torchs_arguments_say():
+    x = gpuad.tensor([1 / 3, 2e-5, 12345.678])
+    default = repr(x)
+    try:
+        gpuad.set_printoptions(precision=3)
+        assert repr(x).startswith("tensor([3.333e-01, 2.000e-05, 1.235e+04]")
+        gpuad.set_printoptions(sci_mode=False)
+        assert repr(x).startswith("tensor([    0.333,     0.   , 12345.678]")
+        gpuad.set_printoptions(sci_mode=True, precision=2)
+        assert repr(x).startswith("tensor([3.33e-01, 2.00e-05, 1.23e+04]")
+        gpuad.set_printoptions(profile="default", threshold=5, edgeitems=1)
+        assert repr(gpuad.arange(10)).startswith("tensor([0, ..., 9]")
+        with pytest.raises(ValueError, match="profile must be one of"):
+            gpuad.set_printoptions(profile="long")
+    finally:
+        gpuad.set_printoptions(profile="default")
+    assert repr(x) == default
