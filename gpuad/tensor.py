@@ -378,8 +378,7 @@ class Tensor(MovesWithTo):
                 and value.device != self.device
                 and (name == "copy_" or (value.ndim == 0 and value.device == backend.CPU))):
             value = value.to(self.device)  # as torch: copy_ crosses devices, a CPU scalar joins
-        recording = autograd.grad_mode.enabled and (
-            self._requires_grad or getattr(value, "_requires_grad", False))
+        recording = self._records((value,))
         if recording:
             self._check_recordable(name, record is not None)
         raw = self._inplace_value(name, value)
@@ -402,8 +401,7 @@ class Tensor(MovesWithTo):
     def _update(self, name, op, *args, **kwargs):
         """The in-place form of an out-of-place op: this tensor takes op(self, *args, **kwargs)'s
         values (and, when autograd records, its node: the op ran on a copy of the old value)."""
-        recording = autograd.grad_mode.enabled and (self._requires_grad or any(
-            getattr(a, "_requires_grad", False) for a in (*args, *kwargs.values())))
+        recording = self._records((*args, *kwargs.values()))
         if recording:
             self._check_recordable(name, True)
         if backend.TRACER[0] is not None:  # gpuad.compile records the write into self's array
@@ -422,6 +420,11 @@ class Tensor(MovesWithTo):
         elif recording:  # an op without a gradient (x.eq_(0)): zeros reach the old value, as torch
             self._node = autograd.Node(name, _no_gradient, (old,), {})
         return self
+
+    def _records(self, values):
+        """Whether autograd records an in-place write into this tensor of `values`."""
+        return autograd.grad_mode.enabled and (self._requires_grad or any(
+            getattr(v, "_requires_grad", False) for v in values))
 
     def _check_recordable(self, name, recordable):
         """Refuse, as torch does, an in-place write into a leaf that requires grad; and those gpuad
@@ -499,30 +502,23 @@ class Tensor(MovesWithTo):
         self._inplace("__setitem__", lambda a, v: ops.indexing.assign(a, index, v), value,
                       ("_index_put", ops._index_put.vjp, {"index": index, "accumulate": False}))
 
-    # In-place arithmetic writes into the array as numpy's in-place operators do; when autograd
-    # records (the tensor or `other` requires grad), it is the out-of-place op on the old value,
-    # whose node the tensor takes (_update), as torch rebases a tensor modified in place.
-    def _arithmetic_(self, name, write, op, other, **kwargs):
-        if autograd.grad_mode.enabled and (self._requires_grad
-                                           or getattr(other, "_requires_grad", False)):
-            return self._update(name, op, other, **kwargs)
-        return self._inplace(name, write, other)
-
+    # In-place arithmetic writes into the array as numpy's in-place operators do (`write`);
+    # when autograd records, it is the out-of-place op on the old value (_inplace_op).
     def add_(self, other, alpha=1):
         write = _iadd if alpha == 1 else lambda a, v: _iadd(a, v * alpha)
-        return self._arithmetic_("add_", write, ops.add, other, alpha=alpha)
+        return self._inplace_op("add_", ops.add, other, write=write, alpha=alpha)
 
     def sub_(self, other, alpha=1):
         write = _isub if alpha == 1 else lambda a, v: _isub(a, v * alpha)
-        return self._arithmetic_("sub_", write, ops.sub, other, alpha=alpha)
+        return self._inplace_op("sub_", ops.sub, other, write=write, alpha=alpha)
 
     def mul_(self, other):
-        return self._arithmetic_("mul_", _imul, ops.mul, other)
+        return self._inplace_op("mul_", ops.mul, other, write=_imul)
 
     def div_(self, other, *, rounding_mode=None):
         if rounding_mode is not None:
             return self._inplace_op("div_", ops.div, other, rounding_mode=rounding_mode)
-        return self._arithmetic_("div_", _itruediv, ops.div, other)
+        return self._inplace_op("div_", ops.div, other, write=_itruediv)
 
     # ---- random in-place fills (PyTorch breadth) ----
     def _fill_random(self, name, *args, generator=None):
@@ -633,13 +629,16 @@ class Tensor(MovesWithTo):
     def log_softmax(self, dim, dtype=None): return ops.log_softmax(self, dim, dtype=dtype)
     def erf(self): return ops.erf(self)
     # ---- pointwise, comparison and bitwise (PyTorch breadth) ----
-    def _inplace_op(self, name, op, *args, **kwargs):
-        """op(self, *args, **kwargs) written back into this tensor, as torch's in-place pointwise
-        methods: refused where torch refuses the cast (float into an integer tensor); under
-        autograd recorded as op on this tensor's old value, whose node it takes (_update)."""
-        if autograd.grad_mode.enabled and (self._requires_grad or any(
-                getattr(a, "_requires_grad", False) for a in (*args, *kwargs.values()))):
+    def _inplace_op(self, name, op, *args, write=None, **kwargs):
+        """op(self, *args, **kwargs) written back into this tensor, as torch's in-place methods:
+        refused where torch refuses the cast (float into an integer tensor), or, with `write`
+        (numpy's in-place operator, which refuses the same), written by write(array, args[0]).
+        Under autograd, recorded as op on this tensor's old value, whose node it takes (_update),
+        as torch rebases a tensor modified in place."""
+        if self._records((*args, *kwargs.values())):
             return self._update(name, op, *args, **kwargs)  # (a float tensor: no cast refused)
+        if write is not None:
+            return self._inplace(name, write, args[0])
         return self._inplace(name, _assign_result, op(self, *args, **kwargs))
     def acos(self): return ops.acos(self)
     def asin(self): return ops.asin(self)
