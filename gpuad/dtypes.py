@@ -1,14 +1,12 @@
 """torch's dtype queries: finfo and iinfo, the default float dtype, and type promotion's answers
 (promote_types, result_type, can_cast) by the rules ops apply (ops.promoted_dtype)."""
-import numbers
-
 import numpy
 
 from . import backend, ops
 from .tensor import Tensor
 
-# the order of kinds in promotion: a float beats any integer whatever their sizes, as in torch
-_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
+# the order of kinds in promotion (a float beats any integer whatever their sizes, as in torch)
+_CATEGORY = ops.CATEGORY
 
 
 def _dtype(op, d):
@@ -68,12 +66,7 @@ def set_default_dtype(d):
     backend.DEFAULT_FLOAT = d
 
 
-def is_floating_point(input):
-    return input.dtype.kind == "f"
-
-
-def is_complex(input):
-    return input.dtype.kind == "c"
+is_floating_point, is_complex = Tensor.is_floating_point, Tensor.is_complex
 
 
 def promote_types(type1, type2):
@@ -93,8 +86,7 @@ def result_type(tensor1, tensor2):
     dimensioned tensors beat 0-d ones and numbers within a kind."""
     raw = [a.array if isinstance(a, Tensor) else a for a in (tensor1, tensor2)]
     if not any(hasattr(a, "dtype") for a in raw):  # two numbers
-        kind = max(2 if isinstance(a, float) else 1 if isinstance(a, numbers.Integral) and not
-                   isinstance(a, bool) else 0 for a in raw)
+        kind = max(map(ops.scalar_kind, raw))
         return (backend.bool_, backend.int64, backend.DEFAULT_FLOAT)[kind]
     promoted = ops.promoted_dtype(raw)
     return promoted if promoted is not None else next(a.dtype for a in raw if hasattr(a, "dtype"))

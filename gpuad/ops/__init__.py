@@ -70,10 +70,10 @@ def plain_backward():
 
 
 _ALIASES = {"axis": "dim", "keepdims": "keepdim"}
-_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
+CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 
 
-def _scalar_kind(a):
+def scalar_kind(a):
     """A Python scalar's category: 2 float, 1 int (bool is not an int here), 0 bool."""
     return 2 if isinstance(a, float) else 1 if isinstance(a, int) and not isinstance(a, bool) else 0
 
@@ -83,12 +83,12 @@ def promoted_dtype(raw):
     Python scalars, so a float32 tensor stays float32 next to an int64 array or a float64 scalar."""
     arrays = [a for a in raw if hasattr(a, "dtype")]
     first = arrays[0].dtype
-    scalar_kind = builtins.max((_scalar_kind(a) for a in raw if isinstance(a, numbers.Number)),
-                               default=-1)
-    if builtins.all(a.dtype == first for a in arrays) and scalar_kind <= _CATEGORY[first.kind]:
+    scalars = builtins.max((scalar_kind(a) for a in raw if isinstance(a, numbers.Number)),
+                           default=-1)
+    if builtins.all(a.dtype == first for a in arrays) and scalars <= CATEGORY[first.kind]:
         return None
-    top = builtins.max(builtins.max(_CATEGORY[a.dtype.kind] for a in arrays), scalar_kind)
-    best = [a for a in arrays if _CATEGORY[a.dtype.kind] == top]
+    top = builtins.max(builtins.max(CATEGORY[a.dtype.kind] for a in arrays), scalars)
+    best = [a for a in arrays if CATEGORY[a.dtype.kind] == top]
     if not best:
         return backend.DEFAULT_FLOAT if top == 2 else backend.int64
     dimensioned = [a.dtype for a in best if a.ndim > 0] or [a.dtype for a in best]
@@ -128,12 +128,12 @@ def as_input(a, name):
     Python ones (weak, like PyTorch's), arrays and lists as constant Tensors."""
     if a is None or type(a) in _SCALARS:
         return a
-    if isinstance(a, numpy.generic) and a.dtype.kind in _CATEGORY:
+    if isinstance(a, numpy.generic) and a.dtype.kind in CATEGORY:
         return a.item()
     if isinstance(a, numbers.Number):
         return a
     array = a if backend.is_array(a) else backend.asarray(a)
-    if array.dtype.kind not in _CATEGORY:
+    if array.dtype.kind not in CATEGORY:
         raise TypeError(f"{name.lstrip('_')}: expected a tensor, an array or a number, got "
                         f"{type(a).__name__} {a!r:.40} (dtype {array.dtype})")
     return Tensor(array)
