@@ -83,3 +83,12 @@ def legacy_reduction(size_average, reduce, reduction):
     if reduce is False:
         return "none"
     return "sum" if size_average is False else "mean"
+
+
+def check_dense_gradients(op, scale_grad_by_freq, sparse):
+    """Refuse torch's embedding switches gpuad does not have (its gradients are dense, unscaled)."""
+    for flag, what in ((scale_grad_by_freq, "scale_grad_by_freq"), (sparse, "sparse=True")):
+        if flag:
+            raise NotImplementedError(f"{op}: {what} is not supported by gpuad (gradients are "
+                                      f"always dense and unscaled)")
+

@@ -19,8 +19,8 @@ from ..backend import xp_of
 from ..backend.kernels import fused
 from ..ops import primitive
 from ..tensor import Tensor
-from .checks import (apply_reduction, check_dtypes, check_reduction, legacy_reduction,
-                     pointwise_target)
+from .checks import (apply_reduction, check_dense_gradients, check_dtypes, check_reduction,
+                     legacy_reduction, pointwise_target)
 
 pad, one_hot = ops.pad, ops.one_hot
 
@@ -249,10 +249,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     looked up whose norm_type-norm exceeds it are first scaled down to it, in weight itself and
     off the tape, as torch's. Gradients are dense and unscaled: scale_grad_by_freq and sparse
     raise."""
-    for flag, what in ((scale_grad_by_freq, "scale_grad_by_freq"), (sparse, "sparse=True")):
-        if flag:
-            raise NotImplementedError(f"embedding: {what} is not supported by gpuad (gradients "
-                                      f"are always dense and unscaled)")
+    check_dense_gradients("embedding", scale_grad_by_freq, sparse)
     if not isinstance(input, Tensor):
         input = creation.tensor(input, device=weight.device)
     if input.dtype.kind not in "iu":
@@ -275,8 +272,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
 def _renorm_rows(weight, index, max_norm, norm_type):
     """torch's embedding_renorm_: each row at `index` whose norm exceeds max_norm scaled by
     max_norm / (norm + 1e-7), in place (a row indexed twice gets the same value twice)."""
-    xp = xp_of(weight.array)
-    rows = weight.array[index.reshape(-1)]
+    xp, index = xp_of(weight.array), index.reshape(-1)
+    rows = weight.array[index]
     size = xp.abs(rows)
     if norm_type == math.inf:
         norms = size.max(axis=1)
@@ -284,7 +281,7 @@ def _renorm_rows(weight, index, max_norm, norm_type):
         norms = (size ** norm_type).sum(axis=1) ** (1.0 / norm_type)
     scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(rows.dtype)
     weight._bump_version()
-    weight.array[index.reshape(-1)] = rows * scale[:, None]
+    weight.array[index] = rows * scale[:, None]
 
 
 # ---- cross entropy: a fused primitive whose gradient is a primitive too ----------------------

@@ -9,6 +9,7 @@ import numpy
 from .. import backend, creation, ops
 from . import functional as F
 from . import init
+from .checks import check_dense_gradients
 from .module import Module, Parameter
 
 _MODES = ("sum", "mean", "max")
@@ -30,6 +31,21 @@ def _reset_rows(weight, padding_idx):
         weight.array[padding_idx] = 0
 
 
+def _set_table(module, weight, requires_grad, device, dtype):
+    """An embedding module's weight: a new table (N(0, 1), the padding row zero), or `weight`,
+    shared, when it has the (num_embeddings, embedding_dim) shape."""
+    shape = (module.num_embeddings, module.embedding_dim)
+    if weight is None:
+        module.weight = Parameter(creation.empty(*shape, device=device, dtype=dtype),
+                                  requires_grad=requires_grad)
+        module.reset_parameters()
+        return
+    if tuple(weight.shape) != shape:
+        raise ValueError(f"{type(module).__name__}: _weight of shape {tuple(weight.shape)} must "
+                         f"be {shape}")
+    module.weight = Parameter(weight, requires_grad=requires_grad)
+
+
 class Embedding(Module):
     """A lookup table of num_embeddings rows of size embedding_dim, initialised N(0, 1); the row
     padding_idx starts at zero and receives no gradient, and max_norm caps the norm of the rows
@@ -45,15 +61,7 @@ class Embedding(Module):
         self.padding_idx = padding_idx
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
-        if _weight is None:
-            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
-                                                   dtype=dtype), requires_grad=not _freeze)
-            self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ValueError(f"Embedding: _weight of shape {tuple(_weight.shape)} must be "
-                                 f"({num_embeddings}, {embedding_dim})")
-            self.weight = Parameter(_weight, requires_grad=not _freeze)
+        _set_table(self, _weight, not _freeze, device, dtype)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,
@@ -88,10 +96,7 @@ class Embedding(Module):
 def _check(input, offsets, mode, per_sample_weights, max_norm, scale_grad_by_freq, sparse):
     if mode not in _MODES:
         raise ValueError(f"embedding_bag: mode has to be one of {_MODES}, got {mode!r}")
-    for flag, what in ((scale_grad_by_freq, "scale_grad_by_freq"), (sparse, "sparse=True")):
-        if flag:
-            raise NotImplementedError(f"embedding_bag: {what} is not supported by gpuad "
-                                      f"(gradients are always dense and unscaled)")
+    check_dense_gradients("embedding_bag", scale_grad_by_freq, sparse)
     if per_sample_weights is not None and mode != "sum":
         raise NotImplementedError(f"embedding_bag: per_sample_weights is only supported for "
                                   f"mode='sum' (got mode={mode!r}), as in torch")
@@ -190,15 +195,7 @@ class EmbeddingBag(Module):
             scale_grad_by_freq
         self.mode, self.sparse, self.include_last_offset = mode, sparse, include_last_offset
         self.padding_idx = padding_idx
-        if _weight is None:
-            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
-                                                   dtype=dtype))
-            self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ValueError(f"EmbeddingBag: _weight of shape {tuple(_weight.shape)} must be "
-                                 f"({num_embeddings}, {embedding_dim})")
-            self.weight = Parameter(_weight)
+        _set_table(self, _weight, True, device, dtype)
 
     def reset_parameters(self):
         _reset_rows(self.weight, self.padding_idx)
