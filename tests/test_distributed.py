@@ -578,7 +578,7 @@ def test_nccl_communicator_logic_with_a_fake_nccl(monkeypatch):
     order = []
     monkeypatch.setattr(gpuad.backend.cuda, "stream_after_current", lambda s: order.append("after"))
     monkeypatch.setattr(gpuad.backend.cuda, "event_on", lambda s: type("E", (), {"done": True})())
-    monkeypatch.setattr(gpuad.backend.cuda, "current_waits_for", lambda e: order.append("waits"))
+    monkeypatch.setattr(gpuad.backend.cuda, "stream_waits_for", lambda e: order.append("waits"))
     comm = nccl.NCCLCommunicator.__new__(nccl.NCCLCommunicator)
     nccl.Communicator.__init__(comm, 0, 2, 5.0)
     comm.nccl, comm.stream, comm.device = FakeNCCL(), "side-stream", gpuad.device("cpu")

@@ -186,14 +186,10 @@ def stream_after_current(stream):
 
 
 def event_on(stream):
-    """An event recorded now on `stream`: .done polls it, current_waits_for(event) orders on it."""
+    """An event recorded now on `stream`: .done polls it, stream_waits_for(event) orders on it."""
     event = cupy.cuda.Event(disable_timing=True)
     event.record(stream)
     return event
-
-
-def current_waits_for(event):
-    cupy.cuda.get_current_stream().wait_event(event)
 
 
 # torch.cuda's device queries and events, in CuPy's terms (gpuad/cuda.py checks the device).
@@ -220,7 +216,8 @@ def record_event(event, stream):
     event.record(cupy.cuda.get_current_stream() if stream is None else stream)
 
 
-def stream_waits_for(event, stream):
+def stream_waits_for(event, stream=None):
+    """Make `stream` (default: the current one) wait for `event`'s work."""
     (cupy.cuda.get_current_stream() if stream is None else stream).wait_event(event)
 
 

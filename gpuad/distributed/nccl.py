@@ -36,7 +36,7 @@ class NCCLCommunicator(Communicator):
         event = backend.cuda.event_on(self.stream)
 
         def done():
-            backend.cuda.current_waits_for(event)
+            backend.cuda.stream_waits_for(event)
             return finish() if finish is not None else None
         return _StreamWork(self, what, event, done)
 

@@ -189,7 +189,6 @@ def dirac_(tensor, groups=1):
     return _write(tensor, backend.to_device(values, tensor.device))
 
 
-
 def sparse_(tensor, sparsity, std=0.01, generator=None):
     """A 2-D tensor of N(0, std^2) with ceil(sparsity * rows) zeros at random rows of every column
     (Martens, 2010), as torch's sparse_."""
